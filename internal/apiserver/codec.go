@@ -1,0 +1,216 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"mime"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"sigs.k8s.io/yaml"
+)
+
+// Media types skiff speaks.
+const (
+	mediaJSON     = "application/json"
+	mediaYAML     = "application/yaml"
+	mediaProtobuf = "application/vnd.kubernetes.protobuf"
+	mediaApply    = "application/apply-patch+yaml"
+	mediaJSONPatch  = "application/json-patch+json"
+	mediaMergePatch = "application/merge-patch+json"
+	mediaSMP        = "application/strategic-merge-patch+json"
+)
+
+// protoMagic prefixes every protobuf-encoded Kubernetes object.
+var protoMagic = []byte{0x6b, 0x38, 0x73, 0x00}
+
+// Codecs bundles the serializers of the scheme.
+type Codecs struct {
+	Scheme  *runtime.Scheme
+	Factory serializer.CodecFactory
+	JSON    *jsonserializer.Serializer
+	Strict  *jsonserializer.Serializer
+	YAML    *jsonserializer.Serializer
+	Proto   *protobuf.Serializer
+	Raw     *protobuf.RawSerializer
+}
+
+// NewCodecs builds the serializers for scheme.
+func NewCodecs(scheme *runtime.Scheme) *Codecs {
+	return &Codecs{
+		Scheme:  scheme,
+		Factory: serializer.NewCodecFactory(scheme),
+		JSON:    jsonserializer.NewSerializerWithOptions(jsonserializer.DefaultMetaFactory, scheme, scheme, jsonserializer.SerializerOptions{}),
+		Strict:  jsonserializer.NewSerializerWithOptions(jsonserializer.DefaultMetaFactory, scheme, scheme, jsonserializer.SerializerOptions{Strict: true}),
+		YAML:    jsonserializer.NewSerializerWithOptions(jsonserializer.DefaultMetaFactory, scheme, scheme, jsonserializer.SerializerOptions{Yaml: true, Strict: true}),
+		Proto:   protobuf.NewSerializer(scheme, scheme),
+		Raw:     protobuf.NewRawSerializer(scheme, scheme),
+	}
+}
+
+// setKind fills obj's apiVersion and kind from the scheme if empty.
+func (c *Codecs) setKind(obj runtime.Object, gv schema.GroupVersion) {
+	if !obj.GetObjectKind().GroupVersionKind().Empty() {
+		return
+	}
+	gvks, _, err := c.Scheme.ObjectKinds(obj)
+	if err != nil {
+		return
+	}
+	for _, gvk := range gvks {
+		if gvk.GroupVersion() == gv {
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+			return
+		}
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvks[0])
+}
+
+// EncodeJSON is the JSON form of obj, which must carry its kind.
+func (c *Codecs) EncodeJSON(obj runtime.Object) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := c.JSON.Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// EncodeProto is the enveloped protobuf form of obj.
+func (c *Codecs) EncodeProto(obj runtime.Object) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := c.Proto.Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// EncodeRawProto is the bare protobuf message of obj (no envelope), used to
+// splice items into a list.
+func EncodeRawProto(obj runtime.Object) ([]byte, error) {
+	m, ok := obj.(interface{ Marshal() ([]byte, error) })
+	if !ok {
+		return nil, fmt.Errorf("%T cannot be encoded as protobuf", obj)
+	}
+	return m.Marshal()
+}
+
+// wrapProto puts a raw message of kind gvk in the Kubernetes envelope.
+func wrapProto(gvk schema.GroupVersionKind, raw []byte) ([]byte, error) {
+	u := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind}, Raw: raw}
+	b, err := u.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte{}, protoMagic...), b...), nil
+}
+
+// appendProtoField appends a length-delimited field to a protobuf message.
+func appendProtoField(dst []byte, field int, data []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(field<<3|2))
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	return append(dst, data...)
+}
+
+// Output is a negotiated response form.
+type Output struct {
+	Media string // mediaJSON, mediaYAML or mediaProtobuf
+	// Table set: answer as a meta.k8s.io/v1 Table.
+	Table bool
+	// PartialMetadata: answer as PartialObjectMetadata(List).
+	PartialMetadata bool
+	Pretty          bool
+}
+
+// ContentType is the Content-Type header of the output.
+func (o Output) ContentType() string {
+	switch {
+	case o.Table && o.Media == mediaJSON:
+		return "application/json;as=Table;v=v1;g=meta.k8s.io"
+	case o.Table && o.Media == mediaProtobuf:
+		return mediaProtobuf + ";as=Table;v=v1;g=meta.k8s.io"
+	case o.PartialMetadata:
+		return o.Media + ";as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+	}
+	return o.Media
+}
+
+// Negotiate picks the response form from an Accept header, as upstream's
+// content negotiation does: the first acceptable entry wins.
+func Negotiate(accept string, allowTable bool) (Output, error) {
+	if strings.TrimSpace(accept) == "" {
+		return Output{Media: mediaJSON}, nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		var media string
+		switch mt {
+		case mediaJSON, "*/*", "application/*":
+			media = mediaJSON
+		case mediaYAML:
+			media = mediaYAML
+		case mediaProtobuf:
+			media = mediaProtobuf
+		default:
+			continue
+		}
+		out := Output{Media: media, Pretty: params["pretty"] == "1"}
+		switch params["as"] {
+		case "":
+		case "Table":
+			if !allowTable || params["g"] != "meta.k8s.io" || (params["v"] != "v1" && params["v"] != "v1beta1") {
+				continue
+			}
+			out.Table = true
+		case "PartialObjectMetadata", "PartialObjectMetadataList":
+			if params["g"] != "meta.k8s.io" || (params["v"] != "v1" && params["v"] != "v1beta1") {
+				continue
+			}
+			out.PartialMetadata = true
+		default:
+			continue
+		}
+		return out, nil
+	}
+	return Output{}, apierrors.NewGenericServerResponse(406, "get", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf), 0, false)
+}
+
+// EncodeAs renders obj (which carries its kind) in the output's media type.
+func (c *Codecs) EncodeAs(o Output, obj runtime.Object) ([]byte, error) {
+	switch o.Media {
+	case mediaProtobuf:
+		return c.EncodeProto(obj)
+	case mediaYAML:
+		j, err := c.EncodeJSON(obj)
+		if err != nil {
+			return nil, err
+		}
+		return yaml.JSONToYAML(j)
+	}
+	j, err := c.EncodeJSON(obj)
+	if err != nil {
+		return nil, err
+	}
+	if o.Pretty {
+		var buf bytes.Buffer
+		if err := jsonIndent(&buf, j); err == nil {
+			return buf.Bytes(), nil
+		}
+	}
+	return j, nil
+}
+
+// statusKind fills a Status's kind for encoding.
+func statusObject(s *metav1.Status) *metav1.Status {
+	s.Kind, s.APIVersion = "Status", "v1"
+	return s
+}

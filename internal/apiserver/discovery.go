@@ -1,0 +1,238 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// groupPriority orders groups in discovery as upstream does (core first,
+// then the most used groups).
+var groupPriority = map[string]int{"": 0, "apps": 1, "events.k8s.io": 2, "authentication.k8s.io": 3, "authorization.k8s.io": 4, "autoscaling": 5, "batch": 6, "certificates.k8s.io": 7, "networking.k8s.io": 8, "policy": 9, "rbac.authorization.k8s.io": 10, "storage.k8s.io": 11, "admissionregistration.k8s.io": 12, "apiextensions.k8s.io": 13, "scheduling.k8s.io": 14, "coordination.k8s.io": 15, "node.k8s.io": 16, "discovery.k8s.io": 17}
+
+// preferredVersion of each group (the newest stable one).
+func preferredVersion(group string, versions []string) string {
+	for _, v := range versions {
+		if v == "v2" {
+			return v
+		}
+	}
+	return versions[0]
+}
+
+// discoveryDocs holds the precomputed discovery responses.
+type discoveryDocs struct {
+	legacy     []byte // /api
+	groups     []byte // /apis
+	group      map[string][]byte
+	resources  map[schema.GroupVersion][]byte
+	aggLegacy  []byte
+	aggGroups  []byte
+}
+
+type gvResources struct {
+	gv  schema.GroupVersion
+	res []*registry.Resource
+}
+
+func buildDiscovery(reg *registry.Registry) *discoveryDocs {
+	byGV := map[schema.GroupVersion][]*registry.Resource{}
+	groupVersions := map[string][]string{}
+	for _, r := range reg.Resources() {
+		gv := r.GVK().GroupVersion()
+		if _, ok := byGV[gv]; !ok {
+			groupVersions[gv.Group] = append(groupVersions[gv.Group], gv.Version)
+		}
+		byGV[gv] = append(byGV[gv], r)
+	}
+	for g := range groupVersions {
+		sort.Slice(groupVersions[g], func(i, j int) bool { return groupVersions[g][i] > groupVersions[g][j] })
+	}
+	groups := make([]string, 0, len(groupVersions))
+	for g := range groupVersions {
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		pi, pj := groupPriority[groups[i]], groupPriority[groups[j]]
+		if pi != pj {
+			return pi < pj
+		}
+		return groups[i] < groups[j]
+	})
+	d := &discoveryDocs{group: map[string][]byte{}, resources: map[schema.GroupVersion][]byte{}}
+	d.legacy, _ = json.Marshal(metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"},
+		ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: ""}}})
+	list := metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
+	aggLegacy := apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
+	aggGroups := aggLegacy
+	for _, g := range groups {
+		vs := groupVersions[g]
+		pref := preferredVersion(g, vs)
+		ag := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: g}}
+		var gvds []metav1.GroupVersionForDiscovery
+		for _, v := range vs {
+			gv := schema.GroupVersion{Group: g, Version: v}
+			gvds = append(gvds, metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: v})
+			d.resources[gv], _ = json.Marshal(resourceList(gv, byGV[gv]))
+			ag.Versions = append(ag.Versions, aggregatedVersion(gv, byGV[gv]))
+		}
+		// The preferred version goes first in aggregated discovery.
+		sort.SliceStable(ag.Versions, func(i, j int) bool { return ag.Versions[i].Version == pref && ag.Versions[j].Version != pref })
+		if g == "" {
+			aggLegacy.Items = append(aggLegacy.Items, ag)
+			continue
+		}
+		apiGroup := metav1.APIGroup{Name: g, Versions: gvds, PreferredVersion: metav1.GroupVersionForDiscovery{GroupVersion: schema.GroupVersion{Group: g, Version: pref}.String(), Version: pref}}
+		list.Groups = append(list.Groups, apiGroup)
+		one := apiGroup
+		one.TypeMeta = metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"}
+		d.group[g], _ = json.Marshal(one)
+		aggGroups.Items = append(aggGroups.Items, ag)
+	}
+	d.groups, _ = json.Marshal(list)
+	d.aggLegacy, _ = json.Marshal(aggLegacy)
+	d.aggGroups, _ = json.Marshal(aggGroups)
+	return d
+}
+
+func resourceList(gv schema.GroupVersion, rs []*registry.Resource) metav1.APIResourceList {
+	l := metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
+	for _, r := range rs {
+		l.APIResources = append(l.APIResources, metav1.APIResource{
+			Name: r.Resource(), SingularName: r.SingularName, Namespaced: r.Namespaced, Kind: r.Kind,
+			Verbs: r.VerbList(), ShortNames: r.ShortNames, Categories: r.Categories, StorageVersionHash: storageHash(r),
+		})
+		for _, sub := range subresourcesOf(r) {
+			l.APIResources = append(l.APIResources, metav1.APIResource{Name: r.Resource() + "/" + sub.name, Namespaced: r.Namespaced, Kind: sub.kind, Group: sub.group, Version: sub.version, Verbs: sub.verbs})
+		}
+	}
+	return l
+}
+
+type subresource struct {
+	name, kind, group, version string
+	verbs                      []string
+}
+
+func subresourcesOf(r *registry.Resource) []subresource {
+	var out []subresource
+	if r.Binding {
+		out = append(out, subresource{name: "binding", kind: "Binding", verbs: []string{"create"}})
+	}
+	if r.Finalize {
+		out = append(out, subresource{name: "finalize", kind: r.Kind, verbs: []string{"update"}})
+	}
+	if r.Scale {
+		out = append(out, subresource{name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: []string{"get", "patch", "update"}})
+	}
+	if r.Status {
+		out = append(out, subresource{name: "status", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
+	}
+	return out
+}
+
+func storageHash(r *registry.Resource) string {
+	h := uint32(2166136261)
+	for _, c := range []byte(r.GVK().String()) {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	var b strings.Builder
+	for i := 0; i < 11; i++ {
+		b.WriteByte(alphabet[h%64])
+		h = h*31 + 7
+	}
+	return b.String()
+}
+
+func aggregatedVersion(gv schema.GroupVersion, rs []*registry.Resource) apidiscoveryv2.APIVersionDiscovery {
+	v := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
+	for _, r := range rs {
+		scope := apidiscoveryv2.ScopeCluster
+		if r.Namespaced {
+			scope = apidiscoveryv2.ScopeNamespace
+		}
+		ar := apidiscoveryv2.APIResourceDiscovery{
+			Resource: r.Resource(), ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+			Scope: scope, SingularResource: r.SingularName, Verbs: r.VerbList(), ShortNames: r.ShortNames, Categories: r.Categories,
+		}
+		for _, sub := range subresourcesOf(r) {
+			k := metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: sub.kind}
+			if sub.group != "" || sub.version != "" {
+				k = metav1.GroupVersionKind{Group: sub.group, Version: sub.version, Kind: sub.kind}
+			}
+			ar.Subresources = append(ar.Subresources, apidiscoveryv2.APISubresourceDiscovery{Subresource: sub.name, ResponseKind: &k, Verbs: sub.verbs})
+		}
+		v.Resources = append(v.Resources, ar)
+	}
+	return v
+}
+
+// wantsAggregated reports whether the Accept header asks for aggregated
+// discovery first (as kubectl does).
+func wantsAggregated(accept string) (string, bool) {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if mt == mediaJSON && params["g"] == "apidiscovery.k8s.io" && params["v"] == "v2" && params["as"] == "APIGroupDiscoveryList" {
+			return "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", true
+		}
+		if mt == mediaJSON || mt == "*/*" {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) {
+	legacy := strings.HasPrefix(r.URL.Path, "/api") && !strings.HasPrefix(r.URL.Path, "/apis")
+	if ct, ok := wantsAggregated(r.Header.Get("Accept")); ok {
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Vary", "Accept")
+		if legacy {
+			w.Write(s.discovery.aggLegacy)
+		} else {
+			w.Write(s.discovery.aggGroups)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	w.Header().Set("Vary", "Accept")
+	if legacy {
+		w.Write(s.discovery.legacy)
+	} else {
+		w.Write(s.discovery.groups)
+	}
+}
+
+func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request, ri RequestInfo) {
+	if r.Method != http.MethodGet {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method))
+		return
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	var body []byte
+	switch {
+	case parts[0] == "apis" && len(parts) == 2:
+		body = s.discovery.group[parts[1]]
+	case ri.Version != "":
+		body = s.discovery.resources[schema.GroupVersion{Group: ri.Group, Version: ri.Version}]
+	}
+	if body == nil {
+		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
+		return
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	w.Write(body)
+}

@@ -1,0 +1,11 @@
+package apiserver
+
+import (
+	"sigs.k8s.io/yaml"
+	"bytes"
+	"encoding/json"
+)
+
+func jsonIndent(dst *bytes.Buffer, src []byte) error { return json.Indent(dst, src, "", "  ") }
+
+func jsonToYAML(j []byte) ([]byte, error) { return yaml.JSONToYAML(j) }

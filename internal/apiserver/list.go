@@ -1,0 +1,408 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// listOptions are the query options of list and watch.
+type listOptions struct {
+	Labels          labels.Selector
+	Fields          fields.Selector
+	RV              string
+	RVMatch         metav1.ResourceVersionMatch
+	Limit           int64
+	Continue        string
+	TimeoutSeconds  int64
+	Bookmarks       bool
+	SendInitial     *bool
+	IncludeObject   string
+}
+
+func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, error) {
+	q := r.URL.Query()
+	var o listOptions
+	var err error
+	if o.Labels, err = labels.Parse(q.Get("labelSelector")); err != nil {
+		return o, badRequest("unable to parse requirement: %v", err)
+	}
+	if o.Fields, err = fields.ParseSelector(q.Get("fieldSelector")); err != nil {
+		return o, badRequest("invalid field selector: %v", err)
+	}
+	allowed := selectableFields(res)
+	for _, req := range o.Fields.Requirements() {
+		if _, ok := allowed[req.Field]; !ok {
+			return o, badRequest("field label not supported: %s", req.Field)
+		}
+	}
+	o.RV = q.Get("resourceVersion")
+	o.RVMatch = metav1.ResourceVersionMatch(q.Get("resourceVersionMatch"))
+	switch o.RVMatch {
+	case "", metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan:
+	default:
+		return o, badRequest("resourceVersionMatch: Unsupported value: %q", o.RVMatch)
+	}
+	if o.RVMatch != "" && (o.RV == "" || q.Get("continue") != "") {
+		return o, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided and continue is not")})
+	}
+	if o.RVMatch == metav1.ResourceVersionMatchExact && o.RV == "0" {
+		return o, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+	}
+	if v := q.Get("limit"); v != "" {
+		if o.Limit, err = strconv.ParseInt(v, 10, 64); err != nil || o.Limit < 0 {
+			return o, badRequest("invalid limit %q", v)
+		}
+	}
+	o.Continue = q.Get("continue")
+	if v := q.Get("timeoutSeconds"); v != "" {
+		if o.TimeoutSeconds, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return o, badRequest("invalid timeoutSeconds %q", v)
+		}
+	}
+	o.Bookmarks = q.Get("allowWatchBookmarks") == "true"
+	if v := q.Get("sendInitialEvents"); v != "" {
+		b := v == "true"
+		o.SendInitial = &b
+	}
+	o.IncludeObject = q.Get("includeObject")
+	if o.RV != "" && o.RV != "0" {
+		if _, err := strconv.ParseInt(o.RV, 10, 64); err != nil {
+			return o, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %q", o.RV))
+		}
+	}
+	return o, nil
+}
+
+// selectableFields are the field selector keys a resource supports.
+func selectableFields(res *registry.Resource) map[string]struct{} {
+	out := map[string]struct{}{"metadata.name": {}}
+	if res.Namespaced {
+		out["metadata.namespace"] = struct{}{}
+	}
+	if res.Fields != nil {
+		for k := range res.Fields(res.New()) {
+			out[k] = struct{}{}
+		}
+	}
+	return out
+}
+
+func (o listOptions) filter(ns string, name string) storage.Filter {
+	f := storage.Filter{Labels: o.Labels, Fields: o.Fields}
+	if ns != "" {
+		f.KeyPrefix = ns + "/"
+	}
+	if name != "" {
+		if ns != "" {
+			f.Key = ns + "/" + name
+		} else {
+			f.Key = name
+		}
+	}
+	return f
+}
+
+// continueToken is upstream's continue format: the revision of the first
+// page and the key to resume from.
+type continueToken struct {
+	APIVersion      string `json:"v"`
+	ResourceVersion int64  `json:"rv"`
+	StartKey        string `json:"start"`
+}
+
+func encodeContinue(rv int64, key string) string {
+	b, _ := json.Marshal(continueToken{APIVersion: "meta.k8s.io/v1", ResourceVersion: rv, StartKey: key})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s string) (continueToken, error) {
+	var t continueToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return t, badRequest("continue key is not valid: %v", err)
+	}
+	if err := json.Unmarshal(b, &t); err != nil || t.APIVersion != "meta.k8s.io/v1" || t.ResourceVersion <= 0 {
+		return t, badRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+	}
+	return t, nil
+}
+
+// listResult is a page of objects ready to encode.
+type listResult struct {
+	items    []*storage.Object
+	rv       int64
+	continue_ string
+}
+
+// collect reads the list either from the watch cache (no paging, or
+// resourceVersion semantics the cache can serve) or from etcd.
+func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string, o listOptions) (listResult, error) {
+	cache := s.reg.Cache(res)
+	filter := o.filter(ns, "")
+	fromEtcd := o.Continue != "" || o.RVMatch == metav1.ResourceVersionMatchExact || (o.Limit > 0 && o.RV != "0")
+	if !fromEtcd {
+		switch o.RV {
+		case "0":
+			if !cache.Ready() {
+				if err := cache.WaitFresh(ctx, 1); err != nil {
+					return listResult{}, err
+				}
+			}
+		case "":
+			cur, err := cache.Store().CurrentRevision(ctx)
+			if err != nil {
+				return listResult{}, err
+			}
+			if err := cache.WaitFresh(ctx, cur); err != nil {
+				return listResult{}, err
+			}
+		default:
+			rv, _ := strconv.ParseInt(o.RV, 10, 64)
+			if err := cache.WaitFresh(ctx, rv); err != nil {
+				return listResult{}, err
+			}
+		}
+		items, rv := cache.Snapshot(filter)
+		return listResult{items: items, rv: rv}, nil
+	}
+	var rev int64
+	start := ""
+	if o.Continue != "" {
+		t, err := decodeContinue(o.Continue)
+		if err != nil {
+			return listResult{}, err
+		}
+		rev, start = t.ResourceVersion, t.StartKey
+	} else if o.RV != "" && o.RV != "0" {
+		rev, _ = strconv.ParseInt(o.RV, 10, 64)
+		if o.RVMatch != metav1.ResourceVersionMatchExact {
+			// NotOlderThan with a limit: read now, which is not older.
+			rev = 0
+		}
+	}
+	prefix := filter.KeyPrefix
+	if start != "" && !strings.HasPrefix(start, prefix) {
+		return listResult{}, badRequest("continue key is not valid: it does not belong to this request")
+	}
+	var out listResult
+	want := o.Limit
+	for {
+		batch := want - int64(len(out.items))
+		if want == 0 {
+			batch = 0
+		} else if batch < 100 {
+			batch = 100
+		}
+		kvs, readRev, more, err := cache.Store().ListPage(ctx, prefix, start, rev, batch)
+		if err != nil {
+			if apierrors.IsResourceExpired(err) && o.Continue != "" {
+				return listResult{}, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+			}
+			return listResult{}, err
+		}
+		rev = readRev
+		out.rv = readRev
+		for i, kv := range kvs {
+			l, f := attrs(res, kv.Obj)
+			obj := &storage.Object{Key: kv.Key, Obj: kv.Obj, Labels: l, Fields: f}
+			if !filter.Matches(obj) {
+				continue
+			}
+			if want > 0 && int64(len(out.items)) == want {
+				out.continue_ = encodeContinue(rev, kv.Key)
+				_ = i
+				return out, nil
+			}
+			out.items = append(out.items, obj)
+		}
+		if !more || len(kvs) == 0 {
+			return out, nil
+		}
+		start = kvs[len(kvs)-1].Key + "\x00"
+	}
+}
+
+// attrs computes the filterable attributes of an object read from etcd.
+func attrs(res *registry.Resource, obj runtime.Object) (labels.Set, fields.Set) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil
+	}
+	f := fields.Set{"metadata.name": acc.GetName()}
+	if res.Namespaced {
+		f["metadata.namespace"] = acc.GetNamespace()
+	}
+	if res.Fields != nil && res.ToStorage == nil {
+		for k, v := range res.Fields(obj) {
+			f[k] = v
+		}
+	}
+	return labels.Set(acc.GetLabels()), f
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string) {
+	o, err := parseListOptions(r, res)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := Negotiate(r.Header.Get("Accept"), true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	lr, err := s.collect(r.Context(), res, ns, o)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body []byte
+	switch {
+	case out.Table:
+		objs := make([]runtime.Object, 0, len(lr.items))
+		for _, it := range lr.items {
+			obj, err := s.reg.FromStorage(res, it.Obj)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			objs = append(objs, obj)
+		}
+		tbl, err := s.tableFor(res, objs, o.IncludeObject, o.IncludeObject, false)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tbl.ResourceVersion, tbl.Continue = strconv.FormatInt(lr.rv, 10), lr.continue_
+		body, err = s.codecs.EncodeAs(out, tbl)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	case out.PartialMetadata:
+		pl := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
+		pl.ResourceVersion, pl.Continue = strconv.FormatInt(lr.rv, 10), lr.continue_
+		for _, it := range lr.items {
+			acc, _ := meta.Accessor(it.Obj)
+			p := partial(acc)
+			p.TypeMeta = metav1.TypeMeta{}
+			pl.Items = append(pl.Items, *p)
+		}
+		if body, err = s.codecs.EncodeAs(out, pl); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	default:
+		if body, err = s.encodeList(res, out, lr); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", out.ContentType())
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// encodeList splices each object's cached encoding into the list, so a
+// list of N objects costs N buffer copies, not N encodings.
+func (s *Server) encodeList(res *registry.Resource, out Output, lr listResult) ([]byte, error) {
+	listGVK := res.GVK().GroupVersion().WithKind(res.Kind + "List")
+	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(lr.rv, 10), Continue: lr.continue_}
+	switch out.Media {
+	case mediaProtobuf:
+		lmRaw, err := lm.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		size := len(lmRaw) + 16
+		raws := make([][]byte, len(lr.items))
+		for i, it := range lr.items {
+			if raws[i], err = s.encodedItem(res, it, "pbraw"); err != nil {
+				return nil, err
+			}
+			size += len(raws[i]) + 10
+		}
+		msg := make([]byte, 0, size)
+		msg = appendProtoField(msg, 1, lmRaw)
+		for _, raw := range raws {
+			msg = appendProtoField(msg, 2, raw)
+		}
+		return wrapProto(listGVK, msg)
+	case mediaYAML, mediaJSON:
+		var buf bytes.Buffer
+		lmJSON, _ := json.Marshal(lm)
+		fmt.Fprintf(&buf, `{"kind":%q,"apiVersion":%q,"metadata":%s,"items":[`, listGVK.Kind, listGVK.GroupVersion().String(), lmJSON)
+		for i, it := range lr.items {
+			b, err := s.encodedItem(res, it, "json")
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(b)
+		}
+		buf.WriteString("]}")
+		if out.Media == mediaYAML {
+			return jsonToYAML(buf.Bytes())
+		}
+		if out.Pretty {
+			var pretty bytes.Buffer
+			if err := jsonIndent(&pretty, buf.Bytes()); err == nil {
+				return pretty.Bytes(), nil
+			}
+		}
+		return buf.Bytes(), nil
+	}
+	return nil, fmt.Errorf("unsupported list media %s", out.Media)
+}
+
+// encodedItem is the cached encoding of one object in res's version.
+func (s *Server) encodedItem(res *registry.Resource, it *storage.Object, format string) ([]byte, error) {
+	key := format + ":" + res.GVK().GroupVersion().String()
+	return it.Encoded(key, func(obj runtime.Object) ([]byte, error) {
+		conv, err := s.reg.FromStorage(res, obj)
+		if err != nil {
+			return nil, err
+		}
+		if conv == obj {
+			conv = obj.DeepCopyObject()
+		}
+		withKind(res, conv)
+		switch format {
+		case "pbraw":
+			return EncodeRawProto(conv)
+		case "pb":
+			return s.codecs.EncodeProto(conv)
+		}
+		return s.codecs.EncodeJSON(conv)
+	})
+}
+
+func sortObjects(objs []runtime.Object) {
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, _ := meta.Accessor(objs[i])
+		b, _ := meta.Accessor(objs[j])
+		return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
+	})
+}

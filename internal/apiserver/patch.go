@@ -1,0 +1,219 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// maxJSONPatchOps bounds the operations of one JSON patch, as upstream.
+const maxJSONPatchOps = 10000
+
+func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		pt = ""
+	}
+	switch pt {
+	case mediaJSONPatch, mediaMergePatch, mediaSMP, mediaApply:
+	default:
+		s.writeError(w, r, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s", mediaJSONPatch, mediaMergePatch, mediaSMP, mediaApply)))
+		return
+	}
+	validation, err := fieldValidation(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	o, err := writeOptions(r, ri.Subresource)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if pt == mediaApply && r.URL.Query().Get("fieldManager") == "" {
+		s.writeError(w, r, badRequest("PATCH requests with apply content type must have fieldManager"))
+		return
+	}
+	if ri.Subresource == "scale" {
+		s.updateScale(w, r, res, ns, ri.Name, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			curJSON, err := json.Marshal(cur)
+			if err != nil {
+				return nil, err
+			}
+			patched, err := applyPatch(pt, curJSON, body, &autoscalingv1.Scale{})
+			if err != nil {
+				return nil, err
+			}
+			out := &autoscalingv1.Scale{}
+			if err := json.Unmarshal(patched, out); err != nil {
+				return nil, badRequest("%v", err)
+			}
+			return out, nil
+		})
+		return
+	}
+	force := r.URL.Query().Get("force") == "true"
+	if force && pt != mediaApply {
+		s.writeError(w, r, badRequest("force may only be set for apply patches"))
+		return
+	}
+	var warnings []string
+	mutate := func(cur runtime.Object) (runtime.Object, error) {
+		if pt == mediaApply {
+			return s.applyPatch(res, ns, ri.Name, cur, body, o, force, validation)
+		}
+		if cur == nil {
+			return nil, apierrors.NewNotFound(res.GroupResource(), ri.Name)
+		}
+		withKind(res, cur)
+		curJSON, err := s.codecs.EncodeJSON(cur)
+		if err != nil {
+			return nil, err
+		}
+		patched, err := applyPatch(pt, curJSON, body, res.New())
+		if err != nil {
+			return nil, err
+		}
+		obj, gvk, err := s.codecs.Strict.Decode(patched, nil, res.New())
+		if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
+			switch validation {
+			case "Strict":
+				return nil, badRequest("%v", err)
+			case "Warn":
+				warnings = strictErrors(err)
+			}
+			err = nil
+		}
+		if err != nil {
+			return nil, badPatch(err)
+		}
+		if gvk != nil && *gvk != res.GVK() {
+			return nil, badRequest("the patch changed apiVersion or kind to %s", gvk)
+		}
+		acc, _ := meta.Accessor(obj)
+		if acc.GetName() != ri.Name {
+			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), ri.Name)
+		}
+		// A patch does not carry a resourceVersion precondition unless the
+		// patch itself sets one.
+		return obj, nil
+	}
+	o.Applied = pt == mediaApply
+	out, created, err := s.reg.Update(r.Context(), res, ns, ri.Name, mutate, o, pt == mediaApply)
+	for _, wmsg := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", wmsg))
+	}
+	s.finishWrite(w, r, res, out, created, err)
+}
+
+func badPatch(err error) error {
+	return apierrors.NewBadRequest(fmt.Sprintf("the patch produced an object that could not be decoded: %v", err))
+}
+
+// applyPatch applies a JSON, merge or strategic merge patch to doc.
+func applyPatch(pt string, doc, patch []byte, schemaObj runtime.Object) ([]byte, error) {
+	switch pt {
+	case mediaJSONPatch:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, badRequest("the JSON patch is malformed: %v", err)
+		}
+		if len(p) > maxJSONPatchOps {
+			return nil, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOps, len(p)))
+		}
+		out, err := p.Apply(doc)
+		if err != nil {
+			return nil, statusError(http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, fmt.Sprintf("the JSON patch could not be applied: %v", err))
+		}
+		return out, nil
+	case mediaMergePatch:
+		out, err := jsonpatch.MergePatch(doc, patch)
+		if err != nil {
+			return nil, badRequest("the merge patch is malformed: %v", err)
+		}
+		return out, nil
+	case mediaSMP:
+		var pm map[string]any
+		if err := json.Unmarshal(patch, &pm); err != nil {
+			return nil, badRequest("the strategic merge patch is malformed: %v", err)
+		}
+		out, err := strategicpatch.StrategicMergePatch(doc, patch, schemaObj)
+		if err != nil {
+			return nil, badRequest("the strategic merge patch could not be applied: %v", err)
+		}
+		return out, nil
+	}
+	return nil, badRequest("unsupported patch type %q", pt)
+}
+
+// applyPatch runs server-side apply of an apply configuration (YAML or
+// JSON) against cur (nil: the object is created).
+func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime.Object, body []byte, o registry.WriteOptions, force bool, validation string) (runtime.Object, error) {
+	js, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return nil, badRequest("error decoding YAML: %v", err)
+	}
+	patch := &unstructured.Unstructured{}
+	if err := patch.UnmarshalJSON(js); err != nil {
+		return nil, badRequest("error decoding apply configuration: %v", err)
+	}
+	if patch.GroupVersionKind() != res.GVK() {
+		return nil, badRequest("the API version/kind in the apply configuration (%s) does not match the expected (%s)", patch.GroupVersionKind(), res.GVK())
+	}
+	if patch.GetName() != name {
+		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", patch.GetName(), name)
+	}
+	if res.Namespaced && patch.GetNamespace() != "" && patch.GetNamespace() != ns {
+		return nil, badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if len(patch.GetManagedFields()) > 0 {
+		return nil, badRequest("metadata.managedFields must be nil")
+	}
+	if validation == "Strict" {
+		if _, _, err := s.codecs.Strict.Decode(js, nil, res.New()); err != nil && runtime.IsStrictDecodingError(err) {
+			return nil, badRequest("%v", err)
+		}
+	}
+	live := cur
+	if live == nil {
+		live = res.New()
+		acc, _ := meta.Accessor(live)
+		acc.SetName(name)
+		if res.Namespaced {
+			acc.SetNamespace(ns)
+		}
+	}
+	withKind(res, live)
+	fm := s.reg.FieldManager(res, o.Subresource)
+	out, err := fm.Apply(live, patch, o.FieldManager, force)
+	if err != nil {
+		return nil, err
+	}
+	typed, ok := out.(runtime.Unstructured)
+	if ok {
+		obj := res.New()
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(typed.UnstructuredContent(), obj); err != nil {
+			return nil, badPatch(err)
+		}
+		return obj, nil
+	}
+	return out, nil
+}

@@ -1,0 +1,457 @@
+package apiserver
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+var emptyGR = schema.GroupResource{}
+
+// subresources each resource kind may serve.
+func allowedSubresource(res *registry.Resource, sub string) bool {
+	switch sub {
+	case "":
+		return true
+	case "status":
+		return res.Status
+	case "scale":
+		return res.Scale
+	case "binding":
+		return res.Binding
+	case "finalize":
+		return res.Finalize
+	}
+	return false
+}
+
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri RequestInfo) {
+	gvr := schema.GroupVersionResource{Group: ri.Group, Version: ri.Version, Resource: ri.Resource}
+	res := s.reg.Lookup(gvr)
+	if res == nil {
+		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: ri.Group, Resource: ri.Resource}, ""))
+		return
+	}
+	if !allowedSubresource(res, ri.Subresource) {
+		s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
+		return
+	}
+	if !res.Namespaced && ri.Resource != "namespaces" && ri.Namespace != "" {
+		s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
+		return
+	}
+	if res.Resource() == "bindings" && ri.Verb != "create" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb))
+		return
+	}
+	ns := ri.Namespace
+	if !res.Namespaced {
+		ns = ""
+	}
+	if res.Namespaced && ns == "" && (ri.Name != "" || ri.Verb == "create" || ri.Verb == "deletecollection") {
+		s.writeError(w, r, badRequest("the server could not find the requested resource: namespace is required for %s", ri.Resource))
+		return
+	}
+	switch ri.Verb {
+	case "get":
+		s.handleGet(w, r, res, ns, ri)
+	case "list":
+		s.handleList(w, r, res, ns)
+	case "watch":
+		s.handleWatch(w, r, res, ns, ri.Name)
+	case "create":
+		s.handleCreate(w, r, res, ns, ri)
+	case "update":
+		s.handleUpdate(w, r, res, ns, ri)
+	case "patch":
+		s.handlePatch(w, r, res, ns, ri)
+	case "delete":
+		s.handleDelete(w, r, res, ns, ri)
+	case "deletecollection":
+		s.handleDeleteCollection(w, r, res, ns)
+	default:
+		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb))
+	}
+}
+
+// readBody reads at most maxBodyBytes, refusing larger bodies with 413.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return nil, badRequest("read request body: %v", err)
+	}
+	if len(b) > maxBodyBytes {
+		return nil, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("Request entity too large: limit is %d", maxBodyBytes))
+	}
+	return b, nil
+}
+
+func dryRun(r *http.Request) (bool, error) {
+	vals := r.URL.Query()["dryRun"]
+	for _, v := range vals {
+		if v != metav1.DryRunAll {
+			return false, badRequest("Invalid dry run value: %q: valid values are %q", v, metav1.DryRunAll)
+		}
+	}
+	return len(vals) > 0, nil
+}
+
+// fieldValidation is the query's fieldValidation (default Warn, as upstream).
+func fieldValidation(r *http.Request) (string, error) {
+	v := r.URL.Query().Get("fieldValidation")
+	switch v {
+	case "":
+		return "Warn", nil
+	case "Ignore", "Warn", "Strict":
+		return v, nil
+	}
+	return "", badRequest("fieldValidation parameter unsupported: %q", v)
+}
+
+// decodeBody decodes a request body of the request's content type into a
+// new object of the expected kind, applying fieldValidation.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, body []byte, expected schema.GroupVersionKind, into runtime.Object) (runtime.Object, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := mediaJSON
+	if ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf))
+		}
+	}
+	validation, err := fieldValidation(r)
+	if err != nil {
+		return nil, err
+	}
+	var obj runtime.Object
+	var gvk *schema.GroupVersionKind
+	switch mt {
+	case mediaJSON, mediaYAML:
+		dec := s.codecs.Strict
+		if mt == mediaYAML {
+			dec = s.codecs.YAML
+		}
+		obj, gvk, err = dec.Decode(body, &expected, into)
+		if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
+			switch validation {
+			case "Strict":
+				return nil, badRequest("%s", strings.TrimPrefix(err.Error(), "strict decoding error: "))
+			case "Warn":
+				for _, e := range strictErrors(err) {
+					w.Header().Add("Warning", fmt.Sprintf("299 - %q", e))
+				}
+			}
+			err = nil
+		}
+	case mediaProtobuf:
+		obj, gvk, err = s.codecs.Proto.Decode(body, &expected, into)
+	default:
+		return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf))
+	}
+	if err != nil {
+		return nil, badRequest("the object provided is unrecognized or malformed: %v", err)
+	}
+	if gvk != nil && *gvk != expected {
+		if gvk.GroupVersion() != expected.GroupVersion() {
+			return nil, badRequest("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), expected.GroupVersion())
+		}
+		return nil, badRequest("the kind in the data (%s) does not match the expected kind (%s)", gvk.Kind, expected.Kind)
+	}
+	if obj != into {
+		return nil, badRequest("the object provided is unrecognized (kind %s)", gvk)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(expected)
+	return obj, nil
+}
+
+func strictErrors(err error) []string {
+	msg := strings.TrimPrefix(err.Error(), "strict decoding error: ")
+	return strings.Split(msg, ", ")
+}
+
+// respond writes obj (which carries its kind) with code in the negotiated
+// form.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) {
+	out, err := Negotiate(r.Header.Get("Accept"), true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("pretty") == "true" {
+		out.Pretty = true
+	}
+	if out.Table && res != nil {
+		if _, isStatus := obj.(*metav1.Status); !isStatus {
+			tbl, err := s.tableFor(res, []runtime.Object{obj}, "", r.URL.Query().Get("includeObject"), false)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			obj = tbl
+		}
+	} else if out.PartialMetadata {
+		if acc, err := meta.Accessor(obj); err == nil {
+			obj = partial(acc)
+		}
+	}
+	s.codecs.setKind(obj, schema.GroupVersion{})
+	b, err := s.codecs.EncodeAs(out, obj)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", out.ContentType())
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+func partial(acc metav1.Object) *metav1.PartialObjectMetadata {
+	p := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
+	if om, ok := acc.(*metav1.ObjectMeta); ok {
+		p.ObjectMeta = *om.DeepCopy()
+	} else {
+		p.ObjectMeta = metav1.ObjectMeta{Name: acc.GetName(), Namespace: acc.GetNamespace(), UID: acc.GetUID(), ResourceVersion: acc.GetResourceVersion(),
+			Generation: acc.GetGeneration(), CreationTimestamp: acc.GetCreationTimestamp(), DeletionTimestamp: acc.GetDeletionTimestamp(),
+			DeletionGracePeriodSeconds: acc.GetDeletionGracePeriodSeconds(), Labels: acc.GetLabels(), Annotations: acc.GetAnnotations(),
+			OwnerReferences: acc.GetOwnerReferences(), Finalizers: acc.GetFinalizers(), ManagedFields: acc.GetManagedFields()}
+	}
+	return p
+}
+
+// withKind sets obj's kind to res's.
+func withKind(res *registry.Resource, obj runtime.Object) runtime.Object {
+	obj.GetObjectKind().SetGroupVersionKind(res.GVK())
+	return obj
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+	obj, err := s.reg.Get(r.Context(), res, ns, ri.Name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ri.Subresource == "scale" {
+		sc, err := scaleOf(obj)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.respond(w, r, nil, http.StatusOK, sc)
+		return
+	}
+	s.respond(w, r, res, http.StatusOK, withKind(res, obj))
+}
+
+func writeOptions(r *http.Request, sub string) (registry.WriteOptions, error) {
+	dr, err := dryRun(r)
+	if err != nil {
+		return registry.WriteOptions{}, err
+	}
+	fm := r.URL.Query().Get("fieldManager")
+	if len(fm) > 128 {
+		return registry.WriteOptions{}, badRequest("fieldManager: Too long: may not be more than 128 bytes")
+	}
+	if fm == "" {
+		fm = defaultManager(r.UserAgent())
+	}
+	return registry.WriteOptions{DryRun: dr, FieldManager: fm, Subresource: sub}, nil
+}
+
+// defaultManager derives a field manager from the user agent, as upstream
+// does ("kubectl-client-side-apply/v1.37 (linux/amd64)" -> its first word).
+func defaultManager(ua string) string {
+	if i := strings.Index(ua, "/"); i > 0 {
+		ua = ua[:i]
+	}
+	if len(ua) > 128 {
+		ua = ua[:128]
+	}
+	return ua
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res.Resource() == "bindings" || ri.Subresource == "binding" {
+		s.handleBinding(w, r, ns, ri.Name, body)
+		return
+	}
+	if ri.Name != "" || ri.Subresource != "" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), "create"))
+		return
+	}
+	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	o, err := writeOptions(r, "")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.reg.Create(r.Context(), res, ns, obj, o)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respond(w, r, res, http.StatusCreated, withKind(res, out))
+}
+
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ri.Subresource == "scale" {
+		sc, err := s.decodeBody(w, r, body, autoscalingv1.SchemeGroupVersion.WithKind("Scale"), &autoscalingv1.Scale{})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.updateScale(w, r, res, ns, ri.Name, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return sc.(*autoscalingv1.Scale), nil })
+		return
+	}
+	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	acc, _ := meta.Accessor(obj)
+	if acc.GetName() != ri.Name {
+		s.writeError(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), ri.Name))
+		return
+	}
+	if res.Namespaced && acc.GetNamespace() != "" && acc.GetNamespace() != ns {
+		s.writeError(w, r, badRequest("the namespace of the provided object does not match the namespace sent on the request"))
+		return
+	}
+	sub := ri.Subresource
+	o, err := writeOptions(r, sub)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	mutate := func(cur runtime.Object) (runtime.Object, error) {
+		next := obj.DeepCopyObject()
+		if sub == "finalize" && cur != nil {
+			// finalize changes nothing but spec.finalizers.
+			ns := cur.DeepCopyObject().(*corev1.Namespace)
+			ns.Spec.Finalizers = next.(*corev1.Namespace).Spec.Finalizers
+			ns.ResourceVersion = next.(*corev1.Namespace).ResourceVersion
+			return ns, nil
+		}
+		return next, nil
+	}
+	if sub == "finalize" {
+		o.Subresource = ""
+	}
+	out, created, err := s.reg.Update(r.Context(), res, ns, ri.Name, mutate, o, false)
+	s.finishWrite(w, r, res, out, created, err)
+}
+
+func (s *Server) finishWrite(w http.ResponseWriter, r *http.Request, res *registry.Resource, out runtime.Object, created bool, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if out == nil {
+		// The write removed the last finalizer and the object is gone.
+		s.respond(w, r, nil, http.StatusOK, statusObject(&metav1.Status{Status: metav1.StatusSuccess}))
+		return
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	s.respond(w, r, res, code, withKind(res, out))
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+	if ri.Subresource != "" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), "delete"))
+		return
+	}
+	opts, err := s.deleteOptions(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	obj, gone, err := s.reg.Delete(r.Context(), res, ns, ri.Name, opts)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !gone {
+		s.respond(w, r, res, http.StatusOK, withKind(res, obj))
+		return
+	}
+	acc, _ := meta.Accessor(obj)
+	st := &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{Name: ri.Name, Group: res.GVR.Group, Kind: res.GVR.Resource, UID: acc.GetUID()}}
+	s.respond(w, r, nil, http.StatusOK, statusObject(st))
+}
+
+// deleteOptions reads DeleteOptions from the body and the query.
+func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
+	var opts metav1.DeleteOptions
+	body, err := readBody(r)
+	if err != nil {
+		return opts, err
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := yaml.Unmarshal(body, &opts); err != nil {
+			return opts, badRequest("invalid DeleteOptions: %v", err)
+		}
+	}
+	q := r.URL.Query()
+	if v := q.Get("gracePeriodSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return opts, badRequest("invalid gracePeriodSeconds %q", v)
+		}
+		opts.GracePeriodSeconds = &n
+	}
+	if v := q.Get("propagationPolicy"); v != "" {
+		p := metav1.DeletionPropagation(v)
+		opts.PropagationPolicy = &p
+	}
+	if v := q.Get("orphanDependents"); v != "" {
+		b := v == "true"
+		opts.OrphanDependents = &b
+	}
+	opts.DryRun = append(opts.DryRun, q["dryRun"]...)
+	for _, d := range opts.DryRun {
+		if d != metav1.DryRunAll {
+			return opts, badRequest("Invalid dry run value: %q", d)
+		}
+	}
+	if p := opts.PropagationPolicy; p != nil && !slices.Contains([]metav1.DeletionPropagation{metav1.DeletePropagationForeground, metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan}, *p) {
+		return opts, badRequest("propagationPolicy: Unsupported value: %q: supported values: \"Foreground\", \"Background\", \"Orphan\"", *p)
+	}
+	if g := opts.GracePeriodSeconds; g != nil && *g < 0 {
+		zero := int64(0)
+		opts.GracePeriodSeconds = &zero
+	}
+	return opts, nil
+}

@@ -1,0 +1,233 @@
+// Package apiserver serves the Kubernetes REST API over the registry:
+// discovery, the verbs, watch streaming, subresources, tables and OpenAPI.
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// maxBodyBytes is the largest request body accepted (3 MiB, as upstream).
+const maxBodyBytes = 3 << 20
+
+// Config wires the server.
+type Config struct {
+	Registry *registry.Registry
+	Codecs   *Codecs
+	Authn    *auth.Authenticator
+	Log      *slog.Logger
+	Version  version.Info
+	// Ready reports whether storage and bootstrap objects are ready.
+	Ready func(ctx context.Context) error
+	// Metrics is the Prometheus registry to register into.
+	Metrics *prometheus.Registry
+	// OpenAPIV2 and OpenAPIV3 serve /openapi/...; nil disables them.
+	OpenAPIV2 func() ([]byte, error)
+	OpenAPIV3 func(path string) ([]byte, bool, error)
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	reg       *registry.Registry
+	codecs    *Codecs
+	authn     *auth.Authenticator
+	log       *slog.Logger
+	version   version.Info
+	ready     func(ctx context.Context) error
+	metrics   *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	inflight  atomic.Int64
+	openapiV2 func() ([]byte, error)
+	openapiV3 func(path string) ([]byte, bool, error)
+	discovery *discoveryDocs
+	// ShuttingDown makes /readyz fail while the server drains.
+	ShuttingDown atomic.Bool
+}
+
+// New builds the server.
+func New(cfg Config) *Server {
+	s := &Server{
+		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
+		ready: cfg.Ready, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV3: cfg.OpenAPIV3,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
+	}
+	if s.metrics != nil {
+		s.metrics.MustRegister(s.requests, s.latency)
+	}
+	s.discovery = buildDiscovery(cfg.Registry)
+	return s
+}
+
+// statusRecorder remembers the status code written.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP routes a request. No panic escapes: it becomes a 500 Status and
+// a logged stack.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusRecorder{ResponseWriter: rw}
+	ri := ParseRequest(r.Method, r.URL.Path, r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1")
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if w.code == 0 {
+				s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("panic: %v", p)))
+			}
+		}
+		code := w.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		verb := ri.Verb
+		if verb == "" {
+			verb = strings.ToUpper(r.Method)
+		}
+		s.requests.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource, strconv.Itoa(code)).Inc()
+		if verb != "watch" {
+			s.latency.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource).Observe(time.Since(start).Seconds())
+		}
+	}()
+	switch r.URL.Path {
+	case "/healthz", "/livez":
+		s.serveHealth(w, r, false)
+		return
+	case "/readyz":
+		s.serveHealth(w, r, true)
+		return
+	case "/version", "/version/":
+		writeJSON(w, http.StatusOK, s.version)
+		return
+	}
+	if _, ok := s.authn.Authenticate(r); !ok {
+		s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
+		return
+	}
+	if r.ContentLength > maxBodyBytes {
+		s.writeError(w, r, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("Request entity too large: limit is %d", maxBodyBytes)))
+		return
+	}
+	switch p := r.URL.Path; {
+	case p == "/metrics":
+		promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	case p == "/openapi/v2":
+		s.serveOpenAPIV2(w, r)
+	case strings.HasPrefix(p, "/openapi/v3"):
+		s.serveOpenAPIV3(w, r)
+	case p == "/api" || p == "/api/" || p == "/apis" || p == "/apis/":
+		s.serveDiscoveryRoot(w, r)
+	case ri.IsResource:
+		s.serveResource(w, r, ri)
+	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
+		s.serveGroupDiscovery(w, r, ri)
+	default:
+		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
+	}
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, readiness bool) {
+	if readiness && s.ShuttingDown.Load() {
+		http.Error(w, "[-]shutdown failed: server is shutting down\nreadyz check failed", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.ready != nil {
+		if err := s.ready(ctx); err != nil {
+			check := "livez"
+			if readiness {
+				check = "readyz"
+			}
+			http.Error(w, fmt.Sprintf("[-]%v\n%s check failed", err, check), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	io.WriteString(w, "ok")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", mediaJSON)
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
+	if s.openapiV2 == nil {
+		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
+		return
+	}
+	b, err := s.openapiV2()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	w.Write(b)
+}
+
+func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) {
+	if s.openapiV3 == nil {
+		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
+		return
+	}
+	b, ok, err := s.openapiV3(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/openapi/v3"), "/"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
+		return
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	w.Write(b)
+}

@@ -1,0 +1,233 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// bookmarkInterval is how often a watch that allows bookmarks gets one.
+const bookmarkInterval = time.Minute
+
+// watchStream writes watch events in one encoding.
+type watchStream struct {
+	s     *Server
+	res   *registry.Resource
+	out   Output
+	w     http.ResponseWriter
+	flush func()
+	first bool
+}
+
+func (ws *watchStream) frame(typ watch.EventType, objBytes []byte) []byte {
+	if ws.out.Media == mediaProtobuf {
+		ev := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: objBytes}}
+		raw, _ := ev.Marshal()
+		b := make([]byte, 4, 4+len(raw))
+		binary.BigEndian.PutUint32(b, uint32(len(raw)))
+		return append(b, raw...)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, `{"type":%q,"object":`, typ)
+	buf.Write(objBytes)
+	buf.WriteString("}\n")
+	return buf.Bytes()
+}
+
+func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
+	var b []byte
+	var err error
+	switch {
+	case ws.out.Table:
+		obj, err := ws.s.reg.FromStorage(ws.res, it.Obj)
+		if err != nil {
+			return err
+		}
+		tbl, err := ws.s.tableFor(ws.res, []runtime.Object{obj}, "", "", !ws.first)
+		if err != nil {
+			return err
+		}
+		acc, _ := meta.Accessor(obj)
+		tbl.ResourceVersion = acc.GetResourceVersion()
+		ws.first = false
+		b, err = ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, tbl)
+		if err != nil {
+			return err
+		}
+	case ws.out.PartialMetadata:
+		acc, _ := meta.Accessor(it.Obj)
+		b, err = ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, partial(acc))
+	case ws.out.Media == mediaProtobuf:
+		b, err = ws.s.encodedItem(ws.res, it, "pb")
+	default:
+		b, err = ws.s.encodedItem(ws.res, it, "json")
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := ws.w.Write(ws.frame(typ, b)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (ws *watchStream) sendObject(typ watch.EventType, obj runtime.Object) error {
+	ws.s.codecs.setKind(obj, ws.res.GVK().GroupVersion())
+	b, err := ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, obj)
+	if err != nil {
+		return err
+	}
+	_, err = ws.w.Write(ws.frame(typ, b))
+	return err
+}
+
+// bookmark sends a BOOKMARK carrying only a resourceVersion (and the
+// initial-events-end annotation when it closes the initial events).
+func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
+	obj := ws.res.New()
+	acc, _ := meta.Accessor(obj)
+	acc.SetResourceVersion(strconv.FormatInt(rv, 10))
+	if initialEnd {
+		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	obj.GetObjectKind().SetGroupVersionKind(ws.res.GVK())
+	return ws.sendObject(watch.Bookmark, obj)
+}
+
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns, name string) {
+	o, err := parseListOptions(r, res)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := Negotiate(r.Header.Get("Accept"), true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sendInitial := o.SendInitial != nil && *o.SendInitial
+	if o.SendInitial != nil && (!o.Bookmarks || o.RVMatch != metav1.ResourceVersionMatchNotOlderThan) {
+		s.writeError(w, r, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", field.ErrorList{field.Forbidden(field.NewPath("sendInitialEvents"), "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled and allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan")}))
+		return
+	}
+	cache := s.reg.Cache(res)
+	ctx := r.Context()
+	var rv int64
+	initial := sendInitial
+	switch o.RV {
+	case "":
+		cur, err := cache.Store().CurrentRevision(ctx)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := cache.WaitFresh(ctx, cur); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		initial = o.SendInitial == nil || sendInitial
+	case "0":
+		initial = o.SendInitial == nil || sendInitial
+	default:
+		rv, _ = strconv.ParseInt(o.RV, 10, 64)
+		if err := cache.WaitFresh(ctx, rv); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	watcher, backlog, cacheRV, werr := cache.Watch(o.filter(ns, name), rv, initial)
+
+	timeout := time.Duration(o.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = time.Duration(1800+rand.IntN(1800)) * time.Second
+	}
+	flusher, _ := w.(http.Flusher)
+	ct := out.ContentType()
+	if out.Media == mediaProtobuf {
+		ct += ";stream=watch"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	ws := &watchStream{s: s, res: res, out: out, w: w, first: true}
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	if werr != nil {
+		// Upstream answers a too-old resourceVersion with an ERROR event.
+		ws.sendObject(watch.Error, toStatus(werr))
+		flush()
+		return
+	}
+	defer watcher.Stop()
+	for _, ev := range backlog {
+		if err := ws.send(ev.Type, ev.Obj); err != nil {
+			return
+		}
+	}
+	if sendInitial {
+		if err := ws.bookmark(cacheRV, true); err != nil {
+			return
+		}
+	}
+	flush()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(bookmarkInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+			if o.Bookmarks {
+				if err := ws.bookmark(cache.RV(), false); err != nil {
+					return
+				}
+				flush()
+			}
+		case ev, ok := <-watcher.Events():
+			if !ok {
+				return
+			}
+			if err := ws.send(ev.Type, ev.Obj); err != nil {
+				return
+			}
+			// Drain what is already queued before flushing once.
+			for drained := false; !drained; {
+				select {
+				case ev, ok := <-watcher.Events():
+					if !ok {
+						flush()
+						return
+					}
+					if err := ws.send(ev.Type, ev.Obj); err != nil {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			flush()
+		}
+	}
+}

@@ -1,0 +1,75 @@
+// Package auth authenticates API requests (client certificates and bearer
+// tokens from a token file).
+package auth
+
+import (
+	"crypto/subtle"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// User is an authenticated identity.
+type User struct {
+	Name   string
+	UID    string
+	Groups []string
+}
+
+// Authenticator identifies the user of a request.
+type Authenticator struct {
+	tokens map[string]User
+}
+
+// New returns an authenticator with tokens loaded from tokenFile (a CSV of
+// token,user,uid,"group1,group2" as upstream's --token-auth-file), if set.
+func New(tokenFile string) (*Authenticator, error) {
+	a := &Authenticator{tokens: map[string]User{}}
+	if tokenFile == "" {
+		return a, nil
+	}
+	f, err := os.Open(tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("open token file: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	r.Comment = '#'
+	records, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("parse token file %s: %w", tokenFile, err)
+	}
+	for i, rec := range records {
+		if len(rec) < 3 {
+			return nil, fmt.Errorf("token file %s line %d: want token,user,uid[,groups]", tokenFile, i+1)
+		}
+		u := User{Name: rec[1], UID: rec[2]}
+		if len(rec) > 3 && rec[3] != "" {
+			u.Groups = strings.Split(rec[3], ",")
+		}
+		a.tokens[rec[0]] = u
+	}
+	return a, nil
+}
+
+// Authenticate returns the request's user, or false for an anonymous
+// request. A verified client certificate gives CN as user and O as groups.
+func (a *Authenticator) Authenticate(r *http.Request) (User, bool) {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		c := r.TLS.VerifiedChains[0][0]
+		return User{Name: c.Subject.CommonName, Groups: append(c.Subject.Organization, "system:authenticated")}, true
+	}
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		tok := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+		for t, u := range a.tokens {
+			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+				u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")
+				return u, true
+			}
+		}
+	}
+	return User{}, false
+}

@@ -1,0 +1,47 @@
+package auth
+
+import (
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.csv")
+	os.WriteFile(path, []byte("s3cret,alice,u1,\"dev,ops\"\nother,bob,u2\n"), 0o600)
+	a, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		header string
+		user   string
+		ok     bool
+		group  string
+	}{
+		{"Bearer s3cret", "alice", true, "ops"},
+		{"Bearer other", "bob", true, "system:authenticated"},
+		{"Bearer wrong", "", false, ""},
+		{"", "", false, ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/api", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		u, ok := a.Authenticate(r)
+		if ok != c.ok || u.Name != c.user || (c.ok && !slices.Contains(u.Groups, c.group)) {
+			t.Errorf("%q: got %+v %v", c.header, u, ok)
+		}
+	}
+}
+
+func TestMalformedTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.csv")
+	os.WriteFile(path, []byte("onlytoken\n"), 0o600)
+	if _, err := New(path); err == nil {
+		t.Fatal("want error for a line without user and uid")
+	}
+}

@@ -1,0 +1,425 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/google/uuid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// WriteOptions are the query options shared by create, update and patch.
+type WriteOptions struct {
+	DryRun       bool
+	FieldManager string
+	// Subresource is "" or "status" (scale, binding and finalize are
+	// translated by their handlers).
+	Subresource string
+	// Applied marks a server-side apply, whose managed fields the field
+	// manager has already computed.
+	Applied bool
+}
+
+// Finalizers the registry itself adds for the garbage collector.
+const (
+	FinalizerForeground = metav1.FinalizerDeleteDependents
+	FinalizerOrphan     = metav1.FinalizerOrphanDependents
+)
+
+func (g *Registry) attrFunc(r *Resource) storage.AttrFunc {
+	return func(obj runtime.Object) (labels.Set, fields.Set) {
+		acc, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, nil
+		}
+		f := fields.Set{"metadata.name": acc.GetName()}
+		if r.Namespaced {
+			f["metadata.namespace"] = acc.GetNamespace()
+		}
+		if r.Fields != nil {
+			for k, v := range r.Fields(obj) {
+				f[k] = v
+			}
+		}
+		return labels.Set(acc.GetLabels()), f
+	}
+}
+
+// randomSuffix is generateName's suffix: five characters from the alphabet
+// upstream uses (no vowels, no confusable digits).
+func randomSuffix() string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = alphabet[rand.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
+// Create stores a new object in namespace ns.
+func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runtime.Object, o WriteOptions) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if err := g.setNamespace(r, acc, ns); err != nil {
+		return nil, err
+	}
+	if acc.GetName() == "" && acc.GetGenerateName() != "" {
+		acc.SetName(acc.GetGenerateName() + randomSuffix())
+	}
+	acc.SetUID(types.UID(uuid.NewString()))
+	acc.SetCreationTimestamp(metav1.NewTime(g.Now().Truncate(1e9)))
+	acc.SetDeletionTimestamp(nil)
+	acc.SetDeletionGracePeriodSeconds(nil)
+	acc.SetResourceVersion("")
+	acc.SetSelfLink("")
+	acc.SetGeneration(0)
+	if r.Status {
+		resetStatus(obj)
+	}
+	if hasSpec(obj) {
+		acc.SetGeneration(1)
+	}
+	if r.Default != nil {
+		r.Default(obj)
+	}
+	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
+		return nil, err
+	}
+	if errs := g.validate(r, obj, nil); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
+	}
+	if r.OnCreate != nil {
+		if err := r.OnCreate(obj, o.DryRun); err != nil {
+			return nil, err
+		}
+	}
+	fm := g.FieldManager(r, "")
+	empty := r.New()
+	if obj, err = fm.Update(empty, obj, managerName(o.FieldManager)); err != nil {
+		g.release(r, obj)
+		return nil, apierrors.NewInternalError(fmt.Errorf("managed fields: %w", err))
+	}
+	if o.DryRun {
+		return obj, nil
+	}
+	stored, err := g.toStorage(r, obj)
+	if err != nil {
+		return nil, err
+	}
+	out, err := g.Store(r).Create(ctx, r.Key(acc.GetNamespace(), acc.GetName()), stored)
+	if err != nil {
+		g.release(r, obj)
+		if apierrors.IsAlreadyExists(err) {
+			return nil, apierrors.NewAlreadyExists(r.GroupResource(), acc.GetName())
+		}
+		return nil, err
+	}
+	return g.fromStorage(r, out)
+}
+
+func (g *Registry) release(r *Resource, obj runtime.Object) {
+	if r.OnDeleted != nil && obj != nil {
+		r.OnDeleted(obj)
+	}
+}
+
+func managerName(m string) string {
+	if m == "" {
+		return "unknown"
+	}
+	return m
+}
+
+func (g *Registry) setNamespace(r *Resource, acc metav1.Object, ns string) error {
+	if !r.Namespaced {
+		acc.SetNamespace("")
+		return nil
+	}
+	if acc.GetNamespace() == "" {
+		acc.SetNamespace(ns)
+	} else if acc.GetNamespace() != ns {
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return nil
+}
+
+// admitNamespace refuses objects in a namespace that is missing or being
+// deleted, as upstream's NamespaceLifecycle admission does.
+func (g *Registry) admitNamespace(ctx context.Context, r *Resource, ns string) error {
+	if !r.Namespaced {
+		return nil
+	}
+	nsRes := g.Lookup(corev1.SchemeGroupVersion.WithResource("namespaces"))
+	cache := g.Cache(nsRes)
+	o := cache.Get(ns)
+	if o == nil {
+		// The cache may lag a namespace created a moment ago.
+		got, err := g.Store(nsRes).Get(ctx, ns)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
+			}
+			return err
+		}
+		return admitPhase(got.(*corev1.Namespace), r)
+	}
+	return admitPhase(o.Obj.(*corev1.Namespace), r)
+}
+
+func admitPhase(ns *corev1.Namespace, r *Resource) error {
+	if ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil {
+		err := apierrors.NewForbidden(r.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns.Name))
+		err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns.Name), Field: "metadata.namespace"}}
+		return err
+	}
+	return nil
+}
+
+func (g *Registry) validate(r *Resource, obj, old runtime.Object) field.ErrorList {
+	errs := validateMeta(r, obj, old)
+	if old == nil {
+		if r.Validate != nil {
+			errs = append(errs, r.Validate(obj)...)
+		}
+		return errs
+	}
+	if r.ValidateUpdate != nil {
+		errs = append(errs, r.ValidateUpdate(obj, old)...)
+	} else if r.Validate != nil {
+		errs = append(errs, r.Validate(obj)...)
+	}
+	return errs
+}
+
+// Mutation computes the new object from the current one (nil when absent).
+type Mutation func(cur runtime.Object) (runtime.Object, error)
+
+// Update replaces (or, through mutate, patches) the object ns/name. When
+// create is true a missing object is created (server-side apply).
+func (g *Registry) Update(ctx context.Context, r *Resource, ns, name string, mutate Mutation, o WriteOptions, allowCreate bool) (runtime.Object, bool, error) {
+	created := false
+	fn := func(stored runtime.Object) (runtime.Object, error) {
+		var cur runtime.Object
+		if stored != nil {
+			var err error
+			if cur, err = g.fromStorage(r, stored); err != nil {
+				return nil, err
+			}
+		}
+		obj, err := mutate(cur)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			if !allowCreate {
+				return nil, apierrors.NewNotFound(r.GroupResource(), name)
+			}
+			created = true
+			return g.prepareCreate(ctx, r, ns, obj, o)
+		}
+		created = false
+		out, err := g.prepareUpdate(r, ns, name, obj, cur, o)
+		if err != nil || out == nil {
+			return out, err
+		}
+		return g.toStorage(r, out)
+	}
+	out, err := g.mutateStored(ctx, r, r.Key(ns, name), o.DryRun, fn)
+	if err != nil {
+		return nil, false, err
+	}
+	if out == nil {
+		return nil, false, nil
+	}
+	res, err := g.fromStorage(r, out)
+	return res, created, err
+}
+
+// prepareCreate runs the create path for an upsert inside an update.
+func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, obj runtime.Object, o WriteOptions) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.setNamespace(r, acc, ns); err != nil {
+		return nil, err
+	}
+	acc.SetUID(types.UID(uuid.NewString()))
+	acc.SetCreationTimestamp(metav1.NewTime(g.Now().Truncate(1e9)))
+	acc.SetResourceVersion("")
+	acc.SetGeneration(0)
+	if o.Subresource == "" && r.Status {
+		resetStatus(obj)
+	}
+	if hasSpec(obj) {
+		acc.SetGeneration(1)
+	}
+	if r.Default != nil {
+		r.Default(obj)
+	}
+	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
+		return nil, err
+	}
+	if errs := g.validate(r, obj, nil); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
+	}
+	if r.OnCreate != nil {
+		if err := r.OnCreate(obj, o.DryRun); err != nil {
+			return nil, err
+		}
+	}
+	return g.toStorage(r, obj)
+}
+
+func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.Object, o WriteOptions) (runtime.Object, error) {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	old, _ := meta.Accessor(cur)
+	if rv := acc.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
+		return nil, apierrors.NewConflict(r.GroupResource(), name, errors.New(OptimisticLockErrorMsg))
+	}
+	if uid := acc.GetUID(); uid != "" && uid != old.GetUID() {
+		return nil, apierrors.NewConflict(r.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %s, UID in object meta: %s", uid, old.GetUID()))
+	}
+	if r.Namespaced {
+		acc.SetNamespace(old.GetNamespace())
+	}
+	acc.SetName(old.GetName())
+	acc.SetUID(old.GetUID())
+	acc.SetCreationTimestamp(old.GetCreationTimestamp())
+	acc.SetDeletionTimestamp(old.GetDeletionTimestamp())
+	acc.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())
+	acc.SetGeneration(old.GetGeneration())
+	acc.SetResourceVersion(old.GetResourceVersion())
+	acc.SetSelfLink("")
+	switch {
+	case o.Subresource == "status":
+		keepSpec(obj, cur)
+		acc.SetLabels(old.GetLabels())
+		acc.SetFinalizers(old.GetFinalizers())
+		acc.SetOwnerReferences(old.GetOwnerReferences())
+	case o.Subresource == "binding":
+		// The binding sets spec.nodeName and the PodScheduled condition.
+	case r.Status:
+		keepStatus(obj, cur)
+	}
+	if specChanged(obj, cur) {
+		acc.SetGeneration(old.GetGeneration() + 1)
+	}
+	if r.Default != nil {
+		r.Default(obj)
+	}
+	if old.GetDeletionTimestamp() != nil {
+		// No new finalizers may be added to an object being deleted.
+		for _, f := range acc.GetFinalizers() {
+			if !slices.Contains(old.GetFinalizers(), f) {
+				return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, field.ErrorList{field.Forbidden(field.NewPath("metadata", "finalizers"), fmt.Sprintf("no new finalizers can be added if the object is being deleted, found new finalizers %q", f))})
+			}
+		}
+	}
+	if errs := g.validate(r, obj, cur); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
+	}
+	if r.OnUpdate != nil {
+		if err := r.OnUpdate(obj, cur, o.DryRun); err != nil {
+			return nil, err
+		}
+	}
+	out := obj
+	if !o.Applied {
+		if out, err = g.FieldManager(r, managerSub(o.Subresource)).Update(cur, obj, managerName(o.FieldManager)); err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("managed fields: %w", err))
+		}
+	}
+	// The last finalizer gone from an object being deleted: it goes now.
+	if oa, _ := meta.Accessor(out); oa.GetDeletionTimestamp() != nil && len(oa.GetFinalizers()) == 0 && !pendingSpecFinalizers(out) {
+		if oa.GetDeletionGracePeriodSeconds() == nil || *oa.GetDeletionGracePeriodSeconds() == 0 {
+			g.release(r, out)
+			return nil, nil
+		}
+	}
+	return out, nil
+}
+
+// OptimisticLockErrorMsg is upstream's message for a stale resourceVersion.
+const OptimisticLockErrorMsg = "the object has been modified; please apply your changes to the latest version and try again"
+
+// mutateStored runs fn against the stored object, writing the result unless
+// dryRun. A nil result deletes the object.
+func (g *Registry) mutateStored(ctx context.Context, r *Resource, key string, dryRun bool, fn func(runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
+	st := g.Store(r)
+	if !dryRun {
+		return st.GuaranteedUpdate(ctx, key, storage.UpdateFunc(fn))
+	}
+	cur, err := st.Get(ctx, key)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if apierrors.IsNotFound(err) {
+		cur = nil
+	}
+	out, err := fn(cur)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return cur, nil
+	}
+	return out, nil
+}
+
+// Get reads one object, from storage (a consistent read).
+func (g *Registry) Get(ctx context.Context, r *Resource, ns, name string) (runtime.Object, error) {
+	obj, err := g.Store(r).Get(ctx, r.Key(ns, name))
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, apierrors.NewNotFound(r.GroupResource(), name)
+		}
+		return nil, err
+	}
+	return g.fromStorage(r, obj)
+}
+
+func (g *Registry) toStorage(r *Resource, obj runtime.Object) (runtime.Object, error) {
+	if r.ToStorage == nil {
+		return obj, nil
+	}
+	return r.ToStorage(obj)
+}
+
+func (g *Registry) fromStorage(r *Resource, obj runtime.Object) (runtime.Object, error) {
+	if r.FromStorage == nil {
+		return obj, nil
+	}
+	return r.FromStorage(obj)
+}
+
+// FromStorage converts a stored object to r's version.
+func (g *Registry) FromStorage(r *Resource, obj runtime.Object) (runtime.Object, error) {
+	return g.fromStorage(r, obj)
+}
+
+// managerSub is the field-manager subresource a write is tracked under.
+func managerSub(sub string) string {
+	if sub == "status" {
+		return "status"
+	}
+	return ""
+}

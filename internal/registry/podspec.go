@@ -1,0 +1,430 @@
+package registry
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+)
+
+// defaultPodSpec applies upstream's v1 defaults to a pod spec (also inside
+// every pod template).
+func defaultPodSpec(s *corev1.PodSpec) {
+	if s.DNSPolicy == "" {
+		s.DNSPolicy = corev1.DNSClusterFirst
+	}
+	if s.RestartPolicy == "" {
+		s.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	if s.TerminationGracePeriodSeconds == nil {
+		s.TerminationGracePeriodSeconds = ptr.To[int64](corev1.DefaultTerminationGracePeriodSeconds)
+	}
+	if s.SecurityContext == nil {
+		s.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	if s.SchedulerName == "" {
+		s.SchedulerName = corev1.DefaultSchedulerName
+	}
+	if s.EnableServiceLinks == nil {
+		s.EnableServiceLinks = ptr.To(corev1.DefaultEnableServiceLinks)
+	}
+	for i := range s.InitContainers {
+		defaultContainer(&s.InitContainers[i], s.HostNetwork)
+	}
+	for i := range s.Containers {
+		defaultContainer(&s.Containers[i], s.HostNetwork)
+	}
+	for i := range s.Volumes {
+		defaultVolume(&s.Volumes[i])
+	}
+}
+
+func defaultContainer(c *corev1.Container, hostNetwork bool) {
+	if c.TerminationMessagePath == "" {
+		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	}
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = defaultPullPolicy(c.Image)
+	}
+	for i := range c.Ports {
+		if c.Ports[i].Protocol == "" {
+			c.Ports[i].Protocol = corev1.ProtocolTCP
+		}
+		if hostNetwork && c.Ports[i].HostPort == 0 {
+			c.Ports[i].HostPort = c.Ports[i].ContainerPort
+		}
+	}
+	for i := range c.Env {
+		if vf := c.Env[i].ValueFrom; vf != nil && vf.FieldRef != nil && vf.FieldRef.APIVersion == "" {
+			vf.FieldRef.APIVersion = "v1"
+		}
+	}
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		defaultProbe(p)
+	}
+	// Limits without requests request the limit, as upstream defaults.
+	if len(c.Resources.Limits) > 0 {
+		if c.Resources.Requests == nil {
+			c.Resources.Requests = corev1.ResourceList{}
+		}
+		for k, v := range c.Resources.Limits {
+			if _, ok := c.Resources.Requests[k]; !ok {
+				c.Resources.Requests[k] = v.DeepCopy()
+			}
+		}
+	}
+}
+
+// defaultPullPolicy is Always for :latest or untagged images, else
+// IfNotPresent.
+func defaultPullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	i := strings.LastIndex(last, ":")
+	if i < 0 || last[i+1:] == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+func defaultProbe(p *corev1.Probe) {
+	if p == nil {
+		return
+	}
+	if p.TimeoutSeconds == 0 {
+		p.TimeoutSeconds = 1
+	}
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 10
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = 1
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
+	if h := p.HTTPGet; h != nil {
+		if h.Path == "" {
+			h.Path = "/"
+		}
+		if h.Scheme == "" {
+			h.Scheme = corev1.URISchemeHTTP
+		}
+	}
+}
+
+func defaultVolume(v *corev1.Volume) {
+	mode := ptr.To[int32](corev1.ConfigMapVolumeSourceDefaultMode)
+	switch {
+	case v.ConfigMap != nil && v.ConfigMap.DefaultMode == nil:
+		v.ConfigMap.DefaultMode = mode
+	case v.Secret != nil && v.Secret.DefaultMode == nil:
+		v.Secret.DefaultMode = mode
+	case v.DownwardAPI != nil && v.DownwardAPI.DefaultMode == nil:
+		v.DownwardAPI.DefaultMode = mode
+	case v.Projected != nil && v.Projected.DefaultMode == nil:
+		v.Projected.DefaultMode = mode
+	case v.HostPath != nil && v.HostPath.Type == nil:
+		v.HostPath.Type = ptr.To(corev1.HostPathUnset)
+	}
+	if v.VolumeSource == (corev1.VolumeSource{}) {
+		v.EmptyDir = &corev1.EmptyDirVolumeSource{}
+	}
+}
+
+var (
+	restartPolicies = sets.New(corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)
+	dnsPolicies     = sets.New(corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet, corev1.DNSDefault, corev1.DNSNone)
+	pullPolicies    = sets.New(corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever)
+	protocols       = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
+)
+
+// validatePodSpec checks a pod spec the way upstream does for the fields a
+// user most often gets wrong.
+func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(s.Containers) == 0 {
+		errs = append(errs, field.Required(p.Child("containers"), ""))
+	}
+	vols := sets.New[string]()
+	for i, v := range s.Volumes {
+		vp := p.Child("volumes").Index(i)
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			errs = append(errs, field.Invalid(vp.Child("name"), v.Name, msg))
+		}
+		if vols.Has(v.Name) {
+			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+		}
+		vols.Insert(v.Name)
+		if v.HostPath != nil && !strings.HasPrefix(v.HostPath.Path, "/") && v.HostPath.Path != "" {
+			errs = append(errs, field.Invalid(vp.Child("hostPath", "path"), v.HostPath.Path, "must be an absolute path"))
+		}
+	}
+	names := sets.New[string]()
+	errs = append(errs, validateContainers(s.InitContainers, p.Child("initContainers"), names, vols, true)...)
+	errs = append(errs, validateContainers(s.Containers, p.Child("containers"), names, vols, false)...)
+	if !restartPolicies.Has(s.RestartPolicy) {
+		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy, sets.List(restartPolicies)))
+	}
+	if !dnsPolicies.Has(s.DNSPolicy) {
+		errs = append(errs, field.NotSupported(p.Child("dnsPolicy"), s.DNSPolicy, sets.List(dnsPolicies)))
+	}
+	if s.DNSPolicy == corev1.DNSNone && (s.DNSConfig == nil || len(s.DNSConfig.Nameservers) == 0) {
+		errs = append(errs, field.Required(p.Child("dnsConfig", "nameservers"), "must provide at least one DNS nameserver when dnsPolicy is None"))
+	}
+	if g := s.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		errs = append(errs, field.Invalid(p.Child("terminationGracePeriodSeconds"), *g, "must be greater than or equal to 0"))
+	}
+	if d := s.ActiveDeadlineSeconds; d != nil && *d <= 0 {
+		errs = append(errs, field.Invalid(p.Child("activeDeadlineSeconds"), *d, "must be between 1 and 2147483647, inclusive"))
+	}
+	if s.NodeSelector != nil {
+		errs = append(errs, metav1validation.ValidateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
+	}
+	if s.ServiceAccountName != "" {
+		for _, msg := range apivalidation.NameIsDNSSubdomain(s.ServiceAccountName, false) {
+			errs = append(errs, field.Invalid(p.Child("serviceAccountName"), s.ServiceAccountName, msg))
+		}
+	}
+	if s.Hostname != "" {
+		for _, msg := range validation.IsDNS1123Label(s.Hostname) {
+			errs = append(errs, field.Invalid(p.Child("hostname"), s.Hostname, msg))
+		}
+	}
+	for i, t := range s.Tolerations {
+		tp := p.Child("tolerations").Index(i)
+		if t.Operator == corev1.TolerationOpExists && t.Value != "" {
+			errs = append(errs, field.Invalid(tp.Child("operator"), t.Value, "value must be empty when `operator` is 'Exists'"))
+		}
+		if t.Key == "" && t.Operator != corev1.TolerationOpExists {
+			errs = append(errs, field.Invalid(tp.Child("operator"), t.Operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\""))
+		}
+	}
+	return errs
+}
+
+func validateContainers(cs []corev1.Container, p *field.Path, names, vols sets.Set[string], init bool) field.ErrorList {
+	var errs field.ErrorList
+	for i, c := range cs {
+		cp := p.Index(i)
+		if c.Name == "" {
+			errs = append(errs, field.Required(cp.Child("name"), ""))
+		} else {
+			for _, msg := range validation.IsDNS1123Label(c.Name) {
+				errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
+			}
+			if names.Has(c.Name) {
+				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+			}
+			names.Insert(c.Name)
+		}
+		if strings.TrimSpace(c.Image) == "" {
+			errs = append(errs, field.Required(cp.Child("image"), ""))
+		} else if c.Image != strings.TrimSpace(c.Image) {
+			errs = append(errs, field.Invalid(cp.Child("image"), c.Image, "must not have leading or trailing whitespace"))
+		}
+		if c.ImagePullPolicy != "" && !pullPolicies.Has(c.ImagePullPolicy) {
+			errs = append(errs, field.NotSupported(cp.Child("imagePullPolicy"), c.ImagePullPolicy, sets.List(pullPolicies)))
+		}
+		ports := sets.New[string]()
+		for j, port := range c.Ports {
+			pp := cp.Child("ports").Index(j)
+			errs = append(errs, validatePortNumber(port.ContainerPort, pp.Child("containerPort"))...)
+			if port.HostPort != 0 {
+				errs = append(errs, validatePortNumber(port.HostPort, pp.Child("hostPort"))...)
+			}
+			if port.Name != "" {
+				for _, msg := range validation.IsValidPortName(port.Name) {
+					errs = append(errs, field.Invalid(pp.Child("name"), port.Name, msg))
+				}
+				if ports.Has(port.Name) {
+					errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
+				}
+				ports.Insert(port.Name)
+			}
+			if !protocols.Has(port.Protocol) {
+				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, sets.List(protocols)))
+			}
+		}
+		for j, e := range c.Env {
+			if e.Name == "" {
+				errs = append(errs, field.Required(cp.Child("env").Index(j).Child("name"), ""))
+			}
+		}
+		for j, m := range c.VolumeMounts {
+			mp := cp.Child("volumeMounts").Index(j)
+			if !vols.Has(m.Name) {
+				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+			}
+			if m.MountPath == "" {
+				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+			}
+		}
+		errs = append(errs, validateResources(c.Resources, cp.Child("resources"))...)
+		if init && c.RestartPolicy == nil {
+			for _, probe := range []struct {
+				p    *corev1.Probe
+				name string
+			}{{c.LivenessProbe, "livenessProbe"}, {c.ReadinessProbe, "readinessProbe"}, {c.StartupProbe, "startupProbe"}} {
+				if probe.p != nil {
+					errs = append(errs, field.Forbidden(cp.Child(probe.name), "may not be set for init containers without restartPolicy=Always"))
+				}
+			}
+		}
+		if !init && c.RestartPolicy != nil {
+			errs = append(errs, field.Forbidden(cp.Child("restartPolicy"), "may not be set for non-init containers"))
+		}
+		for _, probe := range []struct {
+			p    *corev1.Probe
+			name string
+		}{{c.LivenessProbe, "livenessProbe"}, {c.ReadinessProbe, "readinessProbe"}, {c.StartupProbe, "startupProbe"}} {
+			errs = append(errs, validateProbe(probe.p, cp.Child(probe.name))...)
+		}
+	}
+	return errs
+}
+
+func validateProbe(p *corev1.Probe, fp *field.Path) field.ErrorList {
+	if p == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	n := 0
+	if p.Exec != nil {
+		n++
+	}
+	if p.HTTPGet != nil {
+		n++
+		errs = append(errs, validatePortOrName(p.HTTPGet.Port, fp.Child("httpGet", "port"))...)
+	}
+	if p.TCPSocket != nil {
+		n++
+		errs = append(errs, validatePortOrName(p.TCPSocket.Port, fp.Child("tcpSocket", "port"))...)
+	}
+	if p.GRPC != nil {
+		n++
+		errs = append(errs, validatePortNumber(p.GRPC.Port, fp.Child("grpc", "port"))...)
+	}
+	switch {
+	case n == 0:
+		errs = append(errs, field.Required(fp, "must specify a handler type"))
+	case n > 1:
+		errs = append(errs, field.Forbidden(fp, "may not specify more than 1 handler type"))
+	}
+	for name, v := range map[string]int32{"initialDelaySeconds": p.InitialDelaySeconds, "timeoutSeconds": p.TimeoutSeconds, "periodSeconds": p.PeriodSeconds, "successThreshold": p.SuccessThreshold, "failureThreshold": p.FailureThreshold} {
+		if v < 0 {
+			errs = append(errs, field.Invalid(fp.Child(name), v, "must be greater than or equal to 0"))
+		}
+	}
+	return errs
+}
+
+func validatePortOrName(port intstr.IntOrString, fp *field.Path) field.ErrorList {
+	if port.Type == intstr.Int {
+		return validatePortNumber(port.IntVal, fp)
+	}
+	var errs field.ErrorList
+	for _, msg := range validation.IsValidPortName(port.StrVal) {
+		errs = append(errs, field.Invalid(fp, port.StrVal, msg))
+	}
+	return errs
+}
+
+func validatePortNumber(port int32, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsValidPortNum(int(port)) {
+		errs = append(errs, field.Invalid(fp, port, msg))
+	}
+	return errs
+}
+
+func validateResources(r corev1.ResourceRequirements, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for name, q := range r.Limits {
+		if q.Sign() < 0 {
+			errs = append(errs, field.Invalid(fp.Child("limits").Key(string(name)), q.String(), "must be greater than or equal to 0"))
+		}
+	}
+	for name, q := range r.Requests {
+		rp := fp.Child("requests").Key(string(name))
+		if q.Sign() < 0 {
+			errs = append(errs, field.Invalid(rp, q.String(), "must be greater than or equal to 0"))
+		}
+		if l, ok := r.Limits[name]; ok && q.Cmp(l) > 0 {
+			errs = append(errs, field.Invalid(rp, q.String(), fmt.Sprintf("must be less than or equal to %s limit of %s", name, l.String())))
+		}
+	}
+	return errs
+}
+
+// qosClass computes a pod's quality-of-service class from its requests and
+// limits, as upstream does.
+func qosClass(s *corev1.PodSpec) corev1.PodQOSClass {
+	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
+	guaranteed := true
+	all := append(append([]corev1.Container{}, s.InitContainers...), s.Containers...)
+	for _, c := range all {
+		for name, q := range c.Resources.Requests {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if q.Sign() > 0 {
+					add(requests, name, q)
+				}
+			}
+		}
+		seen := 0
+		for name, q := range c.Resources.Limits {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if q.Sign() > 0 {
+					add(limits, name, q)
+					seen++
+				}
+			}
+		}
+		if seen != 2 {
+			guaranteed = false
+		}
+	}
+	if len(requests) == 0 && len(limits) == 0 {
+		return corev1.PodQOSBestEffort
+	}
+	if guaranteed {
+		for name, r := range requests {
+			if l, ok := limits[name]; !ok || l.Cmp(r) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	if guaranteed && len(limits) == 2 {
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+func add(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
+	if cur, ok := l[name]; ok {
+		cur.Add(q)
+		l[name] = cur
+		return
+	}
+	l[name] = q.DeepCopy()
+}
+
+// validateTemplate checks a workload's pod template against its selector.
+func validateTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
+	errs := metav1validation.ValidateLabels(t.Labels, p.Child("metadata", "labels"))
+	errs = append(errs, validatePodSpec(&t.Spec, p.Child("spec"))...)
+	return errs
+}

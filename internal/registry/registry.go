@@ -1,0 +1,141 @@
+package registry
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/applyconfigurations"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// Registry holds every resource and its storage, and runs the generic
+// object lifecycle over them.
+type Registry struct {
+	Scheme *runtime.Scheme
+	Codec  storage.Codec
+	Now    func() time.Time
+	Log    *slog.Logger
+
+	resources []*Resource
+	byGVR     map[schema.GroupVersionResource]*Resource
+	stores    map[string]*storage.Store
+	caches    map[string]*storage.Cache
+	managers  map[managerKey]*managedfields.FieldManager
+	types     managedfields.TypeConverter
+	// Allocators for Service ClusterIPs and NodePorts.
+	IPs   *Allocator
+	Ports *Allocator
+
+	serviceCIDR string
+}
+
+type managerKey struct {
+	gvk         schema.GroupVersionKind
+	subresource string
+}
+
+// New builds the registry over an etcd client. Caches must be started with
+// Run before the registry serves reads.
+func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, alloc AllocatorConfig, log *slog.Logger) (*Registry, error) {
+	g := &Registry{
+		Scheme: scheme, Codec: codec, Now: time.Now, Log: log,
+		byGVR:    map[schema.GroupVersionResource]*Resource{},
+		stores:   map[string]*storage.Store{},
+		caches:   map[string]*storage.Cache{},
+		managers: map[managerKey]*managedfields.FieldManager{},
+		types:    applyconfigurations.NewTypeConverter(scheme),
+	}
+	for _, r := range Catalog() {
+		g.resources = append(g.resources, r)
+		g.byGVR[r.GVR] = r
+		if _, ok := g.stores[r.StoragePrefix]; ok {
+			continue
+		}
+		st := storage.NewStore(client, codec, "/registry/"+r.StoragePrefix+"/", r.GroupResource())
+		g.stores[r.StoragePrefix] = st
+		g.caches[r.StoragePrefix] = storage.NewCache(st, g.attrFunc(r), log)
+	}
+	for _, r := range g.resources {
+		for _, sub := range []string{"", "status"} {
+			if sub == "status" && !r.Status {
+				continue
+			}
+			fm, err := managedfields.NewDefaultFieldManager(g.types, scheme, defaulter{g}, scheme, r.GVK(), r.GVK().GroupVersion(), sub, resetFields(r, sub))
+			if err != nil {
+				return nil, fmt.Errorf("field manager for %s: %w", r.GVK(), err)
+			}
+			g.managers[managerKey{r.GVK(), sub}] = fm
+		}
+	}
+	var err error
+	if g.IPs, err = NewIPAllocator(client, alloc.ServiceCIDR); err != nil {
+		return nil, err
+	}
+	g.Ports = NewPortAllocator(client, alloc.NodePortMin, alloc.NodePortMax)
+	g.serviceCIDR = alloc.ServiceCIDR
+	g.wireServiceAllocation(g.byGVR[corev1.SchemeGroupVersion.WithResource("services")])
+	return g, nil
+}
+
+// resetFields are the fields an endpoint does not own: the main resource
+// does not set status, the status subresource sets nothing but status.
+func resetFields(r *Resource, sub string) map[fieldpath.APIVersion]fieldpath.Filter {
+	if !r.Status {
+		return nil
+	}
+	v := fieldpath.APIVersion(r.GVK().GroupVersion().String())
+	if sub == "status" {
+		return map[fieldpath.APIVersion]fieldpath.Filter{v: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec"), fieldpath.MakePathOrDie("metadata", "labels")))}
+	}
+	return map[fieldpath.APIVersion]fieldpath.Filter{v: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))}
+}
+
+// defaulter adapts the registry's per-resource defaulting for managedfields.
+type defaulter struct{ g *Registry }
+
+func (d defaulter) Default(obj runtime.Object) {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	for _, r := range d.g.resources {
+		if r.GVK() == gvk && r.Default != nil {
+			r.Default(obj)
+			return
+		}
+	}
+}
+
+// Resources lists every resource in catalog order.
+func (g *Registry) Resources() []*Resource { return g.resources }
+
+// Lookup finds a resource by group, version and plural name.
+func (g *Registry) Lookup(gvr schema.GroupVersionResource) *Resource { return g.byGVR[gvr] }
+
+// Cache is the watch cache behind r.
+func (g *Registry) Cache(r *Resource) *storage.Cache { return g.caches[r.StoragePrefix] }
+
+// Store is the etcd store behind r.
+func (g *Registry) Store(r *Resource) *storage.Store { return g.stores[r.StoragePrefix] }
+
+// Caches lists every cache once.
+func (g *Registry) Caches() []*storage.Cache {
+	keys := slices.Sorted(maps.Keys(g.caches))
+	out := make([]*storage.Cache, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, g.caches[k])
+	}
+	return out
+}
+
+// FieldManager is the managed-fields tracker of r's endpoint subresource.
+func (g *Registry) FieldManager(r *Resource, sub string) *managedfields.FieldManager {
+	return g.managers[managerKey{r.GVK(), sub}]
+}

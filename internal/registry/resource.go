@@ -1,0 +1,89 @@
+// Package registry describes every built-in resource: its types, storage
+// prefix, defaulting, validation, spec/status split, selectable fields and
+// table columns, and the generic object lifecycle (create, update, delete)
+// that the API server drives.
+package registry
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Resource is one REST resource in one group-version.
+type Resource struct {
+	GVR          schema.GroupVersionResource
+	Kind         string
+	SingularName string
+	Namespaced   bool
+	ShortNames   []string
+	Categories   []string
+	// StoragePrefix is the etcd key prefix under /registry/ (upstream's
+	// names: "minions" for nodes, "services/specs" for services).
+	StoragePrefix string
+	// Subresources this resource serves.
+	Status  bool
+	Scale   bool
+	Binding bool // pods/binding
+	Finalize bool // namespaces/finalize
+
+	New     func() runtime.Object
+	NewList func() runtime.Object
+
+	// Strategy hooks; any may be nil.
+	Default        func(obj runtime.Object)
+	Validate       func(obj runtime.Object) field.ErrorList
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// NameFn validates metadata.name ("" means DNS subdomain).
+	NameFn func(name string, prefix bool) []string
+	// Fields are the selectable fields beyond metadata.name/namespace.
+	Fields func(obj runtime.Object) fields.Set
+	// Columns and Row build the Table form.
+	Columns []metav1.TableColumnDefinition
+	Row     func(obj runtime.Object, wide bool) []any
+	// OnCreate runs after defaulting and before validation, e.g. to
+	// allocate a Service's ClusterIP. It may return an API error.
+	OnCreate func(obj runtime.Object, dryRun bool) error
+	// OnDelete runs after the object is removed from storage.
+	OnDeleted func(obj runtime.Object)
+	// OnUpdate runs after defaulting on an update (e.g. allocations of a
+	// Service whose type changed).
+	OnUpdate func(obj, old runtime.Object, dryRun bool) error
+	// GracefulDelete decides a pod's grace period: (seconds, graceful).
+	GracefulDelete func(obj runtime.Object, requested *int64) (int64, bool)
+	// Storage conversion for a resource that shares another version's
+	// storage (autoscaling/v1 on v2, events.k8s.io/v1 on core/v1).
+	ToStorage   func(obj runtime.Object) (runtime.Object, error)
+	FromStorage func(obj runtime.Object) (runtime.Object, error)
+	// StorageGVK is the kind stored when ToStorage is set.
+	StorageGVK schema.GroupVersionKind
+	// Verbs overrides the default verb list (for create-only resources).
+	Verbs []string
+}
+
+// GVK is the resource's kind in its group-version.
+func (r *Resource) GVK() schema.GroupVersionKind { return r.GVR.GroupVersion().WithKind(r.Kind) }
+
+// GroupResource identifies the resource in errors.
+func (r *Resource) GroupResource() schema.GroupResource { return r.GVR.GroupResource() }
+
+// VerbList is what discovery advertises.
+func (r *Resource) VerbList() []string {
+	if r.Verbs != nil {
+		return r.Verbs
+	}
+	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+}
+
+// Key is the storage key of a name in a namespace, relative to the prefix.
+func (r *Resource) Key(namespace, name string) string {
+	if r.Namespaced {
+		return namespace + "/" + name
+	}
+	return name
+}
+
+// Resource is the plural resource name.
+func (r *Resource) Resource() string { return r.GVR.Resource }

@@ -1,0 +1,355 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+const (
+	// eventWindow is how many past events a cache keeps for watches that
+	// resume from a resourceVersion; older ones get 410 Gone.
+	eventWindow = 20000
+	// watcherBuffer is how many events a slow watcher may lag before it is
+	// closed (the client re-watches from its last resourceVersion).
+	watcherBuffer = 4096
+	// freshWait bounds how long a read waits for the cache to catch up with
+	// a requested resourceVersion before answering 504 (Too large RV).
+	freshWait = 3 * time.Second
+)
+
+// AttrFunc gives the labels and selectable fields of an object.
+type AttrFunc func(obj runtime.Object) (labels.Set, fields.Set)
+
+// Object is one version of a stored object as the cache holds it. It is
+// immutable once published; its encodings are computed once and shared by
+// every list and watch that sends it.
+type Object struct {
+	Key    string
+	Obj    runtime.Object
+	RV     int64
+	Labels labels.Set
+	Fields fields.Set
+
+	encMu sync.Mutex
+	enc   map[string][]byte
+}
+
+// Encoded returns the encoding of o named format, computing it once.
+func (o *Object) Encoded(format string, encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	o.encMu.Lock()
+	defer o.encMu.Unlock()
+	if b, ok := o.enc[format]; ok {
+		return b, nil
+	}
+	b, err := encode(o.Obj)
+	if err != nil {
+		return nil, err
+	}
+	if o.enc == nil {
+		o.enc = map[string][]byte{}
+	}
+	o.enc[format] = b
+	return b, nil
+}
+
+// Event is one change seen by the cache. Prev is the object before the change
+// (nil for an addition).
+type Event struct {
+	Type watch.EventType
+	Obj  *Object
+	Prev *Object
+	RV   int64
+}
+
+// Filter selects the objects a list or watch wants.
+type Filter struct {
+	KeyPrefix string // "" for all namespaces, "<ns>/" for one
+	Key       string // exact key for a single-object watch
+	Labels    labels.Selector
+	Fields    fields.Selector
+}
+
+// Matches reports whether o passes the filter.
+func (f Filter) Matches(o *Object) bool {
+	if o == nil {
+		return false
+	}
+	if f.Key != "" && o.Key != f.Key {
+		return false
+	}
+	if f.KeyPrefix != "" && !strings.HasPrefix(o.Key, f.KeyPrefix) {
+		return false
+	}
+	if f.Labels != nil && !f.Labels.Empty() && !f.Labels.Matches(o.Labels) {
+		return false
+	}
+	if f.Fields != nil && !f.Fields.Empty() && !f.Fields.Matches(o.Fields) {
+		return false
+	}
+	return true
+}
+
+// Cache mirrors one resource from one etcd watch.
+type Cache struct {
+	store *Store
+	attrs AttrFunc
+	log   *slog.Logger
+
+	mu       sync.RWMutex
+	cond     *sync.Cond
+	rv       int64 // everything up to rv has been applied
+	items    map[string]*Object
+	sorted   []string // keys in order; nil when stale
+	events   []*Event // ring of the last eventWindow events
+	start    int      // index of the oldest event in events
+	windowRV int64    // events with RV > windowRV are all in the ring
+	watchers map[*Watcher]struct{}
+	ready    bool
+}
+
+// NewCache returns a cache for store; Run fills and follows it.
+func NewCache(store *Store, attrs AttrFunc, log *slog.Logger) *Cache {
+	c := &Cache{store: store, attrs: attrs, log: log, items: map[string]*Object{}, watchers: map[*Watcher]struct{}{}}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+// Store is the etcd store behind the cache.
+func (c *Cache) Store() *Store { return c.store }
+
+// Ready reports whether the initial list has been loaded.
+func (c *Cache) Ready() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ready
+}
+
+// Run lists the resource and follows it until ctx ends, re-listing if the
+// etcd watch breaks.
+func (c *Cache) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.follow(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("watch cache restarting", "resource", c.store.resource.String(), "err", err)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	c.mu.Lock()
+	for w := range c.watchers {
+		w.closeLocked()
+	}
+	c.watchers = map[*Watcher]struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *Cache) follow(ctx context.Context) error {
+	kvs, rev, _, err := c.store.ListPage(ctx, "", "", 0, 0)
+	if err != nil {
+		return err
+	}
+	c.replace(kvs, rev)
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	ch := c.store.client.Watch(wctx, c.store.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("etcd watch %s: %w", c.store.prefix, err)
+		}
+		for _, ev := range resp.Events {
+			key := string(ev.Kv.Key[len(c.store.prefix):])
+			if ev.Type == clientv3.EventTypeDelete {
+				c.apply(key, nil, ev.Kv.ModRevision)
+				continue
+			}
+			obj, err := c.store.decode(ev.Kv.Value, ev.Kv.ModRevision)
+			if err != nil {
+				c.log.Error("undecodable object in etcd", "key", string(ev.Kv.Key), "err", err)
+				continue
+			}
+			c.apply(key, obj, ev.Kv.ModRevision)
+		}
+		if resp.IsProgressNotify() || len(resp.Events) == 0 {
+			c.progress(resp.Header.Revision)
+		}
+	}
+	return fmt.Errorf("etcd watch %s closed", c.store.prefix)
+}
+
+func (c *Cache) newObject(key string, obj runtime.Object, rv int64) *Object {
+	l, f := c.attrs(obj)
+	return &Object{Key: key, Obj: obj, RV: rv, Labels: l, Fields: f}
+}
+
+// replace loads a full list; watchers are closed because they may have
+// missed events (they resume from their last resourceVersion).
+func (c *Cache) replace(kvs []KV, rev int64) {
+	items := make(map[string]*Object, len(kvs))
+	for _, kv := range kvs {
+		items[kv.Key] = c.newObject(kv.Key, kv.Obj, objRV(kv.Obj))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items, c.sorted = items, nil
+	c.events, c.start, c.windowRV = nil, 0, rev
+	c.rv = rev
+	c.ready = true
+	for w := range c.watchers {
+		w.closeLocked()
+	}
+	c.watchers = map[*Watcher]struct{}{}
+	c.cond.Broadcast()
+}
+
+func (c *Cache) apply(key string, obj runtime.Object, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.items[key]
+	ev := &Event{Prev: prev, RV: rev}
+	switch {
+	case obj == nil:
+		if prev == nil {
+			c.rv = rev
+			return
+		}
+		deleted := prev.Obj.DeepCopyObject()
+		_ = setRV(deleted, rev)
+		ev.Type, ev.Obj = watch.Deleted, c.newObject(key, deleted, rev)
+		delete(c.items, key)
+		c.sorted = nil
+	case prev == nil:
+		ev.Type, ev.Obj = watch.Added, c.newObject(key, obj, rev)
+		c.items[key] = ev.Obj
+		c.sorted = nil
+	default:
+		ev.Type, ev.Obj = watch.Modified, c.newObject(key, obj, rev)
+		c.items[key] = ev.Obj
+	}
+	c.rv = rev
+	c.record(ev)
+	for w := range c.watchers {
+		w.offerLocked(ev)
+	}
+	c.cond.Broadcast()
+}
+
+func (c *Cache) record(ev *Event) {
+	if len(c.events) < eventWindow {
+		c.events = append(c.events, ev)
+		return
+	}
+	c.windowRV = c.events[c.start].RV
+	c.events[c.start] = ev
+	c.start = (c.start + 1) % eventWindow
+}
+
+func (c *Cache) progress(rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev > c.rv {
+		c.rv = rev
+		c.cond.Broadcast()
+	}
+}
+
+// RV is the revision up to which the cache is current.
+func (c *Cache) RV() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rv
+}
+
+// WaitFresh blocks until the cache has applied revision rev, asking etcd for
+// a progress notification so that quiet resources catch up too.
+func (c *Cache) WaitFresh(ctx context.Context, rev int64) error {
+	deadline := time.Now().Add(freshWait)
+	c.mu.RLock()
+	fresh := c.rv >= rev && c.ready
+	c.mu.RUnlock()
+	if fresh {
+		return nil
+	}
+	_ = c.store.client.RequestProgress(clientv3.WithRequireLeader(ctx))
+	timer := time.AfterFunc(freshWait, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
+	defer timer.Stop()
+	stop := context.AfterFunc(ctx, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
+	defer stop()
+	asked := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.rv < rev || !c.ready {
+		if ctx.Err() != nil {
+			return apierrors.NewTimeoutError("request canceled while waiting for the cache", 1)
+		}
+		if time.Now().After(deadline) {
+			return apierrors.NewTooManyRequests(fmt.Sprintf("Too large resource version: %d, current: %d", rev, c.rv), 1)
+		}
+		if time.Since(asked) > 100*time.Millisecond {
+			asked = time.Now()
+			go func() { _ = c.store.client.RequestProgress(clientv3.WithRequireLeader(ctx)) }()
+		}
+		c.cond.Wait()
+	}
+	return nil
+}
+
+// Snapshot returns the objects matching f in key order and the revision they
+// reflect.
+func (c *Cache) Snapshot(f Filter) ([]*Object, int64) {
+	c.mu.Lock()
+	if c.sorted == nil {
+		c.sorted = make([]string, 0, len(c.items))
+		for k := range c.items {
+			c.sorted = append(c.sorted, k)
+		}
+		slices.Sort(c.sorted)
+	}
+	keys, items, rv := c.sorted, c.items, c.rv
+	out := make([]*Object, 0, len(keys))
+	if f.Key != "" {
+		if o := items[f.Key]; f.Matches(o) {
+			out = append(out, o)
+		}
+		c.mu.Unlock()
+		return out, rv
+	}
+	lo := 0
+	if f.KeyPrefix != "" {
+		lo, _ = slices.BinarySearch(keys, f.KeyPrefix)
+	}
+	for _, k := range keys[lo:] {
+		if f.KeyPrefix != "" && !strings.HasPrefix(k, f.KeyPrefix) {
+			break
+		}
+		if o := items[k]; f.Matches(o) {
+			out = append(out, o)
+		}
+	}
+	c.mu.Unlock()
+	return out, rv
+}
+
+// Get returns the cached object at key, or nil.
+func (c *Cache) Get(key string) *Object {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.items[key]
+}
+
+func objRV(obj runtime.Object) int64 {
+	var rv int64
+	if acc, err := metaAccessor(obj); err == nil {
+		fmt.Sscan(acc.GetResourceVersion(), &rv)
+	}
+	return rv
+}

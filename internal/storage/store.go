@@ -1,0 +1,227 @@
+// Package storage keeps API objects in etcd under upstream's key layout and
+// serves lists and watches from one in-memory cache per resource.
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// maxUpdateRetries bounds optimistic-concurrency retries inside one update.
+const maxUpdateRetries = 64
+
+// Codec turns objects into the bytes kept in etcd and back.
+type Codec interface {
+	Encode(obj runtime.Object) ([]byte, error)
+	Decode(data []byte) (runtime.Object, error)
+}
+
+// Store is the etcd-backed storage of one resource. Every key it is given is
+// relative to its prefix ("<namespace>/<name>" or "<name>").
+type Store struct {
+	client   *clientv3.Client
+	codec    Codec
+	prefix   string
+	resource schema.GroupResource
+}
+
+// NewStore returns the store for resource under prefix (which ends in "/").
+func NewStore(client *clientv3.Client, codec Codec, prefix string, resource schema.GroupResource) *Store {
+	return &Store{client: client, codec: codec, prefix: prefix, resource: resource}
+}
+
+// Prefix is the etcd key prefix of this resource.
+func (s *Store) Prefix() string { return s.prefix }
+
+// Resource is the group-resource used in error messages.
+func (s *Store) Resource() schema.GroupResource { return s.resource }
+
+func nameOf(key string) string {
+	if i := bytes.LastIndexByte([]byte(key), '/'); i >= 0 {
+		return key[i+1:]
+	}
+	return key
+}
+
+// Create writes obj at key if nothing is there yet.
+func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (runtime.Object, error) {
+	if err := setRV(obj, 0); err != nil {
+		return nil, err
+	}
+	data, err := s.codec.Encode(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s: %w", s.resource, key, err)
+	}
+	full := s.prefix + key
+	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(full), "=", 0)).Then(clientv3.OpPut(full, string(data))).Commit()
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if !resp.Succeeded {
+		return nil, apierrors.NewAlreadyExists(s.resource, nameOf(key))
+	}
+	out := obj.DeepCopyObject()
+	return out, setRV(out, resp.Header.Revision)
+}
+
+// Get reads the object at key.
+func (s *Store) Get(ctx context.Context, key string) (runtime.Object, error) {
+	resp, err := s.client.Get(ctx, s.prefix+key)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, apierrors.NewNotFound(s.resource, nameOf(key))
+	}
+	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// UpdateFunc computes the new object from the current one. Returning a nil
+// object with a nil error deletes the object.
+type UpdateFunc func(current runtime.Object) (runtime.Object, error)
+
+// GuaranteedUpdate applies update to the current object until it commits
+// without a concurrent change. When the object does not exist, update gets nil.
+// An update that leaves the stored bytes unchanged is not written.
+func (s *Store) GuaranteedUpdate(ctx context.Context, key string, update UpdateFunc) (runtime.Object, error) {
+	full := s.prefix + key
+	for range maxUpdateRetries {
+		resp, err := s.client.Get(ctx, full)
+		if err != nil {
+			return nil, storageErr(err)
+		}
+		var cur runtime.Object
+		var rev int64
+		var oldData []byte
+		if len(resp.Kvs) > 0 {
+			rev = resp.Kvs[0].ModRevision
+			oldData = resp.Kvs[0].Value
+			if cur, err = s.decode(oldData, rev); err != nil {
+				return nil, err
+			}
+		}
+		next, err := update(cur)
+		if err != nil {
+			return nil, err
+		}
+		var op clientv3.Op
+		var data []byte
+		if next == nil {
+			if cur == nil {
+				return nil, apierrors.NewNotFound(s.resource, nameOf(key))
+			}
+			op = clientv3.OpDelete(full)
+		} else {
+			if err := setRV(next, 0); err != nil {
+				return nil, err
+			}
+			if data, err = s.codec.Encode(next); err != nil {
+				return nil, fmt.Errorf("encode %s %s: %w", s.resource, key, err)
+			}
+			if cur != nil && bytes.Equal(data, oldData) {
+				return cur, nil
+			}
+			op = clientv3.OpPut(full, string(data))
+		}
+		txn, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(full), "=", rev)).Then(op).Commit()
+		if err != nil {
+			return nil, storageErr(err)
+		}
+		if !txn.Succeeded {
+			continue
+		}
+		if next == nil {
+			out := cur.DeepCopyObject()
+			return out, setRV(out, txn.Header.Revision)
+		}
+		return next, setRV(next, txn.Header.Revision)
+	}
+	return nil, apierrors.NewConflict(s.resource, nameOf(key), errors.New("too many concurrent updates"))
+}
+
+// KV is one raw entry of a list.
+type KV struct {
+	Key string
+	Obj runtime.Object
+}
+
+// ListPage reads up to limit objects with keys in [prefix+from, end of prefix)
+// at revision rev (0: now). It returns the page, the revision read at and
+// whether more objects follow.
+func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit int64) ([]KV, int64, bool, error) {
+	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix + prefix))}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(limit))
+	}
+	start := s.prefix + prefix
+	if from != "" {
+		start = s.prefix + from
+	}
+	resp, err := s.client.Get(ctx, start, opts...)
+	if err != nil {
+		return nil, 0, false, storageErr(err)
+	}
+	out := make([]KV, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		obj, err := s.decode(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		out = append(out, KV{Key: string(kv.Key[len(s.prefix):]), Obj: obj})
+	}
+	return out, resp.Header.Revision, resp.More, nil
+}
+
+// CurrentRevision is etcd's revision now, read with a quorum read.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, s.prefix, clientv3.WithCountOnly(), clientv3.WithPrefix())
+	if err != nil {
+		return 0, storageErr(err)
+	}
+	return resp.Header.Revision, nil
+}
+
+func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
+	obj, err := s.codec.Decode(data)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decode stored %s: %w", s.resource, err))
+	}
+	return obj, setRV(obj, rev)
+}
+
+func setRV(obj runtime.Object, rev int64) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		acc.SetResourceVersion("")
+	} else {
+		acc.SetResourceVersion(strconv.FormatInt(rev, 10))
+	}
+	return nil
+}
+
+// storageErr turns an etcd failure into a retryable API error.
+func storageErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return apierrors.NewTimeoutError(fmt.Sprintf("storage: %v", err), 1)
+	}
+	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted) {
+		return apierrors.NewResourceExpired(fmt.Sprintf("storage: %v", err))
+	}
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("storage: %v", err))
+}
