@@ -39,7 +39,8 @@ type Config struct {
 	// Metrics is the Prometheus registry to register into.
 	Metrics *prometheus.Registry
 	// OpenAPIV2 and OpenAPIV3 serve /openapi/...; nil disables them.
-	OpenAPIV2 func() ([]byte, error)
+	OpenAPIV2      func() ([]byte, error)
+	OpenAPIV2Proto func() ([]byte, error)
 	OpenAPIV3 func(path string) ([]byte, bool, error)
 }
 
@@ -56,6 +57,7 @@ type Server struct {
 	latency   *prometheus.HistogramVec
 	inflight  atomic.Int64
 	openapiV2 func() ([]byte, error)
+	openapiV2Proto func() ([]byte, error)
 	openapiV3 func(path string) ([]byte, bool, error)
 	discovery *discoveryDocs
 	// ShuttingDown makes /readyz fail while the server drains.
@@ -66,7 +68,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
@@ -205,12 +207,16 @@ func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
 		return
 	}
-	b, err := s.openapiV2()
+	ct, get := mediaJSON, s.openapiV2
+	if strings.Contains(r.Header.Get("Accept"), "application/com.github.proto-openapi.spec.v2") && s.openapiV2Proto != nil {
+		ct, get = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", s.openapiV2Proto
+	}
+	b, err := get()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", mediaJSON)
+	w.Header().Set("Content-Type", ct)
 	w.Write(b)
 }
 

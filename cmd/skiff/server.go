@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/controlplane"
+)
+
+func serverCommand() *cobra.Command {
+	cfg := controlplane.Config{}
+	var nodePorts, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: API server on etcd (embedded by default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnvAndConfig(cmd); err != nil {
+				return err
+			}
+			lo, hi, ok := strings.Cut(nodePorts, "-")
+			var err1, err2 error
+			cfg.NodePortMin, err1 = strconv.Atoi(lo)
+			cfg.NodePortMax, err2 = strconv.Atoi(hi)
+			if !ok || err1 != nil || err2 != nil || cfg.NodePortMin > cfg.NodePortMax {
+				return fmt.Errorf("--service-node-port-range %q: want LOW-HIGH", nodePorts)
+			}
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Version = version
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return controlplane.Run(ctx, cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "YAML file of settings (keys are flag names)")
+	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/skiff", "directory for certificates, kubeconfig and embedded etcd")
+	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "address the API listens on")
+	f.IntVar(&cfg.SecurePort, "secure-port", 6443, "HTTPS port of the API")
+	f.StringVar(&cfg.AdvertiseIP, "advertise-address", "", "node address published in the kubernetes Service endpoints (default: first non-loopback IPv4)")
+	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra names or IPs for the serving certificate")
+	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs (default: embedded etcd)")
+	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", 2379, "loopback client port of the embedded etcd")
+	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", 2380, "loopback peer port of the embedded etcd")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
+	f.StringVar(&nodePorts, "service-node-port-range", "30000-32767", "range of NodePorts")
+	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,285 @@
+// Package controlplane assembles skiff server: certificates, etcd, the
+// registry and its caches, bootstrap objects and the HTTPS API.
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/openapi"
+	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// KubernetesVersion is the API release skiff serves.
+const KubernetesVersion = "v1.37.2"
+
+// Config is skiff server's configuration.
+type Config struct {
+	DataDir        string
+	BindAddress    string
+	SecurePort     int
+	AdvertiseIP    string
+	TLSSANs        []string
+	EtcdEndpoints  []string
+	EtcdClientPort int
+	EtcdPeerPort   int
+	ServiceCIDR    string
+	NodePortMin    int
+	NodePortMax    int
+	TokenAuthFile  string
+	// Version is skiff's own version, shown in /version's gitVersion.
+	Version string
+}
+
+// Run serves until ctx ends, then shuts down cleanly.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	started := time.Now()
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	advertise, err := advertiseIP(cfg.AdvertiseIP)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := certificates(cfg, advertise)
+	if err != nil {
+		return err
+	}
+
+	endpoints := cfg.EtcdEndpoints
+	var embedded *storage.Embedded
+	if len(endpoints) == 0 {
+		embedded, err = storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff"}, log)
+		if err != nil {
+			return err
+		}
+		defer embedded.Close()
+		endpoints = []string{embedded.Endpoint}
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+	if err != nil {
+		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+	}
+	defer client.Close()
+
+	scheme, err := NewScheme()
+	if err != nil {
+		return err
+	}
+	reg, err := registry.New(client, scheme, newProtoCodec(scheme), registry.AllocatorConfig{ServiceCIDR: cfg.ServiceCIDR, NodePortMin: cfg.NodePortMin, NodePortMax: cfg.NodePortMax}, log)
+	if err != nil {
+		return err
+	}
+	cacheCtx, stopCaches := context.WithCancel(context.Background())
+	defer stopCaches()
+	for _, c := range reg.Caches() {
+		go c.Run(cacheCtx)
+	}
+
+	authn, err := auth.New(cfg.TokenAuthFile)
+	if err != nil {
+		return err
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	codecs := apiserver.NewCodecs(scheme)
+	spec := openapi.New(reg)
+	var bootstrapped atomic.Bool
+	ready := func(ctx context.Context) error {
+		for _, c := range reg.Caches() {
+			if !c.Ready() {
+				return errors.New("informer-sync: watch caches not yet synced")
+			}
+		}
+		if !bootstrapped.Load() {
+			return errors.New("poststarthook/bootstrap-controller: bootstrap objects not yet created")
+		}
+		if _, err := client.Get(ctx, "health", clientv3.WithSerializable()); err != nil {
+			return fmt.Errorf("etcd: %v", err)
+		}
+		return nil
+	}
+	api := apiserver.New(apiserver.Config{
+		Registry: reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
+		Version:   versionInfo(cfg.Version),
+		OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
+	})
+
+	baseCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           api,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(cfg.DataDir, "admin.kubeconfig"))
+
+	go func() {
+		for ctx.Err() == nil {
+			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), advertise, int32(cfg.SecurePort)))
+			cancel()
+			if err == nil {
+				bootstrapped.Store(true)
+				log.Info("bootstrap objects ready", "since_start", time.Since(started).String())
+				return
+			}
+			log.Warn("bootstrap failed; retrying", "err", err)
+			time.Sleep(time.Second)
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down")
+	api.ShuttingDown.Store(true)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cancelRequests()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	stopCaches()
+	log.Info("stopped")
+	return nil
+}
+
+func versionInfo(skiff string) version.Info {
+	return version.Info{
+		Major: "1", Minor: "37", GitVersion: KubernetesVersion + "+skiff", GitCommit: skiff, GitTreeState: "clean",
+		BuildDate: "", GoVersion: runtime.Version(), Compiler: runtime.Compiler, Platform: runtime.GOOS + "/" + runtime.GOARCH,
+	}
+}
+
+// advertiseIP picks the node address: the flag, else the first non-loopback
+// IPv4 address, else 127.0.0.1.
+func advertiseIP(flag string) (net.IP, error) {
+	if flag != "" {
+		ip := net.ParseIP(flag)
+		if ip == nil {
+			return nil, fmt.Errorf("--advertise-address %q is not an IP address", flag)
+		}
+		return ip, nil
+	}
+	for _, a := range localIPs() {
+		if a.To4() != nil && !a.IsLoopback() {
+			return a, nil
+		}
+	}
+	return net.ParseIP("127.0.0.1"), nil
+}
+
+func localIPs() []net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+			out = append(out, n.IP)
+		}
+	}
+	return out
+}
+
+// certificates ensures the CA, the serving and admin certificates and the
+// admin kubeconfig, and returns the server's TLS configuration.
+func certificates(cfg Config, advertise net.IP) (*tls.Config, error) {
+	dir := filepath.Join(cfg.DataDir, "pki")
+	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if host != "" {
+		dns = append(dns, host)
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), advertise}
+	ips = append(ips, localIPs()...)
+	if first, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
+		ips = append(ips, first)
+	}
+	for _, san := range cfg.TLSSANs {
+		if ip := net.ParseIP(san); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, san)
+		}
+	}
+	certPEM, keyPEM, err := ca.EnsureLeaf(filepath.Join(dir, "serving"), pki.LeafSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
+	if err != nil {
+		return nil, err
+	}
+	adminCert, adminKey, err := ca.EnsureLeaf(filepath.Join(dir, "admin"), pki.LeafSpec{CommonName: "system:admin", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	server := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.SecurePort))
+	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, "admin.kubeconfig"), server, ca.CertPEM, adminCert, adminKey); err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("load serving certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, nil
+}
+
+func firstServiceIP(cidr string) (net.IP, error) {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return nil, err
+	}
+	ip := n.IP.To4()
+	if ip == nil {
+		return nil, fmt.Errorf("not IPv4")
+	}
+	out := make(net.IP, 4)
+	copy(out, ip)
+	out[3]++
+	return out, nil
+}
