@@ -219,8 +219,10 @@ func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string,
 			}
 			return listResult{}, err
 		}
-		rev = readRev
-		out.rv = readRev
+		if rev == 0 {
+			rev = readRev
+		}
+		out.rv = rev
 		for i, kv := range kvs {
 			l, f := attrs(res, kv.Obj)
 			obj := &storage.Object{Key: kv.Key, Obj: kv.Obj, Labels: l, Fields: f}

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 )
@@ -420,7 +419,8 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 		return opts, err
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		if err := yaml.Unmarshal(body, &opts); err != nil {
+		def := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
+		if _, _, err := s.codecs.Factory.UniversalDeserializer().Decode(body, &def, &opts); err != nil {
 			return opts, badRequest("invalid DeleteOptions: %v", err)
 		}
 	}
