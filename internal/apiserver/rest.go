@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 )
@@ -145,6 +147,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, body []byte,
 		dec := s.codecs.Strict
 		if mt == mediaYAML {
 			dec = s.codecs.YAML
+		}
+		if err := checkKind(body, mt == mediaYAML, expected); err != nil {
+			return nil, err
 		}
 		obj, gvk, err = dec.Decode(body, &expected, into)
 		if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
@@ -454,4 +459,27 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 		opts.GracePeriodSeconds = &zero
 	}
 	return opts, nil
+}
+
+// checkKind compares the apiVersion and kind a body declares with the URL's
+// before decoding, so the error names the mismatch.
+func checkKind(body []byte, isYAML bool, expected schema.GroupVersionKind) error {
+	js := body
+	if isYAML {
+		var err error
+		if js, err = yaml.YAMLToJSON(body); err != nil {
+			return badRequest("error decoding YAML: %v", err)
+		}
+	}
+	gvk, err := jsonserializer.DefaultMetaFactory.Interpret(js)
+	if err != nil || gvk == nil {
+		return nil // the decoder reports malformed input
+	}
+	if gvk.Version != "" && gvk.GroupVersion() != expected.GroupVersion() {
+		return badRequest("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), expected.GroupVersion())
+	}
+	if gvk.Kind != "" && gvk.Kind != expected.Kind {
+		return badRequest("the kind in the data (%s) does not match the expected kind (%s)", gvk.Kind, expected.Kind)
+	}
+	return nil
 }
