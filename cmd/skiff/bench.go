@@ -1,7 +1,35 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/bench"
+)
 
 func benchCommand() *cobra.Command {
-	return &cobra.Command{Use: "bench", Short: "Benchmarks against any cluster reachable by a kubeconfig"}
+	root := &cobra.Command{Use: "bench", Short: "Benchmarks against any cluster reachable by a kubeconfig"}
+	cfg := bench.APIConfig{}
+	api := &cobra.Command{
+		Use:   "api",
+		Short: "API throughput: pod creates, LIST, watch fan-out, server RSS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Kubeconfig == "" {
+				cfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			_, err := bench.RunAPI(cmd.Context(), cfg, os.Stdout)
+			return err
+		},
+	}
+	f := api.Flags()
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to measure (default $KUBECONFIG)")
+	f.IntVar(&cfg.Pods, "pods", 10000, "pods to create for each worker count")
+	f.IntSliceVar(&cfg.Workers, "workers", []int{16, 64}, "concurrent creators")
+	f.IntVar(&cfg.Watchers, "watchers", 100, "watchers for the fan-out test")
+	f.IntVar(&cfg.Updates, "updates", 1000, "updates for the fan-out test")
+	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding")
+	root.AddCommand(api)
+	return root
 }

@@ -16,7 +16,7 @@ import (
 
 // rawClient sends hand-made requests with the admin credentials.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 }

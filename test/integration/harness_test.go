@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 
 // server is one running `skiff server`.
 type server struct {
-	t          *testing.T
+	t          testing.TB
 	dataDir    string
 	port       int
 	etcdPorts  [2]int
@@ -57,7 +57,7 @@ type server struct {
 	extraArgs  []string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,7 +69,7 @@ func freePort(t *testing.T) int {
 
 // startServer starts skiff server on loopback with a fresh data dir and
 // waits until /readyz answers ok. It is stopped when the test ends.
-func startServer(t *testing.T, extra ...string) *server {
+func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), port: freePort(t), etcdPorts: [2]int{freePort(t), freePort(t)}, extraArgs: extra}
 	s.kubeconfig = filepath.Join(s.dataDir, "admin.kubeconfig")
@@ -85,6 +85,8 @@ func (s *server) start() {
 	s.cmd = exec.Command(skiffBin, append(args, s.extraArgs...)...)
 	s.logs = &bytes.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	// If the test binary dies, the server dies with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start skiff server: %v", err)
 	}

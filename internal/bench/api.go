@@ -1,0 +1,274 @@
+// Package bench measures a cluster through its API, so the same numbers can
+// be taken from skiff and from upstream Kubernetes side by side.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// APIConfig sets the size of the API benchmark.
+type APIConfig struct {
+	Kubeconfig string
+	Pods       int   // pods to create per worker count
+	Workers    []int // concurrent creators, e.g. 16 and 64
+	Watchers   int
+	Updates    int
+	Lists      int // LIST repetitions per encoding
+}
+
+// APIResult holds the figures of one run.
+type APIResult struct {
+	Creates       []CreateResult
+	ListJSON      time.Duration
+	ListProtobuf  time.Duration
+	ListedItems   int
+	FanOut        time.Duration
+	FanOutEvents  int
+	RSSBefore     float64
+	RSSAfter      float64
+}
+
+// CreateResult is the pod-create throughput at one concurrency.
+type CreateResult struct {
+	Workers  int
+	Pods     int
+	PerSec   float64
+	P50, P99 time.Duration
+	Errors   int64
+}
+
+func clients(kubeconfig string, proto bool) (*kubernetes.Clientset, *rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	cfg.Timeout = 2 * time.Minute
+	if proto {
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	} else {
+		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	return cs, cfg, err
+}
+
+// RunAPI runs the API benchmark, writing progress to out.
+func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error) {
+	cs, _, err := clients(c.Kubeconfig, true)
+	if err != nil {
+		return nil, err
+	}
+	jsonCS, _, err := clients(c.Kubeconfig, false)
+	if err != nil {
+		return nil, err
+	}
+	res := &APIResult{}
+	res.RSSBefore = serverRSS(ctx, cs)
+	ns := fmt.Sprintf("skiff-bench-%d", rand.IntN(1_000_000))
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create namespace: %w", err)
+	}
+	defer cleanup(cs, ns)
+
+	for i, w := range c.Workers {
+		cr, err := createPods(ctx, cs, ns, fmt.Sprintf("p%d-", i), c.Pods, w)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "pod creates, %d workers: %.0f/s (p50 %s, p99 %s, %d errors)\n", w, cr.PerSec, cr.P50, cr.P99, cr.Errors)
+		res.Creates = append(res.Creates, cr)
+		if i < len(c.Workers)-1 {
+			if err := deletePods(ctx, cs, ns); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	for _, enc := range []struct {
+		cs   *kubernetes.Clientset
+		dst  *time.Duration
+		name string
+	}{{jsonCS, &res.ListJSON, "JSON"}, {cs, &res.ListProtobuf, "protobuf"}} {
+		var times []time.Duration
+		for range c.Lists {
+			start := time.Now()
+			l, err := enc.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("list pods: %w", err)
+			}
+			times = append(times, time.Since(start))
+			res.ListedItems = len(l.Items)
+		}
+		slices.Sort(times)
+		*enc.dst = times[len(times)/2]
+		fmt.Fprintf(out, "LIST %d pods (%s): median %s of %d\n", res.ListedItems, enc.name, *enc.dst, c.Lists)
+	}
+
+	d, n, err := fanOut(ctx, cs, ns, c.Watchers, c.Updates)
+	if err != nil {
+		return nil, err
+	}
+	res.FanOut, res.FanOutEvents = d, n
+	fmt.Fprintf(out, "watch fan-out: %d watchers x %d updates delivered in %s\n", c.Watchers, c.Updates, d)
+	res.RSSAfter = serverRSS(ctx, cs)
+	fmt.Fprintf(out, "server RSS: %.1f MB before, %.1f MB after\n", res.RSSBefore/1e6, res.RSSAfter/1e6)
+	return res, nil
+}
+
+func benchPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "bench"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/bench:1"}}},
+	}
+}
+
+func createPods(ctx context.Context, cs *kubernetes.Clientset, ns, prefix string, n, workers int) (CreateResult, error) {
+	var next atomic.Int64
+	var errs atomic.Int64
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(fmt.Sprintf("%s%05d", prefix, i)), metav1.CreateOptions{})
+				lat[i] = time.Since(t0)
+				if err != nil {
+					errs.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	return CreateResult{Workers: workers, Pods: n, PerSec: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100], Errors: errs.Load()}, nil
+}
+
+func deletePods(ctx context.Context, cs *kubernetes.Clientset, ns string) error {
+	zero := int64(0)
+	return cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+}
+
+// fanOutWriters is how many objects the fan-out updates concurrently.
+const fanOutWriters = 8
+
+// fanOut opens watchers on a set of ConfigMaps, applies updates to them
+// from several writers, and measures from the first update until every
+// watcher has seen every update.
+func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, updates int) (time.Duration, int, error) {
+	cms := cs.CoreV1().ConfigMaps(ns)
+	objs := make([]*corev1.ConfigMap, fanOutWriters)
+	var rv string
+	for i := range objs {
+		obj, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fanout-%d", i), Labels: map[string]string{"bench": "fanout"}}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		objs[i], rv = obj, obj.ResourceVersion
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	for range watchers {
+		w, err := cms.Watch(wctx, metav1.ListOptions{LabelSelector: "bench=fanout", ResourceVersion: rv})
+		if err != nil {
+			return 0, 0, fmt.Errorf("watch: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Stop()
+			seen := 0
+			for ev := range w.ResultChan() {
+				if ev.Type == watch.Modified {
+					seen++
+					total.Add(1)
+					if seen == updates {
+						return
+					}
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	var werr atomic.Value
+	var writers sync.WaitGroup
+	for i, obj := range objs {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for n := i; n < updates; n += fanOutWriters {
+				obj.Data["n"] = fmt.Sprint(n)
+				next, err := cms.Update(ctx, obj, metav1.UpdateOptions{})
+				if err != nil {
+					werr.Store(err)
+					return
+				}
+				obj = next
+			}
+		}()
+	}
+	writers.Wait()
+	if err, ok := werr.Load().(error); ok {
+		return 0, 0, fmt.Errorf("update: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return 0, 0, fmt.Errorf("fan-out incomplete after 2m: %d of %d events", total.Load(), watchers*updates)
+	}
+	return time.Since(start), int(total.Load()), nil
+}
+
+// serverRSS reads process_resident_memory_bytes from /metrics (0 if the
+// cluster does not expose it to this user).
+func serverRSS(ctx context.Context, cs *kubernetes.Clientset) float64 {
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "process_resident_memory_bytes ") {
+			var v float64
+			fmt.Sscan(strings.TrimPrefix(line, "process_resident_memory_bytes "), &v)
+			return v
+		}
+	}
+	return 0
+}
+
+func cleanup(cs *kubernetes.Clientset, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	deletePods(ctx, cs, ns)
+	cs.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+}
