@@ -56,6 +56,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
 	f.StringVar(&nodePorts, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
+	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

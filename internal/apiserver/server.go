@@ -42,6 +42,8 @@ type Config struct {
 	OpenAPIV2      func() ([]byte, error)
 	OpenAPIV2Proto func() ([]byte, error)
 	OpenAPIV3 func(path string) ([]byte, bool, error)
+	// Profiling serves /debug/pprof to authenticated users.
+	Profiling bool
 }
 
 // Server is the HTTP handler of the API.
@@ -60,6 +62,7 @@ type Server struct {
 	openapiV2Proto func() ([]byte, error)
 	openapiV3 func(path string) ([]byte, bool, error)
 	discovery *discoveryDocs
+	profiling bool
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }
@@ -68,7 +71,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
@@ -157,6 +160,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
+		servePprof(w, r)
 	case p == "/metrics":
 		promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	case p == "/openapi/v2":

@@ -49,6 +49,7 @@ type Config struct {
 	NodePortMin    int
 	NodePortMax    int
 	TokenAuthFile  string
+	Profiling      bool
 	// Version is skiff's own version, shown in /version's gitVersion.
 	Version string
 }
@@ -124,7 +125,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	api := apiserver.New(apiserver.Config{
 		Registry: reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
 		Version:   versionInfo(cfg.Version),
-		OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
+		Profiling: cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
 	})
 
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
