@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // EmbeddedConfig configures the etcd that runs inside skiff server.
@@ -36,8 +37,8 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
-	ec.LogLevel = "error"
-	ec.Logger = "zap"
+	// etcd's own zap logging is silenced; skiff logs what matters.
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	// Compact history older than five minutes, as upstream's apiserver does.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "5m"
