@@ -1,0 +1,227 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// TestObjectSemantics covers the metadata rules every client relies on.
+func TestObjectSemantics(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	cs := s.client()
+	cms := cs.CoreV1().ConfigMaps("default")
+
+	t.Run("bootstrap objects", func(t *testing.T) {
+		svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil || svc.Spec.ClusterIP != "10.43.0.1" || svc.Spec.Ports[0].Port != 443 {
+			t.Errorf("kubernetes Service: %+v %v", svc.Spec, err)
+		}
+		for _, pc := range []string{"system-node-critical", "system-cluster-critical"} {
+			if _, err := cs.SchedulingV1().PriorityClasses().Get(ctx, pc, metav1.GetOptions{}); err != nil {
+				t.Errorf("PriorityClass %s: %v", pc, err)
+			}
+		}
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+		if err != nil || ns.Labels["kubernetes.io/metadata.name"] != "kube-system" || ns.Spec.Finalizers[0] != "kubernetes" {
+			t.Errorf("kube-system: %+v %v", ns, err)
+		}
+	})
+
+	t.Run("generateName uid creationTimestamp generation", func(t *testing.T) {
+		c, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-"}}, metav1.CreateOptions{})
+		if err != nil || !strings.HasPrefix(c.Name, "gen-") || len(c.Name) != 9 || c.UID == "" || c.CreationTimestamp.IsZero() {
+			t.Fatalf("generateName: %+v %v", c.ObjectMeta, err)
+		}
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "high"}, Value: 1000}
+		if _, err := cs.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		d := deployment("gen")
+		d, err = cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{})
+		if err != nil || d.Generation != 1 {
+			t.Fatalf("deployment generation %d, %v", d.Generation, err)
+		}
+		d.Labels = map[string]string{"only": "metadata"}
+		d, _ = cs.AppsV1().Deployments("default").Update(ctx, d, metav1.UpdateOptions{})
+		if d.Generation != 1 {
+			t.Errorf("metadata change bumped generation to %d", d.Generation)
+		}
+		d.Spec.Replicas = ptr.To[int32](4)
+		d, _ = cs.AppsV1().Deployments("default").Update(ctx, d, metav1.UpdateOptions{})
+		if d.Generation != 2 {
+			t.Errorf("spec change: generation %d, want 2", d.Generation)
+		}
+		d.Status.Replicas = 4
+		d, _ = cs.AppsV1().Deployments("default").UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		if d.Generation != 2 || d.Status.Replicas != 4 {
+			t.Errorf("status change: generation %d replicas %d", d.Generation, d.Status.Replicas)
+		}
+		sc, err := cs.AppsV1().Deployments("default").GetScale(ctx, "gen", metav1.GetOptions{})
+		if err != nil || sc.Spec.Replicas != 4 || sc.Status.Selector != "app=gen" {
+			t.Errorf("scale: %+v %v", sc, err)
+		}
+	})
+
+	t.Run("dryRun stores nothing", func(t *testing.T) {
+		c, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dry"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil || c.Name != "dry" {
+			t.Fatalf("dry-run create: %v", err)
+		}
+		if _, err := cms.Get(ctx, "dry", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("dry-run create stored the object: %v", err)
+		}
+		cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "wet"}}, metav1.CreateOptions{})
+		if err := cms.Delete(ctx, "wet", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cms.Get(ctx, "wet", metav1.GetOptions{}); err != nil {
+			t.Errorf("dry-run delete removed the object: %v", err)
+		}
+	})
+
+	t.Run("delete preconditions", func(t *testing.T) {
+		c, _ := cms.Get(ctx, "wet", metav1.GetOptions{})
+		wrong := types.UID("not-the-uid")
+		if err := cms.Delete(ctx, "wet", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &wrong}}); !apierrors.IsConflict(err) {
+			t.Errorf("uid precondition: want 409, got %v", err)
+		}
+		if err := cms.Delete(ctx, "wet", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &c.UID, ResourceVersion: &c.ResourceVersion}}); err != nil {
+			t.Errorf("matching preconditions: %v", err)
+		}
+	})
+
+	t.Run("finalizers hold the object", func(t *testing.T) {
+		c, _ := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fin", Finalizers: []string{"example.com/hold"}}}, metav1.CreateOptions{})
+		if err := cms.Delete(ctx, "fin", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cms.Get(ctx, "fin", metav1.GetOptions{})
+		if err != nil || c.DeletionTimestamp == nil {
+			t.Fatalf("object with a finalizer: %v %v", c, err)
+		}
+		c.Finalizers = append(c.Finalizers, "example.com/late")
+		if _, err := cms.Update(ctx, c, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+			t.Errorf("adding a finalizer while deleting: want 422, got %v", err)
+		}
+		c, _ = cms.Get(ctx, "fin", metav1.GetOptions{})
+		c.Finalizers = nil
+		if _, err := cms.Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cms.Get(ctx, "fin", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("object still there after its last finalizer: %v", err)
+		}
+	})
+
+	t.Run("pod graceful deletion and binding", func(t *testing.T) {
+		pods := cs.CoreV1().Pods("default")
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "graceful"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		p, err := pods.Create(ctx, p, metav1.CreateOptions{})
+		if err != nil || p.Status.Phase != corev1.PodPending || p.Status.QOSClass != corev1.PodQOSBestEffort || *p.Spec.Priority != 0 {
+			t.Fatalf("new pod: %+v %v", p.Status, err)
+		}
+		if len(p.Spec.Tolerations) != 2 || *p.Spec.Tolerations[0].TolerationSeconds != 300 {
+			t.Errorf("default tolerations: %+v", p.Spec.Tolerations)
+		}
+		b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "graceful"}, Target: corev1.ObjectReference{Kind: "Node", Name: "node-1"}}
+		if err := pods.Bind(ctx, b, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("bind: %v", err)
+		}
+		if err := pods.Bind(ctx, b, metav1.CreateOptions{}); !apierrors.IsConflict(err) {
+			t.Errorf("second bind: want 409, got %v", err)
+		}
+		p, _ = pods.Get(ctx, "graceful", metav1.GetOptions{})
+		if p.Spec.NodeName != "node-1" || p.Status.Conditions[0].Type != corev1.PodScheduled {
+			t.Errorf("after bind: node %q conditions %+v", p.Spec.NodeName, p.Status.Conditions)
+		}
+		if err := pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](20)}); err != nil {
+			t.Fatal(err)
+		}
+		p, err = pods.Get(ctx, "graceful", metav1.GetOptions{})
+		if err != nil || p.DeletionTimestamp == nil || *p.DeletionGracePeriodSeconds != 20 {
+			t.Fatalf("scheduled pod after graceful delete: %v %v", p, err)
+		}
+		if time.Until(p.DeletionTimestamp.Time) < 15*time.Second {
+			t.Errorf("deletionTimestamp %v is not ~20s ahead", p.DeletionTimestamp)
+		}
+		if err := pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pods.Get(ctx, "graceful", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("pod after grace 0: %v", err)
+		}
+	})
+
+	t.Run("service allocation", func(t *testing.T) {
+		svcs := cs.CoreV1().Services("default")
+		mk := func(name, ip string, typ corev1.ServiceType, nodePort int32) *corev1.Service {
+			return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Type: typ, ClusterIP: ip,
+				Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: nodePort}}}}
+		}
+		a, err := svcs.Create(ctx, mk("wants-ip", "10.43.7.7", "", 0), metav1.CreateOptions{})
+		if err != nil || a.Spec.ClusterIP != "10.43.7.7" || a.Spec.ClusterIPs[0] != "10.43.7.7" {
+			t.Fatalf("requested clusterIP: %+v %v", a.Spec, err)
+		}
+		if _, err := svcs.Create(ctx, mk("same-ip", "10.43.7.7", "", 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already allocated") {
+			t.Errorf("duplicate clusterIP: %v", err)
+		}
+		if _, err := svcs.Create(ctx, mk("outside", "192.168.1.1", "", 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "not in the valid range") {
+			t.Errorf("clusterIP outside the range: %v", err)
+		}
+		np, err := svcs.Create(ctx, mk("np", "", corev1.ServiceTypeNodePort, 0), metav1.CreateOptions{})
+		if err != nil || np.Spec.Ports[0].NodePort < 30000 || np.Spec.Ports[0].NodePort > 32767 || np.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyCluster {
+			t.Fatalf("NodePort service: %+v %v", np.Spec, err)
+		}
+		if _, err := svcs.Create(ctx, mk("np2", "", corev1.ServiceTypeNodePort, np.Spec.Ports[0].NodePort), metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+			t.Errorf("duplicate nodePort: %v", err)
+		}
+		// Deleting returns the address to the pool.
+		if err := svcs.Delete(ctx, "wants-ip", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svcs.Create(ctx, mk("reuse", "10.43.7.7", "", 0), metav1.CreateOptions{}); err != nil {
+			t.Errorf("released clusterIP not reusable: %v", err)
+		}
+	})
+
+	t.Run("namespace lifecycle admission", func(t *testing.T) {
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "nowhere"}}, metav1.CreateOptions{}); err == nil {
+			t.Error("create in the default namespace with a mismatching namespace was accepted")
+		}
+		if _, err := cs.CoreV1().ConfigMaps("nowhere").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("create in a missing namespace: %v", err)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := string(body)
+		for _, want := range []string{`apiserver_request_total{code="201",group="",resource="configmaps",subresource="",verb="create",version="v1"}`, `apiserver_request_duration_seconds_bucket{group="",resource="configmaps",subresource="",verb="get",version="v1",le="0.005"}`, "process_resident_memory_bytes"} {
+			if !strings.Contains(m, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+}
+
+func deployment(name string) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+}
