@@ -19,10 +19,10 @@ import (
 
 // Media types skiff speaks.
 const (
-	mediaJSON     = "application/json"
-	mediaYAML     = "application/yaml"
-	mediaProtobuf = "application/vnd.kubernetes.protobuf"
-	mediaApply    = "application/apply-patch+yaml"
+	mediaJSON       = "application/json"
+	mediaYAML       = "application/yaml"
+	mediaProtobuf   = "application/vnd.kubernetes.protobuf"
+	mediaApply      = "application/apply-patch+yaml"
 	mediaJSONPatch  = "application/json-patch+json"
 	mediaMergePatch = "application/merge-patch+json"
 	mediaSMP        = "application/strategic-merge-patch+json"

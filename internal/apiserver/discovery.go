@@ -31,12 +31,12 @@ func preferredVersion(group string, versions []string) string {
 
 // discoveryDocs holds the precomputed discovery responses.
 type discoveryDocs struct {
-	legacy     []byte // /api
-	groups     []byte // /apis
-	group      map[string][]byte
-	resources  map[schema.GroupVersion][]byte
-	aggLegacy  []byte
-	aggGroups  []byte
+	legacy    []byte // /api
+	groups    []byte // /apis
+	group     map[string][]byte
+	resources map[schema.GroupVersion][]byte
+	aggLegacy []byte
+	aggGroups []byte
 }
 
 type gvResources struct {

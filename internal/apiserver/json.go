@@ -1,9 +1,9 @@
 package apiserver
 
 import (
-	"sigs.k8s.io/yaml"
 	"bytes"
 	"encoding/json"
+	"sigs.k8s.io/yaml"
 )
 
 func jsonIndent(dst *bytes.Buffer, src []byte) error { return json.Indent(dst, src, "", "  ") }

@@ -26,16 +26,16 @@ import (
 
 // listOptions are the query options of list and watch.
 type listOptions struct {
-	Labels          labels.Selector
-	Fields          fields.Selector
-	RV              string
-	RVMatch         metav1.ResourceVersionMatch
-	Limit           int64
-	Continue        string
-	TimeoutSeconds  int64
-	Bookmarks       bool
-	SendInitial     *bool
-	IncludeObject   string
+	Labels         labels.Selector
+	Fields         fields.Selector
+	RV             string
+	RVMatch        metav1.ResourceVersionMatch
+	Limit          int64
+	Continue       string
+	TimeoutSeconds int64
+	Bookmarks      bool
+	SendInitial    *bool
+	IncludeObject  string
 }
 
 func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, error) {
@@ -61,12 +61,6 @@ func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, err
 	default:
 		return o, badRequest("resourceVersionMatch: Unsupported value: %q", o.RVMatch)
 	}
-	if o.RVMatch != "" && (o.RV == "" || q.Get("continue") != "") {
-		return o, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided and continue is not")})
-	}
-	if o.RVMatch == metav1.ResourceVersionMatchExact && o.RV == "0" {
-		return o, badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
-	}
 	if v := q.Get("limit"); v != "" {
 		if o.Limit, err = strconv.ParseInt(v, 10, 64); err != nil || o.Limit < 0 {
 			return o, badRequest("invalid limit %q", v)
@@ -84,12 +78,52 @@ func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, err
 		o.SendInitial = &b
 	}
 	o.IncludeObject = q.Get("includeObject")
+	isWatch := q.Get("watch") == "true" || q.Get("watch") == "1" || strings.Contains(r.URL.Path, "/watch/")
+	if errs := validateListOptions(o, isWatch); len(errs) > 0 {
+		return o, apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", errs)
+	}
 	if o.RV != "" && o.RV != "0" {
 		if _, err := strconv.ParseInt(o.RV, 10, 64); err != nil {
 			return o, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %q", o.RV))
 		}
 	}
 	return o, nil
+}
+
+// validateListOptions applies upstream's rules for combining
+// resourceVersion, resourceVersionMatch, continue and sendInitialEvents.
+func validateListOptions(o listOptions, isWatch bool) field.ErrorList {
+	var errs field.ErrorList
+	match := field.NewPath("resourceVersionMatch")
+	if o.SendInitial != nil {
+		p := field.NewPath("sendInitialEvents")
+		if !isWatch {
+			errs = append(errs, field.Forbidden(p, "sendInitialEvents is forbidden for list"))
+		}
+		if !o.Bookmarks {
+			errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires setting allowWatchBookmarks to true"))
+		}
+		if o.RVMatch != metav1.ResourceVersionMatchNotOlderThan {
+			errs = append(errs, field.Forbidden(match, fmt.Sprintf("sendInitialEvents requires setting resourceVersionMatch to %s", metav1.ResourceVersionMatchNotOlderThan)))
+		}
+		return errs
+	}
+	if o.RVMatch == "" {
+		return nil
+	}
+	if isWatch {
+		errs = append(errs, field.Forbidden(match, "resourceVersionMatch is forbidden for watch"))
+	}
+	if o.RV == "" {
+		errs = append(errs, field.Forbidden(match, "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+	}
+	if o.Continue != "" {
+		errs = append(errs, field.Forbidden(match, "resourceVersionMatch is forbidden when continue is provided"))
+	}
+	if o.RVMatch == metav1.ResourceVersionMatchExact && o.RV == "0" {
+		errs = append(errs, field.Forbidden(match, "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""))
+	}
+	return errs
 }
 
 // selectableFields are the field selector keys a resource supports.
@@ -148,8 +182,8 @@ func decodeContinue(s string) (continueToken, error) {
 
 // listResult is a page of objects ready to encode.
 type listResult struct {
-	items    []*storage.Object
-	rv       int64
+	items     []*storage.Object
+	rv        int64
 	continue_ string
 }
 

@@ -41,28 +41,28 @@ type Config struct {
 	// OpenAPIV2 and OpenAPIV3 serve /openapi/...; nil disables them.
 	OpenAPIV2      func() ([]byte, error)
 	OpenAPIV2Proto func() ([]byte, error)
-	OpenAPIV3 func(path string) ([]byte, bool, error)
+	OpenAPIV3      func(path string) ([]byte, bool, error)
 	// Profiling serves /debug/pprof to authenticated users.
 	Profiling bool
 }
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	reg       *registry.Registry
-	codecs    *Codecs
-	authn     *auth.Authenticator
-	log       *slog.Logger
-	version   version.Info
-	ready     func(ctx context.Context) error
-	metrics   *prometheus.Registry
-	requests  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	inflight  atomic.Int64
-	openapiV2 func() ([]byte, error)
+	reg            *registry.Registry
+	codecs         *Codecs
+	authn          *auth.Authenticator
+	log            *slog.Logger
+	version        version.Info
+	ready          func(ctx context.Context) error
+	metrics        *prometheus.Registry
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	inflight       atomic.Int64
+	openapiV2      func() ([]byte, error)
 	openapiV2Proto func() ([]byte, error)
-	openapiV3 func(path string) ([]byte, bool, error)
-	discovery *discoveryDocs
-	profiling bool
+	openapiV3      func(path string) ([]byte, bool, error)
+	discovery      *discoveryDocs
+	profiling      bool
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }

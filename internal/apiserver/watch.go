@@ -9,11 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -120,10 +118,6 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 		return
 	}
 	sendInitial := o.SendInitial != nil && *o.SendInitial
-	if o.SendInitial != nil && (!o.Bookmarks || o.RVMatch != metav1.ResourceVersionMatchNotOlderThan) {
-		s.writeError(w, r, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", field.ErrorList{field.Forbidden(field.NewPath("sendInitialEvents"), "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled and allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan")}))
-		return
-	}
 	cache := s.reg.Cache(res)
 	ctx := r.Context()
 	var rv int64

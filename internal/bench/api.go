@@ -33,14 +33,14 @@ type APIConfig struct {
 
 // APIResult holds the figures of one run.
 type APIResult struct {
-	Creates       []CreateResult
-	ListJSON      time.Duration
-	ListProtobuf  time.Duration
-	ListedItems   int
-	FanOut        time.Duration
-	FanOutEvents  int
-	RSSBefore     float64
-	RSSAfter      float64
+	Creates      []CreateResult
+	ListJSON     time.Duration
+	ListProtobuf time.Duration
+	ListedItems  int
+	FanOut       time.Duration
+	FanOutEvents int
+	RSSBefore    float64
+	RSSAfter     float64
 }
 
 // CreateResult is the pod-create throughput at one concurrency.

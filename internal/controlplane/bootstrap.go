@@ -28,7 +28,7 @@ func bootstrapObjects(serviceIP string, advertise net.IP, port int32) []runtime.
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-cluster-critical"}, Value: 2000000000, Description: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."},
 		&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
-			Spec: corev1.ServiceSpec{ClusterIP: serviceIP, Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port)}}, SessionAffinity: corev1.ServiceAffinityNone},
+			Spec:       corev1.ServiceSpec{ClusterIP: serviceIP, Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port)}}, SessionAffinity: corev1.ServiceAffinityNone},
 		},
 		&corev1.Endpoints{
 			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},

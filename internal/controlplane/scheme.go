@@ -19,6 +19,9 @@ func NewScheme() (*runtime.Scheme, error) {
 	if err := metav1.AddMetaToScheme(s); err != nil {
 		return nil, err
 	}
+	// Clients may send option bodies (DeleteOptions, ...) as meta.k8s.io/v1,
+	// which upstream accepts for every resource.
+	metav1.AddToGroupVersion(s, metav1.SchemeGroupVersion)
 	return s, nil
 }
 

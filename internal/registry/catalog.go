@@ -64,7 +64,11 @@ func Catalog() []*Resource {
 		with(def(core, "nodes", "Node", false, func() *corev1.Node { return &corev1.Node{} }, func() *corev1.NodeList { return &corev1.NodeList{} }), nodeStrategy),
 		with(def(core, "namespaces", "Namespace", false, func() *corev1.Namespace { return &corev1.Namespace{} }, func() *corev1.NamespaceList { return &corev1.NamespaceList{} }), func(r *Resource) { namespaceStrategy(r); r.NameFn = dnsLabel }),
 		with(def(core, "services", "Service", true, func() *corev1.Service { return &corev1.Service{} }, func() *corev1.ServiceList { return &corev1.ServiceList{} }), serviceStrategy),
-		with(def(core, "endpoints", "Endpoints", true, func() *corev1.Endpoints { return &corev1.Endpoints{} }, func() *corev1.EndpointsList { return &corev1.EndpointsList{} }), func(r *Resource) { r.ShortNames = []string{"ep"}; r.SingularName = "endpoints"; r.Columns, r.Row = endpointsTable() }),
+		with(def(core, "endpoints", "Endpoints", true, func() *corev1.Endpoints { return &corev1.Endpoints{} }, func() *corev1.EndpointsList { return &corev1.EndpointsList{} }), func(r *Resource) {
+			r.ShortNames = []string{"ep"}
+			r.SingularName = "endpoints"
+			r.Columns, r.Row = endpointsTable()
+		}),
 		with(def(core, "configmaps", "ConfigMap", true, func() *corev1.ConfigMap { return &corev1.ConfigMap{} }, func() *corev1.ConfigMapList { return &corev1.ConfigMapList{} }), configMapStrategy),
 		with(def(core, "secrets", "Secret", true, func() *corev1.Secret { return &corev1.Secret{} }, func() *corev1.SecretList { return &corev1.SecretList{} }), secretStrategy),
 		with(def(core, "serviceaccounts", "ServiceAccount", true, func() *corev1.ServiceAccount { return &corev1.ServiceAccount{} }, func() *corev1.ServiceAccountList { return &corev1.ServiceAccountList{} }), func(r *Resource) { r.ShortNames = []string{"sa"}; r.Columns, r.Row = serviceAccountTable() }),

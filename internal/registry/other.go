@@ -404,15 +404,21 @@ func hpaV1Strategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	r.StorageGVK = autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler")
-	r.ToStorage = func(o runtime.Object) (runtime.Object, error) { return hpaV1ToV2(o.(*autoscalingv1.HorizontalPodAutoscaler)), nil }
-	r.FromStorage = func(o runtime.Object) (runtime.Object, error) { return hpaV2ToV1(o.(*autoscalingv2.HorizontalPodAutoscaler)), nil }
+	r.ToStorage = func(o runtime.Object) (runtime.Object, error) {
+		return hpaV1ToV2(o.(*autoscalingv1.HorizontalPodAutoscaler)), nil
+	}
+	r.FromStorage = func(o runtime.Object) (runtime.Object, error) {
+		return hpaV2ToV1(o.(*autoscalingv2.HorizontalPodAutoscaler)), nil
+	}
 	r.Default = func(o runtime.Object) {
 		h := o.(*autoscalingv1.HorizontalPodAutoscaler)
 		if h.Spec.MinReplicas == nil {
 			h.Spec.MinReplicas = ptr.To[int32](1)
 		}
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList { return validateHPA(hpaV1ToV2(o.(*autoscalingv1.HorizontalPodAutoscaler))) }
+	r.Validate = func(o runtime.Object) field.ErrorList {
+		return validateHPA(hpaV1ToV2(o.(*autoscalingv1.HorizontalPodAutoscaler)))
+	}
 	r.Columns = hpaColumns()
 	r.Row = func(o runtime.Object, _ bool) []any {
 		h := hpaV1ToV2(o.(*autoscalingv1.HorizontalPodAutoscaler))

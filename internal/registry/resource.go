@@ -24,9 +24,9 @@ type Resource struct {
 	// names: "minions" for nodes, "services/specs" for services).
 	StoragePrefix string
 	// Subresources this resource serves.
-	Status  bool
-	Scale   bool
-	Binding bool // pods/binding
+	Status   bool
+	Scale    bool
+	Binding  bool // pods/binding
 	Finalize bool // namespaces/finalize
 
 	New     func() runtime.Object

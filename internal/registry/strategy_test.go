@@ -45,16 +45,16 @@ func TestPodDefaults(t *testing.T) {
 	r.Default(p)
 	c := p.Spec.Containers[0]
 	checks := map[string]bool{
-		"restartPolicy Always":           p.Spec.RestartPolicy == corev1.RestartPolicyAlways,
-		"dnsPolicy ClusterFirst":         p.Spec.DNSPolicy == corev1.DNSClusterFirst,
-		"grace 30":                       *p.Spec.TerminationGracePeriodSeconds == 30,
-		"default-scheduler":              p.Spec.SchedulerName == "default-scheduler",
-		"pull IfNotPresent for a tag":    c.ImagePullPolicy == corev1.PullIfNotPresent,
-		"port protocol TCP":              c.Ports[0].Protocol == corev1.ProtocolTCP,
-		"requests default to limits":     c.Resources.Requests.Cpu().String() == "1",
-		"termination message path":       c.TerminationMessagePath == "/dev/termination-log",
-		"configMap volume mode 0644":      *p.Spec.Volumes[0].ConfigMap.DefaultMode == 0o644,
-		"enableServiceLinks":             *p.Spec.EnableServiceLinks,
+		"restartPolicy Always":        p.Spec.RestartPolicy == corev1.RestartPolicyAlways,
+		"dnsPolicy ClusterFirst":      p.Spec.DNSPolicy == corev1.DNSClusterFirst,
+		"grace 30":                    *p.Spec.TerminationGracePeriodSeconds == 30,
+		"default-scheduler":           p.Spec.SchedulerName == "default-scheduler",
+		"pull IfNotPresent for a tag": c.ImagePullPolicy == corev1.PullIfNotPresent,
+		"port protocol TCP":           c.Ports[0].Protocol == corev1.ProtocolTCP,
+		"requests default to limits":  c.Resources.Requests.Cpu().String() == "1",
+		"termination message path":    c.TerminationMessagePath == "/dev/termination-log",
+		"configMap volume mode 0644":  *p.Spec.Volumes[0].ConfigMap.DefaultMode == 0o644,
+		"enableServiceLinks":          *p.Spec.EnableServiceLinks,
 	}
 	for name, ok := range checks {
 		if !ok {
@@ -80,9 +80,13 @@ func TestPodValidation(t *testing.T) {
 		{"missing image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "" }, "spec.containers[0].image"},
 		{"bad container name", func(p *corev1.Pod) { p.Spec.Containers[0].Name = "Bad_Name" }, "spec.containers[0].name"},
 		{"duplicate container", func(p *corev1.Pod) { p.Spec.Containers = append(p.Spec.Containers, p.Spec.Containers[0]) }, "spec.containers[1].name"},
-		{"port out of range", func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 0, Protocol: "TCP"}} }, "spec.containers[0].ports[0].containerPort"},
+		{"port out of range", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 0, Protocol: "TCP"}}
+		}, "spec.containers[0].ports[0].containerPort"},
 		{"bad restart policy", func(p *corev1.Pod) { p.Spec.RestartPolicy = "Sometimes" }, "spec.restartPolicy"},
-		{"mount of unknown volume", func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "nope", MountPath: "/x"}} }, "spec.containers[0].volumeMounts[0].name"},
+		{"mount of unknown volume", func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "nope", MountPath: "/x"}}
+		}, "spec.containers[0].volumeMounts[0].name"},
 		{"request over limit", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Limits: corev1.ResourceList{"cpu": resource.MustParse("1")}}
 		}, "spec.containers[0].resources.requests[cpu]"},

@@ -40,10 +40,10 @@ func (s *server) anonymous() *rawClient {
 }
 
 type reply struct {
-	code    int
-	header  http.Header
-	body    []byte
-	status  metav1.Status
+	code   int
+	header http.Header
+	body   []byte
+	status metav1.Status
 }
 
 func (c *rawClient) do(method, path, contentType string, body []byte) reply {

@@ -6,7 +6,6 @@ import (
 	"testing"
 )
 
-
 // FuzzWrites sends arbitrary bodies to create, update and patch. Every
 // answer must be a success or a 4xx Status (never a 5xx or a non-Status
 // error), and the server must still serve the objects it stored. The seed
