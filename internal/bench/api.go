@@ -178,14 +178,15 @@ func deletePods(ctx context.Context, cs *kubernetes.Clientset, ns string) error 
 const fanOutWriters = 8
 
 // fanOut opens watchers on a set of ConfigMaps, applies updates to them
-// from several writers, and measures from the first update until every
+// from several writers (every update changes the object: a no-op update
+// makes no event), and measures from the first update until every
 // watcher has seen every update.
 func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, updates int) (time.Duration, int, error) {
 	cms := cs.CoreV1().ConfigMaps(ns)
 	objs := make([]*corev1.ConfigMap, fanOutWriters)
 	var rv string
 	for i := range objs {
-		obj, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fanout-%d", i), Labels: map[string]string{"bench": "fanout"}}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
+		obj, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fanout-%d", i), Labels: map[string]string{"bench": "fanout"}}, Data: map[string]string{"n": "initial"}}, metav1.CreateOptions{})
 		if err != nil {
 			return 0, 0, err
 		}
