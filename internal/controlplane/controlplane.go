@@ -69,19 +69,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 
-	endpoints := cfg.EtcdEndpoints
-	var embedded *storage.Embedded
-	if len(endpoints) == 0 {
-		embedded, err = storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff"}, log)
+	var client *clientv3.Client
+	if endpoints := cfg.EtcdEndpoints; len(endpoints) > 0 {
+		client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+		if err != nil {
+			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+		}
+	} else {
+		embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff"}, log)
 		if err != nil {
 			return err
 		}
 		defer embedded.Close()
-		endpoints = []string{embedded.Endpoint}
-	}
-	client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
-	if err != nil {
-		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+		client = embedded.Client()
+		log.Debug("embedded etcd started", "since_start", time.Since(started).String())
 	}
 	defer client.Close()
 
@@ -144,7 +145,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
-	log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(cfg.DataDir, "admin.kubeconfig"))
+	log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(started).String())
 
 	go func() {
 		for ctx.Err() == nil {

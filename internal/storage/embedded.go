@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap"
 )
 
@@ -26,6 +29,9 @@ type Embedded struct {
 	Endpoint string
 }
 
+// walSegmentBytes is the size of one etcd WAL segment file.
+const walSegmentBytes = 8 << 20
+
 // StartEmbedded starts etcd on loopback and waits until it serves.
 func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec := embed.NewConfig()
@@ -42,6 +48,17 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	// Compact history older than five minutes, as upstream's apiserver does.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "5m"
+	// A single member on loopback has no peers to lose, so a short election
+	// timeout is safe; it bounds how long a restart waits for leadership
+	// (the randomized timeout is up to twice the election time).
+	ec.TickMs = 20
+	ec.ElectionMs = 200
+	// etcd reads every retained WAL segment at start; smaller segments and
+	// fewer of them keep a restart fast. Entries before the last snapshot are
+	// in the backend already, so a single member needs no more. etcd exposes
+	// the segment size only as a package variable.
+	wal.SegmentSizeBytes = walSegmentBytes
+	ec.MaxWalFiles = 2
 	ec.QuotaBackendBytes = 8 << 30
 	ec.MaxRequestBytes = 4 << 20
 	e, err := embed.StartEtcd(ec)
@@ -60,6 +77,11 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	log.Info("embedded etcd ready", "endpoint", client.String(), "dir", cfg.DataDir)
 	return &Embedded{etcd: e, Endpoint: client.String()}, nil
 }
+
+// Client returns an in-process client: calls go straight to the etcd
+// server's handlers, with no gRPC, socket or protobuf round trip. The
+// loopback listener stays for etcdctl and other outside tools.
+func (e *Embedded) Client() *clientv3.Client { return v3client.New(e.etcd.Server) }
 
 // Close stops etcd, flushing its state.
 func (e *Embedded) Close() { e.etcd.Close() }

@@ -45,26 +45,43 @@ func port(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// newEtcd starts a real embedded etcd for the test.
-func newEtcd(t *testing.T) *clientv3.Client {
+// clientKinds are the two ways skiff reaches etcd: over gRPC on a socket
+// (an external cluster) and in process (the embedded one). Every storage
+// test runs against both.
+var clientKinds = []string{"grpc", "in-process"}
+
+// newEtcd starts a real embedded etcd for the test and connects to it.
+func newEtcd(t *testing.T, kind string) *clientv3.Client {
 	t.Helper()
 	e, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), ClientPort: port(t), PeerPort: port(t), Name: "test"}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
+	var c *clientv3.Client
+	if kind == "in-process" {
+		c = e.Client()
+	} else if c, err = clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func newStore(t *testing.T) (*Store, *Cache) {
+// forEachClient runs test once per client kind.
+func forEachClient(t *testing.T, test func(t *testing.T, st *Store, c *Cache)) {
+	for _, kind := range clientKinds {
+		t.Run(kind, func(t *testing.T) {
+			st, c := newStore(t, kind)
+			test(t, st, c)
+		})
+	}
+}
+
+func newStore(t *testing.T, kind string) (*Store, *Cache) {
 	s := runtime.NewScheme()
 	clientgoscheme.AddToScheme(s)
-	st := NewStore(newEtcd(t), testCodec{protobuf.NewSerializer(s, s)}, "/registry/configmaps/", corev1.Resource("configmaps"))
+	st := NewStore(newEtcd(t, kind), testCodec{protobuf.NewSerializer(s, s)}, "/registry/configmaps/", corev1.Resource("configmaps"))
 	attrs := func(o runtime.Object) (labels.Set, fields.Set) {
 		c := o.(*corev1.ConfigMap)
 		return labels.Set(c.Labels), fields.Set{"metadata.name": c.Name}
@@ -80,8 +97,9 @@ func cmObj(name, v string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"v": v}}, Data: map[string]string{"v": v}}
 }
 
-func TestStoreSemantics(t *testing.T) {
-	st, _ := newStore(t)
+func TestStoreSemantics(t *testing.T) { forEachClient(t, testStoreSemantics) }
+
+func testStoreSemantics(t *testing.T, st *Store, _ *Cache) {
 	ctx := context.Background()
 	created, err := st.Create(ctx, "ns/a", cmObj("a", "1"))
 	if err != nil {
@@ -131,8 +149,9 @@ func TestStoreSemantics(t *testing.T) {
 	}
 }
 
-func TestCacheListAndWatch(t *testing.T) {
-	st, c := newStore(t)
+func TestCacheListAndWatch(t *testing.T) { forEachClient(t, testCacheListAndWatch) }
+
+func testCacheListAndWatch(t *testing.T, st *Store, c *Cache) {
 	ctx := context.Background()
 	for i := range 5 {
 		if _, err := st.Create(ctx, fmt.Sprintf("ns/o%d", i), cmObj(fmt.Sprintf("o%d", i), "a")); err != nil {
