@@ -101,14 +101,44 @@ func EncodeRawProto(obj runtime.Object) ([]byte, error) {
 	return m.Marshal()
 }
 
-// wrapProto puts a raw message of kind gvk in the Kubernetes envelope.
-func wrapProto(gvk schema.GroupVersionKind, raw []byte) ([]byte, error) {
-	u := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind}, Raw: raw}
-	b, err := u.Marshal()
-	if err != nil {
-		return nil, err
+// protoListEnvelope encodes a list in the Kubernetes protobuf envelope
+// (magic, then runtime.Unknown{typeMeta, raw, contentEncoding, contentType})
+// from the list's encoded ListMeta and its items' raw messages, writing every
+// byte once into one buffer sized up front.
+func protoListEnvelope(gvk schema.GroupVersionKind, listMeta []byte, items [][]byte) []byte {
+	tm := runtime.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind}
+	tmRaw, _ := tm.Marshal() // TypeMeta of two strings cannot fail to encode
+	msgLen := protoFieldLen(len(listMeta))
+	for _, it := range items {
+		msgLen += protoFieldLen(len(it))
 	}
-	return append(append([]byte{}, protoMagic...), b...), nil
+	buf := make([]byte, 0, len(protoMagic)+protoFieldLen(len(tmRaw))+protoFieldLen(msgLen)+4)
+	buf = append(buf, protoMagic...)
+	buf = appendProtoField(buf, 1, tmRaw)
+	buf = binary.AppendUvarint(buf, uint64(2<<3|2))
+	buf = binary.AppendUvarint(buf, uint64(msgLen))
+	buf = appendProtoField(buf, 1, listMeta)
+	for _, it := range items {
+		buf = appendProtoField(buf, 2, it)
+	}
+	// contentEncoding and contentType, empty, as runtime.Unknown writes them.
+	buf = appendProtoField(buf, 3, nil)
+	return appendProtoField(buf, 4, nil)
+}
+
+// protoFieldLen is the encoded size of a length-delimited field (of number
+// below 16) holding n bytes.
+func protoFieldLen(n int) int {
+	return 1 + uvarintLen(uint64(n)) + n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // appendProtoField appends a length-delimited field to a protobuf message.

@@ -370,20 +370,13 @@ func (s *Server) encodeList(res *registry.Resource, out Output, lr listResult) (
 		if err != nil {
 			return nil, err
 		}
-		size := len(lmRaw) + 16
 		raws := make([][]byte, len(lr.items))
 		for i, it := range lr.items {
 			if raws[i], err = s.encodedItem(res, it, "pbraw"); err != nil {
 				return nil, err
 			}
-			size += len(raws[i]) + 10
 		}
-		msg := make([]byte, 0, size)
-		msg = appendProtoField(msg, 1, lmRaw)
-		for _, raw := range raws {
-			msg = appendProtoField(msg, 2, raw)
-		}
-		return wrapProto(listGVK, msg)
+		return protoListEnvelope(listGVK, lmRaw, raws), nil
 	case mediaYAML, mediaJSON:
 		var buf bytes.Buffer
 		lmJSON, _ := json.Marshal(lm)
