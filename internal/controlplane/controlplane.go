@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			if err == nil {
 				bootstrapped.Store(true)
 				log.Info("bootstrap objects ready", "since_start", time.Since(started).String())
+				// Start-up parses schemas and primes caches, leaving garbage
+				// that an idle server would hold for minutes: return it now.
+				debug.FreeOSMemory()
 				return
 			}
 			log.Warn("bootstrap failed; retrying", "err", err)

@@ -154,11 +154,14 @@ func (c *Cache) Run(ctx context.Context) {
 }
 
 func (c *Cache) follow(ctx context.Context) error {
+	start := time.Now()
 	kvs, rev, _, err := c.store.ListPage(ctx, "", "", 0, 0)
+	listed := time.Since(start)
 	if err != nil {
 		return err
 	}
 	c.replace(kvs, rev)
+	c.log.Debug("watch cache primed", "resource", c.store.resource.String(), "objects", len(kvs), "listed", listed.String(), "took", time.Since(start).String())
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	ch := c.store.client.Watch(wctx, c.store.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())

@@ -7,10 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -174,15 +177,35 @@ func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit in
 	if err != nil {
 		return nil, 0, false, storageErr(err)
 	}
-	out := make([]KV, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		obj, err := s.decode(kv.Value, kv.ModRevision)
-		if err != nil {
-			return nil, 0, false, err
-		}
-		out = append(out, KV{Key: string(kv.Key[len(s.prefix):]), Obj: obj})
+	out, err := s.decodeAll(resp.Kvs)
+	if err != nil {
+		return nil, 0, false, err
 	}
 	return out, resp.Header.Revision, resp.More, nil
+}
+
+// decodeChunk is how many objects one goroutine decodes at a time; large
+// reads (priming a cache, unpaged lists) are spread over every core.
+const decodeChunk = 512
+
+func (s *Store) decodeAll(kvs []*mvccpb.KeyValue) ([]KV, error) {
+	out := make([]KV, len(kvs))
+	var g errgroup.Group
+	g.SetLimit(goruntime.GOMAXPROCS(0))
+	for lo := 0; lo < len(kvs); lo += decodeChunk {
+		hi := min(lo+decodeChunk, len(kvs))
+		g.Go(func() error {
+			for i := lo; i < hi; i++ {
+				obj, err := s.decode(kvs[i].Value, kvs[i].ModRevision)
+				if err != nil {
+					return err
+				}
+				out[i] = KV{Key: string(kvs[i].Key[len(s.prefix):]), Obj: obj}
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // revisionProbeKey is read to learn etcd's current revision; it is never written.
