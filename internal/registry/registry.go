@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	goruntime "runtime"
 	"slices"
 	"time"
 
@@ -30,7 +31,8 @@ type Registry struct {
 	byGVR     map[schema.GroupVersionResource]*Resource
 	stores    map[string]*storage.Store
 	caches    map[string]*storage.Cache
-	managers  map[managerKey]*managedfields.FieldManager
+	managers  map[managerKey]Fields
+	warm      *warmPool
 	types     managedfields.TypeConverter
 	// Allocators for Service ClusterIPs and NodePorts.
 	IPs   *Allocator
@@ -52,7 +54,8 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		byGVR:    map[schema.GroupVersionResource]*Resource{},
 		stores:   map[string]*storage.Store{},
 		caches:   map[string]*storage.Cache{},
-		managers: map[managerKey]*managedfields.FieldManager{},
+		managers: map[managerKey]Fields{},
+		warm:     newWarmPool(goruntime.GOMAXPROCS(0)),
 		types:    applyconfigurations.NewTypeConverter(scheme),
 	}
 	for _, r := range Catalog() {
@@ -70,11 +73,11 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 			if sub == "status" && !r.Status {
 				continue
 			}
-			fm, err := managedfields.NewDefaultFieldManager(g.types, scheme, defaulter{g}, scheme, r.GVK(), r.GVK().GroupVersion(), sub, resetFields(r, sub))
+			fm, err := managedfields.NewDefaultFieldManager(g.types, versionConverter{scheme}, defaulter{g}, scheme, r.GVK(), r.GVK().GroupVersion(), sub, resetFields(r, sub))
 			if err != nil {
 				return nil, fmt.Errorf("field manager for %s: %w", r.GVK(), err)
 			}
-			g.managers[managerKey{r.GVK(), sub}] = fm
+			g.managers[managerKey{r.GVK(), sub}] = Fields{fm: fm, pool: g.warm}
 		}
 	}
 	var err error
@@ -136,6 +139,6 @@ func (g *Registry) Caches() []*storage.Cache {
 }
 
 // FieldManager is the managed-fields tracker of r's endpoint subresource.
-func (g *Registry) FieldManager(r *Resource, sub string) *managedfields.FieldManager {
+func (g *Registry) FieldManager(r *Resource, sub string) Fields {
 	return g.managers[managerKey{r.GVK(), sub}]
 }
