@@ -38,10 +38,16 @@ type APIResult struct {
 	// response has arrived, and until client-go has also decoded it.
 	Lists       []ListResult
 	ListedItems int
-	FanOut       time.Duration
-	FanOutEvents int
+	FanOut       FanOutResult
 	RSSBefore    float64
 	RSSAfter     float64
+}
+
+// FanOutResult times the watch fan-out from the first update.
+type FanOutResult struct {
+	Written   time.Duration // until the last update was acknowledged
+	Delivered time.Duration // until every watcher had seen every update
+	Events    int
 }
 
 // ListResult is the median LIST time in one encoding.
@@ -122,12 +128,12 @@ func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error)
 		fmt.Fprintf(out, "LIST %d pods (%s): median %s to receive, %s to receive and decode (of %d)\n", n, enc.name, lr.Received, lr.Decoded, c.Lists)
 	}
 
-	d, n, err := fanOut(ctx, cs, ns, c.Watchers, c.Updates)
+	fo, err := fanOut(ctx, cs, ns, c.Watchers, c.Updates)
 	if err != nil {
 		return nil, err
 	}
-	res.FanOut, res.FanOutEvents = d, n
-	fmt.Fprintf(out, "watch fan-out: %d watchers x %d updates delivered in %s\n", c.Watchers, c.Updates, d)
+	res.FanOut = fo
+	fmt.Fprintf(out, "watch fan-out: %d watchers x %d updates delivered in %s (updates written in %s, %d events)\n", c.Watchers, c.Updates, fo.Delivered, fo.Written, fo.Events)
 	res.RSSAfter = serverRSS(ctx, cs)
 	fmt.Fprintf(out, "server RSS: %.1f MB before, %.1f MB after\n", res.RSSBefore/1e6, res.RSSAfter/1e6)
 	return res, nil
@@ -209,14 +215,14 @@ const fanOutWriters = 8
 // from several writers (every update changes the object: a no-op update
 // makes no event), and measures from the first update until every
 // watcher has seen every update.
-func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, updates int) (time.Duration, int, error) {
+func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, updates int) (FanOutResult, error) {
 	cms := cs.CoreV1().ConfigMaps(ns)
 	objs := make([]*corev1.ConfigMap, fanOutWriters)
 	var rv string
 	for i := range objs {
 		obj, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fanout-%d", i), Labels: map[string]string{"bench": "fanout"}}, Data: map[string]string{"n": "initial"}}, metav1.CreateOptions{})
 		if err != nil {
-			return 0, 0, err
+			return FanOutResult{}, err
 		}
 		objs[i], rv = obj, obj.ResourceVersion
 	}
@@ -227,7 +233,7 @@ func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, 
 	for range watchers {
 		w, err := cms.Watch(wctx, metav1.ListOptions{LabelSelector: "bench=fanout", ResourceVersion: rv})
 		if err != nil {
-			return 0, 0, fmt.Errorf("watch: %w", err)
+			return FanOutResult{}, fmt.Errorf("watch: %w", err)
 		}
 		wg.Add(1)
 		go func() {
@@ -264,17 +270,18 @@ func fanOut(ctx context.Context, cs *kubernetes.Clientset, ns string, watchers, 
 		}()
 	}
 	writers.Wait()
+	written := time.Since(start)
 	if err, ok := werr.Load().(error); ok {
-		return 0, 0, fmt.Errorf("update: %w", err)
+		return FanOutResult{}, fmt.Errorf("update: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(2 * time.Minute):
-		return 0, 0, fmt.Errorf("fan-out incomplete after 2m: %d of %d events", total.Load(), watchers*updates)
+		return FanOutResult{}, fmt.Errorf("fan-out incomplete after 2m: %d of %d events", total.Load(), watchers*updates)
 	}
-	return time.Since(start), int(total.Load()), nil
+	return FanOutResult{Written: written, Delivered: time.Since(start), Events: int(total.Load())}, nil
 }
 
 // serverRSS reads process_resident_memory_bytes from /metrics (0 if the
