@@ -43,5 +43,9 @@ integration: build
 fuzz: build
 	cd test/integration && SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -run XXX -fuzz FuzzWrites -fuzztime 60s .
 
+# The API benchmark as docs/benchmarks.md records it (server on loopback).
+bench: build
+	test/bench/api.sh $(BIN)
+
 clean:
 	rm -rf bin
