@@ -33,14 +33,14 @@ type APIConfig struct {
 
 // APIResult holds the figures of one run.
 type APIResult struct {
-	Creates      []CreateResult
+	Creates []CreateResult
 	// Lists holds, per encoding, the median time until the whole LIST
 	// response has arrived, and until client-go has also decoded it.
 	Lists       []ListResult
 	ListedItems int
-	FanOut       FanOutResult
-	RSSBefore    float64
-	RSSAfter     float64
+	FanOut      FanOutResult
+	RSSBefore   float64
+	RSSAfter    float64
 }
 
 // FanOutResult times the watch fan-out from the first update.
