@@ -11,7 +11,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 )
 
@@ -20,7 +22,7 @@ func serverCommand() *cobra.Command {
 	var nodePorts, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane: API server on etcd (embedded by default)",
+		Short: "Run the control plane: API server on etcd (embedded by default) and the controllers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnvAndConfig(cmd); err != nil {
@@ -37,6 +39,9 @@ func serverCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// client-go (leader election, informers, events) logs through klog;
+			// send it to the same structured log.
+			klog.SetSlogLogger(log)
 			cfg.Version = version
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -57,6 +62,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&nodePorts, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
+	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

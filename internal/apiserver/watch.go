@@ -103,6 +103,16 @@ func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
 		acc.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
 	obj.GetObjectKind().SetGroupVersionKind(ws.res.GVK())
+	if ws.out.PartialMetadata {
+		// A metadata-only client decodes every event, bookmarks too, as
+		// PartialObjectMetadata.
+		b, err := ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, partial(acc))
+		if err != nil {
+			return err
+		}
+		_, err = ws.w.Write(ws.frame(watch.Bookmark, b))
+		return err
+	}
 	return ws.sendObject(watch.Bookmark, obj)
 }
 

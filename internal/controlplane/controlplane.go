@@ -23,10 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -51,6 +54,8 @@ type Config struct {
 	NodePortMax    int
 	TokenAuthFile  string
 	Profiling      bool
+	// Controllers are the controllers to run (see Controllers and Select).
+	Controllers []string
 	// Version is skiff's own version, shown in /version's gitVersion.
 	Version string
 }
@@ -65,7 +70,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := certificates(cfg, advertise)
+	tlsCfg, loopback, err := certificates(cfg, advertise)
+	if err != nil {
+		return err
+	}
+	controllers, err := controller.Select(Controllers(), cfg.Controllers)
 	if err != nil {
 		return err
 	}
@@ -148,6 +157,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 	log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(started).String())
 
+	controllersCtx, stopControllers := context.WithCancel(context.Background())
+	defer stopControllers()
+	controllersDone := make(chan struct{})
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -159,11 +171,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				// Start-up parses schemas and primes caches, leaving garbage
 				// that an idle server would hold for minutes: return it now.
 				debug.FreeOSMemory()
+				go func() {
+					defer close(controllersDone)
+					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, Log: log})
+					if err != nil {
+						log.Error("controller manager stopped", "err", err)
+					}
+				}()
 				return
 			}
 			log.Warn("bootstrap failed; retrying", "err", err)
 			time.Sleep(time.Second)
 		}
+		close(controllersDone) // shut down before the controllers started
 	}()
 
 	select {
@@ -172,6 +192,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("shutting down")
+	// Controllers stop first, while the API still serves their lease release.
+	stopControllers()
+	select {
+	case <-controllersDone:
+	case <-time.After(5 * time.Second):
+	}
 	api.ShuttingDown.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -223,13 +249,27 @@ func localIPs() []net.IP {
 	return out
 }
 
+// identity names this server in leader-election Leases.
+func identity() string {
+	host, _ := os.Hostname()
+	return host + "_" + string(uuid.NewUUID())
+}
+
+// loopbackHost is where the server's own components reach its API.
+func loopbackHost(bind string) string {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return bind
+	}
+	return "127.0.0.1"
+}
+
 // certificates ensures the CA, the serving and admin certificates and the
 // admin kubeconfig, and returns the server's TLS configuration.
-func certificates(cfg Config, advertise net.IP) (*tls.Config, error) {
+func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, error) {
 	dir := filepath.Join(cfg.DataDir, "pki")
 	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	host, _ := os.Hostname()
 	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
@@ -250,19 +290,27 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, error) {
 	}
 	certPEM, keyPEM, err := ca.EnsureLeaf(filepath.Join(dir, "serving"), pki.LeafSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	adminCert, adminKey, err := ca.EnsureLeaf(filepath.Join(dir, "admin"), pki.LeafSpec{CommonName: "system:admin", Organization: []string{"system:masters"}, Client: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	server := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.SecurePort))
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, "admin.kubeconfig"), server, ca.CertPEM, adminCert, adminKey); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("load serving certificate: %w", err)
+		return nil, nil, fmt.Errorf("load serving certificate: %w", err)
+	}
+	cmCert, cmKey, err := ca.EnsureLeaf(filepath.Join(dir, "controller-manager"), pki.LeafSpec{CommonName: "system:kube-controller-manager", Client: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	loopback := &rest.Config{
+		Host:            "https://" + net.JoinHostPort(loopbackHost(cfg.BindAddress), strconv.Itoa(cfg.SecurePort)),
+		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: cmCert, KeyData: cmKey, ServerName: "localhost"},
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
@@ -272,7 +320,7 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, error) {
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
-	}, nil
+	}, loopback, nil
 }
 
 func firstServiceIP(cidr string) (net.IP, error) {

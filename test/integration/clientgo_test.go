@@ -84,7 +84,9 @@ func TestInformerListWatchAndRecovery(t *testing.T) {
 	// A fresh client for the informer so that it reconnects by itself.
 	icfg := s.restConfig()
 	ics := kubernetes.NewForConfigOrDie(icfg)
-	factory := informers.NewSharedInformerFactoryWithOptions(ics, 0, informers.WithNamespace("default"))
+	// kube-root-ca.crt is the root CA publisher's, not this test's.
+	factory := informers.NewSharedInformerFactoryWithOptions(ics, 0, informers.WithNamespace("default"),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name!=kube-root-ca.crt" }))
 	inf := factory.Core().V1().ConfigMaps().Informer()
 	got := &seen{data: map[string]string{}}
 	inf.AddEventHandler(got.handler())

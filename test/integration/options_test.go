@@ -53,6 +53,31 @@ func TestWatchListAndResourceVersionMatch(t *testing.T) {
 	if bookmark.Annotations[metav1.InitialEventsAnnotationKey] != "true" || bookmark.ResourceVersion == "" {
 		t.Errorf("initial-events-end bookmark: %+v", bookmark)
 	}
+	// A metadata-only watch list gets every event, the bookmark included,
+	// as PartialObjectMetadata.
+	req, _ = http.NewRequest("GET", c.base+cms+"?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=5", nil)
+	req.Header.Set("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+	mresp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	msc := bufio.NewScanner(mresp.Body)
+	for msc.Scan() {
+		var ev struct {
+			Type   string
+			Object metav1.PartialObjectMetadata
+		}
+		if err := json.Unmarshal(msc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Object.Kind != "PartialObjectMetadata" {
+			t.Errorf("metadata watch %s event of kind %q", ev.Type, ev.Object.Kind)
+		}
+		if ev.Type == "BOOKMARK" {
+			break
+		}
+	}
 	// Without the required companions sendInitialEvents is refused.
 	if r := c.do("GET", cms+"?watch=true&sendInitialEvents=true", "", nil); r.code != 422 {
 		t.Errorf("sendInitialEvents without bookmarks: %d %s", r.code, r.body)

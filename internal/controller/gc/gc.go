@@ -1,0 +1,328 @@
+// Package gc is the garbage collector: it keeps an ownerReference graph over
+// every resource and deletes objects whose owners are gone (background),
+// deletes dependents before their owner (foreground, blockOwnerDeletion),
+// and strips owner references from dependents of an orphaning owner.
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+)
+
+// ignored are resources the collector does not track, as upstream: events
+// are never owned in a way that matters and are too many to follow.
+var ignored = map[schema.GroupResource]bool{
+	{Group: "", Resource: "events"}:              true,
+	{Group: "events.k8s.io", Resource: "events"}: true,
+}
+
+// foregroundRecheck is how soon an owner waiting for its dependents is
+// looked at again even without an event.
+const foregroundRecheck = 5 * time.Second
+
+// resource is how the collector reaches one kind.
+type resource struct {
+	gvr        schema.GroupVersionResource
+	namespaced bool
+}
+
+// change is one informer event for the graph.
+type change struct {
+	gvr     schema.GroupVersionResource
+	obj     *metav1.PartialObjectMetadata
+	deleted bool
+}
+
+// Collector is the garbage collector.
+type Collector struct {
+	metadata  metadata.Interface
+	discovery discovery.DiscoveryInterface
+	informers metadatainformer.SharedInformerFactory
+	kinds     map[schema.GroupKind]resource
+	graph     *graph
+	changes   workqueue.TypedInterface[*change]
+	toDelete  workqueue.TypedRateLimitingInterface[objectRef]
+	toOrphan  workqueue.TypedRateLimitingInterface[objectRef]
+	synced    []cache.InformerSynced
+	log       *slog.Logger
+}
+
+// New discovers the resources to follow and registers metadata informers
+// for them.
+func New(cc *controller.Context) (controller.Controller, error) {
+	c := &Collector{
+		metadata:  cc.Metadata,
+		discovery: cc.Client.Discovery(),
+		informers: cc.MetadataInformers,
+		kinds:     map[schema.GroupKind]resource{},
+		graph:     newGraph(),
+		changes:   workqueue.NewTyped[*change](),
+		toDelete:  controller.NewQueue[objectRef]("garbage_collector_attempt_to_delete"),
+		toOrphan:  controller.NewQueue[objectRef]("garbage_collector_attempt_to_orphan"),
+		log:       cc.Log.With("controller", "garbagecollector"),
+	}
+	lists, err := c.discovery.ServerPreferredResources()
+	if err != nil {
+		return nil, fmt.Errorf("discover resources: %w", err)
+	}
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") {
+				continue
+			}
+			gvr := gv.WithResource(r.Name)
+			c.kinds[gv.WithKind(r.Kind).GroupKind()] = resource{gvr: gvr, namespaced: r.Namespaced}
+			if ignored[gvr.GroupResource()] || !hasVerbs(r.Verbs, "list", "watch", "delete") {
+				continue
+			}
+			inf := c.informers.ForResource(gvr).Informer()
+			if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
+				return nil, err
+			}
+			c.synced = append(c.synced, inf.HasSynced)
+		}
+	}
+	return c, nil
+}
+
+func hasVerbs(have []string, want ...string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Collector) handler(gvr schema.GroupVersionResource) cache.ResourceEventHandler {
+	push := func(obj any, deleted bool) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj, deleted = tomb.Obj, true
+		}
+		if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+			c.changes.Add(&change{gvr: gvr, obj: m, deleted: deleted})
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { push(obj, false) },
+		UpdateFunc: func(_, obj any) { push(obj, false) },
+		DeleteFunc: func(obj any) { push(obj, true) },
+	}
+}
+
+// Run implements controller.Controller.
+func (c *Collector) Run(ctx context.Context, workers int) {
+	defer c.changes.ShutDown()
+	go func() {
+		for c.applyNextChange() {
+		}
+	}()
+	if !controller.WaitForSync(ctx, c.synced...) {
+		return
+	}
+	go controller.Work(ctx, c.log, c.toOrphan, workers, c.attemptToOrphan)
+	controller.Work(ctx, c.log, c.toDelete, workers, c.attemptToDelete)
+}
+
+// applyNextChange folds one informer event into the graph and queues the
+// objects the change may affect.
+func (c *Collector) applyNextChange() bool {
+	ch, quit := c.changes.Get()
+	if quit {
+		return false
+	}
+	defer c.changes.Done(ch)
+	ref := objectRef{gvr: ch.gvr, namespace: ch.obj.Namespace, name: ch.obj.Name, uid: ch.obj.UID}
+	if ch.deleted {
+		dependents, owners := c.graph.remove(ref.uid)
+		for _, d := range dependents {
+			c.toDelete.Add(d)
+		}
+		for _, o := range owners {
+			c.toDelete.Add(o) // an owner deleting its dependents first may be done
+		}
+		return true
+	}
+	self, dependents := c.graph.upsert(ref, ch.obj)
+	for _, d := range dependents {
+		c.toDelete.Add(d)
+	}
+	switch {
+	case self.deletingDependents:
+		c.toDelete.Add(ref)
+	case self.orphaning:
+		c.toOrphan.Add(ref)
+	}
+	for _, o := range ch.obj.OwnerReferences {
+		if exists, waiting := c.graph.observed(o.UID); !exists || waiting {
+			c.toDelete.Add(ref)
+			break
+		}
+	}
+	return true
+}
+
+// attemptToDelete looks at one object: if it is deleting its dependents
+// first, it finishes that when no blocking dependent is left; otherwise it
+// applies decide to the object's owners.
+func (c *Collector) attemptToDelete(ctx context.Context, ref objectRef) error {
+	client := c.metadata.Resource(ref.gvr).Namespace(ref.namespace)
+	obj, err := client.Get(ctx, ref.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if obj.UID != ref.uid {
+		return nil // a new object under the old name
+	}
+	if obj.DeletionTimestamp != nil && slices.Contains(obj.Finalizers, metav1.FinalizerDeleteDependents) {
+		return c.deleteDependentsFirst(ctx, ref, obj)
+	}
+	states := map[types.UID]ownerState{}
+	for _, o := range obj.OwnerReferences {
+		st, err := c.ownerState(ctx, o, ref.namespace)
+		if err != nil {
+			return err
+		}
+		states[o.UID] = st
+	}
+	deps, _ := c.graph.dependentsOf(ref.uid)
+	act := decide(obj, states, len(deps) > 0)
+	if len(act.dropOwners) > 0 {
+		return c.patchMeta(ctx, ref, obj.ResourceVersion, map[string]any{"ownerReferences": withoutOwners(obj.OwnerReferences, act.dropOwners)})
+	}
+	if act.delete == nil {
+		return nil
+	}
+	c.log.Debug("deleting dependent", "resource", ref.gvr.Resource, "namespace", ref.namespace, "name", ref.name, "propagation", *act.delete)
+	err = client.Delete(ctx, ref.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ref.uid}, PropagationPolicy: act.delete})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// deleteDependentsFirst drives a foreground deletion: dependents that block
+// the owner are deleted; once none is left the owner's foregroundDeletion
+// finalizer goes, and the API server removes it.
+func (c *Collector) deleteDependentsFirst(ctx context.Context, ref objectRef, obj *metav1.PartialObjectMetadata) error {
+	_, blocking := c.graph.dependentsOf(ref.uid)
+	if len(blocking) == 0 {
+		fin := slices.DeleteFunc(slices.Clone(obj.Finalizers), func(f string) bool { return f == metav1.FinalizerDeleteDependents })
+		return c.patchMeta(ctx, ref, obj.ResourceVersion, map[string]any{"finalizers": fin})
+	}
+	for _, d := range blocking {
+		c.toDelete.Add(d)
+	}
+	return controller.RetryAfter(foregroundRecheck)
+}
+
+// attemptToOrphan removes the owner's references from its dependents, then
+// its orphan finalizer.
+func (c *Collector) attemptToOrphan(ctx context.Context, ref objectRef) error {
+	deps, _ := c.graph.dependentsOf(ref.uid)
+	for _, d := range deps {
+		client := c.metadata.Resource(d.gvr).Namespace(d.namespace)
+		obj, err := client.Get(ctx, d.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if obj.UID != d.uid || !hasOwner(obj.OwnerReferences, ref.uid) {
+			continue
+		}
+		if err := c.patchMeta(ctx, d, obj.ResourceVersion, map[string]any{"ownerReferences": withoutOwners(obj.OwnerReferences, []types.UID{ref.uid})}); err != nil {
+			return err
+		}
+	}
+	owner, err := c.metadata.Resource(ref.gvr).Namespace(ref.namespace).Get(ctx, ref.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if owner.UID != ref.uid || !slices.Contains(owner.Finalizers, metav1.FinalizerOrphanDependents) {
+		return nil
+	}
+	fin := slices.DeleteFunc(slices.Clone(owner.Finalizers), func(f string) bool { return f == metav1.FinalizerOrphanDependents })
+	return c.patchMeta(ctx, ref, owner.ResourceVersion, map[string]any{"finalizers": fin})
+}
+
+// ownerState finds out whether an owner still exists: from the graph when
+// the collector has seen it, else by asking the API server.
+func (c *Collector) ownerState(ctx context.Context, o metav1.OwnerReference, namespace string) (ownerState, error) {
+	if exists, waiting := c.graph.observed(o.UID); exists {
+		if waiting {
+			return ownerWaiting, nil
+		}
+		return ownerSolid, nil
+	}
+	gv, err := schema.ParseGroupVersion(o.APIVersion)
+	if err != nil {
+		return ownerDangling, nil // an owner that cannot exist
+	}
+	r, ok := c.kinds[gv.WithKind(o.Kind).GroupKind()]
+	if !ok {
+		return ownerDangling, nil // no such kind is served
+	}
+	ns := namespace
+	if !r.namespaced {
+		ns = ""
+	}
+	live, err := c.metadata.Resource(r.gvr).Namespace(ns).Get(ctx, o.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return ownerDangling, nil
+	case err != nil:
+		return ownerSolid, err
+	case live.UID != o.UID:
+		return ownerDangling, nil
+	case live.DeletionTimestamp != nil && slices.Contains(live.Finalizers, metav1.FinalizerDeleteDependents):
+		return ownerWaiting, nil
+	}
+	return ownerSolid, nil
+}
+
+// patchMeta merge-patches metadata fields, guarded by resourceVersion so a
+// concurrent change makes it retry on fresh state.
+func (c *Collector) patchMeta(ctx context.Context, ref objectRef, rv string, fields map[string]any) error {
+	meta := map[string]any{"uid": ref.uid, "resourceVersion": rv}
+	for k, v := range fields {
+		meta[k] = v
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		return err
+	}
+	_, err = c.metadata.Resource(ref.gvr).Namespace(ref.namespace).Patch(ctx, ref.name, types.MergePatchType, body, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

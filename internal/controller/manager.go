@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+)
+
+// ManagerConfig configures the controller manager.
+type ManagerConfig struct {
+	// Rest reaches the API server (the server's own loopback identity).
+	Rest        *rest.Config
+	Controllers []Registration
+	// Identity names this server in the leader-election Lease.
+	Identity string
+	RootCA   []byte
+	Log      *slog.Logger
+}
+
+// Lease timing, as upstream kube-controller-manager's defaults.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+	// resyncPeriod re-delivers every informer object now and then, so a
+	// missed edge never leaves state unreconciled for long.
+	resyncPeriod = 10 * time.Minute
+	// clientQPS and clientBurst keep client-side rate limiting out of the
+	// way: the API server, not the controllers' client, is the limit.
+	clientQPS   = 2000
+	clientBurst = 4000
+)
+
+// RunManager campaigns for the kube-system/kube-controller-manager Lease and
+// runs the controllers while it holds it, until ctx ends. Each term starts
+// from fresh informers, so a lost and regained lease starts clean.
+func RunManager(ctx context.Context, cfg ManagerConfig) error {
+	if len(cfg.Controllers) == 0 {
+		return nil
+	}
+	restCfg := rest.CopyConfig(cfg.Rest)
+	restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
+	restCfg.UserAgent = "skiff-controller-manager"
+	client, err := kubernetes.NewForConfig(protobufConfig(restCfg))
+	if err != nil {
+		return fmt.Errorf("controller client: %w", err)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "kube-controller-manager"},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+	}
+	for ctx.Err() == nil {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+			ReleaseOnCancel: true, Name: "kube-controller-manager",
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) {
+					cfg.Log.Info("controller manager leading", "identity", cfg.Identity)
+					if err := runTerm(ctx, cfg, restCfg, client); err != nil {
+						cfg.Log.Error("controller manager", "err", err)
+					}
+				},
+				OnStoppedLeading: func() { cfg.Log.Info("controller manager lease released", "identity", cfg.Identity) },
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("leader election: %w", err)
+		}
+		le.Run(ctx)
+	}
+	return nil
+}
+
+// runTerm builds the shared context and runs every controller until ctx ends.
+func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, client kubernetes.Interface) error {
+	md, err := metadata.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	events := record.NewBroadcaster(record.WithContext(ctx))
+	defer events.Shutdown()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	cc := &Context{
+		Client:            client,
+		Metadata:          md,
+		Informers:         informers.NewSharedInformerFactory(client, resyncPeriod),
+		MetadataInformers: metadatainformer.NewSharedInformerFactory(md, resyncPeriod),
+		Events:            events,
+		Clock:             clock.RealClock{},
+		Log:               cfg.Log,
+		RootCA:            cfg.RootCA,
+	}
+	type running struct {
+		c       Controller
+		workers int
+	}
+	var all []running
+	for _, r := range cfg.Controllers {
+		c, err := r.New(cc)
+		if err != nil {
+			return fmt.Errorf("controller %s: %w", r.Name, err)
+		}
+		all = append(all, running{c, r.Workers})
+	}
+	// Informers are registered by the constructors above; start them all.
+	cc.Informers.Start(ctx.Done())
+	cc.MetadataInformers.Start(ctx.Done())
+	done := make(chan struct{}, len(all))
+	for _, r := range all {
+		go func() {
+			r.c.Run(ctx, r.workers)
+			done <- struct{}{}
+		}()
+	}
+	for range all {
+		<-done
+	}
+	cc.Informers.Shutdown()
+	cc.MetadataInformers.Shutdown()
+	return nil
+}
+
+// protobufConfig asks for protobuf, as upstream's controllers do.
+func protobufConfig(c *rest.Config) *rest.Config {
+	c = rest.CopyConfig(c)
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return c
+}
+
+func eventScheme() *runtime.Scheme { return scheme.Scheme }

@@ -1,0 +1,21 @@
+package controlplane
+
+import (
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/gc"
+	"github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/rootca"
+	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+)
+
+// Controllers is every controller skiff runs, by upstream's names for
+// --controllers, with its worker count. This list is the one place a
+// controller is registered.
+func Controllers() []controller.Registration {
+	return []controller.Registration{
+		{Name: "garbagecollector", New: gc.New, Workers: 20},
+		{Name: "namespace", New: namespace.New, Workers: 5},
+		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
+		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},
+	}
+}
