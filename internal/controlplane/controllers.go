@@ -4,6 +4,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 )
@@ -15,6 +16,7 @@ func Controllers() []controller.Registration {
 	return []controller.Registration{
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "namespace", New: namespace.New, Workers: 5},
+		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
 		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},
 	}

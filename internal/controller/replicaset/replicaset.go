@@ -1,0 +1,399 @@
+// Package replicaset keeps the number of pods a ReplicaSet asks for: it
+// adopts matching orphans, releases pods that no longer match, creates and
+// deletes pods, and reports status.
+package replicaset
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+)
+
+// controllerUIDIndex indexes pods by their controller's UID; orphans are
+// indexed under "orphan/<namespace>".
+const controllerUIDIndex = "controllerUID"
+
+// Controller is the ReplicaSet controller.
+type Controller struct {
+	client   kubernetes.Interface
+	rsLister appslisters.ReplicaSetLister
+	pods     cache.Indexer
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	expect   *expectations
+	recorder record.EventRecorder
+	clock    clock.Clock
+	log      *slog.Logger
+}
+
+// New registers the controller's informer handlers.
+func New(cc *controller.Context) (controller.Controller, error) {
+	rsInf := cc.Informers.Apps().V1().ReplicaSets()
+	podInf := cc.Informers.Core().V1().Pods()
+	if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByController}); err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		client:   cc.Client,
+		rsLister: rsInf.Lister(),
+		pods:     podInf.Informer().GetIndexer(),
+		synced:   []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		queue:    controller.NewQueue[string]("replicaset"),
+		expect:   newExpectations(cc.Clock.Now),
+		recorder: cc.Recorder("replicaset-controller"),
+		clock:    cc.Clock,
+		log:      cc.Log.With("controller", "replicaset"),
+	}
+	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: func(obj any) {
+			if key, ok := controller.KeyOf(obj); ok {
+				c.expect.forget(key)
+				c.queue.Add(key)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	_, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.podAdded,
+		UpdateFunc: c.podUpdated,
+		DeleteFunc: c.podDeleted,
+	})
+	return c, err
+}
+
+func indexByController(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return []string{"orphan/" + p.Namespace}, nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	if key, ok := controller.KeyOf(obj); ok {
+		c.queue.Add(key)
+	}
+}
+
+// ownerKey is the key of the ReplicaSet controlling p, if any.
+func ownerKey(p *corev1.Pod) (string, bool) {
+	ref := metav1.GetControllerOf(p)
+	if ref == nil || ref.Kind != "ReplicaSet" || ref.APIVersion != "apps/v1" {
+		return "", false
+	}
+	return p.Namespace + "/" + ref.Name, true
+}
+
+// enqueueMatching queues every ReplicaSet whose selector matches an orphan.
+func (c *Controller) enqueueMatching(p *corev1.Pod) {
+	sets, _ := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	for _, rs := range sets {
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
+			c.enqueue(rs)
+		}
+	}
+}
+
+func (c *Controller) podAdded(obj any) {
+	p := obj.(*corev1.Pod)
+	if key, ok := ownerKey(p); ok {
+		c.expect.added(key)
+		c.queue.Add(key)
+		return
+	}
+	if metav1.GetControllerOf(p) == nil {
+		c.enqueueMatching(p)
+	}
+}
+
+func (c *Controller) podUpdated(oldObj, obj any) {
+	old, p := oldObj.(*corev1.Pod), obj.(*corev1.Pod)
+	if old.ResourceVersion == p.ResourceVersion {
+		return
+	}
+	key, owned := ownerKey(p)
+	if owned && p.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
+		c.expect.deleted(key, p.Namespace+"/"+p.Name)
+	}
+	if oldKey, ok := ownerKey(old); ok && oldKey != key {
+		c.queue.Add(oldKey)
+	}
+	if owned {
+		c.queue.Add(key)
+	} else if metav1.GetControllerOf(p) == nil {
+		c.enqueueMatching(p)
+	}
+	if !owned && !labels.Equals(old.Labels, p.Labels) {
+		if oldKey, ok := ownerKey(old); ok {
+			c.queue.Add(oldKey)
+		}
+	}
+}
+
+func (c *Controller) podDeleted(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if key, ok := ownerKey(p); ok {
+		c.expect.deleted(key, p.Namespace+"/"+p.Name)
+		c.queue.Add(key)
+	}
+}
+
+// Run implements controller.Controller.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	if !controller.WaitForSync(ctx, c.synced...) {
+		return
+	}
+	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.expect.forget(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return nil // the API refuses such selectors; nothing sane to do
+	}
+	pods, err := c.claimPods(ctx, rs, sel)
+	if err != nil {
+		return err
+	}
+	var active []*corev1.Pod
+	for _, p := range pods {
+		if isActive(p) {
+			active = append(active, p)
+		}
+	}
+	var manageErr error
+	if c.expect.satisfied(key) && rs.DeletionTimestamp == nil {
+		manageErr = c.manage(ctx, key, rs, active)
+	}
+	st := status(rs, active, createError(manageErr), c.clock.Now())
+	if err := c.updateStatus(ctx, rs, st); err != nil {
+		return err
+	}
+	if manageErr != nil {
+		return manageErr
+	}
+	if d, ok := nextAvailableCheck(rs, active, c.clock.Now()); ok {
+		c.queue.AddAfter(key, d)
+	}
+	return nil
+}
+
+// createFailure marks errors from creating pods, for ReplicaFailure.
+type createFailure struct{ error }
+
+func (e createFailure) Unwrap() error { return e.error }
+
+func createError(err error) error {
+	var cf createFailure
+	if errors.As(err, &cf) {
+		return cf.error
+	}
+	return nil
+}
+
+// manage creates or deletes pods to reach spec.replicas.
+func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
+	want := int(ptrOr(rs.Spec.Replicas, 1))
+	diff := len(active) - want
+	switch {
+	case diff < 0:
+		n := min(-diff, burstReplicas)
+		c.expect.expect(key, n, nil)
+		created, err := slowStart(n, func() error {
+			p, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs), metav1.CreateOptions{})
+			if err != nil {
+				c.expect.added(key)
+				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+				return err
+			}
+			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+			return nil
+		})
+		for range n - created {
+			c.expect.added(key) // batches never started will not be observed
+		}
+		if err != nil {
+			if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) || apierrors.IsNotFound(err) && ctx.Err() == nil {
+				return err
+			}
+			return createFailure{err}
+		}
+	case diff > 0:
+		victims := podsToDelete(active, min(diff, burstReplicas))
+		keys := make([]string, len(victims))
+		for i, p := range victims {
+			keys[i] = p.Namespace + "/" + p.Name
+		}
+		c.expect.expect(key, 0, keys)
+		var wg sync.WaitGroup
+		errs := make(chan error, len(victims))
+		for _, p := range victims {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+				if err != nil && !apierrors.IsNotFound(err) {
+					c.expect.deleted(key, p.Namespace+"/"+p.Name)
+					c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+					errs <- err
+					return
+				}
+				c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return fmt.Errorf("delete pods: %w", err)
+		}
+	}
+	return nil
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// claimPods returns the pods rs controls after adopting matching orphans and
+// releasing owned pods whose labels no longer match.
+func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel labels.Selector) ([]*corev1.Pod, error) {
+	owned, err := c.pods.ByIndex(controllerUIDIndex, string(rs.UID))
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := c.pods.ByIndex(controllerUIDIndex, "orphan/"+rs.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for _, o := range owned {
+		p := o.(*corev1.Pod)
+		if p.Namespace != rs.Namespace {
+			continue
+		}
+		if sel.Matches(labels.Set(p.Labels)) {
+			out = append(out, p)
+			continue
+		}
+		if err := c.release(ctx, rs, p); err != nil {
+			return nil, err
+		}
+	}
+	if rs.DeletionTimestamp != nil {
+		return out, nil
+	}
+	for _, o := range orphans {
+		p := o.(*corev1.Pod)
+		if p.DeletionTimestamp != nil || !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		adopted, err := c.adopt(ctx, rs, p)
+		if err != nil {
+			return nil, err
+		}
+		if adopted != nil {
+			out = append(out, adopted)
+		}
+	}
+	return out, nil
+}
+
+// adopt makes rs the controller of an orphan, guarded by the pod's
+// resourceVersion and uid so a racing change wins.
+func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) (*corev1.Pod, error) {
+	// Re-read the ReplicaSet: a stale cache must not adopt for a deleted one.
+	fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+	if err != nil || fresh.UID != rs.UID || fresh.DeletionTimestamp != nil {
+		return nil, nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid": p.UID, "resourceVersion": p.ResourceVersion,
+		"ownerReferences": append(p.OwnerReferences, metav1.OwnerReference{
+			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: boolPtr(true), BlockOwnerDeletion: boolPtr(true),
+		}),
+	}})
+	out, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil, nil // the next event brings fresh state
+	}
+	return out, err
+}
+
+// release drops rs's controller reference from a pod that left its selector.
+func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) error {
+	var refs []metav1.OwnerReference
+	for _, r := range p.OwnerReferences {
+		if r.UID != rs.UID {
+			refs = append(refs, r)
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "resourceVersion": p.ResourceVersion, "ownerReferences": refs}})
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// updateStatus writes status when it changed.
+func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st appsv1.ReplicaSetStatus) error {
+	if apiequality.Semantic.DeepEqual(rs.Status, st) {
+		return nil
+	}
+	updated := rs.DeepCopy()
+	updated.Status = st
+	_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
