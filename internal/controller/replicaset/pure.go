@@ -80,12 +80,9 @@ func copyMap(m map[string]string) map[string]string {
 // running, not ready before ready, recently ready before long ready, more
 // restarts before fewer, newer before older.
 func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
-	if n >= len(pods) {
-		return pods
-	}
 	ranked := append([]*corev1.Pod(nil), pods...)
 	sort.SliceStable(ranked, func(i, j int) bool { return deleteFirst(ranked[i], ranked[j]) })
-	return ranked[:n]
+	return ranked[:min(n, len(ranked))]
 }
 
 var phaseRank = map[corev1.PodPhase]int{corev1.PodPending: 0, corev1.PodUnknown: 1, corev1.PodRunning: 2}

@@ -1,0 +1,123 @@
+package replicaset
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func pod(name, node string, phase corev1.PodPhase, readySince *time.Time, created time.Time) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created), Labels: map[string]string{"app": "web"}}}
+	p.Spec.NodeName = node
+	p.Status.Phase = phase
+	if readySince != nil {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(*readySince)}}
+	}
+	return p
+}
+
+func names(pods []*corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func TestPodsToDeleteRanking(t *testing.T) {
+	long, recent := t0.Add(-time.Hour), t0.Add(-time.Minute)
+	pods := []*corev1.Pod{
+		pod("ready-long", "n1", corev1.PodRunning, &long, t0.Add(-2*time.Hour)),
+		pod("ready-recent", "n1", corev1.PodRunning, &recent, t0.Add(-2*time.Hour)),
+		pod("running-not-ready", "n1", corev1.PodRunning, nil, t0.Add(-2*time.Hour)),
+		pod("pending-scheduled", "n1", corev1.PodPending, nil, t0.Add(-2*time.Hour)),
+		pod("unscheduled", "", corev1.PodPending, nil, t0.Add(-2*time.Hour)),
+	}
+	want := []string{"unscheduled", "pending-scheduled", "running-not-ready", "ready-recent", "ready-long"}
+	for n := 1; n <= len(want); n++ {
+		got := names(podsToDelete(pods, n))
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("delete %d: got %v, want %v", n, got, want[:n])
+			}
+		}
+	}
+	newer := pod("newer", "", corev1.PodPending, nil, t0)
+	older := pod("older", "", corev1.PodPending, nil, t0.Add(-time.Hour))
+	if got := podsToDelete([]*corev1.Pod{older, newer}, 1); got[0].Name != "newer" {
+		t.Errorf("between equals the newer goes first, got %s", got[0].Name)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Generation: 4},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](3), MinReadySeconds: 30,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", "tier": "front"}}}},
+	}
+	long, recent := t0.Add(-time.Hour), t0.Add(-10*time.Second)
+	full := pod("full", "n", corev1.PodRunning, &long, t0)
+	full.Labels["tier"] = "front"
+	pods := []*corev1.Pod{full, pod("recent", "n", corev1.PodRunning, &recent, t0), pod("starting", "n", corev1.PodPending, nil, t0)}
+	st := status(rs, pods, nil, t0)
+	if st.Replicas != 3 || st.FullyLabeledReplicas != 1 || st.ReadyReplicas != 2 || st.AvailableReplicas != 1 || st.ObservedGeneration != 4 {
+		t.Errorf("status %+v", st)
+	}
+	if d, ok := nextAvailableCheck(rs, pods, t0); !ok || d != 21*time.Second {
+		t.Errorf("next availability check in %v (%v), want 21s", d, ok)
+	}
+	failed := status(rs, pods, errors.New("exceeded quota"), t0)
+	if len(failed.Conditions) != 1 || failed.Conditions[0].Type != appsv1.ReplicaSetReplicaFailure || failed.Conditions[0].Message != "exceeded quota" {
+		t.Fatalf("failure condition %+v", failed.Conditions)
+	}
+	rs.Status = failed
+	if cleared := status(rs, pods, nil, t0); len(cleared.Conditions) != 0 {
+		t.Errorf("condition kept after success: %+v", cleared.Conditions)
+	}
+}
+
+func TestSlowStartStopsAtFirstFailingBatch(t *testing.T) {
+	var calls atomic.Int32
+	done, err := slowStart(100, func() error {
+		if calls.Add(1) > 4 {
+			return errors.New("quota")
+		}
+		return nil
+	})
+	// Batches of 1, 2, 4: the third batch has 1 success and 3 failures.
+	if err == nil || done != 4 || calls.Load() != 7 {
+		t.Errorf("done %d, calls %d, err %v; want 4 done in 7 calls", done, calls.Load(), err)
+	}
+	done, err = slowStart(10, func() error { return nil })
+	if err != nil || done != 10 {
+		t.Errorf("all succeed: %d %v", done, err)
+	}
+}
+
+func TestExpectations(t *testing.T) {
+	now := t0
+	e := newExpectations(func() time.Time { return now })
+	e.expect("ns/rs", 2, []string{"ns/p1"})
+	if e.satisfied("ns/rs") {
+		t.Fatal("satisfied before anything was observed")
+	}
+	e.added("ns/rs")
+	e.added("ns/rs")
+	e.deleted("ns/rs", "ns/p1")
+	if !e.satisfied("ns/rs") {
+		t.Fatal("not satisfied after every create and delete was observed")
+	}
+	e.expect("ns/rs", 1, nil)
+	now = now.Add(expectationsTTL + time.Second)
+	if !e.satisfied("ns/rs") {
+		t.Fatal("expectations never expire")
+	}
+}

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// TestReplicaSetController scales a ReplicaSet up and down, reports ready
+// pods (the test plays the node by setting pod status), adopts a matching
+// orphan, releases a pod whose labels change, and lets the garbage collector
+// delete its pods with it.
+func TestReplicaSetController(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx := context.Background()
+	pods := cs.CoreV1().Pods("default")
+	sets := cs.AppsV1().ReplicaSets("default")
+	owned := func() []corev1.Pod {
+		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []corev1.Pod
+		for _, p := range l.Items {
+			if ref := metav1.GetControllerOf(&p); ref != nil && ref.Name == "web" && p.DeletionTimestamp == nil {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	count := func(n int) func() (bool, string) {
+		return func() (bool, string) {
+			got := len(owned())
+			return got == n, fmt.Sprintf("%d pods", got)
+		}
+	}
+
+	// An orphan that matches is adopted instead of a new pod being made.
+	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Labels: map[string]string{"app": "rs"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := pods.Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "rs"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "rs"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	if _, err := sets.Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "3 pods", count(3))
+	names := map[string]bool{}
+	for _, p := range owned() {
+		names[p.Name] = true
+	}
+	if !names["orphan"] {
+		t.Errorf("the matching orphan was not adopted: %v", names)
+	}
+
+	// Ready pods (as a node would report them) show in status.
+	for _, p := range owned() {
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+		if _, err := pods.UpdateStatus(ctx, &p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "status", func() (bool, string) {
+		got, _ := sets.Get(ctx, "web", metav1.GetOptions{})
+		st := got.Status
+		return st.Replicas == 3 && st.ReadyReplicas == 3 && st.AvailableReplicas == 3 && st.FullyLabeledReplicas == 3 && st.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", st)
+	})
+
+	// A pod relabelled out of the selector is released and replaced.
+	victim := owned()[0].Name
+	if _, err := pods.Patch(ctx, victim, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"elsewhere"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "released pod replaced", count(3))
+	eventually(t, "released pod has no controller", func() (bool, string) {
+		p, _ := pods.Get(ctx, victim, metav1.GetOptions{})
+		return metav1.GetControllerOf(p) == nil, "still controlled"
+	})
+
+	// Scale down: the not-ready replacement goes before ready pods.
+	s.mustKubectl("scale", "rs", "web", "--replicas=2")
+	eventually(t, "2 pods", count(2))
+	for _, p := range owned() {
+		if len(p.Status.Conditions) == 0 {
+			t.Errorf("scale-down kept the not-ready pod %s over a ready one", p.Name)
+		}
+	}
+	events := s.mustKubectl("get", "events", "--field-selector", "involvedObject.name=web", "-o", "custom-columns=R:.reason", "--no-headers")
+	if !strings.Contains(events, "SuccessfulCreate") || !strings.Contains(events, "SuccessfulDelete") {
+		t.Errorf("events: %s", events)
+	}
+
+	// Deleting the ReplicaSet deletes its pods through the garbage collector.
+	if err := sets.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pods of a deleted ReplicaSet", func() (bool, string) {
+		l, _ := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=rs"})
+		return len(l.Items) == 0, fmt.Sprintf("%d pods", len(l.Items))
+	})
+}
