@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
@@ -14,6 +15,7 @@ import (
 // controller is registered.
 func Controllers() []controller.Registration {
 	return []controller.Registration{
+		{Name: "deployment", New: deployment.New, Workers: 5},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "namespace", New: namespace.New, Workers: 5},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
