@@ -1,0 +1,127 @@
+package deployment
+
+import (
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+func rolling(replicas int32, surge, unavailable intstr.IntOrString) *appsv1.Deployment {
+	return &appsv1.Deployment{Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To(replicas),
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable}},
+	}}
+}
+
+func rs(name string, age int, size, available int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(time.Unix(int64(age), 0))},
+		Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To(size)},
+		Status:     appsv1.ReplicaSetStatus{Replicas: size, AvailableReplicas: available},
+	}
+}
+
+func TestSurgeAndUnavailable(t *testing.T) {
+	cases := []struct {
+		d           *appsv1.Deployment
+		surge, unav int32
+	}{
+		{rolling(10, intstr.FromString("25%"), intstr.FromString("25%")), 3, 2},
+		{rolling(4, intstr.FromInt32(0), intstr.FromInt32(0)), 0, 1},
+		{rolling(3, intstr.FromInt32(1), intstr.FromInt32(5)), 1, 3},
+		{&appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}}}, 0, 0},
+	}
+	for i, c := range cases {
+		s, u := surgeAndUnavailable(c.d)
+		if s != c.surge || u != c.unav {
+			t.Errorf("case %d: surge %d unavailable %d, want %d %d", i, s, u, c.surge, c.unav)
+		}
+	}
+}
+
+func TestRollingStepsStayWithinBounds(t *testing.T) {
+	// 10 replicas, maxSurge 3, maxUnavailable 2: the new ReplicaSet may grow
+	// to 3 at once; old ones may shrink by at most 2 below 10 available.
+	d := rolling(10, intstr.FromInt32(3), intstr.FromInt32(2))
+	old := rs("old", 1, 10, 10)
+	newRS := rs("new", 2, 0, 0)
+	all := []*appsv1.ReplicaSet{old, newRS}
+	if n := newRSReplicas(d, all, newRS); n != 3 {
+		t.Fatalf("first scale-up to %d, want 3", n)
+	}
+	newRS.Spec.Replicas = ptr.To[int32](3)
+	// New pods not available yet: old may only shrink by maxUnavailable.
+	if got := oldScaleDowns(d, all, []*appsv1.ReplicaSet{old}, newRS); got["old"] != 8 {
+		t.Fatalf("old scaled to %v, want 8", got)
+	}
+	// New pods available: old shrinks as far as availability allows.
+	newRS.Status.AvailableReplicas = 3
+	if got := oldScaleDowns(d, all, []*appsv1.ReplicaSet{old}, newRS); got["old"] != 5 {
+		t.Fatalf("old scaled to %v, want 5", got)
+	}
+	// Unavailable old pods go first, within the budget (13 pods - 8 minimum
+	// available - 3 unavailable new ones = 2), and no available one goes.
+	old.Status.AvailableReplicas = 7
+	newRS.Status.AvailableReplicas = 0
+	if got := oldScaleDowns(d, all, []*appsv1.ReplicaSet{old}, newRS); got["old"] != 8 {
+		t.Fatalf("old with 3 unavailable scaled to %v, want 8", got)
+	}
+	// With the new pods available: all 3 unavailable old pods, then 2
+	// available ones (10 available - 8 minimum).
+	newRS.Status.AvailableReplicas = 3
+	if got := oldScaleDowns(d, all, []*appsv1.ReplicaSet{old}, newRS); got["old"] != 5 {
+		t.Fatalf("old scaled to %v, want 5", got)
+	}
+}
+
+func TestProportionalSizes(t *testing.T) {
+	a, b := rs("a", 1, 6, 6), rs("b", 2, 4, 4)
+	got := proportionalSizes([]*appsv1.ReplicaSet{a, b}, 15)
+	if got["a"]+got["b"] != 15 || got["a"] != 9 || got["b"] != 6 {
+		t.Errorf("scale 10 → 15: %v", got)
+	}
+	got = proportionalSizes([]*appsv1.ReplicaSet{a, b}, 5)
+	if got["a"]+got["b"] != 5 || got["a"] != 3 || got["b"] != 2 {
+		t.Errorf("scale 10 → 5: %v", got)
+	}
+}
+
+func TestTemplateHashAndEquality(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	h := templateHash(&tmpl, nil)
+	if h != templateHash(tmpl.DeepCopy(), nil) || h == templateHash(&tmpl, ptr.To[int32](1)) {
+		t.Errorf("hash not stable per template and collision count")
+	}
+	labelled := tmpl.DeepCopy()
+	labelled.Labels[appsv1.DefaultDeploymentUniqueLabelKey] = h
+	if !equalIgnoreHash(&tmpl, labelled) {
+		t.Error("the pod-template-hash label makes templates differ")
+	}
+	changed := tmpl.DeepCopy()
+	changed.Spec.Containers[0].Image = "busybox:2"
+	if equalIgnoreHash(&tmpl, changed) {
+		t.Error("an image change goes unnoticed")
+	}
+}
+
+func TestProgressConditionKeepsTimes(t *testing.T) {
+	t1, t2 := time.Unix(100, 0), time.Unix(200, 0)
+	var st appsv1.DeploymentStatus
+	setCondition(&st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", "m", t1))
+	setCondition(&st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", "m", t2))
+	c := condition(&st, appsv1.DeploymentProgressing)
+	if !c.LastUpdateTime.Time.Equal(t1) || !c.LastTransitionTime.Time.Equal(t1) {
+		t.Errorf("an unchanged condition moved its times: %+v", c)
+	}
+	setCondition(&st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable", "done", t2))
+	if !c.LastUpdateTime.Time.Equal(t2) || !c.LastTransitionTime.Time.Equal(t1) {
+		t.Errorf("a new reason must update lastUpdateTime only: %+v", c)
+	}
+}
