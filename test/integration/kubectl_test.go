@@ -26,7 +26,7 @@ func TestKubectlEverydayCommands(t *testing.T) {
 	t.Run("get output formats", func(t *testing.T) {
 		wide := s.mustKubectl("get", "deploy", "-n", "demo", "-o", "wide")
 		if !regexp.MustCompile(`(?m)^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\s+CONTAINERS\s+IMAGES\s+SELECTOR$`).MatchString(wide) ||
-			!regexp.MustCompile(`(?m)^web\s+0/2\s+0\s+0\s+\S+\s+web\s+busybox:1.36\s+app=web$`).MatchString(wide) {
+			!regexp.MustCompile(`(?m)^web\s+0/2\s+\d\s+0\s+\S+\s+web\s+busybox:1.36\s+app=web$`).MatchString(wide) {
 			t.Errorf("get -o wide:\n%s", wide)
 		}
 		svc := s.mustKubectl("get", "svc", "web", "-n", "demo")
