@@ -31,5 +31,24 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&cfg.Updates, "updates", 1000, "updates for the fan-out test")
 	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding")
 	root.AddCommand(api)
+
+	dcfg := bench.DeploymentConfig{}
+	dep := &cobra.Command{
+		Use:   "deployment",
+		Short: "Workload controllers: Deployment scale-up and rolling-update times",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dcfg.Kubeconfig == "" {
+				dcfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			_, err := bench.RunDeployment(cmd.Context(), dcfg, os.Stdout)
+			return err
+		},
+	}
+	df := dep.Flags()
+	df.StringVar(&dcfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to measure (default $KUBECONFIG)")
+	df.IntVar(&dcfg.ScaleTo, "scale-to", 10000, "replicas for the scale-up test")
+	df.IntVar(&dcfg.Rollout, "rollout", 1000, "replicas for the rolling-update test")
+	root.AddCommand(dep)
 	return root
 }
