@@ -101,23 +101,3 @@ func TestSlowStartStopsAtFirstFailingBatch(t *testing.T) {
 		t.Errorf("all succeed: %d %v", done, err)
 	}
 }
-
-func TestExpectations(t *testing.T) {
-	now := t0
-	e := newExpectations(func() time.Time { return now })
-	e.expect("ns/rs", 2, []string{"ns/p1"})
-	if e.satisfied("ns/rs") {
-		t.Fatal("satisfied before anything was observed")
-	}
-	e.added("ns/rs")
-	e.added("ns/rs")
-	e.deleted("ns/rs", "ns/p1")
-	if !e.satisfied("ns/rs") {
-		t.Fatal("not satisfied after every create and delete was observed")
-	}
-	e.expect("ns/rs", 1, nil)
-	now = now.Add(expectationsTTL + time.Second)
-	if !e.satisfied("ns/rs") {
-		t.Fatal("expectations never expire")
-	}
-}

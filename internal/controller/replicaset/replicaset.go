@@ -39,7 +39,7 @@ type Controller struct {
 	pods     cache.Indexer
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
-	expect   *expectations
+	expect   *controller.Expectations
 	recorder record.EventRecorder
 	clock    clock.Clock
 	log      *slog.Logger
@@ -58,7 +58,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		pods:     podInf.Informer().GetIndexer(),
 		synced:   []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		queue:    controller.NewQueue[string]("replicaset"),
-		expect:   newExpectations(cc.Clock.Now),
+		expect:   controller.NewExpectations(cc.Clock.Now),
 		recorder: cc.Recorder("replicaset-controller"),
 		clock:    cc.Clock,
 		log:      cc.Log.With("controller", "replicaset"),
@@ -68,7 +68,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: func(obj any) {
 			if key, ok := controller.KeyOf(obj); ok {
-				c.expect.forget(key)
+				c.expect.Forget(key)
 				c.queue.Add(key)
 			}
 		},
@@ -123,7 +123,7 @@ func (c *Controller) enqueueMatching(p *corev1.Pod) {
 func (c *Controller) podAdded(obj any) {
 	p := obj.(*corev1.Pod)
 	if key, ok := ownerKey(p); ok {
-		c.expect.added(key)
+		c.expect.Added(key)
 		c.queue.Add(key)
 		return
 	}
@@ -139,7 +139,7 @@ func (c *Controller) podUpdated(oldObj, obj any) {
 	}
 	key, owned := ownerKey(p)
 	if owned && p.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
-		c.expect.deleted(key, p.Namespace+"/"+p.Name)
+		c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 	}
 	if oldKey, ok := ownerKey(old); ok && oldKey != key {
 		c.queue.Add(oldKey)
@@ -165,7 +165,7 @@ func (c *Controller) podDeleted(obj any) {
 		return
 	}
 	if key, ok := ownerKey(p); ok {
-		c.expect.deleted(key, p.Namespace+"/"+p.Name)
+		c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 		c.queue.Add(key)
 	}
 }
@@ -185,7 +185,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.expect.forget(key)
+		c.expect.Forget(key)
 		return nil
 	}
 	if err != nil {
@@ -206,7 +206,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	var manageErr error
-	if c.expect.satisfied(key) && rs.DeletionTimestamp == nil {
+	if c.expect.Satisfied(key) && rs.DeletionTimestamp == nil {
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	st := status(rs, active, createError(manageErr), c.clock.Now())
@@ -242,11 +242,11 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	switch {
 	case diff < 0:
 		n := min(-diff, burstReplicas)
-		c.expect.expect(key, n, nil)
+		c.expect.Expect(key, n, nil)
 		created, err := slowStart(n, func() error {
 			p, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs), metav1.CreateOptions{})
 			if err != nil {
-				c.expect.added(key)
+				c.expect.Added(key)
 				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 				return err
 			}
@@ -254,7 +254,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 			return nil
 		})
 		for range n - created {
-			c.expect.added(key) // batches never started will not be observed
+			c.expect.Added(key) // batches never started will not be observed
 		}
 		if err != nil {
 			if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) || apierrors.IsNotFound(err) && ctx.Err() == nil {
@@ -268,7 +268,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		for i, p := range victims {
 			keys[i] = p.Namespace + "/" + p.Name
 		}
-		c.expect.expect(key, 0, keys)
+		c.expect.Expect(key, 0, keys)
 		var wg sync.WaitGroup
 		errs := make(chan error, len(victims))
 		for _, p := range victims {
@@ -277,7 +277,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 				defer wg.Done()
 				err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 				if err != nil && !apierrors.IsNotFound(err) {
-					c.expect.deleted(key, p.Namespace+"/"+p.Name)
+					c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 					c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					errs <- err
 					return
