@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 )
 
@@ -62,6 +63,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&nodePorts, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
+	f.DurationVar(&cfg.ControllerSettings.JobBackoff, "job-pod-failure-backoff", job.DefaultBackoff, "first delay before a Job replaces a failed pod (doubles per failure, at most 6m)")
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

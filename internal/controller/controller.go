@@ -35,7 +35,14 @@ type Context struct {
 	Log               *slog.Logger
 	// RootCA is the cluster CA certificate (PEM) published in every
 	// namespace as the kube-root-ca.crt ConfigMap.
-	RootCA []byte
+	RootCA   []byte
+	Settings Settings
+}
+
+// Settings are the controllers' tunables (server flags).
+type Settings struct {
+	// JobBackoff is the first delay before a Job replaces a failed pod.
+	JobBackoff time.Duration
 }
 
 // Recorder returns an event recorder that reports as component.

@@ -29,6 +29,7 @@ type ManagerConfig struct {
 	// Identity names this server in the leader-election Lease.
 	Identity string
 	RootCA   []byte
+	Settings Settings
 	Log      *slog.Logger
 }
 
@@ -105,6 +106,7 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 		Clock:             clock.RealClock{},
 		Log:               cfg.Log,
 		RootCA:            cfg.RootCA,
+		Settings:          cfg.Settings,
 	}
 	type running struct {
 		c       Controller

@@ -4,6 +4,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
@@ -17,6 +18,7 @@ func Controllers() []controller.Registration {
 	return []controller.Registration{
 		{Name: "deployment", New: deployment.New, Workers: 5},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
+		{Name: "job", New: job.New, Workers: 5},
 		{Name: "namespace", New: namespace.New, Workers: 5},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},

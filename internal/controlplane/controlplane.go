@@ -56,6 +56,8 @@ type Config struct {
 	Profiling      bool
 	// Controllers are the controllers to run (see Controllers and Select).
 	Controllers []string
+	// ControllerSettings tune the controllers.
+	ControllerSettings controller.Settings
 	// Version is skiff's own version, shown in /version's gitVersion.
 	Version string
 }
@@ -173,7 +175,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				debug.FreeOSMemory()
 				go func() {
 					defer close(controllersDone)
-					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, Log: log})
+					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, Settings: cfg.ControllerSettings, Log: log})
 					if err != nil {
 						log.Error("controller manager stopped", "err", err)
 					}

@@ -1,0 +1,473 @@
+// Package job runs Jobs to completion: pods up to parallelism until
+// completions succeed (NonIndexed or Indexed), retries within backoffLimit
+// with exponential back-off, activeDeadlineSeconds, suspend, and the
+// Complete/Failed/SuccessCriteriaMet/FailureTarget conditions. Pods carry a
+// tracking finalizer so that no result is lost before it is counted.
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+)
+
+// DefaultBackoff is the first delay before a failed pod is replaced, as
+// upstream (it doubles per failure up to six minutes).
+const DefaultBackoff = 10 * time.Second
+
+// Controller is the Job controller.
+type Controller struct {
+	client   kubernetes.Interface
+	jobs     batchlisters.JobLister
+	pods     corelisters.PodLister
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	expect   *controller.Expectations
+	recorder record.EventRecorder
+	clock    clock.Clock
+	log      *slog.Logger
+	backoff  time.Duration
+	mu       sync.Mutex
+	lastFail map[string]time.Time // job key → when a failure was last counted
+}
+
+// New builds the controller; Settings.JobBackoff (default DefaultBackoff)
+// is the first retry delay.
+func New(cc *controller.Context) (controller.Controller, error) {
+	base := cc.Settings.JobBackoff
+	if base <= 0 {
+		base = DefaultBackoff
+	}
+	jInf := cc.Informers.Batch().V1().Jobs()
+	pInf := cc.Informers.Core().V1().Pods()
+	c := &Controller{
+		client: cc.Client, jobs: jInf.Lister(), pods: pInf.Lister(),
+		synced:   []cache.InformerSynced{jInf.Informer().HasSynced, pInf.Informer().HasSynced},
+		queue:    controller.NewQueue[string]("job"),
+		expect:   controller.NewExpectations(cc.Clock.Now),
+		recorder: cc.Recorder("job-controller"),
+		clock:    cc.Clock, log: cc.Log.With("controller", "job"),
+		backoff: base, lastFail: map[string]time.Time{},
+	}
+	enqueue := func(obj any) {
+		if key, ok := controller.KeyOf(obj); ok {
+			c.queue.Add(key)
+		}
+	}
+	if _, err := jInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) },
+		DeleteFunc: func(o any) {
+			if key, ok := controller.KeyOf(o); ok {
+				c.expect.Forget(key)
+				c.queue.Add(key)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	_, err := pInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			if key, ok := ownerKey(o); ok {
+				c.expect.Added(key)
+				c.queue.Add(key)
+			}
+		},
+		UpdateFunc: func(old, o any) {
+			if key, ok := ownerKey(o); ok {
+				p, prev := o.(*corev1.Pod), old.(*corev1.Pod)
+				if p.DeletionTimestamp != nil && prev.DeletionTimestamp == nil {
+					c.expect.Deleted(key, p.Namespace+"/"+p.Name)
+				}
+				c.queue.Add(key)
+			}
+		},
+		DeleteFunc: func(o any) {
+			if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = tomb.Obj
+			}
+			if key, ok := ownerKey(o); ok {
+				p := o.(*corev1.Pod)
+				c.expect.Deleted(key, p.Namespace+"/"+p.Name)
+				c.queue.Add(key)
+			}
+		},
+	})
+	return c, err
+}
+
+func ownerKey(o any) (string, bool) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return "", false
+	}
+	ref := metav1.GetControllerOf(p)
+	if ref == nil || ref.Kind != "Job" {
+		return "", false
+	}
+	return p.Namespace + "/" + ref.Name, true
+}
+
+// Run implements controller.Controller.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	if !controller.WaitForSync(ctx, c.synced...) {
+		return
+	}
+	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	j, err := c.jobs.Jobs(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.expect.Forget(key)
+		c.mu.Lock()
+		delete(c.lastFail, key)
+		c.mu.Unlock()
+		return c.releaseOrphans(ctx, ns, name)
+	}
+	if err != nil {
+		return err
+	}
+	pods, err := c.ownedPods(j)
+	if err != nil {
+		return err
+	}
+	now := c.clock.Now()
+	st := *j.Status.DeepCopy()
+
+	// 1. Record settled pods as uncounted before releasing them, so a crash
+	// or a deletion cannot lose a result.
+	uncounted := st.UncountedTerminatedPods
+	if uncounted == nil {
+		uncounted = &batchv1.UncountedTerminatedPods{}
+	}
+	recorded := false
+	for _, p := range pods {
+		if !done(p) || !slices.Contains(p.Finalizers, trackingFinalizer) || slices.Contains(uncounted.Succeeded, p.UID) || slices.Contains(uncounted.Failed, p.UID) {
+			continue
+		}
+		if p.Status.Phase == corev1.PodSucceeded {
+			uncounted.Succeeded = append(uncounted.Succeeded, p.UID)
+		} else {
+			uncounted.Failed = append(uncounted.Failed, p.UID)
+		}
+		recorded = true
+	}
+	if recorded {
+		st.UncountedTerminatedPods = uncounted
+		upd := j.DeepCopy()
+		upd.Status = st
+		if j, err = c.client.BatchV1().Jobs(ns).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		st = *j.Status.DeepCopy()
+	}
+	// 2. Release the recorded pods, then fold them into the counters.
+	completed := parseIndexes(st.CompletedIndexes)
+	byUID := map[types.UID]*corev1.Pod{}
+	for _, p := range pods {
+		byUID[p.UID] = p
+	}
+	newFailures := false
+	if u := st.UncountedTerminatedPods; u != nil && len(u.Succeeded)+len(u.Failed) > 0 {
+		for _, uid := range slices.Concat(u.Succeeded, u.Failed) {
+			if p := byUID[uid]; p != nil && slices.Contains(p.Finalizers, trackingFinalizer) {
+				if err := c.removeFinalizer(ctx, p); err != nil {
+					return err
+				}
+			}
+		}
+		for _, uid := range u.Succeeded {
+			if p := byUID[uid]; p != nil && indexed(j) {
+				if i := podIndex(p); i >= 0 && !completed[i] {
+					completed[i] = true
+					st.Succeeded++
+				}
+				continue
+			}
+			st.Succeeded++
+		}
+		st.Failed += int32(len(u.Failed))
+		newFailures = len(u.Failed) > 0
+		st.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
+	}
+	if newFailures {
+		c.mu.Lock()
+		c.lastFail[key] = now
+		c.mu.Unlock()
+	}
+	if indexed(j) {
+		st.CompletedIndexes = formatIndexes(completed)
+	}
+
+	var running []*corev1.Pod
+	st.Terminating = ptr.To[int32](0)
+	st.Ready = ptr.To[int32](0)
+	for _, p := range pods {
+		switch {
+		case active(p):
+			running = append(running, p)
+			if isReady(p) {
+				*st.Ready++
+			}
+		case p.DeletionTimestamp != nil && !finished(p):
+			*st.Terminating++
+		}
+	}
+
+	if j.DeletionTimestamp != nil {
+		for _, p := range pods {
+			if err := c.removeFinalizer(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	requeue := time.Duration(0)
+	if !finishedJob(&st) && j.DeletionTimestamp == nil {
+		requeue, err = c.drive(ctx, key, j, &st, running, completed, now)
+		if err != nil {
+			return err
+		}
+	}
+	st.Active = int32(len(running))
+	if finishedJob(&st) {
+		st.Active = 0
+		st.Ready = ptr.To[int32](0)
+	}
+	if !apiequality.Semantic.DeepEqual(st, j.Status) {
+		upd := j.DeepCopy()
+		upd.Status = st
+		if _, err := c.client.BatchV1().Jobs(ns).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	if requeue > 0 {
+		return controller.RetryAfter(requeue)
+	}
+	return nil
+}
+
+// drive decides the Job's fate and its pods: finish (success, failure,
+// deadline), suspend or resume, and create or delete pods toward the wanted
+// parallelism. It updates st and the running list and returns when to look
+// again.
+func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, now time.Time) (time.Duration, error) {
+	finish := func(failed bool, reason, msg string) error {
+		if err := c.deletePods(ctx, key, j, running); err != nil {
+			return err
+		}
+		if failed {
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
+			setCondition(st, batchv1.JobFailed, corev1.ConditionTrue, reason, msg, now)
+			c.recorder.Event(j, corev1.EventTypeWarning, reason, msg)
+			return nil
+		}
+		setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
+		setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
+		st.CompletionTime = ptr.To(metav1.NewTime(now))
+		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
+		return nil
+	}
+	switch {
+	case succeededAll(j, st.Succeeded, completed, len(running)):
+		return 0, finish(false, "", "")
+	case st.Failed > ptr.Deref(j.Spec.BackoffLimit, 6):
+		return 0, finish(true, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+	case j.Spec.ActiveDeadlineSeconds != nil && st.StartTime != nil && !now.Before(st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second)):
+		return 0, finish(true, "DeadlineExceeded", "Job was active longer than specified deadline")
+	}
+
+	if ptr.Deref(j.Spec.Suspend, false) {
+		if err := c.deletePods(ctx, key, j, running); err != nil {
+			return 0, err
+		}
+		if !hasCondition(st, batchv1.JobSuspended) {
+			setCondition(st, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now)
+			c.recorder.Event(j, corev1.EventTypeNormal, "Suspended", "Job suspended")
+		}
+		st.StartTime = nil
+		return 0, nil
+	}
+	if hasCondition(st, batchv1.JobSuspended) {
+		setCondition(st, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", now)
+		c.recorder.Event(j, corev1.EventTypeNormal, "Resumed", "Job resumed")
+		st.StartTime = nil
+	}
+	if st.StartTime == nil {
+		st.StartTime = ptr.To(metav1.NewTime(now))
+	}
+	var requeue time.Duration
+	if j.Spec.ActiveDeadlineSeconds != nil {
+		requeue = st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second).Sub(now) + 10*time.Millisecond
+	}
+	if !c.expect.Satisfied(key) {
+		return requeue, nil
+	}
+
+	want, pending := wantActive(j, st.Succeeded, completed, running)
+	have := int32(len(running))
+	if have > want {
+		victims := slices.Clone(running)
+		slices.SortFunc(victims, func(a, b *corev1.Pod) int { return b.CreationTimestamp.Compare(a.CreationTimestamp.Time) })
+		return requeue, c.deletePods(ctx, key, j, victims[:have-want])
+	}
+	if have == want {
+		return requeue, nil
+	}
+	c.mu.Lock()
+	last := c.lastFail[c.keyOf(j)]
+	c.mu.Unlock()
+	if d := backoff(c.backoff, st.Failed); st.Failed > 0 && now.Before(last.Add(d)) {
+		wait := last.Add(d).Sub(now)
+		if requeue == 0 || wait < requeue {
+			requeue = wait
+		}
+		return requeue, nil
+	}
+	n := int(want - have)
+	var indexes []int
+	if indexed(j) {
+		n = min(n, len(pending))
+		indexes = pending[:n]
+	}
+	c.expect.Expect(key, n, nil)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for k := range n {
+		idx := -1
+		if indexes != nil {
+			idx = indexes[k]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := c.client.CoreV1().Pods(j.Namespace).Create(ctx, newPod(j, idx), metav1.CreateOptions{})
+			if err != nil {
+				c.expect.Added(key)
+				c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+				errs <- err
+				return
+			}
+			c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, fmt.Errorf("create pods for job %s: %w", c.keyOf(j), err)
+	}
+	return requeue, nil
+}
+
+func (c *Controller) keyOf(j *batchv1.Job) string { return j.Namespace + "/" + j.Name }
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ownedPods lists the pods j controls (by its controller-uid label and
+// controller reference).
+func (c *Controller) ownedPods(j *batchv1.Job) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+	if err != nil {
+		return nil, nil
+	}
+	all, err := c.pods.Pods(j.Namespace).List(sel)
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for _, p := range all {
+		if metav1.IsControlledBy(p, j) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// deletePods deletes pods the controller no longer wants. Their tracking
+// finalizer goes first: a pod the controller removes is not a failure.
+func (c *Controller) deletePods(ctx context.Context, key string, j *batchv1.Job, pods []*corev1.Pod) error {
+	if len(pods) == 0 {
+		return nil
+	}
+	for _, p := range pods {
+		if err := c.removeFinalizer(ctx, p); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, len(pods))
+	for i, p := range pods {
+		keys[i] = p.Namespace + "/" + p.Name
+	}
+	c.expect.Expect(key, 0, keys)
+	for _, p := range pods {
+		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			c.expect.Deleted(key, p.Namespace+"/"+p.Name)
+			return err
+		}
+		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+	}
+	return nil
+}
+
+// releaseOrphans removes the tracking finalizer from pods of a Job that is
+// gone, so nothing waits on a result no one will count.
+func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error {
+	pods, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "Job" && ref.Name == name {
+			if err := c.removeFinalizer(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Controller) removeFinalizer(ctx context.Context, p *corev1.Pod) error {
+	if !slices.Contains(p.Finalizers, trackingFinalizer) {
+		return nil
+	}
+	fin := slices.DeleteFunc(slices.Clone(p.Finalizers), func(f string) bool { return f == trackingFinalizer })
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "resourceVersion": p.ResourceVersion, "finalizers": fin}})
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,213 @@
+package job
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// trackingFinalizer keeps a finished pod until its result is counted.
+const trackingFinalizer = batchv1.JobTrackingFinalizer
+
+// maxBackoff caps the delay before replacing failed pods.
+const maxBackoff = 6 * time.Minute
+
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// done: the pod's outcome is settled: it finished, or it is being deleted
+// (a deleted pod that did not succeed counts as failed, as upstream).
+func done(p *corev1.Pod) bool { return finished(p) || p.DeletionTimestamp != nil }
+
+func active(p *corev1.Pod) bool { return !done(p) }
+
+func indexed(j *batchv1.Job) bool {
+	return j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion
+}
+
+// podIndex reads a pod's completion index (-1 if none).
+func podIndex(p *corev1.Pod) int {
+	v, ok := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return i
+}
+
+// parseIndexes reads a completedIndexes string ("1,3-5,7").
+func parseIndexes(s string) map[int]bool {
+	out := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for i := a; i <= b; i++ {
+			out[i] = true
+		}
+	}
+	return out
+}
+
+// formatIndexes writes indexes as upstream's compressed interval list.
+func formatIndexes(set map[int]bool) string {
+	var idx []int
+	for i := range set {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var parts []string
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(idx[i]))
+		} else {
+			parts = append(parts, strconv.Itoa(idx[i])+"-"+strconv.Itoa(idx[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+// wantActive is how many pods should run now, and for an Indexed Job which
+// indexes still need a pod.
+func wantActive(j *batchv1.Job, succeeded int32, completed map[int]bool, running []*corev1.Pod) (int32, []int) {
+	par := ptr.Deref(j.Spec.Parallelism, 1)
+	if !indexed(j) {
+		if j.Spec.Completions == nil {
+			if succeeded > 0 {
+				return 0, nil
+			}
+			return par, nil
+		}
+		return max(min(par, *j.Spec.Completions-succeeded), 0), nil
+	}
+	n := int(ptr.Deref(j.Spec.Completions, 0))
+	busy := map[int]bool{}
+	for _, p := range running {
+		busy[podIndex(p)] = true
+	}
+	var pending []int
+	for i := 0; i < n; i++ {
+		if !completed[i] && !busy[i] {
+			pending = append(pending, i)
+		}
+	}
+	return max(min(par, int32(n-len(completed))), 0), pending
+}
+
+// succeededAll: the Job's success criterion holds.
+func succeededAll(j *batchv1.Job, succeeded int32, completed map[int]bool, running int) bool {
+	switch {
+	case indexed(j):
+		return len(completed) >= int(ptr.Deref(j.Spec.Completions, 0))
+	case j.Spec.Completions == nil:
+		return succeeded > 0 && running == 0
+	}
+	return succeeded >= *j.Spec.Completions
+}
+
+// backoff is the delay before replacing pods after failed failures, doubling
+// from base and capped.
+func backoff(base time.Duration, failed int32) time.Duration {
+	if failed <= 0 {
+		return 0
+	}
+	d := base
+	for i := int32(1); i < failed && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// newPod builds a pod for j (for index i when Indexed, else i < 0).
+func newPod(j *batchv1.Job, i int) *corev1.Pod {
+	t := j.Spec.Template.DeepCopy()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName:    j.Name + "-",
+			Namespace:       j.Namespace,
+			Labels:          t.Labels,
+			Annotations:     t.Annotations,
+			Finalizers:      append(t.Finalizers, trackingFinalizer),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job"))},
+		},
+		Spec: t.Spec,
+	}
+	if i >= 0 {
+		idx := strconv.Itoa(i)
+		p.GenerateName = j.Name + "-" + idx + "-"
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		if p.Labels == nil {
+			p.Labels = map[string]string{}
+		}
+		p.Annotations[batchv1.JobCompletionIndexAnnotation] = idx
+		p.Labels[batchv1.JobCompletionIndexAnnotation] = idx
+		if p.Spec.Hostname == "" {
+			p.Spec.Hostname = j.Name + "-" + idx
+		}
+		env := corev1.EnvVar{Name: "JOB_COMPLETION_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']"}}}
+		for k := range p.Spec.Containers {
+			p.Spec.Containers[k].Env = append(p.Spec.Containers[k].Env, env)
+		}
+		for k := range p.Spec.InitContainers {
+			p.Spec.InitContainers[k].Env = append(p.Spec.InitContainers[k].Env, env)
+		}
+	}
+	return p
+}
+
+// setCondition sets a Job condition, keeping times when nothing changes.
+func setCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, s corev1.ConditionStatus, reason, msg string, now time.Time) {
+	ts := metav1.NewTime(now)
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if c.Type != t {
+			continue
+		}
+		if c.Status == s && c.Reason == reason && c.Message == msg {
+			return
+		}
+		if c.Status != s {
+			c.LastTransitionTime = ts
+		}
+		c.Status, c.Reason, c.Message, c.LastProbeTime = s, reason, msg, ts
+		return
+	}
+	st.Conditions = append(st.Conditions, batchv1.JobCondition{Type: t, Status: s, Reason: reason, Message: msg, LastProbeTime: ts, LastTransitionTime: ts})
+}
+
+func hasCondition(st *batchv1.JobStatus, t batchv1.JobConditionType) bool {
+	return slices.ContainsFunc(st.Conditions, func(c batchv1.JobCondition) bool { return c.Type == t && c.Status == corev1.ConditionTrue })
+}
+
+// finishedJob: Complete or Failed.
+func finishedJob(st *batchv1.JobStatus) bool {
+	return hasCondition(st, batchv1.JobComplete) || hasCondition(st, batchv1.JobFailed)
+}
