@@ -9,6 +9,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 )
 
 // Controllers is every controller skiff runs, by upstream's names for
@@ -23,5 +24,6 @@ func Controllers() []controller.Registration {
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
 		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},
+		{Name: "ttl-after-finished", New: ttlafterfinished.New, Workers: 2},
 	}
 }

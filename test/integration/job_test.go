@@ -192,6 +192,17 @@ func TestJobController(t *testing.T) {
 		}
 	})
 
+	t.Run("ttl after finished", func(t *testing.T) {
+		j := testJob("brief", "succeed", 1, 1)
+		j.Spec.TTLSecondsAfterFinished = ptr.To[int32](1)
+		create(j)
+		eventually(t, "complete", condition("brief", batchv1.JobComplete))
+		eventually(t, "deleted with its pods after its TTL", func() (bool, string) {
+			_, err := jobs.Get(ctx, "brief", metav1.GetOptions{})
+			return err != nil && len(podsOf("brief")) == 0, fmt.Sprintf("job err %v, %d pods", err, len(podsOf("brief")))
+		})
+	})
+
 	t.Run("suspend and resume", func(t *testing.T) {
 		j := testJob("later", "succeed", 1, 1)
 		j.Spec.Suspend = ptr.To(true)
