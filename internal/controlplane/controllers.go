@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
 	"github.com/skiff-sh/skiff/internal/controller/job"
@@ -17,6 +18,7 @@ import (
 // controller is registered.
 func Controllers() []controller.Registration {
 	return []controller.Registration{
+		{Name: "cronjob", New: cronjob.New, Workers: 5},
 		{Name: "deployment", New: deployment.New, Workers: 5},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "job", New: job.New, Workers: 5},
