@@ -4,6 +4,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/endpoints"
+	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
@@ -20,6 +22,8 @@ func Controllers() []controller.Registration {
 	return []controller.Registration{
 		{Name: "cronjob", New: cronjob.New, Workers: 5},
 		{Name: "deployment", New: deployment.New, Workers: 5},
+		{Name: "endpoint", New: endpoints.New, Workers: 5},
+		{Name: "endpointslice", New: endpointslice.New, Workers: 5},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "job", New: job.New, Workers: 5},
 		{Name: "namespace", New: namespace.New, Workers: 5},
