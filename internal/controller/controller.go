@@ -43,6 +43,8 @@ type Context struct {
 type Settings struct {
 	// JobBackoff is the first delay before a Job replaces a failed pod.
 	JobBackoff time.Duration
+	// TerminatedPodThreshold is how many finished pods are kept.
+	TerminatedPodThreshold int
 }
 
 // Recorder returns an event recorder that reports as component.

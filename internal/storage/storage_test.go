@@ -153,6 +153,10 @@ func TestCacheListAndWatch(t *testing.T) { forEachClient(t, testCacheListAndWatc
 
 func testCacheListAndWatch(t *testing.T, st *Store, c *Cache) {
 	ctx := context.Background()
+	// The cache must be primed before the writes for it to have seen them all.
+	for deadline := time.Now().Add(10 * time.Second); !c.Ready() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for i := range 5 {
 		if _, err := st.Create(ctx, fmt.Sprintf("ns/o%d", i), cmObj(fmt.Sprintf("o%d", i), "a")); err != nil {
 			t.Fatal(err)
