@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 )
@@ -66,6 +67,8 @@ func serverCommand() *cobra.Command {
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
 	f.DurationVar(&cfg.ControllerSettings.JobBackoff, "job-pod-failure-backoff", job.DefaultBackoff, "first delay before a Job replaces a failed pod (doubles per failure, at most 6m)")
 	f.IntVar(&cfg.ControllerSettings.TerminatedPodThreshold, "terminated-pod-gc-threshold", podgc.DefaultThreshold, "finished pods kept before the oldest are deleted")
+	f.DurationVar(&cfg.ControllerSettings.NodeGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultGracePeriod, "how long a node may be silent before it is marked Unknown and tainted unreachable")
+	f.Float64Var(&cfg.ControllerSettings.NodeEvictionRate, "node-eviction-rate", nodelifecycle.DefaultEvictionRate, "nodes per second that may get NoExecute taints (evicting their pods)")
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

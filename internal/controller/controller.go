@@ -45,6 +45,11 @@ type Settings struct {
 	JobBackoff time.Duration
 	// TerminatedPodThreshold is how many finished pods are kept.
 	TerminatedPodThreshold int
+	// NodeGracePeriod is how long a node may be silent before it is
+	// marked Unknown and tainted unreachable.
+	NodeGracePeriod time.Duration
+	// NodeEvictionRate bounds how many nodes per second get NoExecute taints.
+	NodeEvictionRate float64
 }
 
 // Recorder returns an event recorder that reports as component.

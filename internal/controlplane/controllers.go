@@ -9,6 +9,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/gc"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
@@ -28,6 +29,7 @@ func Controllers() []controller.Registration {
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "job", New: job.New, Workers: 5},
 		{Name: "namespace", New: namespace.New, Workers: 5},
+		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1},
 		{Name: "pod-garbage-collector", New: podgc.New, Workers: 1},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
