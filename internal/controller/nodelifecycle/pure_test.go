@@ -13,7 +13,9 @@ var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func TestEvictAt(t *testing.T) {
 	taints := []corev1.Taint{unreachableNoSched, {Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &metav1.Time{Time: now.Add(-10 * time.Second)}}}
-	pod := func(tols ...corev1.Toleration) *corev1.Pod { return &corev1.Pod{Spec: corev1.PodSpec{Tolerations: tols}} }
+	pod := func(tols ...corev1.Toleration) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Tolerations: tols}}
+	}
 	unreachable := func(secs *int64) corev1.Toleration {
 		return corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs}
 	}
