@@ -32,6 +32,7 @@ func Controllers() []controller.Registration {
 		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1},
 		{Name: "pod-garbage-collector", New: podgc.New, Workers: 1},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
+		{Name: "replicationcontroller", New: replicaset.NewReplicationController, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
 		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},
 		{Name: "ttl-after-finished", New: ttlafterfinished.New, Workers: 2},

@@ -119,3 +119,31 @@ func TestReplicaSetController(t *testing.T) {
 		return len(l.Items) == 0, fmt.Sprintf("%d pods", len(l.Items))
 	})
 }
+
+// TestReplicationController runs the same controller for a
+// ReplicationController: pods owned by it, scaling, status.
+func TestReplicationController(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx := context.Background()
+	s.kubectlStdin(`{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"legacy"},"spec":{"replicas":2,"selector":{"app":"legacy"},"template":{"metadata":{"labels":{"app":"legacy"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}`, "create", "-f", "-")
+	owned := func() int {
+		l, _ := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=legacy"})
+		n := 0
+		for _, p := range l.Items {
+			if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "ReplicationController" && ref.APIVersion == "v1" && p.DeletionTimestamp == nil {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "2 pods owned by the ReplicationController", func() (bool, string) {
+		rc, _ := cs.CoreV1().ReplicationControllers("default").Get(ctx, "legacy", metav1.GetOptions{})
+		return owned() == 2 && rc.Status.Replicas == 2 && rc.Status.ObservedGeneration == rc.Generation, fmt.Sprintf("%d pods, status %+v", owned(), rc.Status)
+	})
+	s.mustKubectl("scale", "rc", "legacy", "--replicas=0")
+	eventually(t, "scaled to 0", func() (bool, string) { return owned() == 0, fmt.Sprintf("%d pods", owned()) })
+	if ev := s.mustKubectl("get", "events", "--field-selector", "involvedObject.kind=ReplicationController", "-o", "custom-columns=R:.reason", "--no-headers"); !strings.Contains(ev, "SuccessfulCreate") {
+		t.Errorf("events: %s", ev)
+	}
+}

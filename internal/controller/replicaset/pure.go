@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 )
 
@@ -44,8 +45,10 @@ func isAvailable(p *corev1.Pod, minReadySeconds int32, now time.Time) bool {
 	return minReadySeconds == 0 || !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Add(time.Duration(minReadySeconds)*time.Second).Before(now)
 }
 
-// newPod builds a pod from the ReplicaSet's template, owned by it.
-func newPod(rs *appsv1.ReplicaSet) *corev1.Pod {
+// newPod builds a pod from the ReplicaSet's template, owned by it (as kind
+// gvk: a ReplicationController handled as a ReplicaSet owns its pods as
+// itself).
+func newPod(rs *appsv1.ReplicaSet, gvk schema.GroupVersionKind) *corev1.Pod {
 	t := rs.Spec.Template
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -55,7 +58,7 @@ func newPod(rs *appsv1.ReplicaSet) *corev1.Pod {
 			Annotations:  copyMap(t.Annotations),
 			Finalizers:   append([]string(nil), t.Finalizers...),
 			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID,
+				APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: rs.Name, UID: rs.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}},
 		},

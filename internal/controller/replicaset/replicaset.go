@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -35,7 +34,7 @@ const controllerUIDIndex = "controllerUID"
 // Controller is the ReplicaSet controller.
 type Controller struct {
 	client   kubernetes.Interface
-	rsLister appslisters.ReplicaSetLister
+	kind     Kind
 	pods     cache.Indexer
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -45,25 +44,36 @@ type Controller struct {
 	log      *slog.Logger
 }
 
-// New registers the controller's informer handlers.
-func New(cc *controller.Context) (controller.Controller, error) {
-	rsInf := cc.Informers.Apps().V1().ReplicaSets()
+// New builds the ReplicaSet controller.
+func New(cc *controller.Context) (controller.Controller, error) { return newFor(cc, replicaSets(cc)) }
+
+// NewReplicationController builds the same controller for
+// ReplicationControllers, which it handles as ReplicaSets.
+func NewReplicationController(cc *controller.Context) (controller.Controller, error) {
+	return newFor(cc, replicationControllers(cc))
+}
+
+func newFor(cc *controller.Context, kind Kind) (controller.Controller, error) {
+	rsInf := kind.Informer
 	podInf := cc.Informers.Core().V1().Pods()
-	if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByController}); err != nil {
-		return nil, err
+	// The ReplicaSet and ReplicationController controllers share the index.
+	if _, ok := podInf.Informer().GetIndexer().GetIndexers()[controllerUIDIndex]; !ok {
+		if err := podInf.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByController}); err != nil {
+			return nil, err
+		}
 	}
 	c := &Controller{
 		client:   cc.Client,
-		rsLister: rsInf.Lister(),
+		kind:     kind,
 		pods:     podInf.Informer().GetIndexer(),
-		synced:   []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("replicaset"),
+		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
+		queue:    controller.NewQueue[string](kind.Name),
 		expect:   controller.NewExpectations(cc.Clock.Now),
-		recorder: cc.Recorder("replicaset-controller"),
+		recorder: cc.Recorder(kind.Component),
 		clock:    cc.Clock,
-		log:      cc.Log.With("controller", "replicaset"),
+		log:      cc.Log.With("controller", kind.Name),
 	}
-	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: func(obj any) {
@@ -100,10 +110,10 @@ func (c *Controller) enqueue(obj any) {
 	}
 }
 
-// ownerKey is the key of the ReplicaSet controlling p, if any.
-func ownerKey(p *corev1.Pod) (string, bool) {
+// ownerKey is the key of the object of this kind controlling p, if any.
+func (c *Controller) ownerKey(p *corev1.Pod) (string, bool) {
 	ref := metav1.GetControllerOf(p)
-	if ref == nil || ref.Kind != "ReplicaSet" || ref.APIVersion != "apps/v1" {
+	if ref == nil || ref.Kind != c.kind.GVK.Kind || ref.APIVersion != c.kind.GVK.GroupVersion().String() {
 		return "", false
 	}
 	return p.Namespace + "/" + ref.Name, true
@@ -111,18 +121,18 @@ func ownerKey(p *corev1.Pod) (string, bool) {
 
 // enqueueMatching queues every ReplicaSet whose selector matches an orphan.
 func (c *Controller) enqueueMatching(p *corev1.Pod) {
-	sets, _ := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	sets, _ := c.kind.List(p.Namespace)
 	for _, rs := range sets {
 		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
-			c.enqueue(rs)
+			c.queue.Add(rs.Namespace + "/" + rs.Name)
 		}
 	}
 }
 
 func (c *Controller) podAdded(obj any) {
 	p := obj.(*corev1.Pod)
-	if key, ok := ownerKey(p); ok {
+	if key, ok := c.ownerKey(p); ok {
 		c.expect.Added(key)
 		c.queue.Add(key)
 		return
@@ -137,11 +147,11 @@ func (c *Controller) podUpdated(oldObj, obj any) {
 	if old.ResourceVersion == p.ResourceVersion {
 		return
 	}
-	key, owned := ownerKey(p)
+	key, owned := c.ownerKey(p)
 	if owned && p.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
 		c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 	}
-	if oldKey, ok := ownerKey(old); ok && oldKey != key {
+	if oldKey, ok := c.ownerKey(old); ok && oldKey != key {
 		c.queue.Add(oldKey)
 	}
 	if owned {
@@ -150,7 +160,7 @@ func (c *Controller) podUpdated(oldObj, obj any) {
 		c.enqueueMatching(p)
 	}
 	if !owned && !labels.Equals(old.Labels, p.Labels) {
-		if oldKey, ok := ownerKey(old); ok {
+		if oldKey, ok := c.ownerKey(old); ok {
 			c.queue.Add(oldKey)
 		}
 	}
@@ -164,7 +174,7 @@ func (c *Controller) podDeleted(obj any) {
 	if !ok {
 		return
 	}
-	if key, ok := ownerKey(p); ok {
+	if key, ok := c.ownerKey(p); ok {
 		c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 		c.queue.Add(key)
 	}
@@ -183,7 +193,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	rs, err := c.kind.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.expect.Forget(key)
 		return nil
@@ -244,13 +254,13 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		n := min(-diff, burstReplicas)
 		c.expect.Expect(key, n, nil)
 		created, err := slowStart(n, func() error {
-			p, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs), metav1.CreateOptions{})
+			p, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs, c.kind.GVK), metav1.CreateOptions{})
 			if err != nil {
 				c.expect.Added(key)
-				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+				c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 				return err
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+			c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
 			return nil
 		})
 		for range n - created {
@@ -278,11 +288,11 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 				err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 				if err != nil && !apierrors.IsNotFound(err) {
 					c.expect.Deleted(key, p.Namespace+"/"+p.Name)
-					c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+					c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					errs <- err
 					return
 				}
-				c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+				c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 			}()
 		}
 		wg.Wait()
@@ -349,14 +359,14 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 // resourceVersion and uid so a racing change wins.
 func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) (*corev1.Pod, error) {
 	// Re-read the ReplicaSet: a stale cache must not adopt for a deleted one.
-	fresh, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+	fresh, err := c.kind.Fresh(ctx, rs.Namespace, rs.Name)
 	if err != nil || fresh.UID != rs.UID || fresh.DeletionTimestamp != nil {
 		return nil, nil
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 		"uid": p.UID, "resourceVersion": p.ResourceVersion,
 		"ownerReferences": append(p.OwnerReferences, metav1.OwnerReference{
-			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: boolPtr(true), BlockOwnerDeletion: boolPtr(true),
+			APIVersion: c.kind.GVK.GroupVersion().String(), Kind: c.kind.GVK.Kind, Name: rs.Name, UID: rs.UID, Controller: boolPtr(true), BlockOwnerDeletion: boolPtr(true),
 		}),
 	}})
 	out, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
@@ -389,9 +399,7 @@ func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st
 	if apiequality.Semantic.DeepEqual(rs.Status, st) {
 		return nil
 	}
-	updated := rs.DeepCopy()
-	updated.Status = st
-	_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	err := c.kind.UpdateStatus(ctx, rs, st)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
