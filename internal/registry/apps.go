@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -215,7 +216,15 @@ func statefulSetStrategy(r *Resource) {
 		defaultPodSpec(&s.Spec.Template.Spec)
 	}
 	validate := func(s *appsv1.StatefulSet) field.ErrorList {
-		errs := validateWorkload(s.Spec.Selector, s.Spec.Replicas, &s.Spec.Template)
+		// Containers may mount the claim templates: upstream validates the
+		// template with them added as volumes.
+		tmpl := s.Spec.Template.DeepCopy()
+		for _, c := range s.Spec.VolumeClaimTemplates {
+			if !slices.ContainsFunc(tmpl.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.Name }) {
+				tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}}})
+			}
+		}
+		errs := validateWorkload(s.Spec.Selector, s.Spec.Replicas, tmpl)
 		if p := s.Spec.PodManagementPolicy; p != appsv1.OrderedReadyPodManagement && p != appsv1.ParallelPodManagement {
 			errs = append(errs, field.NotSupported(field.NewPath("spec", "podManagementPolicy"), p, []string{"OrderedReady", "Parallel"}))
 		}
