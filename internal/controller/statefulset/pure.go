@@ -1,16 +1,12 @@
 package statefulset
 
 import (
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 )
 
@@ -50,33 +46,6 @@ func ordinalOf(s *appsv1.StatefulSet, p *corev1.Pod) int32 {
 
 func claimName(tmpl corev1.PersistentVolumeClaim, s *appsv1.StatefulSet, ordinal int32) string {
 	return fmt.Sprintf("%s-%s", tmpl.Name, podName(s, ordinal))
-}
-
-// revision builds the ControllerRevision holding the set's pod template.
-func revision(s *appsv1.StatefulSet, number int64) (*appsv1.ControllerRevision, error) {
-	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": s.Spec.Template, "$patch": "replace"}})
-	if err != nil {
-		return nil, err
-	}
-	h := fnv.New32a()
-	h.Write(data)
-	if s.Status.CollisionCount != nil {
-		fmt.Fprintf(h, "%d", *s.Status.CollisionCount)
-	}
-	hash := rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-	labels := map[string]string{}
-	for k, v := range s.Spec.Template.Labels {
-		labels[k] = v
-	}
-	labels[revisionLabel] = s.Name + "-" + hash
-	return &appsv1.ControllerRevision{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: s.Name + "-" + hash, Namespace: s.Namespace, Labels: labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))},
-		},
-		Data:     runtime.RawExtension{Raw: data},
-		Revision: number,
-	}, nil
 }
 
 // newPod builds the pod for ordinal at revision rev.

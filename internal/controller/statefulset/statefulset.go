@@ -6,9 +6,9 @@ package statefulset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 // Controller is the StatefulSet controller.
@@ -121,7 +122,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err := c.writeStatus(ctx, s, pods, updateRev, currentRev); err != nil {
 		return err
 	}
-	return c.pruneRevisions(ctx, s, revs, updateRev, currentRev)
+	return history.Prune(ctx, c.client, revs, int(ptr.Deref(s.Spec.RevisionHistoryLimit, 10)), updateRev, currentRev)
 }
 
 func (c *Controller) apply(ctx context.Context, s *appsv1.StatefulSet, st step) error {
@@ -188,45 +189,18 @@ func (c *Controller) dropScaledClaims(ctx context.Context, s *appsv1.StatefulSet
 }
 
 // ensureRevision makes sure the ControllerRevision of the current template
-// exists and returns its name and the set's revisions.
+// exists and returns its name and the set's revisions; on a name collision
+// it raises collisionCount and retries later, as upstream.
 func (c *Controller) ensureRevision(ctx context.Context, s *appsv1.StatefulSet) (string, []*appsv1.ControllerRevision, error) {
-	all, err := c.revisions.ControllerRevisions(s.Namespace).List(labels.Everything())
-	if err != nil {
-		return "", nil, err
-	}
-	var revs []*appsv1.ControllerRevision
-	var maxNum int64
-	for _, r := range all {
-		if metav1.IsControlledBy(r, s) {
-			revs = append(revs, r)
-			maxNum = max(maxNum, r.Revision)
-		}
-	}
-	want, err := revision(s, maxNum+1)
-	if err != nil {
-		return "", nil, err
-	}
-	for _, r := range revs {
-		if r.Name == want.Name {
-			if apiequality.Semantic.DeepEqual(r.Data.Raw, want.Data.Raw) {
-				return r.Name, revs, nil
-			}
-		}
-	}
-	created, err := c.client.AppsV1().ControllerRevisions(s.Namespace).Create(ctx, want, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		// A foreign or different revision holds the name: a new hash.
+	name, revs, err := history.Ensure(ctx, c.client, c.revisions, s, appsv1.SchemeGroupVersion.WithKind("StatefulSet"), s.Spec.Template, s.Status.CollisionCount)
+	if errors.Is(err, history.ErrCollision) {
 		upd := s.DeepCopy()
 		upd.Status.CollisionCount = ptr.To(ptr.Deref(s.Status.CollisionCount, 0) + 1)
-		if _, err := c.client.AppsV1().StatefulSets(s.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
-			return "", nil, err
+		if _, uerr := c.client.AppsV1().StatefulSets(s.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); uerr != nil {
+			return "", nil, uerr
 		}
-		return "", nil, fmt.Errorf("revision name %s collided; retrying with collisionCount %d", want.Name, *upd.Status.CollisionCount)
 	}
-	if err != nil {
-		return "", nil, err
-	}
-	return created.Name, append(revs, created), nil
+	return name, revs, err
 }
 
 func (c *Controller) writeStatus(ctx context.Context, s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentRev string) error {
@@ -264,26 +238,4 @@ func (c *Controller) writeStatus(ctx context.Context, s *appsv1.StatefulSet, pod
 		return nil
 	}
 	return err
-}
-
-// pruneRevisions deletes the oldest revisions beyond revisionHistoryLimit,
-// never the current or update one.
-func (c *Controller) pruneRevisions(ctx context.Context, s *appsv1.StatefulSet, revs []*appsv1.ControllerRevision, keep ...string) error {
-	limit := int(ptr.Deref(s.Spec.RevisionHistoryLimit, 10))
-	var old []*appsv1.ControllerRevision
-	for _, r := range revs {
-		if r.Name != keep[0] && r.Name != keep[1] {
-			old = append(old, r)
-		}
-	}
-	if len(old) <= limit {
-		return nil
-	}
-	sort.Slice(old, func(i, j int) bool { return old[i].Revision < old[j].Revision })
-	for _, r := range old[:len(old)-limit] {
-		if err := c.client.AppsV1().ControllerRevisions(s.Namespace).Delete(ctx, r.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
-	}
-	return nil
 }

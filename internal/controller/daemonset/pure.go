@@ -1,0 +1,131 @@
+package daemonset
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+)
+
+// defaultTolerations are added to every DaemonSet pod, as upstream: daemons
+// keep running through node trouble.
+func defaultTolerations(hostNetwork bool) []corev1.Toleration {
+	exists := func(key string, effect corev1.TaintEffect) corev1.Toleration {
+		return corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: effect}
+	}
+	out := []corev1.Toleration{
+		exists(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute),
+		exists(corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute),
+		exists(corev1.TaintNodeDiskPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodeMemoryPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodePIDPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodeUnschedulable, corev1.TaintEffectNoSchedule),
+	}
+	if hostNetwork {
+		out = append(out, exists(corev1.TaintNodeNetworkUnavailable, corev1.TaintEffectNoSchedule))
+	}
+	return out
+}
+
+// withTolerations adds the default tolerations the pod does not have yet.
+func withTolerations(spec *corev1.PodSpec) {
+	for _, d := range defaultTolerations(spec.HostNetwork) {
+		has := false
+		for _, t := range spec.Tolerations {
+			if t.Key == d.Key && t.Effect == d.Effect {
+				has = true
+			}
+		}
+		if !has {
+			spec.Tolerations = append(spec.Tolerations, d)
+		}
+	}
+}
+
+// placement says whether a daemon pod should be on node, and whether one
+// already there may keep running (a new NoSchedule taint does not evict).
+func placement(ds *appsv1.DaemonSet, node *corev1.Node) (shouldRun, mayContinue bool) {
+	pod := &corev1.Pod{Spec: *ds.Spec.Template.Spec.DeepCopy()}
+	withTolerations(&pod.Spec)
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); !ok {
+		return false, false
+	}
+	log := klog.Background()
+	noExec := func(t *corev1.Taint) bool { return t.Effect == corev1.TaintEffectNoExecute }
+	if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(log, node.Spec.Taints, pod.Spec.Tolerations, noExec, true); untolerated {
+		return false, false
+	}
+	noSched := func(t *corev1.Taint) bool { return t.Effect == corev1.TaintEffectNoSchedule }
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(log, node.Spec.Taints, pod.Spec.Tolerations, noSched, true)
+	return !untolerated, true
+}
+
+// newPod builds the daemon pod for node at revision rev, pinned with the
+// node-name affinity upstream uses (the scheduler binds it).
+func newPod(ds *appsv1.DaemonSet, node, rev string) *corev1.Pod {
+	t := ds.Spec.Template.DeepCopy()
+	labels := map[string]string{appsv1.ControllerRevisionHashLabelKey: rev}
+	for k, v := range t.Labels {
+		labels[k] = v
+	}
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: ds.Name + "-", Namespace: ds.Namespace, Labels: labels, Annotations: t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))},
+		},
+		Spec: t.Spec,
+	}
+	withTolerations(&p.Spec)
+	pin := corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}
+	if p.Spec.Affinity == nil {
+		p.Spec.Affinity = &corev1.Affinity{}
+	}
+	if p.Spec.Affinity.NodeAffinity == nil {
+		p.Spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	req := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if req == nil || len(req.NodeSelectorTerms) == 0 {
+		p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{pin}}
+	} else {
+		// Each term is ANDed with the pin, as upstream replaces matchFields.
+		for i := range req.NodeSelectorTerms {
+			req.NodeSelectorTerms[i].MatchFields = pin.MatchFields
+		}
+	}
+	return p
+}
+
+// nodeOf is the node a daemon pod is for: where it runs, or its pin.
+func nodeOf(p *corev1.Pod) string {
+	if p.Spec.NodeName != "" {
+		return p.Spec.NodeName
+	}
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range t.MatchFields {
+				if f.Key == "metadata.name" && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// maxUnavailable resolves the rolling update's budget against the number
+// of nodes that should run the daemon.
+func maxUnavailable(ds *appsv1.DaemonSet, desired int) int {
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	v := intstr.FromInt32(1)
+	if ru != nil && ru.MaxUnavailable != nil {
+		v = *ru.MaxUnavailable
+	}
+	n, _ := intstr.GetScaledValueFromIntOrPercent(&v, desired, true)
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
