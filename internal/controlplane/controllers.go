@@ -3,6 +3,7 @@ package controlplane
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
@@ -24,6 +25,7 @@ import (
 func Controllers() []controller.Registration {
 	return []controller.Registration{
 		{Name: "cronjob", New: cronjob.New, Workers: 5},
+		{Name: "daemonset", New: daemonset.New, Workers: 2},
 		{Name: "deployment", New: deployment.New, Workers: 5},
 		{Name: "endpoint", New: endpoints.New, Workers: 5},
 		{Name: "endpointslice", New: endpointslice.New, Workers: 5},
