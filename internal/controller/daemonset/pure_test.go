@@ -13,7 +13,9 @@ func TestPlacement(t *testing.T) {
 	node := func(role string, taints ...corev1.Taint) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"role": role}}, Spec: corev1.NodeSpec{Taints: taints}}
 	}
-	taint := func(key string, effect corev1.TaintEffect) corev1.Taint { return corev1.Taint{Key: key, Effect: effect} }
+	taint := func(key string, effect corev1.TaintEffect) corev1.Taint {
+		return corev1.Taint{Key: key, Effect: effect}
+	}
 	cases := []struct {
 		name               string
 		node               *corev1.Node
