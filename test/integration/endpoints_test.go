@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -68,6 +69,7 @@ func TestEndpointsAndSlices(t *testing.T) {
 				parts = append(parts, fmt.Sprintf("%s:%d:r=%v,s=%v,t=%v", e.Addresses[0], *sl.Ports[0].Port, *e.Conditions.Ready, *e.Conditions.Serving, *e.Conditions.Terminating))
 			}
 		}
+		sort.Strings(parts) // slice names are generated: order by content
 		return strings.Join(parts, " ")
 	}
 	eventually(t, "EndpointSlices", func() (bool, string) {
