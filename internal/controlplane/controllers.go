@@ -5,6 +5,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/disruption"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/gc"
@@ -27,6 +28,7 @@ func Controllers() []controller.Registration {
 		{Name: "cronjob", New: cronjob.New, Workers: 5},
 		{Name: "daemonset", New: daemonset.New, Workers: 2},
 		{Name: "deployment", New: deployment.New, Workers: 5},
+		{Name: "disruption", New: disruption.New, Workers: 2},
 		{Name: "endpoint", New: endpoints.New, Workers: 5},
 		{Name: "endpointslice", New: endpointslice.New, Workers: 5},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},

@@ -134,3 +134,21 @@ func TestDeploymentRollouts(t *testing.T) {
 		}
 	})
 }
+
+// TestPodDisruptionBudgetStatus checks PDB status for a Deployment's pods.
+func TestPodDisruptionBudgetStatus(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go fakeNode(ctx, cs, "default")
+	s.mustKubectl("create", "deploy", "guarded", "--image=busybox", "--replicas=3")
+	s.mustKubectl("create", "pdb", "guard", "--selector=app=guarded", "--min-available=2")
+	eventually(t, "PDB status", func() (bool, string) {
+		got := s.mustKubectl("get", "pdb", "guard", "-o", "jsonpath={.status.expectedPods}/{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}")
+		return got == "3/3/2/1", got
+	})
+	if out := s.mustKubectl("get", "pdb", "guard"); !strings.Contains(out, "guard   2               N/A               1") {
+		t.Errorf("kubectl get pdb:\n%s", out)
+	}
+}
