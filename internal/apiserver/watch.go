@@ -67,8 +67,15 @@ func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
 			return err
 		}
 	case ws.out.PartialMetadata:
-		acc, _ := meta.Accessor(it.Obj)
-		b, err = ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, partial(acc))
+		// Encoded once per event and media, like full objects: every
+		// metadata watcher (the garbage collector's, for one) shares it.
+		b, err = it.Encoded("partial:"+ws.out.Media, func(obj runtime.Object) ([]byte, error) {
+			acc, err := meta.Accessor(obj)
+			if err != nil {
+				return nil, err
+			}
+			return ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, partial(acc))
+		})
 	case ws.out.Media == mediaProtobuf:
 		b, err = ws.s.encodedItem(ws.res, it, "pb")
 	default:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,6 +37,30 @@ var ignored = map[schema.GroupResource]bool{
 // foregroundRecheck is how soon an owner waiting for its dependents is
 // looked at again even without an event.
 const foregroundRecheck = 5 * time.Second
+
+// typedShared are resources other controllers already follow through the
+// shared typed informers: the collector reads their metadata from those
+// instead of opening a second, metadata-only watch on each.
+var typedShared = map[schema.GroupResource]bool{
+	{Group: "", Resource: "pods"}:                           true,
+	{Group: "", Resource: "services"}:                       true,
+	{Group: "", Resource: "endpoints"}:                      true,
+	{Group: "", Resource: "namespaces"}:                     true,
+	{Group: "", Resource: "nodes"}:                          true,
+	{Group: "", Resource: "serviceaccounts"}:                true,
+	{Group: "", Resource: "persistentvolumeclaims"}:         true,
+	{Group: "", Resource: "replicationcontrollers"}:         true,
+	{Group: "apps", Resource: "replicasets"}:                true,
+	{Group: "apps", Resource: "deployments"}:                true,
+	{Group: "apps", Resource: "statefulsets"}:               true,
+	{Group: "apps", Resource: "daemonsets"}:                 true,
+	{Group: "apps", Resource: "controllerrevisions"}:        true,
+	{Group: "batch", Resource: "jobs"}:                      true,
+	{Group: "batch", Resource: "cronjobs"}:                  true,
+	{Group: "discovery.k8s.io", Resource: "endpointslices"}: true,
+	{Group: "policy", Resource: "poddisruptionbudgets"}:     true,
+	{Group: "coordination.k8s.io", Resource: "leases"}:      true,
+}
 
 // resource is how the collector reaches one kind.
 type resource struct {
@@ -96,7 +121,16 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			if ignored[gvr.GroupResource()] || !hasVerbs(r.Verbs, "list", "watch", "delete") {
 				continue
 			}
-			inf := c.informers.ForResource(gvr).Informer()
+			var inf cache.SharedIndexInformer
+			if typedShared[gvr.GroupResource()] {
+				gi, err := cc.Informers.ForResource(gvr)
+				if err != nil {
+					return nil, fmt.Errorf("shared informer for %s: %w", gvr, err)
+				}
+				inf = gi.Informer()
+			} else {
+				inf = c.informers.ForResource(gvr).Informer()
+			}
 			if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
 				return nil, err
 			}
@@ -120,7 +154,7 @@ func (c *Collector) handler(gvr schema.GroupVersionResource) cache.ResourceEvent
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj, deleted = tomb.Obj, true
 		}
-		if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		if m := asMetadata(obj); m != nil {
 			c.changes.Add(&change{gvr: gvr, obj: m, deleted: deleted})
 		}
 	}
@@ -129,6 +163,22 @@ func (c *Collector) handler(gvr schema.GroupVersionResource) cache.ResourceEvent
 		UpdateFunc: func(_, obj any) { push(obj, false) },
 		DeleteFunc: func(obj any) { push(obj, true) },
 	}
+}
+
+// asMetadata views an informer object (metadata-only or typed) as the
+// metadata the graph needs.
+func asMetadata(obj any) *metav1.PartialObjectMetadata {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		return m
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil
+	}
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: acc.GetName(), Namespace: acc.GetNamespace(), UID: acc.GetUID(), ResourceVersion: acc.GetResourceVersion(),
+		DeletionTimestamp: acc.GetDeletionTimestamp(), OwnerReferences: acc.GetOwnerReferences(), Finalizers: acc.GetFinalizers(),
+	}}
 }
 
 // Run implements controller.Controller.
