@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
@@ -39,6 +40,7 @@ func Controllers() []controller.Registration {
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "replicationcontroller", New: replicaset.NewReplicationController, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
+		{Name: "resourcequota", New: resourcequota.New, Workers: 2},
 		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},
 		{Name: "statefulset", New: statefulset.New, Workers: 5},
 		{Name: "ttl-after-finished", New: ttlafterfinished.New, Workers: 2},

@@ -1,0 +1,147 @@
+// Package resourcequota keeps ResourceQuota status: hard limits as
+// specified and current usage in the namespace. (Enforcing quota at
+// admission is the API server's part and comes later.)
+package resourcequota
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+)
+
+// resync recounts objects no informer here follows (configmaps, secrets,
+// count/<anything>) this often.
+const resync = 15 * time.Second
+
+// Controller is the ResourceQuota controller.
+type Controller struct {
+	client   kubernetes.Interface
+	metadata metadata.Interface
+	quotas   corelisters.ResourceQuotaLister
+	pods     corelisters.PodLister
+	services corelisters.ServiceLister
+	claims   corelisters.PersistentVolumeClaimLister
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	clock    clock.WithTicker
+	log      *slog.Logger
+}
+
+// New registers the controller's informer handlers.
+func New(cc *controller.Context) (controller.Controller, error) {
+	f := cc.Informers.Core().V1()
+	q, p, s, pvc := f.ResourceQuotas(), f.Pods(), f.Services(), f.PersistentVolumeClaims()
+	c := &Controller{
+		client: cc.Client, metadata: cc.Metadata, quotas: q.Lister(), pods: p.Lister(), services: s.Lister(), claims: pvc.Lister(),
+		synced: []cache.InformerSynced{q.Informer().HasSynced, p.Informer().HasSynced, s.Informer().HasSynced, pvc.Informer().HasSynced},
+		queue:  controller.NewQueue[string]("resourcequota"),
+		clock:  cc.Clock, log: cc.Log.With("controller", "resourcequota"),
+	}
+	if _, err := q.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { c.enqueueNS(o) }, UpdateFunc: func(_, o any) { c.enqueueNS(o) },
+	}); err != nil {
+		return nil, err
+	}
+	for _, inf := range []cache.SharedIndexInformer{p.Informer(), s.Informer(), pvc.Informer()} {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: c.enqueueNS, UpdateFunc: func(_, o any) { c.enqueueNS(o) }, DeleteFunc: c.enqueueNS,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// enqueueNS queues the namespace of a changed object (its quotas are
+// recomputed together).
+func (c *Controller) enqueueNS(o any) {
+	if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = tomb.Obj
+	}
+	if m, ok := o.(metav1.Object); ok {
+		if qs, _ := c.quotas.ResourceQuotas(m.GetNamespace()).List(labels.Everything()); len(qs) > 0 {
+			c.queue.Add(m.GetNamespace())
+		}
+	}
+}
+
+// Run implements controller.Controller.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	if !controller.WaitForSync(ctx, c.synced...) {
+		return
+	}
+	go controller.Every(ctx, c.clock, resync, func() {
+		qs, _ := c.quotas.List(labels.Everything())
+		for _, q := range qs {
+			c.queue.Add(q.Namespace)
+		}
+	})
+	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+}
+
+func (c *Controller) sync(ctx context.Context, ns string) error {
+	quotas, err := c.quotas.ResourceQuotas(ns).List(labels.Everything())
+	if err != nil || len(quotas) == 0 {
+		return err
+	}
+	pods, _ := c.pods.Pods(ns).List(labels.Everything())
+	services, _ := c.services.Services(ns).List(labels.Everything())
+	claims, _ := c.claims.PersistentVolumeClaims(ns).List(labels.Everything())
+	counts, err := c.count(ctx, ns, quotas)
+	if err != nil {
+		return err
+	}
+	for _, q := range quotas {
+		st := corev1.ResourceQuotaStatus{Hard: q.Spec.Hard.DeepCopy(), Used: Usage(q.Spec.Hard, pods, services, claims, counts)}
+		if apiequality.Semantic.DeepEqual(st, q.Status) {
+			continue
+		}
+		upd := q.DeepCopy()
+		upd.Status = st
+		if _, err := c.client.CoreV1().ResourceQuotas(ns).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// count lists (metadata only) the object kinds the quotas count that no
+// informer here follows; keys are "configmaps", "deployments.apps", ...
+// Every group quota counts serves v1.
+func (c *Controller) count(ctx context.Context, ns string, quotas []*corev1.ResourceQuota) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, q := range quotas {
+		for name := range q.Spec.Hard {
+			key := strings.TrimPrefix(string(name), "count/")
+			if _, done := out[key]; done || !strings.HasPrefix(string(name), "count/") && key != "configmaps" && key != "secrets" && key != "replicationcontrollers" && key != "resourcequotas" {
+				continue
+			}
+			resourceName, group, _ := strings.Cut(key, ".")
+			l, err := c.metadata.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: resourceName}).Namespace(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, err
+			}
+			out[key] = int64(len(l.Items))
+		}
+	}
+	return out, nil
+}
