@@ -32,6 +32,7 @@ func Controllers() []controller.Registration {
 		{Name: "disruption", New: disruption.New, Workers: 2},
 		{Name: "endpoint", New: endpoints.New, Workers: 5},
 		{Name: "endpointslice", New: endpointslice.New, Workers: 5},
+		{Name: "endpointslicemirroring", New: endpointslice.NewMirror, Workers: 2},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "job", New: job.New, Workers: 5},
 		{Name: "namespace", New: namespace.New, Workers: 5},

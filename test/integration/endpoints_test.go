@@ -138,3 +138,47 @@ func subsetsString(subsets []corev1.EndpointSubset) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TestEndpointSliceMirroring mirrors the hand-written Endpoints of a
+// selector-less Service into an EndpointSlice, and removes it with them.
+func TestEndpointSliceMirroring(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx := context.Background()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "external"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "db", Port: 5432}}}}
+	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "external"}, Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "192.0.2.10"}}, NotReadyAddresses: []corev1.EndpointAddress{{IP: "192.0.2.11"}},
+		Ports: []corev1.EndpointPort{{Name: "db", Port: 5432, Protocol: corev1.ProtocolTCP}},
+	}}}
+	if _, err := cs.CoreV1().Endpoints("default").Create(ctx, ep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mirrored := func() []discoveryv1.EndpointSlice {
+		l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=external"})
+		return l.Items
+	}
+	eventually(t, "mirrored slice", func() (bool, string) {
+		sl := mirrored()
+		if len(sl) != 1 {
+			return false, fmt.Sprintf("%d slices", len(sl))
+		}
+		var got []string
+		for _, e := range sl[0].Endpoints {
+			got = append(got, fmt.Sprintf("%s:%v", e.Addresses[0], *e.Conditions.Ready))
+		}
+		sort.Strings(got)
+		return strings.Join(got, " ") == "192.0.2.10:true 192.0.2.11:false" && sl[0].Labels[discoveryv1.LabelManagedBy] == "endpointslicemirroring-controller.k8s.io" && *sl[0].Ports[0].Port == 5432, strings.Join(got, " ")
+	})
+	if err := cs.CoreV1().Endpoints("default").Delete(ctx, "external", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mirror removed", func() (bool, string) { return len(mirrored()) == 0, fmt.Sprintf("%d slices", len(mirrored())) })
+	// The apiserver's own Endpoints are not mirrored.
+	l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=endpointslicemirroring-controller.k8s.io"})
+	if len(l.Items) != 0 {
+		t.Errorf("%d mirrored slices left", len(l.Items))
+	}
+}

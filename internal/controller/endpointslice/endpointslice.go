@@ -101,25 +101,25 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		want = Desired(svc, pods)
 	}
-	return c.apply(ctx, svc, existing, want)
+	return apply(ctx, c.client, svc.Namespace, svc.Name, existing, want)
 }
 
 // apply turns the existing slices into the wanted ones: slices of the same
 // address type and ports are reused in name order, the rest created or
 // deleted.
-func (c *Controller) apply(ctx context.Context, svc *corev1.Service, existing, want []*discoveryv1.EndpointSlice) error {
+func apply(ctx context.Context, client kubernetes.Interface, ns, service string, existing, want []*discoveryv1.EndpointSlice) error {
 	free := map[string][]*discoveryv1.EndpointSlice{}
 	sort.Slice(existing, func(i, j int) bool { return existing[i].Name < existing[j].Name })
 	for _, s := range existing {
 		k := shapeKey(s)
 		free[k] = append(free[k], s)
 	}
-	api := c.client.DiscoveryV1().EndpointSlices(svc.Namespace)
+	api := client.DiscoveryV1().EndpointSlices(ns)
 	for _, w := range want {
 		k := shapeKey(w)
 		if len(free[k]) == 0 {
 			if _, err := api.Create(ctx, w, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("create EndpointSlice for %s/%s: %w", svc.Namespace, svc.Name, err)
+				return fmt.Errorf("create EndpointSlice for %s/%s: %w", ns, service, err)
 			}
 			continue
 		}
