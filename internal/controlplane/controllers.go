@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
+	"github.com/skiff-sh/skiff/internal/controller/volumebinding"
 )
 
 // Controllers is every controller skiff runs, by upstream's names for
@@ -37,6 +38,7 @@ func Controllers() []controller.Registration {
 		{Name: "job", New: job.New, Workers: 5},
 		{Name: "namespace", New: namespace.New, Workers: 5},
 		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1},
+		{Name: "persistentvolume-binder", New: volumebinding.New, Workers: 1},
 		{Name: "pod-garbage-collector", New: podgc.New, Workers: 1},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "replicationcontroller", New: replicaset.NewReplicationController, Workers: 5},
