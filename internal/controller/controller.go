@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -160,6 +161,47 @@ func processNext[T comparable](ctx context.Context, log *slog.Logger, queue work
 	}
 	queue.Forget(key)
 	return true
+}
+
+// Serve waits for the informers a controller reads to sync, then drains
+// its queue with workers goroutines until ctx ends.
+func Serve[T comparable](ctx context.Context, log *slog.Logger, queue workqueue.TypedRateLimitingInterface[T], workers int, sync func(context.Context, T) error, synced ...cache.InformerSynced) {
+	if !WaitForSync(ctx, synced...) {
+		return
+	}
+	Work(ctx, log, queue, workers, sync)
+}
+
+// Enqueue returns an event handler function that queues an object's
+// namespace/name key.
+func Enqueue(queue workqueue.TypedInterface[string]) func(any) {
+	return func(obj any) {
+		if key, ok := KeyOf(obj); ok {
+			queue.Add(key)
+		}
+	}
+}
+
+// OnChange calls f with the object of every add, update and delete.
+func OnChange(f func(any)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{AddFunc: f, UpdateFunc: func(_, obj any) { f(obj) }, DeleteFunc: f}
+}
+
+// OwnerKey is the namespace/name key of the controller of kind that owns
+// obj (a tombstone is unwrapped), if there is one.
+func OwnerKey(obj any, kind string) (string, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return "", false
+	}
+	ref := metav1.GetControllerOfNoCopy(m)
+	if ref == nil || ref.Kind != kind {
+		return "", false
+	}
+	return m.GetNamespace() + "/" + ref.Name, true
 }
 
 // RetryAfter is returned by a sync that is waiting on something outside its

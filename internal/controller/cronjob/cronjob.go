@@ -54,34 +54,21 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		recorder: cc.Recorder("cronjob-controller"),
 		clock:    cc.Clock, log: cc.Log.With("controller", "cronjob"),
 	}
-	enqueue := func(obj any) {
-		if key, ok := controller.KeyOf(obj); ok {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controller.Enqueue(c.queue)
 	if _, err := cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
-	jobChanged := func(obj any) {
-		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
+	_, err := jInf.Informer().AddEventHandler(controller.OnChange(func(obj any) {
+		if key, ok := controller.OwnerKey(obj, "CronJob"); ok {
+			c.queue.Add(key)
 		}
-		if j, ok := obj.(*batchv1.Job); ok {
-			if ref := metav1.GetControllerOf(j); ref != nil && ref.Kind == "CronJob" {
-				c.queue.Add(j.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	_, err := jInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: jobChanged, UpdateFunc: func(_, o any) { jobChanged(o) }, DeleteFunc: jobChanged})
+	}))
 	return c, err
 }
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func jobFinished(j *batchv1.Job) (batchv1.JobConditionType, bool) {

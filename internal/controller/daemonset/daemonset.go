@@ -55,11 +55,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		recorder: cc.Recorder("daemonset-controller"),
 		log:      cc.Log.With("controller", "daemonset"),
 	}
-	enqueue := func(o any) {
-		if key, ok := controller.KeyOf(o); ok {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controller.Enqueue(c.queue)
 	if _, err := ds.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
@@ -118,10 +114,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func ready(p *corev1.Pod) bool {

@@ -61,14 +61,8 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		clock:     cc.Clock,
 		log:       cc.Log.With("controller", "deployment"),
 	}
-	enqueue := func(obj any) {
-		if key, ok := controller.KeyOf(obj); ok {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
-	}); err != nil {
+	enqueue := controller.Enqueue(c.queue)
+	if _, err := dInf.Informer().AddEventHandler(controller.OnChange(enqueue)); err != nil {
 		return nil, err
 	}
 	rsChanged := func(obj any) {
@@ -87,9 +81,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		}
 		c.enqueueMatching(rs.Namespace, rs.Labels)
 	}
-	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: rsChanged, UpdateFunc: func(_, o any) { rsChanged(o) }, DeleteFunc: rsChanged,
-	}); err != nil {
+	if _, err := rsInf.Informer().AddEventHandler(controller.OnChange(rsChanged)); err != nil {
 		return nil, err
 	}
 	// A Recreate rollout waits for the old pods to be gone.
@@ -126,10 +118,7 @@ func (c *Controller) enqueueMatching(ns string, l map[string]string) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

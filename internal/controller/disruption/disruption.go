@@ -55,11 +55,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		queue:  controller.NewQueue[string]("disruption"),
 		clock:  cc.Clock, log: cc.Log.With("controller", "disruption"),
 	}
-	enqueue := func(o any) {
-		if key, ok := controller.KeyOf(o); ok {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controller.Enqueue(c.queue)
 	if _, err := pdb.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
@@ -78,16 +74,13 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			}
 		}
 	}
-	_, err := pod.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged})
+	_, err := pod.Informer().AddEventHandler(controller.OnChange(podChanged))
 	return c, err
 }
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

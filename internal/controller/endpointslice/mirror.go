@@ -49,12 +49,8 @@ func NewMirror(cc *controller.Context) (controller.Controller, error) {
 		queue:  controller.NewQueue[string]("endpoint_slice_mirroring"),
 		log:    cc.Log.With("controller", "endpointslicemirroring"),
 	}
-	enqueue := func(o any) {
-		if key, ok := controller.KeyOf(o); ok {
-			m.queue.Add(key)
-		}
-	}
-	handlers := cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}
+	enqueue := controller.Enqueue(m.queue)
+	handlers := controller.OnChange(enqueue)
 	if _, err := svc.Informer().AddEventHandler(handlers); err != nil {
 		return nil, err
 	}
@@ -66,10 +62,7 @@ func NewMirror(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (m *Mirror) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, m.synced...) {
-		return
-	}
-	controller.Work(ctx, m.log, m.queue, workers, m.sync)
+	controller.Serve(ctx, m.log, m.queue, workers, m.sync, m.synced...)
 }
 
 func (m *Mirror) sync(ctx context.Context, key string) error {

@@ -6,6 +6,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -50,7 +51,7 @@ func Revision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl corev1.PodT
 
 // ErrCollision means another revision holds the wanted name: the owner's
 // collisionCount must go up.
-var ErrCollision = fmt.Errorf("controller revision name collision")
+var ErrCollision = errors.New("controller revision name collision")
 
 // Ensure returns the name of the revision for tmpl, creating it (numbered
 // one past the highest) when missing, and the owner's revisions.

@@ -71,11 +71,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		clock:    cc.Clock, log: cc.Log.With("controller", "job"),
 		backoff: base, lastFail: map[string]time.Time{},
 	}
-	enqueue := func(obj any) {
-		if key, ok := controller.KeyOf(obj); ok {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controller.Enqueue(c.queue)
 	if _, err := jInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) },
 		DeleteFunc: func(o any) {
@@ -117,24 +113,11 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	return c, err
 }
 
-func ownerKey(o any) (string, bool) {
-	p, ok := o.(*corev1.Pod)
-	if !ok {
-		return "", false
-	}
-	ref := metav1.GetControllerOf(p)
-	if ref == nil || ref.Kind != "Job" {
-		return "", false
-	}
-	return p.Namespace + "/" + ref.Name, true
-}
+func ownerKey(o any) (string, bool) { return controller.OwnerKey(o, "Job") }
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

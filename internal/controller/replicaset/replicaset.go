@@ -159,11 +159,6 @@ func (c *Controller) podUpdated(oldObj, obj any) {
 	} else if metav1.GetControllerOf(p) == nil {
 		c.enqueueMatching(p)
 	}
-	if !owned && !labels.Equals(old.Labels, p.Labels) {
-		if oldKey, ok := c.ownerKey(old); ok {
-			c.queue.Add(oldKey)
-		}
-	}
 }
 
 func (c *Controller) podDeleted(obj any) {
@@ -182,10 +177,7 @@ func (c *Controller) podDeleted(obj any) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

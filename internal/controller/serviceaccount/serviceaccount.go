@@ -63,10 +63,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, namespace string) error {

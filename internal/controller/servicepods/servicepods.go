@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // Port is one Service port resolved against one pod.
@@ -137,9 +139,7 @@ func Watch(svcInf, podInf cache.SharedIndexInformer, services corelisters.Servic
 			enqueue(key)
 		}
 	}
-	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: svcKey, UpdateFunc: func(_, o any) { svcKey(o) }, DeleteFunc: svcKey,
-	}); err != nil {
+	if _, err := svcInf.AddEventHandler(controller.OnChange(svcKey)); err != nil {
 		return err
 	}
 	podChanged := func(sets ...*corev1.Pod) {

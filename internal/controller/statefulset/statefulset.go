@@ -52,34 +52,21 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		recorder: cc.Recorder("statefulset-controller"),
 		log:      cc.Log.With("controller", "statefulset"),
 	}
-	enqueue := func(o any) {
-		if key, ok := controller.KeyOf(o); ok {
-			c.queue.Add(key)
-		}
-	}
+	enqueue := controller.Enqueue(c.queue)
 	if _, err := ss.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
-	podChanged := func(o any) {
-		if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = tomb.Obj
+	_, err := p.Informer().AddEventHandler(controller.OnChange(func(o any) {
+		if key, ok := controller.OwnerKey(o, "StatefulSet"); ok {
+			c.queue.Add(key)
 		}
-		if pod, ok := o.(*corev1.Pod); ok {
-			if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "StatefulSet" {
-				c.queue.Add(pod.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	_, err := p.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged})
+	}))
 	return c, err
 }
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
-		return
-	}
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

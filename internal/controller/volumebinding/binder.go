@@ -56,7 +56,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		log:      cc.Log.With("controller", "persistentvolume-binder"),
 	}
 	all := func(any) { c.queue.Add(queueKeyAllClaims) }
-	h := cache.ResourceEventHandlerFuncs{AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all}
+	h := controller.OnChange(all)
 	for _, inf := range []cache.SharedIndexInformer{pv.Informer(), pvc.Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
