@@ -18,14 +18,15 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controlplane"
+	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 )
 
 func serverCommand() *cobra.Command {
 	cfg := controlplane.Config{}
-	var nodePorts, logLevel, logFormat string
+	var nodePorts, logLevel, logFormat, schedulerConfig string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane: API server on etcd (embedded by default) and the controllers",
+		Short: "Run the control plane: API server on etcd (embedded by default), scheduler and controllers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnvAndConfig(cmd); err != nil {
@@ -40,6 +41,11 @@ func serverCommand() *cobra.Command {
 			}
 			log, err := newLogger(logLevel, logFormat)
 			if err != nil {
+				return err
+			}
+			// A broken scheduler configuration stops start-up here, with
+			// the offending field named.
+			if cfg.Scheduler, err = schedconfig.Load(schedulerConfig); err != nil {
 				return err
 			}
 			// client-go (leader election, informers, events) logs through klog;
@@ -70,6 +76,8 @@ func serverCommand() *cobra.Command {
 	f.DurationVar(&cfg.ControllerSettings.NodeGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultGracePeriod, "how long a node may be silent before it is marked Unknown and tainted unreachable")
 	f.Float64Var(&cfg.ControllerSettings.NodeEvictionRate, "node-eviction-rate", nodelifecycle.DefaultEvictionRate, "nodes per second that may get NoExecute taints (evicting their pods)")
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
+	f.StringVar(&schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: profiles, plugins, weights")
+	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

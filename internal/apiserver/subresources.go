@@ -151,6 +151,9 @@ func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ns, podNa
 			pod.Annotations[k] = v
 		}
 		setCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		// A bound pod no longer needs its nomination (upstream clears it
+		// at binding since 1.35).
+		pod.Status.NominatedNodeName = ""
 		return pod, nil
 	}
 	// Binding writes spec and status together, as upstream's binding

@@ -33,6 +33,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/scheduler"
+	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -58,6 +60,10 @@ type Config struct {
 	Controllers []string
 	// ControllerSettings tune the controllers.
 	ControllerSettings controller.Settings
+	// Scheduler is the scheduler's configuration (nil: defaults).
+	Scheduler *schedconfig.Config
+	// DisableScheduler turns the scheduler off.
+	DisableScheduler bool
 	// Version is skiff's own version, shown in /version's gitVersion.
 	Version string
 }
@@ -72,7 +78,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, loopback, err := certificates(cfg, advertise)
+	tlsCfg, loopback, schedulerRest, err := certificates(cfg, advertise)
 	if err != nil {
 		return err
 	}
@@ -118,6 +124,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	schedMetrics := scheduler.NewMetrics(metrics)
+	if cfg.Scheduler == nil {
+		cfg.Scheduler = schedconfig.Default()
+	}
 	codecs := apiserver.NewCodecs(scheme)
 	spec := openapi.New(reg)
 	var bootstrapped atomic.Bool
@@ -162,6 +172,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	controllersCtx, stopControllers := context.WithCancel(context.Background())
 	defer stopControllers()
 	controllersDone := make(chan struct{})
+	schedulerDone := make(chan struct{})
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -173,6 +184,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				// Start-up parses schemas and primes caches, leaving garbage
 				// that an idle server would hold for minutes: return it now.
 				debug.FreeOSMemory()
+				if !cfg.DisableScheduler {
+					go func() {
+						defer close(schedulerDone)
+						err := scheduler.RunLeader(controllersCtx, scheduler.RunConfig{Rest: schedulerRest, Config: cfg.Scheduler, Identity: identity(), Metrics: schedMetrics, Log: log})
+						if err != nil {
+							log.Error("scheduler stopped", "err", err)
+						}
+					}()
+				} else {
+					close(schedulerDone)
+				}
 				go func() {
 					defer close(controllersDone)
 					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, Settings: cfg.ControllerSettings, Log: log})
@@ -186,6 +208,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			time.Sleep(time.Second)
 		}
 		close(controllersDone) // shut down before the controllers started
+		close(schedulerDone)
 	}()
 
 	select {
@@ -196,9 +219,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("shutting down")
 	// Controllers stop first, while the API still serves their lease release.
 	stopControllers()
-	select {
-	case <-controllersDone:
-	case <-time.After(5 * time.Second):
+	deadline := time.After(5 * time.Second)
+	for _, done := range []chan struct{}{controllersDone, schedulerDone} {
+		select {
+		case <-done:
+		case <-deadline:
+		}
 	}
 	api.ShuttingDown.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -267,11 +293,11 @@ func loopbackHost(bind string) string {
 
 // certificates ensures the CA, the serving and admin certificates and the
 // admin kubeconfig, and returns the server's TLS configuration.
-func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, error) {
+func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *rest.Config, error) {
 	dir := filepath.Join(cfg.DataDir, "pki")
 	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	host, _ := os.Hostname()
 	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
@@ -292,28 +318,34 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, erro
 	}
 	certPEM, keyPEM, err := ca.EnsureLeaf(filepath.Join(dir, "serving"), pki.LeafSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	adminCert, adminKey, err := ca.EnsureLeaf(filepath.Join(dir, "admin"), pki.LeafSpec{CommonName: "system:admin", Organization: []string{"system:masters"}, Client: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	server := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.SecurePort))
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, "admin.kubeconfig"), server, ca.CertPEM, adminCert, adminKey); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load serving certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("load serving certificate: %w", err)
 	}
 	cmCert, cmKey, err := ca.EnsureLeaf(filepath.Join(dir, "controller-manager"), pki.LeafSpec{CommonName: "system:kube-controller-manager", Client: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	loopback := &rest.Config{
 		Host:            "https://" + net.JoinHostPort(loopbackHost(cfg.BindAddress), strconv.Itoa(cfg.SecurePort)),
 		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: cmCert, KeyData: cmKey, ServerName: "localhost"},
 	}
+	schedCert, schedKey, err := ca.EnsureLeaf(filepath.Join(dir, "scheduler"), pki.LeafSpec{CommonName: "system:kube-scheduler", Client: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	scheduler := rest.CopyConfig(loopback)
+	scheduler.TLSClientConfig.CertData, scheduler.TLSClientConfig.KeyData = schedCert, schedKey
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	return &tls.Config{
@@ -322,7 +354,7 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, erro
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
-	}, loopback, nil
+	}, loopback, scheduler, nil
 }
 
 func firstServiceIP(cidr string) (net.IP, error) {

@@ -108,6 +108,9 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 			return nil, err
 		}
 	}
+	if err := g.admitPriority(ctx, r, obj); err != nil {
+		return nil, err
+	}
 	fm := g.FieldManager(r, "")
 	empty := r.New()
 	if obj, err = fm.Update(empty, obj, managerName(o.FieldManager)); err != nil {
@@ -282,6 +285,9 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		if err := r.OnCreate(obj, o.DryRun); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.admitPriority(ctx, r, obj); err != nil {
+		return nil, err
 	}
 	return g.toStorage(r, obj)
 }

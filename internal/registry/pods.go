@@ -39,11 +39,8 @@ func podStrategy(r *Resource) {
 		p := o.(*corev1.Pod)
 		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}
 		admitTolerations(&p.Spec)
-		if p.Spec.Priority == nil {
-			p.Spec.Priority = ptr.To(wellKnownPriorities[p.Spec.PriorityClassName])
-		}
-		if p.Spec.PriorityClassName != "" && p.Spec.PreemptionPolicy == nil {
-			p.Spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
+		if len(p.Spec.SchedulingGates) > 0 {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonSchedulingGated, Message: "Scheduling is blocked due to non-empty scheduling gates"}}
 		}
 		if p.Spec.ServiceAccountName == "" {
 			p.Spec.ServiceAccountName = "default"

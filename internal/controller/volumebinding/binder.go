@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/volumematch"
 )
 
 // Annotations upstream's binder sets and the scheduler reads.
@@ -103,10 +104,15 @@ func (c *Controller) pass(ctx context.Context) error {
 		if cl.DeletionTimestamp != nil || cl.Status.Phase == corev1.ClaimBound {
 			continue
 		}
+		candidates := pvs
 		if c.waitsForConsumer(cl) {
-			continue
+			// Until the scheduler picks a node, only a volume it (or the
+			// user) reserved for this claim may be bound.
+			if candidates = reservedFor(pvs, cl); len(candidates) == 0 {
+				continue
+			}
 		}
-		pv := best(pvs, cl)
+		pv := volumematch.Best(candidates, cl)
 		if pv == nil {
 			continue
 		}
@@ -117,6 +123,16 @@ func (c *Controller) pass(ctx context.Context) error {
 		pvs = without(pvs, pv)
 	}
 	return nil
+}
+
+func reservedFor(pvs []*corev1.PersistentVolume, cl *corev1.PersistentVolumeClaim) []*corev1.PersistentVolume {
+	var out []*corev1.PersistentVolume
+	for _, p := range pvs {
+		if ref := p.Spec.ClaimRef; ref != nil && ref.Namespace == cl.Namespace && ref.Name == cl.Name {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func without(pvs []*corev1.PersistentVolume, pv *corev1.PersistentVolume) []*corev1.PersistentVolume {
@@ -130,7 +146,7 @@ func without(pvs []*corev1.PersistentVolume, pv *corev1.PersistentVolume) []*cor
 }
 
 func (c *Controller) waitsForConsumer(cl *corev1.PersistentVolumeClaim) bool {
-	name := className(cl.Spec.StorageClassName)
+	name := volumematch.ClassName(cl.Spec.StorageClassName)
 	if name == "" {
 		return false
 	}

@@ -1,4 +1,4 @@
-package volumebinding
+package volumematch
 
 import (
 	"testing"
@@ -31,7 +31,7 @@ func TestBest(t *testing.T) {
 	}
 	for _, c := range cases {
 		got := ""
-		if pv := best(pvs, c.claim); pv != nil {
+		if pv := Best(pvs, c.claim); pv != nil {
 			got = pv.Name
 		}
 		if got != c.want {
@@ -40,12 +40,12 @@ func TestBest(t *testing.T) {
 	}
 	sel := claim("1Gi", "", rwo)
 	sel.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "a"}}
-	if pv := best(pvs, sel); pv == nil || pv.Name != "a" {
+	if pv := Best(pvs, sel); pv == nil || pv.Name != "a" {
 		t.Errorf("selector: %v", pv)
 	}
 	taken := vol("e", "1Gi", "", rwo)
 	taken.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "ns", Name: "other"}
-	if fits(taken, claim("1Gi", "", rwo)) {
+	if Fits(taken, claim("1Gi", "", rwo)) {
 		t.Error("a volume reserved for another claim fits")
 	}
 }

@@ -1,4 +1,6 @@
-package volumebinding
+// Package volumematch decides which PersistentVolumes can serve a claim,
+// shared by the volume binder and the scheduler.
+package volumematch
 
 import (
 	"slices"
@@ -8,27 +10,28 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-func className(p *string) string {
+// ClassName is a claim's storage class name, "" when unset.
+func ClassName(p *string) string {
 	if p == nil {
 		return ""
 	}
 	return *p
 }
 
-// fits reports whether pv can serve claim: same class and volume mode,
+// Fits reports whether pv can serve claim: same class and volume mode,
 // enough capacity, every requested access mode, the claim's selector, and
 // free (or reserved for this claim).
-func fits(pv *corev1.PersistentVolume, claim *corev1.PersistentVolumeClaim) bool {
+func Fits(pv *corev1.PersistentVolume, claim *corev1.PersistentVolumeClaim) bool {
 	if pv.DeletionTimestamp != nil || pv.Status.Phase == corev1.VolumeReleased || pv.Status.Phase == corev1.VolumeFailed {
 		return false
 	}
 	if ref := pv.Spec.ClaimRef; ref != nil && (ref.Namespace != claim.Namespace || ref.Name != claim.Name || (ref.UID != "" && ref.UID != claim.UID)) {
 		return false
 	}
-	if pv.Spec.StorageClassName != className(claim.Spec.StorageClassName) {
+	if pv.Spec.StorageClassName != ClassName(claim.Spec.StorageClassName) {
 		return false
 	}
-	if mode(pv.Spec.VolumeMode) != mode(claim.Spec.VolumeMode) {
+	if volumeMode(pv.Spec.VolumeMode) != volumeMode(claim.Spec.VolumeMode) {
 		return false
 	}
 	want := claim.Spec.Resources.Requests[corev1.ResourceStorage]
@@ -50,22 +53,22 @@ func fits(pv *corev1.PersistentVolume, claim *corev1.PersistentVolumeClaim) bool
 	return true
 }
 
-func mode(m *corev1.PersistentVolumeMode) corev1.PersistentVolumeMode {
+func volumeMode(m *corev1.PersistentVolumeMode) corev1.PersistentVolumeMode {
 	if m == nil {
 		return corev1.PersistentVolumeFilesystem
 	}
 	return *m
 }
 
-// best picks the volume for claim: the one named by spec.volumeName if set,
+// Best picks the volume for claim: the one named by spec.volumeName if set,
 // else one already reserved for it, else the smallest that fits.
-func best(pvs []*corev1.PersistentVolume, claim *corev1.PersistentVolumeClaim) *corev1.PersistentVolume {
+func Best(pvs []*corev1.PersistentVolume, claim *corev1.PersistentVolumeClaim) *corev1.PersistentVolume {
 	var pick *corev1.PersistentVolume
 	for _, pv := range pvs {
 		if claim.Spec.VolumeName != "" && pv.Name != claim.Spec.VolumeName {
 			continue
 		}
-		if !fits(pv, claim) {
+		if !Fits(pv, claim) {
 			continue
 		}
 		if ref := pv.Spec.ClaimRef; ref != nil {
