@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -50,5 +51,32 @@ func benchCommand() *cobra.Command {
 	df.IntVar(&dcfg.ScaleTo, "scale-to", 10000, "replicas for the scale-up test")
 	df.IntVar(&dcfg.Rollout, "rollout", 1000, "replicas for the rolling-update test")
 	root.AddCommand(dep)
+
+	scfg := bench.SchedulerConfig{}
+	sched := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Scheduler throughput and attempt latency over fake nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scfg.Kubeconfig == "" {
+				scfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			switch scfg.Mode {
+			case "plain", "anti-affinity", "spread":
+			default:
+				return fmt.Errorf("--mode %q: want plain, anti-affinity or spread", scfg.Mode)
+			}
+			_, err := bench.RunScheduler(cmd.Context(), scfg, os.Stdout)
+			return err
+		},
+	}
+	sf := sched.Flags()
+	sf.StringVar(&scfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to measure (default $KUBECONFIG)")
+	sf.IntVar(&scfg.Nodes, "nodes", 5000, "fake nodes to create")
+	sf.IntVar(&scfg.Pods, "pods", 10000, "pods to schedule")
+	sf.StringVar(&scfg.Mode, "mode", "plain", "plain, anti-affinity (required hostname anti-affinity within a group) or spread (zone spread constraint within a group)")
+	sf.IntVar(&scfg.GroupSize, "group-size", 100, "pods per label group in the anti-affinity and spread modes")
+	sf.IntVar(&scfg.Workers, "workers", 64, "concurrent creators")
+	root.AddCommand(sched)
 	return root
 }
