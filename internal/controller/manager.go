@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -15,10 +14,10 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-sh/skiff/internal/leader"
 )
 
 // ManagerConfig configures the controller manager.
@@ -33,11 +32,7 @@ type ManagerConfig struct {
 	Log      *slog.Logger
 }
 
-// Lease timing, as upstream kube-controller-manager's defaults.
 const (
-	leaseDuration = 15 * time.Second
-	renewDeadline = 10 * time.Second
-	retryPeriod   = 2 * time.Second
 	// resyncPeriod re-delivers every informer object now and then, so a
 	// missed edge never leaves state unreconciled for long.
 	resyncPeriod = 10 * time.Minute
@@ -57,35 +52,13 @@ func RunManager(ctx context.Context, cfg ManagerConfig) error {
 	restCfg := rest.CopyConfig(cfg.Rest)
 	restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
 	restCfg.UserAgent = "skiff-controller-manager"
-	client, err := kubernetes.NewForConfig(protobufConfig(restCfg))
+	client, err := kubernetes.NewForConfig(ProtobufConfig(restCfg))
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "kube-controller-manager"},
-		Client:     client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
-	}
-	for ctx.Err() == nil {
-		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
-			ReleaseOnCancel: true, Name: "kube-controller-manager",
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(ctx context.Context) {
-					cfg.Log.Info("controller manager leading", "identity", cfg.Identity)
-					if err := runTerm(ctx, cfg, restCfg, client); err != nil {
-						cfg.Log.Error("controller manager", "err", err)
-					}
-				},
-				OnStoppedLeading: func() { cfg.Log.Info("controller manager lease released", "identity", cfg.Identity) },
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("leader election: %w", err)
-		}
-		le.Run(ctx)
-	}
-	return nil
+	return leader.Run(ctx, client, "kube-controller-manager", cfg.Identity, cfg.Log, func(ctx context.Context) error {
+		return runTerm(ctx, cfg, restCfg, client)
+	})
 }
 
 // runTerm builds the shared context and runs every controller until ctx ends.
@@ -138,8 +111,8 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 	return nil
 }
 
-// protobufConfig asks for protobuf, as upstream's controllers do.
-func protobufConfig(c *rest.Config) *rest.Config {
+// ProtobufConfig asks for protobuf, as upstream's controllers do.
+func ProtobufConfig(c *rest.Config) *rest.Config {
 	c = rest.CopyConfig(c)
 	c.ContentType = runtime.ContentTypeProtobuf
 	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON

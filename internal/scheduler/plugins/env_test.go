@@ -42,12 +42,12 @@ type env struct {
 
 type testHandle struct{ e *env }
 
-func (h testHandle) Snapshot() *framework.Snapshot     { return h.e.snap }
-func (h testHandle) Listers() *framework.Listers        { return &h.e.listers }
-func (h testHandle) Client() kubernetes.Interface       { return h.e.client }
-func (h testHandle) Recorder() events.EventRecorder     { return nil }
-func (h testHandle) Nominator() framework.Nominator     { return h }
-func (h testHandle) Runner() framework.Runner           { return h.e.fwk }
+func (h testHandle) Snapshot() *framework.Snapshot          { return h.e.snap }
+func (h testHandle) Listers() *framework.Listers            { return &h.e.listers }
+func (h testHandle) Client() kubernetes.Interface           { return h.e.client }
+func (h testHandle) Recorder() events.EventRecorder         { return nil }
+func (h testHandle) Nominator() framework.Nominator         { return h }
+func (h testHandle) Runner() framework.Runner               { return h.e.fwk }
 func (h testHandle) WaitingPod(string) framework.WaitingPod { return nil }
 func (h testHandle) NamespaceLabels(ns string) labels.Set {
 	n, err := h.e.listers.Namespaces.Get(ns)
@@ -61,7 +61,9 @@ func (h testHandle) Parallel(ctx context.Context, n int, f func(int)) {
 		f(i)
 	}
 }
-func (h testHandle) NominatedPodsForNode(node string) []*framework.PodInfo { return h.e.nominated[node] }
+func (h testHandle) NominatedPodsForNode(node string) []*framework.PodInfo {
+	return h.e.nominated[node]
+}
 
 // only is a profile with just the named plugins (plus sort and bind).
 func only(names ...string) *configv1.KubeSchedulerProfile {

@@ -75,7 +75,11 @@ func TestNodeResourcesFitFilter(t *testing.T) {
 		{"fits where room is left", pod("p", 500, 512), []string{"full", "gpu"}},
 		{"cpu exhausted by bound pods", pod("p", 1000, 0), []string{"gpu"}},
 		{"init container larger than app containers counts", sidecar, nil},
-		{"sidecar adds to app containers", func() *corev1.Pod { p := sidecar.DeepCopy(); p.Spec.InitContainers = p.Spec.InitContainers[1:]; return p }(), []string{"gpu"}},
+		{"sidecar adds to app containers", func() *corev1.Pod {
+			p := sidecar.DeepCopy()
+			p.Spec.InitContainers = p.Spec.InitContainers[1:]
+			return p
+		}(), []string{"gpu"}},
 		{"overhead counts", overhead, nil},
 		{"extended resource only where offered", wantsGPU, []string{"gpu"}},
 	} {
@@ -239,7 +243,7 @@ func TestVolumeBinding(t *testing.T) {
 	localPV := func(name, nodeName, class string) *corev1.PersistentVolume {
 		return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PersistentVolumeSpec{
 			StorageClassName: class, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")},
+			Capacity:     corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}}}}}},
 		}, Status: corev1.PersistentVolumeStatus{Phase: corev1.VolumeAvailable}}
 	}
