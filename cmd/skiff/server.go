@@ -11,8 +11,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
@@ -24,6 +26,8 @@ import (
 func serverCommand() *cobra.Command {
 	cfg := controlplane.Config{}
 	var nodePorts, logLevel, logFormat, schedulerConfig string
+	var node nodeOptions
+	var disableAgent bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server on etcd (embedded by default), scheduler and controllers",
@@ -52,6 +56,17 @@ func serverCommand() *cobra.Command {
 			// send it to the same structured log.
 			klog.SetSlogLogger(log)
 			cfg.Version = version
+			if !disableAgent {
+				if node.ip == "" && cfg.AdvertiseIP != "" {
+					node.ip = cfg.AdvertiseIP
+				}
+				ncfg, err := node.config(cfg.DataDir, controlplane.KubernetesVersion, log)
+				if err != nil {
+					return err
+				}
+				cfg.NodeName = ncfg.NodeName
+				cfg.Agent = func(ctx context.Context, rest *rest.Config) error { return agent.Run(ctx, ncfg, rest) }
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return controlplane.Run(ctx, cfg, log)
@@ -78,6 +93,8 @@ func serverCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: profiles, plugins, weights")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	f.BoolVar(&disableAgent, "disable-agent", false, "do not run a node agent (kubelet and containerd) in the server")
+	node.addFlags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

@@ -66,6 +66,10 @@ type Config struct {
 	DisableScheduler bool
 	// Version is skiff's own version, shown in /version's gitVersion.
 	Version string
+	// NodeName and Agent run a node agent in the server process (nil: no
+	// agent). Agent gets a client configuration for system:node:<NodeName>.
+	NodeName string
+	Agent    func(ctx context.Context, node *rest.Config) error
 }
 
 // Run serves until ctx ends, then shuts down cleanly.
@@ -173,6 +177,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer stopControllers()
 	controllersDone := make(chan struct{})
 	schedulerDone := make(chan struct{})
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
+	agentDone := make(chan struct{})
+	if cfg.Agent == nil {
+		close(agentDone)
+	} else {
+		nodeRest, err := nodeClientConfig(cfg, loopback)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(agentDone)
+			if err := cfg.Agent(agentCtx, nodeRest); err != nil {
+				log.Error("node agent stopped", "err", err)
+			}
+		}()
+	}
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -217,14 +238,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("shutting down")
-	// Controllers stop first, while the API still serves their lease release.
+	// Controllers and the node agent stop first, while the API still
+	// serves their lease release and last status writes.
 	stopControllers()
+	stopAgent()
 	deadline := time.After(5 * time.Second)
 	for _, done := range []chan struct{}{controllersDone, schedulerDone} {
 		select {
 		case <-done:
 		case <-deadline:
 		}
+	}
+	select {
+	case <-agentDone:
+	case <-time.After(20 * time.Second):
 	}
 	api.ShuttingDown.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -355,6 +382,24 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *res
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"h2", "http/1.1"},
 	}, loopback, scheduler, nil
+}
+
+// nodeClientConfig issues the in-process node agent's client certificate
+// (CN system:node:<name>, O system:nodes, as the node authorizer expects).
+func nodeClientConfig(cfg Config, loopback *rest.Config) (*rest.Config, error) {
+	dir := filepath.Join(cfg.DataDir, "pki")
+	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "node-"+cfg.NodeName), pki.LeafSpec{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	node := rest.CopyConfig(loopback)
+	node.TLSClientConfig.CertData, node.TLSClientConfig.KeyData = cert, key
+	node.UserAgent = "skiff-kubelet/" + cfg.NodeName
+	return node, nil
 }
 
 func firstServiceIP(cidr string) (net.IP, error) {

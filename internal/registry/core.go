@@ -22,6 +22,7 @@ const maxConfigSize = 1 << 20
 func nodeStrategy(r *Resource) {
 	r.ShortNames = []string{"no"}
 	r.Status = true
+	r.StatusOnCreate = true
 	r.Fields = func(o runtime.Object) fields.Set {
 		return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
 	}

@@ -88,7 +88,7 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 	acc.SetResourceVersion("")
 	acc.SetSelfLink("")
 	acc.SetGeneration(0)
-	if r.Status {
+	if r.Status && !r.StatusOnCreate {
 		resetStatus(obj)
 	}
 	if hasSpec(obj) {
@@ -266,7 +266,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 	acc.SetCreationTimestamp(metav1.NewTime(g.Now().Truncate(1e9)))
 	acc.SetResourceVersion("")
 	acc.SetGeneration(0)
-	if o.Subresource == "" && r.Status {
+	if o.Subresource == "" && r.Status && !r.StatusOnCreate {
 		resetStatus(obj)
 	}
 	if hasSpec(obj) {

@@ -28,6 +28,9 @@ type Resource struct {
 	Scale    bool
 	Binding  bool // pods/binding
 	Finalize bool // namespaces/finalize
+	// StatusOnCreate keeps the status a create sends (upstream does so for
+	// Nodes: a kubelet registers with its capacity and conditions).
+	StatusOnCreate bool
 
 	New     func() runtime.Object
 	NewList func() runtime.Object

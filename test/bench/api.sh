@@ -25,7 +25,7 @@ start() {
 	local t0 t1
 	t0=$(date +%s%N)
 	"$SKIFF" server --data-dir "$DIR" --bind-address 127.0.0.1 --secure-port $PORT \
-		--etcd-client-port 12379 --etcd-peer-port 12380 >>"$DIR/server.log" 2>&1 &
+		--etcd-client-port 12379 --etcd-peer-port 12380 --disable-agent >>"$DIR/server.log" 2>&1 &
 	PID=$!
 	until curl -sk "https://127.0.0.1:$PORT/readyz" 2>/dev/null | grep -q '^ok'; do
 		kill -0 "$PID" 2>/dev/null || { cat "$DIR/server.log"; exit 1; }

@@ -81,7 +81,10 @@ func startServer(t testing.TB, extra ...string) *server {
 func (s *server) start() {
 	s.t.Helper()
 	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(s.port),
-		"--etcd-client-port", strconv.Itoa(s.etcdPorts[0]), "--etcd-peer-port", strconv.Itoa(s.etcdPorts[1]), "--advertise-address", "127.0.0.1"}
+		"--etcd-client-port", strconv.Itoa(s.etcdPorts[0]), "--etcd-peer-port", strconv.Itoa(s.etcdPorts[1]), "--advertise-address", "127.0.0.1",
+		// Control-plane tests run no node; the node agent has its own
+		// end-to-end tests inside network namespaces (test/e2e).
+		"--disable-agent"}
 	s.cmd = exec.Command(skiffBin, append(args, s.extraArgs...)...)
 	s.logs = &bytes.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/skiff-sh/skiff/internal/agent"
+)
+
+// nodeOptions are the flags of a node agent, shared by `skiff server` (its
+// built-in node) and `skiff agent`.
+type nodeOptions struct {
+	name, ip, runtimeEndpoint, podCIDR string
+	labels, taints                     []string
+	kubeReserved, systemReserved       []string
+	maxPods, port                      int
+}
+
+func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.name, "node-name", "", "name of this node (default: the host name)")
+	f.StringVar(&o.ip, "node-ip", "", "node address (default: the first non-loopback IPv4 address)")
+	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "", "existing CRI socket (containerd or CRI-O); empty starts containerd as a supervised child")
+	f.StringVar(&o.podCIDR, "pod-cidr", "10.42.0.0/24", "pod addresses of this node until the control plane assigns spec.podCIDR")
+	f.StringSliceVar(&o.labels, "node-labels", nil, "labels to add when registering the node (key=value,...)")
+	f.StringSliceVar(&o.taints, "register-with-taints", nil, "taints the node registers with (key=value:Effect,...)")
+	f.StringSliceVar(&o.kubeReserved, "kube-reserved", nil, "resources kept for skiff itself (cpu=100m,memory=256Mi,...)")
+	f.StringSliceVar(&o.systemReserved, "system-reserved", nil, "resources kept for the operating system (cpu=...,memory=...)")
+	f.IntVar(&o.maxPods, "max-pods", 110, "pods this node runs at most")
+	f.IntVar(&o.port, "kubelet-port", 10250, "HTTPS port of the node agent")
+}
+
+// config turns the flags into an agent configuration rooted at dataDir.
+func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.Config, error) {
+	cfg := agent.Config{
+		DataDir: filepath.Join(dataDir, "agent"), NodeName: o.name, RuntimeEndpoint: o.runtimeEndpoint,
+		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Version: version, Log: log,
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = agent.DefaultNodeName()
+	}
+	if _, _, err := net.ParseCIDR(o.podCIDR); err != nil {
+		return cfg, fmt.Errorf("--pod-cidr %q: %w", o.podCIDR, err)
+	}
+	if o.ip != "" {
+		if cfg.NodeIP = net.ParseIP(o.ip); cfg.NodeIP == nil {
+			return cfg, fmt.Errorf("--node-ip %q is not an IP address", o.ip)
+		}
+	} else {
+		cfg.NodeIP = agent.DefaultNodeIP()
+	}
+	var err error
+	if cfg.Labels, err = agent.ParseLabels(o.labels); err != nil {
+		return cfg, err
+	}
+	if cfg.Taints, err = agent.ParseTaints(o.taints); err != nil {
+		return cfg, err
+	}
+	if cfg.Reserved, err = agent.ParseReserved(o.kubeReserved, o.systemReserved); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,118 @@
+// Package agent assembles a node: the container runtime (a supervised
+// containerd, or an existing CRI socket) and the kubelet, for both
+// `skiff server` and `skiff agent`.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/runtime"
+)
+
+// Config is a node's configuration.
+type Config struct {
+	// DataDir is the node's directory (containerd, pods, logs, CNI config).
+	DataDir  string
+	NodeName string
+	NodeIP   net.IP
+	// RuntimeEndpoint is an existing CRI socket; empty starts containerd.
+	RuntimeEndpoint string
+	PodCIDR         string
+	Labels          map[string]string
+	Taints          []v1.Taint
+	Reserved        v1.ResourceList
+	MaxPods         int
+	Port            int
+	Version         string
+	Log             *slog.Logger
+}
+
+// Run runs the node until ctx ends. The API is reached with rest, whose
+// client certificate names system:node:<NodeName>.
+func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
+	log := cfg.Log
+	started := time.Now()
+	cniDir := filepath.Join(cfg.DataDir, "cni")
+	endpoint := cfg.RuntimeEndpoint
+	var sup *runtime.Supervisor
+	if endpoint == "" {
+		cd := runtime.Containerd{Dir: filepath.Join(cfg.DataDir, "containerd"), CNIConfDir: cniDir, Log: log.With("component", "containerd")}
+		var err error
+		if sup, err = runtime.Start(ctx, cd); err != nil {
+			return err
+		}
+		endpoint = cd.Socket()
+		log.Debug("containerd started", "socket", endpoint, "took", time.Since(started).Round(time.Millisecond).String())
+	}
+	rt, err := kubelet.DialRuntime(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if sup != nil {
+		if err := ensurePause(ctx, rt, endpoint, cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("node client: %w", err)
+	}
+	k, err := kubelet.New(kubelet.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
+		PodCIDR: cfg.PodCIDR, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
+		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
+	}, client, rt)
+	if err != nil {
+		return err
+	}
+	log.Info("node agent starting", "node", cfg.NodeName, "runtime", endpoint, "since_start", time.Since(started).Round(time.Millisecond).String())
+	err = k.Run(ctx)
+	if sup != nil {
+		select {
+		case <-sup.Done():
+		case <-time.After(15 * time.Second):
+		}
+	}
+	if err == context.Canceled {
+		return nil
+	}
+	return err
+}
+
+// ensurePause imports skiff's pause image unless the runtime has it.
+func ensurePause(ctx context.Context, rt *kubelet.Runtime, endpoint, dir string) error {
+	if ok, err := rt.HasImage(ctx, runtime.PauseImage); err == nil && ok {
+		return nil
+	}
+	return runtime.ImportPause(ctx, strings.TrimPrefix(endpoint, "unix://"), dir)
+}
+
+// DefaultNodeName is the host name, lower-cased as node names must be.
+func DefaultNodeName() string {
+	h, _ := os.Hostname()
+	return strings.ToLower(h)
+}
+
+// DefaultNodeIP is the first non-loopback IPv4 address, else 127.0.0.1.
+func DefaultNodeIP() net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.To4()
+		}
+	}
+	return net.IPv4(127, 0, 0, 1).To4()
+}

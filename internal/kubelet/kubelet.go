@@ -1,0 +1,329 @@
+// Package kubelet is skiff's node agent: it registers the Node, keeps its
+// Lease and status current, and runs the pods bound to it through a CRI
+// runtime (containerd), reporting their status back to the API.
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+)
+
+// Config is the node agent's configuration.
+type Config struct {
+	NodeName string
+	Hostname string
+	NodeIP   net.IP
+	// RootDir holds pod directories, volumes and container logs.
+	RootDir string
+	// CNIConfDir is where the pod network configuration is written.
+	CNIConfDir string
+	// PodCIDR is used for the pod network until the Node carries one.
+	PodCIDR  string
+	Labels   map[string]string
+	Taints   []v1.Taint
+	Reserved v1.ResourceList
+	MaxPods  int
+	// Port is the kubelet's HTTPS port, published in the Node's status.
+	Port int
+	// Version is reported as the node's kubeletVersion.
+	Version string
+	Log     *slog.Logger
+	Clock   clock.Clock
+}
+
+// Kubelet runs the pods of one node.
+type Kubelet struct {
+	cfg     Config
+	client  kubernetes.Interface
+	rt      *Runtime
+	log     *slog.Logger
+	clock   clock.Clock
+	events  record.EventRecorder
+	machine machine
+	// runtimeName prefixes container IDs in status ("containerd://...").
+	runtimeName string
+
+	nodeMu           sync.Mutex
+	node             *v1.Node
+	lastStatusReport time.Time
+
+	mu      sync.Mutex
+	pods    map[types.UID]*v1.Pod
+	workers map[types.UID]chan struct{}
+	synced  bool
+
+	backoff  *backoff
+	startErr   sync.Map // podUID/container → waiting reason and message
+	eventsSeen sync.Map // podUID/reason/message → when last recorded
+	// pullFailures: pull/podUID/container → when the last pull failed
+	pullFailures sync.Map
+	services   corelisters.ServiceLister
+	probes     *probeManager
+}
+
+// New connects the kubelet's parts; Run starts it.
+func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.MaxPods == 0 {
+		cfg.MaxPods = 110
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.NodeName
+	}
+	for _, d := range []string{cfg.RootDir, filepath.Join(cfg.RootDir, "pods"), filepath.Join(cfg.RootDir, "logs")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("kubelet: %w", err)
+		}
+	}
+	v, err := rt.Version(context.Background(), &cri.VersionRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet: runtime version: %w", err)
+	}
+	k := &Kubelet{
+		cfg: cfg, client: client, rt: rt, log: cfg.Log.With("component", "kubelet"), clock: cfg.Clock,
+		runtimeName: v.RuntimeName,
+		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
+		backoff:     newBackoff(cfg.Clock),
+	}
+	k.probes = newProbeManager(k)
+	k.machine = readMachine(cfg.RootDir, v.RuntimeName+"://"+v.RuntimeVersion, cfg.Version)
+	return k, nil
+}
+
+// Run registers the node and syncs pods until ctx ends. Containers keep
+// running when it returns: a restarted agent adopts them.
+func (k *Kubelet) Run(ctx context.Context) error {
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	k.events = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+
+	for {
+		err := k.registerNode(ctx)
+		if err == nil {
+			break
+		}
+		k.log.Warn("node registration failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	k.log.Info("node registered", "node", k.cfg.NodeName)
+	if err := k.writeCNIConfig(); err != nil {
+		return err
+	}
+	go k.heartbeat(ctx)
+
+	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
+		}))
+	podInformer := factory.Core().V1().Pods().Informer()
+	// Services feed the pods' environment; all of them, one informer.
+	svcFactory := informers.NewSharedInformerFactory(k.client, 0)
+	k.services = svcFactory.Core().V1().Services().Lister()
+	svcSynced := svcFactory.Core().V1().Services().Informer().HasSynced
+	svcFactory.Start(ctx.Done())
+	_, _ = podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.podChanged(obj.(*v1.Pod)) },
+		UpdateFunc: func(_, obj any) { k.podChanged(obj.(*v1.Pod)) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*v1.Pod); ok {
+				k.podGone(p.UID)
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced, svcSynced) {
+		return ctx.Err()
+	}
+	k.mu.Lock()
+	k.synced = true
+	k.mu.Unlock()
+	go k.relist(ctx)
+	<-ctx.Done()
+	factory.Shutdown()
+	svcFactory.Shutdown()
+	return nil
+}
+
+func (k *Kubelet) podChanged(p *v1.Pod) {
+	k.mu.Lock()
+	k.pods[p.UID] = p
+	k.mu.Unlock()
+	k.wake(p.UID)
+}
+
+func (k *Kubelet) podGone(uid types.UID) {
+	k.mu.Lock()
+	delete(k.pods, uid)
+	k.mu.Unlock()
+	k.wake(uid)
+}
+
+func (k *Kubelet) pod(uid types.UID) *v1.Pod {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.pods[uid]
+}
+
+// wake asks the pod's worker to sync, starting one if needed. Each pod has
+// at most one worker, so a pod's syncs never overlap.
+func (k *Kubelet) wake(uid types.UID) {
+	k.mu.Lock()
+	ch, ok := k.workers[uid]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		k.workers[uid] = ch
+		go k.work(uid, ch)
+	}
+	k.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// work runs one pod's syncs: on a wake-up, or when the last sync asked to
+// be called again after a delay. A sync that needs nothing more ends the
+// worker; the next event starts a new one.
+func (k *Kubelet) work(uid types.UID, wake chan struct{}) {
+	ctx := context.Background()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-wake:
+		case <-timer.C:
+		}
+		next := k.syncPod(ctx, uid)
+		if next == 0 {
+			k.mu.Lock()
+			if len(wake) == 0 {
+				delete(k.workers, uid)
+				k.mu.Unlock()
+				return
+			}
+			k.mu.Unlock()
+			continue
+		}
+		timer.Stop()
+		timer.Reset(next)
+	}
+}
+
+// relist is the pod lifecycle event generator: once a second it lists the
+// runtime's sandboxes and containers and wakes the workers of pods whose
+// runtime state changed, including pods the API no longer knows (orphans to
+// clean up).
+func (k *Kubelet) relist(ctx context.Context) {
+	last := map[types.UID]string{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		seen, err := k.fingerprints(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				k.log.Warn("relist runtime", "err", err)
+			}
+			continue
+		}
+		for uid, fp := range seen {
+			if last[uid] != fp {
+				k.wake(uid)
+			}
+		}
+		for uid := range last {
+			if _, ok := seen[uid]; !ok {
+				k.wake(uid)
+			}
+		}
+		last = seen
+	}
+}
+
+func (k *Kubelet) fingerprints(ctx context.Context) (map[types.UID]string, error) {
+	sb, err := k.rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, err
+	}
+	cs, err := k.rt.ListContainers(ctx, &cri.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	parts := map[types.UID][]string{}
+	for _, s := range sb.Items {
+		uid := types.UID(s.Labels[labelPodUID])
+		parts[uid] = append(parts[uid], s.Id+s.State.String())
+	}
+	for _, c := range cs.Containers {
+		uid := types.UID(c.Labels[labelPodUID])
+		parts[uid] = append(parts[uid], c.Id+c.State.String())
+	}
+	out := make(map[types.UID]string, len(parts))
+	for uid, p := range parts {
+		if uid == "" {
+			continue
+		}
+		sort.Strings(p)
+		b, _ := json.Marshal(p)
+		out[uid] = string(b)
+	}
+	return out, nil
+}
+
+func (k *Kubelet) setNode(n *v1.Node) {
+	k.nodeMu.Lock()
+	k.node = n
+	k.nodeMu.Unlock()
+}
+
+func (k *Kubelet) getNode() *v1.Node {
+	k.nodeMu.Lock()
+	defer k.nodeMu.Unlock()
+	return k.node
+}
+
+func equalJSON(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func sortImages(imgs []v1.ContainerImage) {
+	sort.SliceStable(imgs, func(i, j int) bool { return imgs[i].SizeBytes > imgs[j].SizeBytes })
+}
