@@ -18,6 +18,7 @@ type nodeOptions struct {
 	labels, taints                     []string
 	kubeReserved, systemReserved       []string
 	maxPods, port                      int
+	address                            string
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -30,14 +31,15 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.kubeReserved, "kube-reserved", nil, "resources kept for skiff itself (cpu=100m,memory=256Mi,...)")
 	f.StringSliceVar(&o.systemReserved, "system-reserved", nil, "resources kept for the operating system (cpu=...,memory=...)")
 	f.IntVar(&o.maxPods, "max-pods", 110, "pods this node runs at most")
-	f.IntVar(&o.port, "kubelet-port", 10250, "HTTPS port of the node agent")
+	f.IntVar(&o.port, "kubelet-port", 10250, "HTTPS port of the node agent (logs, exec, attach, port-forward)")
+	f.StringVar(&o.address, "kubelet-address", "0.0.0.0", "address the node agent's HTTPS server listens on")
 }
 
 // config turns the flags into an agent configuration rooted at dataDir.
 func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.Config, error) {
 	cfg := agent.Config{
 		DataDir: filepath.Join(dataDir, "agent"), NodeName: o.name, RuntimeEndpoint: o.runtimeEndpoint,
-		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Version: version, Log: log,
+		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Address: o.address, Version: version, Log: log,
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = agent.DefaultNodeName()

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-sh/skiff/internal/agent"
@@ -64,8 +63,11 @@ func serverCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cfg.NodeName = ncfg.NodeName
-				cfg.Agent = func(ctx context.Context, rest *rest.Config) error { return agent.Run(ctx, ncfg, rest) }
+				cfg.NodeName, cfg.NodeIP = ncfg.NodeName, ncfg.NodeIP
+				cfg.Agent = func(ctx context.Context, creds controlplane.NodeCredentials) error {
+					ncfg.ServingTLS = creds.ServingTLS
+					return agent.Run(ctx, ncfg, creds.Rest)
+				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"crypto/tls"
 	"os"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,12 +37,16 @@ type Config struct {
 	Reserved        v1.ResourceList
 	MaxPods         int
 	Port            int
-	Version         string
+	// Address is where the kubelet's HTTPS server listens.
+	Address    string
+	ServingTLS *tls.Config
+	Version    string
 	Log             *slog.Logger
 }
 
 // Run runs the node until ctx ends. The API is reached with rest, whose
-// client certificate names system:node:<NodeName>.
+// client certificate names system:node:<NodeName>; the kubelet serves
+// logs, exec, attach and port-forward with cfg.ServingTLS.
 func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
 	log := cfg.Log
 	started := time.Now()
@@ -77,6 +83,14 @@ func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
 	}, client, rt)
 	if err != nil {
 		return err
+	}
+	if cfg.ServingTLS != nil {
+		addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+		go func() {
+			if err := k.Serve(ctx, addr, cfg.ServingTLS); err != nil {
+				log.Error("kubelet server stopped", "err", err)
+			}
+		}()
 	}
 	log.Info("node agent starting", "node", cfg.NodeName, "runtime", endpoint, "since_start", time.Since(started).Round(time.Millisecond).String())
 	err = k.Run(ctx)

@@ -49,6 +49,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: ri.Group, Resource: ri.Resource}, ""))
 		return
 	}
+	if ri.Name != "" && isNodeStream(ri) {
+		s.serveNodeStream(w, r, res, ri)
+		return
+	}
 	if !allowedSubresource(res, ri.Subresource) {
 		s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
 		return

@@ -3,6 +3,7 @@
 package apiserver
 
 import (
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +46,10 @@ type Config struct {
 	OpenAPIV3      func(path string) ([]byte, bool, error)
 	// Profiling serves /debug/pprof to authenticated users.
 	Profiling bool
+	// KubeletTLS is the client side of connections to kubelets (client
+	// certificate and the CA their serving certificates chain to); nil
+	// disables pods/log, exec, attach, portforward and nodes/proxy.
+	KubeletTLS *tls.Config
 }
 
 // Server is the HTTP handler of the API.
@@ -63,6 +69,9 @@ type Server struct {
 	openapiV3      func(path string) ([]byte, bool, error)
 	discovery      *discoveryDocs
 	profiling      bool
+	kubeletTLS     *tls.Config
+	kubeletOnce    sync.Once
+	kubeletRT      http.RoundTripper
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }
@@ -71,7 +80,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, kubeletTLS: cfg.KubeletTLS, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),

@@ -69,7 +69,17 @@ type Config struct {
 	// NodeName and Agent run a node agent in the server process (nil: no
 	// agent). Agent gets a client configuration for system:node:<NodeName>.
 	NodeName string
-	Agent    func(ctx context.Context, node *rest.Config) error
+	NodeIP   net.IP
+	Agent    func(ctx context.Context, creds NodeCredentials) error
+}
+
+// NodeCredentials are what a node agent needs from the cluster's PKI.
+type NodeCredentials struct {
+	// Rest reaches the API as system:node:<name>.
+	Rest *rest.Config
+	// ServingTLS serves the kubelet's HTTPS endpoint; its client CAs are
+	// the cluster CA.
+	ServingTLS *tls.Config
 }
 
 // Run serves until ctx ends, then shuts down cleanly.
@@ -149,7 +159,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		return nil
 	}
+	kubeletTLS, err := kubeletClientTLS(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	api := apiserver.New(apiserver.Config{
+		KubeletTLS: kubeletTLS,
 		Registry: reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
 		Version:   versionInfo(cfg.Version),
 		Profiling: cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
@@ -183,13 +198,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Agent == nil {
 		close(agentDone)
 	} else {
-		nodeRest, err := nodeClientConfig(cfg, loopback)
+		creds, err := nodeCredentials(cfg, loopback)
 		if err != nil {
 			return err
 		}
 		go func() {
 			defer close(agentDone)
-			if err := cfg.Agent(agentCtx, nodeRest); err != nil {
+			if err := cfg.Agent(agentCtx, creds); err != nil {
 				log.Error("node agent stopped", "err", err)
 			}
 		}()
@@ -384,22 +399,58 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *res
 	}, loopback, scheduler, nil
 }
 
-// nodeClientConfig issues the in-process node agent's client certificate
-// (CN system:node:<name>, O system:nodes, as the node authorizer expects).
-func nodeClientConfig(cfg Config, loopback *rest.Config) (*rest.Config, error) {
+// nodeCredentials issues the in-process node agent's client certificate
+// (CN system:node:<name>, O system:nodes, as the node authorizer expects)
+// and its kubelet serving certificate.
+func nodeCredentials(cfg Config, loopback *rest.Config) (NodeCredentials, error) {
 	dir := filepath.Join(cfg.DataDir, "pki")
 	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
 	if err != nil {
-		return nil, err
+		return NodeCredentials{}, err
 	}
-	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "node-"+cfg.NodeName), pki.LeafSpec{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}, Client: true})
+	user := "system:node:" + cfg.NodeName
+	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "node-"+cfg.NodeName), pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, Client: true})
 	if err != nil {
-		return nil, err
+		return NodeCredentials{}, err
 	}
 	node := rest.CopyConfig(loopback)
 	node.TLSClientConfig.CertData, node.TLSClientConfig.KeyData = cert, key
 	node.UserAgent = "skiff-kubelet/" + cfg.NodeName
-	return node, nil
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	if cfg.NodeIP != nil {
+		ips = append(ips, cfg.NodeIP)
+	}
+	scert, skey, err := ca.EnsureLeaf(filepath.Join(dir, "kubelet-"+cfg.NodeName), pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, DNSNames: []string{cfg.NodeName, "localhost"}, IPs: ips, Server: true})
+	if err != nil {
+		return NodeCredentials{}, err
+	}
+	pair, err := tls.X509KeyPair(scert, skey)
+	if err != nil {
+		return NodeCredentials{}, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return NodeCredentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12}}, nil
+}
+
+// kubeletClientTLS is the API server's side of connections to kubelets.
+func kubeletClientTLS(dataDir string) (*tls.Config, error) {
+	dir := filepath.Join(dataDir, "pki")
+	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "apiserver-kubelet-client"), pki.LeafSpec{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func firstServiceIP(cidr string) (net.IP, error) {

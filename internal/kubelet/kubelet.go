@@ -16,14 +16,14 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -74,13 +74,13 @@ type Kubelet struct {
 	workers map[types.UID]chan struct{}
 	synced  bool
 
-	backoff  *backoff
+	backoff    *backoff
 	startErr   sync.Map // podUID/container → waiting reason and message
 	eventsSeen sync.Map // podUID/reason/message → when last recorded
 	// pullFailures: pull/podUID/container → when the last pull failed
 	pullFailures sync.Map
-	services   corelisters.ServiceLister
-	probes     *probeManager
+	services     corelisters.ServiceLister
+	probes       *probeManager
 }
 
 // New connects the kubelet's parts; Run starts it.
@@ -107,7 +107,7 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 		cfg: cfg, client: client, rt: rt, log: cfg.Log.With("component", "kubelet"), clock: cfg.Clock,
 		runtimeName: v.RuntimeName,
 		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
-		backoff:     newBackoff(cfg.Clock),
+		backoff: newBackoff(cfg.Clock),
 	}
 	k.probes = newProbeManager(k)
 	k.machine = readMachine(cfg.RootDir, v.RuntimeName+"://"+v.RuntimeVersion, cfg.Version)

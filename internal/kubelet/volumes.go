@@ -199,11 +199,11 @@ func checkHostPath(hp *v1.HostPathVolumeSource) error {
 		return fmt.Errorf("hostPath type check failed: %s does not exist", hp.Path)
 	}
 	ok := map[v1.HostPathType]bool{
-		v1.HostPathDirectory:   info.IsDir(),
-		v1.HostPathFile:        info.Mode().IsRegular(),
-		v1.HostPathSocket:      info.Mode()&os.ModeSocket != 0,
-		v1.HostPathCharDev:     info.Mode()&os.ModeCharDevice != 0,
-		v1.HostPathBlockDev:    info.Mode()&os.ModeDevice != 0 && info.Mode()&os.ModeCharDevice == 0,
+		v1.HostPathDirectory: info.IsDir(),
+		v1.HostPathFile:      info.Mode().IsRegular(),
+		v1.HostPathSocket:    info.Mode()&os.ModeSocket != 0,
+		v1.HostPathCharDev:   info.Mode()&os.ModeCharDevice != 0,
+		v1.HostPathBlockDev:  info.Mode()&os.ModeDevice != 0 && info.Mode()&os.ModeCharDevice == 0,
 	}[t]
 	if !ok {
 		return fmt.Errorf("hostPath type check failed: %s is not a %s", hp.Path, t)

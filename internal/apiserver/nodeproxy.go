@@ -1,0 +1,210 @@
+package apiserver
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// nodeSubresources are served by proxying to the node's kubelet.
+var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true, "portforward": true, "proxy": true}
+
+func isNodeStream(ri RequestInfo) bool {
+	sub, _, _ := strings.Cut(ri.Subresource, "/")
+	return (ri.Resource == "pods" || ri.Resource == "nodes") && ri.Group == "" && nodeSubresources[sub]
+}
+
+// serveNodeStream proxies pods/log, pods/exec, pods/attach,
+// pods/portforward and nodes/proxy to the kubelet of the pod's node, over
+// HTTPS with the API server's kubelet client certificate.
+func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *registry.Resource, ri RequestInfo) {
+	if s.kubeletTLS == nil {
+		s.writeError(w, r, apierrors.NewServiceUnavailable("this server has no kubelet client credentials"))
+		return
+	}
+	sub, rest, _ := strings.Cut(ri.Subresource, "/")
+	if ri.Resource == "nodes" {
+		if sub != "proxy" {
+			s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
+			return
+		}
+		node, err := s.node(r, ri.Name)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.proxyToKubelet(w, r, node, "/"+rest, r.URL.RawQuery)
+		return
+	}
+	obj, err := s.reg.Get(r.Context(), res, ri.Namespace, ri.Name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pod := obj.(*corev1.Pod)
+	if sub == "proxy" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/proxy"}, ri.Verb))
+		return
+	}
+	if pod.Spec.NodeName == "" {
+		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
+		return
+	}
+	q := r.URL.Query()
+	var path string
+	switch sub {
+	case "log", "exec", "attach":
+		if sub != "log" && (r.Method != http.MethodPost && r.Method != http.MethodGet) {
+			s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/" + sub}, r.Method))
+			return
+		}
+		container, err := podContainer(pod, q.Get("container"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		q.Del("container")
+		if sub == "log" {
+			if err := checkLogRequest(pod, container, q); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			path = "/containerLogs/" + pod.Namespace + "/" + pod.Name + "/" + container
+		} else {
+			if isWebSocket(r) {
+				// The kubelet speaks SPDY; kubectl falls back to it when the
+				// WebSocket handshake is refused.
+				s.writeError(w, r, apierrors.NewBadRequest("WebSocket streaming is not supported by this server yet; use SPDY"))
+				return
+			}
+			path = "/" + sub + "/" + pod.Namespace + "/" + pod.Name + "/" + container
+		}
+	case "portforward":
+		if isWebSocket(r) {
+			s.writeError(w, r, apierrors.NewBadRequest("WebSocket port forwarding is not supported by this server yet; use SPDY"))
+			return
+		}
+		path = "/portForward/" + pod.Namespace + "/" + pod.Name
+	}
+	node, err := s.node(r, pod.Spec.NodeName)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.proxyToKubelet(w, r, node, path, q.Encode())
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+func (s *Server) node(r *http.Request, name string) (*corev1.Node, error) {
+	res := s.reg.Lookup(schema.GroupVersionResource{Version: "v1", Resource: "nodes"})
+	obj, err := s.reg.Get(r.Context(), res, "", name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*corev1.Node), nil
+}
+
+// podContainer picks the container a request names, or the only (or
+// default-annotated) one, with upstream's message when it must be named.
+func podContainer(pod *corev1.Pod, name string) (string, error) {
+	all := map[string]bool{}
+	var names []string
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range list {
+			all[c.Name] = true
+			names = append(names, c.Name)
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		all[c.Name] = true
+	}
+	if name != "" {
+		if !all[name] {
+			return "", apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", name, pod.Name))
+		}
+		return name, nil
+	}
+	if len(pod.Spec.Containers) == 1 {
+		return pod.Spec.Containers[0].Name, nil
+	}
+	if d := pod.Annotations["kubectl.kubernetes.io/default-container"]; d != "" && all[d] {
+		return d, nil
+	}
+	return "", apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: %v", pod.Name, names))
+}
+
+// checkLogRequest validates log options as upstream does.
+func checkLogRequest(pod *corev1.Pod, container string, q url.Values) error {
+	for _, k := range []string{"tailLines", "limitBytes", "sinceSeconds"} {
+		if v := q.Get(k); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || (k != "tailLines" && n == 0) {
+				return apierrors.NewBadRequest(fmt.Sprintf("%s: Invalid value: %q: must be a positive integer", k, v))
+			}
+		}
+	}
+	if q.Get("sinceSeconds") != "" && q.Get("sinceTime") != "" {
+		return apierrors.NewBadRequest("at most one of `sinceTime` or `sinceSeconds` may be specified")
+	}
+	return nil
+}
+
+// proxyToKubelet forwards the request, including protocol upgrades (SPDY
+// for exec, attach and port-forward), to https://<InternalIP>:<port>.
+func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) {
+	host := ""
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && host == "" {
+			host = a.Address
+		}
+	}
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if host == "" || port == 0 {
+		s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s has no kubelet address", node.Name)))
+		return
+	}
+	target := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(int(port)))}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
+			pr.Out.URL.Path, pr.Out.URL.RawPath = path, ""
+			pr.Out.URL.RawQuery = query
+			pr.Out.Host = target.Host
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Impersonate-User")
+			pr.Out.Header.Del("Impersonate-Group")
+		},
+		Transport:     s.kubeletTransport(),
+		FlushInterval: -1, // logs -f must arrive as written
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("error talking to the kubelet of node %s: %v", node.Name, err)))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+func (s *Server) kubeletTransport() http.RoundTripper {
+	s.kubeletOnce.Do(func() {
+		s.kubeletRT = &http.Transport{
+			TLSClientConfig:     s.kubeletTLS.Clone(),
+			ForceAttemptHTTP2:   false,
+			MaxIdleConnsPerHost: 10,
+			TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		}
+	})
+	return s.kubeletRT
+}
