@@ -4,9 +4,10 @@ BIN       := bin/skiff
 DATA_DIR  ?= /var/lib/skiff
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-# System packages the project needs on Debian (none beyond Go for the
-# control plane; the node agent's runtime packages join this list).
-APT_PACKAGES := ca-certificates git
+# System packages the project needs on Debian: the node agent's runtime
+# (containerd, runc, the CNI plugins, iproute2, nftables) and, for tests,
+# busybox-static (test images are built from it).
+APT_PACKAGES := ca-certificates git containerd runc containernetworking-plugins iproute2 nftables busybox-static
 
 .PHONY: all build run test unit integration fuzz bench deps clean
 
@@ -23,7 +24,8 @@ deps:
 build: deps
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/skiff
 
-# A single-node control plane with embedded etcd. Then:
+# A single-node cluster: control plane with embedded etcd, and a node agent
+# running containerd. Then:
 #   export KUBECONFIG=$(DATA_DIR)/admin.kubeconfig; bin/skiff kubectl get ns
 run: build
 	$(BIN) server --data-dir $(DATA_DIR)

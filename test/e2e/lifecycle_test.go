@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// A failing liveness probe restarts the container; a readiness probe
+// gates Ready until it passes.
+func TestProbes(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "probed", `touch /tmp/alive; while true; do sleep 1; done`)
+	c := &p.Spec.Containers[0]
+	c.LivenessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"test", "-f", "/tmp/alive"}}}, PeriodSeconds: 1, FailureThreshold: 2}
+	c.ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"test", "-f", "/tmp/ready"}}}, PeriodSeconds: 1}
+	createPod(t, p)
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "probed")
+		if got.Status.Phase != v1.PodRunning || len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Running == nil {
+			return fmt.Errorf("not running: %+v", got.Status)
+		}
+		return nil
+	})
+	// Running for a few probe periods without /tmp/ready: never Ready.
+	time.Sleep(3 * time.Second)
+	if got := getPod(t, ns, "probed"); podReady(got) || got.Status.ContainerStatuses[0].Ready {
+		t.Fatalf("pod Ready although its readiness probe fails: %+v", got.Status.Conditions)
+	}
+	cl.kubectl(t, "-n", ns, "exec", "probed", "--", "touch", "/tmp/ready")
+	waitRunningReady(t, ns, "probed")
+
+	cl.kubectl(t, "-n", ns, "exec", "probed", "--", "rm", "/tmp/alive")
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "probed")
+		if got.Status.ContainerStatuses[0].RestartCount < 1 {
+			return fmt.Errorf("restartCount %d", got.Status.ContainerStatuses[0].RestartCount)
+		}
+		return nil
+	})
+	ev := podEvents(t, ns, "probed")
+	if !hasEvent(ev, "Unhealthy", "Liveness probe failed") || !hasEvent(ev, "Killing", "failed liveness probe, will be restarted") {
+		t.Errorf("events lack Unhealthy/Killing for the liveness probe: %v", reasons(ev))
+	}
+	// The restarted container has no /tmp/ready: not Ready again.
+	eventually(t, 30*time.Second, func() error {
+		if got := getPod(t, ns, "probed"); podReady(got) {
+			return fmt.Errorf("still Ready after restart")
+		}
+		return nil
+	})
+}
+
+func reasons(ev []v1.Event) []string {
+	var out []string
+	for _, e := range ev {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out
+}
+
+// A container that keeps failing is restarted with back-off and shows
+// CrashLoopBackOff.
+func TestCrashLoopBackOff(t *testing.T) {
+	ns := namespace(t)
+	createPod(t, busyboxPod(ns, "crasher", `echo crashing; exit 2`))
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "crasher")
+		if len(got.Status.ContainerStatuses) == 0 {
+			return fmt.Errorf("no status yet")
+		}
+		cs := got.Status.ContainerStatuses[0]
+		if cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.RestartCount < 1 {
+			return fmt.Errorf("state %+v restarts %d", cs.State, cs.RestartCount)
+		}
+		if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 2 {
+			return fmt.Errorf("lastState %+v", cs.LastTerminationState)
+		}
+		if !strings.Contains(cs.State.Waiting.Message, "back-off 10s restarting failed container=main") && !strings.Contains(cs.State.Waiting.Message, "back-off 20s") {
+			return fmt.Errorf("waiting message %q", cs.State.Waiting.Message)
+		}
+		return nil
+	})
+	if out := cl.kubectl(t, "-n", ns, "get", "pod", "crasher"); !strings.Contains(out, "CrashLoopBackOff") {
+		t.Errorf("kubectl get pod: %s", out)
+	}
+	if out := cl.kubectl(t, "-n", ns, "logs", "crasher", "--previous"); !strings.Contains(out, "crashing") {
+		t.Errorf("logs --previous: %q", out)
+	}
+	if !hasEvent(podEvents(t, ns, "crasher"), "BackOff", "Back-off restarting failed container main") {
+		t.Errorf("no BackOff event: %v", reasons(podEvents(t, ns, "crasher")))
+	}
+}
+
+// A container over its memory limit is OOM-killed and says so.
+func TestOOMKilled(t *testing.T) {
+	ns := namespace(t)
+	// tail keeps its whole input when there is no newline: 200 MiB of
+	// zeroes against a 32 MiB limit.
+	p := busyboxPod(ns, "hog", `head -c 200m /dev/zero | tail > /dev/null`)
+	p.Spec.RestartPolicy = v1.RestartPolicyNever
+	p.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("32Mi")}
+	createPod(t, p)
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "hog")
+		if got.Status.Phase != v1.PodFailed || len(got.Status.ContainerStatuses) == 0 {
+			return fmt.Errorf("phase %s", got.Status.Phase)
+		}
+		term := got.Status.ContainerStatuses[0].State.Terminated
+		if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+			return fmt.Errorf("terminated %+v", term)
+		}
+		return nil
+	})
+}
+
+// Init containers run one after another before the app; a native sidecar
+// starts before later init containers and keeps running.
+func TestInitAndSidecarOrder(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "ordered", `cat /work/order; while true; do sleep 1; done`)
+	p.Spec.Volumes = []v1.Volume{{Name: "work", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}}
+	mount := []v1.VolumeMount{{Name: "work", MountPath: "/work"}}
+	p.Spec.Containers[0].VolumeMounts = mount
+	p.Spec.InitContainers = []v1.Container{
+		{Name: "first", Image: busyboxImage, Command: []string{"sh", "-c", "echo first >> /work/order"}, VolumeMounts: mount},
+		{Name: "sidecar", Image: busyboxImage, RestartPolicy: ptr.To(v1.ContainerRestartPolicyAlways), Command: []string{"sh", "-c", "echo sidecar >> /work/order; while true; do sleep 1; done"}, VolumeMounts: mount},
+		{Name: "second", Image: busyboxImage, Command: []string{"sh", "-c", "sleep 1; echo second >> /work/order"}, VolumeMounts: mount},
+	}
+	createPod(t, p)
+	got := waitRunningReady(t, ns, "ordered")
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "ordered", "-c", "main")
+		if err != nil || out != "first\nsidecar\nsecond\n" {
+			return fmt.Errorf("order: %v %q", err, out)
+		}
+		return nil
+	})
+	got = getPod(t, ns, "ordered")
+	st := got.Status.InitContainerStatuses
+	if len(st) != 3 || st[0].State.Terminated == nil || st[0].State.Terminated.Reason != "Completed" || st[1].State.Running == nil || st[2].State.Terminated == nil {
+		t.Errorf("init container statuses: %+v", st)
+	}
+}
+
+// Deleting a pod runs its preStop hook, then SIGTERM, and removes the pod
+// once its containers are gone.
+func TestGracefulTerminationWithPreStop(t *testing.T) {
+	ns := namespace(t)
+	dir := t.TempDir()
+	p := busyboxPod(ns, "stopper", `trap 'echo sigterm >> /record/log; exit 0' TERM; while true; do sleep 0.2; done`)
+	p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](20)
+	p.Spec.Volumes = []v1.Volume{{Name: "record", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: dir}}}}
+	c := &p.Spec.Containers[0]
+	c.VolumeMounts = []v1.VolumeMount{{Name: "record", MountPath: "/record"}}
+	c.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"sh", "-c", "echo prestop >> /record/log"}}}}
+	createPod(t, p)
+	waitRunningReady(t, ns, "stopper")
+	if err := cl.client.CoreV1().Pods(ns).Delete(context.Background(), "stopper", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := getPod(t, ns, "stopper")
+	if got.DeletionTimestamp == nil || got.DeletionGracePeriodSeconds == nil || *got.DeletionGracePeriodSeconds != 20 {
+		t.Errorf("graceful deletion not recorded: %v %v", got.DeletionTimestamp, got.DeletionGracePeriodSeconds)
+	}
+	eventually(t, 60*time.Second, func() error {
+		_, err := cl.client.CoreV1().Pods(ns).Get(context.Background(), "stopper", getOpts)
+		if err == nil {
+			return fmt.Errorf("pod still exists")
+		}
+		return nil
+	})
+	b, _ := os.ReadFile(filepath.Join(dir, "log"))
+	if string(b) != "prestop\nsigterm\n" {
+		t.Errorf("record = %q, want preStop before SIGTERM", b)
+	}
+}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// configMap, secret, emptyDir (memory), projected and downwardAPI volumes
+// hold what they should; a secret update reaches the running pod; a pod
+// whose ConfigMap is missing waits with FailedMount and starts once it
+// appears.
+func TestVolumes(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	if _, err := cl.client.CoreV1().Secrets(ns).Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := busyboxPod(ns, "vols", `while true; do sleep 1; done`)
+	p.Labels = map[string]string{"tier": "backend"}
+	p.Spec.Volumes = []v1.Volume{
+		{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "settings"},
+			Items: []v1.KeyToPath{{Key: "mode", Path: "conf/mode", Mode: ptr.To[int32](0o600)}}}}},
+		{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "creds"}}},
+		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory}}},
+		{Name: "info", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+			{Path: "labels", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+			{Path: "name", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}},
+		}}}},
+		{Name: "all", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+			{ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}}},
+			{Secret: &v1.SecretProjection{LocalObjectReference: v1.LocalObjectReference{Name: "creds"}}},
+			{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "ns", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+		}}}},
+	}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{
+		{Name: "cfg", MountPath: "/etc/cfg"}, {Name: "sec", MountPath: "/etc/sec"}, {Name: "scratch", MountPath: "/scratch"},
+		{Name: "info", MountPath: "/etc/info"}, {Name: "all", MountPath: "/etc/all"},
+	}
+	p.Spec.Containers[0].Env = []v1.EnvVar{
+		{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "creds"}, Key: "password"}}},
+		{Name: "POD_IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: "GREETING", Value: "pw=$(PASSWORD)"},
+	}
+	createPod(t, p)
+
+	// The ConfigMap does not exist yet: the pod waits with FailedMount.
+	eventually(t, 30*time.Second, func() error {
+		if !hasEvent(podEvents(t, ns, "vols"), "FailedMount", `configmap "settings" not found`) {
+			return fmt.Errorf("no FailedMount event: %v", reasons(podEvents(t, ns, "vols")))
+		}
+		return nil
+	})
+	if got := getPod(t, ns, "vols"); got.Status.Phase != v1.PodPending {
+		t.Fatalf("phase %s while a volume is missing", got.Status.Phase)
+	}
+	if _, err := cl.client.CoreV1().ConfigMaps(ns).Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"mode": "fast"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := waitRunningReady(t, ns, "vols")
+
+	for _, check := range []struct{ script, want string }{
+		{"cat /etc/cfg/conf/mode", "fast"},
+		{"stat -L -c %a /etc/cfg/conf/mode", "600"},
+		{"cat /etc/sec/password", "s3cret"},
+		{"grep -c ' /etc/sec tmpfs' /proc/mounts || grep /etc/sec /proc/mounts | grep -c tmpfs", "1"},
+		{"grep ' /scratch ' /proc/mounts | cut -d' ' -f3", "tmpfs"},
+		{"cat /etc/info/labels", `tier="backend"`},
+		{"cat /etc/info/name", "vols"},
+		{"cat /etc/all/mode /etc/all/password /etc/all/ns", "fasts3cret" + ns},
+		{"echo $PASSWORD $GREETING", "s3cret pw=s3cret"},
+		{"echo $POD_IP", pod.Status.PodIP},
+	} {
+		out, err := cl.skiff("kubectl", "-n", ns, "exec", "vols", "--", "sh", "-c", check.script)
+		if err != nil || strings.TrimSpace(out) != check.want {
+			t.Errorf("%s: got %q (%v), want %q", check.script, strings.TrimSpace(out), err, check.want)
+		}
+	}
+
+	sec, err := cl.client.CoreV1().Secrets(ns).Get(ctx, "creds", getOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["password"] = []byte("rotated")
+	if _, err := cl.client.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "exec", "vols", "--", "cat", "/etc/sec/password", "/etc/all/password")
+		if err != nil || out != "rotatedrotated" {
+			return fmt.Errorf("secret not updated in the pod: %v %q", err, out)
+		}
+		return nil
+	})
+}

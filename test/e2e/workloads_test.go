@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// A Deployment's pods run for real: Running, Ready, each with its own
+// address from the node's pod CIDR, the node Ready with its capacity.
+func TestDeploymentRunsReady(t *testing.T) {
+	ns := namespace(t)
+	cl.kubectl(t, "-n", ns, "create", "deployment", "web", "--image="+busyboxImage, "--replicas=3", "--", "sh", "-c", "while true; do sleep 1; done")
+	out := cl.kubectl(t, "-n", ns, "rollout", "status", "deployment/web", "--timeout=90s")
+	if !strings.Contains(out, "successfully rolled out") {
+		t.Fatalf("rollout status: %s", out)
+	}
+	pods, err := cl.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, podNet, _ := net.ParseCIDR("10.42.0.0/24")
+	ips := map[string]bool{}
+	for _, p := range pods.Items {
+		if p.Status.Phase != v1.PodRunning || !podReady(&p) {
+			t.Errorf("pod %s: phase %s ready %v", p.Name, p.Status.Phase, podReady(&p))
+		}
+		ip := net.ParseIP(p.Status.PodIP)
+		if ip == nil || !podNet.Contains(ip) || ips[p.Status.PodIP] {
+			t.Errorf("pod %s: podIP %q not a distinct address of 10.42.0.0/24", p.Name, p.Status.PodIP)
+		}
+		ips[p.Status.PodIP] = true
+		if p.Status.HostIP != cl.nodeIP {
+			t.Errorf("pod %s: hostIP %q, want %s", p.Name, p.Status.HostIP, cl.nodeIP)
+		}
+		cs := p.Status.ContainerStatuses
+		if len(cs) != 1 || cs[0].State.Running == nil || !strings.HasPrefix(cs[0].ContainerID, "containerd://") || cs[0].ImageID == "" {
+			t.Errorf("pod %s: container status %+v", p.Name, cs)
+		}
+	}
+	if len(pods.Items) != 3 {
+		t.Fatalf("%d pods, want 3", len(pods.Items))
+	}
+	nodes := cl.kubectl(t, "get", "nodes", "-o", "wide")
+	for _, want := range []string{"Ready", "containerd://", cl.nodeIP} {
+		if !strings.Contains(nodes, want) {
+			t.Errorf("kubectl get nodes -o wide lacks %q:\n%s", want, nodes)
+		}
+	}
+	node, err := cl.client.CoreV1().Nodes().Get(context.Background(), "node-"+strings.ReplaceAll(cl.nodeIP, ".", "-"), getOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := node.Status.Allocatable[v1.ResourcePods]; q.Value() != 110 {
+		t.Errorf("allocatable pods = %s, want 110", q.String())
+	}
+	for _, l := range []string{v1.LabelHostname, v1.LabelOSStable, v1.LabelArchStable} {
+		if node.Labels[l] == "" {
+			t.Errorf("node lacks label %s", l)
+		}
+	}
+	lease, err := cl.client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(context.Background(), node.Name, getOpts)
+	if err != nil || lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > 30*time.Second {
+		t.Errorf("node lease not renewed: %+v %v", lease, err)
+	}
+}
+
+// kubectl logs, exec (with stdin and exit codes), attach and port-forward
+// work through the API server and the kubelet, as against upstream.
+func TestLogsExecAttachPortForward(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "talk", `echo started; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done`)
+	createPod(t, p)
+	waitRunningReady(t, ns, "talk")
+
+	eventually(t, 10*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "talk", "--tail=2")
+		if err != nil || strings.Count(out, "tick") != 2 {
+			return fmt.Errorf("logs --tail=2: %v %q", err, out)
+		}
+		return nil
+	})
+	if out := cl.kubectl(t, "-n", ns, "logs", "talk", "--timestamps", "--limit-bytes=200"); !strings.Contains(out, "Z started") {
+		t.Errorf("logs --timestamps: %q", out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	out, _ := cl.skiffCtx(ctx, nil, "kubectl", "-n", ns, "logs", "-f", "talk", "--tail=1")
+	cancel()
+	if strings.Count(out, "tick") < 3 {
+		t.Errorf("logs -f delivered %d lines in 2s, want a stream: %q", strings.Count(out, "tick"), out)
+	}
+
+	out, err := cl.skiffCtx(context.Background(), []byte("hello-stdin\n"), "kubectl", "-n", ns, "exec", "-i", "talk", "--", "sh", "-c", "read x; echo got:$x; echo to-stderr >&2; exit 3")
+	if err == nil || !strings.Contains(out, "got:hello-stdin") || !strings.Contains(out, "to-stderr") || !strings.Contains(out, "exit code 3") {
+		t.Errorf("exec -i: err %v, output %q", err, out)
+	}
+	if out := cl.kubectl(t, "-n", ns, "exec", "talk", "--", "cat", "/etc/hostname"); strings.TrimSpace(out) != "talk" {
+		t.Errorf("exec hostname: %q", out)
+	}
+
+	// attach: a container reading its stdin echoes what we send.
+	att := busyboxPod(ns, "echoer", `while read line; do echo "echo:$line"; done`)
+	att.Spec.Containers[0].Stdin = true
+	createPod(t, att)
+	waitRunningReady(t, ns, "echoer")
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	_, _ = cl.skiffCtx(ctx, []byte("ping-attach\n"), "kubectl", "-n", ns, "attach", "-i", "echoer")
+	cancel()
+	eventually(t, 10*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "echoer")
+		if err != nil || !strings.Contains(out, "echo:ping-attach") {
+			return fmt.Errorf("attach did not reach the container: %v %q", err, out)
+		}
+		return nil
+	})
+
+	// port-forward to a web server in a pod.
+	web := busyboxPod(ns, "web", `mkdir -p /www && echo served-by-pod > /www/index.html && exec httpd -f -p 8080 -h /www`)
+	createPod(t, web)
+	waitRunningReady(t, ns, "web")
+	pfCtx, stopPF := context.WithCancel(context.Background())
+	defer stopPF()
+	go func() { _, _ = cl.skiffCtx(pfCtx, nil, "kubectl", "-n", ns, "port-forward", "pod/web", "18080:8080") }()
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "exec", "talk", "--", "true") // keep kubectl warm; the fetch below is what counts
+		_ = out
+		if err != nil {
+			return err
+		}
+		body, err := fetchInNetns("http://127.0.0.1:18080/")
+		if err != nil || !strings.Contains(body, "served-by-pod") {
+			return fmt.Errorf("port-forward: %v %q", err, body)
+		}
+		return nil
+	})
+}
