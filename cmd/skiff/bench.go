@@ -78,5 +78,30 @@ func benchCommand() *cobra.Command {
 	sf.IntVar(&scfg.GroupSize, "group-size", 100, "pods per label group in the anti-affinity and spread modes")
 	sf.IntVar(&scfg.Workers, "workers", 64, "concurrent creators")
 	root.AddCommand(sched)
+
+	pcfg := bench.PodStartConfig{}
+	podstart := &cobra.Command{
+		Use:   "podstart",
+		Short: "Pod start latency: pods created at a steady rate, creation to Running and to Ready",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pcfg.Kubeconfig == "" {
+				pcfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			if pcfg.Rate <= 0 || pcfg.Pods <= 0 {
+				return fmt.Errorf("--pods and --rate must be positive")
+			}
+			_, err := bench.RunPodStart(cmd.Context(), pcfg, os.Stdout)
+			return err
+		},
+	}
+	pf := podstart.Flags()
+	pf.StringVar(&pcfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to measure (default $KUBECONFIG)")
+	pf.IntVar(&pcfg.Pods, "pods", 100, "pods to start")
+	pf.Float64Var(&pcfg.Rate, "rate", 10, "pods created per second")
+	pf.StringVar(&pcfg.Image, "image", "docker.io/library/busybox:1.35", "image already present on the node")
+	pf.StringVar(&pcfg.Node, "node", "", "node to pin the pods to (default: scheduled)")
+	pf.BoolVar(&pcfg.Keep, "keep", false, "leave the pods running (to measure an agent with idle pods)")
+	root.AddCommand(podstart)
 	return root
 }
