@@ -18,7 +18,7 @@ type nodeOptions struct {
 	labels, taints                     []string
 	kubeReserved, systemReserved       []string
 	maxPods, port                      int
-	address                            string
+	address, manifests                 string
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -32,6 +32,7 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.systemReserved, "system-reserved", nil, "resources kept for the operating system (cpu=...,memory=...)")
 	f.IntVar(&o.maxPods, "max-pods", 110, "pods this node runs at most")
 	f.IntVar(&o.port, "kubelet-port", 10250, "HTTPS port of the node agent (logs, exec, attach, port-forward)")
+	f.StringVar(&o.manifests, "pod-manifest-path", "", "directory of static pod manifests (default: <data-dir>/agent/pod-manifests)")
 	f.StringVar(&o.address, "kubelet-address", "0.0.0.0", "address the node agent's HTTPS server listens on")
 }
 
@@ -40,6 +41,10 @@ func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.C
 	cfg := agent.Config{
 		DataDir: filepath.Join(dataDir, "agent"), NodeName: o.name, RuntimeEndpoint: o.runtimeEndpoint,
 		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Address: o.address, Version: version, Log: log,
+	}
+	cfg.StaticPodDir = o.manifests
+	if cfg.StaticPodDir == "" {
+		cfg.StaticPodDir = filepath.Join(cfg.DataDir, "pod-manifests")
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = agent.DefaultNodeName()

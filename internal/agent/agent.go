@@ -5,13 +5,13 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
-	"crypto/tls"
 	"os"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,16 +32,18 @@ type Config struct {
 	// RuntimeEndpoint is an existing CRI socket; empty starts containerd.
 	RuntimeEndpoint string
 	PodCIDR         string
-	Labels          map[string]string
-	Taints          []v1.Taint
-	Reserved        v1.ResourceList
-	MaxPods         int
-	Port            int
+	// StaticPodDir holds static pod manifests ("": none).
+	StaticPodDir string
+	Labels       map[string]string
+	Taints       []v1.Taint
+	Reserved     v1.ResourceList
+	MaxPods      int
+	Port         int
 	// Address is where the kubelet's HTTPS server listens.
 	Address    string
 	ServingTLS *tls.Config
 	Version    string
-	Log             *slog.Logger
+	Log        *slog.Logger
 }
 
 // Run runs the node until ctx ends. The API is reached with rest, whose
@@ -78,7 +80,7 @@ func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
 	}
 	k, err := kubelet.New(kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
-		PodCIDR: cfg.PodCIDR, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
+		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
 	}, client, rt)
 	if err != nil {

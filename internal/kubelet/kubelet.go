@@ -45,6 +45,9 @@ type Config struct {
 	Taints   []v1.Taint
 	Reserved v1.ResourceList
 	MaxPods  int
+	// StaticPodDir holds pod manifests the node runs without the API
+	// (mirrored there); empty disables static pods.
+	StaticPodDir string
 	// Port is the kubelet's HTTPS port, published in the Node's status.
 	Port int
 	// Version is reported as the node's kubeletVersion.
@@ -71,6 +74,8 @@ type Kubelet struct {
 
 	mu      sync.Mutex
 	pods    map[types.UID]*v1.Pod
+	static  map[types.UID]*v1.Pod // from StaticPodDir, by manifest hash
+	mirrors map[string]*v1.Pod    // mirror pods in the API, by namespace/name
 	workers map[types.UID]chan struct{}
 	synced  bool
 
@@ -107,6 +112,7 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 		cfg: cfg, client: client, rt: rt, log: cfg.Log.With("component", "kubelet"), clock: cfg.Clock,
 		runtimeName: v.RuntimeName,
 		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
+		static: map[types.UID]*v1.Pod{}, mirrors: map[string]*v1.Pod{},
 		backoff: newBackoff(cfg.Clock),
 	}
 	k.probes = newProbeManager(k)
@@ -140,6 +146,19 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	go k.heartbeat(ctx)
 
+	// Static pods are known before the API's pods, so their mirrors are
+	// not mistaken for orphans.
+	if k.cfg.StaticPodDir != "" {
+		pods, errs := readStaticPods(k.cfg.StaticPodDir, k.cfg.NodeName, k.clock.Now())
+		for _, err := range errs {
+			k.log.Warn("static pod manifest", "err", err)
+		}
+		k.mu.Lock()
+		for uid, p := range pods {
+			k.static[uid] = p
+		}
+		k.mu.Unlock()
+	}
 	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
@@ -158,7 +177,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 				obj = t.Obj
 			}
 			if p, ok := obj.(*v1.Pod); ok {
-				k.podGone(p.UID)
+				k.podGone(p)
 			}
 		},
 	})
@@ -170,6 +189,16 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.synced = true
 	k.mu.Unlock()
 	go k.relist(ctx)
+	go k.watchStaticPods(ctx)
+	k.mu.Lock()
+	static := make([]types.UID, 0, len(k.static))
+	for uid := range k.static {
+		static = append(static, uid)
+	}
+	k.mu.Unlock()
+	for _, uid := range static {
+		k.wake(uid)
+	}
 	<-ctx.Done()
 	factory.Shutdown()
 	svcFactory.Shutdown()
@@ -177,22 +206,48 @@ func (k *Kubelet) Run(ctx context.Context) error {
 }
 
 func (k *Kubelet) podChanged(p *v1.Pod) {
+	if isMirror(p) {
+		// A mirror is only a reflection: the static pod it names runs.
+		k.mu.Lock()
+		k.mirrors[p.Namespace+"/"+p.Name] = p
+		k.mu.Unlock()
+		k.wake(types.UID(p.Annotations[annotationConfigMirror]))
+		return
+	}
 	k.mu.Lock()
 	k.pods[p.UID] = p
 	k.mu.Unlock()
 	k.wake(p.UID)
 }
 
-func (k *Kubelet) podGone(uid types.UID) {
+func (k *Kubelet) podGone(p *v1.Pod) {
+	if isMirror(p) {
+		k.mu.Lock()
+		if cur := k.mirrors[p.Namespace+"/"+p.Name]; cur != nil && cur.UID == p.UID {
+			delete(k.mirrors, p.Namespace+"/"+p.Name)
+		}
+		k.mu.Unlock()
+		k.wake(types.UID(p.Annotations[annotationConfigMirror]))
+		return
+	}
 	k.mu.Lock()
-	delete(k.pods, uid)
+	delete(k.pods, p.UID)
 	k.mu.Unlock()
-	k.wake(uid)
+	k.wake(p.UID)
 }
 
+// pod is the pod the worker for uid syncs: an API pod, or a static pod
+// carrying its mirror's status.
 func (k *Kubelet) pod(uid types.UID) *v1.Pod {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if s, ok := k.static[uid]; ok {
+		view := s.DeepCopy()
+		if m := k.mirrors[s.Namespace+"/"+s.Name]; m != nil && m.Annotations[annotationConfigMirror] == string(uid) {
+			view.Status = m.Status
+		}
+		return view
+	}
 	return k.pods[uid]
 }
 

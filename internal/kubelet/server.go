@@ -83,6 +83,11 @@ func (k *Kubelet) routes() http.Handler {
 func (k *Kubelet) podByName(ns, name string) *v1.Pod {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	for _, p := range k.static {
+		if p.Namespace == ns && p.Name == name {
+			return p
+		}
+	}
 	for _, p := range k.pods {
 		if p.Namespace == ns && p.Name == name {
 			return p
@@ -95,6 +100,9 @@ func (k *Kubelet) servePods(w http.ResponseWriter, _ *http.Request) {
 	list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
 	k.mu.Lock()
 	for _, p := range k.pods {
+		list.Items = append(list.Items, *p)
+	}
+	for _, p := range k.static {
 		list.Items = append(list.Items, *p)
 	}
 	k.mu.Unlock()

@@ -323,6 +323,10 @@ func (k *Kubelet) writeStatus(ctx context.Context, pod *v1.Pod, st *podState) {
 	if equalJSON(status, pod.Status) {
 		return
 	}
+	if k.isStatic(pod.UID) {
+		k.writeMirrorStatus(ctx, pod, status)
+		return
+	}
 	next := pod.DeepCopy()
 	next.Status = status
 	updated, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
@@ -344,6 +348,28 @@ func (k *Kubelet) writeStatus(ctx context.Context, pod *v1.Pod, st *podState) {
 	k.mu.Lock()
 	if cur, ok := k.pods[pod.UID]; ok && cur.ResourceVersion == pod.ResourceVersion {
 		k.pods[pod.UID] = updated
+	}
+	k.mu.Unlock()
+}
+
+// writeMirrorStatus reports a static pod's status on its mirror.
+func (k *Kubelet) writeMirrorStatus(ctx context.Context, static *v1.Pod, status v1.PodStatus) {
+	m := k.mirror(static)
+	if m == nil || m.Annotations[annotationConfigMirror] != string(static.UID) {
+		return
+	}
+	next := m.DeepCopy()
+	next.Status = status
+	updated, err := k.client.CoreV1().Pods(m.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+	if err != nil {
+		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			k.log.Warn("update mirror pod status", "pod", m.Namespace+"/"+m.Name, "err", err)
+		}
+		return
+	}
+	k.mu.Lock()
+	if cur := k.mirrors[m.Namespace+"/"+m.Name]; cur != nil && cur.ResourceVersion == m.ResourceVersion {
+		k.mirrors[m.Namespace+"/"+m.Name] = updated
 	}
 	k.mu.Unlock()
 }

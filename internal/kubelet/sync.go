@@ -53,11 +53,15 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 			k.log.Warn("remove pod", "uid", uid, "err", err)
 			return retryAfterError
 		}
+		k.deleteOrphanMirrors(ctx, uid)
 		return 0
+	case k.isStatic(uid):
+		k.syncMirror(ctx, pod)
 	case pod.DeletionTimestamp != nil:
 		k.probes.forget(uid)
 		return k.terminate(ctx, pod, st)
-	case pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed:
+	}
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		// Finished: nothing restarts; the sandbox's resources go back.
 		k.stopAll(ctx, pod, st, 0)
 		return 0

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +138,66 @@ func TestLogsExecAttachPortForward(t *testing.T) {
 		body, err := fetchInNetns("http://127.0.0.1:18080/")
 		if err != nil || !strings.Contains(body, "served-by-pod") {
 			return fmt.Errorf("port-forward: %v %q", err, body)
+		}
+		return nil
+	})
+}
+
+// A manifest in the node's pod-manifests directory runs as a static pod,
+// mirrored in the API; a deleted mirror comes back; removing the file
+// stops the pod and removes the mirror.
+func TestStaticPod(t *testing.T) {
+	dir := filepath.Join(cl.dataDir, "agent", "pod-manifests")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "static-web.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata:
+  name: static-web
+  labels: {role: static}
+spec:
+  containers:
+  - name: web
+    image: `+busyboxImage+`
+    command: ["sh", "-c", "echo static-ok; while true; do sleep 1; done"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := "static-web-node-" + strings.ReplaceAll(cl.nodeIP, ".", "-")
+	mirror := waitRunningReady(t, "default", name)
+	if mirror.Annotations["kubernetes.io/config.mirror"] == "" || mirror.Annotations["kubernetes.io/config.source"] != "file" {
+		t.Errorf("mirror annotations: %v", mirror.Annotations)
+	}
+	if len(mirror.OwnerReferences) != 1 || mirror.OwnerReferences[0].Kind != "Node" {
+		t.Errorf("mirror owner: %+v", mirror.OwnerReferences)
+	}
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "logs", name)
+		if err != nil || !strings.Contains(out, "static-ok") {
+			return fmt.Errorf("logs of static pod: %v %q", err, out)
+		}
+		return nil
+	})
+	firstContainer := mirror.Status.ContainerStatuses[0].ContainerID
+	cl.kubectl(t, "delete", "pod", name, "--wait=false")
+	eventually(t, 30*time.Second, func() error {
+		m, err := cl.client.CoreV1().Pods("default").Get(context.Background(), name, getOpts)
+		if err != nil || m.UID == mirror.UID || m.DeletionTimestamp != nil || !podReady(m) {
+			return fmt.Errorf("mirror not recreated: %v", err)
+		}
+		if m.Status.ContainerStatuses[0].ContainerID != firstContainer {
+			return fmt.Errorf("deleting the mirror restarted the static pod: %s -> %s", firstContainer, m.Status.ContainerStatuses[0].ContainerID)
+		}
+		return nil
+	})
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := cl.client.CoreV1().Pods("default").Get(context.Background(), name, getOpts); err == nil {
+			return fmt.Errorf("mirror still there after the manifest was removed")
 		}
 		return nil
 	})
