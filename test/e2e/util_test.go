@@ -106,7 +106,7 @@ func busyboxPod(ns, name, script string) *v1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1.PodSpec{
 			TerminationGracePeriodSeconds: &grace,
-			Containers: []v1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}},
+			Containers:                    []v1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}},
 		},
 	}
 }
