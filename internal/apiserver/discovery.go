@@ -128,6 +128,9 @@ func subresourcesOf(r *registry.Resource) []subresource {
 	if r.Binding {
 		out = append(out, subresource{name: "binding", kind: "Binding", verbs: []string{"create"}})
 	}
+	if r.Approval {
+		out = append(out, subresource{name: "approval", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
+	}
 	if r.Finalize {
 		out = append(out, subresource{name: "finalize", kind: r.Kind, verbs: []string{"update"}})
 	}

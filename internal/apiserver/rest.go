@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	certificatesv1 "k8s.io/api/certificates/v1"
 	"bytes"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
@@ -48,6 +50,11 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 	if res == nil {
 		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: ri.Group, Resource: ri.Resource}, ""))
 		return
+	}
+	if ri.Subresource == "approval" && res.Approval {
+		// An approval is a status write limited to conditions; without
+		// RBAC enforcement the two are the same write here.
+		ri.Subresource = "status"
 	}
 	if ri.Name != "" && isNodeStream(ri) {
 		s.serveNodeStream(w, r, res, ri)
@@ -317,6 +324,11 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *regis
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+		// The requester is whoever created it, never what the body claims.
+		u, _ := auth.UserFrom(r.Context())
+		csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups = u.Name, u.UID, u.Groups
 	}
 	out, err := s.reg.Create(r.Context(), res, ns, obj, o)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ type Config struct {
 	OpenAPIV3      func(path string) ([]byte, bool, error)
 	// Profiling serves /debug/pprof to authenticated users.
 	Profiling bool
+	// CAPEM is the cluster CA certificate served at /cacerts.
+	CAPEM []byte
 	// KubeletTLS is the client side of connections to kubelets (client
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
@@ -70,6 +73,7 @@ type Server struct {
 	discovery      *discoveryDocs
 	profiling      bool
 	kubeletTLS     *tls.Config
+	caPEM          []byte
 	kubeletOnce    sync.Once
 	kubeletRT      http.RoundTripper
 	// ShuttingDown makes /readyz fail while the server drains.
@@ -80,7 +84,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, kubeletTLS: cfg.KubeletTLS, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
@@ -159,9 +163,21 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	case "/version", "/version/":
 		writeJSON(w, http.StatusOK, s.version)
 		return
+	case "/cacerts":
+		// Public: a joining node fetches the CA here and trusts it only if
+		// its hash matches the one in its join token.
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(s.caPEM)
+		return
 	}
-	if _, ok := s.authn.Authenticate(r); !ok {
+	user, ok := s.authn.Authenticate(r)
+	if !ok {
 		s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
+		return
+	}
+	r = r.WithContext(auth.WithUser(r.Context(), user))
+	if !bootstrapAllowed(user, ri) {
+		s.writeError(w, r, statusError(http.StatusForbidden, "Forbidden", fmt.Sprintf("User %q cannot %s resource %q in API group %q: a join token may only request node certificates", user.Name, ri.Verb, ri.Resource, ri.Group)))
 		return
 	}
 	if r.ContentLength > maxBodyBytes {
@@ -250,4 +266,20 @@ func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Write(b)
+}
+
+// bootstrapAllowed confines a node-join (bootstrap token) identity to what
+// joining needs: discovery and its CertificateSigningRequests.
+func bootstrapAllowed(u auth.User, ri RequestInfo) bool {
+	if !slices.Contains(u.Groups, "system:bootstrappers") || !ri.IsResource {
+		return true
+	}
+	if ri.Group != "certificates.k8s.io" || ri.Resource != "certificatesigningrequests" || ri.Subresource != "" {
+		return false
+	}
+	switch ri.Verb {
+	case "create", "get", "list", "watch":
+		return true
+	}
+	return false
 }

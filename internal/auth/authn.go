@@ -3,6 +3,8 @@
 package auth
 
 import (
+	"context"
+	"sync"
 	"crypto/subtle"
 	"encoding/csv"
 	"fmt"
@@ -20,7 +22,29 @@ type User struct {
 
 // Authenticator identifies the user of a request.
 type Authenticator struct {
+	mu     sync.RWMutex
 	tokens map[string]User
+}
+
+// AddToken accepts a bearer token for user (for example a node-join
+// bootstrap token).
+func (a *Authenticator) AddToken(token string, u User) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokens[token] = u
+}
+
+type userKey struct{}
+
+// WithUser stores the request's user in ctx.
+func WithUser(ctx context.Context, u User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
+
+// UserFrom returns the user WithUser stored.
+func UserFrom(ctx context.Context) (User, bool) {
+	u, ok := ctx.Value(userKey{}).(User)
+	return u, ok
 }
 
 // New returns an authenticator with tokens loaded from tokenFile (a CSV of
@@ -64,6 +88,8 @@ func (a *Authenticator) Authenticate(r *http.Request) (User, bool) {
 	}
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		tok := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+		a.mu.RLock()
+		defer a.mu.RUnlock()
 		for t, u := range a.tokens {
 			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
 				u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")

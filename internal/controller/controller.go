@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/skiff-sh/skiff/internal/pki"
 	"log/slog"
 	"slices"
 	"time"
@@ -36,7 +37,9 @@ type Context struct {
 	Log               *slog.Logger
 	// RootCA is the cluster CA certificate (PEM) published in every
 	// namespace as the kube-root-ca.crt ConfigMap.
-	RootCA   []byte
+	RootCA []byte
+	// CA signs certificates (nil when the server has no CA key).
+	CA       *pki.CA
 	Settings Settings
 }
 

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"github.com/skiff-sh/skiff/internal/pki"
 	"log/slog"
 	"time"
 
@@ -28,6 +29,7 @@ type ManagerConfig struct {
 	// Identity names this server in the leader-election Lease.
 	Identity string
 	RootCA   []byte
+	CA       *pki.CA
 	Settings Settings
 	Log      *slog.Logger
 }
@@ -79,6 +81,7 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 		Clock:             clock.RealClock{},
 		Log:               cfg.Log,
 		RootCA:            cfg.RootCA,
+		CA:                cfg.CA,
 		Settings:          cfg.Settings,
 	}
 	type running struct {

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/disruption"
@@ -28,6 +29,7 @@ import (
 func Controllers() []controller.Registration {
 	return []controller.Registration{
 		{Name: "cronjob", New: cronjob.New, Workers: 5},
+		{Name: "csrsigning", New: csrsigning.New, Workers: 2},
 		{Name: "daemonset", New: daemonset.New, Workers: 2},
 		{Name: "deployment", New: deployment.New, Workers: 5},
 		{Name: "disruption", New: disruption.New, Workers: 2},

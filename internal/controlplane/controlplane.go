@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -163,8 +164,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"), "skiff-ca")
+	if err != nil {
+		return err
+	}
+	// The node-join token: its bootstrap half may only ask for node
+	// certificates (auto-approved by the csrsigning controller).
+	token, err := join.LoadOrCreate(filepath.Join(cfg.DataDir, "node-token"), ca.Cert.Raw)
+	if err != nil {
+		return err
+	}
+	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
 	api := apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS,
+		KubeletTLS: kubeletTLS, CAPEM: ca.CertPEM,
 		Registry:   reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
 		Version:   versionInfo(cfg.Version),
 		Profiling: cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
@@ -233,7 +245,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				}
 				go func() {
 					defer close(controllersDone)
-					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, Settings: cfg.ControllerSettings, Log: log})
+					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, CA: ca, Settings: cfg.ControllerSettings, Log: log})
 					if err != nil {
 						log.Error("controller manager stopped", "err", err)
 					}

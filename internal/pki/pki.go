@@ -183,3 +183,39 @@ func loadPair(certPath, keyPath string) (*x509.Certificate, []byte, crypto.Signe
 	}
 	return cert, certPEM, key, nil
 }
+
+// SignRequest issues a certificate for a PEM certificate request, with the
+// request's subject and names, the given key and extended usages, valid for
+// at most ttl.
+func (ca *CA) SignRequest(csrPEM []byte, usage x509.KeyUsage, ext []x509.ExtKeyUsage, ttl time.Duration) ([]byte, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("not a PEM certificate request")
+	}
+	req, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse certificate request: %w", err)
+	}
+	if err := req.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	if ttl <= 0 || ttl > validity {
+		ttl = validity
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      req.Subject,
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(ttl),
+		KeyUsage:     usage,
+		ExtKeyUsage:  ext,
+		DNSNames:     req.DNSNames,
+		IPAddresses:  req.IPAddresses,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, req.PublicKey, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate for %s: %w", req.Subject.CommonName, err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}

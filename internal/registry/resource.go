@@ -28,6 +28,8 @@ type Resource struct {
 	Scale    bool
 	Binding  bool // pods/binding
 	Finalize bool // namespaces/finalize
+	// Approval serves the approval subresource (CertificateSigningRequests).
+	Approval bool
 	// StatusOnCreate keeps the status a create sends (upstream does so for
 	// Nodes: a kubelet registers with its capacity and conditions).
 	StatusOnCreate bool

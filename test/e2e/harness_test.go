@@ -144,10 +144,12 @@ func startCluster(work, netns, nodeIP string) (*cluster, error) {
 			return c, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	// The API listens on every address of the namespace (loopback and
+	// host0), so that a second node in another test namespace can join.
 	// Only the network namespace is entered: a new mount namespace would
 	// hide the cgroup mounts runc needs (RUNTIME-NOTES).
 	c.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "server",
-		"--data-dir", c.dataDir, "--bind-address", "127.0.0.1", "--node-ip", nodeIP, "--node-name", "node-"+strings.ReplaceAll(nodeIP, ".", "-"),
+		"--data-dir", c.dataDir, "--bind-address", "0.0.0.0", "--node-ip", nodeIP, "--node-name", "node-"+strings.ReplaceAll(nodeIP, ".", "-"),
 		"--advertise-address", nodeIP, "--log-level", "debug")
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// A second machine — a second network namespace joined to the first by a
+// veth pair — joins with the server's token: it checks the CA by the
+// token's hash, gets node certificates through approved
+// CertificateSigningRequests, registers, and runs a pod whose logs and
+// exec work through the API server. A token naming another CA is refused.
+func TestSecondNodeJoins(t *testing.T) {
+	ns2 := cl.netns + "-n2"
+	const ip2 = "10.77.0.2"
+	for _, args := range [][]string{
+		{"netns", "add", ns2},
+		{"-n", ns2, "link", "set", "lo", "up"},
+		{"-n", cl.netns, "link", "set", "host0p", "netns", ns2},
+		{"-n", ns2, "addr", "add", ip2 + "/24", "dev", "host0p"},
+		{"-n", ns2, "link", "set", "host0p", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	dir := filepath.Join(filepath.Dir(cl.dataDir), ns2)
+	t.Cleanup(func() {
+		killShims(dir)
+		unmountUnder(dir)
+		_ = exec.Command("ip", "netns", "del", ns2).Run()
+		_ = os.RemoveAll(dir)
+	})
+	token, err := os.ReadFile(filepath.Join(cl.dataDir, "node-token"))
+	if err != nil {
+		t.Fatalf("server wrote no node-token: %v", err)
+	}
+	tok := strings.TrimSpace(string(token))
+	server := "https://" + cl.nodeIP + ":6443"
+
+	// A token with the right secret but another CA's hash must not join.
+	forged := "K10" + strings.Repeat("0", 64) + tok[len("K10")+64:]
+	out, err := exec.Command("nsenter", "--net=/var/run/netns/"+ns2, skiffBin, "agent", "--server", server, "--token", forged,
+		"--data-dir", filepath.Join(dir, "forged"), "--node-name", "forged", "--node-ip", ip2).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "does not match the join token") {
+		t.Fatalf("agent with a forged CA hash: err %v, output %s", err, out)
+	}
+
+	logs := &syncBuffer{}
+	agent := exec.Command("nsenter", "--net=/var/run/netns/"+ns2, skiffBin, "agent", "--server", server, "--token", tok,
+		"--data-dir", dir, "--node-name", "node-2", "--node-ip", ip2, "--pod-cidr", "10.42.1.0/24", "--node-labels", "example.com/second=yes")
+	agent.Stdout, agent.Stderr = logs, logs
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := agent.Process.Pid
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = agent.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = agent.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	defer func() {
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	}()
+
+	ctx := context.Background()
+	eventually(t, 60*time.Second, func() error {
+		n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-2", getOpts)
+		if err != nil || !nodeReady(n) {
+			return fmt.Errorf("node-2 not Ready: %v", err)
+		}
+		if n.Labels["example.com/second"] != "yes" {
+			return fmt.Errorf("node-2 labels %v", n.Labels)
+		}
+		return nil
+	})
+	csrs, err := cl.client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issued []string
+	for _, c := range csrs.Items {
+		if len(c.Status.Certificate) > 0 {
+			issued = append(issued, c.Spec.SignerName+" for "+c.Spec.Username)
+		}
+	}
+	if len(issued) != 2 || !strings.Contains(strings.Join(issued, ","), "kubernetes.io/kube-apiserver-client-kubelet for system:bootstrap:") || !strings.Contains(strings.Join(issued, ","), "kubernetes.io/kubelet-serving for system:node:node-2") {
+		t.Errorf("issued CSRs: %v", issued)
+	}
+	if out := cl.kubectl(t, "get", "csr"); !strings.Contains(out, "Approved,Issued") {
+		t.Errorf("kubectl get csr:\n%s", out)
+	}
+
+	// The bootstrap token may not read or write anything else.
+	if out, err := cl.skiff("kubectl", "--token", tok[len("K10")+66:], "--kubeconfig", "/dev/null", "--server", "https://127.0.0.1:6443", "--insecure-skip-tls-verify", "get", "secrets", "-A"); err == nil || !strings.Contains(out, "may only request node certificates") {
+		t.Errorf("the join token listing secrets: err %v, output %s", err, out)
+	}
+
+	if out, err := cl.skiff("images", "import", "--data-dir", dir, filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")); err != nil {
+		t.Fatalf("import into node-2: %v %s", err, out)
+	}
+	ns := namespace(t)
+	p := busyboxPod(ns, "on-second", `echo hello-from-node-2; while true; do sleep 1; done`)
+	p.Spec.NodeSelector = map[string]string{v1.LabelHostname: "node-2"}
+	createPod(t, p)
+	got := waitRunningReady(t, ns, "on-second")
+	if got.Spec.NodeName != "node-2" || got.Status.HostIP != ip2 || !strings.HasPrefix(got.Status.PodIP, "10.42.1.") {
+		t.Errorf("pod on %s, hostIP %s, podIP %s", got.Spec.NodeName, got.Status.HostIP, got.Status.PodIP)
+	}
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "on-second")
+		if err != nil || !strings.Contains(out, "hello-from-node-2") {
+			return fmt.Errorf("logs via node-2: %v %q", err, out)
+		}
+		return nil
+	})
+	if out := cl.kubectl(t, "-n", ns, "exec", "on-second", "--", "hostname"); strings.TrimSpace(out) != "on-second" {
+		t.Errorf("exec via node-2: %q", out)
+	}
+	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "on-second", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := cl.client.CoreV1().Pods(ns).Get(ctx, "on-second", getOpts); err == nil {
+			return fmt.Errorf("pod still there")
+		}
+		entries, _ := os.ReadDir(filepath.Join(dir, "agent", "pods"))
+		if len(entries) > 0 {
+			return fmt.Errorf("node-2 still holds %d pod directories", len(entries))
+		}
+		return nil
+	})
+	stop()
+	_ = cl.client.CoreV1().Nodes().Delete(ctx, "node-2", metav1.DeleteOptions{})
+}
