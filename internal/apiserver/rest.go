@@ -1,10 +1,10 @@
 package apiserver
 
 import (
-	certificatesv1 "k8s.io/api/certificates/v1"
 	"bytes"
 	"fmt"
 	"io"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	"mime"
 	"net/http"
 	"slices"

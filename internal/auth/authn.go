@@ -4,13 +4,13 @@ package auth
 
 import (
 	"context"
-	"sync"
 	"crypto/subtle"
 	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 )
 
 // User is an authenticated identity.

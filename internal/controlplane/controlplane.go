@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
 	api := apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: ca.CertPEM,
-		Registry:   reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
+		Registry: reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
 		Version:   versionInfo(cfg.Version),
 		Profiling: cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
 	})
