@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/procmem"
 	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
@@ -46,10 +48,10 @@ type Config struct {
 	Log        *slog.Logger
 }
 
-// Run runs the node until ctx ends. The API is reached with rest, whose
+// Run runs the node until ctx ends. The API is reached with api, whose
 // client certificate names system:node:<NodeName>; the kubelet serves
 // logs, exec, attach and port-forward with cfg.ServingTLS.
-func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
+func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 	log := cfg.Log
 	started := time.Now()
 	cniDir := filepath.Join(cfg.DataDir, "cni")
@@ -74,7 +76,11 @@ func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
 			return err
 		}
 	}
-	client, err := kubernetes.NewForConfig(rest)
+	// Upstream's kubelet defaults (kubeAPIQPS 50, burst 100): client-go's
+	// own 5 QPS would queue every pod's status writes behind each other.
+	api = rest.CopyConfig(api)
+	api.QPS, api.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(api)
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
 	}
@@ -94,6 +100,16 @@ func Run(ctx context.Context, cfg Config, rest *rest.Config) error {
 			}
 		}()
 	}
+	go func() {
+		// Once registered and synced, the start-up pages of the other
+		// components in this binary are dead weight.
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			debug.FreeOSMemory()
+			log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
+		}
+	}()
 	log.Info("node agent starting", "node", cfg.NodeName, "runtime", endpoint, "since_start", time.Since(started).Round(time.Millisecond).String())
 	err = k.Run(ctx)
 	if sup != nil {

@@ -33,6 +33,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/procmem"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
@@ -230,8 +231,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				bootstrapped.Store(true)
 				log.Info("bootstrap objects ready", "since_start", time.Since(started).String())
 				// Start-up parses schemas and primes caches, leaving garbage
-				// that an idle server would hold for minutes: return it now.
+				// that an idle server would hold for minutes: return it now,
+				// with the executable's start-up pages (see procmem).
 				debug.FreeOSMemory()
+				log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
 				if !cfg.DisableScheduler {
 					go func() {
 						defer close(schedulerDone)

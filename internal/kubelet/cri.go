@@ -31,13 +31,22 @@ func DialRuntime(ctx context.Context, endpoint string) (*Runtime, error) {
 		return nil, fmt.Errorf("CRI %s: %w", endpoint, err)
 	}
 	r := &Runtime{RuntimeServiceClient: cri.NewRuntimeServiceClient(conn), ImageServiceClient: cri.NewImageServiceClient(conn), conn: conn}
-	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := r.Version(vctx, &cri.VersionRequest{}, grpc.WaitForReady(true)); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("CRI %s: version: %w", endpoint, err)
+	// A containerd that just started (or restarted with many containers
+	// to recover) answers "server is not initialized yet" for a while.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := r.Version(vctx, &cri.VersionRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err == nil {
+			return r, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			conn.Close()
+			return nil, fmt.Errorf("CRI %s: version: %w", endpoint, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return r, nil
 }
 
 // Close closes the connection.

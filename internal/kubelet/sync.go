@@ -116,10 +116,12 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) 
 		return err
 	}
 	attempt := uint32(len(st.sandboxes))
+	started := k.clock.Now()
 	_, err = k.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: k.sandboxConfig(pod, attempt), RuntimeHandler: handler})
 	if err != nil {
 		return err
 	}
+	k.log.Debug("sandbox started", "pod", pod.Namespace+"/"+pod.Name, "took", k.clock.Since(started), "since_created", k.clock.Since(pod.CreationTimestamp.Time))
 	if attempt > 0 {
 		k.events.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 	}
@@ -278,6 +280,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	}
 	k.startErr.Delete(backoffKey(pod, c.Name))
 	k.events.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	k.log.Debug("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "since_created", k.clock.Since(pod.CreationTimestamp.Time))
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		if msg, err := k.runHandler(ctx, pod, c, created.ContainerId, st.podIP, c.Lifecycle.PostStart, 30*time.Second); err != nil {
 			k.events.Eventf(pod, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
