@@ -38,6 +38,13 @@ func TestSecondNodeJoins(t *testing.T) {
 	t.Cleanup(func() {
 		killShims(dir)
 		unmountUnder(dir)
+		// Hand the veth end back before deleting the namespace: a veth
+		// destroyed with its namespace takes its peer (host0, the first
+		// node's address) with it, and every later test loses the node.
+		if out, err := exec.Command("ip", "-n", ns2, "link", "set", "host0p", "netns", cl.netns).CombinedOutput(); err != nil {
+			t.Errorf("return host0p to %s: %v: %s", cl.netns, err, out)
+		}
+		_ = exec.Command("ip", "-n", cl.netns, "link", "set", "host0p", "up").Run()
 		_ = exec.Command("ip", "netns", "del", ns2).Run()
 		_ = os.RemoveAll(dir)
 	})
