@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/kubelet"
 )
 
 // nodeOptions are the flags of a node agent, shared by `skiff server` (its
@@ -19,6 +20,8 @@ type nodeOptions struct {
 	kubeReserved, systemReserved       []string
 	maxPods, port                      int
 	address, manifests                 string
+	evictionHard                       string
+	imageGCHigh, imageGCLow, deadPer   int
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -34,6 +37,10 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.port, "kubelet-port", 10250, "HTTPS port of the node agent (logs, exec, attach, port-forward)")
 	f.StringVar(&o.manifests, "pod-manifest-path", "", "directory of static pod manifests (default: <data-dir>/agent/pod-manifests)")
 	f.StringVar(&o.address, "kubelet-address", "0.0.0.0", "address the node agent's HTTPS server listens on")
+	f.StringVar(&o.evictionHard, "eviction-hard", kubelet.DefaultEvictionHard, "hard eviction thresholds (memory.available, nodefs.available, imagefs.available, pid.available; quantities or percentages); empty disables eviction")
+	f.IntVar(&o.imageGCHigh, "image-gc-high-threshold", kubelet.DefaultGCPolicy.ImageHighPercent, "image filesystem usage percent above which unused images are removed")
+	f.IntVar(&o.imageGCLow, "image-gc-low-threshold", kubelet.DefaultGCPolicy.ImageLowPercent, "image filesystem usage percent image garbage collection frees down to")
+	f.IntVar(&o.deadPer, "maximum-dead-containers-per-container", kubelet.DefaultGCPolicy.DeadPerContainer, "exited instances kept per container besides the newest")
 }
 
 // config turns the flags into an agent configuration rooted at dataDir.
@@ -69,5 +76,15 @@ func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.C
 	if cfg.Reserved, err = agent.ParseReserved(o.kubeReserved, o.systemReserved); err != nil {
 		return cfg, err
 	}
+	if cfg.EvictionHard, err = kubelet.ParseEvictionHard(o.evictionHard); err != nil {
+		return cfg, err
+	}
+	if o.imageGCLow < 0 || o.imageGCHigh > 100 || o.imageGCLow > o.imageGCHigh {
+		return cfg, fmt.Errorf("--image-gc-low-threshold %d and --image-gc-high-threshold %d: want 0 <= low <= high <= 100", o.imageGCLow, o.imageGCHigh)
+	}
+	if o.deadPer < 0 {
+		return cfg, fmt.Errorf("--maximum-dead-containers-per-container %d: must not be negative", o.deadPer)
+	}
+	cfg.GC = kubelet.GCPolicy{DeadPerContainer: o.deadPer, ImageHighPercent: o.imageGCHigh, ImageLowPercent: o.imageGCLow, ImageMinAge: kubelet.DefaultGCPolicy.ImageMinAge}
 	return cfg, nil
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Labels       map[string]string
 	Taints       []v1.Taint
 	Reserved     v1.ResourceList
+	EvictionHard []kubelet.Threshold
+	GC           kubelet.GCPolicy
 	MaxPods      int
 	Port         int
 	// Address is where the kubelet's HTTPS server listens.
@@ -88,6 +90,7 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
+		EvictionHard: cfg.EvictionHard, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
 	}, client, rt)
 	if err != nil {
 		return err

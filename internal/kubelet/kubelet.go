@@ -52,8 +52,14 @@ type Config struct {
 	Port int
 	// Version is reported as the node's kubeletVersion.
 	Version string
-	Log     *slog.Logger
-	Clock   clock.Clock
+	// EvictionHard are the hard eviction thresholds (none: no eviction).
+	EvictionHard []Threshold
+	// GC bounds dead containers and unused images (zero: DefaultGCPolicy).
+	GC GCPolicy
+	// PinnedImages are never garbage collected (the pause image).
+	PinnedImages []string
+	Log          *slog.Logger
+	Clock        clock.Clock
 }
 
 // Kubelet runs the pods of one node.
@@ -71,6 +77,7 @@ type Kubelet struct {
 	nodeMu           sync.Mutex
 	node             *v1.Node
 	lastStatusReport time.Time
+	pressure         pressure // from the last eviction signal reading
 
 	mu      sync.Mutex
 	pods    map[types.UID]*v1.Pod
@@ -78,6 +85,11 @@ type Kubelet struct {
 	mirrors map[string]*v1.Pod    // mirror pods in the API, by namespace/name
 	workers map[types.UID]chan struct{}
 	synced  bool
+	// evicted: pods to end Failed/Evicted, with the message to report
+	evicted map[types.UID]string
+
+	imageMu sync.Mutex
+	images  map[string]imageRecord // image GC's memory of use, by image ID
 
 	backoff    *backoff
 	startErr   sync.Map // podUID/container → waiting reason and message
@@ -99,6 +111,9 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 	if cfg.Hostname == "" {
 		cfg.Hostname = cfg.NodeName
 	}
+	if cfg.GC == (GCPolicy{}) {
+		cfg.GC = DefaultGCPolicy
+	}
 	for _, d := range []string{cfg.RootDir, filepath.Join(cfg.RootDir, "pods"), filepath.Join(cfg.RootDir, "logs")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("kubelet: %w", err)
@@ -113,6 +128,7 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 		runtimeName: v.RuntimeName,
 		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
 		static: map[types.UID]*v1.Pod{}, mirrors: map[string]*v1.Pod{},
+		evicted: map[types.UID]string{}, images: map[string]imageRecord{},
 		backoff: newBackoff(cfg.Clock),
 	}
 	k.probes = newProbeManager(k)
@@ -128,6 +144,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	defer broadcaster.Shutdown()
 	k.events = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
 
+	k.measure(ctx) // the node registers with its real pressure conditions
 	for {
 		err := k.registerNode(ctx)
 		if err == nil {
@@ -189,6 +206,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.synced = true
 	k.mu.Unlock()
 	go k.relist(ctx)
+	go k.housekeeping(ctx)
 	go k.watchStaticPods(ctx)
 	k.mu.Lock()
 	static := make([]types.UID, 0, len(k.static))

@@ -122,36 +122,6 @@ func meminfo() map[string]int64 {
 // thresholds.
 type pressure struct{ memory, disk, pid bool }
 
-// Default hard eviction thresholds (upstream's).
-const (
-	memoryAvailableMin = 100 << 20
-	nodefsAvailablePct = 10
-	pidAvailablePct    = 5
-)
-
-func measurePressure(rootDir string) pressure {
-	var p pressure
-	if avail, ok := meminfo()["MemAvailable"]; ok && avail < memoryAvailableMin {
-		p.memory = true
-	}
-	var fs syscall.Statfs_t
-	if syscall.Statfs(rootDir, &fs) == nil && fs.Blocks > 0 && fs.Bavail*100/fs.Blocks < nodefsAvailablePct {
-		p.disk = true
-	}
-	if max, err := strconv.Atoi(readTrim("/proc/sys/kernel/pid_max")); err == nil && max > 0 {
-		if entries, err := os.ReadDir("/proc"); err == nil {
-			procs := 0
-			for _, e := range entries {
-				if e.Name()[0] >= '0' && e.Name()[0] <= '9' {
-					procs++
-				}
-			}
-			p.pid = (max-procs)*100/max < pidAvailablePct
-		}
-	}
-	return p
-}
-
 // nodeConditions are the four conditions the kubelet owns, with upstream's
 // reasons and messages; transition times carry over from prev when the
 // status did not change.
@@ -230,7 +200,7 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 		Spec: v1.NodeSpec{Taints: k.cfg.Taints},
 		Status: v1.NodeStatus{
 			Capacity: capacity, Allocatable: alloc, Addresses: k.nodeAddresses(), NodeInfo: k.machine.info,
-			Conditions:      nodeConditions(nil, measurePressure(k.cfg.RootDir), nil, now),
+			Conditions:      nodeConditions(nil, k.currentPressure(), nil, now),
 			DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: int32(k.cfg.Port)}},
 		},
 	}
@@ -300,7 +270,7 @@ func (k *Kubelet) tryUpdateNodeStatus(ctx context.Context, force bool) error {
 	next.Status.Addresses = k.nodeAddresses()
 	next.Status.NodeInfo = k.machine.info
 	next.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(k.cfg.Port)
-	next.Status.Conditions = mergeNodeConditions(node.Status.Conditions, nodeConditions(node.Status.Conditions, measurePressure(k.cfg.RootDir), runtimeErr, now))
+	next.Status.Conditions = mergeNodeConditions(node.Status.Conditions, nodeConditions(node.Status.Conditions, k.currentPressure(), runtimeErr, now))
 	next.Status.Images = k.imageList(ctx)
 	if !force && !statusChanged(node, next) && now.Sub(k.lastStatusReport) < statusReportEvery {
 		return nil

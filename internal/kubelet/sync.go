@@ -61,7 +61,19 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 		k.probes.forget(uid)
 		return k.terminate(ctx, pod, st)
 	}
-	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+	finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+	if !finished && !k.isStatic(uid) {
+		if msg, ok := k.evictedMessage(uid); ok {
+			return k.evictPod(ctx, pod, st, msg)
+		}
+		if len(st.sandboxes) == 0 && pod.Status.Phase == v1.PodPending {
+			if ok, msg := admitUnderPressure(pod, k.currentPressure()); !ok {
+				k.markEvicted(uid, msg)
+				return k.evictPod(ctx, pod, st, msg)
+			}
+		}
+	}
+	if finished {
 		// Finished: nothing restarts; the sandbox's resources go back.
 		k.stopAll(ctx, pod, st, 0)
 		return 0
@@ -90,6 +102,11 @@ func (k *Kubelet) run(ctx context.Context, pod *v1.Pod, st *podState) time.Durat
 	next, terminal := k.syncContainers(ctx, pod, st, vols)
 	if fresh, err := k.runtimeState(ctx, pod.UID); err == nil {
 		st = fresh
+	}
+	if k.pruneDead(ctx, pod.UID, st) {
+		if fresh, err := k.runtimeState(ctx, pod.UID); err == nil {
+			st = fresh
+		}
 	}
 	k.probes.sync(pod, st)
 	k.writeStatus(ctx, pod, st)
@@ -505,6 +522,9 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) er
 	}
 	removeCgroups(string(uid))
 	k.probes.forget(uid)
+	k.mu.Lock()
+	delete(k.evicted, uid)
+	k.mu.Unlock()
 	k.backoff.forget(string(uid) + "/")
 	k.startErr.Range(func(key, _ any) bool {
 		if strings.HasPrefix(key.(string), string(uid)+"/") {

@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,38 +22,9 @@ import (
 // CertificateSigningRequests, registers, and runs a pod whose logs and
 // exec work through the API server. A token naming another CA is refused.
 func TestSecondNodeJoins(t *testing.T) {
-	ns2 := cl.netns + "-n2"
 	const ip2 = "10.77.0.2"
-	for _, args := range [][]string{
-		{"netns", "add", ns2},
-		{"-n", ns2, "link", "set", "lo", "up"},
-		{"-n", cl.netns, "link", "set", "host0p", "netns", ns2},
-		{"-n", ns2, "addr", "add", ip2 + "/24", "dev", "host0p"},
-		{"-n", ns2, "link", "set", "host0p", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	dir := filepath.Join(filepath.Dir(cl.dataDir), ns2)
-	t.Cleanup(func() {
-		killShims(dir)
-		unmountUnder(dir)
-		// Hand the veth end back before deleting the namespace: a veth
-		// destroyed with its namespace takes its peer (host0, the first
-		// node's address) with it, and every later test loses the node.
-		if out, err := exec.Command("ip", "-n", ns2, "link", "set", "host0p", "netns", cl.netns).CombinedOutput(); err != nil {
-			t.Errorf("return host0p to %s: %v: %s", cl.netns, err, out)
-		}
-		_ = exec.Command("ip", "-n", cl.netns, "link", "set", "host0p", "up").Run()
-		_ = exec.Command("ip", "netns", "del", ns2).Run()
-		_ = os.RemoveAll(dir)
-	})
-	token, err := os.ReadFile(filepath.Join(cl.dataDir, "node-token"))
-	if err != nil {
-		t.Fatalf("server wrote no node-token: %v", err)
-	}
-	tok := strings.TrimSpace(string(token))
+	ns2, dir := secondHost(t, "n2", ip2)
+	tok := nodeToken(t)
 	server := "https://" + cl.nodeIP + ":6443"
 
 	// A token with the right secret but another CA's hash must not join.
@@ -63,36 +35,7 @@ func TestSecondNodeJoins(t *testing.T) {
 		t.Fatalf("agent with a forged CA hash: err %v, output %s", err, out)
 	}
 
-	logs := &syncBuffer{}
-	agent := exec.Command("nsenter", "--net=/var/run/netns/"+ns2, skiffBin, "agent", "--server", server, "--token", tok,
-		"--data-dir", dir, "--node-name", "node-2", "--node-ip", ip2, "--pod-cidr", "10.42.1.0/24", "--node-labels", "example.com/second=yes")
-	agent.Stdout, agent.Stderr = logs, logs
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := agent.Process.Pid
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = agent.Process.Kill()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	defer func() {
-		if t.Failed() {
-			t.Logf("agent log:\n%s", logs.String())
-		}
-	}()
+	_, stop := startAgent(t, ns2, dir, "--node-name", "node-2", "--node-ip", ip2, "--pod-cidr", "10.42.1.0/24", "--node-labels", "example.com/second=yes")
 
 	ctx := context.Background()
 	eventually(t, 60*time.Second, func() error {
@@ -111,7 +54,16 @@ func TestSecondNodeJoins(t *testing.T) {
 	}
 	var issued []string
 	for _, c := range csrs.Items {
-		if len(c.Status.Certificate) > 0 {
+		// Other tests join nodes too: only node-2's requests count.
+		block, _ := pem.Decode(c.Spec.Request)
+		if block == nil {
+			t.Fatalf("CSR %s holds no PEM request", c.Name)
+		}
+		req, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			t.Fatalf("CSR %s: %v", c.Name, err)
+		}
+		if len(c.Status.Certificate) > 0 && req.Subject.CommonName == "system:node:node-2" {
 			issued = append(issued, c.Spec.SignerName+" for "+c.Spec.Username)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,6 +99,32 @@ func TestCrashLoopBackOff(t *testing.T) {
 	}
 	if !hasEvent(podEvents(t, ns, "crasher"), "BackOff", "Back-off restarting failed container main") {
 		t.Errorf("no BackOff event: %v", reasons(podEvents(t, ns, "crasher")))
+	}
+
+	// Dead containers do not pile up: from the second restart on the runtime
+	// holds the newest instance and one before it (for --previous).
+	uid := string(getPod(t, ns, "crasher").UID)
+	eventually(t, 60*time.Second, func() error {
+		cs := getPod(t, ns, "crasher").Status.ContainerStatuses[0]
+		if cs.RestartCount < 2 {
+			return fmt.Errorf("restarts %d", cs.RestartCount)
+		}
+		return nil
+	})
+	out, err := exec.Command("ctr", "--address", filepath.Join(cl.dataDir, "agent", "containerd", "containerd.sock"), "-n", "k8s.io",
+		"containers", "ls", "-q", `labels."io.kubernetes.pod.uid"==`+uid+`,labels."io.kubernetes.container.name"==main`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr containers ls: %v %s", err, out)
+	}
+	if ids := strings.Fields(string(out)); len(ids) != 2 {
+		t.Errorf("after 2 restarts the runtime holds %d containers of the pod, want 2: %v", len(ids), ids)
+	}
+	if out := cl.kubectl(t, "-n", ns, "logs", "crasher", "--previous"); !strings.Contains(out, "crashing") {
+		t.Errorf("logs --previous after garbage collection: %q", out)
+	}
+	logs, _ := filepath.Glob(filepath.Join(cl.dataDir, "agent", "logs", ns+"_crasher_"+uid, "main", "*.log"))
+	if len(logs) != 2 {
+		t.Errorf("log files of the pod: %v, want the two kept instances'", logs)
 	}
 }
 

@@ -71,22 +71,48 @@ func markUnknown(n *corev1.Node, now time.Time) bool {
 	return changed
 }
 
-// wantTaints is the not-ready/unreachable taint set a node should carry for
-// its Ready condition (nil: none).
+// conditionTaints are the NoSchedule taints a node carries while a
+// pressure condition is True or it is cordoned (upstream's
+// TaintNodesByCondition), so that only pods tolerating them land there.
+var conditionTaints = map[corev1.NodeConditionType]string{
+	corev1.NodeMemoryPressure: corev1.TaintNodeMemoryPressure,
+	corev1.NodeDiskPressure:   corev1.TaintNodeDiskPressure,
+	corev1.NodePIDPressure:    corev1.TaintNodePIDPressure,
+}
+
+// wantTaints is the taint set the controller owns that a node should carry:
+// not-ready or unreachable for its Ready condition, pressure taints for its
+// pressure conditions, unschedulable when cordoned (nil: none).
 func wantTaints(n *corev1.Node) []corev1.Taint {
+	var out []corev1.Taint
 	c := readyCondition(n)
 	switch {
 	case c == nil || c.Status == corev1.ConditionUnknown:
-		return []corev1.Taint{unreachableNoSched, unreachableNoExecute}
+		out = []corev1.Taint{unreachableNoSched, unreachableNoExecute}
 	case c.Status == corev1.ConditionFalse:
-		return []corev1.Taint{notReadyNoSched, notReadyNoExecute}
+		out = []corev1.Taint{notReadyNoSched, notReadyNoExecute}
 	}
-	return nil
+	for _, t := range []corev1.NodeConditionType{corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure} {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == t && cond.Status == corev1.ConditionTrue {
+				out = append(out, corev1.Taint{Key: conditionTaints[t], Effect: corev1.TaintEffectNoSchedule})
+			}
+		}
+	}
+	if n.Spec.Unschedulable {
+		out = append(out, corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule})
+	}
+	return out
 }
 
 func managed(t corev1.Taint) bool {
-	return (t.Key == corev1.TaintNodeUnreachable || t.Key == corev1.TaintNodeNotReady) &&
-		(t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule)
+	switch t.Key {
+	case corev1.TaintNodeUnreachable, corev1.TaintNodeNotReady:
+		return t.Effect == corev1.TaintEffectNoExecute || t.Effect == corev1.TaintEffectNoSchedule
+	case corev1.TaintNodeMemoryPressure, corev1.TaintNodeDiskPressure, corev1.TaintNodePIDPressure, corev1.TaintNodeUnschedulable:
+		return t.Effect == corev1.TaintEffectNoSchedule
+	}
+	return false
 }
 
 // reconcileTaints returns the node's taints with the managed ones replaced

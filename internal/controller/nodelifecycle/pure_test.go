@@ -74,3 +74,47 @@ func TestMarkUnknown(t *testing.T) {
 		t.Error("marking twice changes something")
 	}
 }
+
+func TestConditionTaints(t *testing.T) {
+	cond := func(typ corev1.NodeConditionType, s corev1.ConditionStatus) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: typ, Status: s}
+	}
+	ready := cond(corev1.NodeReady, corev1.ConditionTrue)
+	cases := []struct {
+		name  string
+		node  corev1.Node
+		taint []string
+	}{
+		{"healthy", corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{ready, cond(corev1.NodeMemoryPressure, corev1.ConditionFalse)}}}, nil},
+		{"memory pressure", corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{ready, cond(corev1.NodeMemoryPressure, corev1.ConditionTrue)}}}, []string{corev1.TaintNodeMemoryPressure}},
+		{"disk and pid pressure", corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{ready, cond(corev1.NodeDiskPressure, corev1.ConditionTrue), cond(corev1.NodePIDPressure, corev1.ConditionTrue)}}}, []string{corev1.TaintNodeDiskPressure, corev1.TaintNodePIDPressure}},
+		{"cordoned", corev1.Node{Spec: corev1.NodeSpec{Unschedulable: true}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{ready}}}, []string{corev1.TaintNodeUnschedulable}},
+		{"unknown pressure is no pressure", corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{ready, cond(corev1.NodeMemoryPressure, corev1.ConditionUnknown)}}}, nil},
+	}
+	for _, c := range cases {
+		got := wantTaints(&c.node)
+		var keys []string
+		for _, tn := range got {
+			if tn.Effect != corev1.TaintEffectNoSchedule || !managed(tn) {
+				t.Errorf("%s: taint %+v is not a managed NoSchedule taint", c.name, tn)
+			}
+			keys = append(keys, tn.Key)
+		}
+		if len(keys) != len(c.taint) {
+			t.Errorf("%s: taints %v, want %v", c.name, keys, c.taint)
+			continue
+		}
+		for i := range keys {
+			if keys[i] != c.taint[i] {
+				t.Errorf("%s: taints %v, want %v", c.name, keys, c.taint)
+			}
+		}
+	}
+	// Pressure going away removes its taint and leaves a user's taint.
+	user := corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoExecute}
+	have := []corev1.Taint{{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}, user}
+	got, changed := reconcileTaints(have, nil, now)
+	if !changed || len(got) != 1 || got[0] != user {
+		t.Errorf("after pressure: %+v (changed %v)", got, changed)
+	}
+}

@@ -1,0 +1,198 @@
+package kubelet
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+)
+
+func TestBackoff(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	b := newBackoff(clk)
+	const key = "pod/c"
+	if w := b.wait(key, clk.Now()); w != 0 {
+		t.Fatalf("first restart waits %s", w)
+	}
+	var delays []time.Duration
+	for i := 0; i < 7; i++ {
+		delays = append(delays, b.next(key))
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Fatalf("delays %v, want %v", delays, want)
+		}
+	}
+	exited := clk.Now()
+	clk.Step(time.Minute)
+	if w := b.wait(key, exited); w != 4*time.Minute {
+		t.Errorf("a minute after exit with a 5 min back-off: wait %s", w)
+	}
+	// Ten quiet minutes (twice the maximum) start it over.
+	clk.Step(10*time.Minute + time.Second)
+	if w := b.wait(key, exited); w != 0 {
+		t.Errorf("after a long run: wait %s", w)
+	}
+	if d := b.next(key); d != 10*time.Second {
+		t.Errorf("restarted back-off %s", d)
+	}
+	b.forget("pod/")
+	if b.current(key) != 0 {
+		t.Error("forget kept the entry")
+	}
+}
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"A": "x", "EMPTY": ""}
+	cases := map[string]string{
+		"plain":         "plain",
+		"$(A)":          "x",
+		"pre-$(A)-$(A)": "pre-x-x",
+		"$$(A)":         "$(A)",
+		"$(MISSING)":    "$(MISSING)",
+		"$(EMPTY)!":     "!",
+		"$(A":           "$(A",
+		"cost $5":       "cost $5",
+		"trailing $":    "trailing $",
+	}
+	for in, want := range cases {
+		if got := expand(in, vars); got != want {
+			t.Errorf("expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestContainerEnv(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"app": "web"}}}
+	c := &v1.Container{
+		Name: "main",
+		EnvFrom: []v1.EnvFromSource{
+			{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}}, Prefix: "CFG_"},
+			{SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "absent"}, Optional: ptr.To(true)}},
+		},
+		Env: []v1.EnvVar{
+			{Name: "GREETING", Value: "hello $(CFG_NAME) in $(NS)"},
+			{Name: "NS", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: "LATE", Value: "$(NS)"},
+			{Name: "IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			{Name: "APP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
+			{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "s"}, Key: "pw"}}},
+		},
+	}
+	src := envSources{
+		configMaps: map[string]*v1.ConfigMap{"cfg": {Data: map[string]string{"NAME": "skiff"}}},
+		secrets:    map[string]*v1.Secret{"s": {Data: map[string][]byte{"pw": []byte("s3cret")}}},
+		podIP:      "10.42.0.7",
+		services:   map[string]string{"KUBERNETES_SERVICE_HOST": "10.43.0.1"},
+	}
+	env, err := containerEnv(pod, c, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range env {
+		got[e.Name] = e.Value
+	}
+	want := map[string]string{
+		"KUBERNETES_SERVICE_HOST": "10.43.0.1", "CFG_NAME": "skiff",
+		// NS is defined after GREETING, so GREETING keeps the reference.
+		"GREETING": "hello skiff in $(NS)", "NS": "ns", "LATE": "ns",
+		"IP": "10.42.0.7", "APP": "web", "PASSWORD": "s3cret",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("env %v", got)
+	}
+
+	c.EnvFrom[1].SecretRef.Optional = nil
+	if _, err := containerEnv(pod, c, src); err == nil || !strings.Contains(err.Error(), `secret "absent" not found`) {
+		t.Errorf("a required missing secret: %v", err)
+	}
+}
+
+func TestPodPhase(t *testing.T) {
+	running := v1.ContainerStatus{State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}}
+	ok := v1.ContainerStatus{State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 0}}}
+	failed := v1.ContainerStatus{State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 1}}}
+	waiting := v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
+	backoff := v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 1}}}
+	pod := func(policy v1.RestartPolicy) *v1.Pod {
+		return &v1.Pod{Spec: v1.PodSpec{RestartPolicy: policy, InitContainers: []v1.Container{{Name: "init"}}}}
+	}
+	cases := []struct {
+		name     string
+		pod      *v1.Pod
+		inits    []v1.ContainerStatus
+		apps     []v1.ContainerStatus
+		initDone bool
+		want     v1.PodPhase
+	}{
+		{"init running", pod(v1.RestartPolicyAlways), []v1.ContainerStatus{running}, []v1.ContainerStatus{waiting}, false, v1.PodPending},
+		{"init failed, Never", pod(v1.RestartPolicyNever), []v1.ContainerStatus{failed}, []v1.ContainerStatus{waiting}, false, v1.PodFailed},
+		{"init failed, OnFailure retries", pod(v1.RestartPolicyOnFailure), []v1.ContainerStatus{failed}, []v1.ContainerStatus{waiting}, false, v1.PodPending},
+		{"one creating", pod(v1.RestartPolicyAlways), nil, []v1.ContainerStatus{running, waiting}, true, v1.PodPending},
+		{"running", pod(v1.RestartPolicyAlways), nil, []v1.ContainerStatus{running, ok}, true, v1.PodRunning},
+		{"crash looping is Running", pod(v1.RestartPolicyAlways), nil, []v1.ContainerStatus{backoff}, true, v1.PodRunning},
+		{"all succeeded, Never", pod(v1.RestartPolicyNever), nil, []v1.ContainerStatus{ok, ok}, true, v1.PodSucceeded},
+		{"all succeeded, Always restarts", pod(v1.RestartPolicyAlways), nil, []v1.ContainerStatus{ok}, true, v1.PodRunning},
+		{"one failed, Never", pod(v1.RestartPolicyNever), nil, []v1.ContainerStatus{ok, failed}, true, v1.PodFailed},
+		{"one failed, OnFailure", pod(v1.RestartPolicyOnFailure), nil, []v1.ContainerStatus{ok, failed}, true, v1.PodRunning},
+	}
+	for _, c := range cases {
+		if got := podPhase(c.pod, c.inits, c.apps, c.initDone); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestLinuxResources(t *testing.T) {
+	c := func(req, lim v1.ResourceList) *v1.Container {
+		return &v1.Container{Resources: v1.ResourceRequirements{Requests: req, Limits: lim}}
+	}
+	cpu := func(q string) v1.ResourceList { return v1.ResourceList{v1.ResourceCPU: resource.MustParse(q)} }
+	cases := []struct {
+		name                  string
+		c                     *v1.Container
+		shares, quota, memory int64
+	}{
+		{"best effort", c(nil, nil), 2, 0, 0},
+		{"request 250m", c(cpu("250m"), nil), 256, 0, 0},
+		{"limit 500m sets quota and shares", c(nil, cpu("500m")), 512, 50000, 0},
+		{"tiny limit keeps the minimum quota", c(nil, cpu("1m")), 2, 1000, 0},
+		{"memory limit", c(nil, v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}), 2, 0, 64 << 20},
+	}
+	for _, tc := range cases {
+		r := linuxResources(tc.c)
+		if r.CpuShares != tc.shares || r.CpuQuota != tc.quota || r.MemoryLimitInBytes != tc.memory || r.CpuPeriod != 100000 {
+			t.Errorf("%s: shares %d quota %d memory %d period %d", tc.name, r.CpuShares, r.CpuQuota, r.MemoryLimitInBytes, r.CpuPeriod)
+		}
+	}
+}
+
+func TestShouldRestart(t *testing.T) {
+	cases := []struct {
+		policy v1.RestartPolicy
+		code   int32
+		want   bool
+	}{
+		{v1.RestartPolicyAlways, 0, true}, {v1.RestartPolicyAlways, 1, true},
+		{v1.RestartPolicyOnFailure, 0, false}, {v1.RestartPolicyOnFailure, 137, true},
+		{v1.RestartPolicyNever, 1, false},
+	}
+	for _, c := range cases {
+		if got := shouldRestart(c.policy, c.code); got != c.want {
+			t.Errorf("%s exit %d: %v", c.policy, c.code, got)
+		}
+	}
+}
