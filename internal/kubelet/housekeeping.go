@@ -147,6 +147,7 @@ func (k *Kubelet) checkEviction(ctx context.Context) {
 	msg := evictionMessage(b)
 	k.log.Info("evicting pod", "pod", victim.Namespace+"/"+victim.Name, "threshold", b.threshold.String(), "available", b.obs.available)
 	k.markEvicted(victim.UID, msg)
+	k.metrics.evictions.WithLabelValues(b.threshold.Signal).Inc()
 	k.wake(victim.UID)
 }
 
@@ -237,6 +238,7 @@ func (k *Kubelet) collectGarbage(ctx context.Context) {
 			continue
 		}
 		dead[id] = true
+		k.metrics.gcRemoved.WithLabelValues("container").Inc()
 	}
 	var remaining []*cri.Container
 	for _, c := range cs.Containers {
@@ -248,7 +250,9 @@ func (k *Kubelet) collectGarbage(ctx context.Context) {
 		for _, id := range deadSandboxes(sb.Items, remaining) {
 			if _, err := k.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 				k.log.Warn("container gc: remove sandbox", "id", id, "err", err)
+				continue
 			}
+			k.metrics.gcRemoved.WithLabelValues("sandbox").Inc()
 		}
 	}
 	if len(dead) > 0 {
@@ -280,6 +284,7 @@ func (k *Kubelet) pruneDead(ctx context.Context, uid types.UID, st *podState) bo
 			k.log.Warn("remove dead container", "id", id, "err", err)
 			continue
 		}
+		k.metrics.gcRemoved.WithLabelValues("container").Inc()
 		removed = true
 	}
 	return removed
@@ -367,6 +372,7 @@ func (k *Kubelet) collectImages(ctx context.Context, containers []*cri.Container
 			k.log.Warn("image gc: remove", "image", id, "err", err)
 			continue
 		}
+		k.metrics.gcRemoved.WithLabelValues("image").Inc()
 		k.log.Info("image gc: removed unused image", "image", id)
 	}
 }

@@ -98,6 +98,10 @@ type Kubelet struct {
 	pullFailures sync.Map
 	services     corelisters.ServiceLister
 	probes       *probeManager
+	metrics      *metrics
+	// firstSeen: when the kubelet first saw each pod not yet running, for
+	// the pod start duration metric
+	firstSeen map[types.UID]time.Time
 }
 
 // New connects the kubelet's parts; Run starts it.
@@ -129,6 +133,7 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
 		static: map[types.UID]*v1.Pod{}, mirrors: map[string]*v1.Pod{},
 		evicted: map[types.UID]string{}, images: map[string]imageRecord{},
+		metrics: newMetrics(cfg.NodeName), firstSeen: map[types.UID]time.Time{},
 		backoff: newBackoff(cfg.Clock),
 	}
 	k.probes = newProbeManager(k)
@@ -234,6 +239,9 @@ func (k *Kubelet) podChanged(p *v1.Pod) {
 	}
 	k.mu.Lock()
 	k.pods[p.UID] = p
+	if _, ok := k.firstSeen[p.UID]; !ok && p.Status.Phase == v1.PodPending {
+		k.firstSeen[p.UID] = k.clock.Now()
+	}
 	k.mu.Unlock()
 	k.wake(p.UID)
 }
@@ -250,6 +258,7 @@ func (k *Kubelet) podGone(p *v1.Pod) {
 	}
 	k.mu.Lock()
 	delete(k.pods, p.UID)
+	delete(k.firstSeen, p.UID)
 	k.mu.Unlock()
 	k.wake(p.UID)
 }
@@ -298,7 +307,9 @@ func (k *Kubelet) work(uid types.UID, wake chan struct{}) {
 		case <-wake:
 		case <-timer.C:
 		}
+		started := time.Now()
 		next := k.syncPod(ctx, uid)
+		k.metrics.workerDuration.WithLabelValues("sync").Observe(time.Since(started).Seconds())
 		if next == 0 {
 			k.mu.Lock()
 			if len(wake) == 0 {
@@ -359,14 +370,23 @@ func (k *Kubelet) fingerprints(ctx context.Context) (map[types.UID]string, error
 		return nil, err
 	}
 	parts := map[types.UID][]string{}
+	var readySandboxes, running int64
 	for _, s := range sb.Items {
+		if s.State == cri.PodSandboxState_SANDBOX_READY {
+			readySandboxes++
+		}
 		uid := types.UID(s.Labels[labelPodUID])
 		parts[uid] = append(parts[uid], s.Id+s.State.String())
 	}
 	for _, c := range cs.Containers {
+		if c.State == cri.ContainerState_CONTAINER_RUNNING {
+			running++
+		}
 		uid := types.UID(c.Labels[labelPodUID])
 		parts[uid] = append(parts[uid], c.Id+c.State.String())
 	}
+	k.metrics.runningPods.Store(readySandboxes)
+	k.metrics.runningContainers.Store(running)
 	out := make(map[types.UID]string, len(parts))
 	for uid, p := range parts {
 		if uid == "" {
@@ -377,6 +397,17 @@ func (k *Kubelet) fingerprints(ctx context.Context) (map[types.UID]string, error
 		out[uid] = string(b)
 	}
 	return out, nil
+}
+
+// sinceSeen is how long ago the kubelet first saw a pod still starting
+// (zero once it runs), for start-up timings in the debug log.
+func (k *Kubelet) sinceSeen(uid types.UID) time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t, ok := k.firstSeen[uid]; ok {
+		return k.clock.Since(t)
+	}
+	return 0
 }
 
 func (k *Kubelet) setNode(n *v1.Node) {

@@ -76,6 +76,7 @@ func (k *Kubelet) routes() http.Handler {
 	mux.HandleFunc("/portForward/{ns}/{pod}", k.serveStream("portforward"))
 	mux.HandleFunc("GET /pods", k.servePods)
 	mux.HandleFunc("GET /stats/summary", k.serveSummary)
+	mux.Handle("GET /metrics", k.metrics.handler())
 	return mux
 }
 

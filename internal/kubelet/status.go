@@ -346,6 +346,11 @@ func (k *Kubelet) writeStatus(ctx context.Context, pod *v1.Pod, st *podState) {
 	}
 	// Later syncs compare against what was written, not a stale cache.
 	k.mu.Lock()
+	if seen, ok := k.firstSeen[pod.UID]; ok && status.Phase == v1.PodRunning {
+		k.metrics.podStart.Observe(k.clock.Since(seen).Seconds())
+		k.log.Debug("pod running", "pod", pod.Namespace+"/"+pod.Name, "since_seen", k.clock.Since(seen))
+		delete(k.firstSeen, pod.UID)
+	}
 	if cur, ok := k.pods[pod.UID]; ok && cur.ResourceVersion == pod.ResourceVersion {
 		k.pods[pod.UID] = updated
 	}

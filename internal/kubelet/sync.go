@@ -138,7 +138,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) 
 	if err != nil {
 		return err
 	}
-	k.log.Debug("sandbox started", "pod", pod.Namespace+"/"+pod.Name, "took", k.clock.Since(started), "since_created", k.clock.Since(pod.CreationTimestamp.Time))
+	k.log.Debug("sandbox started", "pod", pod.Namespace+"/"+pod.Name, "took", k.clock.Since(started), "since_seen", k.sinceSeen(pod.UID))
 	if attempt > 0 {
 		k.events.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 	}
@@ -297,7 +297,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	}
 	k.startErr.Delete(backoffKey(pod, c.Name))
 	k.events.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
-	k.log.Debug("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "since_created", k.clock.Since(pod.CreationTimestamp.Time))
+	k.log.Debug("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "since_seen", k.sinceSeen(pod.UID))
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		if msg, err := k.runHandler(ctx, pod, c, created.ContainerId, st.podIP, c.Lifecycle.PostStart, 30*time.Second); err != nil {
 			k.events.Eventf(pod, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -201,4 +202,53 @@ spec:
 		}
 		return nil
 	})
+}
+
+// The kubelet's own endpoints answer through the API server's node proxy:
+// /healthz, /stats/summary with the pod's containers, and /metrics with
+// upstream's kubelet metric names.
+func TestNodeProxyEndpoints(t *testing.T) {
+	ns := namespace(t)
+	createPod(t, busyboxPod(ns, "measured", `while true; do sleep 1; done`))
+	p := waitRunningReady(t, ns, "measured")
+	base := "/api/v1/nodes/" + p.Spec.NodeName + "/proxy"
+	if out := cl.kubectl(t, "get", "--raw", base+"/healthz"); strings.TrimSpace(out) != "ok" {
+		t.Errorf("healthz: %q", out)
+	}
+	var summary struct {
+		Node struct {
+			NodeName string `json:"nodeName"`
+		} `json:"node"`
+		Pods []struct {
+			PodRef struct {
+				Name, Namespace string
+			} `json:"podRef"`
+			Containers []struct {
+				Name string `json:"name"`
+			} `json:"containers"`
+		} `json:"pods"`
+	}
+	if err := json.Unmarshal([]byte(cl.kubectl(t, "get", "--raw", base+"/stats/summary")), &summary); err != nil {
+		t.Fatalf("stats/summary: %v", err)
+	}
+	found := false
+	for _, ps := range summary.Pods {
+		if ps.PodRef.Name == "measured" && ps.PodRef.Namespace == ns && len(ps.Containers) == 1 && ps.Containers[0].Name == "main" {
+			found = true
+		}
+	}
+	if summary.Node.NodeName != p.Spec.NodeName || !found {
+		t.Errorf("stats/summary: %+v", summary)
+	}
+	metrics := cl.kubectl(t, "get", "--raw", base+"/metrics")
+	for _, want := range []string{"kubelet_running_pods ", "kubelet_running_containers{container_state=\"running\"} ", "kubelet_pod_start_duration_seconds_count ", "kubelet_pod_worker_duration_seconds_count{operation_type=\"sync\"} ", "kubelet_node_name{node=\"" + p.Spec.NodeName + "\"} 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, "kubelet_running_pods "); ok && (v == "0" || v == "") {
+			t.Errorf("running pods metric %q with a pod running", v)
+		}
+	}
 }
