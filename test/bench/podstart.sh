@@ -41,7 +41,7 @@ trap cleanup EXIT
 # Keep the logs when asked: SKIFF_BENCH_LOGS=DIR.
 save_logs() { [ -n "${SKIFF_BENCH_LOGS:-}" ] && cp "$DIR"/*.log "$SKIFF_BENCH_LOGS"/ || true; }
 
-rss() { awk '/^VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$1/status; }
+rss() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {printf "%.1f MB (anonymous %.1f, file %.1f)", r/1024, a/1024, f/1024}' /proc/$1/status; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 # busy and total ticks of the whole machine
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
@@ -60,7 +60,10 @@ until [ -s "$DIR/server/node-token" ] && kubectl get --raw /readyz >/dev/null 2>
 	kill -0 $SERVER_PID || { cat "$DIR/server.log"; exit 1; }
 	sleep 0.2
 done
-nsenter --net=/var/run/netns/$NS "$SKIFF" agent --server https://$IP:6443 --token "$(cat "$DIR/server/node-token")" --data-dir "$DIR/agent" \
+# The agent runs from its own copy of the executable, as on a machine of
+# its own: pages of one file mapped by the server too could not be released.
+cp "$SKIFF" "$DIR/skiff-agent"
+nsenter --net=/var/run/netns/$NS "$DIR/skiff-agent" agent --server https://$IP:6443 --token "$(cat "$DIR/server/node-token")" --data-dir "$DIR/agent" \
 	--node-name $NODE --node-ip $IP --log-level debug >"$DIR/agent.log" 2>&1 &
 AGENT_PID=$!
 until kubectl get node $NODE -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True; do

@@ -299,20 +299,43 @@ func (c *cluster) stop() {
 }
 
 // killShims stops containerd shims still serving containers of this data
-// dir (they outlive containerd by design).
+// dir (they outlive containerd by design) and every process below them:
+// the containers' processes would otherwise outlive the test.
 func killShims(dataDir string) {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	children := map[int][]int{}
+	var shims []int
 	for _, p := range procs {
-		b, err := os.ReadFile(p)
+		var pid int
+		fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
+		if stat, err := os.ReadFile(p); err == nil {
+			// Fields after the command, which ends at the last ')': state, ppid.
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+				var state string
+				var ppid int
+				fmt.Sscanf(string(stat[i+1:]), " %s %d", &state, &ppid)
+				children[ppid] = append(children[ppid], pid)
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
 		if err != nil {
 			continue
 		}
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
 		if strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, dataDir+"/") {
-			var pid int
-			fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			shims = append(shims, pid)
 		}
+	}
+	var kill func(pid int)
+	kill = func(pid int) {
+		_ = syscall.Kill(pid, syscall.SIGSTOP) // no new children while we look
+		for _, c := range children[pid] {
+			kill(c)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, pid := range shims {
+		kill(pid)
 	}
 	time.Sleep(200 * time.Millisecond)
 }

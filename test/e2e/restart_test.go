@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Containers outlive their agent and their containerd: a pod keeps its
+// container (same ID, no restart) across a restart of the agent, and
+// across containerd being killed, which the agent notices and restarts;
+// the node then still starts new pods.
+func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
+	const ip = "10.77.0.4"
+	netns, dir := secondHost(t, "n4", ip)
+	args := []string{"--node-name", "node-4", "--node-ip", ip, "--pod-cidr", "10.42.3.0/24"}
+	_, stop := startAgent(t, netns, dir, args...)
+	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(t.Context(), "node-4", metav1.DeleteOptions{}) })
+	waitNodeReady(t, "node-4")
+	if out, err := cl.skiff("images", "import", "--data-dir", dir, filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")); err != nil {
+		t.Fatalf("import into node-4: %v %s", err, out)
+	}
+	ns := namespace(t)
+	pinned := func(name string) *v1.Pod {
+		p := busyboxPod(ns, name, `while true; do sleep 1; done`)
+		p.Spec.NodeName = "node-4"
+		return p
+	}
+	createPod(t, pinned("steady"))
+	before := waitRunningReady(t, ns, "steady").Status.ContainerStatuses[0]
+
+	same := func(when string) {
+		t.Helper()
+		// Give the agent time to look at the pod again and report.
+		time.Sleep(3 * time.Second)
+		got := waitRunningReady(t, ns, "steady").Status.ContainerStatuses[0]
+		if got.ContainerID != before.ContainerID || got.RestartCount != 0 || got.State.Running == nil || !got.State.Running.StartedAt.Equal(&before.State.Running.StartedAt) {
+			t.Errorf("%s: container %s restarts %d state %+v, want %s still running", when, got.ContainerID, got.RestartCount, got.State, before.ContainerID)
+		}
+	}
+
+	stop()
+	_, stop = startAgent(t, netns, dir, args...)
+	waitNodeReady(t, "node-4")
+	same("after an agent restart")
+
+	pidFile := filepath.Join(dir, "agent", "containerd", "containerd.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("containerd pid file: %v", err)
+	}
+	old, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if old <= 0 || syscall.Kill(old, syscall.SIGKILL) != nil {
+		t.Fatalf("kill containerd %q", b)
+	}
+	eventually(t, 60*time.Second, func() error {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid == old || pid <= 0 || syscall.Kill(pid, 0) != nil {
+			return fmt.Errorf("containerd not restarted (pid file %q)", b)
+		}
+		return nil
+	})
+	same("after containerd was killed")
+	createPod(t, pinned("after"))
+	waitRunningReady(t, ns, "after")
+
+	// The agent tears its pods down before it goes, so nothing outlives the test.
+	for _, name := range []string{"steady", "after"} {
+		if err := cl.client.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 60*time.Second, func() error {
+		entries, _ := os.ReadDir(filepath.Join(dir, "agent", "pods"))
+		if len(entries) > 0 {
+			return fmt.Errorf("node-4 still holds %d pod directories", len(entries))
+		}
+		return nil
+	})
+	stop()
+}
+
+func waitNodeReady(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() error {
+		n, err := cl.client.CoreV1().Nodes().Get(t.Context(), name, getOpts)
+		if err != nil || !nodeReady(n) {
+			return fmt.Errorf("%s not Ready: %v", name, err)
+		}
+		return nil
+	})
+}
