@@ -21,9 +21,11 @@ func TestEvictionUnderMemoryPressure(t *testing.T) {
 	netns, dir := secondHost(t, "n3", ip)
 	// No machine has a pebibyte of memory free: the node is under memory
 	// pressure from its first reading.
-	startAgent(t, netns, dir, "--node-name", "node-3", "--node-ip", ip, "--pod-cidr", "10.42.2.0/24", "--eviction-hard", "memory.available<1Pi")
 	ctx := context.Background()
+	// Registered first so it runs last, once the agent is gone (a running
+	// agent registers its deleted Node again).
 	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(ctx, "node-3", metav1.DeleteOptions{}) })
+	startAgent(t, netns, dir, "--node-name", "node-3", "--node-ip", ip, "--pod-cidr", "10.42.2.0/24", "--eviction-hard", "memory.available<1Pi")
 	eventually(t, 60*time.Second, func() error {
 		n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-3", getOpts)
 		if err != nil || !nodeReady(n) {

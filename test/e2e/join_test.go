@@ -35,6 +35,7 @@ func TestSecondNodeJoins(t *testing.T) {
 		t.Fatalf("agent with a forged CA hash: err %v, output %s", err, out)
 	}
 
+	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(context.Background(), "node-2", metav1.DeleteOptions{}) })
 	_, stop := startAgent(t, ns2, dir, "--node-name", "node-2", "--node-ip", ip2, "--pod-cidr", "10.42.1.0/24", "--node-labels", "example.com/second=yes")
 
 	ctx := context.Background()

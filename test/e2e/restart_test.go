@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,8 +23,10 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	const ip = "10.77.0.4"
 	netns, dir := secondHost(t, "n4", ip)
 	args := []string{"--node-name", "node-4", "--node-ip", ip, "--pod-cidr", "10.42.3.0/24"}
+	// Registered first so it runs last, once the agent is gone (a running
+	// agent registers its deleted Node again).
+	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(context.Background(), "node-4", metav1.DeleteOptions{}) })
 	_, stop := startAgent(t, netns, dir, args...)
-	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(t.Context(), "node-4", metav1.DeleteOptions{}) })
 	waitNodeReady(t, "node-4")
 	if out, err := cl.skiff("images", "import", "--data-dir", dir, filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")); err != nil {
 		t.Fatalf("import into node-4: %v %s", err, out)
