@@ -211,3 +211,48 @@ func TestGracefulTerminationWithPreStop(t *testing.T) {
 		t.Errorf("record = %q, want preStop before SIGTERM", b)
 	}
 }
+
+// Containers that cannot start say why, with upstream's reasons, and the
+// node goes on running the pods that can.
+func TestContainersThatCannotStart(t *testing.T) {
+	ns := namespace(t)
+	createPod(t, &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "nocommand", Namespace: ns},
+		Spec: v1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers: []v1.Container{{Name: "main", Image: busyboxImage, Command: []string{"/no/such/binary"}}}},
+	})
+	noSecret := busyboxPod(ns, "nosecret", "sleep 3600")
+	noSecret.Spec.Containers[0].Env = []v1.EnvVar{{Name: "PW", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{
+		LocalObjectReference: v1.LocalObjectReference{Name: "absent"}, Key: "pw"}}}}
+	createPod(t, noSecret)
+	createPod(t, busyboxPod(ns, "fine", "while true; do sleep 1; done"))
+
+	waitRunningReady(t, ns, "fine")
+	eventually(t, 60*time.Second, func() error {
+		cs := getPod(t, ns, "nocommand").Status.ContainerStatuses
+		if len(cs) == 0 || cs[0].State.Waiting == nil {
+			return fmt.Errorf("statuses %+v", cs)
+		}
+		if r := cs[0].State.Waiting.Reason; r != "RunContainerError" && r != "CrashLoopBackOff" {
+			return fmt.Errorf("waiting reason %q", r)
+		}
+		if !hasEvent(podEvents(t, ns, "nocommand"), "Failed", "no such file or directory") {
+			return fmt.Errorf("events %v", reasons(podEvents(t, ns, "nocommand")))
+		}
+		return nil
+	})
+	eventually(t, 60*time.Second, func() error {
+		cs := getPod(t, ns, "nosecret").Status.ContainerStatuses
+		if len(cs) == 0 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
+			!strings.Contains(cs[0].State.Waiting.Message, `secret "absent" not found`) {
+			return fmt.Errorf("statuses %+v", cs)
+		}
+		return nil
+	})
+	// Once the secret exists the pod starts.
+	if _, err := cl.client.CoreV1().Secrets(ns).Create(context.Background(), &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "absent"},
+		StringData: map[string]string{"pw": "late"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunningReady(t, ns, "nosecret")
+}
