@@ -14,11 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/controller/localpath"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
 // bootstrapObjects are the objects every cluster starts with.
-func bootstrapObjects(serviceIP string, advertise net.IP, port int32) []runtime.Object {
+// storageDir is where the default StorageClass makes volumes on each node.
+func bootstrapObjects(serviceIP string, advertise net.IP, port int32, storageDir string) []runtime.Object {
 	objs := []runtime.Object{}
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -26,6 +28,7 @@ func bootstrapObjects(serviceIP string, advertise net.IP, port int32) []runtime.
 	objs = append(objs,
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-node-critical"}, Value: 2000001000, Description: "Used for system critical pods that must not be moved from their current node."},
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-cluster-critical"}, Value: 2000000000, Description: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."},
+		localpath.DefaultClass(storageDir),
 		&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default", Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
 			Spec:       corev1.ServiceSpec{ClusterIP: serviceIP, Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port)}}, SessionAffinity: corev1.ServiceAffinityNone},

@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/rootca"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
+	"github.com/skiff-sh/skiff/internal/controller/localpath"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 	"github.com/skiff-sh/skiff/internal/controller/volumebinding"
 )
@@ -38,6 +39,7 @@ func Controllers() []controller.Registration {
 		{Name: "endpointslicemirroring", New: endpointslice.NewMirror, Workers: 2},
 		{Name: "garbagecollector", New: gc.New, Workers: 20},
 		{Name: "job", New: job.New, Workers: 5},
+		{Name: "local-path-provisioner", New: localpath.New, Workers: 2},
 		{Name: "namespace", New: namespace.New, Workers: 5},
 		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1},
 		{Name: "persistentvolume-binder", New: volumebinding.New, Workers: 1},

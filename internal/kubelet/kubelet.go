@@ -190,6 +190,18 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	svcFactory := informers.NewSharedInformerFactory(k.client, 0)
 	k.services = svcFactory.Core().V1().Services().Lister()
 	svcSynced := svcFactory.Core().V1().Services().Informer().HasSynced
+	// Volumes: a deleted local-path volume of this node leaves a directory
+	// only the node can remove.
+	_, _ = svcFactory.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if pv, ok := obj.(*v1.PersistentVolume); ok {
+				k.volumeDeleted(pv)
+			}
+		},
+	})
 	svcFactory.Start(ctx.Done())
 	_, _ = podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.podChanged(obj.(*v1.Pod)) },

@@ -360,6 +360,13 @@ func (k *Kubelet) claimPath(ctx context.Context, ns, claim string) (string, erro
 		return "", fmt.Errorf("persistentvolume %q: %w", pvc.Spec.VolumeName, err)
 	}
 	switch {
+	case pv.Spec.HostPath != nil && localPathDir(pv, k.cfg.NodeName) != "":
+		// Any pod user may write to a provisioned directory, as upstream's
+		// local-path provisioner makes them.
+		if err := os.MkdirAll(pv.Spec.HostPath.Path, 0o755); err != nil {
+			return "", fmt.Errorf("local-path volume %q: %w", pv.Name, err)
+		}
+		return pv.Spec.HostPath.Path, os.Chmod(pv.Spec.HostPath.Path, 0o777)
 	case pv.Spec.HostPath != nil:
 		return pv.Spec.HostPath.Path, checkHostPath(pv.Spec.HostPath)
 	case pv.Spec.Local != nil:

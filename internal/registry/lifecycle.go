@@ -111,6 +111,7 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 	if err := g.admitPriority(ctx, r, obj); err != nil {
 		return nil, err
 	}
+	g.admitDefaultStorageClass(r, obj)
 	fm := g.FieldManager(r, "")
 	empty := r.New()
 	if obj, err = fm.Update(empty, obj, managerName(o.FieldManager)); err != nil {
@@ -289,6 +290,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 	if err := g.admitPriority(ctx, r, obj); err != nil {
 		return nil, err
 	}
+	g.admitDefaultStorageClass(r, obj)
 	return g.toStorage(r, obj)
 }
 

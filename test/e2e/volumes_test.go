@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -95,6 +98,94 @@ func TestVolumes(t *testing.T) {
 		out, err := cl.skiff("kubectl", "-n", ns, "exec", "vols", "--", "cat", "/etc/sec/password", "/etc/all/password")
 		if err != nil || out != "rotatedrotated" {
 			return fmt.Errorf("secret not updated in the pod: %v %q", err, out)
+		}
+		return nil
+	})
+}
+
+// A claim without a class gets the default local-path class; its volume is
+// provisioned on the node of its first pod, keeps data across pods, and its
+// directory goes with the claim.
+func TestLocalPathVolume(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	pvc, err := cl.client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse("16Mi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "local-path" {
+		t.Fatalf("class %v, want the default local-path", pvc.Spec.StorageClassName)
+	}
+	withClaim := func(name, script string) *v1.Pod {
+		p := busyboxPod(ns, name, script)
+		p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+		p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		return p
+	}
+	createPod(t, withClaim("writer", `echo kept > /data/file; while true; do sleep 1; done`))
+	writer := waitRunningReady(t, ns, "writer")
+	bound, err := cl.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", getOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvName := "pvc-" + string(bound.UID)
+	if bound.Status.Phase != v1.ClaimBound || bound.Spec.VolumeName != pvName {
+		t.Fatalf("claim %s bound to %q, want %s", bound.Status.Phase, bound.Spec.VolumeName, pvName)
+	}
+	pv, err := cl.client.CoreV1().PersistentVolumes().Get(ctx, pvName, getOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cl.dataDir, "storage", pvName)
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != dir || pv.Spec.NodeAffinity == nil ||
+		pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values[0] != writer.Spec.NodeName {
+		t.Errorf("volume %+v", pv.Spec)
+	}
+	eventually(t, 20*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "file"))
+		if string(b) != "kept\n" {
+			return fmt.Errorf("file on the node: %q %v", b, err)
+		}
+		return nil
+	})
+
+	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "writer", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createPod(t, withClaim("reader", `cat /data/file; while true; do sleep 1; done`))
+	waitRunningReady(t, ns, "reader")
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "reader")
+		if err != nil || strings.TrimSpace(out) != "kept" {
+			return fmt.Errorf("reader logs: %v %q", err, out)
+		}
+		return nil
+	})
+
+	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "reader", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := cl.client.CoreV1().Pods(ns).Get(ctx, "reader", getOpts); err == nil {
+			return fmt.Errorf("reader still there")
+		}
+		return nil
+	})
+	if err := cl.client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := cl.client.CoreV1().PersistentVolumes().Get(ctx, pvName, getOpts); err == nil {
+			return fmt.Errorf("volume %s still there", pvName)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			return fmt.Errorf("directory %s still there: %v", dir, err)
 		}
 		return nil
 	})
