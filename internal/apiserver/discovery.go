@@ -126,7 +126,8 @@ type subresource struct {
 func subresourcesOf(r *registry.Resource) []subresource {
 	var out []subresource
 	if r.Binding {
-		out = append(out, subresource{name: "binding", kind: "Binding", verbs: []string{"create"}})
+		out = append(out, subresource{name: "binding", kind: "Binding", verbs: []string{"create"}},
+			subresource{name: "eviction", kind: "Eviction", group: "policy", version: "v1", verbs: []string{"create"}})
 	}
 	if r.Approval {
 		out = append(out, subresource{name: "approval", kind: r.Kind, verbs: []string{"get", "patch", "update"}})

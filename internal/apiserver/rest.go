@@ -38,6 +38,8 @@ func allowedSubresource(res *registry.Resource, sub string) bool {
 		return res.Scale
 	case "binding":
 		return res.Binding
+	case "eviction":
+		return res.Binding // pods: the one resource with both
 	case "finalize":
 		return res.Finalize
 	}
@@ -309,6 +311,10 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *regis
 	}
 	if res.Resource() == "bindings" || ri.Subresource == "binding" {
 		s.handleBinding(w, r, ns, ri.Name, body)
+		return
+	}
+	if ri.Subresource == "eviction" {
+		s.handleEviction(w, r, ns, ri.Name, body)
 		return
 	}
 	if ri.Name != "" || ri.Subresource != "" {

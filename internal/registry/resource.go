@@ -26,7 +26,7 @@ type Resource struct {
 	// Subresources this resource serves.
 	Status   bool
 	Scale    bool
-	Binding  bool // pods/binding
+	Binding  bool // pods/binding (and pods/eviction, which only pods have too)
 	Finalize bool // namespaces/finalize
 	// Approval serves the approval subresource (CertificateSigningRequests).
 	Approval bool

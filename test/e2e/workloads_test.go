@@ -252,3 +252,36 @@ func TestNodeProxyEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// `kubectl drain` evicts through pods/eviction and honours a
+// PodDisruptionBudget: with two replicas and minAvailable 1 on a cordoned
+// node, one pod is evicted and the other refused with upstream's message.
+func TestDrainHonoursDisruptionBudget(t *testing.T) {
+	ns := namespace(t)
+	node := "node-" + strings.ReplaceAll(cl.nodeIP, ".", "-")
+	t.Cleanup(func() { _, _ = cl.skiff("kubectl", "uncordon", node) })
+	cl.kubectl(t, "-n", ns, "create", "deployment", "guarded", "--image="+busyboxImage, "--replicas=2", "--", "sh", "-c", "while true; do sleep 1; done")
+	cl.kubectl(t, "-n", ns, "create", "poddisruptionbudget", "guarded", "--selector=app=guarded", "--min-available=1")
+	cl.kubectl(t, "-n", ns, "rollout", "status", "deployment/guarded", "--timeout=60s")
+	eventually(t, 30*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "get", "pdb", "guarded", "-o", "jsonpath={.status.disruptionsAllowed}")
+		if err != nil || strings.TrimSpace(out) != "1" {
+			return fmt.Errorf("disruptionsAllowed %q %v", out, err)
+		}
+		return nil
+	})
+	out, err := cl.skiff("kubectl", "drain", node, "--pod-selector=app=guarded", "--ignore-daemonsets", "--grace-period=1", "--timeout=15s")
+	if err == nil {
+		t.Fatalf("drain past the budget succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "node/"+node+" cordoned") || strings.Count(out, " evicted") != 1 ||
+		!strings.Contains(out, "Cannot evict pod as it would violate the pod's disruption budget") {
+		t.Errorf("drain output:\n%s", out)
+	}
+	n, err := cl.client.CoreV1().Nodes().Get(context.Background(), node, getOpts)
+	if err != nil || !n.Spec.Unschedulable {
+		t.Errorf("node not cordoned: %v", err)
+	}
+	cl.kubectl(t, "uncordon", node)
+	cl.kubectl(t, "-n", ns, "rollout", "status", "deployment/guarded", "--timeout=60s")
+}

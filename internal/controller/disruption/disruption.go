@@ -175,10 +175,23 @@ func (c *Controller) scaleOf(ns string, ref *metav1.OwnerReference) (types.UID, 
 	return "", 0, false
 }
 
+// disruptedPodTimeout is how long an evicted pod that is not yet deleted
+// stays in status.disruptedPods.
+const disruptedPodTimeout = 2 * time.Minute
+
 // Status computes a PDB's status for its live pods and expected count.
 func Status(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod, expected int32, now time.Time) policyv1.PodDisruptionBudgetStatus {
-	st := policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, ExpectedPods: expected, DisruptedPods: pdb.Status.DisruptedPods, Conditions: append([]metav1.Condition(nil), pdb.Status.Conditions...)}
+	st := policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, ExpectedPods: expected, Conditions: append([]metav1.Condition(nil), pdb.Status.Conditions...)}
 	for _, p := range pods {
+		// A pod the eviction API let go but that is not deleted yet counts
+		// as disrupted, not healthy, for a while (upstream: 2 minutes).
+		if t, ok := pdb.Status.DisruptedPods[p.Name]; ok && now.Sub(t.Time) < disruptedPodTimeout {
+			if st.DisruptedPods == nil {
+				st.DisruptedPods = map[string]metav1.Time{}
+			}
+			st.DisruptedPods[p.Name] = t
+			continue
+		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 				st.CurrentHealthy++
