@@ -52,16 +52,8 @@ func (k *Kubelet) observe(ctx context.Context) map[string]observation {
 	if o, ok := statfsObservation(k.cfg.RootDir); ok {
 		obs[signalNodefsAvailable] = o
 	}
-	if fs, err := k.rt.ImageFsInfo(ctx, &cri.ImageFsInfoRequest{}); err == nil {
-		for _, f := range fs.ImageFilesystems {
-			if f.FsId == nil {
-				continue
-			}
-			if o, ok := statfsObservation(f.FsId.Mountpoint); ok {
-				obs[signalImagefsAvailable] = o
-				break
-			}
-		}
+	if o, ok := k.imageFs(ctx); ok {
+		obs[signalImagefsAvailable] = o
 	}
 	if max, err := strconv.ParseInt(readTrim("/proc/sys/kernel/pid_max"), 10, 64); err == nil && max > 0 {
 		if entries, err := os.ReadDir("/proc"); err == nil {
@@ -75,6 +67,23 @@ func (k *Kubelet) observe(ctx context.Context) map[string]observation {
 		}
 	}
 	return obs
+}
+
+// imageFs reads the runtime's image filesystem.
+func (k *Kubelet) imageFs(ctx context.Context) (observation, bool) {
+	fs, err := k.rt.ImageFsInfo(ctx, &cri.ImageFsInfoRequest{})
+	if err != nil {
+		return observation{}, false
+	}
+	for _, f := range fs.ImageFilesystems {
+		if f.FsId == nil {
+			continue
+		}
+		if o, ok := statfsObservation(f.FsId.Mountpoint); ok {
+			return o, true
+		}
+	}
+	return observation{}, false
 }
 
 func statfsObservation(path string) (observation, bool) {
@@ -355,19 +364,8 @@ func (k *Kubelet) collectImages(ctx context.Context, containers []*cri.Container
 	}
 	k.imageMu.Unlock()
 
-	var capacity, available uint64
-	if fs, err := k.rt.ImageFsInfo(ctx, &cri.ImageFsInfoRequest{}); err == nil {
-		for _, f := range fs.ImageFilesystems {
-			if f.FsId == nil {
-				continue
-			}
-			if o, ok := statfsObservation(f.FsId.Mountpoint); ok {
-				capacity, available = uint64(o.capacity), uint64(o.available)
-				break
-			}
-		}
-	}
-	for _, id := range imagesToFree(records, inUse, capacity, available, k.cfg.GC, now) {
+	fs, _ := k.imageFs(ctx) // no reading: capacity 0, nothing is freed
+	for _, id := range imagesToFree(records, inUse, uint64(fs.capacity), uint64(fs.available), k.cfg.GC, now) {
 		if _, err := k.rt.RemoveImage(ctx, &cri.RemoveImageRequest{Image: &cri.ImageSpec{Image: id}}); err != nil {
 			k.log.Warn("image gc: remove", "image", id, "err", err)
 			continue
