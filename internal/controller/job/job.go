@@ -174,6 +174,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		byUID[p.UID] = p
 	}
 	newFailures := false
+	policyFailure := "" // why a FailJob rule of the podFailurePolicy fails the Job
 	if u := st.UncountedTerminatedPods; u != nil && len(u.Succeeded)+len(u.Failed) > 0 {
 		for _, uid := range slices.Concat(u.Succeeded, u.Failed) {
 			if p := byUID[uid]; p != nil && slices.Contains(p.Finalizers, trackingFinalizer) {
@@ -192,8 +193,22 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			}
 			st.Succeeded++
 		}
-		st.Failed += int32(len(u.Failed))
-		newFailures = len(u.Failed) > 0
+		for _, uid := range u.Failed {
+			verdict := failureVerdict{action: batchv1.PodFailurePolicyActionCount}
+			if p := byUID[uid]; p != nil {
+				verdict = podFailureAction(j, p)
+			}
+			switch verdict.action {
+			case batchv1.PodFailurePolicyActionIgnore:
+				continue // replaced, and not counted toward backoffLimit
+			case batchv1.PodFailurePolicyActionFailJob:
+				if policyFailure == "" {
+					policyFailure = verdict.message
+				}
+			}
+			st.Failed++
+			newFailures = true
+		}
 		st.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
 	}
 	if newFailures {
@@ -229,7 +244,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	requeue := time.Duration(0)
 	if !finishedJob(&st) && j.DeletionTimestamp == nil {
-		requeue, err = c.drive(ctx, key, j, &st, running, completed, now)
+		requeue, err = c.drive(ctx, key, j, &st, running, completed, policyFailure, now)
 		if err != nil {
 			return err
 		}
@@ -259,10 +274,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // deadline), suspend or resume, and create or delete pods toward the wanted
 // parallelism. It updates st and the running list and returns when to look
 // again.
-func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, now time.Time) (time.Duration, error) {
+func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, policyFailure string, now time.Time) (time.Duration, error) {
 	finish := func(failed bool, reason, msg string) error {
 		if err := c.deletePods(ctx, key, j, running); err != nil {
 			return err
+		}
+		if !failed && reason == "SuccessPolicy" {
+			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reason, msg, now)
+			setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, reason, msg, now)
+			st.CompletionTime = ptr.To(metav1.NewTime(now))
+			c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
+			return nil
 		}
 		if failed {
 			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
@@ -276,7 +298,12 @@ func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *
 		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
 		return nil
 	}
+	rule, successful := successPolicyMet(j, completed)
 	switch {
+	case policyFailure != "":
+		return 0, finish(true, "PodFailurePolicy", policyFailure)
+	case successful:
+		return 0, finish(false, "SuccessPolicy", fmt.Sprintf("Matched rules at index %d", rule))
 	case succeededAll(j, st.Succeeded, completed, len(running)):
 		return 0, finish(false, "", "")
 	case st.Failed > ptr.Deref(j.Spec.BackoffLimit, 6):

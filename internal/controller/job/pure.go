@@ -1,6 +1,7 @@
 package job
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -210,4 +211,88 @@ func hasCondition(st *batchv1.JobStatus, t batchv1.JobConditionType) bool {
 // finishedJob: Complete or Failed.
 func finishedJob(st *batchv1.JobStatus) bool {
 	return hasCondition(st, batchv1.JobComplete) || hasCondition(st, batchv1.JobFailed)
+}
+
+// failureVerdict is what the Job's podFailurePolicy says of one failed pod.
+type failureVerdict struct {
+	action batchv1.PodFailurePolicyAction
+	// message explains a FailJob verdict, in upstream's words.
+	message string
+}
+
+// podFailureAction applies the Job's podFailurePolicy to a failed pod: the
+// first rule that matches decides (FailJob, Ignore, Count, FailIndex); no
+// policy or no match counts the failure, as upstream.
+func podFailureAction(j *batchv1.Job, p *corev1.Pod) failureVerdict {
+	pol := j.Spec.PodFailurePolicy
+	if pol == nil {
+		return failureVerdict{action: batchv1.PodFailurePolicyActionCount}
+	}
+	for i, rule := range pol.Rules {
+		if req := rule.OnExitCodes; req != nil {
+			if name, code, ok := matchExitCodes(p, req); ok {
+				return failureVerdict{action: rule.Action, message: fmt.Sprintf("Container %s for pod %s/%s failed with exit code %d matching %s rule at index %d", name, p.Namespace, p.Name, code, rule.Action, i)}
+			}
+			continue
+		}
+		for _, pat := range rule.OnPodConditions {
+			want := pat.Status
+			if want == "" {
+				want = corev1.ConditionTrue
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == pat.Type && c.Status == want {
+					return failureVerdict{action: rule.Action, message: fmt.Sprintf("Pod %s/%s has condition %s matching %s rule at index %d", p.Namespace, p.Name, c.Type, rule.Action, i)}
+				}
+			}
+		}
+	}
+	return failureVerdict{action: batchv1.PodFailurePolicyActionCount}
+}
+
+// matchExitCodes finds a terminated container (init or app, optionally the
+// named one) whose non-zero exit code the requirement matches.
+func matchExitCodes(p *corev1.Pod, req *batchv1.PodFailurePolicyOnExitCodesRequirement) (string, int32, bool) {
+	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		t := cs.State.Terminated
+		if t == nil || t.ExitCode == 0 || (req.ContainerName != nil && *req.ContainerName != cs.Name) {
+			continue
+		}
+		in := slices.Contains(req.Values, t.ExitCode)
+		if (req.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn) == in {
+			return cs.Name, t.ExitCode, true
+		}
+	}
+	return "", 0, false
+}
+
+// successPolicyMet says which rule of an Indexed Job's successPolicy its
+// completed indexes satisfy, if any: a rule holds when all its
+// succeededIndexes completed, or succeededCount of them (of all indexes
+// without a set).
+func successPolicyMet(j *batchv1.Job, completed map[int]bool) (int, bool) {
+	if j.Spec.SuccessPolicy == nil || !indexed(j) {
+		return 0, false
+	}
+	for r, rule := range j.Spec.SuccessPolicy.Rules {
+		var done, of int
+		if rule.SucceededIndexes != nil {
+			set := parseIndexes(*rule.SucceededIndexes)
+			of = len(set)
+			for i := range set {
+				if completed[i] {
+					done++
+				}
+			}
+		} else {
+			done = len(completed)
+		}
+		switch {
+		case rule.SucceededCount != nil && int32(done) >= *rule.SucceededCount:
+			return r, true
+		case rule.SucceededCount == nil && rule.SucceededIndexes != nil && of > 0 && done == of:
+			return r, true
+		}
+	}
+	return 0, false
 }

@@ -80,3 +80,80 @@ func TestIndexedPod(t *testing.T) {
 		t.Errorf("indexed pod %+v", p)
 	}
 }
+
+func TestPodFailureAction(t *testing.T) {
+	failed := func(init, app int32, conds ...corev1.PodCondition) *corev1.Pod {
+		term := func(name string, code int32) corev1.ContainerStatus {
+			return corev1.ContainerStatus{Name: name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code}}}
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, Conditions: conds,
+			InitContainerStatuses: []corev1.ContainerStatus{term("setup", init)}, ContainerStatuses: []corev1.ContainerStatus{term("main", app)}}}
+	}
+	job := &batchv1.Job{Spec: batchv1.JobSpec{PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget}}},
+		{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{ContainerName: ptr.To("main"), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{42}}},
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpNotIn, Values: []int32{1, 2}}},
+	}}}}
+	disrupted := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}
+	cases := []struct {
+		name string
+		pod  *corev1.Pod
+		want batchv1.PodFailurePolicyAction
+		msg  string
+	}{
+		{"a disruption is ignored", failed(0, 1, disrupted), batchv1.PodFailurePolicyActionIgnore, "Pod ns/p has condition DisruptionTarget matching Ignore rule at index 0"},
+		{"exit 42 of main fails the Job", failed(0, 42), batchv1.PodFailurePolicyActionFailJob, "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 1"},
+		{"exit 42 of another container does not", failed(42, 1), batchv1.PodFailurePolicyActionIgnore, "Container setup for pod ns/p failed with exit code 42 matching Ignore rule at index 2"},
+		{"NotIn matches codes outside the set", failed(0, 7), batchv1.PodFailurePolicyActionIgnore, "Container main for pod ns/p failed with exit code 7 matching Ignore rule at index 2"},
+		{"no rule matches: counted", failed(0, 1), batchv1.PodFailurePolicyActionCount, ""},
+	}
+	for _, c := range cases {
+		got := podFailureAction(job, c.pod)
+		if got.action != c.want || got.message != c.msg {
+			t.Errorf("%s: %s %q, want %s %q", c.name, got.action, got.message, c.want, c.msg)
+		}
+	}
+	if got := podFailureAction(&batchv1.Job{}, failed(0, 42)); got.action != batchv1.PodFailurePolicyActionCount {
+		t.Errorf("no policy: %s", got.action)
+	}
+}
+
+func TestSuccessPolicyMet(t *testing.T) {
+	job := func(rules ...batchv1.SuccessPolicyRule) *batchv1.Job {
+		return &batchv1.Job{Spec: batchv1.JobSpec{CompletionMode: ptr.To(batchv1.IndexedCompletion), Completions: ptr.To[int32](5), SuccessPolicy: &batchv1.SuccessPolicy{Rules: rules}}}
+	}
+	leader := batchv1.SuccessPolicyRule{SucceededIndexes: ptr.To("0")}
+	twoOfWorkers := batchv1.SuccessPolicyRule{SucceededIndexes: ptr.To("1-4"), SucceededCount: ptr.To[int32](2)}
+	anyThree := batchv1.SuccessPolicyRule{SucceededCount: ptr.To[int32](3)}
+	set := func(is ...int) map[int]bool {
+		m := map[int]bool{}
+		for _, i := range is {
+			m[i] = true
+		}
+		return m
+	}
+	cases := []struct {
+		name      string
+		job       *batchv1.Job
+		completed map[int]bool
+		rule      int
+		ok        bool
+	}{
+		{"leader done", job(leader), set(0), 0, true},
+		{"leader not done", job(leader), set(1, 2, 3), 0, false},
+		{"two workers of the set", job(leader, twoOfWorkers), set(2, 4), 1, true},
+		{"one worker and index 0 is not two workers", job(twoOfWorkers), set(0, 3), 0, false},
+		{"any three", job(anyThree), set(0, 2, 4), 0, true},
+	}
+	for _, c := range cases {
+		rule, ok := successPolicyMet(c.job, c.completed)
+		if ok != c.ok || (ok && rule != c.rule) {
+			t.Errorf("%s: rule %d %v, want %d %v", c.name, rule, ok, c.rule, c.ok)
+		}
+	}
+	nonIndexed := job(anyThree)
+	nonIndexed.Spec.CompletionMode = nil
+	if _, ok := successPolicyMet(nonIndexed, set(0, 1, 2)); ok {
+		t.Error("a NonIndexed Job met a success policy")
+	}
+}
