@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -125,7 +126,8 @@ type step struct {
 // plan decides the next actions: create missing pods (in order, one at a
 // time unless Parallel), replace failed ones, delete pods above the wanted
 // range (highest first), and roll out the update revision from the highest
-// ordinal down to the partition, one pod at a time while all are ready.
+// ordinal down to the partition, replacing at most maxUnavailable pods at
+// a time (one by default, then only while all are ready).
 func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentRev string) []step {
 	parallel := s.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
 	start, n := startOrdinal(s), replicas(s)
@@ -186,17 +188,37 @@ func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentR
 	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return nil
 	}
+	// At most maxUnavailable pods of the set may be down at once: replace
+	// outdated ready pods, highest ordinal first, while the budget lasts.
+	unavailable := int32(0)
 	for o := start; o < start+n; o++ {
 		if p := pods[o]; p == nil || !isReady(p) {
-			return nil // all must be ready before the next pod is replaced
+			unavailable++
 		}
 	}
-	for o := start + n - 1; o >= start+partition(s); o-- {
-		if p := pods[o]; p.Labels[revisionLabel] != updateRev {
-			return []step{{delete: p}}
+	budget := maxUnavailable(s) - unavailable
+	for o := start + n - 1; o >= start+partition(s) && budget > 0; o-- {
+		if p := pods[o]; p.Labels[revisionLabel] != updateRev && isReady(p) {
+			steps = append(steps, step{delete: p})
+			budget--
 		}
 	}
-	return nil
+	return steps
+}
+
+// maxUnavailable is the rolling update's spec.updateStrategy.rollingUpdate.
+// maxUnavailable: a number or a percentage of replicas (rounded down), at
+// least 1, default 1.
+func maxUnavailable(s *appsv1.StatefulSet) int32 {
+	ru := s.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.MaxUnavailable == nil {
+		return 1
+	}
+	v, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, int(replicas(s)), false)
+	if err != nil || v < 1 {
+		return 1
+	}
+	return int32(v)
 }
 
 func partition(s *appsv1.StatefulSet) int32 {

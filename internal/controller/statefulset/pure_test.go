@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -40,6 +41,10 @@ func describe(steps []step) []string {
 func TestPlan(t *testing.T) {
 	ordered := set(3, appsv1.OrderedReadyPodManagement, 0)
 	parallel := set(3, appsv1.ParallelPodManagement, 0)
+	wide := set(4, appsv1.ParallelPodManagement, 0)
+	wide.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = ptr.To(intstr.FromInt32(2))
+	half := set(4, appsv1.OrderedReadyPodManagement, 1)
+	half.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = ptr.To(intstr.FromString("50%"))
 	cases := []struct {
 		name string
 		s    *appsv1.StatefulSet
@@ -54,6 +59,10 @@ func TestPlan(t *testing.T) {
 		{"update from the highest ordinal", ordered, []*corev1.Pod{pod(ordered, 0, "r0", true), pod(ordered, 1, "r0", true), pod(ordered, 2, "r0", true)}, []string{"delete db-2"}},
 		{"update waits for readiness", ordered, []*corev1.Pod{pod(ordered, 0, "r0", true), pod(ordered, 1, "r0", true), pod(ordered, 2, "r1", false)}, nil},
 		{"partition stops the update", set(3, appsv1.OrderedReadyPodManagement, 2), []*corev1.Pod{pod(ordered, 0, "r0", true), pod(ordered, 1, "r0", true), pod(ordered, 2, "r1", true)}, nil},
+		{"maxUnavailable 2: two outdated pods at once", wide, []*corev1.Pod{pod(wide, 0, "r0", true), pod(wide, 1, "r0", true), pod(wide, 2, "r0", true), pod(wide, 3, "r0", true)}, []string{"delete db-3", "delete db-2"}},
+		{"maxUnavailable 2, Parallel, one down: one more", wide, []*corev1.Pod{pod(wide, 0, "r0", true), pod(wide, 1, "r0", true), pod(wide, 2, "r0", true), pod(wide, 3, "r1", false)}, []string{"delete db-2"}},
+		{"maxUnavailable 2 with two down: none", wide, []*corev1.Pod{pod(wide, 0, "r0", true), pod(wide, 1, "r0", true), pod(wide, 2, "r1", false), pod(wide, 3, "r1", false)}, nil},
+		{"50% of 4 above partition 1", half, []*corev1.Pod{pod(half, 0, "r0", true), pod(half, 1, "r0", true), pod(half, 2, "r1", true), pod(half, 3, "r1", true)}, []string{"delete db-1"}},
 		{"below the partition pods come back at the current revision", set(3, appsv1.OrderedReadyPodManagement, 2), []*corev1.Pod{pod(ordered, 1, "r0", true), pod(ordered, 2, "r1", true)}, []string{"create db-0@r0"}},
 	}
 	for _, c := range cases {
