@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // A Deployment's pods run for real: Running, Ready, each with its own
@@ -284,4 +287,64 @@ func TestDrainHonoursDisruptionBudget(t *testing.T) {
 	}
 	cl.kubectl(t, "uncordon", node)
 	cl.kubectl(t, "-n", ns, "rollout", "status", "deployment/guarded", "--timeout=60s")
+}
+
+// A DaemonSet rolling update with maxSurge starts the new pod beside the old
+// one and removes the old one only once the new one is ready.
+func TestDaemonSetSurge(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "surge"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "surge", Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType, RollingUpdate: &appsv1.RollingUpdateDaemonSet{
+				MaxSurge: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromInt32(0))}},
+			Template: v1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: v1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0), Containers: []v1.Container{{Name: "main", Image: busyboxImage,
+					Command: []string{"sh", "-c", "while true; do sleep 1; done"}, Env: []v1.EnvVar{{Name: "REV", Value: "1"}}}}},
+			},
+		},
+	}
+	if _, err := cl.client.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cl.kubectl(t, "-n", ns, "rollout", "status", "daemonset/surge", "--timeout=60s")
+	pods, err := cl.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=surge"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods before the update: %v %v", pods, err)
+	}
+	oldPod := pods.Items[0].Name
+	w, err := cl.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=surge", ResourceVersion: pods.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	cl.kubectl(t, "-n", ns, "set", "env", "daemonset/surge", "REV=2")
+	// The old pod must not start terminating before a new pod is Ready.
+	newReady := false
+	deadline := time.After(60 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*v1.Pod)
+			if !ok {
+				continue
+			}
+			switch {
+			case p.Name != oldPod && podReady(p):
+				newReady = true
+			case p.Name == oldPod && (p.DeletionTimestamp != nil || ev.Type == "DELETED"):
+				if !newReady {
+					t.Fatalf("the old pod went before a new one was ready")
+				}
+				done = true
+			}
+		case <-deadline:
+			t.Fatalf("no surge rollout within 60s (new pod ready: %v)", newReady)
+		}
+	}
+	cl.kubectl(t, "-n", ns, "rollout", "status", "daemonset/surge", "--timeout=60s")
 }

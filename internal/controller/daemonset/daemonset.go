@@ -165,8 +165,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	var deletes []*corev1.Pod
 	st := appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount, Conditions: ds.Status.Conditions}
 	var old []*corev1.Pod
+	var surging []nodePods
 	unavailable := 0
 	known := map[string]bool{}
+	desired := 0
+	for _, n := range nodes {
+		if shouldRun, _ := placement(ds, n); shouldRun {
+			desired++
+		}
+	}
+	surge := maxSurge(ds, desired)
 	for _, n := range nodes {
 		known[n.Name] = true
 		shouldRun, mayContinue := placement(ds, n)
@@ -189,6 +197,27 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		if pods[0].Status.Phase == corev1.PodFailed {
 			deletes = append(deletes, pods[0]) // recreated on the next sync
+		}
+		if surge > 0 && shouldRun {
+			// Two pods on a node are a surge in progress: surgeUpdate
+			// decides. Status counts the node once, ready if either is.
+			surging = append(surging, nodePods{node: n.Name, pods: pods})
+			st.CurrentNumberScheduled++
+			anyReady, updated := false, false
+			for _, p := range pods {
+				anyReady = anyReady || ready(p)
+				updated = updated || p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash
+			}
+			if anyReady {
+				st.NumberReady++
+				st.NumberAvailable++
+			} else {
+				unavailable++
+			}
+			if updated {
+				st.UpdatedNumberScheduled++
+			}
+			continue
 		}
 		deletes = append(deletes, pods[1:]...)
 		p := pods[0]
@@ -217,7 +246,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	st.NumberUnavailable = max(st.DesiredNumberScheduled-st.NumberAvailable, 0)
 	// Rolling update: replace old pods, not-ready ones first, within
 	// maxUnavailable.
-	if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType && len(creates) == 0 {
+	if surge > 0 && len(creates) == 0 {
+		c2, d2 := surgeUpdate(surging, hash, surge)
+		creates, deletes = append(creates, c2...), append(deletes, d2...)
+	} else if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType && len(creates) == 0 {
 		sort.SliceStable(old, func(i, j int) bool { return !ready(old[i]) && ready(old[j]) })
 		budget := maxUnavailable(ds, int(st.DesiredNumberScheduled)) - unavailable
 		for _, p := range old {

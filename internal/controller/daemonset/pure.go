@@ -129,3 +129,66 @@ func maxUnavailable(ds *appsv1.DaemonSet, desired int) int {
 	}
 	return n
 }
+
+// maxSurge resolves the rolling update's surge (0: no surge, the default)
+// against the number of nodes that should run the daemon.
+func maxSurge(ds *appsv1.DaemonSet, desired int) int {
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		return 0
+	}
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.MaxSurge == nil {
+		return 0
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// nodePods are the daemon's pods on one node that should run it.
+type nodePods struct {
+	node string
+	pods []*corev1.Pod // oldest first
+}
+
+// surgeUpdate is the rolling update with maxSurge: on a node whose pod is
+// outdated a new pod starts beside the old one, and the old one goes once
+// the new one is ready. Nodes whose old pod is not ready anyway get their new
+// pod at once; at most surge nodes run two pods for a ready old one. Extra
+// new pods on a node are removed (the oldest stays).
+func surgeUpdate(nodes []nodePods, hash string, surge int) (creates []string, deletes []*corev1.Pod) {
+	var candidates []string
+	for _, np := range nodes {
+		var fresh, old []*corev1.Pod
+		for _, p := range np.pods {
+			if p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
+				fresh = append(fresh, p)
+			} else {
+				old = append(old, p)
+			}
+		}
+		switch {
+		case len(fresh) > 0:
+			deletes = append(deletes, fresh[1:]...)
+			if ready(fresh[0]) {
+				deletes = append(deletes, old...)
+			} else if len(old) > 0 && ready(old[0]) {
+				surge-- // a surge in progress
+			}
+		case len(old) > 0 && !ready(old[0]):
+			creates = append(creates, np.node)
+		case len(old) > 0:
+			candidates = append(candidates, np.node)
+		}
+	}
+	for _, n := range candidates {
+		if surge <= 0 {
+			break
+		}
+		creates = append(creates, n)
+		surge--
+	}
+	return creates, deletes
+}

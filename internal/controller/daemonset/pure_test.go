@@ -1,11 +1,14 @@
 package daemonset
 
 import (
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 func TestPlacement(t *testing.T) {
@@ -37,5 +40,52 @@ func TestPlacement(t *testing.T) {
 	p := newPod(ds, "n7", "h")
 	if nodeOf(p) != "n7" || p.Labels[appsv1.ControllerRevisionHashLabelKey] != "h" || len(p.Spec.Tolerations) != 6 {
 		t.Errorf("pod for n7: node %q labels %v tolerations %d", nodeOf(p), p.Labels, len(p.Spec.Tolerations))
+	}
+}
+
+func TestSurgeUpdate(t *testing.T) {
+	pod := func(name, rev string, isReady bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: rev}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+		if isReady {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		return p
+	}
+	names := func(ps []*corev1.Pod) string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	cases := []struct {
+		name             string
+		nodes            []nodePods
+		surge            int
+		creates, deletes string
+	}{
+		{"one surge at a time", []nodePods{{"a", []*corev1.Pod{pod("a-old", "r0", true)}}, {"b", []*corev1.Pod{pod("b-old", "r0", true)}}}, 1, "a", ""},
+		{"two at a time", []nodePods{{"a", []*corev1.Pod{pod("a-old", "r0", true)}}, {"b", []*corev1.Pod{pod("b-old", "r0", true)}}}, 2, "a,b", ""},
+		{"a surge in progress uses the budget", []nodePods{{"a", []*corev1.Pod{pod("a-old", "r0", true), pod("a-new", "r1", false)}}, {"b", []*corev1.Pod{pod("b-old", "r0", true)}}}, 1, "", ""},
+		{"the new pod is ready: the old one goes", []nodePods{{"a", []*corev1.Pod{pod("a-old", "r0", true), pod("a-new", "r1", true)}}, {"b", []*corev1.Pod{pod("b-old", "r0", true)}}}, 1, "b", "a-old"},
+		{"an unready old pod is replaced without budget", []nodePods{{"a", []*corev1.Pod{pod("a-old", "r0", false)}}, {"b", []*corev1.Pod{pod("b-old", "r0", true)}}}, 1, "a,b", ""},
+		{"extra new pods go", []nodePods{{"a", []*corev1.Pod{pod("a-new1", "r1", true), pod("a-new2", "r1", true)}}}, 1, "", "a-new2"},
+		{"up to date: nothing", []nodePods{{"a", []*corev1.Pod{pod("a-new", "r1", true)}}}, 1, "", ""},
+	}
+	for _, c := range cases {
+		creates, deletes := surgeUpdate(c.nodes, "r1", c.surge)
+		if strings.Join(creates, ",") != c.creates || names(deletes) != c.deletes {
+			t.Errorf("%s: creates %v deletes %s, want %s / %s", c.name, creates, names(deletes), c.creates, c.deletes)
+		}
+	}
+	ds := &appsv1.DaemonSet{Spec: appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxSurge: ptr.To(intstr.FromString("25%"))}}}}
+	if got := maxSurge(ds, 10); got != 3 {
+		t.Errorf("25%% of 10 nodes: %d, want 3 (rounded up)", got)
+	}
+	ds.Spec.UpdateStrategy.Type = appsv1.OnDeleteDaemonSetStrategyType
+	if got := maxSurge(ds, 10); got != 0 {
+		t.Errorf("OnDelete surges %d", got)
 	}
 }
