@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -80,4 +81,49 @@ func TestStatefulSet(t *testing.T) {
 	if hist := s.mustKubectl("rollout", "history", "sts/db"); !strings.Contains(hist, "1 ") || !strings.Contains(hist, "2 ") {
 		t.Errorf("history:\n%s", hist)
 	}
+}
+
+// A StatefulSet adopts an orphan pod that carries one of its names and
+// matches its selector instead of creating a second one, and releases a
+// pod whose labels leave the selector. (OnDelete: with RollingUpdate the
+// adopted pod, lacking the set's revision label, would be replaced.)
+func TestStatefulSetAdoptsOrphans(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go fakeNode(ctx, cs, "default")
+	orphan, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Labels: map[string]string{"app": "web"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := `{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"web"},"spec":{"serviceName":"web","replicas":1,"updateStrategy":{"type":"OnDelete"},
+"selector":{"matchLabels":{"app":"web"}},
+"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"c","image":"busybox:1"}]}}}}`
+	if _, errOut, err := s.kubectlStdin(manifest, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v %s", err, errOut)
+	}
+	eventually(t, "web-0 adopted", func() (bool, string) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		ref := metav1.GetControllerOf(p)
+		return p.UID == orphan.UID && ref != nil && ref.Kind == "StatefulSet" && ref.Name == "web", fmt.Sprintf("uid %s owner %+v", p.UID, ref)
+	})
+	// Relabelled out of the selector: released, and a new web-0 cannot take
+	// the name while the old pod holds it, so the released pod stays.
+	if _, err := cs.CoreV1().Pods("default").Patch(ctx, "web-0", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"app":"other"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web-0 released", func() (bool, string) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return metav1.GetControllerOf(p) == nil, fmt.Sprintf("owner %+v", p.OwnerReferences)
+	})
 }

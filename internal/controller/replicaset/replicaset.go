@@ -5,7 +5,6 @@ package replicaset
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -314,77 +312,23 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 	if err != nil {
 		return nil, err
 	}
-	var out []*corev1.Pod
+	var mine, free []*corev1.Pod
 	for _, o := range owned {
-		p := o.(*corev1.Pod)
-		if p.Namespace != rs.Namespace {
-			continue
+		if p := o.(*corev1.Pod); p.Namespace == rs.Namespace {
+			mine = append(mine, p)
 		}
-		if sel.Matches(labels.Set(p.Labels)) {
-			out = append(out, p)
-			continue
-		}
-		if err := c.release(ctx, rs, p); err != nil {
-			return nil, err
-		}
-	}
-	if rs.DeletionTimestamp != nil {
-		return out, nil
 	}
 	for _, o := range orphans {
-		p := o.(*corev1.Pod)
-		if p.DeletionTimestamp != nil || !sel.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		adopted, err := c.adopt(ctx, rs, p)
-		if err != nil {
-			return nil, err
-		}
-		if adopted != nil {
-			out = append(out, adopted)
-		}
+		free = append(free, o.(*corev1.Pod))
 	}
-	return out, nil
+	claim := controller.PodClaim{Client: c.client, Owner: rs, OwnerGVK: c.kind.GVK, Selector: sel,
+		Alive: func(ctx context.Context) bool {
+			fresh, err := c.kind.Fresh(ctx, rs.Namespace, rs.Name)
+			return err == nil && fresh.UID == rs.UID && fresh.DeletionTimestamp == nil
+		}}
+	return claim.Claim(ctx, mine, free)
 }
 
-// adopt makes rs the controller of an orphan, guarded by the pod's
-// resourceVersion and uid so a racing change wins.
-func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) (*corev1.Pod, error) {
-	// Re-read the ReplicaSet: a stale cache must not adopt for a deleted one.
-	fresh, err := c.kind.Fresh(ctx, rs.Namespace, rs.Name)
-	if err != nil || fresh.UID != rs.UID || fresh.DeletionTimestamp != nil {
-		return nil, nil
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-		"uid": p.UID, "resourceVersion": p.ResourceVersion,
-		"ownerReferences": append(p.OwnerReferences, metav1.OwnerReference{
-			APIVersion: c.kind.GVK.GroupVersion().String(), Kind: c.kind.GVK.Kind, Name: rs.Name, UID: rs.UID, Controller: boolPtr(true), BlockOwnerDeletion: boolPtr(true),
-		}),
-	}})
-	out, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil, nil // the next event brings fresh state
-	}
-	return out, err
-}
-
-// release drops rs's controller reference from a pod that left its selector.
-func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, p *corev1.Pod) error {
-	var refs []metav1.OwnerReference
-	for _, r := range p.OwnerReferences {
-		if r.UID != rs.UID {
-			refs = append(refs, r)
-		}
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "resourceVersion": p.ResourceVersion, "ownerReferences": refs}})
-	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
-	}
-	return err
-}
-
-func boolPtr(b bool) *bool { return &b }
 
 // updateStatus writes status when it changed.
 func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st appsv1.ReplicaSetStatus) error {

@@ -59,9 +59,30 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	_, err := p.Informer().AddEventHandler(controller.OnChange(func(o any) {
 		if key, ok := controller.OwnerKey(o, "StatefulSet"); ok {
 			c.queue.Add(key)
+			return
 		}
+		c.enqueueAdopters(o)
 	}))
 	return c, err
+}
+
+// enqueueAdopters queues the sets that could adopt an orphan pod: those of
+// its namespace whose selector matches it.
+func (c *Controller) enqueueAdopters(o any) {
+	p, ok := o.(*corev1.Pod)
+	if !ok || metav1.GetControllerOf(p) != nil {
+		return
+	}
+	sets, err := c.sets.StatefulSets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, s := range sets {
+		sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
+			c.queue.Add(s.Namespace + "/" + s.Name)
+		}
+	}
 }
 
 // Run implements controller.Controller.
@@ -90,12 +111,34 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	pods := map[int32]*corev1.Pod{}
+	// Claim as upstream: orphans named like the set's pods and matching
+	// its selector are adopted, owned pods that left the selector released.
+	var owned, orphans []*corev1.Pod
 	for _, p := range all {
-		if metav1.IsControlledBy(p, s) {
-			if o := ordinalOf(s, p); o >= 0 {
-				pods[o] = p
-			}
+		switch ref := metav1.GetControllerOf(p); {
+		case ref == nil && ordinalOf(s, p) >= 0:
+			orphans = append(orphans, p)
+		case ref != nil && ref.UID == s.UID:
+			owned = append(owned, p)
+		}
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	if err != nil {
+		return nil // invalid selectors are refused at the API
+	}
+	claim := controller.PodClaim{Client: c.client, Owner: s, OwnerGVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Selector: sel,
+		Alive: func(ctx context.Context) bool {
+			fresh, err := c.client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+			return err == nil && fresh.UID == s.UID && fresh.DeletionTimestamp == nil
+		}}
+	claimed, err := claim.Claim(ctx, owned, orphans)
+	if err != nil {
+		return err
+	}
+	pods := map[int32]*corev1.Pod{}
+	for _, p := range claimed {
+		if o := ordinalOf(s, p); o >= 0 {
+			pods[o] = p
 		}
 	}
 	for _, st := range plan(s, pods, updateRev, currentRev) {
