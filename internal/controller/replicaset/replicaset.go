@@ -329,7 +329,6 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 	return claim.Claim(ctx, mine, free)
 }
 
-
 // updateStatus writes status when it changed.
 func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st appsv1.ReplicaSetStatus) error {
 	if apiequality.Semantic.DeepEqual(rs.Status, st) {
