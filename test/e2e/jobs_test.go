@@ -123,3 +123,28 @@ func TestJobSuccessPolicy(t *testing.T) {
 		return nil
 	})
 }
+
+// backoffLimitPerIndex: an index that keeps failing is retried up to its
+// limit and then marked failed while the other indexes complete; the Job
+// ends Failed with reason FailedIndexes.
+func TestJobBackoffLimitPerIndex(t *testing.T) {
+	ns := namespace(t)
+	j := shellJob(ns, "perindex", `[ "$JOB_COMPLETION_INDEX" = 1 ] && exit 1; exit 0`)
+	j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](3), ptr.To[int32](3)
+	j.Spec.BackoffLimitPerIndex = ptr.To[int32](1)
+	if _, err := cl.client.BatchV1().Jobs(ns).Create(context.Background(), j, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitJobCondition(t, ns, "perindex", batchv1.JobFailed)
+	reason := ""
+	for _, c := range got.Status.Conditions {
+		if c.Type == batchv1.JobFailed {
+			reason = c.Reason
+		}
+	}
+	if reason != "FailedIndexes" || ptr.Deref(got.Status.FailedIndexes, "") != "1" || got.Status.CompletedIndexes != "0,2" || got.Status.Failed != 2 {
+		t.Errorf("reason %q failedIndexes %q completed %q failed %d; want FailedIndexes, 1, 0,2, 2 (one retry)",
+			reason, ptr.Deref(got.Status.FailedIndexes, ""), got.Status.CompletedIndexes, got.Status.Failed)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -175,6 +176,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	newFailures := false
 	policyFailure := "" // why a FailJob rule of the podFailurePolicy fails the Job
+	failedIdx := parseIndexes(ptr.Deref(st.FailedIndexes, ""))
 	if u := st.UncountedTerminatedPods; u != nil && len(u.Succeeded)+len(u.Failed) > 0 {
 		for _, uid := range slices.Concat(u.Succeeded, u.Failed) {
 			if p := byUID[uid]; p != nil && slices.Contains(p.Finalizers, trackingFinalizer) {
@@ -206,6 +208,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 					policyFailure = verdict.message
 				}
 			}
+			if p := byUID[uid]; p != nil && indexFailed(j, p, verdict.action) {
+				failedIdx[podIndex(p)] = true
+			}
 			st.Failed++
 			newFailures = true
 		}
@@ -218,6 +223,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if indexed(j) {
 		st.CompletedIndexes = formatIndexes(completed)
+	}
+	if perIndex(j) {
+		st.FailedIndexes = ptr.To(formatIndexes(failedIdx))
 	}
 
 	var running []*corev1.Pod
@@ -244,7 +252,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	requeue := time.Duration(0)
 	if !finishedJob(&st) && j.DeletionTimestamp == nil {
-		requeue, err = c.drive(ctx, key, j, &st, running, completed, policyFailure, now)
+		requeue, err = c.drive(ctx, key, j, &st, running, completed, policyFailure, failureCounts(j, pods), now)
 		if err != nil {
 			return err
 		}
@@ -274,7 +282,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // deadline), suspend or resume, and create or delete pods toward the wanted
 // parallelism. It updates st and the running list and returns when to look
 // again.
-func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, policyFailure string, now time.Time) (time.Duration, error) {
+func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, policyFailure string, indexFails map[int]int32, now time.Time) (time.Duration, error) {
+	failedIdx := parseIndexes(ptr.Deref(st.FailedIndexes, ""))
+	// Indexes that need no more pods: succeeded, or failed for good.
+	settled := map[int]bool{}
+	for i := range completed {
+		settled[i] = true
+	}
+	for i := range failedIdx {
+		settled[i] = true
+	}
 	finish := func(failed bool, reason, msg string) error {
 		if err := c.deletePods(ctx, key, j, running); err != nil {
 			return err
@@ -304,6 +321,10 @@ func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *
 		return 0, finish(true, "PodFailurePolicy", policyFailure)
 	case successful:
 		return 0, finish(false, "SuccessPolicy", fmt.Sprintf("Matched rules at index %d", rule))
+	case perIndex(j) && j.Spec.MaxFailedIndexes != nil && int32(len(failedIdx)) > *j.Spec.MaxFailedIndexes:
+		return 0, finish(true, "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+	case perIndex(j) && len(failedIdx) > 0 && len(settled) >= int(ptr.Deref(j.Spec.Completions, 0)) && len(running) == 0:
+		return 0, finish(true, "FailedIndexes", "Job has failed indexes")
 	case succeededAll(j, st.Succeeded, completed, len(running)):
 		return 0, finish(false, "", "")
 	case st.Failed > ptr.Deref(j.Spec.BackoffLimit, 6):
@@ -339,7 +360,7 @@ func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *
 		return requeue, nil
 	}
 
-	want, pending := wantActive(j, st.Succeeded, completed, running)
+	want, pending := wantActive(j, st.Succeeded, settled, running)
 	have := int32(len(running))
 	if have > want {
 		victims := slices.Clone(running)
@@ -376,7 +397,11 @@ func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := c.client.CoreV1().Pods(j.Namespace).Create(ctx, newPod(j, idx), metav1.CreateOptions{})
+			pod := newPod(j, idx)
+			if perIndex(j) {
+				pod.Annotations[annIndexFailureCount] = strconv.Itoa(int(indexFails[idx]))
+			}
+			p, err := c.client.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 			if err != nil {
 				c.expect.Added(key)
 				c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)

@@ -296,3 +296,43 @@ func successPolicyMet(j *batchv1.Job, completed map[int]bool) (int, bool) {
 	}
 	return 0, false
 }
+
+// annIndexFailureCount on an Indexed Job's pod counts the earlier failures
+// of its index (upstream's name).
+const annIndexFailureCount = "batch.kubernetes.io/job-index-failure-count"
+
+func perIndex(j *batchv1.Job) bool { return indexed(j) && j.Spec.BackoffLimitPerIndex != nil }
+
+// indexFailures is how many failures of its index a pod's creation had
+// seen.
+func indexFailures(p *corev1.Pod) int32 {
+	n, err := strconv.ParseInt(p.Annotations[annIndexFailureCount], 10, 32)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
+}
+
+// failureCounts is, per index, how many counted failures its pods have had:
+// one more than the count the newest failed pod was created with. Failures
+// the podFailurePolicy ignores do not count.
+func failureCounts(j *batchv1.Job, pods []*corev1.Pod) map[int]int32 {
+	out := map[int]int32{}
+	for _, p := range pods {
+		i := podIndex(p)
+		if i < 0 || p.Status.Phase != corev1.PodFailed || podFailureAction(j, p).action == batchv1.PodFailurePolicyActionIgnore {
+			continue
+		}
+		out[i] = max(out[i], indexFailures(p)+1)
+	}
+	return out
+}
+
+// indexFailed says whether a counted failure of pod p fails its index: the
+// podFailurePolicy said FailIndex, or the index used up backoffLimitPerIndex.
+func indexFailed(j *batchv1.Job, p *corev1.Pod, action batchv1.PodFailurePolicyAction) bool {
+	if !perIndex(j) || podIndex(p) < 0 {
+		return false
+	}
+	return action == batchv1.PodFailurePolicyActionFailIndex || indexFailures(p)+1 > *j.Spec.BackoffLimitPerIndex
+}

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -155,5 +156,43 @@ func TestSuccessPolicyMet(t *testing.T) {
 	nonIndexed.Spec.CompletionMode = nil
 	if _, ok := successPolicyMet(nonIndexed, set(0, 1, 2)); ok {
 		t.Error("a NonIndexed Job met a success policy")
+	}
+}
+
+func TestPerIndexFailures(t *testing.T) {
+	job := &batchv1.Job{Spec: batchv1.JobSpec{CompletionMode: ptr.To(batchv1.IndexedCompletion), Completions: ptr.To[int32](3), BackoffLimitPerIndex: ptr.To[int32](1),
+		PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+			{Action: batchv1.PodFailurePolicyActionIgnore, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{3}}},
+			{Action: batchv1.PodFailurePolicyActionFailIndex, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{9}}},
+		}}}}
+	pod := func(index, seen int, code int32) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+			batchv1.JobCompletionIndexAnnotation: strconv.Itoa(index), annIndexFailureCount: strconv.Itoa(seen)}},
+			Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "main",
+				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code}}}}}}
+	}
+	counts := failureCounts(job, []*corev1.Pod{pod(0, 0, 1), pod(0, 1, 1), pod(1, 0, 3), pod(2, 0, 1)})
+	if counts[0] != 2 || counts[1] != 0 || counts[2] != 1 {
+		t.Errorf("failure counts %v, want index 0: 2, 1: 0 (ignored), 2: 1", counts)
+	}
+	cases := []struct {
+		name   string
+		pod    *corev1.Pod
+		action batchv1.PodFailurePolicyAction
+		failed bool
+	}{
+		{"first failure: retried", pod(0, 0, 1), batchv1.PodFailurePolicyActionCount, false},
+		{"second failure uses up the limit of 1", pod(0, 1, 1), batchv1.PodFailurePolicyActionCount, true},
+		{"FailIndex fails it at once", pod(2, 0, 9), batchv1.PodFailurePolicyActionFailIndex, true},
+	}
+	for _, c := range cases {
+		if got := indexFailed(job, c.pod, podFailureAction(job, c.pod).action); got != c.failed || podFailureAction(job, c.pod).action != c.action {
+			t.Errorf("%s: failed %v (action %s)", c.name, got, podFailureAction(job, c.pod).action)
+		}
+	}
+	plain := job.DeepCopy()
+	plain.Spec.BackoffLimitPerIndex = nil
+	if indexFailed(plain, pod(0, 5, 1), batchv1.PodFailurePolicyActionCount) {
+		t.Error("an index failed without backoffLimitPerIndex")
 	}
 }
