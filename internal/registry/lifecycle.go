@@ -112,6 +112,9 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 		return nil, err
 	}
 	g.admitDefaultStorageClass(r, obj)
+	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
+		return nil, err
+	}
 	fm := g.FieldManager(r, "")
 	empty := r.New()
 	if obj, err = fm.Update(empty, obj, managerName(o.FieldManager)); err != nil {
@@ -291,6 +294,9 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		return nil, err
 	}
 	g.admitDefaultStorageClass(r, obj)
+	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
+		return nil, err
+	}
 	return g.toStorage(r, obj)
 }
 

@@ -10,6 +10,7 @@ import (
 func TestResourceQuotaUsage(t *testing.T) {
 	s := startServer(t)
 	s.mustKubectl("create", "quota", "q", "--hard=pods=10,requests.cpu=4,configmaps=20,count/deployments.apps=5")
+	waitQuotaStatus(t, s, "q")
 	s.mustKubectl("run", "p1", "--image=busybox", "--overrides", `{"spec":{"containers":[{"name":"p1","image":"busybox","resources":{"requests":{"cpu":"500m"}}}]}}`)
 	s.mustKubectl("create", "cm", "one")
 	s.mustKubectl("create", "deploy", "d", "--image=busybox", "--replicas=0")
@@ -21,4 +22,63 @@ func TestResourceQuotaUsage(t *testing.T) {
 	if out := s.mustKubectl("describe", "quota", "q"); !strings.Contains(out, "requests.cpu") || !strings.Contains(out, "500m") {
 		t.Errorf("describe quota:\n%s", out)
 	}
+}
+
+// waitQuotaStatus waits for the controller's first count: until then
+// admission refuses what the quota limits ("status unknown"), as upstream.
+func waitQuotaStatus(t *testing.T, s *server, name string) {
+	t.Helper()
+	eventually(t, "quota "+name+" counted", func() (bool, string) {
+		out, _, err := s.kubectl("get", "quota", name, "-o", "jsonpath={.status.used}")
+		return err == nil && out != "", out
+	})
+}
+
+// ResourceQuota is enforced at admission: a create over a hard limit is
+// refused with upstream's message, a pod that does not declare a limited
+// compute resource is refused, and a ReplicaSet that runs into the quota
+// reports ReplicaFailure.
+func TestResourceQuotaAdmission(t *testing.T) {
+	s := startServer(t)
+	s.mustKubectl("create", "quota", "q", "--hard=pods=2,requests.cpu=1")
+	waitQuotaStatus(t, s, "q")
+	pod := func(name, cpu string) string {
+		res := ""
+		if cpu != "" {
+			res = `,"resources":{"requests":{"cpu":"` + cpu + `"}}`
+		}
+		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"` + name + `"},"spec":{"containers":[{"name":"c","image":"busybox"` + res + `}]}}`
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, errOut, err := s.kubectlStdin(pod(name, "400m"), "create", "-f", "-"); err != nil {
+			t.Fatalf("pod %s within quota: %v %s", name, err, errOut)
+		}
+	}
+	_, errOut, err := s.kubectlStdin(pod("c", "100m"), "create", "-f", "-")
+	if err == nil || !strings.Contains(errOut, `pods "c" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2`) {
+		t.Errorf("third pod: %v %s", err, errOut)
+	}
+	s.mustKubectl("delete", "pod", "b", "--grace-period=0", "--force")
+	eventually(t, "usage drops", func() (bool, string) {
+		out := s.mustKubectl("get", "quota", "q", "-o", "jsonpath={.status.used.pods}")
+		return out == "1", out
+	})
+	_, errOut, err = s.kubectlStdin(pod("d", "700m"), "create", "-f", "-")
+	if err == nil || !strings.Contains(errOut, "exceeded quota: q, requested: requests.cpu=700m, used: requests.cpu=400m, limited: requests.cpu=1") {
+		t.Errorf("pod over the cpu quota: %v %s", err, errOut)
+	}
+	_, errOut, err = s.kubectlStdin(pod("e", ""), "create", "-f", "-")
+	if err == nil || !strings.Contains(errOut, "failed quota: q: must specify requests.cpu") {
+		t.Errorf("pod without a cpu request: %v %s", err, errOut)
+	}
+
+	rs := `{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"many"},"spec":{"replicas":3,"selector":{"matchLabels":{"app":"many"}},
+"template":{"metadata":{"labels":{"app":"many"}},"spec":{"containers":[{"name":"c","image":"busybox","resources":{"requests":{"cpu":"100m"}}}]}}}}`
+	if _, errOut, err := s.kubectlStdin(rs, "create", "-f", "-"); err != nil {
+		t.Fatalf("replicaset: %v %s", err, errOut)
+	}
+	eventually(t, "ReplicaFailure on the quota", func() (bool, string) {
+		out := s.mustKubectl("get", "rs", "many", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}:{.status.conditions[?(@.type=="ReplicaFailure")].message}`)
+		return strings.HasPrefix(out, "FailedCreate:") && strings.Contains(out, "exceeded quota: q"), out
+	})
 }

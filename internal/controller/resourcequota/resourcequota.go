@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/quota"
 )
 
 // resync recounts objects no informer here follows (configmaps, secrets,
@@ -108,7 +109,7 @@ func (c *Controller) sync(ctx context.Context, ns string) error {
 		return err
 	}
 	for _, q := range quotas {
-		st := corev1.ResourceQuotaStatus{Hard: q.Spec.Hard.DeepCopy(), Used: Usage(q.Spec.Hard, pods, services, claims, counts)}
+		st := corev1.ResourceQuotaStatus{Hard: q.Spec.Hard.DeepCopy(), Used: quota.Usage(q.Spec.Hard, pods, services, claims, counts)}
 		if apiequality.Semantic.DeepEqual(st, q.Status) {
 			continue
 		}

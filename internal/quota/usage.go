@@ -1,4 +1,6 @@
-package resourcequota
+// Package quota computes what objects count against a ResourceQuota: the
+// controller adds up a namespace, admission adds one object.
+package quota
 
 import (
 	"strings"
