@@ -85,14 +85,24 @@ func RunScheduler(ctx context.Context, c SchedulerConfig, out io.Writer) (*Sched
 	go func() {
 		bound := map[string]bool{}
 		timeout := time.After(10 * time.Minute)
+		lastRV := ""
 		for len(bound) < c.Pods {
 			select {
 			case ev, ok := <-w.ResultChan():
 				if !ok {
-					done <- fmt.Errorf("watch closed after %d binds", len(bound))
-					return
+					// A server may end a long watch; resume where it stopped.
+					next, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: lastRV, AllowWatchBookmarks: true})
+					if err != nil {
+						done <- fmt.Errorf("watch closed after %d binds and could not resume: %w", len(bound), err)
+						return
+					}
+					w = next
+					continue
 				}
 				p, isPod := ev.Object.(*corev1.Pod)
+				if isPod {
+					lastRV = p.ResourceVersion
+				}
 				if !isPod || ev.Type != watch.Modified || p.Spec.NodeName == "" || bound[p.Name] {
 					continue
 				}
@@ -166,18 +176,27 @@ func parallel(n, workers int, f func(i int) error) error {
 	return nil
 }
 
+// createNode makes a Ready node with capacity. Its status is written at
+// creation (the API keeps a node's status on create, as a kubelet
+// registering relies on), so the node lifecycle controller cannot race a
+// second write; nothing renews it, so the server should run with a long
+// --node-monitor-grace-period for runs that outlast 40 s.
 func createNode(ctx context.Context, cs kubernetes.Interface, name string, i int) error {
-	n, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+	capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("128Gi"), corev1.ResourcePods: resource.MustParse("110")}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		corev1.LabelHostname: name, corev1.LabelTopologyZone: fmt.Sprintf("zone-%d", i%benchZones), "skiff.io/bench": "true",
-	}}}, metav1.CreateOptions{})
+	}}, Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now()}}}}
+	got, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", name, err)
 	}
-	capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("128Gi"), corev1.ResourcePods: resource.MustParse("110")}
-	n.Status = corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
-		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now()}}}
-	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("node %s status: %w", name, err)
+	if len(got.Status.Allocatable) == 0 {
+		// A server that drops status on create: write it once.
+		got.Status = n.Status
+		if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("node %s status: %w", name, err)
+		}
 	}
 	return nil
 }
