@@ -5,6 +5,7 @@ package cache
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -216,11 +217,11 @@ func (c *Cache) UpdateSnapshot(s *framework.Snapshot) {
 	if len(c.dirty) == 0 && !c.listChanged && !c.imagesDirty {
 		return
 	}
-	affinityChanged := false
 	for name := range c.dirty {
 		ni := c.nodes[name]
 		if ni == nil || ni.Node() == nil {
-			if _, ok := s.NodeInfoMap[name]; ok {
+			if old, ok := s.NodeInfoMap[name]; ok {
+				s.Index.Update(old, nil)
 				delete(s.NodeInfoMap, name)
 				c.listChanged = true
 			}
@@ -228,12 +229,12 @@ func (c *Cache) UpdateSnapshot(s *framework.Snapshot) {
 		}
 		clone := ni.Clone()
 		old := s.NodeInfoMap[name]
+		s.Index.Update(old, clone)
+		if old != nil && !maps.Equal(old.Node().Labels, clone.Node().Labels) {
+			s.InvalidateTopology()
+		}
 		if old == nil {
 			c.listChanged = true
-		} else if (len(old.PodsWithAffinity) > 0) != (len(clone.PodsWithAffinity) > 0) ||
-			(len(old.PodsWithRequiredAntiAffinity) > 0) != (len(clone.PodsWithRequiredAntiAffinity) > 0) ||
-			len(clone.PodsWithAffinity) > 0 || len(clone.PodsWithRequiredAntiAffinity) > 0 {
-			affinityChanged = true
 		}
 		s.NodeInfoMap[name] = clone
 		if !c.listChanged {
@@ -248,8 +249,6 @@ func (c *Cache) UpdateSnapshot(s *framework.Snapshot) {
 			c.index[ni.Name()] = i
 		}
 		c.listChanged = false
-	} else if affinityChanged {
-		s.RebuildAffinityLists()
 	}
 	if c.imagesDirty {
 		s.ImageNodes = make(map[string]int, len(c.imageNodes))

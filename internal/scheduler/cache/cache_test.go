@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
@@ -60,5 +61,37 @@ func TestAssumeConfirmForget(t *testing.T) {
 	c.UpdateSnapshot(snap)
 	if snap.NumNodes() != 1 || snap.Get("b") != nil {
 		t.Errorf("removed node still in snapshot")
+	}
+}
+
+// TestSnapshotIndexFollowsCache checks that the snapshot's pod index sees
+// assumed, confirmed, forgotten and removed pods as the node lists do.
+func TestSnapshotIndexFollowsCache(t *testing.T) {
+	c := New()
+	c.AddNode(testNode("a"))
+	c.AddNode(testNode("b"))
+	snap := framework.NewEmptySnapshot()
+	count := func() map[string]int {
+		out := map[string]int{}
+		snap.Index.Each("ns", labels.Everything(), func(p *framework.PodInfo, node string) { out[node]++ })
+		return out
+	}
+	p, q := testPod("p", "a", "1"), testPod("q", "b", "1")
+	_ = c.AssumePod(framework.NewPodInfo(p))
+	_ = c.AssumePod(framework.NewPodInfo(q))
+	c.UpdateSnapshot(snap)
+	if got := count(); got["a"] != 1 || got["b"] != 1 {
+		t.Fatalf("assumed pods indexed %v", got)
+	}
+	c.AddPod(p)
+	c.ForgetPod(q)
+	c.UpdateSnapshot(snap)
+	if got := count(); got["a"] != 1 || got["b"] != 0 {
+		t.Fatalf("after confirm and forget: %v", got)
+	}
+	c.RemoveNode("a")
+	c.UpdateSnapshot(snap)
+	if got := count(); len(got) != 0 {
+		t.Fatalf("pods of a removed node still indexed: %v", got)
 	}
 }

@@ -11,15 +11,14 @@ import (
 // assumed) and their sums, kept current incrementally by the cache.
 type NodeInfo struct {
 	node *corev1.Node
-	Pods []*PodInfo
-	// PodsWithAffinity have any pod (anti-)affinity term.
-	PodsWithAffinity []*PodInfo
-	// PodsWithRequiredAntiAffinity have a required anti-affinity term.
-	PodsWithRequiredAntiAffinity []*PodInfo
-	UsedPorts                    HostPortInfo
-	Requested                    Resource
-	NonZeroRequested             Resource
-	Allocatable                  Resource
+	// name is the node's, kept here because every filter asks for it and
+	// the Node object is rarely in the CPU cache.
+	name             string
+	Pods             []*PodInfo
+	UsedPorts        HostPortInfo
+	Requested        Resource
+	NonZeroRequested Resource
+	Allocatable      Resource
 	// Images maps normalized image names on the node to their size.
 	Images map[string]int64
 	// PVCRefCounts counts pods using each PVC ("namespace/name").
@@ -41,16 +40,11 @@ func NewNodeInfo(pods ...*PodInfo) *NodeInfo {
 func (n *NodeInfo) Node() *corev1.Node { return n.node }
 
 // Name is the node's name, or "" before the node is known.
-func (n *NodeInfo) Name() string {
-	if n.node == nil {
-		return ""
-	}
-	return n.node.Name
-}
+func (n *NodeInfo) Name() string { return n.name }
 
 // SetNode sets the node object and derived allocatable and images.
 func (n *NodeInfo) SetNode(node *corev1.Node) {
-	n.node = node
+	n.node, n.name = node, node.Name
 	n.Allocatable = NewResource(node.Status.Allocatable)
 	n.Images = make(map[string]int64, len(node.Status.Images))
 	for _, img := range node.Status.Images {
@@ -63,19 +57,11 @@ func (n *NodeInfo) SetNode(node *corev1.Node) {
 // AddPod counts a pod on the node.
 func (n *NodeInfo) AddPod(pi *PodInfo) {
 	n.Pods = append(n.Pods, pi)
-	if pi.HasAffinity() {
-		n.PodsWithAffinity = append(n.PodsWithAffinity, pi)
-	}
-	if len(pi.RequiredAntiAffinity) > 0 {
-		n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity, pi)
-	}
 	n.update(pi, 1)
 }
 
 // RemovePod uncounts the pod with pod's UID.
 func (n *NodeInfo) RemovePod(pod *corev1.Pod) error {
-	n.PodsWithAffinity = removeFrom(n.PodsWithAffinity, pod)
-	n.PodsWithRequiredAntiAffinity = removeFrom(n.PodsWithRequiredAntiAffinity, pod)
 	for i, p := range n.Pods {
 		if p.Pod.UID == pod.UID {
 			last := len(n.Pods) - 1
@@ -87,18 +73,6 @@ func (n *NodeInfo) RemovePod(pod *corev1.Pod) error {
 		}
 	}
 	return fmt.Errorf("pod %s/%s is not on node %s", pod.Namespace, pod.Name, n.Name())
-}
-
-func removeFrom(list []*PodInfo, pod *corev1.Pod) []*PodInfo {
-	for i, p := range list {
-		if p.Pod.UID == pod.UID {
-			last := len(list) - 1
-			list[i] = list[last]
-			list[last] = nil
-			return list[:last]
-		}
-	}
-	return list
 }
 
 func (n *NodeInfo) update(pi *PodInfo, sign int64) {
@@ -131,17 +105,16 @@ func (n *NodeInfo) update(pi *PodInfo, sign int64) {
 // (the pod objects themselves are shared and never mutated).
 func (n *NodeInfo) Clone() *NodeInfo {
 	c := &NodeInfo{
-		node:                         n.node,
-		Pods:                         append([]*PodInfo(nil), n.Pods...),
-		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
-		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),
-		UsedPorts:                    n.UsedPorts.Clone(),
-		Requested:                    n.Requested.Clone(),
-		NonZeroRequested:             n.NonZeroRequested.Clone(),
-		Allocatable:                  n.Allocatable.Clone(),
-		Images:                       n.Images,
-		PVCRefCounts:                 make(map[string]int, len(n.PVCRefCounts)),
-		Generation:                   n.Generation,
+		node:             n.node,
+		name:             n.name,
+		Pods:             append([]*PodInfo(nil), n.Pods...),
+		UsedPorts:        n.UsedPorts.Clone(),
+		Requested:        n.Requested.Clone(),
+		NonZeroRequested: n.NonZeroRequested.Clone(),
+		Allocatable:      n.Allocatable.Clone(),
+		Images:           n.Images,
+		PVCRefCounts:     make(map[string]int, len(n.PVCRefCounts)),
+		Generation:       n.Generation,
 	}
 	for k, v := range n.PVCRefCounts {
 		c.PVCRefCounts[k] = v
@@ -237,7 +210,7 @@ func (h HostPortInfo) Clone() HostPortInfo {
 
 // ClearNode forgets the node object while its pods are still counted.
 func (n *NodeInfo) ClearNode() {
-	n.node = nil
+	n.node, n.name = nil, ""
 	n.Allocatable = Resource{}
 	n.Images = nil
 }

@@ -32,6 +32,8 @@ type AffinityTerm struct {
 	// NamespaceSelector is nil when the term names no namespace selector.
 	NamespaceSelector labels.Selector
 	TopologyKey       string
+	// Key identifies equal terms (see termKey).
+	Key string
 }
 
 // WeightedAffinityTerm is a preferred term.
@@ -131,6 +133,7 @@ func newAffinityTerm(pod *corev1.Pod, term *corev1.PodAffinityTerm) (AffinityTer
 	} else if len(term.Namespaces) == 0 {
 		t.Namespaces[pod.Namespace] = struct{}{}
 	}
+	t.Key = termKey(&t)
 	return t, nil
 }
 

@@ -2,6 +2,8 @@ package framework
 
 import (
 	"sort"
+	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -14,19 +16,21 @@ type Snapshot struct {
 	// NodeInfoList holds every node, interleaved across zones so that the
 	// first nodes examined are spread over zones.
 	NodeInfoList []*NodeInfo
-	// WithAffinity are the nodes running pods with pod (anti-)affinity.
-	WithAffinity []*NodeInfo
-	// WithRequiredAntiAffinity run pods with required anti-affinity.
-	WithRequiredAntiAffinity []*NodeInfo
 	// ImageNodes counts the nodes that have each normalized image.
 	ImageNodes map[string]int
+	// Index finds pods by label and groups existing pods' affinity terms.
+	Index *PodIndex
 	// Generation is the cache generation the snapshot reflects.
 	Generation int64
+
+	domainsMu sync.Mutex
+	// domains memoizes TopologyDomains until nodes or their labels change.
+	domains map[string][]map[string]struct{}
 }
 
 // NewEmptySnapshot returns an empty snapshot for the cache to fill.
 func NewEmptySnapshot() *Snapshot {
-	return &Snapshot{NodeInfoMap: map[string]*NodeInfo{}, ImageNodes: map[string]int{}}
+	return &Snapshot{NodeInfoMap: map[string]*NodeInfo{}, ImageNodes: map[string]int{}, Index: NewPodIndex()}
 }
 
 // NewSnapshot builds a snapshot from objects (tests and simulations).
@@ -43,6 +47,11 @@ func NewSnapshot(pods []*corev1.Pod, nodes []*corev1.Node) *Snapshot {
 	for _, p := range pods {
 		if ni := s.NodeInfoMap[p.Spec.NodeName]; ni != nil {
 			ni.AddPod(NewPodInfo(p))
+		}
+	}
+	for _, ni := range s.NodeInfoMap {
+		if ni.Node() != nil {
+			s.Index.Update(nil, ni)
 		}
 	}
 	s.RebuildLists()
@@ -80,27 +89,54 @@ func (s *Snapshot) RebuildLists() {
 			}
 		}
 	}
-	s.RebuildAffinityLists()
+	s.InvalidateTopology()
+}
+
+// InvalidateTopology forgets memoized topology domains; the cache calls it
+// when nodes come, go or change labels.
+func (s *Snapshot) InvalidateTopology() {
+	s.domainsMu.Lock()
+	s.domains = nil
+	s.domainsMu.Unlock()
+}
+
+// TopologyDomains returns, over the nodes that carry every key in keys,
+// the distinct values of each key (in the order of keys). The result is
+// shared and must not be changed.
+func (s *Snapshot) TopologyDomains(keys []string) []map[string]struct{} {
+	memo := strings.Join(keys, "\x00")
+	s.domainsMu.Lock()
+	defer s.domainsMu.Unlock()
+	if d, ok := s.domains[memo]; ok {
+		return d
+	}
+	out := make([]map[string]struct{}, len(keys))
+	for i := range out {
+		out[i] = map[string]struct{}{}
+	}
+nodes:
+	for _, ni := range s.NodeInfoList {
+		l := ni.Node().Labels
+		for _, k := range keys {
+			if _, ok := l[k]; !ok {
+				continue nodes
+			}
+		}
+		for i, k := range keys {
+			out[i][l[k]] = struct{}{}
+		}
+	}
+	if s.domains == nil {
+		s.domains = map[string][]map[string]struct{}{}
+	}
+	s.domains[memo] = out
+	return out
 }
 
 // ReplaceInList swaps a changed node's clone into NodeInfoList.
 func (s *Snapshot) ReplaceInList(index map[string]int, ni *NodeInfo) {
 	if i, ok := index[ni.Name()]; ok {
 		s.NodeInfoList[i] = ni
-	}
-}
-
-// RebuildAffinityLists recomputes the affinity node lists.
-func (s *Snapshot) RebuildAffinityLists() {
-	s.WithAffinity = s.WithAffinity[:0]
-	s.WithRequiredAntiAffinity = s.WithRequiredAntiAffinity[:0]
-	for _, ni := range s.NodeInfoList {
-		if len(ni.PodsWithAffinity) > 0 {
-			s.WithAffinity = append(s.WithAffinity, ni)
-		}
-		if len(ni.PodsWithRequiredAntiAffinity) > 0 {
-			s.WithRequiredAntiAffinity = append(s.WithRequiredAntiAffinity, ni)
-		}
 	}
 }
 

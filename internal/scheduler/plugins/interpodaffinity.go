@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"sync"
 
 	"k8s.io/apimachinery/pkg/labels"
 	configv1 "k8s.io/kube-scheduler/config/v1"
@@ -153,7 +152,8 @@ func matchesAll(terms []framework.AffinityTerm, pod *framework.PodInfo, nsLabels
 }
 
 // existingAntiFor counts what existing pod ep on node contributes to
-// existingAnti against the incoming pod.
+// existingAnti against the incoming pod (the what-if updates of
+// preemption; PreFilter reads the index's term groups instead).
 func existingAntiFor(c topologyCounts, ep *framework.PodInfo, incoming *framework.PodInfo, nsLabels labels.Set, nodeLabels map[string]string, n int64) {
 	for i := range ep.RequiredAntiAffinity {
 		t := &ep.RequiredAntiAffinity[i]
@@ -184,17 +184,52 @@ func (p *InterPodAffinity) incomingFor(st *interPodState, ep *framework.PodInfo,
 	}
 }
 
+// termNamespaces lists the namespaces whose pods term t can select: its
+// named namespaces and, with a namespace selector left unresolved, every
+// namespace holding pods.
+func (p *InterPodAffinity) termNamespaces(t *framework.AffinityTerm, idx *framework.PodIndex) []string {
+	if t.NamespaceSelector != nil {
+		return idx.Namespaces()
+	}
+	out := make([]string, 0, len(t.Namespaces))
+	for ns := range t.Namespaces {
+		out = append(out, ns)
+	}
+	return out
+}
+
+// eachMatch calls f for every pod in the snapshot that term t selects, with
+// its node's labels.
+func (p *InterPodAffinity) eachMatch(snap *framework.Snapshot, t *framework.AffinityTerm, f func(ep *framework.PodInfo, nodeLabels map[string]string)) {
+	for _, ns := range p.termNamespaces(t, snap.Index) {
+		var nsLabels labels.Set
+		if t.NamespaceSelector != nil {
+			nsLabels = p.h.NamespaceLabels(ns)
+		}
+		snap.Index.Each(ns, t.Selector, func(ep *framework.PodInfo, node string) {
+			if ni := snap.NodeInfoMap[node]; ni != nil && t.Matches(ep.Pod, nsLabels) {
+				f(ep, ni.Node().Labels)
+			}
+		})
+	}
+}
+
 // PreFilter counts, per topology pair, the existing pods that matter to
 // the incoming pod's required terms and whose own anti-affinity rejects it.
-func (p *InterPodAffinity) PreFilter(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
+// Both come from the snapshot's pod index: the existing pods' identical
+// anti-affinity terms are tested once per group, and only pods the
+// incoming terms select are visited.
+func (p *InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
 	if pod.ParseErr != nil {
 		return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, pod.ParseErr.Error())
 	}
 	snap := p.h.Snapshot()
 	st := &interPodState{existingAnti: topologyCounts{}, affinity: topologyCounts{}, anti: topologyCounts{}, pod: p.resolveNamespaces(pod), nsLabels: p.h.NamespaceLabels(pod.Pod.Namespace)}
-	for _, ni := range snap.WithRequiredAntiAffinity {
-		for _, ep := range ni.PodsWithRequiredAntiAffinity {
-			existingAntiFor(st.existingAnti, ep, pod, st.nsLabels, ni.Node().Labels, 1)
+	for _, g := range snap.Index.Anti {
+		if g.Term.Matches(pod.Pod, st.nsLabels) {
+			for pair, n := range g.Counts {
+				st.existingAnti[topologyPair{pair.Key, pair.Value}] += n
+			}
 		}
 	}
 	if len(pod.RequiredAffinity) == 0 && len(pod.RequiredAntiAffinity) == 0 {
@@ -204,29 +239,21 @@ func (p *InterPodAffinity) PreFilter(ctx context.Context, state *framework.Cycle
 		state.Write(interPodKey, st)
 		return nil, nil
 	}
-	// Count the incoming pod's terms over every node, in parallel.
-	var mu sync.Mutex
-	p.h.Parallel(ctx, len(nodes), func(i int) {
-		ni := nodes[i]
-		if len(ni.Pods) == 0 {
-			return
-		}
-		local := &interPodState{affinity: topologyCounts{}, anti: topologyCounts{}, pod: st.pod}
-		for _, ep := range ni.Pods {
-			p.incomingFor(local, ep, ni.Node().Labels, 1)
-		}
-		if len(local.affinity) == 0 && len(local.anti) == 0 {
-			return
-		}
-		mu.Lock()
-		for k, v := range local.affinity {
-			st.affinity[k] += v
-		}
-		for k, v := range local.anti {
-			st.anti[k] += v
-		}
-		mu.Unlock()
-	})
+	if len(st.pod.RequiredAffinity) > 0 {
+		// A pod counts for affinity only when it matches every term, so
+		// the first term's matches are the candidates.
+		p.eachMatch(snap, &st.pod.RequiredAffinity[0], func(ep *framework.PodInfo, nodeLabels map[string]string) {
+			if matchesAll(st.pod.RequiredAffinity, ep, p.h.NamespaceLabels(ep.Pod.Namespace)) {
+				st.affinity.add(st.pod.RequiredAffinity, nodeLabels, 1)
+			}
+		})
+	}
+	for i := range st.pod.RequiredAntiAffinity {
+		terms := st.pod.RequiredAntiAffinity[i : i+1]
+		p.eachMatch(snap, &terms[0], func(_ *framework.PodInfo, nodeLabels map[string]string) {
+			st.anti.add(terms, nodeLabels, 1)
+		})
+	}
 	state.Write(interPodKey, st)
 	return nil, nil
 }
@@ -322,85 +349,54 @@ func (s *interPodScoreState) Clone() framework.StateData { return s }
 const interPodScoreKey framework.StateKey = "PreScore" + InterPodAffinityName
 
 // PreScore sums, per topology domain, the weights of preferred terms (the
-// incoming pod's and the existing pods') that the placement would satisfy.
-func (p *InterPodAffinity) PreScore(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
+// incoming pod's and the existing pods') that the placement would satisfy,
+// from the snapshot's pod index.
+func (p *InterPodAffinity) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) *framework.Status {
 	snap := p.h.Snapshot()
+	idx := snap.Index
 	hasPreferred := len(pod.PreferredAffinity)+len(pod.PreferredAntiAffinity) > 0
-	if !hasPreferred && len(snap.WithAffinity) == 0 {
+	if !hasPreferred && len(idx.Preferred) == 0 && (len(idx.HardAffinity) == 0 || p.hardPodAffinityWeight == 0) {
 		return framework.NewStatus(framework.Skip)
 	}
-	nodes := snap.WithAffinity
-	if hasPreferred {
-		nodes = snap.NodeInfoList
+	st := &interPodScoreState{scores: map[string]map[string]int64{}}
+	add := func(key, value string, w int64) {
+		if w == 0 {
+			return
+		}
+		if st.scores[key] == nil {
+			st.scores[key] = map[string]int64{}
+		}
+		st.scores[key][value] += w
 	}
 	incoming := p.resolveNamespaces(pod)
+	for _, list := range []struct {
+		terms []framework.WeightedAffinityTerm
+		sign  int64
+	}{{incoming.PreferredAffinity, 1}, {incoming.PreferredAntiAffinity, -1}} {
+		for i := range list.terms {
+			t := &list.terms[i]
+			w := list.sign * int64(t.Weight)
+			p.eachMatch(snap, &t.AffinityTerm, func(_ *framework.PodInfo, nodeLabels map[string]string) {
+				if v, ok := nodeLabels[t.TopologyKey]; ok {
+					add(t.TopologyKey, v, w)
+				}
+			})
+		}
+	}
 	nsLabels := p.h.NamespaceLabels(pod.Pod.Namespace)
-	st := &interPodScoreState{scores: map[string]map[string]int64{}}
-	var mu sync.Mutex
-	p.h.Parallel(ctx, len(nodes), func(i int) {
-		ni := nodes[i]
-		pods := ni.PodsWithAffinity
-		if hasPreferred {
-			pods = ni.Pods
-		}
-		if len(pods) == 0 {
-			return
-		}
-		local := map[string]map[string]int64{}
-		add := func(key string, w int64) {
-			v, ok := ni.Node().Labels[key]
-			if !ok || w == 0 {
-				return
-			}
-			if local[key] == nil {
-				local[key] = map[string]int64{}
-			}
-			local[key][v] += w
-		}
-		for _, ep := range pods {
-			epNS := p.h.NamespaceLabels(ep.Pod.Namespace)
-			for _, t := range incoming.PreferredAffinity {
-				if t.Matches(ep.Pod, epNS) {
-					add(t.TopologyKey, int64(t.Weight))
-				}
-			}
-			for _, t := range incoming.PreferredAntiAffinity {
-				if t.Matches(ep.Pod, epNS) {
-					add(t.TopologyKey, -int64(t.Weight))
-				}
-			}
-			if p.hardPodAffinityWeight > 0 {
-				for _, t := range ep.RequiredAffinity {
-					if t.Matches(pod.Pod, nsLabels) {
-						add(t.TopologyKey, p.hardPodAffinityWeight)
-					}
-				}
-			}
-			for _, t := range ep.PreferredAffinity {
-				if t.Matches(pod.Pod, nsLabels) {
-					add(t.TopologyKey, int64(t.Weight))
-				}
-			}
-			for _, t := range ep.PreferredAntiAffinity {
-				if t.Matches(pod.Pod, nsLabels) {
-					add(t.TopologyKey, -int64(t.Weight))
+	groups := func(m map[string]*framework.TermGroup, factor int64) {
+		for _, g := range m {
+			if g.Term.Matches(pod.Pod, nsLabels) {
+				for pair, n := range g.Counts {
+					add(pair.Key, pair.Value, factor*n)
 				}
 			}
 		}
-		if len(local) == 0 {
-			return
-		}
-		mu.Lock()
-		for k, vs := range local {
-			if st.scores[k] == nil {
-				st.scores[k] = map[string]int64{}
-			}
-			for v, s := range vs {
-				st.scores[k][v] += s
-			}
-		}
-		mu.Unlock()
-	})
+	}
+	if p.hardPodAffinityWeight > 0 {
+		groups(idx.HardAffinity, p.hardPodAffinityWeight)
+	}
+	groups(idx.Preferred, 1)
 	if len(st.scores) == 0 {
 		return framework.NewStatus(framework.Skip)
 	}

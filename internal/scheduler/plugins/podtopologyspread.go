@@ -230,15 +230,17 @@ func countMatching(pods []*framework.PodInfo, ns string, sel labels.Selector) in
 
 type spreadState struct {
 	constraints []spreadConstraint
-	// counts[i] maps constraint i's domains to matching pods.
+	// counts[j] maps constraint j's domains to matching pods; a domain
+	// with none may be missing. domains[j] is how many domains it has.
 	counts  []map[string]int
+	domains []int
 	minimum []int
 	pod     *corev1.Pod
 	req     nodeaffinity.RequiredNodeAffinity
 }
 
 func (s *spreadState) Clone() framework.StateData {
-	c := &spreadState{constraints: s.constraints, pod: s.pod, req: s.req, minimum: append([]int(nil), s.minimum...)}
+	c := &spreadState{constraints: s.constraints, pod: s.pod, req: s.req, minimum: append([]int(nil), s.minimum...), domains: s.domains}
 	for _, m := range s.counts {
 		cm := make(map[string]int, len(m))
 		for k, v := range m {
@@ -251,6 +253,10 @@ func (s *spreadState) Clone() framework.StateData {
 
 func (s *spreadState) recomputeMinimum() {
 	for i, m := range s.counts {
+		if len(m) < s.domains[i] {
+			s.minimum[i] = 0 // a domain without matching pods
+			continue
+		}
 		lo := math.MaxInt
 		for _, v := range m {
 			lo = min(lo, v)
@@ -264,8 +270,114 @@ func (s *spreadState) recomputeMinimum() {
 
 const spreadKey framework.StateKey = "PreFilter" + PodTopologySpreadName
 
-// PreFilter counts matching pods per domain for each hard constraint.
-func (p *PodTopologySpread) PreFilter(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, nodes []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
+// hasRequiredNodeAffinity reports a nodeSelector or required node affinity.
+func hasRequiredNodeAffinity(pod *corev1.Pod) bool {
+	if len(pod.Spec.NodeSelector) > 0 {
+		return true
+	}
+	a := pod.Spec.Affinity
+	return a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
+}
+
+// spreadNodes decides which nodes count for a pod's constraints.
+type spreadNodes struct {
+	pod *corev1.Pod
+	req nodeaffinity.RequiredNodeAffinity
+	cs  []spreadConstraint
+	// filtered is set when a node inclusion policy applies, so that
+	// eligibility must be checked node by node.
+	filtered bool
+	memo     map[string][]bool
+	// anyKeys lets a node count for a constraint whose key it carries
+	// without carrying the others' (scoring under the system defaults).
+	anyKeys bool
+}
+
+func newSpreadNodes(pod *corev1.Pod, req nodeaffinity.RequiredNodeAffinity, cs []spreadConstraint) *spreadNodes {
+	sn := &spreadNodes{pod: pod, req: req, cs: cs}
+	affinity := hasRequiredNodeAffinity(pod)
+	for j := range cs {
+		if cs[j].honorTaints || cs[j].honorAffinity && affinity {
+			sn.filtered = true
+		}
+	}
+	if sn.filtered {
+		sn.memo = map[string][]bool{}
+	}
+	return sn
+}
+
+// counts reports whether node n counts for constraint j: it carries every
+// constraint's key and passes j's inclusion policies.
+func (sn *spreadNodes) counts(n *corev1.Node, j int) bool {
+	if sn.anyKeys {
+		if _, ok := n.Labels[sn.cs[j].key]; !ok {
+			return false
+		}
+	} else if !hasKeys(n, sn.cs) {
+		return false
+	}
+	if !sn.filtered {
+		return true
+	}
+	e, ok := sn.memo[n.Name]
+	if !ok {
+		e = make([]bool, len(sn.cs))
+		for i := range sn.cs {
+			e[i] = eligible(&sn.cs[i], sn.pod, sn.req, n)
+		}
+		sn.memo[n.Name] = e
+	}
+	return e[j]
+}
+
+// domains returns each constraint's domains over the nodes that count:
+// memoized in the snapshot unless an inclusion policy filters nodes.
+func (sn *spreadNodes) domains(snap *framework.Snapshot) []map[string]struct{} {
+	keys := make([]string, len(sn.cs))
+	for j := range sn.cs {
+		keys[j] = sn.cs[j].key
+	}
+	if !sn.filtered {
+		return snap.TopologyDomains(keys)
+	}
+	out := make([]map[string]struct{}, len(sn.cs))
+	for j := range out {
+		out[j] = map[string]struct{}{}
+	}
+	for _, ni := range snap.NodeInfoList {
+		n := ni.Node()
+		for j := range sn.cs {
+			if sn.counts(n, j) {
+				out[j][n.Labels[keys[j]]] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// countPods counts, per domain of constraint j, the pods in namespace ns
+// its selector matches that are not terminating, on nodes that count and
+// (when keep is set) in a domain keep accepts.
+func (sn *spreadNodes) countPods(snap *framework.Snapshot, ns string, j int, keep func(string) bool) map[string]int {
+	c := &sn.cs[j]
+	out := map[string]int{}
+	snap.Index.Each(ns, c.selector, func(ep *framework.PodInfo, node string) {
+		ni := snap.NodeInfoMap[node]
+		if ep.Pod.DeletionTimestamp != nil || ni == nil || !sn.counts(ni.Node(), j) {
+			return
+		}
+		v := ni.Node().Labels[c.key]
+		if keep == nil || keep(v) {
+			out[v]++
+		}
+	})
+	return out
+}
+
+// PreFilter counts matching pods per domain for each hard constraint,
+// visiting only the pods the constraints select.
+func (p *PodTopologySpread) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
 	cs, err := p.constraints(pod.Pod, corev1.DoNotSchedule)
 	if err != nil {
 		return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, err.Error())
@@ -273,29 +385,12 @@ func (p *PodTopologySpread) PreFilter(ctx context.Context, state *framework.Cycl
 	if len(cs) == 0 {
 		return nil, framework.NewStatus(framework.Skip)
 	}
-	st := &spreadState{constraints: cs, pod: pod.Pod, req: nodeaffinity.GetRequiredNodeAffinity(pod.Pod), minimum: make([]int, len(cs))}
-	// per[i*len(cs)+j] is node i's count for constraint j, or -1 when the
-	// node does not count.
-	per := make([]int, len(nodes)*len(cs))
-	p.h.Parallel(ctx, len(nodes), func(i int) {
-		n := nodes[i].Node()
-		ok := hasKeys(n, cs)
-		for j := range cs {
-			if !ok || !eligible(&cs[j], pod.Pod, st.req, n) {
-				per[i*len(cs)+j] = -1
-				continue
-			}
-			per[i*len(cs)+j] = countMatching(nodes[i].Pods, pod.Pod.Namespace, cs[j].selector)
-		}
-	})
-	for j := range cs {
-		m := map[string]int{}
-		for i, ni := range nodes {
-			if c := per[i*len(cs)+j]; c >= 0 {
-				m[ni.Node().Labels[cs[j].key]] += c
-			}
-		}
-		st.counts = append(st.counts, m)
+	st := &spreadState{constraints: cs, pod: pod.Pod, req: nodeaffinity.GetRequiredNodeAffinity(pod.Pod), minimum: make([]int, len(cs)), domains: make([]int, len(cs))}
+	snap := p.h.Snapshot()
+	sn := newSpreadNodes(pod.Pod, st.req, cs)
+	for j, d := range sn.domains(snap) {
+		st.domains[j] = len(d)
+		st.counts = append(st.counts, sn.countPods(snap, pod.Pod.Namespace, j, nil))
 	}
 	st.recomputeMinimum()
 	state.Write(spreadKey, st)
@@ -354,7 +449,7 @@ func (p *PodTopologySpread) Filter(_ context.Context, state *framework.CycleStat
 			self = 1
 		}
 		minimum := st.minimum[j]
-		if int32(len(st.counts[j])) < c.minDomains {
+		if int32(st.domains[j]) < c.minDomains {
 			minimum = 0
 		}
 		if st.counts[j][v]+self-minimum > int(c.maxSkew) {
@@ -416,29 +511,16 @@ func (p *PodTopologySpread) PreScore(ctx context.Context, state *framework.Cycle
 		st.weights = append(st.weights, math.Log(float64(len(domains[j])+2)))
 		st.counts = append(st.counts, map[string]int{})
 	}
-	req := nodeaffinity.GetRequiredNodeAffinity(pod.Pod)
-	all := p.h.Snapshot().NodeInfoList
-	per := make([]int, len(all)*len(cs))
-	p.h.Parallel(ctx, len(all), func(i int) {
-		n := all[i].Node()
-		for j := range cs {
-			per[i*len(cs)+j] = -1
-			if cs[j].key == corev1.LabelHostname {
-				continue // counted per node in Score
-			}
-			v, ok := n.Labels[cs[j].key]
-			if !ok || !domains[j][v] || !eligible(&cs[j], pod.Pod, req, n) {
-				continue
-			}
-			per[i*len(cs)+j] = countMatching(all[i].Pods, pod.Pod.Namespace, cs[j].selector)
+	snap := p.h.Snapshot()
+	sn := newSpreadNodes(pod.Pod, nodeaffinity.GetRequiredNodeAffinity(pod.Pod), cs)
+	// As upstream, pods scored under the system defaults are counted on
+	// nodes that carry the constraint's own key.
+	sn.anyKeys = p.system && len(pod.Pod.Spec.TopologySpreadConstraints) == 0
+	for j := range cs {
+		if cs[j].key == corev1.LabelHostname {
+			continue // counted per node in Score
 		}
-	})
-	for i, ni := range all {
-		for j := range cs {
-			if c := per[i*len(cs)+j]; c >= 0 {
-				st.counts[j][ni.Node().Labels[cs[j].key]] += c
-			}
-		}
+		st.counts[j] = sn.countPods(snap, pod.Pod.Namespace, j, func(v string) bool { return domains[j][v] })
 	}
 	state.Write(spreadScoreKey, st)
 	return nil

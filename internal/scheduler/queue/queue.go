@@ -6,6 +6,7 @@ package queue
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,9 @@ type Queue struct {
 	closed    bool
 	nominated map[string][]*framework.PodInfo
 	nominee   map[types.UID]string
+	// nominees mirrors len(nominee) so that Filter, asking once per node,
+	// need not take the lock when nothing is nominated (the usual case).
+	nominees atomic.Int64
 }
 
 // New returns an empty queue.
@@ -347,6 +351,7 @@ func (q *Queue) AddNominated(pi *framework.PodInfo, node string) {
 	}
 	q.nominee[pi.Pod.UID] = node
 	q.nominated[node] = append(q.nominated[node], pi)
+	q.nominees.Store(int64(len(q.nominee)))
 }
 
 // DeleteNominated forgets a nomination.
@@ -365,6 +370,7 @@ func (q *Queue) setNominatedLocked(pod *corev1.Pod) {
 	if node != "" {
 		q.nominee[pod.UID] = node
 		q.nominated[node] = append(q.nominated[node], framework.NewPodInfo(pod))
+		q.nominees.Store(int64(len(q.nominee)))
 	}
 }
 
@@ -374,6 +380,7 @@ func (q *Queue) deleteNominatedLocked(uid types.UID) {
 		return
 	}
 	delete(q.nominee, uid)
+	q.nominees.Store(int64(len(q.nominee)))
 	list := q.nominated[node]
 	for i, p := range list {
 		if p.Pod.UID == uid {
@@ -390,6 +397,9 @@ func (q *Queue) deleteNominatedLocked(uid types.UID) {
 
 // NominatedPodsForNode returns the pods nominated to node.
 func (q *Queue) NominatedPodsForNode(node string) []*framework.PodInfo {
+	if q.nominees.Load() == 0 {
+		return nil
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return append([]*framework.PodInfo(nil), q.nominated[node]...)
