@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/kubelet"
 )
 
@@ -16,6 +17,7 @@ import (
 // built-in node) and `skiff agent`.
 type nodeOptions struct {
 	name, ip, runtimeEndpoint, podCIDR string
+	clusterCIDR                        string
 	labels, taints                     []string
 	kubeReserved, systemReserved       []string
 	maxPods, port                      int
@@ -28,7 +30,8 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.name, "node-name", "", "name of this node (default: the host name)")
 	f.StringVar(&o.ip, "node-ip", "", "node address (default: the first non-loopback IPv4 address)")
 	f.StringVar(&o.runtimeEndpoint, "container-runtime-endpoint", "", "existing CRI socket (containerd or CRI-O); empty starts containerd as a supervised child")
-	f.StringVar(&o.podCIDR, "pod-cidr", "10.42.0.0/24", "pod addresses of this node until the control plane assigns spec.podCIDR")
+	f.StringVar(&o.podCIDR, "pod-cidr", "", "pod addresses of this node, registered as its spec.podCIDR (default: the one the control plane assigns)")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", nodeipam.DefaultClusterCIDR, "pod addresses of the whole cluster: the server hands out per-node subnets from it, nodes masquerade pod traffic leaving it")
 	f.StringSliceVar(&o.labels, "node-labels", nil, "labels to add when registering the node (key=value,...)")
 	f.StringSliceVar(&o.taints, "register-with-taints", nil, "taints the node registers with (key=value:Effect,...)")
 	f.StringSliceVar(&o.kubeReserved, "kube-reserved", nil, "resources kept for skiff itself (cpu=100m,memory=256Mi,...)")
@@ -56,9 +59,15 @@ func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.C
 	if cfg.NodeName == "" {
 		cfg.NodeName = agent.DefaultNodeName()
 	}
-	if _, _, err := net.ParseCIDR(o.podCIDR); err != nil {
-		return cfg, fmt.Errorf("--pod-cidr %q: %w", o.podCIDR, err)
+	if o.podCIDR != "" {
+		if _, _, err := net.ParseCIDR(o.podCIDR); err != nil {
+			return cfg, fmt.Errorf("--pod-cidr %q: %w", o.podCIDR, err)
+		}
 	}
+	if _, _, err := net.ParseCIDR(o.clusterCIDR); err != nil {
+		return cfg, fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
+	}
+	cfg.ClusterCIDR = o.clusterCIDR
 	if o.ip != "" {
 		if cfg.NodeIP = net.ParseIP(o.ip); cfg.NodeIP == nil {
 			return cfg, fmt.Errorf("--node-ip %q is not an IP address", o.ip)

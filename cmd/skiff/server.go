@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controlplane"
@@ -55,6 +56,10 @@ func serverCommand() *cobra.Command {
 			// send it to the same structured log.
 			klog.SetSlogLogger(log)
 			cfg.Version = version
+			cfg.ControllerSettings.ClusterCIDR = node.clusterCIDR
+			if _, err := nodeipam.NewAllocator(node.clusterCIDR, cfg.ControllerSettings.NodeCIDRMaskSize); err != nil {
+				return fmt.Errorf("--cluster-cidr and --node-cidr-mask-size: %w", err)
+			}
 			if !disableAgent {
 				if node.ip == "" && cfg.AdvertiseIP != "" {
 					node.ip = cfg.AdvertiseIP
@@ -92,6 +97,7 @@ func serverCommand() *cobra.Command {
 	f.IntVar(&cfg.ControllerSettings.TerminatedPodThreshold, "terminated-pod-gc-threshold", podgc.DefaultThreshold, "finished pods kept before the oldest are deleted")
 	f.DurationVar(&cfg.ControllerSettings.NodeGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultGracePeriod, "how long a node may be silent before it is marked Unknown and tainted unreachable")
 	f.Float64Var(&cfg.ControllerSettings.NodeEvictionRate, "node-eviction-rate", nodelifecycle.DefaultEvictionRate, "nodes per second that may get NoExecute taints (evicting their pods)")
+	f.IntVar(&cfg.ControllerSettings.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultMaskSize, "prefix length of each node's pod CIDR")
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: profiles, plugins, weights")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")

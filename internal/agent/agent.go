@@ -33,7 +33,11 @@ type Config struct {
 	NodeIP   net.IP
 	// RuntimeEndpoint is an existing CRI socket; empty starts containerd.
 	RuntimeEndpoint string
-	PodCIDR         string
+	// PodCIDR, when set, is registered as the Node's spec.podCIDR;
+	// otherwise the node waits for the control plane to assign one.
+	PodCIDR string
+	// ClusterCIDR is every pod's range (traffic leaving it is masqueraded).
+	ClusterCIDR string
 	// StaticPodDir holds static pod manifests ("": none).
 	StaticPodDir string
 	Labels       map[string]string

@@ -54,6 +54,10 @@ type Settings struct {
 	NodeGracePeriod time.Duration
 	// NodeEvictionRate bounds how many nodes per second get NoExecute taints.
 	NodeEvictionRate float64
+	// ClusterCIDR is the pod range the node IPAM controller splits into
+	// per-node subnets of NodeCIDRMaskSize bits.
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
 }
 
 // Recorder returns an event recorder that reports as component.

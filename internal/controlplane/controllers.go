@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
@@ -42,6 +43,7 @@ func Controllers() []controller.Registration {
 		{Name: "local-path-provisioner", New: localpath.New, Workers: 2},
 		{Name: "namespace", New: namespace.New, Workers: 5},
 		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1},
+		{Name: "nodeipam", New: nodeipam.New, Workers: 1},
 		{Name: "persistentvolume-binder", New: volumebinding.New, Workers: 1},
 		{Name: "pod-garbage-collector", New: podgc.New, Workers: 1},
 		{Name: "replicaset", New: replicaset.New, Workers: 5},

@@ -1,10 +1,14 @@
 package kubelet
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // cniConfigName is the one network configuration containerd loads.
@@ -32,13 +36,37 @@ func cniConfig(podCIDR, ipamDir string) ([]byte, error) {
 	return json.MarshalIndent(conf, "", "  ")
 }
 
-// writeCNIConfig writes the network configuration for the node's pod CIDR
-// (the Node's spec.podCIDR when set, else the configured fallback).
-func (k *Kubelet) writeCNIConfig() error {
-	cidr := k.cfg.PodCIDR
-	if n := k.getNode(); n != nil && n.Spec.PodCIDR != "" {
-		cidr = n.Spec.PodCIDR
+// waitPodCIDR returns the Node's spec.podCIDR, waiting for the control
+// plane's node IPAM controller to assign one. Until then the runtime has no
+// network configuration and sandboxes cannot start, as upstream's kubelet
+// waits for its network plugin.
+func (k *Kubelet) waitPodCIDR(ctx context.Context) (string, error) {
+	warned := k.clock.Now()
+	for {
+		if n := k.getNode(); n != nil && n.Spec.PodCIDR != "" {
+			if k.cfg.PodCIDR != "" && k.cfg.PodCIDR != n.Spec.PodCIDR {
+				k.log.Warn("the node already has another pod CIDR; --pod-cidr is ignored", "podCIDR", n.Spec.PodCIDR, "flag", k.cfg.PodCIDR)
+			}
+			return n.Spec.PodCIDR, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		n, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err == nil {
+			k.setNode(n)
+		}
+		if k.clock.Since(warned) > 30*time.Second {
+			warned = k.clock.Now()
+			k.log.Warn("waiting for the control plane to assign this node a pod CIDR (is the nodeipam controller running?)", "node", k.cfg.NodeName)
+		}
 	}
+}
+
+// writeCNIConfig writes the network configuration for the node's pod CIDR.
+func (k *Kubelet) writeCNIConfig(cidr string) error {
 	data, err := cniConfig(cidr, filepath.Join(k.cfg.RootDir, "ipam"))
 	if err != nil {
 		return err

@@ -39,7 +39,8 @@ type Config struct {
 	RootDir string
 	// CNIConfDir is where the pod network configuration is written.
 	CNIConfDir string
-	// PodCIDR is used for the pod network until the Node carries one.
+	// PodCIDR, when set, is registered as the Node's spec.podCIDR; else
+	// the kubelet waits for the control plane to assign one.
 	PodCIDR  string
 	Labels   map[string]string
 	Taints   []v1.Taint
@@ -163,10 +164,14 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		}
 	}
 	k.log.Info("node registered", "node", k.cfg.NodeName)
-	if err := k.writeCNIConfig(); err != nil {
+	go k.heartbeat(ctx)
+	cidr, err := k.waitPodCIDR(ctx)
+	if err != nil {
 		return err
 	}
-	go k.heartbeat(ctx)
+	if err := k.writeCNIConfig(cidr); err != nil {
+		return err
+	}
 
 	// Static pods are known before the API's pods, so their mirrors are
 	// not mistaken for orphans.

@@ -197,7 +197,7 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	node := &v1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: labels,
 			Annotations: map[string]string{"volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
-		Spec: v1.NodeSpec{Taints: k.cfg.Taints},
+		Spec: v1.NodeSpec{Taints: k.cfg.Taints, PodCIDR: k.cfg.PodCIDR},
 		Status: v1.NodeStatus{
 			Capacity: capacity, Allocatable: alloc, Addresses: k.nodeAddresses(), NodeInfo: k.machine.info,
 			Conditions:      nodeConditions(nil, k.currentPressure(), nil, now),
@@ -225,6 +225,9 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 		if existing.Labels[key] != v {
 			existing.Labels[key], changed = v, true
 		}
+	}
+	if existing.Spec.PodCIDR == "" && k.cfg.PodCIDR != "" {
+		existing.Spec.PodCIDR, existing.Spec.PodCIDRs, changed = k.cfg.PodCIDR, nil, true
 	}
 	if changed {
 		if existing, err = k.client.CoreV1().Nodes().Update(ctx, existing, metav1.UpdateOptions{}); err != nil {

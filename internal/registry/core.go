@@ -2,6 +2,8 @@ package registry
 
 import (
 	"fmt"
+	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,6 +27,26 @@ func nodeStrategy(r *Resource) {
 	r.StatusOnCreate = true
 	r.Fields = func(o runtime.Object) fields.Set {
 		return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
+	}
+	// spec.podCIDR and spec.podCIDRs are one field in two shapes, as
+	// upstream's conversion makes them.
+	r.Default = func(o runtime.Object) {
+		n := o.(*corev1.Node)
+		if len(n.Spec.PodCIDRs) == 0 && n.Spec.PodCIDR != "" {
+			n.Spec.PodCIDRs = []string{n.Spec.PodCIDR}
+		}
+		if n.Spec.PodCIDR == "" && len(n.Spec.PodCIDRs) > 0 {
+			n.Spec.PodCIDR = n.Spec.PodCIDRs[0]
+		}
+	}
+	r.Validate = func(o runtime.Object) field.ErrorList { return validatePodCIDRs(o.(*corev1.Node)) }
+	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
+		n, on := o.(*corev1.Node), old.(*corev1.Node)
+		errs := validatePodCIDRs(n)
+		if len(on.Spec.PodCIDRs) > 0 && !slices.Equal(on.Spec.PodCIDRs, n.Spec.PodCIDRs) {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "podCIDRs"), `node updates may not change podCIDR except from "" to valid`))
+		}
+		return errs
 	}
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Status", "string", 0, "The status of the node"), col("Roles", "string", 0, "The roles of the node"), ageCol, col("Version", "string", 0, "Kubelet Version reported by the node."),
 		col("Internal-IP", "string", 1, ""), col("External-IP", "string", 1, ""), col("OS-Image", "string", 1, ""), col("Kernel-Version", "string", 1, ""), col("Container-Runtime", "string", 1, "")}
@@ -61,6 +83,30 @@ func nodeStrategy(r *Resource) {
 		return []any{n.Name, status, joinLimited(roles, 100), age(n.CreationTimestamp), ni.KubeletVersion,
 			addr(corev1.NodeInternalIP), addr(corev1.NodeExternalIP), orDefault(ni.OSImage, "<unknown>"), orDefault(ni.KernelVersion, "<unknown>"), orDefault(ni.ContainerRuntimeVersion, "<unknown>")}
 	}
+}
+
+// validatePodCIDRs checks a node's pod ranges: valid CIDRs, podCIDR the
+// first of podCIDRs, at most one per IP family.
+func validatePodCIDRs(n *corev1.Node) field.ErrorList {
+	var errs field.ErrorList
+	path := field.NewPath("spec", "podCIDRs")
+	families := map[bool]bool{}
+	for i, c := range n.Spec.PodCIDRs {
+		_, ipnet, err := net.ParseCIDR(c)
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Index(i), c, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"))
+			continue
+		}
+		v4 := ipnet.IP.To4() != nil
+		if families[v4] {
+			errs = append(errs, field.Invalid(path, n.Spec.PodCIDRs, "may specify no more than one CIDR for each IP family"))
+		}
+		families[v4] = true
+	}
+	if len(n.Spec.PodCIDRs) > 0 && n.Spec.PodCIDR != n.Spec.PodCIDRs[0] {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "podCIDR"), n.Spec.PodCIDR, "must match the first element of podCIDRs"))
+	}
+	return errs
 }
 
 func namespaceStrategy(r *Resource) {
