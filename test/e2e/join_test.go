@@ -49,6 +49,15 @@ func TestSecondNodeJoins(t *testing.T) {
 		}
 		return nil
 	})
+	// --pod-cidr is registered as the node's range; the server's own node,
+	// started without one, got its range from the node IPAM controller.
+	if n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-2", getOpts); err != nil || n.Spec.PodCIDR != "10.42.1.0/24" || len(n.Spec.PodCIDRs) != 1 {
+		t.Errorf("node-2 podCIDR %q podCIDRs %v (%v)", n.Spec.PodCIDR, n.Spec.PodCIDRs, err)
+	}
+	first, err := cl.client.CoreV1().Nodes().Get(ctx, "node-"+strings.ReplaceAll(cl.nodeIP, ".", "-"), getOpts)
+	if err != nil || !strings.HasPrefix(first.Spec.PodCIDR, "10.42.") || !strings.HasSuffix(first.Spec.PodCIDR, ".0/24") || first.Spec.PodCIDR == "10.42.1.0/24" {
+		t.Errorf("server node podCIDR %q (%v)", first.Spec.PodCIDR, err)
+	}
 	csrs, err := cl.client.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
