@@ -24,6 +24,7 @@ type nodeOptions struct {
 	address, manifests                 string
 	evictionHard                       string
 	imageGCHigh, imageGCLow, deadPer   int
+	disableProxy                       bool
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -43,6 +44,7 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.evictionHard, "eviction-hard", kubelet.DefaultEvictionHard, "hard eviction thresholds (memory.available, nodefs.available, imagefs.available, pid.available; quantities or percentages); empty disables eviction")
 	f.IntVar(&o.imageGCHigh, "image-gc-high-threshold", kubelet.DefaultGCPolicy.ImageHighPercent, "image filesystem usage percent above which unused images are removed")
 	f.IntVar(&o.imageGCLow, "image-gc-low-threshold", kubelet.DefaultGCPolicy.ImageLowPercent, "image filesystem usage percent image garbage collection frees down to")
+	f.BoolVar(&o.disableProxy, "disable-proxy", false, "do not program the service proxy's nftables rules or the pod routes on this node (another service proxy and pod network run here)")
 	f.IntVar(&o.deadPer, "maximum-dead-containers-per-container", kubelet.DefaultGCPolicy.DeadPerContainer, "exited instances kept per container besides the newest")
 }
 
@@ -68,6 +70,7 @@ func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.C
 		return cfg, fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
 	}
 	cfg.ClusterCIDR = o.clusterCIDR
+	cfg.DisableProxy = o.disableProxy
 	if o.ip != "" {
 		if cfg.NodeIP = net.ParseIP(o.ip); cfg.NodeIP == nil {
 			return cfg, fmt.Errorf("--node-ip %q is not an IP address", o.ip)

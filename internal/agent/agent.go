@@ -17,11 +17,14 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/podnet"
 	"github.com/skiff-sh/skiff/internal/procmem"
+	"github.com/skiff-sh/skiff/internal/proxy"
 	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
@@ -38,6 +41,8 @@ type Config struct {
 	PodCIDR string
 	// ClusterCIDR is every pod's range (traffic leaving it is masqueraded).
 	ClusterCIDR string
+	// DisableProxy leaves Services and pod routes to someone else.
+	DisableProxy bool
 	// StaticPodDir holds static pod manifests ("": none).
 	StaticPodDir string
 	Labels       map[string]string
@@ -90,7 +95,12 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
 	}
+	// One informer factory for the node's cluster-wide watches (Services,
+	// EndpointSlices, Nodes, PersistentVolumes).
+	shared := informers.NewSharedInformerFactory(client, 0)
+	defer shared.Shutdown()
 	k, err := kubelet.New(kubelet.Config{
+		Informers: shared,
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
@@ -117,6 +127,11 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 			log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
 		}
 	}()
+	if !cfg.DisableProxy {
+		if err := startNetwork(ctx, cfg, shared); err != nil {
+			return err
+		}
+	}
 	log.Info("node agent starting", "node", cfg.NodeName, "runtime", endpoint, "since_start", time.Since(started).Round(time.Millisecond).String())
 	err = k.Run(ctx)
 	if sup != nil {
@@ -129,6 +144,33 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 		return nil
 	}
 	return err
+}
+
+// startNetwork runs the pod routes and the service proxy beside the
+// kubelet. A failure later is logged and retried inside each; only a
+// table that cannot be opened at all stops the node.
+func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInformerFactory) error {
+	_, cidr, err := net.ParseCIDR(cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("cluster CIDR %q: %w", cfg.ClusterCIDR, err)
+	}
+	pcfg := proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cidr}
+	probe, err := proxy.NewTable(pcfg, -1)
+	if err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
+	_ = probe.Close()
+	go func() {
+		if err := podnet.Run(ctx, cfg.NodeName, shared, cfg.Log.With("component", "podnet")); err != nil {
+			cfg.Log.Error("pod routes stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := proxy.Run(ctx, pcfg, shared, cfg.Log.With("component", "proxy")); err != nil {
+			cfg.Log.Error("service proxy stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
 // ensurePause imports skiff's pause image unless the runtime has it.

@@ -59,7 +59,11 @@ type Config struct {
 	GC GCPolicy
 	// PinnedImages are never garbage collected (the pause image).
 	PinnedImages []string
-	Log          *slog.Logger
+	// Informers is the node's shared informer factory for cluster-wide
+	// objects (Services, PersistentVolumes); nil makes one. Its owner
+	// shuts it down.
+	Informers informers.SharedInformerFactory
+	Log       *slog.Logger
 	Clock        clock.Clock
 }
 
@@ -192,7 +196,11 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		}))
 	podInformer := factory.Core().V1().Pods().Informer()
 	// Services feed the pods' environment; all of them, one informer.
-	svcFactory := informers.NewSharedInformerFactory(k.client, 0)
+	svcFactory := k.cfg.Informers
+	if svcFactory == nil {
+		svcFactory = informers.NewSharedInformerFactory(k.client, 0)
+		defer svcFactory.Shutdown()
+	}
 	k.services = svcFactory.Core().V1().Services().Lister()
 	svcSynced := svcFactory.Core().V1().Services().Informer().HasSynced
 	// Volumes: a deleted local-path volume of this node leaves a directory
@@ -241,7 +249,6 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	factory.Shutdown()
-	svcFactory.Shutdown()
 	return nil
 }
 

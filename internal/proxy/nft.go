@@ -325,9 +325,10 @@ func (t *Table) rebuildBase() error {
 	rule(hooked("nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource),
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: masqueradingChain})
 	// Connections to a service with nothing behind it are refused before
-	// NAT, in the filter hooks where reject is allowed.
+	// NAT and before routing: a node without a route for the service range
+	// would otherwise drop them silently.
 	prio := nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest - 10)
-	for name, hook := range map[string]*nftables.ChainHook{"filter-input": nftables.ChainHookInput, "filter-forward": nftables.ChainHookForward, "filter-output": nftables.ChainHookOutput} {
+	for name, hook := range map[string]*nftables.ChainHook{"filter-prerouting": nftables.ChainHookPrerouting, "filter-output": nftables.ChainHookOutput} {
 		c := hooked(name, nftables.ChainTypeFilter, hook, prio)
 		rule(c, append(ctStateNew(), &expr.Verdict{Kind: expr.VerdictJump, Chain: endpointsCheck})...)
 	}

@@ -189,9 +189,15 @@ func startCluster(work, netns, nodeIP string) (*cluster, error) {
 }
 
 // dialInNetns opens a TCP connection from inside the cluster's network
-// namespace: a socket keeps the namespace it was created in, so only the
-// dial runs on a thread switched into it.
+// namespace.
 func (c *cluster) dialInNetns(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialIn(ctx, c.netns, network, addr)
+}
+
+// dialIn opens a connection from inside a test network namespace: a
+// socket keeps the namespace it was created in, so only the dial runs on
+// a thread switched into it.
+func dialIn(ctx context.Context, netns, network, addr string) (net.Conn, error) {
 	type result struct {
 		conn net.Conn
 		err  error
@@ -206,7 +212,7 @@ func (c *cluster) dialInNetns(ctx context.Context, network, addr string) (net.Co
 			return
 		}
 		defer own.Close()
-		target, err := os.Open("/var/run/netns/" + c.netns)
+		target, err := os.Open("/var/run/netns/" + netns)
 		if err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: err}

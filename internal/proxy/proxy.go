@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+)
+
+// retryAfter is how long a failed Apply waits before the table is rebuilt.
+const retryAfter = 2 * time.Second
+
+// Run programs the node's table from the Services and EndpointSlices in
+// factory until ctx ends. Every change triggers a sync; changes arriving
+// during one are folded into the next, so a burst costs one extra Apply.
+// The table stays when Run returns: connections keep working while the
+// agent restarts, and the next start rebuilds it.
+func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, log *slog.Logger) error {
+	table, err := NewTable(cfg, -1)
+	if err != nil {
+		return err
+	}
+	defer table.Close()
+	svcs := factory.Core().V1().Services()
+	slices := factory.Discovery().V1().EndpointSlices()
+	kick := make(chan struct{}, 1)
+	trigger := func(any) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	handler := cache.ResourceEventHandlerFuncs{AddFunc: trigger, UpdateFunc: func(_, o any) { trigger(o) }, DeleteFunc: trigger}
+	_, _ = svcs.Informer().AddEventHandler(handler)
+	_, _ = slices.Informer().AddEventHandler(handler)
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), svcs.Informer().HasSynced, slices.Informer().HasSynced) {
+		return ctx.Err()
+	}
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		start := time.Now()
+		s, _ := svcs.Lister().List(labels.Everything())
+		e, _ := slices.Lister().List(labels.Everything())
+		rs := Build(cfg, s, e)
+		built := time.Since(start)
+		st, err := table.Apply(rs)
+		if err != nil {
+			log.Error("service proxy sync failed; retrying", "err", err)
+			retry.Reset(retryAfter)
+		} else if st.Rebuilt || st.ChainsAdded+st.ChainsChanged+st.ChainsRemoved+st.Elements > 0 {
+			log.Debug("service rules synced", "services", len(s), "chains_added", st.ChainsAdded, "chains_changed", st.ChainsChanged,
+				"chains_removed", st.ChainsRemoved, "elements", st.Elements, "rebuilt", st.Rebuilt,
+				"build", built.String(), "took", time.Since(start).String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kick:
+		case <-retry.C:
+		}
+	}
+}
