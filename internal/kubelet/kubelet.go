@@ -64,7 +64,7 @@ type Config struct {
 	// shuts it down.
 	Informers informers.SharedInformerFactory
 	Log       *slog.Logger
-	Clock        clock.Clock
+	Clock     clock.Clock
 }
 
 // Kubelet runs the pods of one node.

@@ -12,8 +12,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	mnl "github.com/mdlayher/netlink"
-	v1 "k8s.io/api/core/v1"
 	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
 )
 
 // Names in the table. The base chains hook into netfilter; the service

@@ -232,7 +232,9 @@ func TestBuildSessionAffinity(t *testing.T) {
 }
 
 func TestBuildSkipsHeadlessAndExternalName(t *testing.T) {
-	headless := service("h", func(s *v1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = v1.ClusterIPNone, []string{v1.ClusterIPNone} })
+	headless := service("h", func(s *v1.Service) {
+		s.Spec.ClusterIP, s.Spec.ClusterIPs = v1.ClusterIPNone, []string{v1.ClusterIPNone}
+	})
 	ext := service("x", func(s *v1.Service) {
 		s.Spec.Type, s.Spec.ExternalName, s.Spec.ClusterIP, s.Spec.ClusterIPs = v1.ServiceTypeExternalName, "example.com", "", nil
 	})

@@ -112,7 +112,9 @@ func collect(t *testing.T, what string, want []string, get func() (string, error
 func TestServiceNetworkAcrossNodes(t *testing.T) {
 	const ip2 = "10.77.0.2"
 	ns2, dir := secondHost(t, "net", ip2)
-	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(context.Background(), "node-net", metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = cl.client.CoreV1().Nodes().Delete(context.Background(), "node-net", metav1.DeleteOptions{})
+	})
 	startAgent(t, ns2, dir, "--node-name", "node-net", "--node-ip", ip2)
 	client := clientHost(t)
 	ctx := context.Background()
