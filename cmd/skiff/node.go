@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -24,7 +25,9 @@ type nodeOptions struct {
 	address, manifests                 string
 	evictionHard                       string
 	imageGCHigh, imageGCLow, deadPer   int
-	disableProxy                       bool
+	disableProxy, disableDNS           bool
+	clusterDNS, clusterDomain          string
+	resolvConf                         string
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -45,6 +48,10 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.imageGCHigh, "image-gc-high-threshold", kubelet.DefaultGCPolicy.ImageHighPercent, "image filesystem usage percent above which unused images are removed")
 	f.IntVar(&o.imageGCLow, "image-gc-low-threshold", kubelet.DefaultGCPolicy.ImageLowPercent, "image filesystem usage percent image garbage collection frees down to")
 	f.BoolVar(&o.disableProxy, "disable-proxy", false, "do not program the service proxy's nftables rules or the pod routes on this node (another service proxy and pod network run here)")
+	f.BoolVar(&o.disableDNS, "disable-dns", false, "do not serve the cluster DNS on this node")
+	f.StringVar(&o.clusterDNS, "cluster-dns", "10.43.0.10", "ClusterIP of the cluster DNS Service, the nameserver of ClusterFirst pods (empty: pods use the node's resolvers)")
+	f.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster")
+	f.StringVar(&o.resolvConf, "resolv-conf", "/etc/resolv.conf", "the node's resolver configuration: for dnsPolicy Default pods and the names the cluster DNS forwards")
 	f.IntVar(&o.deadPer, "maximum-dead-containers-per-container", kubelet.DefaultGCPolicy.DeadPerContainer, "exited instances kept per container besides the newest")
 }
 
@@ -70,7 +77,11 @@ func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.C
 		return cfg, fmt.Errorf("--cluster-cidr %q: %w", o.clusterCIDR, err)
 	}
 	cfg.ClusterCIDR = o.clusterCIDR
-	cfg.DisableProxy = o.disableProxy
+	cfg.DisableProxy, cfg.DisableDNS = o.disableProxy, o.disableDNS
+	if o.clusterDNS != "" && net.ParseIP(o.clusterDNS).To4() == nil {
+		return cfg, fmt.Errorf("--cluster-dns %q is not an IPv4 address", o.clusterDNS)
+	}
+	cfg.ClusterDNS, cfg.ClusterDomain, cfg.ResolvConf = o.clusterDNS, strings.TrimSuffix(o.clusterDomain, "."), o.resolvConf
 	if o.ip != "" {
 		if cfg.NodeIP = net.ParseIP(o.ip); cfg.NodeIP == nil {
 			return cfg, fmt.Errorf("--node-ip %q is not an IP address", o.ip)

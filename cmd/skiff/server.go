@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -57,6 +58,10 @@ func serverCommand() *cobra.Command {
 			klog.SetSlogLogger(log)
 			cfg.Version = version
 			cfg.ControllerSettings.ClusterCIDR = node.clusterCIDR
+			cfg.ClusterDNS = node.clusterDNS
+			if _, svcNet, err := net.ParseCIDR(cfg.ServiceCIDR); err == nil && cfg.ClusterDNS != "" && !svcNet.Contains(net.ParseIP(cfg.ClusterDNS)) {
+				return fmt.Errorf("--cluster-dns %s is outside --service-cidr %s", cfg.ClusterDNS, cfg.ServiceCIDR)
+			}
 			if _, err := nodeipam.NewAllocator(node.clusterCIDR, cfg.ControllerSettings.NodeCIDRMaskSize); err != nil {
 				return fmt.Errorf("--cluster-cidr and --node-cidr-mask-size: %w", err)
 			}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/kubelet"
 	"github.com/skiff-sh/skiff/internal/podnet"
 	"github.com/skiff-sh/skiff/internal/procmem"
@@ -43,6 +44,11 @@ type Config struct {
 	ClusterCIDR string
 	// DisableProxy leaves Services and pod routes to someone else.
 	DisableProxy bool
+	// ClusterDNS is the DNS Service's ClusterIP pods resolve with ("":
+	// the node's resolvers); ClusterDomain its domain; ResolvConf the
+	// node's resolvers. DisableDNS serves no cluster DNS on this node.
+	ClusterDNS, ClusterDomain, ResolvConf string
+	DisableDNS                            bool
 	// StaticPodDir holds static pod manifests ("": none).
 	StaticPodDir string
 	Labels       map[string]string
@@ -100,7 +106,7 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 	shared := informers.NewSharedInformerFactory(client, 0)
 	defer shared.Shutdown()
 	k, err := kubelet.New(kubelet.Config{
-		Informers: shared,
+		Informers: shared, ClusterDNS: nonEmpty(cfg.ClusterDNS), ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		NodeName:  cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
@@ -129,6 +135,11 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 	}()
 	if !cfg.DisableProxy {
 		if err := startNetwork(ctx, cfg, shared); err != nil {
+			return err
+		}
+	}
+	if !cfg.DisableDNS {
+		if err := startDNS(ctx, cfg, client, shared); err != nil {
 			return err
 		}
 	}
@@ -173,12 +184,48 @@ func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInform
 	return nil
 }
 
+// startDNS serves the cluster DNS on the node's address and publishes it
+// as this node's endpoint of the kube-dns Service.
+func startDNS(ctx context.Context, cfg Config, client kubernetes.Interface, shared informers.SharedInformerFactory) error {
+	log := cfg.Log.With("component", "dns")
+	upstreams, err := dns.Resolvers(cfg.ResolvConf)
+	if err != nil {
+		log.Warn("no upstream resolvers: only cluster names resolve", "resolv_conf", cfg.ResolvConf, "err", err)
+	}
+	dcfg := dns.Config{Domain: cfg.ClusterDomain, Addr: net.JoinHostPort(cfg.NodeIP.String(), "53"), Upstreams: upstreams}
+	h := dns.NewHandler(dns.BuildZone(dcfg.Domain, nil, nil), dns.NewForwarder(upstreams), log)
+	srv, err := dns.Listen(dcfg, h)
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ctx)
+	go func() {
+		if err := dns.Run(ctx, dcfg, shared, h, log); err != nil {
+			log.Error("cluster DNS stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := dns.Publish(ctx, client, cfg.NodeName, dcfg.Addr); err != nil && ctx.Err() == nil {
+			log.Error("publish the DNS endpoint", "err", err)
+		}
+	}()
+	log.Info("cluster DNS serving", "addr", dcfg.Addr, "upstreams", upstreams)
+	return nil
+}
+
 // ensurePause imports skiff's pause image unless the runtime has it.
 func ensurePause(ctx context.Context, rt *kubelet.Runtime, endpoint, dir string) error {
 	if ok, err := rt.HasImage(ctx, runtime.PauseImage); err == nil && ok {
 		return nil
 	}
 	return runtime.ImportPause(ctx, strings.TrimPrefix(endpoint, "unix://"), dir)
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // DefaultNodeName is the host name, lower-cased as node names must be.

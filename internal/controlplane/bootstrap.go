@@ -15,12 +15,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
+	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
 // bootstrapObjects are the objects every cluster starts with.
 // storageDir is where the default StorageClass makes volumes on each node.
-func bootstrapObjects(serviceIP string, advertise net.IP, port int32, storageDir string) []runtime.Object {
+// clusterDNS, when set, is the ClusterIP of the kube-dns Service.
+func bootstrapObjects(serviceIP, clusterDNS string, advertise net.IP, port int32, storageDir string) []runtime.Object {
 	objs := []runtime.Object{}
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -44,6 +46,9 @@ func bootstrapObjects(serviceIP string, advertise net.IP, port int32, storageDir
 			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
 		},
 	)
+	if clusterDNS != "" {
+		objs = append(objs, dns.Service(clusterDNS))
+	}
 	return objs
 }
 

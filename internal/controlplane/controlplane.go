@@ -54,10 +54,13 @@ type Config struct {
 	EtcdClientPort int
 	EtcdPeerPort   int
 	ServiceCIDR    string
-	NodePortMin    int
-	NodePortMax    int
-	TokenAuthFile  string
-	Profiling      bool
+	// ClusterDNS is the ClusterIP of the kube-dns Service the control
+	// plane creates ("": none).
+	ClusterDNS    string
+	NodePortMin   int
+	NodePortMax   int
+	TokenAuthFile string
+	Profiling     bool
 	// Controllers are the controllers to run (see Controllers and Select).
 	Controllers []string
 	// ControllerSettings tune the controllers.
@@ -225,7 +228,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
+			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ClusterDNS, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
 			cancel()
 			if err == nil {
 				bootstrapped.Store(true)

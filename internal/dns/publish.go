@@ -48,7 +48,7 @@ func endpointSlice(node *v1.Node, ip net.IP, port int32) *discoveryv1.EndpointSl
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: ServiceName + "-" + node.Name, Namespace: ServiceNamespace,
-			Labels: map[string]string{discoveryv1.LabelServiceName: ServiceName, discoveryv1.LabelManagedBy: managedBy},
+			Labels:          map[string]string{discoveryv1.LabelServiceName: ServiceName, discoveryv1.LabelManagedBy: managedBy},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
 		},
 		AddressType: discoveryv1.AddressTypeIPv4,

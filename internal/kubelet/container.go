@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,48 +153,10 @@ func namespaceOptions(pod *v1.Pod) *cri.NamespaceOption {
 	return ns
 }
 
-// dnsConfig is the pod's resolv.conf. Cluster DNS arrives with the
-// networking work; until then ClusterFirst falls back to the node's
-// resolvers as upstream does when no cluster DNS is configured.
+// dnsConfig is the pod's resolv.conf (see podDNS).
 func (k *Kubelet) dnsConfig(pod *v1.Pod) *cri.DNSConfig {
-	cfg := &cri.DNSConfig{}
-	if pod.Spec.DNSPolicy != v1.DNSNone {
-		cfg.Servers, cfg.Searches, cfg.Options = hostResolvConf()
-	}
-	if dc := pod.Spec.DNSConfig; dc != nil {
-		cfg.Servers = append(cfg.Servers, dc.Nameservers...)
-		cfg.Searches = append(cfg.Searches, dc.Searches...)
-		for _, o := range dc.Options {
-			if o.Value != nil {
-				cfg.Options = append(cfg.Options, o.Name+":"+*o.Value)
-			} else {
-				cfg.Options = append(cfg.Options, o.Name)
-			}
-		}
-	}
-	return cfg
-}
-
-func hostResolvConf() (servers, searches, options []string) {
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		return nil, nil, nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			servers = append(servers, f[1])
-		case "search":
-			searches = append(searches, f[1:]...)
-		case "options":
-			options = append(options, f[1:]...)
-		}
-	}
-	return servers, searches, options
+	host := readResolvConf(k.cfg.ResolvConf)
+	return podDNS(pod, k.cfg.ClusterDNS, k.cfg.ClusterDomain, host)
 }
 
 // containerSpec is everything needed to create one container.

@@ -59,6 +59,14 @@ type Config struct {
 	GC GCPolicy
 	// PinnedImages are never garbage collected (the pause image).
 	PinnedImages []string
+	// ClusterDNS are the cluster DNS addresses ClusterFirst pods use
+	// (none: they get the node's resolvers); ClusterDomain is the domain
+	// of their search path.
+	ClusterDNS    []string
+	ClusterDomain string
+	// ResolvConf is the node's resolver configuration ("" is
+	// /etc/resolv.conf).
+	ResolvConf string
 	// Informers is the node's shared informer factory for cluster-wide
 	// objects (Services, PersistentVolumes); nil makes one. Its owner
 	// shuts it down.

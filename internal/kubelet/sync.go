@@ -350,7 +350,11 @@ func (k *Kubelet) hostsFile(pod *v1.Pod, podIP string) (string, error) {
 	if podIP != "" {
 		name := podHostname(pod)
 		if pod.Spec.Subdomain != "" {
-			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.cluster.local\t%s\n", podIP, name, pod.Spec.Subdomain, pod.Namespace, name)
+			domain := k.cfg.ClusterDomain
+			if domain == "" {
+				domain = "cluster.local"
+			}
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.%s\t%s\n", podIP, name, pod.Spec.Subdomain, pod.Namespace, domain, name)
 		} else {
 			fmt.Fprintf(&b, "%s\t%s\n", podIP, name)
 		}
