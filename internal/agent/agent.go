@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 	defer shared.Shutdown()
 	k, err := kubelet.New(kubelet.Config{
 		Informers: shared, ClusterDNS: nonEmpty(cfg.ClusterDNS), ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
-		NodeName:  cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
 		EvictionHard: cfg.EvictionHard, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
