@@ -23,6 +23,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/netpol"
 	"github.com/skiff-sh/skiff/internal/podnet"
 	"github.com/skiff-sh/skiff/internal/procmem"
 	"github.com/skiff-sh/skiff/internal/proxy"
@@ -177,7 +178,8 @@ func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInform
 		}
 	}()
 	go func() {
-		if err := proxy.Run(ctx, pcfg, shared, cfg.Log.With("component", "proxy")); err != nil {
+		policies := &netpol.Enforcer{Node: cfg.NodeName}
+		if err := proxy.Run(ctx, pcfg, shared, cfg.Log.With("component", "proxy"), policies); err != nil {
 			cfg.Log.Error("service proxy stopped", "err", err)
 		}
 	}()

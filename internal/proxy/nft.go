@@ -28,6 +28,8 @@ const (
 	nodePortsMap       = "service-nodeports"
 	noEndpointsMap     = "no-endpoint-services"
 	noEndpointNodePort = "no-endpoint-nodeports"
+	policyIngressMap   = "policy-ingress"
+	policyEgressMap    = "policy-egress"
 )
 
 // batchLimit bounds the messages sent before reading their acks: each ack
@@ -50,6 +52,8 @@ type Table struct {
 	applied map[string]string // chain name → rendered rules
 	elems   map[string]map[Key]Verdict
 	sets    map[string]*nftables.Set
+	addr    map[string]*nftables.Set
+	addrTxt map[string]string
 	pending int
 	// dirty means the kernel may not hold what applied says (an Apply
 	// failed half way): the next Apply rebuilds the table.
@@ -137,6 +141,38 @@ func (t *Table) apply(rs *Ruleset, st *Stats) error {
 			return err
 		}
 	}
+	// 1b. Address sets: new ones created, changed ones refilled.
+	for name, want := range rs.AddrSets {
+		text := want.String()
+		set, had := t.addr[name]
+		if had && t.addrTxt[name] == text {
+			continue
+		}
+		if !had {
+			set = &nftables.Set{Table: t.table, Name: name, KeyType: nftables.TypeIPAddr, Interval: true}
+			if err := t.conn.AddSet(set, nil); err != nil {
+				return fmt.Errorf("set %s: %w", name, err)
+			}
+			t.addr[name] = set
+		} else {
+			t.conn.FlushSet(set)
+		}
+		if err := t.step(2); err != nil {
+			return err
+		}
+		elems := rangeElements(want.Ranges)
+		for len(elems) > 0 {
+			n := min(len(elems), 400)
+			if err := t.conn.SetAddElements(set, elems[:n]); err != nil {
+				return fmt.Errorf("set %s: %w", name, err)
+			}
+			elems = elems[n:]
+			if err := t.step(1); err != nil {
+				return err
+			}
+		}
+		t.addrTxt[name] = text
+	}
 	// 2. New chains, empty, so rules and elements may name them.
 	for name := range rs.Chains {
 		if _, ok := t.chains[name]; ok {
@@ -173,7 +209,8 @@ func (t *Table) apply(rs *Ruleset, st *Stats) error {
 		}
 	}
 	// 4. Map elements.
-	for name, want := range map[string]map[Key]Verdict{serviceIPsMap: rs.ServiceIPs, nodePortsMap: rs.NodePorts, noEndpointsMap: rs.NoEndpoints, noEndpointNodePort: rs.NoEndpointNodePorts} {
+	for name, want := range map[string]map[Key]Verdict{serviceIPsMap: rs.ServiceIPs, nodePortsMap: rs.NodePorts, noEndpointsMap: rs.NoEndpoints, noEndpointNodePort: rs.NoEndpointNodePorts,
+		policyIngressMap: addressKeys(rs.PolicyIngress), policyEgressMap: addressKeys(rs.PolicyEgress)} {
 		n, err := t.syncMap(name, want)
 		st.Elements += n
 		if err != nil {
@@ -213,7 +250,41 @@ func (t *Table) apply(rs *Ruleset, st *Stats) error {
 			}
 		}
 	}
+	for name, set := range t.addr {
+		if _, ok := rs.AddrSets[name]; !ok {
+			t.conn.DelSet(set)
+			delete(t.addr, name)
+			delete(t.addrTxt, name)
+			if err := t.step(1); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// addressKeys turns address-keyed verdicts into map keys with no
+// protocol, which mapKey encodes as the address alone.
+func addressKeys(m map[string]Verdict) map[Key]Verdict {
+	out := make(map[Key]Verdict, len(m))
+	for ip, v := range m {
+		out[Key{IP: ip}] = v
+	}
+	return out
+}
+
+// rangeElements encodes merged ranges as interval-set elements: each
+// range's first address, then the address after its last flagged as an
+// interval end (none when the range runs to the top of the space).
+func rangeElements(ranges []Range) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, r := range ranges {
+		out = append(out, nftables.SetElement{Key: binaryutil.BigEndian.PutUint32(r.First)})
+		if r.Last != ^uint32(0) {
+			out = append(out, nftables.SetElement{Key: binaryutil.BigEndian.PutUint32(r.Last + 1), IntervalEnd: true})
+		}
+	}
+	return out
 }
 
 // syncMap brings one dispatch map to want, deleting stale and changed
@@ -282,11 +353,19 @@ func (t *Table) rebuildBase() error {
 		return fmt.Errorf("delete old table: %w", err)
 	}
 	t.maps, t.chains, t.applied, t.elems, t.sets = map[string]*nftables.Set{}, map[string]*nftables.Chain{}, map[string]string{}, map[string]map[Key]Verdict{}, map[string]*nftables.Set{}
+	t.addr, t.addrTxt = map[string]*nftables.Set{}, map[string]string{}
 	t.table = t.conn.AddTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyIPv4})
 	svcKey := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	portKey := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 	for name, key := range map[string]nftables.SetDatatype{serviceIPsMap: svcKey, noEndpointsMap: svcKey, nodePortsMap: portKey, noEndpointNodePort: portKey} {
 		s := &nftables.Set{Table: t.table, Name: name, IsMap: true, Concatenation: true, KeyType: key, DataType: nftables.TypeVerdict}
+		if err := t.conn.AddSet(s, nil); err != nil {
+			return fmt.Errorf("map %s: %w", name, err)
+		}
+		t.maps[name] = s
+	}
+	for _, name := range []string{policyIngressMap, policyEgressMap} {
+		s := &nftables.Set{Table: t.table, Name: name, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
 		if err := t.conn.AddSet(s, nil); err != nil {
 			return fmt.Errorf("map %s: %w", name, err)
 		}
@@ -332,6 +411,17 @@ func (t *Table) rebuildBase() error {
 		c := hooked(name, nftables.ChainTypeFilter, hook, prio)
 		rule(c, append(ctStateNew(), &expr.Verdict{Kind: expr.VerdictJump, Chain: endpointsCheck})...)
 	}
+	// NetworkPolicy: replies pass; traffic to an isolated local pod runs
+	// its ingress chain, from one its egress chain; each chain returns
+	// when a rule allows the packet and drops at its end.
+	policy := hooked("policy-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	rule(policy, append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Verdict{Kind: expr.VerdictAccept})...)
+	rule(policy,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: policyIngressMap, SetID: t.maps[policyIngressMap].ID, IsDestRegSet: true, DestRegister: 0})
+	rule(policy,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: policyEgressMap, SetID: t.maps[policyEgressMap].ID, IsDestRegSet: true, DestRegister: 0})
 	if err := t.flush(); err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
@@ -383,10 +473,13 @@ func markIsSet() []expr.Any {
 	}
 }
 
-func ctStateNew() []expr.Any {
+func ctStateNew() []expr.Any { return ctState(expr.CtStateBitNEW) }
+
+// ctState matches connections in any of the states in bits.
+func ctState(bits uint32) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: []byte{0, 0, 0, 0}},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
 	}
 }
@@ -401,11 +494,33 @@ func (t *Table) ruleExprs(r Rule) ([]expr.Any, error) {
 		}
 		e = append(e, cidrMatch(12, t.cfg.ClusterCIDR, expr.CmpOpNeq)...)
 	}
+	if r.DstInSet != "" {
+		s, ok := t.addr[r.DstInSet]
+		if !ok {
+			return nil, fmt.Errorf("no set %s", r.DstInSet)
+		}
+		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID})
+	}
+	if r.L4 != nil {
+		e = append(e, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNumber(r.L4.Protocol)}})
+		if r.L4.Port != 0 {
+			e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+			if r.L4.EndPort > r.L4.Port {
+				e = append(e, &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: binaryutil.BigEndian.PutUint16(uint16(r.L4.Port)), ToData: binaryutil.BigEndian.PutUint16(uint16(r.L4.EndPort))})
+			} else {
+				e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(r.L4.Port))})
+			}
+		}
+	}
 	if r.SrcIP != "" {
 		e = append(e, saddr, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net.ParseIP(r.SrcIP).To4()})
 	}
 	if r.SrcInSet != "" {
 		s, ok := t.sets[r.SrcInSet]
+		if !ok {
+			s, ok = t.addr[r.SrcInSet]
+		}
 		if !ok {
 			return nil, fmt.Errorf("no set %s", r.SrcInSet)
 		}
@@ -458,6 +573,12 @@ func (t *Table) verdict(v Verdict) *expr.Verdict {
 		return &expr.Verdict{Kind: expr.VerdictDrop}
 	case v.Reject:
 		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: rejectChain}
+	case v.Return:
+		return &expr.Verdict{Kind: expr.VerdictReturn}
+	case v.Accept:
+		return &expr.Verdict{Kind: expr.VerdictAccept}
+	case v.Jump != "":
+		return &expr.Verdict{Kind: expr.VerdictJump, Chain: v.Jump}
 	default:
 		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: v.Goto}
 	}
@@ -469,6 +590,9 @@ func mapKey(k Key) []byte {
 	var b []byte
 	if k.IP != "" {
 		b = append(b, net.ParseIP(k.IP).To4()...)
+	}
+	if k.Protocol == "" {
+		return b // an address-only key (the policy maps)
 	}
 	b = append(b, protoNumber(k.Protocol), 0, 0, 0)
 	b = append(b, byte(k.Port>>8), byte(k.Port), 0, 0)

@@ -13,12 +13,21 @@ import (
 // retryAfter is how long a failed Apply waits before the table is rebuilt.
 const retryAfter = 2 * time.Second
 
+// Source adds rules of its own to every sync (NetworkPolicy does).
+type Source interface {
+	// Watch registers the informers it reads on factory, calling changed
+	// on every event, and returns their synced checks.
+	Watch(factory informers.SharedInformerFactory, changed func()) []cache.InformerSynced
+	// Add adds its chains, sets and map elements to rs.
+	Add(rs *Ruleset)
+}
+
 // Run programs the node's table from the Services and EndpointSlices in
 // factory until ctx ends. Every change triggers a sync; changes arriving
 // during one are folded into the next, so a burst costs one extra Apply.
 // The table stays when Run returns: connections keep working while the
 // agent restarts, and the next start rebuilds it.
-func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, log *slog.Logger, extra ...Source) error {
 	table, err := NewTable(cfg, -1)
 	if err != nil {
 		return err
@@ -36,8 +45,12 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 	handler := cache.ResourceEventHandlerFuncs{AddFunc: trigger, UpdateFunc: func(_, o any) { trigger(o) }, DeleteFunc: trigger}
 	_, _ = svcs.Informer().AddEventHandler(handler)
 	_, _ = slices.Informer().AddEventHandler(handler)
+	synced := []cache.InformerSynced{svcs.Informer().HasSynced, slices.Informer().HasSynced}
+	for _, x := range extra {
+		synced = append(synced, x.Watch(factory, func() { trigger(nil) })...)
+	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), svcs.Informer().HasSynced, slices.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
 	retry := time.NewTimer(time.Hour)
@@ -47,6 +60,9 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 		s, _ := svcs.Lister().List(labels.Everything())
 		e, _ := slices.Lister().List(labels.Everything())
 		rs := Build(cfg, s, e)
+		for _, x := range extra {
+			x.Add(rs)
+		}
 		built := time.Since(start)
 		st, err := table.Apply(rs)
 		if err != nil {

@@ -13,6 +13,20 @@ func (r Rule) String() string {
 	if r.SrcNotInCluster {
 		parts = append(parts, "ip saddr != @cluster-cidr")
 	}
+	if r.DstInSet != "" {
+		parts = append(parts, "ip daddr @"+r.DstInSet)
+	}
+	if r.L4 != nil {
+		p := strings.ToLower(string(r.L4.Protocol))
+		switch {
+		case r.L4.Port == 0:
+			parts = append(parts, "meta l4proto "+p)
+		case r.L4.EndPort > r.L4.Port:
+			parts = append(parts, fmt.Sprintf("%s dport %d-%d", p, r.L4.Port, r.L4.EndPort))
+		default:
+			parts = append(parts, fmt.Sprintf("%s dport %d", p, r.L4.Port))
+		}
+	}
 	if r.SrcIP != "" {
 		parts = append(parts, "ip saddr "+r.SrcIP)
 	}
@@ -74,6 +88,27 @@ func (rs *Ruleset) String() string {
 	for _, s := range sets {
 		b.WriteString(s + "\n")
 	}
+	for _, m := range []struct {
+		name string
+		m    map[string]Verdict
+	}{{"policy-ingress", rs.PolicyIngress}, {"policy-egress", rs.PolicyEgress}} {
+		var lines []string
+		for k, v := range m.m {
+			lines = append(lines, "  "+k+" : "+v.String())
+		}
+		sort.Strings(lines)
+		if len(lines) > 0 {
+			fmt.Fprintf(&b, "map %s {\n%s\n}\n", m.name, strings.Join(lines, "\n"))
+		}
+	}
+	var addr []string
+	for n, s := range rs.AddrSets {
+		addr = append(addr, fmt.Sprintf("set %s { %s }", n, s.String()))
+	}
+	sort.Strings(addr)
+	for _, s := range addr {
+		b.WriteString(s + "\n")
+	}
 	var names []string
 	for n := range rs.Chains {
 		names = append(names, n)
@@ -93,4 +128,21 @@ func indent(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// String lists the set's ranges, for tests and change detection.
+func (s AddrSet) String() string {
+	var parts []string
+	for _, r := range s.Ranges {
+		if r.First == r.Last {
+			parts = append(parts, ipString(r.First))
+		} else {
+			parts = append(parts, ipString(r.First)+"-"+ipString(r.Last))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ipString(v uint32) string {
+	return fmt.Sprintf("%d.%d.%d.%d", v>>24, v>>16&0xff, v>>8&0xff, v&0xff)
 }

@@ -35,9 +35,13 @@ type Config struct {
 // Verdict is where a map element or rule sends a packet.
 type Verdict struct {
 	// Goto names a chain; empty with Drop or Reject.
-	Goto   string
+	Goto string
+	// Jump names a chain that may return here.
+	Jump   string
 	Drop   bool
 	Reject bool
+	// Return goes back to the calling chain; Accept ends this hook.
+	Return, Accept bool
 }
 
 func (v Verdict) String() string {
@@ -46,6 +50,12 @@ func (v Verdict) String() string {
 		return "drop"
 	case v.Reject:
 		return "goto " + rejectChain
+	case v.Return:
+		return "return"
+	case v.Accept:
+		return "accept"
+	case v.Jump != "":
+		return "jump " + v.Jump
 	default:
 		return "goto " + v.Goto
 	}
@@ -67,11 +77,15 @@ func (k Key) String() string {
 	return k.IP + " . " + p
 }
 
-// Rule is one rule of a service or endpoint chain: optional matches, then
-// statements, in the order the fields are listed.
+// Rule is one rule of a service, endpoint or policy chain: optional
+// matches, then statements, in the order the fields are listed.
 type Rule struct {
 	// SrcNotInCluster matches sources outside the cluster CIDR.
 	SrcNotInCluster bool
+	// DstInSet matches destinations in an address set.
+	DstInSet string
+	// L4 matches a protocol and, when Port is set, a port or range.
+	L4 *PortMatch
 	// SrcIP matches one source address.
 	SrcIP string
 	// SrcInSet matches sources recorded in an affinity set.
@@ -86,6 +100,23 @@ type Rule struct {
 	DNAT *Endpoint
 	// Verdict ends the rule (zero value: none).
 	Verdict *Verdict
+}
+
+// PortMatch is a protocol with an optional destination port range.
+type PortMatch struct {
+	Protocol      v1.Protocol
+	Port, EndPort int32
+}
+
+// AddrSet is a named set of IPv4 ranges (NetworkPolicy peers).
+type AddrSet struct {
+	Name   string
+	Ranges []Range
+}
+
+// Range is an inclusive IPv4 address range.
+type Range struct {
+	First, Last uint32
 }
 
 // Endpoint is one backend address.
@@ -120,12 +151,20 @@ type Ruleset struct {
 	NoEndpoints         map[Key]Verdict
 	NoEndpointNodePorts map[Key]Verdict
 	Sets                map[string]AffinitySet
+	// PolicyIngress and PolicyEgress send traffic to and from isolated
+	// local pods through their NetworkPolicy chains (jump verdicts).
+	PolicyIngress, PolicyEgress map[string]Verdict
+	AddrSets                    map[string]AddrSet
 }
+
+// NewRuleset is an empty rule set.
+func NewRuleset() *Ruleset { return newRuleset() }
 
 func newRuleset() *Ruleset {
 	return &Ruleset{
 		Chains: map[string]Chain{}, ServiceIPs: map[Key]Verdict{}, NodePorts: map[Key]Verdict{},
 		NoEndpoints: map[Key]Verdict{}, NoEndpointNodePorts: map[Key]Verdict{}, Sets: map[string]AffinitySet{},
+		PolicyIngress: map[string]Verdict{}, PolicyEgress: map[string]Verdict{}, AddrSets: map[string]AddrSet{},
 	}
 }
 
