@@ -47,7 +47,9 @@ func Build(in Input, rs *proxy.Ruleset) {
 			b.pods = append(b.pods, p)
 		}
 	}
-	sort.Slice(b.pods, func(i, j int) bool { return b.pods[i].Namespace+"/"+b.pods[i].Name < b.pods[j].Namespace+"/"+b.pods[j].Name })
+	sort.Slice(b.pods, func(i, j int) bool {
+		return b.pods[i].Namespace+"/"+b.pods[i].Name < b.pods[j].Namespace+"/"+b.pods[j].Name
+	})
 	pols := append([]*networkingv1.NetworkPolicy{}, in.Policies...)
 	sort.Slice(pols, func(i, j int) bool { return pols[i].Namespace+"/"+pols[i].Name < pols[j].Namespace+"/"+pols[j].Name })
 	for _, p := range b.pods {
