@@ -67,6 +67,7 @@ func webPod(ns, name, node string) *v1.Pod {
 	p := busyboxPod(ns, name, `mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www`)
 	p.Labels = map[string]string{"app": "web"}
 	p.Spec.NodeSelector = map[string]string{v1.LabelHostname: node}
+	p.Spec.Containers[0].Ports = []v1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: v1.ProtocolTCP}}
 	p.Spec.Containers[0].ReadinessProbe = &v1.Probe{
 		ProbeHandler:  v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Port: intstr.FromInt32(8080)}},
 		PeriodSeconds: 1,

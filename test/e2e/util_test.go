@@ -128,3 +128,6 @@ func hasEvent(events []v1.Event, reason, contains string) bool {
 	}
 	return false
 }
+
+// hyphenated is an address as node names in these tests spell it.
+func hyphenated(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
