@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controlplane"
+	"github.com/skiff-sh/skiff/internal/ingress"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 )
 
@@ -28,7 +29,8 @@ func serverCommand() *cobra.Command {
 	cfg := controlplane.Config{}
 	var nodePorts, logLevel, logFormat, schedulerConfig string
 	var node nodeOptions
-	var disableAgent bool
+	var disableAgent, ingressOn bool
+	var ingressHTTP, ingressHTTPS int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server on etcd (embedded by default), scheduler and controllers",
@@ -59,6 +61,9 @@ func serverCommand() *cobra.Command {
 			cfg.Version = version
 			cfg.ControllerSettings.ClusterCIDR = node.clusterCIDR
 			cfg.ClusterDNS = node.clusterDNS
+			if ingressOn {
+				cfg.Ingress = &ingress.Settings{HTTPAddr: net.JoinHostPort("0.0.0.0", strconv.Itoa(ingressHTTP)), HTTPSAddr: net.JoinHostPort("0.0.0.0", strconv.Itoa(ingressHTTPS))}
+			}
 			if _, svcNet, err := net.ParseCIDR(cfg.ServiceCIDR); err == nil && cfg.ClusterDNS != "" && !svcNet.Contains(net.ParseIP(cfg.ClusterDNS)) {
 				return fmt.Errorf("--cluster-dns %s is outside --service-cidr %s", cfg.ClusterDNS, cfg.ServiceCIDR)
 			}
@@ -106,6 +111,9 @@ func serverCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' for all, 'name' to enable one, '-name' to disable one, empty for none; known: "+strings.Join(controller.Names(controlplane.Controllers()), ", "))
 	f.StringVar(&schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: profiles, plugins, weights")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	f.BoolVar(&ingressOn, "ingress", false, "run the built-in ingress controller (IngressClass skiff, the default) on this server's node ports")
+	f.IntVar(&ingressHTTP, "ingress-http-port", 80, "HTTP port of the ingress controller")
+	f.IntVar(&ingressHTTPS, "ingress-https-port", 443, "HTTPS port of the ingress controller")
 	f.BoolVar(&disableAgent, "disable-agent", false, "do not run a node agent (kubelet and containerd) in the server")
 	node.addFlags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

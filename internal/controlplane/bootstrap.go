@@ -16,13 +16,15 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
 	"github.com/skiff-sh/skiff/internal/dns"
+	"github.com/skiff-sh/skiff/internal/ingress"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
 // bootstrapObjects are the objects every cluster starts with.
 // storageDir is where the default StorageClass makes volumes on each node.
-// clusterDNS, when set, is the ClusterIP of the kube-dns Service.
-func bootstrapObjects(serviceIP, clusterDNS string, advertise net.IP, port int32, storageDir string) []runtime.Object {
+// clusterDNS, when set, is the ClusterIP of the kube-dns Service; with
+// withIngress the skiff IngressClass is the default.
+func bootstrapObjects(serviceIP, clusterDNS string, withIngress bool, advertise net.IP, port int32, storageDir string) []runtime.Object {
 	objs := []runtime.Object{}
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -48,6 +50,9 @@ func bootstrapObjects(serviceIP, clusterDNS string, advertise net.IP, port int32
 	)
 	if clusterDNS != "" {
 		objs = append(objs, dns.Service(clusterDNS))
+	}
+	if withIngress {
+		objs = append(objs, ingress.Class())
 	}
 	return objs
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/ingress"
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -54,6 +55,8 @@ type Config struct {
 	EtcdClientPort int
 	EtcdPeerPort   int
 	ServiceCIDR    string
+	// Ingress, when set, runs the built-in ingress controller.
+	Ingress *ingress.Settings
 	// ClusterDNS is the ClusterIP of the kube-dns Service the control
 	// plane creates ("": none).
 	ClusterDNS    string
@@ -104,6 +107,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	controllers, err := controller.Select(Controllers(), cfg.Controllers)
 	if err != nil {
 		return err
+	}
+	if cfg.Ingress != nil {
+		settings := *cfg.Ingress
+		if settings.StatusIP == "" {
+			settings.StatusIP = advertise.String()
+		}
+		controllers = append(controllers, controller.Registration{Name: "ingress", New: ingress.Factory(settings), Workers: 1})
 	}
 
 	var client *clientv3.Client
@@ -228,7 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ClusterDNS, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
+			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ClusterDNS, cfg.Ingress != nil, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
 			cancel()
 			if err == nil {
 				bootstrapped.Store(true)

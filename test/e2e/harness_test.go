@@ -150,7 +150,7 @@ func startCluster(work, netns, nodeIP string) (*cluster, error) {
 	// hide the cgroup mounts runc needs (RUNTIME-NOTES).
 	c.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "server",
 		"--data-dir", c.dataDir, "--bind-address", "0.0.0.0", "--node-ip", nodeIP, "--node-name", "node-"+strings.ReplaceAll(nodeIP, ".", "-"),
-		"--advertise-address", nodeIP, "--log-level", "debug")
+		"--advertise-address", nodeIP, "--ingress", "--log-level", "debug")
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.cmd.Start(); err != nil {
