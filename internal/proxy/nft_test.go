@@ -22,7 +22,7 @@ import (
 // veth holding the "pod" addresses and a route for the service range) and
 // returns its name and an open handle; both go at cleanup. The kernel
 // tests need root, ip and nft: missing, they fail rather than skip.
-func testNetns(t *testing.T) (string, *os.File) {
+func testNetns(t testing.TB) (string, *os.File) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the nftables tests need root (network namespaces)")
@@ -56,7 +56,7 @@ func testNetns(t *testing.T) (string, *os.File) {
 
 // inNetns runs f on a thread switched into the namespace; sockets made
 // there stay in it.
-func inNetns(t *testing.T, ns *os.File, f func()) {
+func inNetns(t testing.TB, ns *os.File, f func()) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
@@ -83,7 +83,7 @@ func inNetns(t *testing.T, ns *os.File, f func()) {
 }
 
 // listen serves "who am I" on addr inside the namespace until cleanup.
-func listen(t *testing.T, ns *os.File, addr string) {
+func listen(t testing.TB, ns *os.File, addr string) {
 	t.Helper()
 	var l net.Listener
 	var err error

@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // clientHost makes a machine outside the cluster: a namespace joined to
@@ -133,23 +135,54 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	}
 
 	ns := namespace(t)
-	createPod(t, webPod(ns, "web-1", first))
-	createPod(t, webPod(ns, "web-2", "node-net"))
+	// Two replicas, one per node (required anti-affinity on the host).
+	tmpl := webPod(ns, "", first)
+	tmpl.Spec.NodeSelector = nil
+	tmpl.Spec.Affinity = &v1.Affinity{PodAntiAffinity: &v1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, TopologyKey: v1.LabelHostname,
+	}}}}
+	if _, err := cl.client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: tmpl.Labels}, Spec: tmpl.Spec}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	c := busyboxPod(ns, "client", "while true; do sleep 1; done")
 	c.Spec.NodeSelector = map[string]string{v1.LabelHostname: first}
 	createPod(t, c)
-	web1, web2 := waitRunningReady(t, ns, "web-1"), waitRunningReady(t, ns, "web-2")
 	waitRunningReady(t, ns, "client")
-	if web1.Spec.NodeName == web2.Spec.NodeName || web1.Status.PodIP == "" || web2.Status.PodIP == "" {
-		t.Fatalf("web-1 on %s (%s), web-2 on %s (%s)", web1.Spec.NodeName, web1.Status.PodIP, web2.Spec.NodeName, web2.Status.PodIP)
-	}
+	var web1, web2 *v1.Pod // on the first node, on node-net
+	eventually(t, 90*time.Second, func() error {
+		pods, err := cl.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return err
+		}
+		web1, web2 = nil, nil
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.Status.Phase != v1.PodRunning || !podReady(p) || p.DeletionTimestamp != nil {
+				continue
+			}
+			switch p.Spec.NodeName {
+			case first:
+				web1 = p
+			case "node-net":
+				web2 = p
+			}
+		}
+		if web1 == nil || web2 == nil {
+			return fmt.Errorf("want a ready web pod on each node, have %d pods", len(pods.Items))
+		}
+		return nil
+	})
 
 	// Pod to pod across nodes, both ways, over the host-gw routes.
-	if out, err := fetchFromPod(ns, "client", "http://"+web2.Status.PodIP+":8080/"); err != nil || out != "web-2" {
-		t.Errorf("client (node 1) to web-2 (node 2): %q %v", out, err)
+	if out, err := fetchFromPod(ns, "client", "http://"+web2.Status.PodIP+":8080/"); err != nil || out != web2.Name {
+		t.Errorf("client (node 1) to %s (node 2): %q %v", web2.Name, out, err)
 	}
-	if out, err := fetchFromPod(ns, "web-2", "http://"+web1.Status.PodIP+":8080/"); err != nil || out != "web-1" {
-		t.Errorf("web-2 (node 2) to web-1 (node 1): %q %v", out, err)
+	if out, err := fetchFromPod(ns, web2.Name, "http://"+web1.Status.PodIP+":8080/"); err != nil || out != web1.Name {
+		t.Errorf("%s (node 2) to %s (node 1): %q %v", web2.Name, web1.Name, out, err)
 	}
 
 	svc := func(name string, typ v1.ServiceType, port int32) *v1.Service {
@@ -167,12 +200,13 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	np := svc("web-np", v1.ServiceTypeNodePort, 81)
 	lb := svc("web-lb", v1.ServiceTypeLoadBalancer, 82)
 
-	both := []string{"web-1", "web-2"}
+	both := []string{web1.Name, web2.Name}
+	sort.Strings(both)
 	collect(t, "ClusterIP from a pod", both, func() (string, error) { return fetchFromPod(ns, "client", "http://"+web.Spec.ClusterIP+"/") })
-	// Hairpin: web-1 reaching its own Service lands on itself sometimes.
+	// Hairpin: a pod reaching its own Service lands on itself sometimes.
 	eventually(t, 30*time.Second, func() error {
-		if out, err := fetchFromPod(ns, "web-1", "http://"+web.Spec.ClusterIP+"/"); err != nil || out != "web-1" {
-			return fmt.Errorf("web-1 through its Service: %q %v", out, err)
+		if out, err := fetchFromPod(ns, web1.Name, "http://"+web.Spec.ClusterIP+"/"); err != nil || out != web1.Name {
+			return fmt.Errorf("%s through its Service: %q %v", web1.Name, out, err)
 		}
 		return nil
 	})
@@ -199,26 +233,57 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	collect(t, "LoadBalancer from outside the cluster", both, func() (string, error) { return httpGet(client, cl.nodeIP+":82") })
 	_ = lb
 
-	// web-2 goes: the Service's rules follow its endpoints.
-	deleted := time.Now()
-	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "web-2", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	// Scaled down to one: the Service's rules follow its endpoints.
+	scale := func(n int32) {
+		t.Helper()
+		sc, err := cl.client.AppsV1().Deployments(ns).GetScale(ctx, "web", getOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Spec.Replicas = n
+		if _, err := cl.client.AppsV1().Deployments(ns).UpdateScale(ctx, "web", sc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	scaled := time.Now()
+	scale(1)
+	var survivor string
 	eventually(t, 30*time.Second, func() error {
-		for i := 0; i < 5; i++ {
-			if out, err := httpGet(client, cl.nodeIP+":"+nodePort); err != nil || out != "web-1" {
-				return fmt.Errorf("after deleting web-2: %q %v", out, err)
+		answers := map[string]bool{}
+		for i := 0; i < 16; i++ {
+			out, err := httpGet(client, cl.nodeIP+":"+nodePort)
+			if err != nil {
+				return fmt.Errorf("after scaling to one: %v", err)
+			}
+			answers[out] = true
+		}
+		if len(answers) != 1 {
+			return fmt.Errorf("after scaling to one, answers from %v", answers)
+		}
+		for a := range answers {
+			survivor = a
+		}
+		return nil
+	})
+	t.Logf("only %s answered %v after the scale-down", survivor, time.Since(scaled).Round(10*time.Millisecond))
+
+	// Nothing behind the Service (the last pod gone, not merely
+	// terminating: a serving terminating pod still gets traffic, as
+	// upstream): refused by the rules at once, not left to time out.
+	scale(0)
+	eventually(t, 60*time.Second, func() error {
+		slices, err := cl.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web-np"})
+		if err != nil {
+			return err
+		}
+		for _, sl := range slices.Items {
+			if len(sl.Endpoints) > 0 {
+				return fmt.Errorf("web-np still has endpoints %v", sl.Endpoints)
 			}
 		}
 		return nil
 	})
-	t.Logf("only web-1 answered %v after web-2's deletion", time.Since(deleted).Round(10*time.Millisecond))
-
-	// Nothing behind the Service: refused, not left to time out.
-	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
+	eventually(t, 10*time.Second, func() error {
 		start := time.Now()
 		_, err := httpGet(client, cl.nodeIP+":"+nodePort)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -229,7 +294,10 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := fetchFromPod(ns, "client", "http://"+web.Spec.ClusterIP+"/"); err == nil || !strings.Contains(out, "refused") {
-		t.Errorf("ClusterIP without endpoints from a pod: %q %v, want connection refused", out, err)
-	}
+	eventually(t, 10*time.Second, func() error {
+		if out, err := fetchFromPod(ns, "client", "http://"+web.Spec.ClusterIP+"/"); err == nil || !strings.Contains(out, "refused") {
+			return fmt.Errorf("ClusterIP without endpoints from a pod: %q %v, want connection refused", out, err)
+		}
+		return nil
+	})
 }
