@@ -74,16 +74,23 @@ func BenchmarkEndpointChange(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tbl.Close()
-	if _, err := tbl.Apply(Build(testConfig(), svcs, slices)); err != nil {
+	builder := NewBuilder(testConfig())
+	if _, err := tbl.Apply(builder.Build(svcs, slices)); err != nil {
 		b.Fatal(err)
 	}
 	i := 0
+	var building, applying time.Duration
 	for b.Loop() {
 		i++
 		s := slices[500].DeepCopy()
 		s.Endpoints[3].Addresses = []string{fmt.Sprintf("10.42.251.%d", 2+i%250)}
 		slices[500] = s
-		st, err := tbl.Apply(Build(testConfig(), svcs, slices))
+		start := time.Now()
+		rs := builder.Build(svcs, slices)
+		built := time.Now()
+		st, err := tbl.Apply(rs)
+		building += built.Sub(start)
+		applying += time.Since(built)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,6 +98,8 @@ func BenchmarkEndpointChange(b *testing.B) {
 			b.Fatalf("one endpoint change applied %+v", st)
 		}
 	}
+	b.ReportMetric(float64(building.Microseconds())/float64(i)/1000, "build-ms")
+	b.ReportMetric(float64(applying.Microseconds())/float64(i)/1000, "apply-ms")
 }
 
 // BenchmarkConnectOverhead compares connecting through a ClusterIP with

@@ -185,7 +185,7 @@ func (t *Table) apply(rs *Ruleset, st *Stats) error {
 	}
 	// 3. Rules of new and changed chains.
 	for name, c := range rs.Chains {
-		text := c.String()
+		text := c.Text()
 		old, had := t.applied[name]
 		if had && old == text {
 			continue

@@ -216,3 +216,33 @@ func TestTableInKernel(t *testing.T) {
 		t.Errorf("table still there: %s %v", out, err)
 	}
 }
+
+// sessionAffinity ClientIP in the kernel: once a client has landed on an
+// endpoint, its next connections go there too.
+func TestTableAffinityInKernel(t *testing.T) {
+	name, ns := testNetns(t)
+	listen(t, ns, "10.42.0.5:8080")
+	listen(t, ns, "10.42.0.6:8080")
+	tbl, err := NewTable(testConfig(), int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Close()
+	svc := service("web", func(s *v1.Service) { s.Spec.SessionAffinity = v1.ServiceAffinityClientIP })
+	other := ep{ip: "10.42.0.6", node: "node-a", ready: true, serving: true}
+	if _, err := tbl.Apply(Build(testConfig(), []*v1.Service{svc}, []*discoveryv1.EndpointSlice{slice("web", 8080, readyA, other)})); err != nil {
+		t.Fatalf("apply: %v\n%s", err, nftList(t, name))
+	}
+	first, err := get(t, ns, "10.43.0.20:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if out, err := get(t, ns, "10.43.0.20:80"); err != nil || out != first {
+			t.Fatalf("connection %d went to %q (%v), the client's endpoint is %s\n%s", i, out, err, first, nftList(t, name))
+		}
+	}
+	if l := nftList(t, name); !strings.Contains(l, "timeout 3h") || !strings.Contains(l, "update @aff-") {
+		t.Errorf("affinity sets or updates missing:\n%s", l)
+	}
+}

@@ -53,13 +53,14 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
+	builder := NewBuilder(cfg)
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
 		start := time.Now()
 		s, _ := svcs.Lister().List(labels.Everything())
 		e, _ := slices.Lister().List(labels.Everything())
-		rs := Build(cfg, s, e)
+		rs := builder.Build(s, e)
 		for _, x := range extra {
 			x.Add(rs)
 		}

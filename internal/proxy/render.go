@@ -3,63 +3,89 @@ package proxy
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
 // String renders a rule in nft syntax: what `nft list table ip skiff`
-// shows, so tests and logs read like the kernel's rules.
+// shows, so tests and logs read like the kernel's rules. It also decides
+// whether a chain changed, on every sync, so it avoids fmt.
 func (r Rule) String() string {
-	var parts []string
+	var b strings.Builder
+	r.render(&b)
+	return b.String()
+}
+
+func (r Rule) render(b *strings.Builder) {
+	start := b.Len()
+	sep := func() {
+		if b.Len() > start {
+			b.WriteByte(' ')
+		}
+	}
 	if r.SrcNotInCluster {
-		parts = append(parts, "ip saddr != @cluster-cidr")
+		sep()
+		b.WriteString("ip saddr != @cluster-cidr")
 	}
 	if r.DstInSet != "" {
-		parts = append(parts, "ip daddr @"+r.DstInSet)
+		sep()
+		b.WriteString("ip daddr @" + r.DstInSet)
 	}
 	if r.L4 != nil {
+		sep()
 		p := strings.ToLower(string(r.L4.Protocol))
 		switch {
 		case r.L4.Port == 0:
-			parts = append(parts, "meta l4proto "+p)
+			b.WriteString("meta l4proto " + p)
 		case r.L4.EndPort > r.L4.Port:
-			parts = append(parts, fmt.Sprintf("%s dport %d-%d", p, r.L4.Port, r.L4.EndPort))
+			b.WriteString(p + " dport " + strconv.Itoa(int(r.L4.Port)) + "-" + strconv.Itoa(int(r.L4.EndPort)))
 		default:
-			parts = append(parts, fmt.Sprintf("%s dport %d", p, r.L4.Port))
+			b.WriteString(p + " dport " + strconv.Itoa(int(r.L4.Port)))
 		}
 	}
 	if r.SrcIP != "" {
-		parts = append(parts, "ip saddr "+r.SrcIP)
+		sep()
+		b.WriteString("ip saddr " + r.SrcIP)
 	}
 	if r.SrcInSet != "" {
-		parts = append(parts, "ip saddr @"+r.SrcInSet)
+		sep()
+		b.WriteString("ip saddr @" + r.SrcInSet)
 	}
 	if r.Masquerade {
-		parts = append(parts, fmt.Sprintf("meta mark set meta mark | %#x", masqMark))
+		sep()
+		b.WriteString("meta mark set meta mark | 0x4000")
 	}
 	if r.UpdateSet != "" {
-		parts = append(parts, "update @"+r.UpdateSet+" { ip saddr }")
+		sep()
+		b.WriteString("update @" + r.UpdateSet + " { ip saddr }")
 	}
 	if len(r.Random) > 0 {
-		var m []string
+		sep()
+		b.WriteString("numgen random mod " + strconv.Itoa(len(r.Random)) + " vmap { ")
 		for i, c := range r.Random {
-			m = append(m, fmt.Sprintf("%d : goto %s", i, c))
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Itoa(i) + " : goto " + c)
 		}
-		parts = append(parts, fmt.Sprintf("numgen random mod %d vmap { %s }", len(r.Random), strings.Join(m, ", ")))
+		b.WriteString(" }")
 	}
 	if r.DNAT != nil {
-		parts = append(parts, fmt.Sprintf("dnat to %s:%d", r.DNAT.IP, r.DNAT.Port))
+		sep()
+		b.WriteString("dnat to " + r.DNAT.IP + ":" + strconv.Itoa(int(r.DNAT.Port)))
 	}
 	if r.Verdict != nil {
-		parts = append(parts, r.Verdict.String())
+		sep()
+		b.WriteString(r.Verdict.String())
 	}
-	return strings.Join(parts, " ")
 }
 
 // String renders the chain's rules, one per line.
 func (c Chain) String() string {
 	var b strings.Builder
+	b.Grow(64 * len(c.Rules))
 	for _, r := range c.Rules {
-		b.WriteString(r.String())
+		r.render(&b)
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -129,6 +129,17 @@ type Endpoint struct {
 type Chain struct {
 	Name  string
 	Rules []Rule
+	// text is the rendered rules, kept by the Builder so an unchanged
+	// chain is compared without rendering it again.
+	text string
+}
+
+// Text is the chain's rendered rules.
+func (c Chain) Text() string {
+	if c.text != "" {
+		return c.text
+	}
+	return c.String()
 }
 
 // AffinitySet is a dynamic set of client addresses with a timeout, one per
@@ -171,6 +182,32 @@ func newRuleset() *Ruleset {
 // Build computes the rules for services and their endpoint slices. It is
 // pure: the same objects give the same rules, in any order.
 func Build(cfg Config, services []*v1.Service, slices []*discoveryv1.EndpointSlice) *Ruleset {
+	return NewBuilder(cfg).Build(services, slices)
+}
+
+// Builder is Build with memory: a Service whose object and endpoint
+// slices are the very objects of the last build (informers replace an
+// object on every change, never edit it) reuses its rules, rendering
+// included, so one endpoint change costs one Service's work.
+type Builder struct {
+	cfg   Config
+	cache map[string]*fragment
+}
+
+// fragment is one Service's rules with the objects they came from.
+type fragment struct {
+	svc    *v1.Service
+	slices []*discoveryv1.EndpointSlice
+	rs     *Ruleset
+}
+
+// NewBuilder builds for cfg.
+func NewBuilder(cfg Config) *Builder {
+	return &Builder{cfg: cfg, cache: map[string]*fragment{}}
+}
+
+// Build computes the rules for services and their endpoint slices.
+func (b *Builder) Build(services []*v1.Service, slices []*discoveryv1.EndpointSlice) *Ruleset {
 	bySvc := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range slices {
 		name := s.Labels[discoveryv1.LabelServiceName]
@@ -180,16 +217,66 @@ func Build(cfg Config, services []*v1.Service, slices []*discoveryv1.EndpointSli
 		bySvc[s.Namespace+"/"+name] = append(bySvc[s.Namespace+"/"+name], s)
 	}
 	rs := newRuleset()
+	next := make(map[string]*fragment, len(services))
 	for _, svc := range services {
 		if !proxied(svc) {
 			continue
 		}
-		for _, port := range svc.Spec.Ports {
-			eps := endpointsFor(cfg.NodeName, port, bySvc[svc.Namespace+"/"+svc.Name])
-			addServicePort(rs, cfg, svc, port, eps)
+		key := svc.Namespace + "/" + svc.Name
+		own := bySvc[key]
+		// Slices come in lister order; sort by name so the same set of
+		// objects is recognised whatever the order.
+		sort.Slice(own, func(i, j int) bool { return own[i].Name < own[j].Name })
+		f := b.cache[key]
+		if f == nil || !f.same(svc, own) {
+			f = &fragment{svc: svc, slices: own, rs: newRuleset()}
+			for _, port := range svc.Spec.Ports {
+				addServicePort(f.rs, b.cfg, svc, port, endpointsFor(b.cfg.NodeName, port, own))
+			}
+			for name, c := range f.rs.Chains {
+				c.text = c.String()
+				f.rs.Chains[name] = c
+			}
+		}
+		next[key] = f
+		rs.merge(f.rs)
+	}
+	b.cache = next
+	return rs
+}
+
+func (f *fragment) same(svc *v1.Service, slices []*discoveryv1.EndpointSlice) bool {
+	if f.svc != svc || len(f.slices) != len(slices) {
+		return false
+	}
+	for i := range slices {
+		if f.slices[i] != slices[i] {
+			return false
 		}
 	}
-	return rs
+	return true
+}
+
+// merge adds o's chains, elements and sets to rs.
+func (rs *Ruleset) merge(o *Ruleset) {
+	for k, v := range o.Chains {
+		rs.Chains[k] = v
+	}
+	for k, v := range o.ServiceIPs {
+		rs.ServiceIPs[k] = v
+	}
+	for k, v := range o.NodePorts {
+		rs.NodePorts[k] = v
+	}
+	for k, v := range o.NoEndpoints {
+		rs.NoEndpoints[k] = v
+	}
+	for k, v := range o.NoEndpointNodePorts {
+		rs.NoEndpointNodePorts[k] = v
+	}
+	for k, v := range o.Sets {
+		rs.Sets[k] = v
+	}
 }
 
 // proxied: headless and ExternalName Services get no rules.
@@ -448,8 +535,7 @@ func portName(sp v1.ServicePort) string {
 // identity (names may be cut to fit nftables' limit).
 func chainName(prefix, id string) string {
 	sum := sha256.Sum256([]byte(prefix + "|" + id))
-	h := base32.StdEncoding.EncodeToString(sum[:5])
-	name := fmt.Sprintf("%s-%s-%s", prefix, h, id)
+	name := prefix + "-" + base32.StdEncoding.EncodeToString(sum[:5]) + "-" + id
 	if len(name) > 200 {
 		name = name[:200]
 	}

@@ -253,3 +253,30 @@ func TestBuildIsOrderIndependent(t *testing.T) {
 		t.Errorf("order changes the rules:\n%s\n---\n%s", one, two)
 	}
 }
+
+// The Builder reuses a Service's rules only while its objects are the
+// same, and its output always equals a fresh Build.
+func TestBuilderReusesUnchangedServices(t *testing.T) {
+	a, bsvc := service("a"), service("b", func(s *v1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "10.43.0.21", nil })
+	sa, sb := slice("a", 80, readyA), slice("b", 80, readyB)
+	bld := NewBuilder(testConfig())
+	first := bld.Build([]*v1.Service{a, bsvc}, []*discoveryv1.EndpointSlice{sa, sb})
+	fa := bld.cache["ns/a"]
+	// b's slice changes (a new object, as informers deliver it).
+	sb2 := slice("b", 80, readyA, readyB)
+	second := bld.Build([]*v1.Service{a, bsvc}, []*discoveryv1.EndpointSlice{sb2, sa})
+	if bld.cache["ns/a"] != fa {
+		t.Error("unchanged service a was rebuilt")
+	}
+	if got, want := second.String(), Build(testConfig(), []*v1.Service{a, bsvc}, []*discoveryv1.EndpointSlice{sa, sb2}).String(); got != want {
+		t.Errorf("builder output differs from a fresh build:\n%s\n---\n%s", got, want)
+	}
+	if first.String() == second.String() {
+		t.Error("b's new endpoint did not change the rules")
+	}
+	// A deleted service leaves the cache and the rules.
+	third := bld.Build([]*v1.Service{a}, []*discoveryv1.EndpointSlice{sa})
+	if _, ok := bld.cache["ns/b"]; ok || strings.Contains(third.String(), "ns/b/") {
+		t.Errorf("deleted service b kept:\n%s", third)
+	}
+}
