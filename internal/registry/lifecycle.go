@@ -112,6 +112,7 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 		return nil, err
 	}
 	g.admitDefaultStorageClass(r, obj)
+	g.admitDefaultIngressClass(r, obj)
 	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
 		return nil, err
 	}
@@ -294,6 +295,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		return nil, err
 	}
 	g.admitDefaultStorageClass(r, obj)
+	g.admitDefaultIngressClass(r, obj)
 	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
 		return nil, err
 	}

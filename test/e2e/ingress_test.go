@@ -99,14 +99,18 @@ func TestIngressRoutesTwoHosts(t *testing.T) {
 			Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix), Backend: backend(svc)}},
 		}}}
 	}
-	if _, err := cl.client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
+	created, err := cl.client.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
 		ObjectMeta: metav1.ObjectMeta{Name: "two-hosts"},
 		Spec: networkingv1.IngressSpec{
 			Rules: []networkingv1.IngressRule{rule("alpha.example", "alpha"), rule("beta.example", "beta")},
 			TLS:   []networkingv1.IngressTLS{{Hosts: []string{"alpha.example"}, SecretName: "alpha-tls"}},
 		},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if c := created.Spec.IngressClassName; c == nil || *c != "skiff" {
+		t.Errorf("the Ingress got class %v, want the default skiff", c)
 	}
 
 	base := "http://" + cl.nodeIP

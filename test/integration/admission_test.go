@@ -1,0 +1,62 @@
+package integration
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// Objects created without a class get the default one, as upstream's
+// DefaultStorageClass and DefaultIngressClass admission give it; an
+// explicit choice (or the legacy ingress annotation) is kept.
+func TestDefaultClassAdmission(t *testing.T) {
+	s := startServer(t)
+	c := s.client()
+	ctx := context.Background()
+
+	pvc, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+	}, metav1.CreateOptions{})
+	if err != nil || pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "local-path" {
+		t.Errorf("claim without a class: %v %v", pvc.Spec.StorageClassName, err)
+	}
+
+	for _, name := range []string{"older", "newer"} {
+		if _, err := c.NetworkingV1().IngressClasses().Create(ctx, &networkingv1.IngressClass{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
+			Spec:       networkingv1.IngressClassSpec{Controller: "example.com/" + name},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backend := &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}
+	create := func(name string, class *string, ann map[string]string) *networkingv1.Ingress {
+		t.Helper()
+		ing, err := c.NetworkingV1().Ingresses("default").Create(ctx, &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
+			Spec:       networkingv1.IngressSpec{IngressClassName: class, DefaultBackend: backend},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create ingress %s: %v", name, err)
+		}
+		return ing
+	}
+	if got := create("plain", nil, nil).Spec.IngressClassName; got == nil || *got == "" {
+		t.Errorf("ingress without a class: %v", got)
+	} else if *got != "newer" && *got != "older" {
+		t.Errorf("ingress without a class got %q", *got)
+	}
+	if got := create("explicit", ptr.To("other"), nil).Spec.IngressClassName; got == nil || *got != "other" {
+		t.Errorf("explicit class replaced: %v", got)
+	}
+	if got := create("legacy", nil, map[string]string{"kubernetes.io/ingress.class": "nginx"}).Spec.IngressClassName; got != nil {
+		t.Errorf("legacy annotation got class %q too", *got)
+	}
+}
