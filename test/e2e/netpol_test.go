@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -84,8 +86,8 @@ func TestNetworkPolicy(t *testing.T) {
 			From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/33"}}},
 		}}},
 	}, metav1.CreateOptions{})
-	if err == nil {
-		t.Error("a NetworkPolicy with CIDR 10.0.0.0/33 was accepted")
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "10.0.0.0/33") {
+		t.Errorf("a NetworkPolicy with CIDR 10.0.0.0/33: %v, want 422 Invalid naming the CIDR", err)
 	}
 
 	for _, name := range []string{"default-deny", "allow-friend"} {

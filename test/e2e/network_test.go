@@ -210,6 +210,15 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
+	// The second node answers DNS for its own pods (its own server, its
+	// endpoint of kube-dns).
+	eventually(t, 20*time.Second, func() error {
+		out, err := nslookup(ns, web2.Name, "web."+ns+".svc.cluster.local")
+		if err != nil || !strings.Contains(out, "Address: "+web.Spec.ClusterIP) {
+			return fmt.Errorf("DNS on node-net: %v\n%s", err, out)
+		}
+		return nil
+	})
 	nodePort := fmt.Sprint(np.Spec.Ports[0].NodePort)
 	collect(t, "NodePort from outside the cluster", both, func() (string, error) { return httpGet(client, cl.nodeIP+":"+nodePort) })
 
