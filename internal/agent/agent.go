@@ -198,7 +198,10 @@ func startDNS(ctx context.Context, cfg Config, client kubernetes.Interface, shar
 	h := dns.NewHandler(dns.BuildZone(dcfg.Domain, nil, nil), dns.NewForwarder(upstreams), log)
 	srv, err := dns.Listen(dcfg, h)
 	if err != nil {
-		return err
+		// The node still runs pods; its ClusterFirst pods cannot resolve
+		// until the port is free and the agent restarts.
+		log.Error("cluster DNS not served on this node", "err", err)
+		return nil
 	}
 	go srv.Serve(ctx)
 	go func() {

@@ -20,7 +20,13 @@ func WriteKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte) error {
 	if err != nil {
 		return fmt.Errorf("encode kubeconfig: %w", err)
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	// Written aside and renamed: a client polling for the file (scripts,
+	// tests) never reads it half written.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}
 	return nil

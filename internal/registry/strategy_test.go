@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -273,3 +274,41 @@ func TestCronSchedule(t *testing.T) {
 type typesUID = types.UID
 
 func intstrZero() intstr.IntOrString { return intstr.FromInt32(0) }
+
+func TestNodePodCIDRs(t *testing.T) {
+	r := resourceFor(t, "nodes")
+	node := func(podCIDR string, cidrs ...string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: cidrs}}
+	}
+	// Defaulting fills each field from the other.
+	n := node("10.42.3.0/24")
+	r.Default(n)
+	if len(n.Spec.PodCIDRs) != 1 || n.Spec.PodCIDRs[0] != "10.42.3.0/24" {
+		t.Errorf("podCIDRs defaulted to %v", n.Spec.PodCIDRs)
+	}
+	n = node("", "10.42.4.0/24", "fd00:42::/64")
+	r.Default(n)
+	if n.Spec.PodCIDR != "10.42.4.0/24" {
+		t.Errorf("podCIDR defaulted to %q", n.Spec.PodCIDR)
+	}
+	cases := []struct {
+		name string
+		node *corev1.Node
+		want string // a substring of the error, "" for valid
+	}{
+		{"one range", node("10.42.0.0/24", "10.42.0.0/24"), ""},
+		{"dual stack", node("10.42.0.0/24", "10.42.0.0/24", "fd00:42::/64"), ""},
+		{"not a CIDR", node("10.42.0.0/33", "10.42.0.0/33"), "spec.podCIDRs[0]"},
+		{"two of one family", node("10.42.0.0/24", "10.42.0.0/24", "10.42.1.0/24"), "no more than one CIDR for each IP family"},
+		{"podCIDR not the first", node("10.42.1.0/24", "10.42.0.0/24"), "spec.podCIDR"},
+	}
+	for _, c := range cases {
+		errs := validatePodCIDRs(c.node)
+		switch {
+		case c.want == "" && len(errs) > 0:
+			t.Errorf("%s: unexpected %v", c.name, errs)
+		case c.want != "" && !strings.Contains(fmt.Sprint(errs), c.want):
+			t.Errorf("%s: errors %v, want one about %s", c.name, errs, c.want)
+		}
+	}
+}

@@ -211,11 +211,22 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		return nil
 	})
 	// The second node answers DNS for its own pods (its own server, its
-	// endpoint of kube-dns).
+	// endpoint of kube-dns): the Service's name, and a headless Service's
+	// name giving the pods on both nodes.
+	if _, err := cl.client.CoreV1().Services(ns).Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-headless"},
+		Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Selector: map[string]string{"app": "web"}, Ports: []v1.ServicePort{{Name: "http", Port: 8080}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 20*time.Second, func() error {
 		out, err := nslookup(ns, web2.Name, "web."+ns+".svc.cluster.local")
 		if err != nil || !strings.Contains(out, "Address: "+web.Spec.ClusterIP) {
 			return fmt.Errorf("DNS on node-net: %v\n%s", err, out)
+		}
+		out, err = nslookup(ns, web2.Name, "web-headless."+ns+".svc.cluster.local")
+		if err != nil || !strings.Contains(out, "Address: "+web1.Status.PodIP) || !strings.Contains(out, "Address: "+web2.Status.PodIP) {
+			return fmt.Errorf("headless DNS on node-net: %v\n%s", err, out)
 		}
 		return nil
 	})
