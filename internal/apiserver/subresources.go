@@ -159,6 +159,7 @@ func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ns, podNa
 	// Binding writes spec and status together, as upstream's binding
 	// registry does, so it goes through the main resource with status kept.
 	o.Subresource = "binding"
+	o.KeepManagedFields = true
 	if _, _, err := s.reg.Update(r.Context(), podsRes, ns, podName, mutate, o, false); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -31,6 +31,10 @@ type WriteOptions struct {
 	// Applied marks a server-side apply, whose managed fields the field
 	// manager has already computed.
 	Applied bool
+	// KeepManagedFields leaves field ownership as it was: pods/binding
+	// writes the pod directly, as upstream's binding storage does, so the
+	// scheduler owns no fields of the pods it binds.
+	KeepManagedFields bool
 }
 
 // Finalizers the registry itself adds for the garbage collector.
@@ -359,7 +363,7 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 		}
 	}
 	out := obj
-	if !o.Applied {
+	if !o.Applied && !o.KeepManagedFields {
 		if out, err = g.FieldManager(r, managerSub(o.Subresource)).Update(cur, obj, managerName(o.FieldManager)); err != nil {
 			return nil, apierrors.NewInternalError(fmt.Errorf("managed fields: %w", err))
 		}

@@ -146,6 +146,13 @@ func TestObjectSemantics(t *testing.T) {
 		if p.Spec.NodeName != "node-1" || p.Status.Conditions[0].Type != corev1.PodScheduled {
 			t.Errorf("after bind: node %q conditions %+v", p.Spec.NodeName, p.Status.Conditions)
 		}
+		// As upstream, binding writes the pod without taking ownership of
+		// fields: nobody owns spec.nodeName.
+		for _, mf := range p.ManagedFields {
+			if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), "f:nodeName") {
+				t.Errorf("binding recorded an owner of spec.nodeName: %+v", mf)
+			}
+		}
 		if err := pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](20)}); err != nil {
 			t.Fatal(err)
 		}
