@@ -13,7 +13,11 @@ type NodeInfo struct {
 	node *corev1.Node
 	// name is the node's, kept here because every filter asks for it and
 	// the Node object is rarely in the CPU cache.
-	name             string
+	name string
+	// unschedulable and taints are copied from the Node for the same
+	// reason: most nodes have neither, and the answer is then here.
+	unschedulable    bool
+	taints           []corev1.Taint
 	Pods             []*PodInfo
 	UsedPorts        HostPortInfo
 	Requested        Resource
@@ -42,11 +46,21 @@ func (n *NodeInfo) Node() *corev1.Node { return n.node }
 // Name is the node's name, or "" before the node is known.
 func (n *NodeInfo) Name() string { return n.name }
 
+// Unschedulable is the node's spec.unschedulable.
+func (n *NodeInfo) Unschedulable() bool { return n.unschedulable }
+
+// Taints are the node's spec.taints (shared with the Node: read only).
+func (n *NodeInfo) Taints() []corev1.Taint { return n.taints }
+
 // SetNode sets the node object and derived allocatable and images.
 func (n *NodeInfo) SetNode(node *corev1.Node) {
 	n.node, n.name = node, node.Name
+	n.unschedulable, n.taints = node.Spec.Unschedulable, node.Spec.Taints
 	n.Allocatable = NewResource(node.Status.Allocatable)
-	n.Images = make(map[string]int64, len(node.Status.Images))
+	n.Images = nil // a nil map is looked up without touching memory
+	if len(node.Status.Images) > 0 {
+		n.Images = make(map[string]int64, len(node.Status.Images))
+	}
 	for _, img := range node.Status.Images {
 		for _, name := range img.Names {
 			n.Images[NormalizeImage(name)] = img.SizeBytes
@@ -107,6 +121,8 @@ func (n *NodeInfo) Clone() *NodeInfo {
 	c := &NodeInfo{
 		node:             n.node,
 		name:             n.name,
+		unschedulable:    n.unschedulable,
+		taints:           n.taints,
 		Pods:             append([]*PodInfo(nil), n.Pods...),
 		UsedPorts:        n.UsedPorts.Clone(),
 		Requested:        n.Requested.Clone(),

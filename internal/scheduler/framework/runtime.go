@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +39,8 @@ type Framework struct {
 	Plugins map[string]Plugin
 	// Handle is how plugins reach the scheduler; set before use.
 	Handle Handle
+	// scoreBuffers holds the score slices of finished attempts.
+	scoreBuffers sync.Pool
 }
 
 var _ Runner = (*Framework)(nil)
@@ -204,9 +207,22 @@ func (f *Framework) RunScore(ctx context.Context, state *CycleState, pod *PodInf
 	if len(active) == 0 {
 		return nil
 	}
+	// One buffer for every plugin's scores, reused across attempts: per
+	// attempt it is plugins × feasible nodes entries, the scheduler's
+	// largest allocation otherwise.
+	buf, _ := f.scoreBuffers.Get().(*[]NodeScore)
+	if buf == nil {
+		buf = new([]NodeScore)
+	}
+	defer f.scoreBuffers.Put(buf)
+	if need := len(active) * len(nodes); cap(*buf) < need {
+		*buf = make([]NodeScore, need)
+	}
+	flat := (*buf)[:len(active)*len(nodes)]
+	clear(flat)
 	scores := make([][]NodeScore, len(active))
 	for i := range scores {
-		scores[i] = make([]NodeScore, len(nodes))
+		scores[i] = flat[i*len(nodes) : (i+1)*len(nodes) : (i+1)*len(nodes)]
 	}
 	errs := make([]*Status, len(active))
 	f.Handle.Parallel(ctx, len(nodes), func(n int) {

@@ -33,7 +33,7 @@ func noScheduleOrExecute(t *corev1.Taint) bool {
 
 // Filter implements FilterPlugin.
 func (TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) *framework.Status {
-	taints := node.Node().Spec.Taints
+	taints := node.Taints()
 	if len(taints) == 0 {
 		return nil
 	}
@@ -47,8 +47,9 @@ func (TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *f
 // Score counts untolerated PreferNoSchedule taints (fewer is better).
 func (TaintToleration) Score(_ context.Context, _ *framework.CycleState, pod *framework.PodInfo, node *framework.NodeInfo) (int64, *framework.Status) {
 	var n int64
-	for i := range node.Node().Spec.Taints {
-		t := &node.Node().Spec.Taints[i]
+	taints := node.Taints()
+	for i := range taints {
+		t := &taints[i]
 		if t.Effect != corev1.TaintEffectPreferNoSchedule {
 			continue
 		}
