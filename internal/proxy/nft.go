@@ -106,6 +106,22 @@ func (t *Table) Delete() error {
 	return err
 }
 
+// Check looks for the table in the kernel; when someone removed it (an
+// `nft flush ruleset`, a firewall reload) the next Apply rebuilds it.
+func (t *Table) Check() (present bool, err error) {
+	if t.dirty {
+		return false, nil
+	}
+	if _, err := t.conn.ListTableOfFamily(tableName, nftables.TableFamilyIPv4); err != nil {
+		if errors.Is(err, syscall.ENOENT) || strings.Contains(err.Error(), "no such file") {
+			t.dirty = true
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // Apply makes the table hold rs.
 func (t *Table) Apply(rs *Ruleset) (Stats, error) {
 	var st Stats

@@ -246,3 +246,34 @@ func TestTableAffinityInKernel(t *testing.T) {
 		t.Errorf("affinity sets or updates missing:\n%s", l)
 	}
 }
+
+// A table removed behind the proxy's back is noticed and rebuilt whole.
+func TestTableRebuiltAfterRemoval(t *testing.T) {
+	name, ns := testNetns(t)
+	listen(t, ns, "10.42.0.5:8080")
+	tbl, err := NewTable(testConfig(), int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Close()
+	rs := Build(testConfig(), []*v1.Service{service("web")}, []*discoveryv1.EndpointSlice{slice("web", 8080, readyA)})
+	if _, err := tbl.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tbl.Check(); !ok || err != nil {
+		t.Fatalf("check of a present table: %v %v", ok, err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", name, "nft", "flush", "ruleset").CombinedOutput(); err != nil {
+		t.Fatalf("nft flush ruleset: %v %s", err, out)
+	}
+	if ok, err := tbl.Check(); ok || err != nil {
+		t.Fatalf("check after the flush: %v %v", ok, err)
+	}
+	st, err := tbl.Apply(rs)
+	if err != nil || !st.Rebuilt || st.ChainsAdded != 2 {
+		t.Fatalf("apply after the flush: %+v %v", st, err)
+	}
+	if out, err := get(t, ns, "10.43.0.20:80"); err != nil || out != "10.42.0.5:8080" {
+		t.Errorf("service after the rebuild: %q %v", out, err)
+	}
+}

@@ -13,6 +13,9 @@ import (
 // retryAfter is how long a failed Apply waits before the table is rebuilt.
 const retryAfter = 2 * time.Second
 
+// checkEvery is how often the proxy makes sure its table still exists.
+const checkEvery = 30 * time.Second
+
 // Source adds rules of its own to every sync (NetworkPolicy does).
 type Source interface {
 	// Watch registers the informers it reads on factory, calling changed
@@ -56,6 +59,8 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 	builder := NewBuilder(cfg)
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	check := time.NewTicker(checkEvery)
+	defer check.Stop()
 	for {
 		start := time.Now()
 		s, _ := svcs.Lister().List(labels.Everything())
@@ -74,11 +79,20 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 				"chains_removed", st.ChainsRemoved, "elements", st.Elements, "rebuilt", st.Rebuilt,
 				"build", built.String(), "took", time.Since(start).String())
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-kick:
-		case <-retry.C:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-kick:
+				waiting = false
+			case <-retry.C:
+				waiting = false
+			case <-check.C:
+				if present, err := table.Check(); err == nil && !present {
+					log.Warn("skiff's nftables table is gone; programming it again")
+					waiting = false
+				}
+			}
 		}
 	}
 }
