@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -156,16 +158,9 @@ func (s *Server) Serve(ctx context.Context) {
 func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, h *Handler, log *slog.Logger) error {
 	svcs := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
-	kick := make(chan struct{}, 1)
-	trigger := func(any) {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: trigger, UpdateFunc: func(_, o any) { trigger(o) }, DeleteFunc: trigger}
-	_, _ = svcs.Informer().AddEventHandler(handler)
-	_, _ = slices.Informer().AddEventHandler(handler)
+	kick := controller.NewSignal()
+	_, _ = svcs.Informer().AddEventHandler(kick.OnAny())
+	_, _ = slices.Informer().AddEventHandler(kick.OnAny())
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), svcs.Informer().HasSynced, slices.Informer().HasSynced) {
 		return ctx.Err()
@@ -179,7 +174,7 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-kick:
+		case <-kick.C:
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	netlisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
@@ -24,9 +25,7 @@ var _ proxy.Source = (*Enforcer)(nil)
 // Watch reads pods (their addresses and labels, cluster-wide: peers may
 // be anywhere), namespaces and policies.
 func (e *Enforcer) Watch(f informers.SharedInformerFactory, changed func()) []cache.InformerSynced {
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { changed() }, UpdateFunc: func(_, _ any) { changed() }, DeleteFunc: func(any) { changed() },
-	}
+	h := controller.OnChange(func(any) { changed() })
 	pods, nss, pols := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies()
 	e.pods, e.namespaces, e.policies = pods.Lister(), nss.Lister(), pols.Lister()
 	var synced []cache.InformerSynced

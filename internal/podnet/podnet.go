@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // routeProtocol marks the routes skiff owns, so it finds and removes its
@@ -129,13 +131,8 @@ func Run(ctx context.Context, self string, factory informers.SharedInformerFacto
 		}
 	}
 	nodes := factory.Core().V1().Nodes()
-	kick := make(chan struct{}, 1)
-	trigger := func(any) {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
+	kick := controller.NewSignal()
+	trigger := func(any) { kick.Fire() }
 	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: trigger, DeleteFunc: trigger,
 		UpdateFunc: func(old, cur any) {
@@ -164,7 +161,7 @@ func Run(ctx context.Context, self string, factory informers.SharedInformerFacto
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-kick:
+		case <-kick.C:
 		case <-retry.C:
 		}
 	}

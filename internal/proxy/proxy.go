@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // retryAfter is how long a failed Apply waits before the table is rebuilt.
@@ -38,19 +40,12 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 	defer table.Close()
 	svcs := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
-	kick := make(chan struct{}, 1)
-	trigger := func(any) {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{AddFunc: trigger, UpdateFunc: func(_, o any) { trigger(o) }, DeleteFunc: trigger}
-	_, _ = svcs.Informer().AddEventHandler(handler)
-	_, _ = slices.Informer().AddEventHandler(handler)
+	kick := controller.NewSignal()
+	_, _ = svcs.Informer().AddEventHandler(kick.OnAny())
+	_, _ = slices.Informer().AddEventHandler(kick.OnAny())
 	synced := []cache.InformerSynced{svcs.Informer().HasSynced, slices.Informer().HasSynced}
 	for _, x := range extra {
-		synced = append(synced, x.Watch(factory, func() { trigger(nil) })...)
+		synced = append(synced, x.Watch(factory, kick.Fire)...)
 	}
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -83,7 +78,7 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-kick:
+			case <-kick.C:
 				waiting = false
 			case <-retry.C:
 				waiting = false
