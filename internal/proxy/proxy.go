@@ -22,7 +22,7 @@ const checkEvery = 30 * time.Second
 type Source interface {
 	// Watch registers the informers it reads on factory, calling changed
 	// on every event, and returns their synced checks.
-	Watch(factory informers.SharedInformerFactory, changed func()) []cache.InformerSynced
+	Watch(ctx context.Context, factory informers.SharedInformerFactory, changed func()) []cache.InformerSynced
 	// Add adds its chains, sets and map elements to rs.
 	Add(rs *Ruleset)
 }
@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 	_, _ = slices.Informer().AddEventHandler(kick.OnAny())
 	synced := []cache.InformerSynced{svcs.Informer().HasSynced, slices.Informer().HasSynced}
 	for _, x := range extra {
-		synced = append(synced, x.Watch(factory, kick.Fire)...)
+		synced = append(synced, x.Watch(ctx, factory, kick.Fire)...)
 	}
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
