@@ -13,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Containers outlive their agent and their containerd: a pod keeps its
@@ -39,6 +40,31 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	}
 	createPod(t, pinned("steady"))
 	before := waitRunningReady(t, ns, "steady").Status.ContainerStatuses[0]
+	// A Service whose only pod is here, reached on this node's NodePort
+	// from the first node: the agent's rules must come back after it does.
+	web := webPod(ns, "web", "node-4")
+	web.Spec.NodeSelector, web.Spec.NodeName = nil, "node-4"
+	createPod(t, web)
+	waitRunningReady(t, ns, "web")
+	np, err := cl.client.CoreV1().Services(ns).Create(context.Background(), &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeNodePort, Selector: web.Labels,
+			Ports: []v1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodePort := ip + ":" + strconv.Itoa(int(np.Spec.Ports[0].NodePort))
+	reachable := func(when string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			if out, err := httpGet(cl.netns, nodePort); err != nil || out != "web" {
+				return fmt.Errorf("%s: NodePort %s: %q %v", when, nodePort, out, err)
+			}
+			return nil
+		})
+	}
+	reachable("before any restart")
 
 	same := func(when string) {
 		t.Helper()
@@ -54,6 +80,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	_, stop = startAgent(t, netns, dir, args...)
 	waitNodeReady(t, "node-4")
 	same("after an agent restart")
+	reachable("after an agent restart")
 
 	pidFile := filepath.Join(dir, "agent", "containerd", "containerd.pid")
 	b, err := os.ReadFile(pidFile)
@@ -77,7 +104,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	waitRunningReady(t, ns, "after")
 
 	// The agent tears its pods down before it goes, so nothing outlives the test.
-	for _, name := range []string{"steady", "after"} {
+	for _, name := range []string{"steady", "after", "web"} {
 		if err := cl.client.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
