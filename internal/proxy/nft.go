@@ -58,6 +58,9 @@ type Table struct {
 	// dirty means the kernel may not hold what applied says (an Apply
 	// failed half way): the next Apply rebuilds the table.
 	dirty bool
+	// adopted is set once the first Apply has tried to take over the
+	// table a previous agent left.
+	adopted bool
 }
 
 // Stats counts what one Apply changed.
@@ -65,6 +68,8 @@ type Stats struct {
 	ChainsAdded, ChainsChanged, ChainsRemoved int
 	Elements                                  int
 	Rebuilt                                   bool
+	// Adopted: the table a previous agent left was taken over.
+	Adopted bool
 }
 
 // NewTable opens netlink to nftables in the network namespace open as
@@ -125,6 +130,13 @@ func (t *Table) Check() (present bool, err error) {
 // Apply makes the table hold rs.
 func (t *Table) Apply(rs *Ruleset) (Stats, error) {
 	var st Stats
+	if t.dirty && !t.adopted {
+		// First Apply of this agent: take over what the last one left.
+		t.adopted = true
+		if ok, err := t.adopt(); err == nil && ok {
+			st.Adopted = true
+		}
+	}
 	if t.dirty {
 		if err := t.rebuildBase(); err != nil {
 			return st, err
@@ -396,6 +408,7 @@ func (t *Table) rebuildBase() error {
 	rule := func(c *nftables.Chain, e ...expr.Any) {
 		t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: c, Exprs: e})
 	}
+	user(baseMarker)
 	reject := user(rejectChain)
 	rule(reject, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable})
 

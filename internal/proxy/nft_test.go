@@ -277,3 +277,62 @@ func TestTableRebuiltAfterRemoval(t *testing.T) {
 		t.Errorf("service after the rebuild: %q %v", out, err)
 	}
 }
+
+// A restarted agent takes its predecessor's table over: every chain is
+// rewritten in place and the dispatch maps are left alone, so Services
+// stay reachable throughout; a table without the base marker is rebuilt.
+func TestTableAdoptedAfterRestart(t *testing.T) {
+	name, ns := testNetns(t)
+	listen(t, ns, "10.42.0.5:8080")
+	other := ep{ip: "10.42.0.6", node: "node-a", ready: true, serving: true}
+	svcs := []*v1.Service{service("web"), service("sticky", func(s *v1.Service) {
+		s.Spec.ClusterIP, s.Spec.ClusterIPs, s.Spec.SessionAffinity = "10.43.0.21", nil, v1.ServiceAffinityClientIP
+	})}
+	slices := []*discoveryv1.EndpointSlice{slice("web", 8080, readyA), slice("sticky", 8080, readyA, other)}
+	rs := Build(testConfig(), svcs, slices)
+	first, err := NewTable(testConfig(), int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := first.Apply(rs); err != nil || !st.Rebuilt || st.Adopted {
+		t.Fatalf("first agent: %+v %v", st, err)
+	}
+	first.Close()
+
+	second, err := NewTable(testConfig(), int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	st, err := second.Apply(Build(testConfig(), svcs, slices))
+	if err != nil {
+		t.Fatalf("adopting apply: %v\n%s", err, nftList(t, name))
+	}
+	if !st.Adopted || st.Rebuilt || st.ChainsAdded != 0 || st.ChainsChanged != len(rs.Chains) || st.ChainsRemoved != 0 || st.Elements != 0 {
+		t.Errorf("adopting apply %+v, want every one of %d chains rewritten and no element sent", st, len(rs.Chains))
+	}
+	if out, err := get(t, ns, "10.43.0.20:80"); err != nil || out != "10.42.0.5:8080" {
+		t.Errorf("after adoption: %q %v", out, err)
+	}
+	// Later changes go on incrementally from what was adopted.
+	st, err = second.Apply(Build(testConfig(), svcs[:1], slices[:1]))
+	if err != nil || st.ChainsRemoved != 3 || st.Elements != 0 {
+		t.Errorf("removing the sticky service after adoption: %+v %v", st, err)
+	}
+	if l := nftList(t, name); strings.Contains(l, "10.43.0.21") || strings.Contains(l, "aff-") {
+		t.Errorf("sticky service left behind:\n%s", l)
+	}
+
+	// A table of another layout (no marker) is rebuilt, not adopted.
+	if out, err := exec.Command("ip", "netns", "exec", name, "nft", "delete", "chain", "ip", tableName, baseMarker).CombinedOutput(); err != nil {
+		t.Fatalf("delete marker: %v %s", err, out)
+	}
+	third, err := NewTable(testConfig(), int(ns.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if st, err := third.Apply(Build(testConfig(), svcs, slices)); err != nil || st.Adopted || !st.Rebuilt {
+		t.Errorf("table without the marker: %+v %v", st, err)
+	}
+}
