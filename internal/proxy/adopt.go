@@ -9,8 +9,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	mnl "github.com/mdlayher/netlink"
-	v1 "k8s.io/api/core/v1"
 	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
 )
 
 // baseMarker is an empty chain naming the layout of the base chains and
