@@ -50,12 +50,23 @@ func clientHost(t *testing.T) string {
 }
 
 // httpGet fetches http://addr/ from inside netns.
-func httpGet(netns, addr string) (string, error) {
+func httpGet(netns, addr string) (string, error) { return httpGetPath(netns, addr, "/") }
+
+// clientAddr reads the address /cgi-bin/ip reports (busybox's httpd
+// writes IPv4 clients as "[::ffff:a.b.c.d]").
+func clientAddr(netns, addr string) (string, error) {
+	out, err := httpGetPath(netns, addr, "/cgi-bin/ip")
+	out = strings.TrimSuffix(strings.TrimPrefix(out, "[::ffff:"), "]")
+	return out, err
+}
+
+// httpGetPath fetches http://addr+path from inside netns.
+func httpGetPath(netns, addr, path string) (string, error) {
 	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return dialIn(ctx, netns, n, a) },
 	}}
-	resp, err := c.Get("http://" + addr + "/")
+	resp, err := c.Get("http://" + addr + path)
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +77,10 @@ func httpGet(netns, addr string) (string, error) {
 
 // webPod serves its own name over HTTP on 8080, Ready once it does.
 func webPod(ns, name, node string) *v1.Pod {
-	p := busyboxPod(ns, name, `mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www`)
+	// /cgi-bin/ip answers the client address the pod sees.
+	p := busyboxPod(ns, name, `mkdir -p /www/cgi-bin && hostname > /www/index.html && `+
+		`printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho $REMOTE_ADDR\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && `+
+		`exec httpd -f -p 8080 -h /www`)
 	p.Labels = map[string]string{"app": "web"}
 	p.Spec.NodeSelector = map[string]string{v1.LabelHostname: node}
 	p.Spec.Containers[0].Ports = []v1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: v1.ProtocolTCP}}
@@ -232,6 +246,30 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	})
 	nodePort := fmt.Sprint(np.Spec.Ports[0].NodePort)
 	collect(t, "NodePort from outside the cluster", both, func() (string, error) { return httpGet(client, cl.nodeIP+":"+nodePort) })
+
+	// externalTrafficPolicy: Cluster masquerades the client; Local keeps
+	// its address and serves only from this node's pods.
+	if out, err := clientAddr(client, cl.nodeIP+":"+nodePort); err != nil || out == "10.78.0.2" || net.ParseIP(out) == nil {
+		t.Errorf("NodePort (Cluster policy) saw the client as %q (%v), want a masqueraded address", out, err)
+	}
+	local := svc("web-local", v1.ServiceTypeNodePort, 83)
+	local.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	local, err := cl.client.CoreV1().Services(ns).Update(ctx, local, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	localPort := fmt.Sprint(local.Spec.Ports[0].NodePort)
+	eventually(t, 30*time.Second, func() error {
+		for i := 0; i < 8; i++ {
+			if out, err := httpGet(client, cl.nodeIP+":"+localPort); err != nil || out != web1.Name {
+				return fmt.Errorf("NodePort (Local policy) on the first node: %q %v, want only %s", out, err, web1.Name)
+			}
+		}
+		if out, err := clientAddr(client, cl.nodeIP+":"+localPort); err != nil || out != "10.78.0.2" {
+			return fmt.Errorf("NodePort (Local policy) saw the client as %q (%v), want 10.78.0.2", out, err)
+		}
+		return nil
+	})
 
 	eventually(t, 30*time.Second, func() error {
 		s, err := cl.client.CoreV1().Services(ns).Get(ctx, "web-lb", getOpts)
