@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
 )
 
 // Cache bounds, as the `cache 30` of upstream's default Corefile.
@@ -30,6 +31,9 @@ type Forwarder struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
+	// flight joins concurrent misses for one question into one upstream
+	// query (a burst of pods asking for the same name).
+	flight singleflight.Group
 }
 
 type cacheKey struct {
@@ -70,6 +74,19 @@ func (f *Forwarder) Resolve(req *dns.Msg) (*dns.Msg, error) {
 	if len(f.servers) == 0 {
 		return nil, errors.New("no upstream resolvers")
 	}
+	v, err, _ := f.flight.Do(fmt.Sprintf("%s|%d|%d|%v|%v", key.name, key.qtype, key.cls, key.dnssecOK, key.checkingOff), func() (any, error) {
+		return f.exchange(req, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Each caller gets its own copy: the handler sets the ID and question.
+	return v.(*dns.Msg).Copy(), nil
+}
+
+// exchange asks the resolvers in order and caches the answer.
+func (f *Forwarder) exchange(req *dns.Msg, key cacheKey) (*dns.Msg, error) {
+	q := req.Question[0]
 	out := new(dns.Msg)
 	out.SetQuestion(q.Name, q.Qtype)
 	out.Question[0].Qclass = q.Qclass

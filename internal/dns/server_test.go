@@ -15,6 +15,11 @@ import (
 // upstream is a real DNS server on loopback standing in for the node's
 // resolver: example.com has an address, everything else does not exist.
 func upstream(t *testing.T) (addr string, queries *atomic.Int32) {
+	return slowUpstream(t, 0)
+}
+
+// slowUpstream is upstream answering after delay.
+func slowUpstream(t *testing.T, delay time.Duration) (addr string, queries *atomic.Int32) {
 	t.Helper()
 	queries = &atomic.Int32{}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -23,6 +28,7 @@ func upstream(t *testing.T) (addr string, queries *atomic.Int32) {
 	}
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		queries.Add(1)
+		time.Sleep(delay)
 		m := new(dns.Msg)
 		m.SetReply(r)
 		if r.Question[0].Name == "example.com." && r.Question[0].Qtype == dns.TypeA {
@@ -68,8 +74,10 @@ func query(t *testing.T, addr, name string, qtype uint16) *dns.Msg {
 func TestServerForwardsAndCaches(t *testing.T) {
 	up, queries := upstream(t)
 	fwd := NewForwarder([]string{up})
-	now := time.Now()
-	fwd.now = func() time.Time { return now }
+	// The clock is read by the server's goroutines: keep it atomic.
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	fwd.now = func() time.Time { return time.Unix(0, now.Load()) }
 	addr := serve(t, NewHandler(testZone(), fwd, slog.New(slog.NewTextHandler(io.Discard, nil))))
 
 	r := query(t, addr, "web.shop.svc.cluster.local.", dns.TypeA)
@@ -84,7 +92,7 @@ func TestServerForwardsAndCaches(t *testing.T) {
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 300 {
 		t.Fatalf("forwarded: %v", r)
 	}
-	now = now.Add(10 * time.Second)
+	now.Add(int64(10 * time.Second))
 	r = query(t, addr, "example.com.", dns.TypeA)
 	if queries.Load() != 1 {
 		t.Errorf("second query reached the upstream (%d queries)", queries.Load())
@@ -93,7 +101,7 @@ func TestServerForwardsAndCaches(t *testing.T) {
 	if ttl := r.Answer[0].Header().Ttl; ttl != 290 {
 		t.Errorf("cached TTL %d, want 290", ttl)
 	}
-	now = now.Add(25 * time.Second)
+	now.Add(int64(25 * time.Second))
 	query(t, addr, "example.com.", dns.TypeA)
 	if queries.Load() != 2 {
 		t.Errorf("entry outlived the 30 s cap (%d queries)", queries.Load())
@@ -113,6 +121,32 @@ func TestServerForwardsAndCaches(t *testing.T) {
 	r = query(t, addr, "ext.shop.svc.cluster.local.", dns.TypeA)
 	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "example.com." || r.Answer[1].(*dns.A).A.String() != "192.0.2.80" {
 		t.Errorf("ExternalName: %v", r.Answer)
+	}
+}
+
+// Concurrent misses for one name are one upstream query.
+func TestForwarderJoinsConcurrentMisses(t *testing.T) {
+	up, queries := slowUpstream(t, 200*time.Millisecond)
+	fwd := NewForwarder([]string{up})
+	req := new(dns.Msg)
+	req.SetQuestion("example.com.", dns.TypeA)
+	done := make(chan *dns.Msg, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			m, err := fwd.Resolve(req)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- m
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if m := <-done; m == nil || len(m.Answer) != 1 {
+			t.Fatalf("answer %v", m)
+		}
+	}
+	if n := queries.Load(); n != 1 {
+		t.Errorf("8 concurrent misses made %d upstream queries, want 1", n)
 	}
 }
 
