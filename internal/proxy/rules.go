@@ -371,70 +371,28 @@ func usable(eps []endpoint, onlyLocal bool) []endpoint {
 	return terminating
 }
 
-// addServicePort adds the chains and map elements for one service port.
+// addServicePort adds the chains and map elements for one service port:
+// the internal path (ClusterIPs), then the external one (node ports,
+// externalIPs, load-balancer IPs).
 func addServicePort(rs *Ruleset, cfg Config, svc *v1.Service, sp v1.ServicePort, eps []endpoint) {
-	id := svc.Namespace + "/" + svc.Name + "/" + strings.ToLower(string(sp.Protocol)) + "/" + portName(sp)
-	var affinity time.Duration
-	if svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
-		affinity = 10800 * time.Second
-		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
-			affinity = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
-		}
-	}
+	p := &portRules{rs: rs, id: svc.Namespace + "/" + svc.Name + "/" + strings.ToLower(string(sp.Protocol)) + "/" + portName(sp),
+		affinity: sessionAffinity(svc), epChains: map[string]string{}}
 	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal &&
 		(svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer)
-
-	clusterEps := usable(eps, internalLocal)
-	externalEps := usable(eps, externalLocal)
-
-	// The endpoint chains, shared by the internal and external paths.
-	epChains := map[string]string{}
-	for _, e := range append(append([]endpoint{}, clusterEps...), externalEps...) {
-		k := e.IP + ":" + strconv.Itoa(int(e.Port))
-		if _, ok := epChains[k]; ok {
-			continue
-		}
-		name := chainName("ep", id+"/"+k)
-		epChains[k] = name
-		var rules []Rule
-		// A pod reaching itself through its Service: its reply would
-		// skip the host without masquerading (hairpin).
-		rules = append(rules, Rule{SrcIP: e.IP, Masquerade: true})
-		if affinity > 0 {
-			set := affinitySet(name, affinity)
-			rs.Sets[set] = AffinitySet{Name: set, Timeout: affinity}
-			rules = append(rules, Rule{UpdateSet: set})
-		}
-		ep := e.Endpoint
-		rules = append(rules, Rule{DNAT: &ep})
-		rs.Chains[name] = Chain{Name: name, Rules: rules}
-	}
-	// dispatch is a service chain's body: optional masquerading, then
-	// the client's remembered endpoint, then a random one.
-	dispatch := func(list []endpoint, first ...Rule) []Rule {
-		rules := first
-		var chains []string
-		for _, e := range list {
-			chains = append(chains, epChains[e.IP+":"+strconv.Itoa(int(e.Port))])
-		}
-		if affinity > 0 {
-			for _, c := range chains {
-				rules = append(rules, Rule{SrcInSet: affinitySet(c, affinity), Verdict: &Verdict{Goto: c}})
-			}
-		}
-		return append(rules, Rule{Random: chains})
-	}
+	clusterEps, externalEps := usable(eps, internalLocal), usable(eps, externalLocal)
+	p.endpointChains(clusterEps)
+	p.endpointChains(externalEps)
 
 	var internal Verdict
 	switch {
 	case len(clusterEps) > 0:
-		name := chainName("svc", id)
+		name := chainName("svc", p.id)
 		var first []Rule
 		if cfg.ClusterCIDR != nil {
 			first = append(first, Rule{SrcNotInCluster: true, Masquerade: true})
 		}
-		rs.Chains[name] = Chain{Name: name, Rules: dispatch(clusterEps, first...)}
+		rs.Chains[name] = Chain{Name: name, Rules: p.dispatch(clusterEps, first...)}
 		internal = Verdict{Goto: name}
 	case internalLocal && len(usable(eps, false)) > 0:
 		// Endpoints exist, just none here: upstream drops.
@@ -442,20 +400,8 @@ func addServicePort(rs *Ruleset, cfg Config, svc *v1.Service, sp v1.ServicePort,
 	default:
 		internal = Verdict{Reject: true}
 	}
-	var addresses []string
-	for _, ip := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
-		addresses = appendIPv4(addresses, ip)
-	}
-	var external []string
-	for _, ip := range svc.Spec.ExternalIPs {
-		external = appendIPv4(external, ip)
-	}
-	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
-		for _, in := range svc.Status.LoadBalancer.Ingress {
-			external = appendIPv4(external, in.IP)
-		}
-	}
-	for _, ip := range addresses {
+	clusterIPs, external := serviceAddresses(svc)
+	for _, ip := range clusterIPs {
 		setVerdict(rs, Key{IP: ip, Protocol: sp.Protocol, Port: sp.Port}, internal)
 	}
 
@@ -473,16 +419,16 @@ func addServicePort(rs *Ruleset, cfg Config, svc *v1.Service, sp v1.ServicePort,
 	case len(externalEps) == 0:
 		ext = Verdict{Reject: true}
 	default:
-		name := chainName("ext", id)
+		name := chainName("ext", p.id)
 		var rules []Rule
 		switch {
 		case externalLocal:
-			rules = dispatch(externalEps)
+			rules = p.dispatch(externalEps)
 		case internal.Goto != "" && !internalLocal:
 			// Same endpoints as the internal path: reuse its chain.
 			rules = []Rule{{Masquerade: true, Verdict: &internal}}
 		default:
-			rules = dispatch(externalEps, Rule{Masquerade: true})
+			rules = p.dispatch(externalEps, Rule{Masquerade: true})
 		}
 		rs.Chains[name] = Chain{Name: name, Rules: rules}
 		ext = Verdict{Goto: name}
@@ -498,6 +444,83 @@ func addServicePort(rs *Ruleset, cfg Config, svc *v1.Service, sp v1.ServicePort,
 			rs.NoEndpointNodePorts[k] = ext
 		}
 	}
+}
+
+// portRules builds the chains of one service port.
+type portRules struct {
+	rs       *Ruleset
+	id       string
+	affinity time.Duration
+	// epChains maps "ip:port" to its endpoint chain, shared by the
+	// internal and external paths.
+	epChains map[string]string
+}
+
+// endpointChains adds a chain per endpoint not yet given one.
+func (p *portRules) endpointChains(eps []endpoint) {
+	for _, e := range eps {
+		k := e.IP + ":" + strconv.Itoa(int(e.Port))
+		if _, ok := p.epChains[k]; ok {
+			continue
+		}
+		name := chainName("ep", p.id+"/"+k)
+		p.epChains[k] = name
+		// A pod reaching itself through its Service: its reply would skip
+		// the host without masquerading (hairpin).
+		rules := []Rule{{SrcIP: e.IP, Masquerade: true}}
+		if p.affinity > 0 {
+			set := affinitySet(name, p.affinity)
+			p.rs.Sets[set] = AffinitySet{Name: set, Timeout: p.affinity}
+			rules = append(rules, Rule{UpdateSet: set})
+		}
+		ep := e.Endpoint
+		p.rs.Chains[name] = Chain{Name: name, Rules: append(rules, Rule{DNAT: &ep})}
+	}
+}
+
+// dispatch is a service chain's body: the rules given first (masquerade
+// marks), then the client's remembered endpoint, then a random one.
+func (p *portRules) dispatch(list []endpoint, first ...Rule) []Rule {
+	rules := first
+	var chains []string
+	for _, e := range list {
+		chains = append(chains, p.epChains[e.IP+":"+strconv.Itoa(int(e.Port))])
+	}
+	if p.affinity > 0 {
+		for _, c := range chains {
+			rules = append(rules, Rule{SrcInSet: affinitySet(c, p.affinity), Verdict: &Verdict{Goto: c}})
+		}
+	}
+	return append(rules, Rule{Random: chains})
+}
+
+// sessionAffinity is the ClientIP affinity timeout (upstream's default
+// 3 h), or 0 without affinity.
+func sessionAffinity(svc *v1.Service) time.Duration {
+	if svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
+		return 0
+	}
+	if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		return time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+	}
+	return 10800 * time.Second
+}
+
+// serviceAddresses are a Service's IPv4 ClusterIPs, and its external
+// addresses: externalIPs and, for a LoadBalancer, the ingress IPs.
+func serviceAddresses(svc *v1.Service) (clusterIPs, external []string) {
+	for _, ip := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
+		clusterIPs = appendIPv4(clusterIPs, ip)
+	}
+	for _, ip := range svc.Spec.ExternalIPs {
+		external = appendIPv4(external, ip)
+	}
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			external = appendIPv4(external, in.IP)
+		}
+	}
+	return clusterIPs, external
 }
 
 // setVerdict puts a service address into the dispatch map, or, without a
