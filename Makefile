@@ -5,10 +5,11 @@ DATA_DIR  ?= /var/lib/skiff
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # System packages the project needs on Debian: the node agent's runtime
-# (containerd, runc, the CNI plugins, iproute2, nftables) and, for tests,
+# (containerd, runc, the CNI plugins, iptables for their portmap, iproute2,
+# nftables) and, for tests,
 # busybox-static (test images are built from it), docker-registry and
 # skopeo (a real registry for pull tests).
-APT_PACKAGES := ca-certificates git containerd runc containernetworking-plugins iproute2 nftables busybox-static docker-registry skopeo
+APT_PACKAGES := ca-certificates git containerd runc containernetworking-plugins iptables iproute2 nftables busybox-static docker-registry skopeo
 
 .PHONY: all build run test unit integration fuzz bench deps clean
 

@@ -16,7 +16,8 @@ const cniConfigName = "10-skiff.conflist"
 
 // cniConfig is the pod network of this node: a bridge with host-local
 // addresses from the node's pod CIDR, the bridge as the pods' gateway and
-// hairpin mode so a pod can reach itself through a Service.
+// hairpin mode so a pod can reach itself through a Service; then portmap
+// for hostPorts.
 func cniConfig(podCIDR, ipamDir string) ([]byte, error) {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -31,6 +32,8 @@ func cniConfig(podCIDR, ipamDir string) ([]byte, error) {
 					"dataDir": ipamDir,
 				},
 			},
+			// hostPort: the runtime passes the pod's port mappings here.
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
 	return json.MarshalIndent(conf, "", "  ")

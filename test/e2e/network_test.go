@@ -359,3 +359,29 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		return nil
 	})
 }
+
+// A pod's hostPort answers on its node's address, for a client outside
+// the cluster (the CNI portmap plugin), and goes with the pod.
+func TestHostPort(t *testing.T) {
+	client := clientHost(t)
+	ns := namespace(t)
+	p := webPod(ns, "hp", "node-"+hyphenated(cl.nodeIP))
+	p.Spec.Containers[0].Ports[0].HostPort = 8088
+	createPod(t, p)
+	waitRunningReady(t, ns, "hp")
+	eventually(t, 20*time.Second, func() error {
+		if out, err := httpGet(client, cl.nodeIP+":8088"); err != nil || out != "hp" {
+			return fmt.Errorf("hostPort 8088: %q %v", out, err)
+		}
+		return nil
+	})
+	if err := cl.client.CoreV1().Pods(ns).Delete(context.Background(), "hp", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := httpGet(client, cl.nodeIP+":8088"); err == nil {
+			return fmt.Errorf("hostPort 8088 still answers after the pod's deletion")
+		}
+		return nil
+	})
+}
