@@ -55,6 +55,10 @@ func run(m *testing.M) int {
 		}
 	}
 	skiffBin = os.Getenv("SKIFF_BIN")
+	// Pod network namespaces the suite's runtimes leave behind (a sandbox
+	// torn down with its runtime) are removed at the end; others stay.
+	before := podNetns()
+	defer removeNewPodNetns(before)
 	work, err := os.MkdirTemp("", "skiff-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -357,5 +361,31 @@ func unmountUnder(dir string) {
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// podNetns lists the CNI sandbox namespaces under /var/run/netns.
+func podNetns() map[string]bool {
+	out := map[string]bool{}
+	entries, _ := os.ReadDir("/var/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "cni-") {
+			out[e.Name()] = true
+		}
+	}
+	return out
+}
+
+// removeNewPodNetns deletes the sandbox namespaces that appeared since
+// before and hold no process any more: this suite's containerds made them
+// (a live sandbox elsewhere on the machine keeps its pause process).
+func removeNewPodNetns(before map[string]bool) {
+	for name := range podNetns() {
+		if before[name] {
+			continue
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil && len(bytes.TrimSpace(pids)) == 0 {
+			_ = exec.Command("ip", "netns", "del", name).Run()
+		}
 	}
 }
