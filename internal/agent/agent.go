@@ -167,11 +167,10 @@ func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInform
 		return fmt.Errorf("cluster CIDR %q: %w", cfg.ClusterCIDR, err)
 	}
 	pcfg := proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cidr}
-	probe, err := proxy.NewTable(pcfg, -1)
+	table, err := proxy.NewTable(pcfg, -1)
 	if err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
-	_ = probe.Close()
 	go func() {
 		if err := podnet.Run(ctx, cfg.NodeName, shared, cfg.Log.With("component", "podnet")); err != nil {
 			cfg.Log.Error("pod routes stopped", "err", err)
@@ -179,7 +178,7 @@ func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInform
 	}()
 	go func() {
 		policies := &netpol.Enforcer{Node: cfg.NodeName}
-		if err := proxy.Run(ctx, pcfg, shared, cfg.Log.With("component", "proxy"), policies); err != nil {
+		if err := proxy.Run(ctx, table, pcfg, shared, cfg.Log.With("component", "proxy"), policies); err != nil {
 			cfg.Log.Error("service proxy stopped", "err", err)
 		}
 	}()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -178,6 +177,3 @@ func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactor
 		}
 	}
 }
-
-// DomainOf normalises a cluster domain flag.
-func DomainOf(s string) string { return strings.TrimSuffix(strings.ToLower(s), ".") }

@@ -6,13 +6,10 @@
 package netpol
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/binary"
 	"net"
 	"sort"
 	"strconv"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -70,12 +67,12 @@ func Build(in Input, rs *proxy.Ruleset) {
 			}
 		}
 		if len(ingress) > 0 {
-			name := chainName("pol-in", p.Namespace+"/"+p.Name)
+			name := proxy.ChainName("pol-in", p.Namespace+"/"+p.Name)
 			rs.Chains[name] = proxy.Chain{Name: name, Rules: b.ingressRules(p, ingress)}
 			rs.PolicyIngress[podIP(p)] = proxy.Verdict{Jump: name}
 		}
 		if len(egress) > 0 {
-			name := chainName("pol-out", p.Namespace+"/"+p.Name)
+			name := proxy.ChainName("pol-out", p.Namespace+"/"+p.Name)
 			rs.Chains[name] = proxy.Chain{Name: name, Rules: b.egressRules(egress)}
 			rs.PolicyEgress[podIP(p)] = proxy.Verdict{Jump: name}
 		}
@@ -169,7 +166,7 @@ func (b *builder) egressRules(pols []*networkingv1.NetworkPolicy) []proxy.Rule {
 // peerSet makes (once) the address set of one rule's peers, or of the
 // given pods, and returns its name.
 func (b *builder) peerSet(pol *networkingv1.NetworkPolicy, dir string, i int, suffix string, peers []networkingv1.NetworkPolicyPeer, pods []*v1.Pod) string {
-	name := "np-" + hash(pol.Namespace+"/"+pol.Name+"/"+dir+"/"+itoa(int32(i))+"/"+suffix)
+	name := proxy.ChainName("np", pol.Namespace+"/"+pol.Name+"/"+dir+"/"+itoa(int32(i))+"/"+suffix)
 	if _, ok := b.rs.AddrSets[name]; ok {
 		return name
 	}
@@ -368,19 +365,6 @@ func Merge(ranges []proxy.Range) []proxy.Range {
 		out = append(out, r)
 	}
 	return out
-}
-
-func chainName(prefix, id string) string {
-	name := prefix + "-" + hash(prefix+"|"+id) + "-" + id
-	if len(name) > 200 {
-		name = name[:200]
-	}
-	return name
-}
-
-func hash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:5]))
 }
 
 func itoa(v int32) string { return strconv.Itoa(int(v)) }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"sort"
 	"time"
 
@@ -137,7 +138,7 @@ func Run(ctx context.Context, self string, factory informers.SharedInformerFacto
 		AddFunc: trigger, DeleteFunc: trigger,
 		UpdateFunc: func(old, cur any) {
 			o, n := old.(*v1.Node), cur.(*v1.Node)
-			if o.Spec.PodCIDR != n.Spec.PodCIDR || fmt.Sprint(o.Status.Addresses) != fmt.Sprint(n.Status.Addresses) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
+			if o.Spec.PodCIDR != n.Spec.PodCIDR || !reflect.DeepEqual(o.Status.Addresses, n.Status.Addresses) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
 				trigger(cur)
 			}
 		},

@@ -27,16 +27,12 @@ type Source interface {
 	Add(rs *Ruleset)
 }
 
-// Run programs the node's table from the Services and EndpointSlices in
+// Run programs table (and closes it when done) as the node's table from the Services and EndpointSlices in
 // factory until ctx ends. Every change triggers a sync; changes arriving
 // during one are folded into the next, so a burst costs one extra Apply.
 // The table stays when Run returns: connections keep working while the
 // agent restarts, and the next start rebuilds it.
-func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, log *slog.Logger, extra ...Source) error {
-	table, err := NewTable(cfg, -1)
-	if err != nil {
-		return err
-	}
+func Run(ctx context.Context, table *Table, cfg Config, factory informers.SharedInformerFactory, log *slog.Logger, extra ...Source) error {
 	defer table.Close()
 	svcs := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()

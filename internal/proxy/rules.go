@@ -554,8 +554,11 @@ func portName(sp v1.ServicePort) string {
 	return strconv.Itoa(int(sp.Port))
 }
 
-// chainName is a readable chain name made unique by a hash of the whole
-// identity (names may be cut to fit nftables' limit).
+// ChainName is a readable chain or set name made unique by a hash of the
+// whole identity (names may be cut to fit nftables' limit). NetworkPolicy
+// names its chains and sets with it too.
+func ChainName(prefix, id string) string { return chainName(prefix, id) }
+
 func chainName(prefix, id string) string {
 	sum := sha256.Sum256([]byte(prefix + "|" + id))
 	name := prefix + "-" + base32.StdEncoding.EncodeToString(sum[:5]) + "-" + id

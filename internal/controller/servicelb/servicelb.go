@@ -46,8 +46,19 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	if _, err := svcs.Informer().AddEventHandler(controller.OnChange(controller.Enqueue(c.queue))); err != nil {
 		return nil, err
 	}
-	// Any node change may change every balancer's addresses.
-	_, err := nodes.Informer().AddEventHandler(controller.OnChange(func(any) { c.enqueueAll() }))
+	// A node joining, leaving or changing what Ingress reads of it may
+	// change every balancer's addresses; its other updates (status
+	// heartbeats, pods, images) cannot.
+	all := func(any) { c.enqueueAll() }
+	_, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: all, DeleteFunc: all,
+		UpdateFunc: func(old, cur any) {
+			o, n := old.(*corev1.Node), cur.(*corev1.Node)
+			if !reflect.DeepEqual(Ingress([]*corev1.Node{o}), Ingress([]*corev1.Node{n})) {
+				c.enqueueAll()
+			}
+		},
+	})
 	return c, err
 }
 
