@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -84,6 +86,14 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 			return nil, apierrors.NewNotFound(res.GroupResource(), ri.Name)
 		}
 		withKind(res, cur)
+		if pt == mediaSMP {
+			obj, warn, err := strategicPatch(res, cur, body, validation)
+			if err != nil {
+				return nil, err
+			}
+			warnings = warn
+			return obj, checkPatchedName(obj, ri.Name)
+		}
 		curJSON, err := s.codecs.EncodeJSON(cur)
 		if err != nil {
 			return nil, err
@@ -108,13 +118,9 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 		if gvk != nil && *gvk != res.GVK() {
 			return nil, badRequest("the patch changed apiVersion or kind to %s", gvk)
 		}
-		acc, _ := meta.Accessor(obj)
-		if acc.GetName() != ri.Name {
-			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), ri.Name)
-		}
 		// A patch does not carry a resourceVersion precondition unless the
 		// patch itself sets one.
-		return obj, nil
+		return obj, checkPatchedName(obj, ri.Name)
 	}
 	o.Applied = pt == mediaApply
 	out, created, err := s.reg.Update(r.Context(), res, ns, ri.Name, mutate, o, pt == mediaApply)
@@ -122,6 +128,63 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 		w.Header().Add("Warning", fmt.Sprintf("299 - %q", wmsg))
 	}
 	s.finishWrite(w, r, res, out, created, err)
+}
+
+// checkPatchedName refuses a patch that renamed the object.
+func checkPatchedName(obj runtime.Object, name string) error {
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if acc.GetName() != name {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), name)
+	}
+	return nil
+}
+
+// strategicPatch applies a strategic merge patch to cur as upstream does:
+// on cur's unstructured map, converted back into a new typed object
+// directly, without a round trip through JSON. With validation Strict an
+// unknown or duplicate field is a 400; with Warn it is returned as a
+// warning.
+func strategicPatch(res *registry.Resource, cur runtime.Object, patch []byte, validation string) (runtime.Object, []string, error) {
+	curMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	var patchMap map[string]any
+	var strict []error
+	if validation == "Strict" || validation == "Warn" {
+		strict, err = kjson.UnmarshalStrict(patch, &patchMap)
+	} else {
+		err = kjson.UnmarshalCaseSensitivePreserveInts(patch, &patchMap)
+	}
+	if err != nil {
+		return nil, nil, badRequest("the strategic merge patch is malformed: %v", err)
+	}
+	patched, err := strategicpatch.StrategicMergeMapPatch(curMap, patchMap, res.New())
+	if err != nil {
+		return nil, nil, badRequest("the strategic merge patch could not be applied: %v", err)
+	}
+	u := unstructured.Unstructured{Object: patched}
+	if gvk := u.GroupVersionKind(); gvk != res.GVK() {
+		return nil, nil, badRequest("the patch changed apiVersion or kind to %s", gvk)
+	}
+	obj := res.New()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patched, obj, validation == "Strict" || validation == "Warn"); err != nil {
+		if !runtime.IsStrictDecodingError(err) {
+			return nil, nil, badPatch(err)
+		}
+		strict = append(strict, err)
+	}
+	var warnings []string
+	for _, e := range strict {
+		warnings = append(warnings, strictErrors(e)...)
+	}
+	if len(warnings) > 0 && validation == "Strict" {
+		return nil, nil, badRequest("strict decoding error: %s", strings.Join(warnings, ", "))
+	}
+	return obj, warnings, nil
 }
 
 func badPatch(err error) error {
@@ -151,6 +214,7 @@ func applyPatch(pt string, doc, patch []byte, schemaObj runtime.Object) ([]byte,
 		}
 		return out, nil
 	case mediaSMP:
+		// The scale subresource's patches; others go through strategicPatch.
 		var pm map[string]any
 		if err := json.Unmarshal(patch, &pm); err != nil {
 			return nil, badRequest("the strategic merge patch is malformed: %v", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -306,5 +307,21 @@ func cleanup(cs *kubernetes.Clientset, ns string) {
 	defer cancel()
 	deletePods(ctx, cs, ns)
 	cs.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-	cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	deleteNamespace(ctx, cs, ns)
+}
+
+// deleteNamespace deletes ns and waits until it is gone, so that a run
+// leaves the cluster idle: the events a run caused (FailedScheduling for
+// pods no node could take) are removed with the namespace, and a server
+// measured after the run is not still removing them.
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) {
+	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -303,5 +303,5 @@ func cleanupScheduler(cs *kubernetes.Clientset, ns, nodePrefix string, nodes int
 	defer cancel()
 	deletePods(ctx, cs, ns)
 	cs.CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "skiff.io/bench=true"})
-	cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	deleteNamespace(ctx, cs, ns)
 }

@@ -77,8 +77,20 @@ func bootstrap(ctx context.Context, reg *registry.Registry, objs []runtime.Objec
 		if m, ok := obj.(metav1.Object); ok {
 			ns = m.GetNamespace()
 		}
-		if _, err := reg.Create(ctx, res, ns, obj, registry.WriteOptions{FieldManager: "skiff-bootstrap"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		created, err := reg.Create(ctx, res, ns, obj, registry.WriteOptions{FieldManager: "skiff-bootstrap"})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("bootstrap %s %s: %w", gvks[0].Kind, obj.(metav1.Object).GetName(), err)
+		}
+		if err != nil {
+			continue
+		}
+		// Readiness follows bootstrap, and what is ready must see these
+		// objects: admission reads the default StorageClass from the cache
+		// on the first claim a client creates.
+		var rv int64
+		fmt.Sscan(created.(metav1.Object).GetResourceVersion(), &rv)
+		if err := reg.Cache(res).WaitFresh(ctx, rv); err != nil {
+			return fmt.Errorf("bootstrap %s %s: cache: %w", gvks[0].Kind, obj.(metav1.Object).GetName(), err)
 		}
 	}
 	return nil

@@ -13,43 +13,54 @@ import (
 
 // BenchmarkPodCreateManagedFields measures the managed-fields step of a pod
 // create started from a new goroutine, as a request handler runs it: on that
-// goroutine, and handed to the warm pool.
+// goroutine, and handed to the warm pool; with client-go's type converter
+// (which validates every conversion) and with the registry's.
 func BenchmarkPodCreateManagedFields(b *testing.B) {
 	s := runtime.NewScheme()
 	clientgoscheme.AddToScheme(s)
 	pods := podsResource(b)
-	fm, err := managedfields.NewDefaultFieldManager(applyconfigurations.NewTypeConverter(s), versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
-	if err != nil {
-		b.Fatal(err)
+	pod := benchPod(pods)
+	for _, conv := range []struct {
+		name  string
+		types managedfields.TypeConverter
+	}{{"client-go-converter", applyconfigurations.NewTypeConverter(s)}, {"registry-converter", newTypeConverter(s)}} {
+		fm, err := managedfields.NewDefaultFieldManager(conv.types, versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		warm := Fields{fm: fm, pool: newWarmPool(2)}
+		for _, c := range []struct {
+			name   string
+			update func(live, obj runtime.Object) (runtime.Object, error)
+		}{
+			{"request-goroutine", func(live, obj runtime.Object) (runtime.Object, error) { return fm.Update(live, obj, "bench") }},
+			{"warm-pool", func(live, obj runtime.Object) (runtime.Object, error) { return warm.Update(live, obj, "bench") }},
+		} {
+			b.Run(conv.name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				done := make(chan struct{})
+				for b.Loop() {
+					go func() {
+						if _, err := c.update(&corev1.Pod{}, pod.DeepCopy()); err != nil {
+							b.Error(err)
+						}
+						done <- struct{}{}
+					}()
+					<-done
+				}
+			})
+		}
 	}
+}
+
+func benchPod(pods *Resource) *corev1.Pod {
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"app": "bench"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/bench:1"}}},
 	}
 	pods.Default(pod)
-	warm := Fields{fm: fm, pool: newWarmPool(2)}
-	for _, c := range []struct {
-		name   string
-		update func(live, obj runtime.Object) (runtime.Object, error)
-	}{
-		{"request-goroutine", func(live, obj runtime.Object) (runtime.Object, error) { return fm.Update(live, obj, "bench") }},
-		{"warm-pool", func(live, obj runtime.Object) (runtime.Object, error) { return warm.Update(live, obj, "bench") }},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			done := make(chan struct{})
-			for b.Loop() {
-				go func() {
-					if _, err := c.update(&corev1.Pod{}, pod.DeepCopy()); err != nil {
-						b.Error(err)
-					}
-					done <- struct{}{}
-				}()
-				<-done
-			}
-		})
-	}
+	return pod
 }
 
 func podsResource(tb testing.TB) *Resource {

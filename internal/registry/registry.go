@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
-	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -56,7 +55,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		caches:   map[string]*storage.Cache{},
 		managers: map[managerKey]Fields{},
 		warm:     newWarmPool(goruntime.GOMAXPROCS(0)),
-		types:    applyconfigurations.NewTypeConverter(scheme),
+		types:    newTypeConverter(scheme),
 	}
 	for _, r := range Catalog() {
 		g.resources = append(g.resources, r)

@@ -103,6 +103,12 @@ func TestBadInput(t *testing.T) {
 		{"unsupported content type", "POST", cms, "text/plain", valid, 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"unsupported patch type", "PATCH", cms + "/ok", "application/json", `{}`, 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"bad JSON patch", "PATCH", cms + "/ok", "application/json-patch+json", `[{"op":"frobnicate"}]`, 422, metav1.StatusReasonInvalid, ""},
+		{"strategic patch, unknown field strict", "PATCH", cms + "/ok?fieldValidation=Strict", "application/strategic-merge-patch+json", `{"data":{"a":"1"},"bogus":1}`, 400, metav1.StatusReasonBadRequest, `unknown field "bogus"`},
+		{"strategic patch, duplicate field strict", "PATCH", cms + "/ok?fieldValidation=Strict", "application/strategic-merge-patch+json", `{"data":{"a":"1"},"data":{"a":"2"}}`, 400, metav1.StatusReasonBadRequest, `duplicate field "data"`},
+		{"strategic patch, malformed", "PATCH", cms + "/ok", "application/strategic-merge-patch+json", `{"data":`, 400, metav1.StatusReasonBadRequest, ""},
+		{"strategic patch changes kind", "PATCH", cms + "/ok", "application/strategic-merge-patch+json", `{"kind":"Secret"}`, 400, metav1.StatusReasonBadRequest, "kind"},
+		{"strategic patch renames", "PATCH", cms + "/ok", "application/strategic-merge-patch+json", `{"metadata":{"name":"other"}}`, 400, metav1.StatusReasonBadRequest, "does not match the name on the URL"},
+		{"strategic patch, wrong type", "PATCH", cms + "/ok", "application/strategic-merge-patch+json", `{"data":{"a":1}}`, 400, metav1.StatusReasonBadRequest, ""},
 		{"apply without field manager", "PATCH", cms + "/ok", "application/apply-patch+yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n", 400, metav1.StatusReasonBadRequest, "fieldManager"},
 		{"missing namespace", "POST", "/api/v1/namespaces/nope/configmaps", "application/json", valid, 404, metav1.StatusReasonNotFound, "nope"},
 		{"bad label selector", "GET", cms + "?labelSelector=a%20in%20(", "", "", 400, metav1.StatusReasonBadRequest, ""},
@@ -161,6 +167,14 @@ func TestBadInput(t *testing.T) {
 		r = c.do("POST", cms+"?fieldValidation=Ignore", "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ignored"},"bogus":1}`))
 		if r.code != 201 || r.header.Get("Warning") != "" {
 			t.Fatalf("Ignore: got %d, Warning %q", r.code, r.header.Get("Warning"))
+		}
+		r = c.do("PATCH", cms+"/warned?fieldValidation=Warn", "application/strategic-merge-patch+json", []byte(`{"data":{"a":"1"},"bogus":1}`))
+		if r.code != 200 || !strings.Contains(r.header.Get("Warning"), `unknown field \"bogus\"`) {
+			t.Fatalf("strategic patch: got %d, Warning %q", r.code, r.header.Get("Warning"))
+		}
+		var patched struct{ Data map[string]string }
+		if err := json.Unmarshal(r.body, &patched); err != nil || patched.Data["a"] != "1" {
+			t.Fatalf("strategic patch with a warning not applied: %v %s", err, r.body)
 		}
 	})
 
