@@ -59,6 +59,7 @@ func bootstrapObjects(serviceIP, clusterDNS string, withIngress bool, advertise 
 
 // bootstrap creates the built-in objects that are missing.
 func bootstrap(ctx context.Context, reg *registry.Registry, objs []runtime.Object) error {
+	fresh := map[*registry.Resource]int64{}
 	for _, obj := range objs {
 		gvks, _, err := reg.Scheme.ObjectKinds(obj)
 		if err != nil {
@@ -81,16 +82,18 @@ func bootstrap(ctx context.Context, reg *registry.Registry, objs []runtime.Objec
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("bootstrap %s %s: %w", gvks[0].Kind, obj.(metav1.Object).GetName(), err)
 		}
-		if err != nil {
-			continue
+		if err == nil {
+			var rv int64
+			fmt.Sscan(created.(metav1.Object).GetResourceVersion(), &rv)
+			fresh[res] = max(fresh[res], rv)
 		}
-		// Readiness follows bootstrap, and what is ready must see these
-		// objects: admission reads the default StorageClass from the cache
-		// on the first claim a client creates.
-		var rv int64
-		fmt.Sscan(created.(metav1.Object).GetResourceVersion(), &rv)
+	}
+	// Readiness follows bootstrap, and what is ready must see these
+	// objects: admission reads the default StorageClass from the cache on
+	// the first claim a client creates.
+	for res, rv := range fresh {
 		if err := reg.Cache(res).WaitFresh(ctx, rv); err != nil {
-			return fmt.Errorf("bootstrap %s %s: cache: %w", gvks[0].Kind, obj.(metav1.Object).GetName(), err)
+			return fmt.Errorf("bootstrap: %s cache: %w", res.GVR.Resource, err)
 		}
 	}
 	return nil

@@ -16,18 +16,9 @@ import (
 // goroutine, and handed to the warm pool; with client-go's type converter
 // (which validates every conversion) and with the registry's.
 func BenchmarkPodCreateManagedFields(b *testing.B) {
-	s := runtime.NewScheme()
-	clientgoscheme.AddToScheme(s)
-	pods := podsResource(b)
-	pod := benchPod(pods)
-	for _, conv := range []struct {
-		name  string
-		types managedfields.TypeConverter
-	}{{"client-go-converter", applyconfigurations.NewTypeConverter(s)}, {"registry-converter", newTypeConverter(s)}} {
-		fm, err := managedfields.NewDefaultFieldManager(conv.types, versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
-		if err != nil {
-			b.Fatal(err)
-		}
+	pod := benchPod(podsResource(b))
+	for _, conv := range []string{"client-go", "registry"} {
+		fm := podFieldManager(b, conv)
 		warm := Fields{fm: fm, pool: newWarmPool(2)}
 		for _, c := range []struct {
 			name   string
@@ -36,7 +27,7 @@ func BenchmarkPodCreateManagedFields(b *testing.B) {
 			{"request-goroutine", func(live, obj runtime.Object) (runtime.Object, error) { return fm.Update(live, obj, "bench") }},
 			{"warm-pool", func(live, obj runtime.Object) (runtime.Object, error) { return warm.Update(live, obj, "bench") }},
 		} {
-			b.Run(conv.name+"/"+c.name, func(b *testing.B) {
+			b.Run(conv+"-converter/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				done := make(chan struct{})
 				for b.Loop() {
@@ -51,6 +42,24 @@ func BenchmarkPodCreateManagedFields(b *testing.B) {
 			})
 		}
 	}
+}
+
+// podFieldManager is the pods field manager over client-go's type
+// converter ("client-go") or the registry's ("registry").
+func podFieldManager(tb testing.TB, converter string) *managedfields.FieldManager {
+	tb.Helper()
+	s := runtime.NewScheme()
+	clientgoscheme.AddToScheme(s)
+	types := managedfields.TypeConverter(newTypeConverter(s))
+	if converter == "client-go" {
+		types = applyconfigurations.NewTypeConverter(s)
+	}
+	pods := podsResource(tb)
+	fm, err := managedfields.NewDefaultFieldManager(types, versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fm
 }
 
 func benchPod(pods *Resource) *corev1.Pod {

@@ -8,26 +8,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
-	"k8s.io/client-go/applyconfigurations"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 )
 
 // The registry's converter skips a validation walk; the managed fields it
 // leads to must be the ones client-go's converter gives, step by step.
 func TestTypeConverterKeepsManagedFields(t *testing.T) {
-	s := runtime.NewScheme()
-	clientgoscheme.AddToScheme(s)
 	pods := podsResource(t)
-	managers := map[string]*managedfields.FieldManager{}
-	for name, types := range map[string]managedfields.TypeConverter{"client-go": applyconfigurations.NewTypeConverter(s), "registry": newTypeConverter(s)} {
-		fm, err := managedfields.NewDefaultFieldManager(types, versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		managers[name] = fm
-	}
+	managers := map[string]*managedfields.FieldManager{"client-go": podFieldManager(t, "client-go"), "registry": podFieldManager(t, "registry")}
 	created := benchPod(pods)
 	// Duplicate env names are legal in a pod and must not break either.
 	created.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}
@@ -75,13 +63,7 @@ func TestTypeConverterKeepsManagedFields(t *testing.T) {
 // An applied configuration is still validated: a duplicate key in it is an
 // error, as upstream reports it.
 func TestTypeConverterValidatesApply(t *testing.T) {
-	s := runtime.NewScheme()
-	clientgoscheme.AddToScheme(s)
-	pods := podsResource(t)
-	fm, err := managedfields.NewDefaultFieldManager(newTypeConverter(s), versionConverter{s}, s, s, pods.GVK(), pods.GVK().GroupVersion(), "", resetFields(pods, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fm := podFieldManager(t, "registry")
 	dup := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
 		"metadata": map[string]any{"name": "p", "namespace": "ns"},
