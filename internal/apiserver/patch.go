@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -140,51 +138,6 @@ func checkPatchedName(obj runtime.Object, name string) error {
 		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), name)
 	}
 	return nil
-}
-
-// strategicPatch applies a strategic merge patch to cur as upstream does:
-// on cur's unstructured map, converted back into a new typed object
-// directly, without a round trip through JSON. With validation Strict an
-// unknown or duplicate field is a 400; with Warn it is returned as a
-// warning.
-func strategicPatch(res *registry.Resource, cur runtime.Object, patch []byte, validation string) (runtime.Object, []string, error) {
-	curMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
-	if err != nil {
-		return nil, nil, err
-	}
-	var patchMap map[string]any
-	var strict []error
-	if validation == "Strict" || validation == "Warn" {
-		strict, err = kjson.UnmarshalStrict(patch, &patchMap)
-	} else {
-		err = kjson.UnmarshalCaseSensitivePreserveInts(patch, &patchMap)
-	}
-	if err != nil {
-		return nil, nil, badRequest("the strategic merge patch is malformed: %v", err)
-	}
-	patched, err := strategicpatch.StrategicMergeMapPatch(curMap, patchMap, res.New())
-	if err != nil {
-		return nil, nil, badRequest("the strategic merge patch could not be applied: %v", err)
-	}
-	u := unstructured.Unstructured{Object: patched}
-	if gvk := u.GroupVersionKind(); gvk != res.GVK() {
-		return nil, nil, badRequest("the patch changed apiVersion or kind to %s", gvk)
-	}
-	obj := res.New()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patched, obj, validation == "Strict" || validation == "Warn"); err != nil {
-		if !runtime.IsStrictDecodingError(err) {
-			return nil, nil, badPatch(err)
-		}
-		strict = append(strict, err)
-	}
-	var warnings []string
-	for _, e := range strict {
-		warnings = append(warnings, strictErrors(e)...)
-	}
-	if len(warnings) > 0 && validation == "Strict" {
-		return nil, nil, badRequest("strict decoding error: %s", strings.Join(warnings, ", "))
-	}
-	return obj, warnings, nil
 }
 
 func badPatch(err error) error {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
@@ -27,7 +25,6 @@ import (
 	schedcache "github.com/skiff-sh/skiff/internal/scheduler/cache"
 	"github.com/skiff-sh/skiff/internal/scheduler/config"
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
-	"github.com/skiff-sh/skiff/internal/scheduler/plugins"
 	"github.com/skiff-sh/skiff/internal/scheduler/queue"
 )
 
@@ -47,6 +44,8 @@ type Scheduler struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	waiting  *waitingPods
+	// conditions writes PodScheduled=False for failed attempts.
+	conditions *conditionWriter
 }
 
 // New builds a scheduler over an informer factory; the caller starts the
@@ -111,6 +110,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	})
 	podInformer := factory.InformerFor(&corev1.Pod{}, newPodInformer)
 	s.pods = corelisters.NewPodLister(podInformer.GetIndexer())
+	s.conditions = newConditionWriter(client, s.pods, log)
 	if err := s.addHandlers(factory, podInformer); err != nil {
 		return nil, err
 	}
@@ -125,6 +125,7 @@ func (s *Scheduler) Run(ctx context.Context, synced ...cache.InformerSynced) {
 		return
 	}
 	go s.queue.Run(ctx)
+	go s.conditions.run(ctx)
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -295,29 +296,7 @@ func (s *Scheduler) failed(ctx context.Context, fwk *framework.Framework, state 
 	s.queue.AddUnschedulable(qp, isError)
 	msg := err.Error()
 	s.handles[fwk.ProfileName].recorder.Eventf(cur, nil, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s", msg)
-	go s.setCondition(cur, reason, msg, nominated)
-}
-
-// setCondition writes PodScheduled=False (and a nomination) unless the
-// pod already says so.
-func (s *Scheduler) setCondition(pod *corev1.Pod, reason, msg, nominated string) {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == reason && c.Message == msg && pod.Status.NominatedNodeName == nominated {
-			return
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	if err := plugins.PatchPodCondition(ctx, s.client, pod, cond); err != nil && !apierrors.IsNotFound(err) {
-		s.log.Warn("update pod condition", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-	}
-	if nominated != "" {
-		patch := fmt.Appendf(nil, `{"status":{"nominatedNodeName":%q}}`, nominated)
-		if _, err := s.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, "application/strategic-merge-patch+json", patch, metav1.PatchOptions{}, "status"); err != nil && !apierrors.IsNotFound(err) {
-			s.log.Warn("nominate node", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-		}
-	}
+	s.conditions.enqueue(unschedulable{pod: cur, reason: reason, message: msg, nominated: nominated})
 }
 
 // handle is what a profile's plugins see.
