@@ -49,8 +49,8 @@ type Scheduler struct {
 }
 
 // New builds a scheduler over an informer factory; the caller starts the
-// factory and then calls Run.
-func New(client kubernetes.Interface, factory informers.SharedInformerFactory, cfg *config.Config, metrics *Metrics, log *slog.Logger) (*Scheduler, error) {
+// factory and then calls Run. Events are written with eventClient.
+func New(client, eventClient kubernetes.Interface, factory informers.SharedInformerFactory, cfg *config.Config, metrics *Metrics, log *slog.Logger) (*Scheduler, error) {
 	s := &Scheduler{
 		client:   client,
 		cfg:      cfg,
@@ -58,7 +58,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 		algo:     &algorithm{snapshot: framework.NewEmptySnapshot(), percentage: cfg.Percentage},
 		profiles: map[string]*framework.Framework{},
 		handles:  map[string]*handle{},
-		events:   events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()}),
+		events:   events.NewBroadcaster(&events.EventSinkImpl{Interface: eventClient.EventsV1()}),
 		log:      log,
 		metrics:  metrics,
 		waiting:  newWaitingPods(),
