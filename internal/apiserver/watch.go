@@ -1,9 +1,7 @@
 package apiserver
 
 import (
-	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -29,21 +27,71 @@ type watchStream struct {
 	w     http.ResponseWriter
 	flush func()
 	first bool
+	hdr   []byte // scratch for frame headers
 }
 
-func (ws *watchStream) frame(typ watch.EventType, objBytes []byte) []byte {
+// writeFrame writes one event framed for the stream's media: in protobuf
+// a 4-byte big-endian length and a metav1.WatchEvent, in JSON a line. The
+// object's bytes are shared by every watcher of the event, so only the
+// few bytes around them are built here, in the stream's scratch buffer,
+// instead of a copy of the object per watcher.
+func (ws *watchStream) writeFrame(typ watch.EventType, objBytes []byte) error {
+	h := ws.hdr[:0]
+	var tail []byte
 	if ws.out.Media == mediaProtobuf {
-		ev := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: objBytes}}
-		raw, _ := ev.Marshal()
-		b := make([]byte, 4, 4+len(raw))
-		binary.BigEndian.PutUint32(b, uint32(len(raw)))
-		return append(b, raw...)
+		h = protoFrameHeader(h, string(typ), len(objBytes), objBytes != nil)
+	} else {
+		h = append(h, `{"type":"`...)
+		h = append(h, typ...)
+		h = append(h, `","object":`...)
+		tail = jsonFrameTail
 	}
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, `{"type":%q,"object":`, typ)
-	buf.Write(objBytes)
-	buf.WriteString("}\n")
-	return buf.Bytes()
+	ws.hdr = h
+	if _, err := ws.w.Write(h); err != nil {
+		return err
+	}
+	if _, err := ws.w.Write(objBytes); err != nil {
+		return err
+	}
+	if tail != nil {
+		_, err := ws.w.Write(tail)
+		return err
+	}
+	return nil
+}
+
+var jsonFrameTail = []byte("}\n")
+
+// protoFrameHeader appends what precedes an object of n bytes (raw: not nil) in a
+// protobuf watch frame: the frame's length, then the WatchEvent's type
+// (field 1) and the start of its object (field 2, a RawExtension whose
+// raw bytes are its field 1), as metav1.WatchEvent.Marshal lays them out.
+func protoFrameHeader(b []byte, typ string, n int, raw bool) []byte {
+	inner := 0
+	if raw {
+		inner = 1 + varintLen(uint64(n)) + n
+	}
+	event := 1 + varintLen(uint64(len(typ))) + len(typ) + 1 + varintLen(uint64(inner)) + inner
+	b = binary.BigEndian.AppendUint32(b, uint32(event))
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(len(typ)))
+	b = append(b, typ...)
+	b = append(b, 0x12)
+	b = binary.AppendUvarint(b, uint64(inner))
+	if !raw {
+		return b // a nil Raw is left out, as gogo's Marshal does
+	}
+	b = append(b, 0x0a)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
@@ -84,10 +132,7 @@ func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ws.w.Write(ws.frame(typ, b)); err != nil {
-		return err
-	}
-	return nil
+	return ws.writeFrame(typ, b)
 }
 
 func (ws *watchStream) sendObject(typ watch.EventType, obj runtime.Object) error {
@@ -96,8 +141,7 @@ func (ws *watchStream) sendObject(typ watch.EventType, obj runtime.Object) error
 	if err != nil {
 		return err
 	}
-	_, err = ws.w.Write(ws.frame(typ, b))
-	return err
+	return ws.writeFrame(typ, b)
 }
 
 // bookmark sends a BOOKMARK carrying only a resourceVersion (and the
@@ -117,8 +161,7 @@ func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
 		if err != nil {
 			return err
 		}
-		_, err = ws.w.Write(ws.frame(watch.Bookmark, b))
-		return err
+		return ws.writeFrame(watch.Bookmark, b)
 	}
 	return ws.sendObject(watch.Bookmark, obj)
 }
