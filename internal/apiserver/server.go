@@ -129,7 +129,8 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	w := &statusRecorder{ResponseWriter: rw}
-	ri := ParseRequest(r.Method, r.URL.Path, r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1")
+	watchParam := r.URL.Query().Get("watch")
+	ri := ParseRequest(r.Method, r.URL.Path, watchParam == "true" || watchParam == "1")
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

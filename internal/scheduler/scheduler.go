@@ -289,7 +289,10 @@ func (s *Scheduler) failed(ctx context.Context, fwk *framework.Framework, state 
 		s.queue.Done(pod.UID)
 		return
 	}
-	qp.PodInfo = framework.NewPodInfo(cur)
+	if cur != pod {
+		// Only a pod the informer has replaced needs its info computed again.
+		qp.PodInfo = framework.NewPodInfo(cur)
+	}
 	if nominated != "" {
 		s.queue.AddNominated(qp.PodInfo, nominated)
 	}
