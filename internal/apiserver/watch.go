@@ -69,13 +69,10 @@ var jsonFrameTail = []byte("}\n")
 func protoFrameHeader(b []byte, typ string, n int, raw bool) []byte {
 	inner := 0
 	if raw {
-		inner = 1 + varintLen(uint64(n)) + n
+		inner = protoFieldLen(n)
 	}
-	event := 1 + varintLen(uint64(len(typ))) + len(typ) + 1 + varintLen(uint64(inner)) + inner
-	b = binary.BigEndian.AppendUint32(b, uint32(event))
-	b = append(b, 0x0a)
-	b = binary.AppendUvarint(b, uint64(len(typ)))
-	b = append(b, typ...)
+	b = binary.BigEndian.AppendUint32(b, uint32(protoFieldLen(len(typ))+protoFieldLen(inner)))
+	b = appendProtoField(b, 1, []byte(typ))
 	b = append(b, 0x12)
 	b = binary.AppendUvarint(b, uint64(inner))
 	if !raw {
@@ -83,15 +80,6 @@ func protoFrameHeader(b []byte, typ string, n int, raw bool) []byte {
 	}
 	b = append(b, 0x0a)
 	return binary.AppendUvarint(b, uint64(n))
-}
-
-func varintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
