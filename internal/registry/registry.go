@@ -105,13 +105,34 @@ func resetFields(r *Resource, sub string) map[fieldpath.APIVersion]fieldpath.Fil
 // defaulter adapts the registry's per-resource defaulting for managedfields.
 type defaulter struct{ g *Registry }
 
+// The field manager hands an apply's result over as Unstructured; the
+// resource's defaulting works on its Go type, so such an object is
+// converted to it, defaulted and converted back in place.
 func (d defaulter) Default(obj runtime.Object) {
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	for _, r := range d.g.resources {
-		if r.GVK() == gvk && r.Default != nil {
+		if r.GVK() != gvk || r.Default == nil {
+			continue
+		}
+		u, ok := obj.(runtime.Unstructured)
+		if !ok {
 			r.Default(obj)
 			return
 		}
+		typed := r.New()
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), typed); err != nil {
+			// Left undefaulted: the registry converts the result again
+			// and reports the same error to the client there.
+			return
+		}
+		r.Default(typed)
+		content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(typed)
+		if err != nil {
+			return
+		}
+		u.SetUnstructuredContent(content)
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+		return
 	}
 }
 
