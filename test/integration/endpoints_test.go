@@ -182,3 +182,51 @@ func TestEndpointSliceMirroring(t *testing.T) {
 		t.Errorf("%d mirrored slices left", len(l.Items))
 	}
 }
+
+// TestSelectorlessServiceSlices checks that the EndpointSlice controller
+// leaves the slices of a Service without a selector alone, as upstream's
+// does: the API server's own default/kubernetes slice, and one a user
+// wrote by hand, even with the controller's managed-by label.
+func TestSelectorlessServiceSlices(t *testing.T) {
+	s := startServer(t)
+	cs := s.client()
+	ctx := context.Background()
+	manual := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "manual"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := cs.CoreV1().Services("default").Create(ctx, manual, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "manual-1", Labels: map[string]string{discoveryv1.LabelServiceName: "manual", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}}},
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A change to each selector-less Service queues it for the controller;
+	// a Service with a selector queued after them shows it has run.
+	for _, name := range []string{"kubernetes", "manual"} {
+		patch := []byte(`{"metadata":{"annotations":{"touched":"yes"}}}`)
+		if _, err := cs.CoreV1().Services("default").Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sel := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "selected"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "x"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := cs.CoreV1().Services("default").Create(ctx, sel, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "slice of the selecting Service", func() (bool, string) {
+		l, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=selected"})
+		return err == nil && len(l.Items) == 1, fmt.Sprint(err)
+	})
+	for _, name := range []string{"kubernetes", "manual-1"} {
+		got, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("EndpointSlice %s: %v", name, err)
+			continue
+		}
+		if len(got.Endpoints) != 1 {
+			t.Errorf("EndpointSlice %s endpoints changed: %+v", name, got.Endpoints)
+		}
+	}
+}

@@ -90,14 +90,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	var want []*discoveryv1.EndpointSlice
-	if servicepods.Selects(svc) {
-		pods, err := servicepods.Pods(c.pods, svc)
-		if err != nil {
-			return err
-		}
-		want = Desired(svc, pods)
+	if !servicepods.Selects(svc) {
+		// As upstream: a Service without a selector gets its slices from
+		// someone else (the API server's own "kubernetes" slice, an
+		// operator's), and this controller leaves whatever is there alone.
+		return nil
 	}
+	pods, err := servicepods.Pods(c.pods, svc)
+	if err != nil {
+		return err
+	}
+	want := Desired(svc, pods)
 	return apply(ctx, c.client, svc.Namespace, svc.Name, existing, want)
 }
 
