@@ -68,7 +68,7 @@ func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, err
 	}
 	o.Continue = q.Get("continue")
 	if v := q.Get("timeoutSeconds"); v != "" {
-		if o.TimeoutSeconds, err = strconv.ParseInt(v, 10, 64); err != nil {
+		if o.TimeoutSeconds, err = strconv.ParseInt(v, 10, 64); err != nil || o.TimeoutSeconds < 0 {
 			return o, badRequest("invalid timeoutSeconds %q", v)
 		}
 	}

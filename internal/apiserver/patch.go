@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -21,6 +23,18 @@ import (
 
 // maxJSONPatchOps bounds the operations of one JSON patch, as upstream.
 const maxJSONPatchOps = 10000
+
+// maxJSONPatchCopyBytes bounds how much a JSON patch's copy operations may
+// add to a document (upstream's --json-patch-max-copy-bytes default): each
+// copy can double it, so a few kilobytes of patch would otherwise grow to
+// gigabytes.
+const maxJSONPatchCopyBytes = 3 << 20
+
+func init() {
+	// The library reads its limit from a package variable; it is set once
+	// here, before the server can serve a patch, and never changed.
+	jsonpatch.AccumulatedCopySizeLimit = maxJSONPatchCopyBytes
+}
 
 func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
 	body, err := readBody(r)
@@ -156,6 +170,10 @@ func applyPatch(pt string, doc, patch []byte, schemaObj runtime.Object) ([]byte,
 			return nil, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOps, len(p)))
 		}
 		out, err := p.Apply(doc)
+		var tooMuch *jsonpatch.AccumulatedCopySizeError
+		if errors.As(err, &tooMuch) {
+			return nil, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", err.Error())
+		}
 		if err != nil {
 			return nil, statusError(http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, fmt.Sprintf("the JSON patch could not be applied: %v", err))
 		}
@@ -221,6 +239,11 @@ func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime
 	withKind(res, live)
 	fm := s.reg.FieldManager(res, o.Subresource)
 	out, err := fm.Apply(live, patch, o.FieldManager, force)
+	if err != nil && strings.HasPrefix(err.Error(), "failed to create typed patch object") {
+		// The configuration does not fit the kind's schema (a string
+		// where an object belongs, say): the client's mistake, not ours.
+		return nil, badRequest("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}

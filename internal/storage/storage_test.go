@@ -2,13 +2,16 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"bytes"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -216,5 +219,33 @@ func testCacheListAndWatch(t *testing.T, st *Store, c *Cache) {
 	items[0].Encoded("json", enc)
 	if calls != 1 {
 		t.Errorf("encoded %d times", calls)
+	}
+}
+
+// TestStorageErr checks the API error each etcd failure becomes: the code a
+// client sees decides whether it retries.
+func TestStorageErr(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		code int32
+	}{
+		{"request too large", rpctypes.ErrRequestTooLarge, http.StatusRequestEntityTooLarge},
+		{"request too large (gRPC)", rpctypes.ErrGRPCRequestTooLarge, http.StatusRequestEntityTooLarge},
+		{"no space", rpctypes.ErrNoSpace, http.StatusInsufficientStorage},
+		{"no space wrapped", fmt.Errorf("put: %w", rpctypes.ErrNoSpace), http.StatusInsufficientStorage},
+		{"compacted", rpctypes.ErrCompacted, http.StatusGone},
+		{"deadline", context.DeadlineExceeded, http.StatusGatewayTimeout},
+		{"unavailable", errors.New("etcdserver: leader changed"), http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		var st apierrors.APIStatus
+		if !errors.As(storageErr(tc.err), &st) {
+			t.Errorf("%s: not an API status", tc.name)
+			continue
+		}
+		if got := st.Status().Code; got != tc.code {
+			t.Errorf("%s: code %d, want %d (%s)", tc.name, got, tc.code, st.Status().Message)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	goruntime "runtime"
 	"strconv"
 
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -251,5 +253,22 @@ func storageErr(err error) error {
 	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted) {
 		return apierrors.NewResourceExpired(fmt.Sprintf("storage: %v", err))
 	}
+	if errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		// The object is past etcd's request limit: retrying cannot help.
+		return apierrors.NewRequestEntityTooLargeError(err.Error())
+	}
+	if errors.Is(err, rpctypes.ErrGRPCNoSpace) || errors.Is(err, rpctypes.ErrNoSpace) {
+		return noSpace(err)
+	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("storage: %v", err))
+}
+
+// noSpace is the answer to a write while etcd has raised its NOSPACE
+// alarm (its quota reached or its disk full): 507, not a retry hint, since
+// only an operator freeing space ends it.
+func noSpace(err error) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusInsufficientStorage, Reason: metav1.StatusReasonInternalError,
+		Message: fmt.Sprintf("storage is full, writes are refused until space is freed: %v", err),
+	}}
 }

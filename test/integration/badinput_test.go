@@ -114,6 +114,7 @@ func TestBadInput(t *testing.T) {
 		{"bad label selector", "GET", cms + "?labelSelector=a%20in%20(", "", "", 400, metav1.StatusReasonBadRequest, ""},
 		{"bad resourceVersion", "GET", cms + "?resourceVersion=abc", "", "", 400, metav1.StatusReasonBadRequest, ""},
 		{"bad continue token", "GET", cms + "?limit=1&continue=xyz", "", "", 400, metav1.StatusReasonBadRequest, "continue"},
+		{"negative watch timeout", "GET", cms + "?watch=1&timeoutSeconds=-5", "", "", 400, metav1.StatusReasonBadRequest, "timeoutSeconds"},
 		{"bad dryRun", "POST", cms + "?dryRun=Some", "application/json", valid, 400, metav1.StatusReasonBadRequest, "dry run"},
 	}
 	for _, tc := range cases {
@@ -156,6 +157,38 @@ func TestBadInput(t *testing.T) {
 		r := c.do("POST", cms, "application/json", []byte(big))
 		if r.code != 413 || r.status.Code != 413 {
 			t.Fatalf("got %d: %.200s", r.code, r.body)
+		}
+	})
+
+	t.Run("JSON patch growing by copies", func(t *testing.T) {
+		// Each copy doubles /metadata/annotations: 60 of them would ask
+		// for exabytes; the server stops at its copy bound.
+		ops := []string{`{"op":"add","path":"/metadata/annotations","value":{"a":"` + strings.Repeat("x", 1000) + `"}}`}
+		for i := range 60 {
+			ops = append(ops, fmt.Sprintf(`{"op":"copy","from":"/metadata/annotations","path":"/metadata/annotations/c%d"}`, i))
+		}
+		r := c.do("PATCH", cms+"/ok", "application/json-patch+json", []byte("["+strings.Join(ops, ",")+"]"))
+		if r.code != 413 || r.status.Reason != metav1.StatusReasonRequestEntityTooLarge || !strings.Contains(r.status.Message, "copy") {
+			t.Fatalf("got %d: %.300s", r.code, r.body)
+		}
+	})
+
+	t.Run("deeply nested patches", func(t *testing.T) {
+		for _, depth := range []int{1000, 200000} {
+			nested := strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
+			for _, pt := range []string{"application/merge-patch+json", "application/strategic-merge-patch+json"} {
+				r := c.do("PATCH", cms+"/ok", pt, []byte(`{"metadata":{"annotations":{"x":`+nested+`}}}`))
+				if r.code != 400 && r.code != 422 {
+					t.Errorf("%s at depth %d: got %d: %.200s", pt, depth, r.code, r.body)
+				}
+			}
+			r := c.do("PATCH", cms+"/ok?fieldManager=deep", "application/apply-patch+yaml", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ok","annotations":{"x":`+nested+`}}}`))
+			if r.code != 400 && r.code != 422 {
+				t.Errorf("apply at depth %d: got %d: %.200s", depth, r.code, r.body)
+			}
+		}
+		if r := c.do("GET", cms+"/ok", "", nil); r.code != 200 {
+			t.Fatalf("server after deep patches: %d", r.code)
 		}
 	})
 
