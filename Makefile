@@ -3,7 +3,15 @@ GO        ?= go
 BIN       := bin/skiff
 DATA_DIR  ?= /var/lib/skiff
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+# The embedded kubectl reports the Kubernetes release its module is
+# (k8s.io/kubectl v0.37.2 is kubectl v1.37.2), built by skiff at VERSION;
+# without these stamps `kubectl version` cannot parse its own version.
+KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubectl"{sub(/^v0\./,"v1.",$$2); print $$2}' go.mod)
+KUBE_MINOR   := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+BUILD_DATE   := $(shell TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null || echo 1970-01-01T00:00:00Z)
+KUBE_STAMP    = gitVersion=$(KUBE_VERSION)+skiff gitMajor=1 gitMinor=$(KUBE_MINOR) gitCommit=$(VERSION) gitTreeState=clean buildDate=$(BUILD_DATE)
+LDFLAGS   := -s -w -X main.version=$(VERSION) \
+	$(foreach pkg,k8s.io/client-go/pkg/version k8s.io/component-base/version,$(foreach kv,$(KUBE_STAMP),-X $(pkg).$(kv)))
 # A static, cgo-free binary. With cgo on, kubectl's kustomize (which imports
 # Go's plugin package) makes the linker export every symbol dynamically:
 # about 26 MB more binary, mapped into every process that runs it.

@@ -45,8 +45,8 @@ func imagesCommand() *cobra.Command {
 // imagesBuildCommand writes an OCI image archive from host files, so that
 // a machine with no registry still has images to run.
 func imagesBuildCommand() *cobra.Command {
-	var tag, from, busybox, out string
-	var command, env []string
+	var tag, from, busybox, out, user, workdir string
+	var command, entrypoint, env []string
 	build := &cobra.Command{
 		Use:   "build --tag NAME -o FILE.tar (--busybox PATH | --from DIR)",
 		Short: "Build a one-layer OCI image archive from a directory or a static busybox (then: skiff images import FILE.tar)",
@@ -73,6 +73,15 @@ func imagesBuildCommand() *cobra.Command {
 			if len(command) > 0 {
 				b.Config.Cmd = command
 			}
+			if len(entrypoint) > 0 {
+				b.Config.Entrypoint = entrypoint
+			}
+			if user != "" {
+				b.Config.User = user
+			}
+			if workdir != "" {
+				b.Config.WorkingDir = workdir
+			}
 			b.Config.Env = append(b.Config.Env, env...)
 			if err := b.WriteLayoutFile(out); err != nil {
 				return err
@@ -87,6 +96,9 @@ func imagesBuildCommand() *cobra.Command {
 	f.StringVar(&from, "from", "", "directory to copy as the image's root filesystem")
 	f.StringVar(&busybox, "busybox", "", "static busybox binary (Debian's busybox-static: /bin/busybox) to make a shell image from")
 	f.StringSliceVar(&command, "cmd", nil, "default command (comma separated)")
-	f.StringSliceVar(&env, "env", nil, "environment entries NAME=value")
+	f.StringSliceVar(&entrypoint, "entrypoint", nil, "entrypoint (comma separated); the command becomes its arguments")
+	f.StringVar(&user, "user", "", "user (and group) the image runs as, e.g. 1234 or 1234:1234")
+	f.StringVar(&workdir, "workdir", "", "working directory of the image's processes")
+	f.StringArrayVar(&env, "env", nil, "environment entry NAME=value (repeat for more)")
 	return build
 }

@@ -98,7 +98,7 @@ func (b *Builder) AddTree(dir, p string) error {
 		}
 		switch {
 		case d.IsDir():
-			b.AddDir(dst, int64(info.Mode().Perm()))
+			b.AddDir(dst, tarMode(info.Mode()))
 		case info.Mode()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(host)
 			if err != nil {
@@ -110,10 +110,27 @@ func (b *Builder) AddTree(dir, p string) error {
 			if err != nil {
 				return err
 			}
-			b.AddFile(dst, int64(info.Mode().Perm()), data)
+			b.AddFile(dst, tarMode(info.Mode()), data)
 		}
 		return nil
 	})
+}
+
+// tarMode is the Unix mode of a host file as a tar header carries it:
+// the permission bits and setuid, setgid and sticky, which Go keeps as
+// flags of its own (a setuid binary in a test image must stay setuid).
+func tarMode(m fs.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return mode
 }
 
 func clean(p string) string { return strings.TrimPrefix(path.Clean("/"+p), "/") }

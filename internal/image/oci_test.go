@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,5 +86,37 @@ func TestWriteLayout(t *testing.T) {
 	_ = b.WriteLayout(&two)
 	if !bytes.Equal(one.Bytes(), two.Bytes()) {
 		t.Error("the same image written twice differs: digests would not be reproducible")
+	}
+}
+
+// TestAddTreeKeepsSpecialModes checks that a tree copied from the host keeps
+// setuid, setgid and sticky bits in the layer (the nonewprivs test image
+// needs a setuid binary).
+func TestAddTreeKeepsSpecialModes(t *testing.T) {
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"suid": 0o755 | os.ModeSetuid, "sgid": 0o750 | os.ModeSetgid, "plain": 0o640} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	b := New("example.test/modes:v1")
+	if err := b.AddTree(dir, "/"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"suid": 0o4755, "sgid": 0o2750, "plain": 0o640, "tmp": 0o1777}
+	for name, mode := range want {
+		if got := b.files[name].mode; got != mode {
+			t.Errorf("%s: mode %o, want %o", name, got, mode)
+		}
 	}
 }

@@ -67,7 +67,8 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(work)
 	if skiffBin == "" {
 		skiffBin = filepath.Join(work, "skiff")
-		build := exec.Command("go", "build", "-o", skiffBin, "../../cmd/skiff")
+		// make stamps the versions the embedded kubectl reports.
+		build := exec.Command("make", "-C", "../..", "build", "BIN="+skiffBin)
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build skiff:", err)

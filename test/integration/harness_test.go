@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		skiffBin = filepath.Join(dir, "skiff")
-		build := exec.Command("go", "build", "-o", skiffBin, "../../cmd/skiff")
+		// make stamps the versions the embedded kubectl reports.
+		build := exec.Command("make", "-C", "../..", "build", "BIN="+skiffBin)
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build skiff:", err)

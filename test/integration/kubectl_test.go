@@ -23,6 +23,21 @@ func TestKubectlEverydayCommands(t *testing.T) {
 		}
 	}
 
+	t.Run("version", func(t *testing.T) {
+		// The embedded kubectl carries the release of its module, stamped
+		// at build time; unstamped, kubectl cannot parse it and exits 1.
+		var v struct {
+			ClientVersion, ServerVersion struct{ GitVersion, Major, Minor string }
+		}
+		if err := json.Unmarshal([]byte(s.mustKubectl("version", "-o", "json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^v1\.\d+\.\d+\+skiff$`).MatchString(v.ClientVersion.GitVersion) || v.ClientVersion.Major != "1" ||
+			v.ClientVersion.GitVersion != v.ServerVersion.GitVersion {
+			t.Errorf("kubectl version: client %+v, server %+v", v.ClientVersion, v.ServerVersion)
+		}
+	})
+
 	t.Run("get output formats", func(t *testing.T) {
 		wide := s.mustKubectl("get", "deploy", "-n", "demo", "-o", "wide")
 		if !regexp.MustCompile(`(?m)^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\s+CONTAINERS\s+IMAGES\s+SELECTOR$`).MatchString(wide) ||
