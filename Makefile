@@ -23,7 +23,7 @@ export CGO_ENABLED ?= 0
 # skopeo (a real registry for pull tests).
 APT_PACKAGES := ca-certificates git containerd runc containernetworking-plugins iptables iproute2 nftables busybox-static docker-registry skopeo
 
-.PHONY: all build run test unit integration fuzz bench deps clean
+.PHONY: all build run test unit integration fuzz bench deps clean conformance
 
 all: build
 
@@ -62,6 +62,16 @@ fuzz: build
 # The API benchmark as docs/benchmarks.md records it (server on loopback).
 bench: build
 	test/bench/api.sh $(BIN)
+
+# Upstream's conformance suite against a one-node skiff in a network
+# namespace; writes docs/conformance.md (FOCUS=regex: a focused run, whose
+# report goes to test/conformance/_out/conformance.md). The first run builds
+# the suite (about 25 minutes on 2 cores); a full run takes about an hour.
+CONFORMANCE_PACKAGES := bind9-dnsutils netcat-openbsd socat curl bash
+conformance: build
+	@missing=""; for p in $(CONFORMANCE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	SKIFF=$(CURDIR)/$(BIN) FOCUS='$(FOCUS)' test/conformance/run.sh
 
 clean:
 	rm -rf bin

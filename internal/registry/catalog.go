@@ -14,8 +14,10 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -116,6 +118,23 @@ func Catalog() []*Resource {
 		with(def(certificatesv1.SchemeGroupVersion, "certificatesigningrequests", "CertificateSigningRequest", false, func() *certificatesv1.CertificateSigningRequest { return &certificatesv1.CertificateSigningRequest{} }, func() *certificatesv1.CertificateSigningRequestList {
 			return &certificatesv1.CertificateSigningRequestList{}
 		}), csrStrategy),
+		with(def(storagev1.SchemeGroupVersion, "csistoragecapacities", "CSIStorageCapacity", true, func() *storagev1.CSIStorageCapacity { return &storagev1.CSIStorageCapacity{} }, func() *storagev1.CSIStorageCapacityList { return &storagev1.CSIStorageCapacityList{} }), nil2),
+		with(def(storagev1.SchemeGroupVersion, "volumeattributesclasses", "VolumeAttributesClass", false, func() *storagev1.VolumeAttributesClass { return &storagev1.VolumeAttributesClass{} }, func() *storagev1.VolumeAttributesClassList { return &storagev1.VolumeAttributesClassList{} }), func(r *Resource) { r.ShortNames = []string{"vac"} }),
+		with(def(storagemigrationv1.SchemeGroupVersion, "storageversionmigrations", "StorageVersionMigration", false, func() *storagemigrationv1.StorageVersionMigration { return &storagemigrationv1.StorageVersionMigration{} }, func() *storagemigrationv1.StorageVersionMigrationList {
+			return &storagemigrationv1.StorageVersionMigrationList{}
+		}), func(r *Resource) { r.Status = true }),
+
+		with(def(networkingv1.SchemeGroupVersion, "servicecidrs", "ServiceCIDR", false, func() *networkingv1.ServiceCIDR { return &networkingv1.ServiceCIDR{} }, func() *networkingv1.ServiceCIDRList { return &networkingv1.ServiceCIDRList{} }), func(r *Resource) { r.Status = true }),
+		with(def(networkingv1.SchemeGroupVersion, "ipaddresses", "IPAddress", false, func() *networkingv1.IPAddress { return &networkingv1.IPAddress{} }, func() *networkingv1.IPAddressList { return &networkingv1.IPAddressList{} }), func(r *Resource) { r.ShortNames = []string{"ip"} }),
+
+		// Dynamic resource allocation: stored, validated by type and
+		// watched; the scheduler leaves pods with claims pending.
+		with(def(resourcev1.SchemeGroupVersion, "deviceclasses", "DeviceClass", false, func() *resourcev1.DeviceClass { return &resourcev1.DeviceClass{} }, func() *resourcev1.DeviceClassList { return &resourcev1.DeviceClassList{} }), nil2),
+		with(def(resourcev1.SchemeGroupVersion, "resourceclaims", "ResourceClaim", true, func() *resourcev1.ResourceClaim { return &resourcev1.ResourceClaim{} }, func() *resourcev1.ResourceClaimList { return &resourcev1.ResourceClaimList{} }), func(r *Resource) { r.Status = true }),
+		with(def(resourcev1.SchemeGroupVersion, "resourceclaimtemplates", "ResourceClaimTemplate", true, func() *resourcev1.ResourceClaimTemplate { return &resourcev1.ResourceClaimTemplate{} }, func() *resourcev1.ResourceClaimTemplateList { return &resourcev1.ResourceClaimTemplateList{} }), nil2),
+		with(def(resourcev1.SchemeGroupVersion, "resourceslices", "ResourceSlice", false, func() *resourcev1.ResourceSlice { return &resourcev1.ResourceSlice{} }, func() *resourcev1.ResourceSliceList { return &resourcev1.ResourceSliceList{} }), nil2),
+		with(def(resourcev1.SchemeGroupVersion, "devicetaintrules", "DeviceTaintRule", false, func() *resourcev1.DeviceTaintRule { return &resourcev1.DeviceTaintRule{} }, func() *resourcev1.DeviceTaintRuleList { return &resourcev1.DeviceTaintRuleList{} }), func(r *Resource) { r.Status = true }),
+
 		with(def(nodev1.SchemeGroupVersion, "runtimeclasses", "RuntimeClass", false, func() *nodev1.RuntimeClass { return &nodev1.RuntimeClass{} }, func() *nodev1.RuntimeClassList { return &nodev1.RuntimeClassList{} }), func(r *Resource) { r.NameFn = apivalidation.NameIsDNSSubdomain; r.Columns, r.Row = runtimeClassTable() }),
 	}
 }

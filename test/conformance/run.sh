@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# run.sh: upstream's conformance suite against a one-node skiff.
+#
+# Builds upstream's e2e.test, ginkgo, agnhost and kube-scheduler from this
+# module (k8s.io/kubernetes at the release in go.mod), makes the suite's
+# images (images.sh), starts `skiff server` with its node agent inside a
+# network namespace of its own (nothing touches the machine's network),
+# runs the [Conformance] tests (parallel first, then [Serial] ones), and
+# writes docs/conformance.md from the JUnit reports.
+#
+# Environment: SKIFF (binary, default bin/skiff of the repo), FOCUS (a regex
+# for a focused run; the report then goes to _out/conformance.md and
+# docs/ is left alone), PROCS (parallel ginkgo processes, default 6),
+# SERIAL=0 to leave out the [Serial] tests.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=$HERE/_out
+SKIFF=${SKIFF:-$ROOT/bin/skiff}
+PROCS=${PROCS:-6}
+SERIAL=${SERIAL:-1}
+FOCUS=${FOCUS:-}
+NETNS=skiff-conformance
+NODE_IP=10.78.0.1
+NODE=node-10-78-0-1
+DATA=$OUT/cluster
+export PATH=/usr/local/go/bin:$PATH
+mkdir -p "$OUT/bin" "$OUT/path" "$OUT/reports"
+log() { echo "conformance: $*" >&2; }
+
+# --- binaries -------------------------------------------------------------
+build_tools() {
+	cd "$HERE"
+	local stamp
+	stamp=$(sha256sum go.sum | cut -c1-16)
+	if [ "$(cat "$OUT/bin/.stamp" 2>/dev/null)" != "$stamp" ]; then
+		log "building e2e.test, ginkgo, agnhost, kube-scheduler, nnp (about 25 minutes on 2 cores)"
+		go test -c -o "$OUT/bin/e2e.test" k8s.io/kubernetes/test/e2e
+		go build -o "$OUT/bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+		CGO_ENABLED=0 go build -ldflags=-s -o "$OUT/bin/agnhost" k8s.io/kubernetes/test/images/agnhost
+		CGO_ENABLED=0 go build -ldflags=-s -o "$OUT/bin/nnp" k8s.io/kubernetes/test/images/nonewprivs
+		go build -o "$OUT/bin/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
+		(cd /tmp && GOBIN="$OUT/bin" CGO_ENABLED=0 go install -ldflags=-s github.com/coredns/coredns@v1.12.1)
+		echo "$stamp" >"$OUT/bin/.stamp"
+	fi
+	cd "$ROOT"
+}
+
+# --- the cluster ----------------------------------------------------------
+in_ns() { nsenter --net=/var/run/netns/$NETNS "$@"; }
+kubectl() { "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" "$@"; }
+
+cluster_up() {
+	cluster_down
+	ip netns add $NETNS
+	ip -n $NETNS link set lo up
+	ip -n $NETNS link add host0 type veth peer name host0p
+	ip -n $NETNS addr add $NODE_IP/24 dev host0
+	ip -n $NETNS link set host0 up
+	ip -n $NETNS link set host0p up
+	mkdir -p "$DATA"
+	# Only the network namespace is entered: a new mount namespace would
+	# hide the cgroup mounts runc needs.
+	setsid nsenter --net=/var/run/netns/$NETNS "$SKIFF" server --data-dir "$DATA" --bind-address 0.0.0.0 \
+		--node-ip $NODE_IP --node-name $NODE --advertise-address $NODE_IP >"$OUT/server.log" 2>&1 </dev/null &
+	echo $! >"$OUT/server.pid"
+	local i
+	for i in $(seq 1 120); do
+		[ -f "$DATA/admin.kubeconfig" ] && in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" wait --for=condition=Ready node/$NODE --timeout=1s >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	log "node not Ready after 120 s; server log: $OUT/server.log"
+	return 1
+}
+
+# descendants PID: every process below PID.
+descendants() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
+cluster_down() {
+	if [ -f "$OUT/server.pid" ]; then
+		local pid
+		pid=$(cat "$OUT/server.pid")
+		if kill -0 "$pid" 2>/dev/null; then
+			in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" delete pods --all --all-namespaces \
+				--grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+			# setsid made the server a group leader: the group is its own.
+			kill -TERM -- "-$pid" 2>/dev/null || true
+			for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		fi
+		rm -f "$OUT/server.pid"
+	fi
+	# containerd's shims outlive it by design; they and their containers go.
+	local shim
+	for shim in $(pgrep -f "containerd-shim.*-address $DATA" || true); do
+		kill -KILL "$shim" $(descendants "$shim") 2>/dev/null || true
+	done
+	if [ -d "$DATA" ]; then
+		{ grep -o " $DATA[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		rm -rf "$DATA"
+	fi
+	ip netns del $NETNS 2>/dev/null || true
+}
+
+# --- upstream's scheduler ---------------------------------------------------
+# upstream_scheduler: kube-scheduler of the same release, pointed at skiff
+# with the admin kubeconfig under a scheduler name of its own, must sync
+# its informers (every resource it watches must be served) and bind a pod.
+upstream_scheduler() {
+	cat >"$OUT/kube-scheduler.yaml" <<-EOF
+		apiVersion: kubescheduler.config.k8s.io/v1
+		kind: KubeSchedulerConfiguration
+		clientConnection: {kubeconfig: $DATA/admin.kubeconfig}
+		leaderElection: {leaderElect: false}
+		profiles: [{schedulerName: upstream-scheduler}]
+	EOF
+	in_ns "$OUT/bin/kube-scheduler" --config "$OUT/kube-scheduler.yaml" --secure-port=0 >"$OUT/kube-scheduler.log" 2>&1 &
+	local sched=$! node=""
+	in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" apply -f - >/dev/null <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata: {name: upstream-scheduled, namespace: default}
+		spec:
+		  schedulerName: upstream-scheduler
+		  containers: [{name: c, image: registry.k8s.io/pause:3.10.2}]
+	EOF
+	for _ in $(seq 1 60); do
+		node=$(in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" get pod upstream-scheduled -o 'jsonpath={.spec.nodeName}')
+		[ -n "$node" ] && break
+		sleep 1
+	done
+	kill "$sched"; wait "$sched" 2>/dev/null || true
+	in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" delete pod upstream-scheduled --wait=false >/dev/null
+	if [ "$node" != "$NODE" ]; then
+		log "FAIL: upstream kube-scheduler did not bind its pod (log: $OUT/kube-scheduler.log)"
+		return 1
+	fi
+	log "upstream kube-scheduler bound its pod to $node"
+}
+
+# --- the suite --------------------------------------------------------------
+run_suite() { # NAME FOCUS SKIP PROCS
+	local name=$1 focus=$2 skip=$3 procs=$4
+	log "running $name tests ($procs processes)"
+	rm -rf "${OUT:?}/reports/$name"
+	mkdir -p "$OUT/reports/$name"
+	# The suite runs kubectl from PATH: skiff's own, stamped v1.37.x.
+	printf '#!/bin/sh\nexec %s kubectl "$@"\n' "$SKIFF" >"$OUT/path/kubectl"
+	chmod +x "$OUT/path/kubectl"
+	in_ns env PATH="$OUT/path:$PATH" KUBECONFIG="$DATA/admin.kubeconfig" \
+		"$OUT/bin/ginkgo" --procs="$procs" --timeout=3h --focus="$focus" --skip="$skip" \
+		--junit-report=junit.xml --output-dir="$OUT/reports/$name" --no-color \
+		"$OUT/bin/e2e.test" -- --provider=skeleton --kubeconfig="$DATA/admin.kubeconfig" \
+		--report-dir="$OUT/reports/$name" >"$OUT/reports/$name/ginkgo.log" 2>&1 || true
+}
+
+build_tools
+if [ ! -x "$SKIFF" ]; then make -C "$ROOT" build; fi
+log "making images"
+SKIFF=$SKIFF BIN=$OUT/bin K8S_SRC=$(go -C "$HERE" list -m -f '{{.Dir}}' k8s.io/kubernetes) "$HERE/images.sh" "$OUT/images" >/dev/null
+trap cluster_down EXIT
+cluster_up
+for f in "$OUT"/images/*.tar; do "$SKIFF" images import --data-dir "$DATA" "$f" >/dev/null; done
+log "cluster up, images imported"
+scheduler_ok=1
+upstream_scheduler || scheduler_ok=0
+
+start=$(date +%s)
+conformance='\[Conformance\]'
+if [ -n "$FOCUS" ]; then
+	run_suite focused "$conformance.*$FOCUS|$FOCUS.*$conformance" '\[Disruptive\]' "$PROCS"
+else
+	run_suite parallel "$conformance" '\[Serial\]|\[Disruptive\]' "$PROCS"
+	[ "$SERIAL" = 1 ] && run_suite serial "\[Serial\].*$conformance|$conformance.*\[Serial\]" '\[Disruptive\]' 1
+fi
+minutes=$(( ($(date +%s) - start) / 60 ))
+
+report=$ROOT/docs/conformance.md
+[ -n "$FOCUS" ] && report=$OUT/conformance.md
+go -C "$HERE" run ./report --reports "$OUT/reports" --commit "$(git -C "$ROOT" rev-parse --short HEAD)" \
+	--minutes "$minutes" --out "$report"
+log "report: $report"
+[ "$scheduler_ok" = 1 ]
