@@ -93,6 +93,16 @@ func applyKinds(csr string) []applyKind {
 		{"AutoscalingV2", "HorizontalPodAutoscalers", gv("autoscaling", "v2", "horizontalpodautoscalers"), true, "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: ssa}, minReplicas: 1, maxReplicas: 3}", "HorizontalPodAutoscaler", ""},
 		{"AutoscalingV1", "HorizontalPodAutoscalers", gv("autoscaling", "v1", "horizontalpodautoscalers"), true, "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: ssa}, minReplicas: 1, maxReplicas: 3}", "HorizontalPodAutoscaler", ""},
 		{"CertificatesV1", "CertificateSigningRequests", gv("certificates.k8s.io", "v1", "certificatesigningrequests"), false, "spec: {signerName: example.com/signer, usages: [digital signature], request: " + csr + "}", "CertificateSigningRequest", ""},
+		{"StorageV1", "CSIStorageCapacities", gv("storage.k8s.io", "v1", "csistoragecapacities"), true, "storageClassName: manual\ncapacity: 10Gi", "CSIStorageCapacity", ""},
+		{"StorageV1", "VolumeAttributesClasses", gv("storage.k8s.io", "v1", "volumeattributesclasses"), false, "driverName: example.com/csi\nparameters: {iops: \"100\"}", "VolumeAttributesClass", ""},
+		{"StoragemigrationV1", "StorageVersionMigrations", gv("storagemigration.k8s.io", "v1", "storageversionmigrations"), false, "spec: {resource: {group: apps, resource: deployments}}", "StorageVersionMigration", ""},
+		{"NetworkingV1", "ServiceCIDRs", gv("networking.k8s.io", "v1", "servicecidrs"), false, "spec: {cidrs: [10.99.0.0/24]}", "ServiceCIDR", "status: {conditions: [{type: example.com/Checked, status: \"True\", reason: Fine, message: m, lastTransitionTime: \"2026-01-01T00:00:00Z\"}]}"},
+		{"NetworkingV1", "IPAddresses", gv("networking.k8s.io", "v1", "ipaddresses"), false, "spec: {parentRef: {resource: services, namespace: ssa, name: ssa}}", "IPAddress", ""},
+		{"ResourceV1", "DeviceClasses", gv("resource.k8s.io", "v1", "deviceclasses"), false, "spec: {selectors: [{cel: {expression: \"device.driver == 'example.com'\"}}]}", "DeviceClass", ""},
+		{"ResourceV1", "ResourceClaims", gv("resource.k8s.io", "v1", "resourceclaims"), true, "spec: {devices: {requests: [{name: gpu, exactly: {deviceClassName: ssa}}]}}", "ResourceClaim", ""},
+		{"ResourceV1", "ResourceClaimTemplates", gv("resource.k8s.io", "v1", "resourceclaimtemplates"), true, "spec: {spec: {devices: {requests: [{name: gpu, exactly: {deviceClassName: ssa}}]}}}", "ResourceClaimTemplate", ""},
+		{"ResourceV1", "ResourceSlices", gv("resource.k8s.io", "v1", "resourceslices"), false, "spec: {driver: example.com, nodeName: n1, pool: {name: p, generation: 1, resourceSliceCount: 1}, devices: [{name: d1}]}", "ResourceSlice", ""},
+		{"ResourceV1", "DeviceTaintRules", gv("resource.k8s.io", "v1", "devicetaintrules"), false, "spec: {deviceSelector: {driver: example.com}, taint: {key: example.com/broken, value: \"yes\", effect: NoSchedule}}", "DeviceTaintRule", ""},
 		{"NodeV1", "RuntimeClasses", gv("node.k8s.io", "v1", "runtimeclasses"), false, "handler: runc", "RuntimeClass", ""},
 	}
 }
@@ -145,6 +155,9 @@ func TestServerSideApplyEveryKind(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.gvr.Group+"/"+k.gvr.Version+"/"+k.gvr.Resource, func(t *testing.T) {
 			name := "ssa-" + k.gvr.Version + "-" + k.gvr.Resource
+			if k.kind == "IPAddress" {
+				name = "10.99.0.5" // an IPAddress is named by its address
+			}
 			doc := func(labels string) string {
 				meta := "metadata:\n  name: " + name + "\n"
 				if k.namespaced {
