@@ -141,8 +141,27 @@ func subresourcesOf(r *registry.Resource) []subresource {
 	if r.Status {
 		out = append(out, subresource{name: "status", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
 	}
+	if r.GVR.Group == "" {
+		out = append(out, connectSubresources[r.GVR.Resource]...)
+	}
 	return out
 }
+
+// connectSubresources are the streaming and proxy subresources of the core
+// group, with upstream's kinds and verbs.
+var connectSubresources = map[string][]subresource{
+	"pods": {
+		{name: "attach", kind: "PodAttachOptions", verbs: []string{"create", "get"}},
+		{name: "exec", kind: "PodExecOptions", verbs: []string{"create", "get"}},
+		{name: "log", kind: "Pod", verbs: []string{"get"}},
+		{name: "portforward", kind: "PodPortForwardOptions", verbs: []string{"create", "get"}},
+		{name: "proxy", kind: "PodProxyOptions", verbs: proxyVerbs},
+	},
+	"services": {{name: "proxy", kind: "ServiceProxyOptions", verbs: proxyVerbs}},
+	"nodes":    {{name: "proxy", kind: "NodeProxyOptions", verbs: proxyVerbs}},
+}
+
+var proxyVerbs = []string{"create", "delete", "get", "patch", "update"}
 
 func storageHash(r *registry.Resource) string {
 	h := uint32(2166136261)

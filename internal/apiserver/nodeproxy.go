@@ -33,18 +33,20 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 		s.writeError(w, r, apierrors.NewServiceUnavailable("this server has no kubelet client credentials"))
 		return
 	}
-	sub, rest, _ := strings.Cut(ri.Subresource, "/")
+	sub, _, _ := strings.Cut(ri.Subresource, "/")
 	if ri.Resource == "nodes" {
 		if sub != "proxy" {
 			s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
 			return
 		}
-		node, err := s.node(r, ri.Name)
+		// nodes/NAME[:PORT]/proxy: the port, if any, is the kubelet's own.
+		name, _, _ := strings.Cut(ri.Name, ":")
+		node, err := s.node(r, name)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		s.proxyToKubelet(w, r, node, "/"+rest, r.URL.RawQuery)
+		s.proxyToKubelet(w, r, node, proxyRest(r.URL.Path, ri.Name), r.URL.RawQuery)
 		return
 	}
 	obj, err := s.reg.Get(r.Context(), res, ri.Namespace, ri.Name)
@@ -53,10 +55,6 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 		return
 	}
 	pod := obj.(*corev1.Pod)
-	if sub == "proxy" {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/proxy"}, ri.Verb))
-		return
-	}
 	if pod.Spec.NodeName == "" {
 		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
 		return

@@ -58,6 +58,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 		// RBAC enforcement the two are the same write here.
 		ri.Subresource = "status"
 	}
+	if ri.Name != "" && isResourceProxy(ri) {
+		s.serveResourceProxy(w, r, res, ri)
+		return
+	}
 	if ri.Name != "" && isNodeStream(ri) {
 		s.serveNodeStream(w, r, res, ri)
 		return

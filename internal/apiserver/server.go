@@ -76,6 +76,8 @@ type Server struct {
 	caPEM          []byte
 	kubeletOnce    sync.Once
 	kubeletRT      http.RoundTripper
+	// podTransport carries pods/proxy and services/proxy requests.
+	podTransport http.RoundTripper
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }
@@ -93,6 +95,7 @@ func New(cfg Config) *Server {
 		s.metrics.MustRegister(s.requests, s.latency)
 	}
 	s.discovery = buildDiscovery(cfg.Registry)
+	s.podTransport = newPodTransport()
 	return s
 }
 

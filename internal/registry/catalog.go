@@ -120,7 +120,9 @@ func Catalog() []*Resource {
 		}), csrStrategy),
 		with(def(storagev1.SchemeGroupVersion, "csistoragecapacities", "CSIStorageCapacity", true, func() *storagev1.CSIStorageCapacity { return &storagev1.CSIStorageCapacity{} }, func() *storagev1.CSIStorageCapacityList { return &storagev1.CSIStorageCapacityList{} }), nil2),
 		with(def(storagev1.SchemeGroupVersion, "volumeattributesclasses", "VolumeAttributesClass", false, func() *storagev1.VolumeAttributesClass { return &storagev1.VolumeAttributesClass{} }, func() *storagev1.VolumeAttributesClassList { return &storagev1.VolumeAttributesClassList{} }), func(r *Resource) { r.ShortNames = []string{"vac"} }),
-		with(def(storagemigrationv1.SchemeGroupVersion, "storageversionmigrations", "StorageVersionMigration", false, func() *storagemigrationv1.StorageVersionMigration { return &storagemigrationv1.StorageVersionMigration{} }, func() *storagemigrationv1.StorageVersionMigrationList {
+		with(def(storagemigrationv1.SchemeGroupVersion, "storageversionmigrations", "StorageVersionMigration", false, func() *storagemigrationv1.StorageVersionMigration {
+			return &storagemigrationv1.StorageVersionMigration{}
+		}, func() *storagemigrationv1.StorageVersionMigrationList {
 			return &storagemigrationv1.StorageVersionMigrationList{}
 		}), func(r *Resource) { r.Status = true }),
 

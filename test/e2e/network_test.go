@@ -385,3 +385,53 @@ func TestHostPort(t *testing.T) {
 		return nil
 	})
 }
+
+// TestProxySubresources reaches a pod's web server through the API
+// server's pods/proxy and services/proxy (by port name and by number, any
+// method, query and trailing slash kept) and the kubelet through
+// nodes/proxy, with kubectl's own raw requests.
+func TestProxySubresources(t *testing.T) {
+	ns := namespace(t)
+	createPod(t, webPod(ns, "px", "node-"+hyphenated(cl.nodeIP)))
+	waitRunningReady(t, ns, "px")
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "px"}, Spec: v1.ServiceSpec{Selector: map[string]string{"app": "web"},
+		Ports: []v1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("http")}}}}
+	if _, err := cl.client.CoreV1().Services(ns).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(path string) (string, error) {
+		out, err := cl.skiff("kubectl", "get", "--raw", path)
+		return strings.TrimSpace(out), err
+	}
+	base := "/api/v1/namespaces/" + ns
+	for _, path := range []string{
+		base + "/pods/px/proxy/",                // first container port
+		base + "/pods/px:8080/proxy/index.html", // explicit port
+		base + "/pods/http:px:8080/proxy/",      // explicit scheme
+		base + "/services/px:web/proxy/",        // port by name
+		base + "/services/px:80/proxy/?x=1",     // port by number, query kept
+		base + "/services/http:px:web/proxy/",   // scheme and port name
+	} {
+		eventually(t, 20*time.Second, func() error {
+			if out, err := raw(path); err != nil || out != "px" {
+				return fmt.Errorf("GET %s: %q %v", path, out, err)
+			}
+			return nil
+		})
+	}
+	// The pod sees the request come from the node (busybox prints the
+	// address as [::ffff:10.42.0.1]).
+	if out, err := raw(base + "/pods/px:8080/proxy/cgi-bin/ip"); err != nil || !strings.Contains(out, "10.42.0.1]") {
+		t.Errorf("cgi through pods/proxy: %q %v", out, err)
+	}
+	if out, err := raw(base + "/services/px:81/proxy/"); err == nil || !strings.Contains(out, "no service port 81") {
+		t.Errorf("unknown service port: %q %v", out, err)
+	}
+	if _, err := raw(base + "/pods/ftp:px:8080/proxy/"); err == nil {
+		t.Errorf("an unknown scheme was proxied")
+	}
+	node := "node-" + hyphenated(cl.nodeIP)
+	if out, err := raw("/api/v1/nodes/" + node + "/proxy/healthz"); err != nil || out != "ok" {
+		t.Errorf("nodes/proxy/healthz: %q %v", out, err)
+	}
+}
