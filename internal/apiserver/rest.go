@@ -50,7 +50,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 	gvr := schema.GroupVersionResource{Group: ri.Group, Version: ri.Version, Resource: ri.Resource}
 	res := s.reg.Lookup(gvr)
 	if res == nil {
-		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Group: ri.Group, Resource: ri.Resource}, ""))
+		// Upstream's mux answers an unserved group or resource with its
+		// generic 404, not a missing object's.
+		s.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false))
 		return
 	}
 	if ri.Subresource == "approval" && res.Approval {
