@@ -174,10 +174,26 @@ func decodeContinue(s string) (continueToken, error) {
 	if err != nil {
 		return t, badRequest("continue key is not valid: %v", err)
 	}
-	if err := json.Unmarshal(b, &t); err != nil || t.APIVersion != "meta.k8s.io/v1" || t.ResourceVersion <= 0 {
+	// -1 is the token handed out when the first page's revision was
+	// compacted: go on at the newest revision (an inconsistent list).
+	if err := json.Unmarshal(b, &t); err != nil || t.APIVersion != "meta.k8s.io/v1" || t.ResourceVersion == 0 || t.ResourceVersion < -1 {
 		return t, badRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
 	}
 	return t, nil
+}
+
+// compactedContinue is upstream's answer to a continue token whose
+// revision was compacted: 410 Gone, carrying a token that resumes from the
+// same key at the newest revision, for a client that accepts an
+// inconsistent list.
+func compactedContinue(startKey string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusGone, Reason: metav1.StatusReasonExpired,
+		ListMeta: metav1.ListMeta{Continue: encodeContinue(-1, startKey)},
+		Message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, " +
+			"or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - " +
+			"objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+	}}
 }
 
 // listResult is a page of objects ready to encode.
@@ -185,6 +201,9 @@ type listResult struct {
 	items     []*storage.Object
 	rv        int64
 	continue_ string
+	// remaining counts the objects after a page, when the list is not
+	// filtered by selectors (as upstream, which cannot count filtered ones).
+	remaining *int64
 }
 
 // collect reads the list either from the watch cache (no paging, or
@@ -225,7 +244,7 @@ func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string,
 		if err != nil {
 			return listResult{}, err
 		}
-		rev, start = t.ResourceVersion, t.StartKey
+		rev, start = max(t.ResourceVersion, 0), t.StartKey
 	} else if o.RV != "" && o.RV != "0" {
 		rev, _ = strconv.ParseInt(o.RV, 10, 64)
 		if o.RVMatch != metav1.ResourceVersionMatchExact {
@@ -239,6 +258,7 @@ func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string,
 	}
 	var out listResult
 	want := o.Limit
+	unfiltered := (o.Labels == nil || o.Labels.Empty()) && (o.Fields == nil || o.Fields.Empty())
 	for {
 		batch := want - int64(len(out.items))
 		if want == 0 {
@@ -246,10 +266,11 @@ func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string,
 		} else if batch < 100 {
 			batch = 100
 		}
-		kvs, readRev, more, err := cache.Store().ListPage(ctx, prefix, start, rev, batch)
+		page, err := cache.Store().ListPage(ctx, prefix, start, rev, batch)
+		kvs, readRev, more := page.KVs, page.Rev, page.More
 		if err != nil {
 			if apierrors.IsResourceExpired(err) && o.Continue != "" {
-				return listResult{}, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+				return listResult{}, compactedContinue(start)
 			}
 			return listResult{}, err
 		}
@@ -265,7 +286,12 @@ func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string,
 			}
 			if want > 0 && int64(len(out.items)) == want {
 				out.continue_ = encodeContinue(rev, kv.Key)
-				_ = i
+				if unfiltered {
+					// The batch's count runs from its first key: those
+					// before i are in this page or earlier ones.
+					n := page.Count - int64(i)
+					out.remaining = &n
+				}
 				return out, nil
 			}
 			out.items = append(out.items, obj)
@@ -328,7 +354,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 			s.writeError(w, r, err)
 			return
 		}
-		tbl.ResourceVersion, tbl.Continue = strconv.FormatInt(lr.rv, 10), lr.continue_
+		tbl.ResourceVersion, tbl.Continue, tbl.RemainingItemCount = strconv.FormatInt(lr.rv, 10), lr.continue_, lr.remaining
 		body, err = s.codecs.EncodeAs(out, tbl)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -336,7 +362,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 		}
 	case out.PartialMetadata:
 		pl := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
-		pl.ResourceVersion, pl.Continue = strconv.FormatInt(lr.rv, 10), lr.continue_
+		pl.ResourceVersion, pl.Continue, pl.RemainingItemCount = strconv.FormatInt(lr.rv, 10), lr.continue_, lr.remaining
 		for _, it := range lr.items {
 			acc, _ := meta.Accessor(it.Obj)
 			p := partial(acc)
@@ -363,7 +389,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 // list of N objects costs N buffer copies, not N encodings.
 func (s *Server) encodeList(res *registry.Resource, out Output, lr listResult) ([]byte, error) {
 	listGVK := res.GVK().GroupVersion().WithKind(res.Kind + "List")
-	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(lr.rv, 10), Continue: lr.continue_}
+	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(lr.rv, 10), Continue: lr.continue_, RemainingItemCount: lr.remaining}
 	switch out.Media {
 	case mediaProtobuf:
 		lmRaw, err := lm.Marshal()

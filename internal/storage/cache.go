@@ -155,11 +155,12 @@ func (c *Cache) Run(ctx context.Context) {
 
 func (c *Cache) follow(ctx context.Context) error {
 	start := time.Now()
-	kvs, rev, _, err := c.store.ListPage(ctx, "", "", 0, 0)
+	page, err := c.store.ListPage(ctx, "", "", 0, 0)
 	listed := time.Since(start)
 	if err != nil {
 		return err
 	}
+	kvs, rev := page.KVs, page.Rev
 	c.replace(kvs, rev)
 	c.log.Debug("watch cache primed", "resource", c.store.resource.String(), "objects", len(kvs), "listed", listed.String(), "took", time.Since(start).String())
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))

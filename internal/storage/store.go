@@ -160,10 +160,21 @@ type KV struct {
 	Obj runtime.Object
 }
 
+// Page is one read of ListPage.
+type Page struct {
+	KVs []KV
+	// Rev is the revision read at.
+	Rev int64
+	// More tells whether objects follow the page.
+	More bool
+	// Count is the number of keys from the page's start to the end of the
+	// prefix, the page included.
+	Count int64
+}
+
 // ListPage reads up to limit objects with keys in [prefix+from, end of prefix)
-// at revision rev (0: now). It returns the page, the revision read at and
-// whether more objects follow.
-func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit int64) ([]KV, int64, bool, error) {
+// at revision rev (0: now).
+func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit int64) (Page, error) {
 	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix + prefix))}
 	if rev > 0 {
 		opts = append(opts, clientv3.WithRev(rev))
@@ -177,13 +188,13 @@ func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit in
 	}
 	resp, err := s.client.Get(ctx, start, opts...)
 	if err != nil {
-		return nil, 0, false, storageErr(err)
+		return Page{}, storageErr(err)
 	}
 	out, err := s.decodeAll(resp.Kvs)
 	if err != nil {
-		return nil, 0, false, err
+		return Page{}, err
 	}
-	return out, resp.Header.Revision, resp.More, nil
+	return Page{KVs: out, Rev: resp.Header.Revision, More: resp.More, Count: resp.Count}, nil
 }
 
 // decodeChunk is how many objects one goroutine decodes at a time; large

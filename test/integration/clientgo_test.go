@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -224,6 +226,50 @@ func TestListPaginationAndSelectors(t *testing.T) {
 	if len(names) != 25 || names[0] != "p-00" || names[24] != "p-24" {
 		t.Errorf("paginated names: %v", names)
 	}
+	// Without selectors a page says how many objects follow it; with
+	// selectors it cannot, and says nothing (as upstream).
+	all, err := cms.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(len(all.Items)) // the 26 above and the namespace's root CA
+	page, err := cms.List(ctx, metav1.ListOptions{Limit: 10})
+	if err != nil || page.RemainingItemCount == nil || *page.RemainingItemCount != total-10 {
+		t.Errorf("remainingItemCount of the first page: %v of %d, %v", page.RemainingItemCount, total, err)
+	}
+	second, err := cms.List(ctx, metav1.ListOptions{Limit: 10, Continue: page.Continue})
+	if err != nil || second.RemainingItemCount == nil || *second.RemainingItemCount != total-20 {
+		t.Errorf("remainingItemCount of the second page: %v %v", second.RemainingItemCount, err)
+	}
+	if sel, err := cms.List(ctx, metav1.ListOptions{Limit: 10, LabelSelector: "parity=odd"}); err != nil || sel.RemainingItemCount != nil || sel.Continue == "" {
+		t.Errorf("filtered page: remainingItemCount %v, continue %q, %v", sel.RemainingItemCount, sel.Continue, err)
+	}
+
+	// Once the first page's revision is compacted away, continuing is 410
+	// Gone with a token that resumes at the newest revision.
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", s.etcdPorts[0])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	cms.Create(ctx, cm("p-98", nil), metav1.CreateOptions{})
+	now, err := etcd.Get(ctx, "compact-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Compact(ctx, now.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cms.List(ctx, metav1.ListOptions{Limit: 10, Continue: page.Continue})
+	var st apierrors.APIStatus
+	if !apierrors.IsResourceExpired(err) || !errors.As(err, &st) || st.Status().ListMeta.Continue == "" {
+		t.Fatalf("continue after compaction: want 410 with a new token, got %v", err)
+	}
+	rest, err := cms.List(ctx, metav1.ListOptions{Limit: 100, Continue: st.Status().ListMeta.Continue})
+	if err != nil || int64(len(rest.Items)) != total+1-10 || rest.Items[0].Name != all.Items[10].Name || rest.ResourceVersion == page.ResourceVersion {
+		t.Errorf("inconsistent continuation: %d items, rv %s, %v", len(rest.Items), rest.ResourceVersion, err)
+	}
+
 	odd, err := cms.List(ctx, metav1.ListOptions{LabelSelector: "parity=odd"})
 	if err != nil || len(odd.Items) != 12 {
 		t.Errorf("parity=odd: %d items, %v", len(odd.Items), err)
