@@ -150,7 +150,7 @@ func (s *Server) handleBinding(w http.ResponseWriter, r *http.Request, ns, podNa
 			}
 			pod.Annotations[k] = v
 		}
-		setCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		setCondition(&pod.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now(), ObservedGeneration: pod.Generation})
 		// A bound pod no longer needs its nomination (upstream clears it
 		// at binding since 1.35).
 		pod.Status.NominatedNodeName = ""

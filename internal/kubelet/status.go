@@ -100,6 +100,11 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 	} else {
 		conds = append(conds, condition(v1.PodReady, ready, reason, msg))
 	}
+	// What this status reflects: the spec of this generation.
+	out.ObservedGeneration = pod.Generation
+	for i := range conds {
+		conds[i].ObservedGeneration = pod.Generation
+	}
 	out.Conditions = mergePodConditions(pod.Status.Conditions, conds, now)
 	return out
 }

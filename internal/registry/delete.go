@@ -92,6 +92,7 @@ func (g *Registry) deleteStep(r *Resource, name string, cur runtime.Object, opts
 				t := metav1.NewTime(now.Add(secondsDuration(grace)))
 				oa.SetDeletionTimestamp(&t)
 				oa.SetDeletionGracePeriodSeconds(&grace)
+				bumpGeneration(oa)
 				return obj, nil
 			}
 			return obj, nil
@@ -112,6 +113,7 @@ func (g *Registry) deleteStep(r *Resource, name string, cur runtime.Object, opts
 		t := metav1.NewTime(now.Add(secondsDuration(grace)))
 		oa.SetDeletionTimestamp(&t)
 		oa.SetDeletionGracePeriodSeconds(&grace)
+		bumpGeneration(oa)
 		markTerminating(obj)
 		return obj, nil
 	}
@@ -119,6 +121,7 @@ func (g *Registry) deleteStep(r *Resource, name string, cur runtime.Object, opts
 		zero := int64(0)
 		oa.SetDeletionTimestamp(&now)
 		oa.SetDeletionGracePeriodSeconds(&zero)
+		bumpGeneration(oa)
 		markTerminating(obj)
 		return obj, nil
 	}
@@ -171,5 +174,14 @@ func pendingSpecFinalizers(obj runtime.Object) bool {
 func markTerminating(obj runtime.Object) {
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		ns.Status.Phase = corev1.NamespaceTerminating
+	}
+}
+
+// bumpGeneration marks the start (or shortening) of a deletion in the
+// generation of an object that has one, as upstream does: a controller
+// or kubelet sees a new generation to observe.
+func bumpGeneration(acc metav1.Object) {
+	if g := acc.GetGeneration(); g > 0 {
+		acc.SetGeneration(g + 1)
 	}
 }

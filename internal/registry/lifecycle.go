@@ -340,7 +340,9 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 	case r.Status:
 		keepStatus(obj, cur)
 	}
-	if specChanged(obj, cur) {
+	// A binding only places the pod: as upstream, its generation stays
+	// (a new pod is generation 1 until its spec really changes).
+	if o.Subresource != "binding" && specChanged(obj, cur) {
 		acc.SetGeneration(old.GetGeneration() + 1)
 	}
 	if r.Default != nil {

@@ -119,7 +119,7 @@ func (w *conditionWriter) write(ctx context.Context, u unschedulable) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pod := u.pod
-	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: u.reason, Message: u.message, LastTransitionTime: metav1.Now()}
+	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: u.reason, Message: u.message, LastTransitionTime: metav1.Now(), ObservedGeneration: pod.Generation}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
 			// Still False: only the reason or message changed, not the status.

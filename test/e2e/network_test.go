@@ -393,7 +393,16 @@ func TestHostPort(t *testing.T) {
 func TestProxySubresources(t *testing.T) {
 	ns := namespace(t)
 	createPod(t, webPod(ns, "px", "node-"+hyphenated(cl.nodeIP)))
-	waitRunningReady(t, ns, "px")
+	p := waitRunningReady(t, ns, "px")
+	// The status says which generation of the spec it reflects.
+	if p.Generation != 1 || p.Status.ObservedGeneration != 1 {
+		t.Errorf("generation %d, observedGeneration %d: want 1 and 1", p.Generation, p.Status.ObservedGeneration)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.ObservedGeneration != 1 {
+			t.Errorf("condition %s: observedGeneration %d", c.Type, c.ObservedGeneration)
+		}
+	}
 	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "px"}, Spec: v1.ServiceSpec{Selector: map[string]string{"app": "web"},
 		Ports: []v1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("http")}}}}
 	if _, err := cl.client.CoreV1().Services(ns).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {

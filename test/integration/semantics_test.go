@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -146,6 +147,33 @@ func TestObjectSemantics(t *testing.T) {
 		if p.Spec.NodeName != "node-1" || p.Status.Conditions[0].Type != corev1.PodScheduled {
 			t.Errorf("after bind: node %q conditions %+v", p.Spec.NodeName, p.Status.Conditions)
 		}
+		// A pod's generation counts its spec changes: not the binding,
+		// not metadata, not a generation the client sends.
+		steps := []struct {
+			name   string
+			update func(*corev1.Pod)
+			want   int64
+		}{
+			{"bound", func(*corev1.Pod) {}, 1},
+			{"annotation", func(p *corev1.Pod) { p.Annotations = map[string]string{"a": "b"} }, 1},
+			{"client-set generation", func(p *corev1.Pod) { p.Generation = 7 }, 1},
+			{"image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox:2" }, 2},
+		}
+		for _, st := range steps {
+			// Controllers may write the pod meanwhile: update the latest.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := pods.Get(ctx, "graceful", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				st.update(cur)
+				p, err = pods.Update(ctx, cur, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil || p.Generation != st.want {
+				t.Fatalf("generation after %s: %d, want %d (%v)", st.name, p.Generation, st.want, err)
+			}
+		}
 		// As upstream, binding writes the pod without taking ownership of
 		// fields: nobody owns spec.nodeName.
 		for _, mf := range p.ManagedFields {
@@ -162,6 +190,9 @@ func TestObjectSemantics(t *testing.T) {
 		}
 		if time.Until(p.DeletionTimestamp.Time) < 15*time.Second {
 			t.Errorf("deletionTimestamp %v is not ~20s ahead", p.DeletionTimestamp)
+		}
+		if p.Generation != 3 {
+			t.Errorf("generation after graceful delete: %d, want 3", p.Generation)
 		}
 		if err := pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 			t.Fatal(err)
