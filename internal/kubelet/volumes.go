@@ -235,6 +235,8 @@ func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSou
 				err = downwardFiles(pod, p.DownwardAPI.Items, def, podIP, k.cfg.NodeIP.String(), files)
 			case p.ServiceAccountToken != nil:
 				err = k.tokenFile(ctx, pod, p.ServiceAccountToken, def, files)
+			case p.ClusterTrustBundle != nil:
+				err = k.trustBundleFile(ctx, p.ClusterTrustBundle, def, files)
 			}
 			if err != nil {
 				return nil, err

@@ -137,6 +137,12 @@ func Catalog() []*Resource {
 		with(def(resourcev1.SchemeGroupVersion, "resourceslices", "ResourceSlice", false, func() *resourcev1.ResourceSlice { return &resourcev1.ResourceSlice{} }, func() *resourcev1.ResourceSliceList { return &resourcev1.ResourceSliceList{} }), nil2),
 		with(def(resourcev1.SchemeGroupVersion, "devicetaintrules", "DeviceTaintRule", false, func() *resourcev1.DeviceTaintRule { return &resourcev1.DeviceTaintRule{} }, func() *resourcev1.DeviceTaintRuleList { return &resourcev1.DeviceTaintRuleList{} }), func(r *Resource) { r.Status = true }),
 
+		with(def(certificatesv1.SchemeGroupVersion, "clustertrustbundles", "ClusterTrustBundle", false, func() *certificatesv1.ClusterTrustBundle { return &certificatesv1.ClusterTrustBundle{} }, func() *certificatesv1.ClusterTrustBundleList {
+			return &certificatesv1.ClusterTrustBundleList{}
+		}), clusterTrustBundleStrategy),
+		with(def(certificatesv1.SchemeGroupVersion, "podcertificaterequests", "PodCertificateRequest", true, func() *certificatesv1.PodCertificateRequest { return &certificatesv1.PodCertificateRequest{} }, func() *certificatesv1.PodCertificateRequestList {
+			return &certificatesv1.PodCertificateRequestList{}
+		}), func(r *Resource) { r.Status = true }),
 		with(def(nodev1.SchemeGroupVersion, "runtimeclasses", "RuntimeClass", false, func() *nodev1.RuntimeClass { return &nodev1.RuntimeClass{} }, func() *nodev1.RuntimeClassList { return &nodev1.RuntimeClassList{} }), func(r *Resource) { r.NameFn = apivalidation.NameIsDNSSubdomain; r.Columns, r.Row = runtimeClassTable() }),
 	}
 }

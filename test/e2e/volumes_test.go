@@ -2,14 +2,23 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -189,4 +198,61 @@ func TestLocalPathVolume(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterTrustBundleVolume projects ClusterTrustBundles into a pod: one
+// by name, the union of a signer's bundles chosen by labels, and an
+// optional one that does not exist (an empty file).
+func TestClusterTrustBundleVolume(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	ctbs := cl.client.CertificatesV1().ClusterTrustBundles()
+	pems := map[string]string{}
+	for _, b := range []struct {
+		name, signer, alive string
+	}{{"e2e-plain", "", ""}, {"example.com:e2e:live", "example.com/e2e", "true"}, {"example.com:e2e:dead", "example.com/e2e", "false"}} {
+		pems[b.name] = selfSignedCAPEM(t, b.name)
+		ctb := &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: b.name}, Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: b.signer, TrustBundle: pems[b.name]}}
+		if b.alive != "" {
+			ctb.Labels = map[string]string{"alive": b.alive}
+		}
+		if _, err := ctbs.Create(ctx, ctb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ctbs.Delete(context.Background(), b.name, metav1.DeleteOptions{}) })
+	}
+	// A name without the signer's prefix is refused.
+	bad := &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: "wrong"}, Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: "example.com/e2e", TrustBundle: pems["e2e-plain"]}}
+	if _, err := ctbs.Create(ctx, bad, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("bundle named without its signer's prefix: want 422, got %v", err)
+	}
+	p := busyboxPod(ns, "ctb", `while true; do sleep 1; done`)
+	p.Spec.Volumes = []v1.Volume{{Name: "ctb", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr.To("e2e-plain"), Path: "plain.pem"}},
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{SignerName: ptr.To("example.com/e2e"), LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"alive": "true"}}, Path: "live.pem"}},
+		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr.To("nonexistent"), Optional: ptr.To(true), Path: "none.pem"}},
+	}}}}}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "ctb", MountPath: "/ctb"}}
+	createPod(t, p)
+	waitRunningReady(t, ns, "ctb")
+	for file, want := range map[string]string{"plain.pem": pems["e2e-plain"], "live.pem": pems["example.com:e2e:live"], "none.pem": ""} {
+		out, err := cl.skiff("kubectl", "-n", ns, "exec", "ctb", "--", "cat", "/ctb/"+file)
+		if err != nil || out != want {
+			t.Errorf("/ctb/%s: %v\n%s", file, err, out)
+		}
+	}
+}
+
+func selfSignedCAPEM(t *testing.T, cn string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

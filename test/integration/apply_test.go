@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,7 +52,7 @@ const podSpecYAML = `containers: [{name: c, image: busybox, env: [{name: A, valu
 // same at any indentation.
 const podTemplateYAML = ` {metadata: {labels: {app: ssa}}, spec: {` + podSpecYAML + `}}`
 
-func applyKinds(csr string) []applyKind {
+func applyKinds(csr, ca string) []applyKind {
 	return []applyKind{
 		{"CoreV1", "Pods", gv("", "v1", "pods"), true, "spec:\n  " + podSpecYAML, "Pod", "status: {conditions: [{type: example.com/Probe, status: \"True\"}]}"},
 		{"CoreV1", "Nodes", gv("", "v1", "nodes"), false, "spec: {podCIDR: 10.99.0.0/24}", "Node", ""},
@@ -103,6 +105,8 @@ func applyKinds(csr string) []applyKind {
 		{"ResourceV1", "ResourceClaimTemplates", gv("resource.k8s.io", "v1", "resourceclaimtemplates"), true, "spec: {spec: {devices: {requests: [{name: gpu, exactly: {deviceClassName: ssa}}]}}}", "ResourceClaimTemplate", ""},
 		{"ResourceV1", "ResourceSlices", gv("resource.k8s.io", "v1", "resourceslices"), false, "spec: {driver: example.com, nodeName: n1, pool: {name: p, generation: 1, resourceSliceCount: 1}, devices: [{name: d1}]}", "ResourceSlice", ""},
 		{"ResourceV1", "DeviceTaintRules", gv("resource.k8s.io", "v1", "devicetaintrules"), false, "spec: {deviceSelector: {driver: example.com}, taint: {key: example.com/broken, value: \"yes\", effect: NoSchedule}}", "DeviceTaintRule", ""},
+		{"CertificatesV1", "ClusterTrustBundles", gv("certificates.k8s.io", "v1", "clustertrustbundles"), false, "spec: {trustBundle: " + ca + "}", "ClusterTrustBundle", ""},
+		{"CertificatesV1", "PodCertificateRequests", gv("certificates.k8s.io", "v1", "podcertificaterequests"), true, "spec: {signerName: example.com/signer, podName: p, podUID: u1, serviceAccountName: default, serviceAccountUID: u2, nodeName: n1, nodeUID: u3}", "PodCertificateRequest", ""},
 		{"NodeV1", "RuntimeClasses", gv("node.k8s.io", "v1", "runtimeclasses"), false, "handler: runc", "RuntimeClass", ""},
 	}
 }
@@ -128,7 +132,7 @@ func TestServerSideApplyEveryKind(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ssa"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kinds := applyKinds(testCSR(t))
+	kinds := applyKinds(testCSR(t), testCABundleJSON(t))
 
 	// Every resource discovery offers with a patch verb has a row.
 	covered := map[schema.GroupVersionResource]bool{}
@@ -408,4 +412,20 @@ func testCSR(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+// testCABundleJSON is a self-signed CA certificate in PEM, quoted for a
+// YAML flow value.
+func testCABundleJSON(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ssa-ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return string(js)
 }
