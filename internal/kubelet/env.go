@@ -17,6 +17,9 @@ type envSources struct {
 	podIP      string
 	podIPs     []string
 	hostIP     string
+	// allocatable is the node's: limits.cpu, limits.memory and
+	// limits.ephemeral-storage of a container without such a limit.
+	allocatable v1.ResourceList
 	// services are the variables of Services visible to the pod
 	// (KUBERNETES_SERVICE_HOST, ...), lowest precedence.
 	services map[string]string
@@ -97,7 +100,7 @@ func envValueFrom(pod *v1.Pod, c *v1.Container, from *v1.EnvVarSource, src envSo
 		v, err := podField(pod, from.FieldRef.FieldPath, src)
 		return v, err == nil, err
 	case from.ResourceFieldRef != nil:
-		v, err := resourceField(pod, c, from.ResourceFieldRef)
+		v, err := resourceField(pod, c, from.ResourceFieldRef, src.allocatable)
 		return v, err == nil, err
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
@@ -195,7 +198,7 @@ func formatMap(m map[string]string) string {
 // resourceField is limits.cpu, requests.memory, ... of a container, in the
 // divisor's units rounded up; an unset limit reports node allocatable as
 // upstream does (here: the request, or 0 when there is none either).
-func resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) (string, error) {
+func resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, allocatable v1.ResourceList) (string, error) {
 	target := c
 	if ref.ContainerName != "" {
 		target = nil
@@ -219,6 +222,10 @@ func resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) 
 	switch kind {
 	case "limits":
 		q, ok = target.Resources.Limits[v1.ResourceName(name)]
+		if !ok {
+			// As upstream: no limit means the node's allocatable.
+			q, ok = allocatable[v1.ResourceName(name)]
+		}
 	case "requests":
 		q, ok = target.Resources.Requests[v1.ResourceName(name)]
 	default:

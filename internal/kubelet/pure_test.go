@@ -196,3 +196,35 @@ func TestShouldRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestResourceFieldDefaults checks the downward API's resource fields: a
+// set limit or request with its divisor, and node allocatable for a limit
+// the container does not set (upstream's rule); a missing request is 0.
+func TestResourceFieldDefaults(t *testing.T) {
+	c := v1.Container{Name: "c", Resources: v1.ResourceRequirements{
+		Limits:   v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")},
+		Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("250m")},
+	}}
+	pod := &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{c}}}
+	alloc := v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("8Gi"), v1.ResourceEphemeralStorage: resource.MustParse("10Gi")}
+	cases := []struct {
+		resource, divisor, want string
+	}{
+		{"limits.memory", "1Mi", "64"},
+		{"limits.cpu", "1m", "2000"},
+		{"limits.cpu", "", "2"},
+		{"limits.ephemeral-storage", "1Gi", "10"},
+		{"requests.cpu", "1m", "250"},
+		{"requests.memory", "", "0"},
+	}
+	for _, tc := range cases {
+		ref := &v1.ResourceFieldSelector{Resource: tc.resource}
+		if tc.divisor != "" {
+			ref.Divisor = resource.MustParse(tc.divisor)
+		}
+		got, err := resourceField(pod, &pod.Spec.Containers[0], ref, alloc)
+		if err != nil || got != tc.want {
+			t.Errorf("%s / %s: %q %v, want %q", tc.resource, tc.divisor, got, err, tc.want)
+		}
+	}
+}

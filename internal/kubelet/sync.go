@@ -372,7 +372,8 @@ func (k *Kubelet) hostsFile(pod *v1.Pod, podIP string) (string, error) {
 // resolveEnv fetches the ConfigMaps and Secrets the container's environment
 // names and resolves it.
 func (k *Kubelet) resolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState) ([]v1.EnvVar, error) {
-	src := envSources{configMaps: map[string]*v1.ConfigMap{}, secrets: map[string]*v1.Secret{}, podIP: st.podIP, podIPs: st.podIPs, hostIP: k.cfg.NodeIP.String()}
+	_, alloc := k.capacity()
+	src := envSources{configMaps: map[string]*v1.ConfigMap{}, secrets: map[string]*v1.Secret{}, podIP: st.podIP, podIPs: st.podIPs, hostIP: k.cfg.NodeIP.String(), allocatable: alloc}
 	cm := func(name string) error {
 		if _, ok := src.configMaps[name]; ok || name == "" {
 			return nil

@@ -221,7 +221,7 @@ func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSou
 	case src.Secret != nil:
 		return files, k.secretFiles(ctx, pod.Namespace, src.Secret.SecretName, src.Secret.Items, src.Secret.Optional, mode(src.Secret.DefaultMode), files)
 	case src.DownwardAPI != nil:
-		return files, downwardFiles(pod, src.DownwardAPI.Items, mode(src.DownwardAPI.DefaultMode), podIP, k.cfg.NodeIP.String(), files)
+		return files, downwardFiles(pod, src.DownwardAPI.Items, mode(src.DownwardAPI.DefaultMode), k.downwardSources(podIP), files)
 	case src.Projected != nil:
 		def := mode(src.Projected.DefaultMode)
 		for _, p := range src.Projected.Sources {
@@ -232,7 +232,7 @@ func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSou
 			case p.Secret != nil:
 				err = k.secretFiles(ctx, pod.Namespace, p.Secret.Name, p.Secret.Items, p.Secret.Optional, def, files)
 			case p.DownwardAPI != nil:
-				err = downwardFiles(pod, p.DownwardAPI.Items, def, podIP, k.cfg.NodeIP.String(), files)
+				err = downwardFiles(pod, p.DownwardAPI.Items, def, k.downwardSources(podIP), files)
 			case p.ServiceAccountToken != nil:
 				err = k.tokenFile(ctx, pod, p.ServiceAccountToken, def, files)
 			case p.ClusterTrustBundle != nil:
@@ -315,8 +315,13 @@ func keyFiles(kind, name string, data map[string][]byte, items []v1.KeyToPath, o
 	return nil
 }
 
-func downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, def os.FileMode, podIP, hostIP string, files map[string]volumeFile) error {
-	src := envSources{podIP: podIP, podIPs: []string{podIP}, hostIP: hostIP}
+// downwardSources are what a downwardAPI volume can read besides the pod.
+func (k *Kubelet) downwardSources(podIP string) envSources {
+	_, alloc := k.capacity()
+	return envSources{podIP: podIP, podIPs: []string{podIP}, hostIP: k.cfg.NodeIP.String(), allocatable: alloc}
+}
+
+func downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, def os.FileMode, src envSources, files map[string]volumeFile) error {
 	for _, it := range items {
 		var v string
 		var err error
@@ -324,7 +329,7 @@ func downwardFiles(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, def os.FileMod
 		case it.FieldRef != nil:
 			v, err = podField(pod, it.FieldRef.FieldPath, src)
 		case it.ResourceFieldRef != nil:
-			v, err = resourceField(pod, nil, it.ResourceFieldRef)
+			v, err = resourceField(pod, nil, it.ResourceFieldRef, src.allocatable)
 		}
 		if err != nil {
 			return err
