@@ -41,6 +41,13 @@ func (k *Kubelet) logTail(pod *v1.Pod, name string, restartCount, lines, maxByte
 			}
 		}
 	}
+	if partial.Len() > 0 {
+		// Output without a final newline is still the last line.
+		ring = append(ring, partial.String())
+		if len(ring) > lines {
+			ring = ring[1:]
+		}
+	}
 	out := strings.Join(ring, "\n")
 	if len(out) > maxBytes {
 		out = out[len(out)-maxBytes:]

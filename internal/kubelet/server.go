@@ -325,6 +325,13 @@ func (k *Kubelet) copyLogs(ctx context.Context, out *limitWriter, f *os.File, o 
 			break
 		}
 	}
+	if pending.Len() > 0 {
+		// The log ends in a partial entry (output without a final
+		// newline): it is shown as it is, as upstream's kubelet does; a
+		// later entry that completes it adds only the rest.
+		lines = append(lines, pending.String())
+		pending.Reset()
+	}
 	for _, l := range lines {
 		if _, err := io.WriteString(out, l); err != nil {
 			return err

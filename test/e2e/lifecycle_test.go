@@ -256,3 +256,28 @@ func TestContainersThatCannotStart(t *testing.T) {
 	}
 	waitRunningReady(t, ns, "nosecret")
 }
+
+// TestLogWithoutFinalNewline checks that output whose last line has no
+// newline reaches kubectl logs and, for a failed container with
+// FallbackToLogsOnError, the termination message.
+func TestLogWithoutFinalNewline(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "nonl", `printf 'first\nlast'; exit 3`)
+	p.Spec.RestartPolicy = v1.RestartPolicyNever
+	p.Spec.Containers[0].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+	createPod(t, p)
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "nonl")
+		if got.Status.Phase != v1.PodFailed || len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Terminated == nil {
+			return fmt.Errorf("phase %s", got.Status.Phase)
+		}
+		if msg := got.Status.ContainerStatuses[0].State.Terminated.Message; msg != "first\nlast" {
+			return fmt.Errorf("termination message %q", msg)
+		}
+		return nil
+	})
+	out, err := cl.skiff("kubectl", "-n", ns, "logs", "nonl")
+	if err != nil || out != "first\nlast" {
+		t.Errorf("kubectl logs: %q %v", out, err)
+	}
+}
