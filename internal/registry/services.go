@@ -221,6 +221,19 @@ func (g *Registry) wireServiceAllocation(r *Resource) {
 func (g *Registry) allocateService(s, old *corev1.Service, owner string, dryRun bool) error {
 	ctx := context.Background()
 	sp := field.NewPath("spec")
+	if old != nil {
+		dropTypeDependent(s, old)
+		if !dryRun {
+			// What the new spec no longer holds goes back to the pools.
+			for _, r := range releasedAllocations(s, old) {
+				if r.ip != "" {
+					_ = g.IPs.Release(ctx, r.ip, owner)
+				} else {
+					_ = g.Ports.Release(ctx, fmt.Sprint(r.nodePort), owner)
+				}
+			}
+		}
+	}
 	if s.Spec.Type == corev1.ServiceTypeExternalName {
 		s.Spec.ClusterIP, s.Spec.ClusterIPs = "", nil
 		return nil
@@ -245,7 +258,7 @@ func (g *Registry) allocateService(s, old *corev1.Service, owner string, dryRun 
 		}
 	}
 	s.Spec.ClusterIPs = []string{s.Spec.ClusterIP}
-	needPorts := s.Spec.Type == corev1.ServiceTypeNodePort || (s.Spec.Type == corev1.ServiceTypeLoadBalancer && ptr.Deref(s.Spec.AllocateLoadBalancerNodePorts, true))
+	needPorts := needsNodePorts(s)
 	for i := range s.Spec.Ports {
 		p := &s.Spec.Ports[i]
 		if !needPorts {
@@ -274,3 +287,59 @@ func (g *Registry) allocateService(s, old *corev1.Service, owner string, dryRun 
 }
 
 func (g *Registry) ipRange() string { return g.serviceCIDR }
+
+// needsNodePorts tells whether a Service of this spec holds node ports.
+func needsNodePorts(s *corev1.Service) bool {
+	return s.Spec.Type == corev1.ServiceTypeNodePort || (s.Spec.Type == corev1.ServiceTypeLoadBalancer && ptr.Deref(s.Spec.AllocateLoadBalancerNodePorts, true))
+}
+
+// dropTypeDependent clears, as upstream does on a type change, the node
+// ports and cluster IPs the new type does not use, where the update kept
+// them as they were (a client changing the type rarely clears them).
+func dropTypeDependent(s, old *corev1.Service) {
+	if !needsNodePorts(s) {
+		oldPorts := map[int32]bool{}
+		for _, p := range old.Spec.Ports {
+			oldPorts[p.NodePort] = true
+		}
+		for i := range s.Spec.Ports {
+			if p := &s.Spec.Ports[i]; p.NodePort != 0 && oldPorts[p.NodePort] {
+				p.NodePort = 0
+			}
+		}
+	}
+	if s.Spec.Type == corev1.ServiceTypeExternalName && s.Spec.ClusterIP == old.Spec.ClusterIP {
+		s.Spec.ClusterIP, s.Spec.ClusterIPs = "", nil
+	}
+	if s.Spec.Type != corev1.ServiceTypeLoadBalancer || s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		if s.Spec.HealthCheckNodePort == old.Spec.HealthCheckNodePort {
+			s.Spec.HealthCheckNodePort = 0
+		}
+	}
+}
+
+// released is one allocation an update gives back: a cluster IP or a node
+// port.
+type released struct {
+	ip       string
+	nodePort int32
+}
+
+// releasedAllocations are the old Service's cluster IP and node ports that
+// the updated one no longer holds.
+func releasedAllocations(s, old *corev1.Service) []released {
+	var out []released
+	if ip := old.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone && ip != s.Spec.ClusterIP {
+		out = append(out, released{ip: ip})
+	}
+	keep := map[int32]bool{}
+	for _, p := range s.Spec.Ports {
+		keep[p.NodePort] = true
+	}
+	for _, p := range old.Spec.Ports {
+		if p.NodePort != 0 && !keep[p.NodePort] {
+			out = append(out, released{nodePort: p.NodePort})
+		}
+	}
+	return out
+}

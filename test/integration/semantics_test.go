@@ -232,6 +232,18 @@ func TestObjectSemantics(t *testing.T) {
 		if _, err := svcs.Create(ctx, mk("reuse", "10.43.7.7", "", 0), metav1.CreateOptions{}); err != nil {
 			t.Errorf("released clusterIP not reusable: %v", err)
 		}
+		// A NodePort Service turned ExternalName, its ports sent back as
+		// they were, drops its node port and cluster IP (as upstream), and
+		// both are free for others.
+		port, ip := np.Spec.Ports[0].NodePort, np.Spec.ClusterIP
+		np.Spec.Type, np.Spec.ExternalName, np.Spec.ExternalTrafficPolicy = corev1.ServiceTypeExternalName, "example.com", ""
+		np, err = svcs.Update(ctx, np, metav1.UpdateOptions{})
+		if err != nil || np.Spec.Ports[0].NodePort != 0 || np.Spec.ClusterIP != "" {
+			t.Fatalf("NodePort to ExternalName: %+v %v", np.Spec, err)
+		}
+		if _, err := svcs.Create(ctx, mk("np3", ip, corev1.ServiceTypeNodePort, port), metav1.CreateOptions{}); err != nil {
+			t.Errorf("node port %d and IP %s not free after the type change: %v", port, ip, err)
+		}
 	})
 
 	t.Run("namespace lifecycle admission", func(t *testing.T) {
