@@ -170,12 +170,18 @@ func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentR
 	}
 	if len(extra) > 0 {
 		sortDesc(extra)
+		first := firstUnhealthy(pods)
 		for _, o := range extra {
 			if pods[o].DeletionTimestamp != nil {
 				if !parallel {
 					return nil // wait for it to go
 				}
 				continue
+			}
+			if !parallel && !isReady(pods[o]) && o != first {
+				// OrderedReady halts while another pod is unhealthy: only
+				// the lowest unhealthy one may go (upstream's rule).
+				return nil
 			}
 			steps = append(steps, step{delete: pods[o]})
 			if !parallel {
@@ -204,6 +210,18 @@ func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentR
 		}
 	}
 	return steps
+}
+
+// firstUnhealthy is the lowest ordinal whose pod is not ready or is
+// terminating (-1 if every pod is healthy).
+func firstUnhealthy(pods map[int32]*corev1.Pod) int32 {
+	first := int32(-1)
+	for o, p := range pods {
+		if (!isReady(p) || p.DeletionTimestamp != nil) && (first < 0 || o < first) {
+			first = o
+		}
+	}
+	return first
 }
 
 // maxUnavailable is the rolling update's spec.updateStrategy.rollingUpdate.
