@@ -26,10 +26,10 @@ func TestResourceQuotaUsage(t *testing.T) {
 
 // waitQuotaStatus waits for the controller's first count: until then
 // admission refuses what the quota limits ("status unknown"), as upstream.
-func waitQuotaStatus(t *testing.T, s *server, name string) {
+func waitQuotaStatus(t *testing.T, s *server, name string, extra ...string) {
 	t.Helper()
 	eventually(t, "quota "+name+" counted", func() (bool, string) {
-		out, _, err := s.kubectl("get", "quota", name, "-o", "jsonpath={.status.used}")
+		out, _, err := s.kubectl(append([]string{"get", "quota", name, "-o", "jsonpath={.status.used}"}, extra...)...)
 		return err == nil && out != "", out
 	})
 }
@@ -80,5 +80,28 @@ func TestResourceQuotaAdmission(t *testing.T) {
 	eventually(t, "ReplicaFailure on the quota", func() (bool, string) {
 		out := s.mustKubectl("get", "rs", "many", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}:{.status.conditions[?(@.type=="ReplicaFailure")].message}`)
 		return strings.HasPrefix(out, "FailedCreate:") && strings.Contains(out, "exceeded quota: q"), out
+	})
+
+	// A burst of creates from an empty namespace stops at the limit: the
+	// controller's recounts must not write admission's charges away.
+	s.mustKubectl("create", "namespace", "burst")
+	s.mustKubectl("-n", "burst", "create", "quota", "pods", "--hard=pods=2")
+	waitQuotaStatus(t, s, "pods", "-n", "burst")
+	rc := `{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"rc","namespace":"burst"},"spec":{"replicas":3,"selector":{"app":"rc"},
+"template":{"metadata":{"labels":{"app":"rc"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}`
+	if _, errOut, err := s.kubectlStdin(rc, "create", "-f", "-"); err != nil {
+		t.Fatalf("replicationcontroller: %v %s", err, errOut)
+	}
+	eventually(t, "ReplicaFailure on the RC", func() (bool, string) {
+		out := s.mustKubectl("-n", "burst", "get", "rc", "rc", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}`)
+		return out == "FailedCreate", out
+	})
+	if out := s.mustKubectl("-n", "burst", "get", "pods", "-o", "name"); strings.Count(out, "pod/") != 2 {
+		t.Errorf("pods under a quota of 2:\n%s", out)
+	}
+	s.mustKubectl("-n", "burst", "scale", "rc", "rc", "--replicas=2")
+	eventually(t, "ReplicaFailure cleared", func() (bool, string) {
+		out := s.mustKubectl("-n", "burst", "get", "rc", "rc", "-o", `jsonpath={.status.conditions}`)
+		return out == "", out
 	})
 }

@@ -54,19 +54,59 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		queue:  controller.NewQueue[string]("resourcequota"),
 		clock:  cc.Clock, log: cc.Log.With("controller", "resourcequota"),
 	}
+	// Admission charges every create to status.used at once; the
+	// controller recounts only where usage can drop or the limits change
+	// (upstream's replenishment), plus the periodic resync. Recounting on
+	// every create or every charge would race admission with lagging
+	// listers and write usage back down, letting a burst of creates
+	// overrun the quota.
 	if _, err := q.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { c.enqueueNS(o) }, UpdateFunc: func(_, o any) { c.enqueueNS(o) },
+		AddFunc: c.enqueueNS,
+		UpdateFunc: func(old, cur any) {
+			o, n := old.(*corev1.ResourceQuota), cur.(*corev1.ResourceQuota)
+			if !apiequality.Semantic.DeepEqual(o.Spec, n.Spec) || !apiequality.Semantic.DeepEqual(n.Spec.Hard, n.Status.Hard) {
+				c.enqueueNS(cur)
+			}
+		},
 	}); err != nil {
 		return nil, err
 	}
-	for _, inf := range []cache.SharedIndexInformer{p.Informer(), s.Informer(), pvc.Informer()} {
+	replenish := map[cache.SharedIndexInformer]func(old, cur any) bool{
+		p.Informer():   podReleases,
+		s.Informer():   serviceReleases,
+		pvc.Informer(): claimReleases,
+	}
+	for inf, releases := range replenish {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: c.enqueueNS, UpdateFunc: func(_, o any) { c.enqueueNS(o) }, DeleteFunc: c.enqueueNS,
+			UpdateFunc: func(old, cur any) {
+				if releases(old, cur) {
+					c.enqueueNS(cur)
+				}
+			},
+			DeleteFunc: c.enqueueNS,
 		}); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// podReleases: a pod that finishes stops counting against compute quotas.
+func podReleases(old, cur any) bool {
+	o, n := old.(*corev1.Pod), cur.(*corev1.Pod)
+	terminal := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed }
+	return terminal(n) != terminal(o) || !apiequality.Semantic.DeepEqual(o.Spec.Containers, n.Spec.Containers)
+}
+
+// serviceReleases: a type change moves node ports and load balancers.
+func serviceReleases(old, cur any) bool {
+	return old.(*corev1.Service).Spec.Type != cur.(*corev1.Service).Spec.Type
+}
+
+// claimReleases: a claim's requested storage can change.
+func claimReleases(old, cur any) bool {
+	o, n := old.(*corev1.PersistentVolumeClaim), cur.(*corev1.PersistentVolumeClaim)
+	return !apiequality.Semantic.DeepEqual(o.Spec.Resources, n.Spec.Resources)
 }
 
 // enqueueNS queues the namespace of a changed object (its quotas are
