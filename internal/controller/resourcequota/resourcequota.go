@@ -94,7 +94,9 @@ func New(cc *controller.Context) (controller.Controller, error) {
 // podReleases: a pod that finishes stops counting against compute quotas.
 func podReleases(old, cur any) bool {
 	o, n := old.(*corev1.Pod), cur.(*corev1.Pod)
-	terminal := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed }
+	terminal := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
 	return terminal(n) != terminal(o) || !apiequality.Semantic.DeepEqual(o.Spec.Containers, n.Spec.Containers)
 }
 
