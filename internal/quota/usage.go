@@ -101,14 +101,18 @@ func Usage(hard corev1.ResourceList, pods []*corev1.Pod, services []*corev1.Serv
 			used[name] = *resource.NewQuantity(int64(len(claims)), resource.DecimalSI)
 		case n == "requests.storage":
 			used[name] = storage
-		case n == "cpu" || n == "requests.cpu":
-			used[name] = quantity(requests, corev1.ResourceCPU)
-		case n == "memory" || n == "requests.memory":
-			used[name] = quantity(requests, corev1.ResourceMemory)
-		case n == "limits.cpu":
-			used[name] = quantity(limits, corev1.ResourceCPU)
-		case n == "limits.memory":
-			used[name] = quantity(limits, corev1.ResourceMemory)
+		case n == "cpu" || n == "memory" || n == "ephemeral-storage":
+			used[name] = quantity(requests, name)
+		case strings.HasSuffix(n, storageClassSuffix+"requests.storage"):
+			used[name] = classStorage(claims, strings.TrimSuffix(n, storageClassSuffix+"requests.storage"))
+		case strings.HasSuffix(n, storageClassSuffix+"persistentvolumeclaims"):
+			used[name] = *resource.NewQuantity(int64(len(classClaims(claims, strings.TrimSuffix(n, storageClassSuffix+"persistentvolumeclaims")))), resource.DecimalSI)
+		case strings.HasPrefix(n, "requests."):
+			// requests.cpu, .memory, .ephemeral-storage and extended
+			// resources (requests.example.com/gpu).
+			used[name] = quantity(requests, corev1.ResourceName(strings.TrimPrefix(n, "requests.")))
+		case strings.HasPrefix(n, "limits."):
+			used[name] = quantity(limits, corev1.ResourceName(strings.TrimPrefix(n, "limits.")))
 		case n == "configmaps" || n == "secrets" || n == "replicationcontrollers" || n == "resourcequotas" || strings.HasPrefix(n, "count/"):
 			used[name] = *resource.NewQuantity(counts[strings.TrimPrefix(n, "count/")], resource.DecimalSI)
 		}
@@ -121,4 +125,29 @@ func quantity(l corev1.ResourceList, name corev1.ResourceName) resource.Quantity
 		return q
 	}
 	return resource.Quantity{Format: resource.DecimalSI}
+}
+
+// storageClassSuffix marks per-class claim quotas:
+// <class>.storageclass.storage.k8s.io/requests.storage and
+// <class>.storageclass.storage.k8s.io/persistentvolumeclaims.
+const storageClassSuffix = ".storageclass.storage.k8s.io/"
+
+func classClaims(claims []*corev1.PersistentVolumeClaim, class string) []*corev1.PersistentVolumeClaim {
+	var out []*corev1.PersistentVolumeClaim
+	for _, c := range claims {
+		if c.Spec.StorageClassName != nil && *c.Spec.StorageClassName == class {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func classStorage(claims []*corev1.PersistentVolumeClaim, class string) resource.Quantity {
+	total := resource.Quantity{}
+	for _, c := range classClaims(claims, class) {
+		if q, ok := c.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
+			total.Add(q)
+		}
+	}
+	return total
 }

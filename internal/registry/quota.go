@@ -49,6 +49,12 @@ func (g *Registry) chargeQuota(ctx context.Context, r, qres *Resource, q *corev1
 	forbid := func(msg string) error {
 		return apierrors.NewForbidden(r.GroupResource(), name, errors.New(msg))
 	}
+	if quota.Scoped(q.Spec) {
+		// A scoped quota counts only the pods its scopes match.
+		if pod, ok := obj.(*corev1.Pod); !ok || !quota.PodInScope(q.Spec, pod) {
+			return nil
+		}
+	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		if missing := quota.MissingRequests(q.Spec.Hard, pod); missing != "" {
 			return forbid(fmt.Sprintf("failed quota: %s: must specify %s", q.Name, missing))

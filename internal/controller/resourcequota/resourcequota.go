@@ -151,7 +151,11 @@ func (c *Controller) sync(ctx context.Context, ns string) error {
 		return err
 	}
 	for _, q := range quotas {
-		st := corev1.ResourceQuotaStatus{Hard: q.Spec.Hard.DeepCopy(), Used: quota.Usage(q.Spec.Hard, pods, services, claims, counts)}
+		used := quota.Usage(q.Spec.Hard, pods, services, claims, counts)
+		if quota.Scoped(q.Spec) {
+			used = quota.Usage(q.Spec.Hard, quota.InScope(q.Spec, pods), nil, nil, nil)
+		}
+		st := corev1.ResourceQuotaStatus{Hard: q.Spec.Hard.DeepCopy(), Used: used}
 		if apiequality.Semantic.DeepEqual(st, q.Status) {
 			continue
 		}
