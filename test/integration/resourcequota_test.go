@@ -99,6 +99,28 @@ func TestResourceQuotaAdmission(t *testing.T) {
 	if out := s.mustKubectl("-n", "burst", "get", "pods", "-o", "name"); strings.Count(out, "pod/") != 2 {
 		t.Errorf("pods under a quota of 2:\n%s", out)
 	}
+	// A Terminating-scoped quota counts only pods with an active deadline.
+	s.mustKubectl("create", "namespace", "scoped")
+	s.mustKubectl("-n", "scoped", "create", "quota", "t", "--hard=pods=1", "--scopes=Terminating")
+	waitQuotaStatus(t, s, "t", "-n", "scoped")
+	scopedPod := func(name string, deadline bool) string {
+		d := ""
+		if deadline {
+			d = `"activeDeadlineSeconds":600,`
+		}
+		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"` + name + `","namespace":"scoped"},"spec":{` + d + `"containers":[{"name":"c","image":"busybox"}]}}`
+	}
+	for _, tc := range []struct {
+		name     string
+		deadline bool
+		allowed  bool
+	}{{"plain-1", false, true}, {"plain-2", false, true}, {"deadline-1", true, true}, {"deadline-2", true, false}} {
+		_, errOut, err := s.kubectlStdin(scopedPod(tc.name, tc.deadline), "create", "-f", "-")
+		if (err == nil) != tc.allowed {
+			t.Errorf("pod %s under a Terminating quota of 1: allowed %v, want %v (%s)", tc.name, err == nil, tc.allowed, errOut)
+		}
+	}
+
 	s.mustKubectl("-n", "burst", "scale", "rc", "rc", "--replicas=2")
 	eventually(t, "ReplicaFailure cleared", func() (bool, string) {
 		out := s.mustKubectl("-n", "burst", "get", "rc", "rc", "-o", `jsonpath={.status.conditions}`)
