@@ -115,6 +115,9 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 	if err := g.admitPriority(ctx, r, obj); err != nil {
 		return nil, err
 	}
+	if err := g.admitRuntimeClass(ctx, r, obj); err != nil {
+		return nil, err
+	}
 	g.admitDefaultStorageClass(r, obj)
 	g.admitDefaultIngressClass(r, obj)
 	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
@@ -296,6 +299,9 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		}
 	}
 	if err := g.admitPriority(ctx, r, obj); err != nil {
+		return nil, err
+	}
+	if err := g.admitRuntimeClass(ctx, r, obj); err != nil {
 		return nil, err
 	}
 	g.admitDefaultStorageClass(r, obj)

@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -58,5 +61,55 @@ func TestDefaultClassAdmission(t *testing.T) {
 	}
 	if got := create("legacy", nil, map[string]string{"kubernetes.io/ingress.class": "nginx"}).Spec.IngressClassName; got != nil {
 		t.Errorf("legacy annotation got class %q too", *got)
+	}
+}
+
+// RuntimeClass admission: a pod naming a missing class is refused; the
+// class's overhead, node selector and tolerations reach the pod; a pod
+// whose selector or overhead contradicts the class is refused.
+func TestRuntimeClassAdmission(t *testing.T) {
+	s := startServer(t)
+	c := s.client()
+	ctx := context.Background()
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "sandboxed"}, Handler: "runc",
+		Overhead: &nodev1.Overhead{PodFixed: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}},
+		Scheduling: &nodev1.Scheduling{NodeSelector: map[string]string{"sandbox": "yes"},
+			Tolerations: []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}}}
+	if _, err := c.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name, class string, mutate func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{RuntimeClassName: ptr.To(class), Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		if mutate != nil {
+			mutate(p)
+		}
+		return p
+	}
+	pods := c.CoreV1().Pods("default")
+	got, err := pods.Create(ctx, pod("ok", "sandboxed", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := got.Spec.Overhead[corev1.ResourceCPU]
+	hasToleration := false
+	for _, tol := range got.Spec.Tolerations {
+		hasToleration = hasToleration || tol.Key == "sandbox"
+	}
+	if cpu.String() != "250m" || got.Spec.NodeSelector["sandbox"] != "yes" || !hasToleration {
+		t.Errorf("pod of the class: overhead %v, nodeSelector %v, tolerations %v", got.Spec.Overhead, got.Spec.NodeSelector, got.Spec.Tolerations)
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		msg  string
+	}{
+		{"missing class", pod("missing", "nope", nil), `RuntimeClass "nope" not found`},
+		{"conflicting selector", pod("conflict", "sandboxed", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"sandbox": "no"} }), "conflict"},
+		{"other overhead", pod("overhead", "sandboxed", func(p *corev1.Pod) { p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")} }), "Overhead"},
+	} {
+		_, err := pods.Create(ctx, tc.pod, metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: want 403 with %q, got %v", tc.name, tc.msg, err)
+		}
 	}
 }
