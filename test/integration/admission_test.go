@@ -105,7 +105,9 @@ func TestRuntimeClassAdmission(t *testing.T) {
 	}{
 		{"missing class", pod("missing", "nope", nil), `RuntimeClass "nope" not found`},
 		{"conflicting selector", pod("conflict", "sandboxed", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"sandbox": "no"} }), "conflict"},
-		{"other overhead", pod("overhead", "sandboxed", func(p *corev1.Pod) { p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")} }), "Overhead"},
+		{"other overhead", pod("overhead", "sandboxed", func(p *corev1.Pod) {
+			p.Spec.Overhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+		}), "Overhead"},
 	} {
 		_, err := pods.Create(ctx, tc.pod, metav1.CreateOptions{})
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), tc.msg) {
