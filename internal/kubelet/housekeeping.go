@@ -205,6 +205,13 @@ func (k *Kubelet) podUsage(ctx context.Context, res v1.ResourceName) map[types.U
 // evictPod stops an evicted (or refused) pod at once and records it Failed
 // with reason Evicted and the DisruptionTarget condition, as upstream.
 func (k *Kubelet) evictPod(ctx context.Context, pod *v1.Pod, st *podState, msg string) time.Duration {
+	return k.failPod(ctx, pod, st, "Evicted", msg, true)
+}
+
+// failPod stops a pod at once and records it Failed with reason and msg,
+// with the DisruptionTarget condition when the kubelet's own pressure ended
+// it.
+func (k *Kubelet) failPod(ctx context.Context, pod *v1.Pod, st *podState, reason, msg string, disruption bool) time.Duration {
 	k.probes.forget(pod.UID)
 	k.stopAll(ctx, pod, st, 0)
 	if fresh, err := k.runtimeState(ctx, pod.UID); err == nil {
@@ -213,13 +220,15 @@ func (k *Kubelet) evictPod(ctx context.Context, pod *v1.Pod, st *podState, msg s
 	if st.anyRunning() {
 		return retryAfterError
 	}
-	k.eventOnce(pod, v1.EventTypeWarning, "Evicted", msg)
+	k.eventOnce(pod, v1.EventTypeWarning, reason, msg)
 	status := k.podStatus(pod, st)
-	status.Phase, status.Reason, status.Message = v1.PodFailed, "Evicted", msg
-	now := metav1.NewTime(k.clock.Now())
-	status.Conditions = mergePodConditions(status.Conditions, []v1.PodCondition{{
-		Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: "TerminationByKubelet", Message: msg,
-	}}, now)
+	status.Phase, status.Reason, status.Message = v1.PodFailed, reason, msg
+	if disruption {
+		now := metav1.NewTime(k.clock.Now())
+		status.Conditions = mergePodConditions(status.Conditions, []v1.PodCondition{{
+			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: "TerminationByKubelet", Message: msg,
+		}}, now)
+	}
 	next := pod.DeepCopy()
 	next.Status = status
 	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{}); err != nil {

@@ -66,6 +66,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 		if msg, ok := k.evictedMessage(uid); ok {
 			return k.evictPod(ctx, pod, st, msg)
 		}
+		if left, ok := deadlineLeft(pod, k.clock.Now()); ok && left <= 0 {
+			return k.failPod(ctx, pod, st, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline", false)
+		}
 		if len(st.sandboxes) == 0 && pod.Status.Phase == v1.PodPending {
 			if ok, msg := admitUnderPressure(pod, k.currentPressure()); !ok {
 				k.markEvicted(uid, msg)
@@ -117,7 +120,20 @@ func (k *Kubelet) run(ctx context.Context, pod *v1.Pod, st *podState) time.Durat
 	if next == 0 || next > resyncRunning {
 		next = resyncRunning
 	}
+	if left, ok := deadlineLeft(pod, k.clock.Now()); ok && left < next {
+		next = max(left, time.Millisecond)
+	}
 	return next
+}
+
+// deadlineLeft is how long the pod may still run under
+// spec.activeDeadlineSeconds, counted from its start on this node.
+func deadlineLeft(pod *v1.Pod, now time.Time) (time.Duration, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return 0, false
+	}
+	end := pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
+	return end.Sub(now), true
 }
 
 // createSandbox stops what is left of older sandboxes and runs a new one.

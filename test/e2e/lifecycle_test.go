@@ -281,3 +281,24 @@ func TestLogWithoutFinalNewline(t *testing.T) {
 		t.Errorf("kubectl logs: %q %v", out, err)
 	}
 }
+
+// TestActiveDeadline: a pod running past spec.activeDeadlineSeconds is
+// stopped and ends Failed with reason DeadlineExceeded.
+func TestActiveDeadline(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "deadline", `while true; do sleep 1; done`)
+	p.Spec.ActiveDeadlineSeconds = ptr.To[int64](3)
+	createPod(t, p)
+	eventually(t, 60*time.Second, func() error {
+		got := getPod(t, ns, "deadline")
+		if got.Status.Phase != v1.PodFailed || got.Status.Reason != "DeadlineExceeded" {
+			return fmt.Errorf("phase %s reason %q", got.Status.Phase, got.Status.Reason)
+		}
+		for _, cs := range got.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				return fmt.Errorf("container %s still running", cs.Name)
+			}
+		}
+		return nil
+	})
+}
