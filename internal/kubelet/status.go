@@ -46,7 +46,8 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 	out.InitContainerStatuses = nil
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		cs := k.containerStatus(pod, c, st, true)
+		// An init container waits, PodInitializing, for those before it.
+		cs := k.containerStatus(pod, c, st, initDone)
 		out.InitContainerStatuses = append(out.InitContainerStatuses, cs)
 		complete := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		if isSidecar(c) {
@@ -225,6 +226,9 @@ func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, re
 			out.LastTerminationState = v1.ContainerState{Terminated: term}
 		} else {
 			out.State.Terminated = term
+			// A finished init container that succeeded counts as ready
+			// (upstream reports it so).
+			out.Ready = isInit(pod, c) && !isSidecar(c) && cur.exitCode == 0
 		}
 	default:
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}

@@ -177,6 +177,10 @@ func TestInitAndSidecarOrder(t *testing.T) {
 	if len(st) != 3 || st[0].State.Terminated == nil || st[0].State.Terminated.Reason != "Completed" || st[1].State.Running == nil || st[2].State.Terminated == nil {
 		t.Errorf("init container statuses: %+v", st)
 	}
+	// Init containers that completed are reported ready, as upstream.
+	if len(st) == 3 && (!st[0].Ready || !st[1].Ready || !st[2].Ready) {
+		t.Errorf("init containers ready: %v %v %v", st[0].Ready, st[1].Ready, st[2].Ready)
+	}
 }
 
 // Deleting a pod runs its preStop hook, then SIGTERM, and removes the pod
