@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -203,6 +204,9 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 		for _, msg := range validation.IsDNS1123Label(s.Hostname) {
 			errs = append(errs, field.Invalid(p.Child("hostname"), s.Hostname, msg))
 		}
+	}
+	if s.SecurityContext != nil {
+		errs = append(errs, validateSysctls(s.SecurityContext.Sysctls, s.HostNetwork, p.Child("securityContext", "sysctls"))...)
 	}
 	for i, t := range s.Tolerations {
 		tp := p.Child("tolerations").Index(i)
@@ -426,5 +430,31 @@ func add(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
 func validateTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
 	errs := metav1validation.ValidateLabels(t.Labels, p.Child("metadata", "labels"))
 	errs = append(errs, validatePodSpec(&t.Spec, p.Child("spec"))...)
+	return errs
+}
+
+// sysctlName is upstream's sysctl name pattern: dot- or slash-separated
+// segments of lower-case letters, digits, '-' and '_' that start and end
+// with a letter or digit.
+var sysctlName = regexp.MustCompile(`^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$`)
+
+// validateSysctls checks pod sysctl names as upstream's validation does.
+func validateSysctls(sysctls []corev1.Sysctl, hostNetwork bool, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i, s := range sysctls {
+		np := fp.Index(i).Child("name")
+		switch {
+		case s.Name == "":
+			errs = append(errs, field.Required(np, ""))
+		case len(s.Name) > 253 || !sysctlName.MatchString(s.Name):
+			errs = append(errs, field.Invalid(np, s.Name, "must have at most 253 characters and match regex "+sysctlName.String()))
+		case seen.Has(strings.ReplaceAll(s.Name, "/", ".")):
+			errs = append(errs, field.Duplicate(np, s.Name))
+		case hostNetwork && (strings.HasPrefix(s.Name, "net.") || strings.HasPrefix(s.Name, "net/")):
+			errs = append(errs, field.Invalid(np, s.Name, "may not be specified when 'hostNetwork' is true"))
+		}
+		seen.Insert(strings.ReplaceAll(s.Name, "/", "."))
+	}
 	return errs
 }

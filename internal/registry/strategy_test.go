@@ -92,6 +92,20 @@ func TestPodValidation(t *testing.T) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("2")}, Limits: corev1.ResourceList{"cpu": resource.MustParse("1")}}
 		}, "spec.containers[0].resources.requests[cpu]"},
 		{"probe without handler", func(p *corev1.Pod) { p.Spec.Containers[0].LivenessProbe = &corev1.Probe{} }, "spec.containers[0].livenessProbe"},
+		{"valid sysctls", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net/ipv4/ip_local_port_range", Value: "1024 65535"}, {Name: "safe-and-unsafe"}}}
+		}, ""},
+		{"sysctl ending in a dash", func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "foo-"}}} }, "spec.securityContext.sysctls[0].name"},
+		{"sysctl with an empty segment", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shmmax"}, {Name: "bar.."}}}
+		}, "spec.securityContext.sysctls[1].name"},
+		{"duplicate sysctl", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_forward"}, {Name: "net/ipv4/ip_forward"}}}
+		}, "spec.securityContext.sysctls[1].name"},
+		{"net sysctl on the host network", func(p *corev1.Pod) {
+			p.Spec.HostNetwork = true
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_forward"}}}
+		}, "spec.securityContext.sysctls[0].name"},
 	}
 	for _, c := range cases {
 		p := pod(c.mutate)
