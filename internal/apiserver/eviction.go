@@ -167,12 +167,44 @@ func (s *Server) handleEviction(w http.ResponseWriter, r *http.Request, ns, podN
 		}
 	}
 	if !dryRun {
+		// As upstream, a pod still running learns why it goes: the
+		// DisruptionTarget condition (which Job pod failure policies match)
+		// is written before the deletion.
+		if err := s.markDisruption(r, podsRes, ns, podName); err != nil && !apierrors.IsNotFound(err) {
+			s.writeError(w, r, err)
+			return
+		}
 		if _, _, err := s.reg.Delete(r.Context(), podsRes, ns, podName, opts); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 	}
 	s.respond(w, r, nil, http.StatusCreated, statusObject(&metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}))
+}
+
+// markDisruption sets DisruptionTarget=True (EvictionByEvictionAPI) on a
+// pod that has not finished.
+func (s *Server) markDisruption(r *http.Request, podsRes *registry.Resource, ns, name string) error {
+	mutate := func(cur runtime.Object) (runtime.Object, error) {
+		if cur == nil {
+			return nil, apierrors.NewNotFound(podsRes.GroupResource(), name)
+		}
+		pod := cur.(*corev1.Pod)
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			return pod, nil
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+				return pod, nil
+			}
+		}
+		upd := pod.DeepCopy()
+		setCondition(&upd.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
+			Message: "Eviction API: evicting", LastTransitionTime: metav1.Now(), ObservedGeneration: pod.Generation})
+		return upd, nil
+	}
+	_, _, err := s.reg.Update(r.Context(), podsRes, ns, name, mutate, registry.WriteOptions{Subresource: "status"}, false)
+	return err
 }
 
 // budgets are the namespace's PodDisruptionBudgets, from the watch cache.
