@@ -95,7 +95,9 @@ func TestPodValidation(t *testing.T) {
 		{"valid sysctls", func(p *corev1.Pod) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net/ipv4/ip_local_port_range", Value: "1024 65535"}, {Name: "safe-and-unsafe"}}}
 		}, ""},
-		{"sysctl ending in a dash", func(p *corev1.Pod) { p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "foo-"}}} }, "spec.securityContext.sysctls[0].name"},
+		{"sysctl ending in a dash", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "foo-"}}}
+		}, "spec.securityContext.sysctls[0].name"},
 		{"sysctl with an empty segment", func(p *corev1.Pod) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shmmax"}, {Name: "bar.."}}}
 		}, "spec.securityContext.sysctls[1].name"},
