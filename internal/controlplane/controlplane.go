@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/rest"
@@ -198,10 +199,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
+	// Upstream's timeouts: an idle keep-alive connection goes after 90 s,
+	// and a client that never finishes its TLS handshake or headers after
+	// 32 s (the handshake is bounded by the same deadline).
 	srv := &http.Server{
 		Handler:           api,
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: 32 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    1 << 20,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -209,6 +215,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	var nofile unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
+		ln = apiserver.LimitListener(ln, apiserver.MaxConnections(nofile.Cur))
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()

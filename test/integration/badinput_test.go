@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,6 +171,29 @@ func TestBadInput(t *testing.T) {
 		r := c.do("PATCH", cms+"/ok", "application/json-patch+json", []byte("["+strings.Join(ops, ",")+"]"))
 		if r.code != 413 || r.status.Reason != metav1.StatusReasonRequestEntityTooLarge || !strings.Contains(r.status.Message, "copy") {
 			t.Fatalf("got %d: %.300s", r.code, r.body)
+		}
+	})
+
+	t.Run("connection flood", func(t *testing.T) {
+		// Idle connections that never start TLS must not stop the server
+		// from serving others (they are cut after the handshake timeout;
+		// past the cap new ones are refused, see TestLimitListener).
+		host := strings.TrimPrefix(s.restConfig().Host, "https://")
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 2000 {
+			conn, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatalf("dial %d: %v", len(conns), err)
+			}
+			conns = append(conns, conn)
+		}
+		if r := c.do("GET", cms+"/ok", "", nil); r.code != 200 {
+			t.Fatalf("request during the flood: %d %s", r.code, r.body)
 		}
 	})
 
