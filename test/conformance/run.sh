@@ -120,7 +120,8 @@ upstream_scheduler() {
 		leaderElection: {leaderElect: false}
 		profiles: [{schedulerName: upstream-scheduler}]
 	EOF
-	in_ns "$OUT/bin/kube-scheduler" --config "$OUT/kube-scheduler.yaml" --secure-port=0 >"$OUT/kube-scheduler.log" 2>&1 &
+	# nsenter execs the scheduler, so $! is the scheduler's own PID.
+	nsenter --net=/var/run/netns/$NETNS "$OUT/bin/kube-scheduler" --config "$OUT/kube-scheduler.yaml" --secure-port=0 >"$OUT/kube-scheduler.log" 2>&1 &
 	local sched=$! node=""
 	in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" apply -f - >/dev/null <<-EOF
 		apiVersion: v1
