@@ -54,6 +54,18 @@ func parseListOptions(r *http.Request, res *registry.Resource) (listOptions, err
 			return o, badRequest("field label not supported: %s", req.Field)
 		}
 	}
+	if res.FieldLabels != nil {
+		// Selectors are matched against the stored version's fields.
+		o.Fields, err = o.Fields.Transform(func(f, v string) (string, string, error) {
+			if to, ok := res.FieldLabels[f]; ok {
+				return to, v, nil
+			}
+			return f, v, nil
+		})
+		if err != nil {
+			return o, badRequest("invalid field selector: %v", err)
+		}
+	}
 	o.RV = q.Get("resourceVersion")
 	o.RVMatch = metav1.ResourceVersionMatch(q.Get("resourceVersionMatch"))
 	switch o.RVMatch {
@@ -136,6 +148,9 @@ func selectableFields(res *registry.Resource) map[string]struct{} {
 		for k := range res.Fields(res.New()) {
 			out[k] = struct{}{}
 		}
+	}
+	for k := range res.FieldLabels {
+		out[k] = struct{}{}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +25,7 @@ import (
 // storageDir is where the default StorageClass makes volumes on each node.
 // clusterDNS, when set, is the ClusterIP of the kube-dns Service; with
 // withIngress the skiff IngressClass is the default.
-func bootstrapObjects(serviceIP, clusterDNS string, withIngress bool, advertise net.IP, port int32, storageDir string) []runtime.Object {
+func bootstrapObjects(serviceIP, serviceCIDR, clusterDNS string, withIngress bool, advertise net.IP, port int32, storageDir string) []runtime.Object {
 	objs := []runtime.Object{}
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -48,6 +49,9 @@ func bootstrapObjects(serviceIP, clusterDNS string, withIngress bool, advertise 
 			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
 		},
 	)
+	// The default ServiceCIDR, named "kubernetes" as upstream's, records
+	// the range Service IPs come from.
+	objs = append(objs, &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{serviceCIDR}}})
 	if clusterDNS != "" {
 		objs = append(objs, dns.Service(clusterDNS))
 	}

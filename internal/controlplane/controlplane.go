@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ClusterDNS, cfg.Ingress != nil, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
+			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ServiceCIDR, cfg.ClusterDNS, cfg.Ingress != nil, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
 			cancel()
 			if err == nil {
 				bootstrapped.Store(true)

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"net/netip"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -127,7 +129,7 @@ func Catalog() []*Resource {
 		}), func(r *Resource) { r.Status = true }),
 
 		with(def(networkingv1.SchemeGroupVersion, "servicecidrs", "ServiceCIDR", false, func() *networkingv1.ServiceCIDR { return &networkingv1.ServiceCIDR{} }, func() *networkingv1.ServiceCIDRList { return &networkingv1.ServiceCIDRList{} }), func(r *Resource) { r.Status = true }),
-		with(def(networkingv1.SchemeGroupVersion, "ipaddresses", "IPAddress", false, func() *networkingv1.IPAddress { return &networkingv1.IPAddress{} }, func() *networkingv1.IPAddressList { return &networkingv1.IPAddressList{} }), func(r *Resource) { r.ShortNames = []string{"ip"} }),
+		with(def(networkingv1.SchemeGroupVersion, "ipaddresses", "IPAddress", false, func() *networkingv1.IPAddress { return &networkingv1.IPAddress{} }, func() *networkingv1.IPAddressList { return &networkingv1.IPAddressList{} }), func(r *Resource) { r.ShortNames = []string{"ip"}; r.NameFn = ipAddressName }),
 
 		// Dynamic resource allocation: stored, validated by type and
 		// watched; the scheduler leaves pods with claims pending.
@@ -152,4 +154,16 @@ func nil2(*Resource) {}
 // pathSegmentName accepts what RBAC accepts: any name usable in a URL path.
 func pathSegmentName(name string, prefix bool) []string {
 	return apivalidationPathSegment(name, prefix)
+}
+
+// ipAddressName: an IPAddress is named by its address, in canonical form.
+func ipAddressName(name string, _ bool) []string {
+	ip, err := netip.ParseAddr(name)
+	if err != nil {
+		return []string{"must be a valid IP address"}
+	}
+	if ip.String() != name {
+		return []string{"must be in canonical form (\"" + ip.String() + "\")"}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -17,6 +18,9 @@ import (
 // the issued certificate) through status and approval.
 func csrStrategy(r *Resource) {
 	r.ShortNames = []string{"csr"}
+	r.Fields = func(o runtime.Object) fields.Set {
+		return fields.Set{"spec.signerName": o.(*certificatesv1.CertificateSigningRequest).Spec.SignerName}
+	}
 	r.Status = true
 	r.Approval = true
 	r.Validate = func(o runtime.Object) field.ErrorList {

@@ -62,6 +62,13 @@ func endpointSliceStrategy(r *Resource) {
 // field as upstream's conversion does.
 func eventsV1Strategy(r *Resource) {
 	r.StorageGVK = corev1.SchemeGroupVersion.WithKind("Event")
+	// Upstream's field label conversion for events.k8s.io/v1.
+	r.FieldLabels = map[string]string{
+		"reason": "reason", "type": "type", "reportingController": "reportingComponent", "deprecatedSource": "source",
+		"regarding.kind": "involvedObject.kind", "regarding.namespace": "involvedObject.namespace", "regarding.name": "involvedObject.name",
+		"regarding.uid": "involvedObject.uid", "regarding.apiVersion": "involvedObject.apiVersion",
+		"regarding.resourceVersion": "involvedObject.resourceVersion", "regarding.fieldPath": "involvedObject.fieldPath",
+	}
 	r.ToStorage = func(o runtime.Object) (runtime.Object, error) {
 		e := o.(*eventsv1.Event)
 		out := &corev1.Event{

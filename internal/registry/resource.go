@@ -64,6 +64,9 @@ type Resource struct {
 	FromStorage func(obj runtime.Object) (runtime.Object, error)
 	// StorageGVK is the kind stored when ToStorage is set.
 	StorageGVK schema.GroupVersionKind
+	// FieldLabels maps this version's selectable fields to the stored
+	// version's, for a resource on another version's storage.
+	FieldLabels map[string]string
 	// Verbs overrides the default verb list (for create-only resources).
 	Verbs []string
 }

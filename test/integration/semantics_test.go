@@ -8,6 +8,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -274,4 +276,38 @@ func deployment(name string) *appsv1.Deployment {
 		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+}
+
+// TestNewAPIDetails covers what upstream's conformance tests read from the
+// groups this round added: the default ServiceCIDR, IPAddress names, and
+// the field selectors of CertificateSigningRequests and events.k8s.io.
+func TestNewAPIDetails(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	cs := s.client()
+	def, err := cs.NetworkingV1().ServiceCIDRs().Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || len(def.Spec.CIDRs) != 1 || def.Spec.CIDRs[0] != "10.43.0.0/16" {
+		t.Errorf("default ServiceCIDR: %+v %v", def, err)
+	}
+	for name, ok := range map[string]bool{"10.99.0.7": true, "fd00::7": true, "not-an-ip": false, "fd00:0::8": false} {
+		ip := &networkingv1.IPAddress{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: "default", Name: "x"}}}
+		_, err := cs.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{})
+		if (err == nil) != ok {
+			t.Errorf("IPAddress %q: accepted %v, want %v (%v)", name, err == nil, ok, err)
+		}
+	}
+	if _, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/x"}); err != nil {
+		t.Errorf("CSR field selector spec.signerName: %v", err)
+	}
+	ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e1"}, EventTime: metav1.NowMicro(), ReportingController: "example.com/ctl", ReportingInstance: "i",
+		Action: "Test", Reason: "Tested", Type: "Normal", Regarding: corev1.ObjectReference{Kind: "Pod", Name: "p", Namespace: "default"}}
+	if _, err := cs.EventsV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for sel, want := range map[string]int{"reportingController=example.com/ctl": 1, "reportingController=other": 0, "regarding.name=p,reason=Tested": 1} {
+		l, err := cs.EventsV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil || len(l.Items) != want {
+			t.Errorf("events.k8s.io field selector %s: %d items, %v", sel, len(l.Items), err)
+		}
+	}
 }
