@@ -1,8 +1,10 @@
 package apiserver
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -170,7 +172,10 @@ func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res 
 		return
 	}
 	rest := proxyRest(r.URL.Path, ri.Name)
+	// The path up to .../proxy, which rewritten links start with.
+	prefix := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, rest), "/")
 	proxy := &httputil.ReverseProxy{
+		ModifyResponse: func(resp *http.Response) error { return rewriteLinks(resp, prefix) },
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
 			pr.Out.URL.Path, pr.Out.URL.RawPath = rest, ""
@@ -201,4 +206,40 @@ func newPodTransport() *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 0,
 	}
+}
+
+// maxRewrittenHTML bounds the HTML page read into memory for rewriting;
+// a larger page passes unchanged.
+const maxRewrittenHTML = 4 << 20
+
+// rewriteLinks makes the absolute links of an uncompressed HTML response
+// go through the proxy (prefix), as upstream's proxy does.
+func rewriteLinks(resp *http.Response, prefix string) error {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || resp.Header.Get("Content-Encoding") != "" ||
+		resp.ContentLength > maxRewrittenHTML {
+		return nil
+	}
+	orig := resp.Body
+	body, err := io.ReadAll(io.LimitReader(orig, maxRewrittenHTML+1))
+	if err != nil {
+		orig.Close()
+		return err
+	}
+	if len(body) > maxRewrittenHTML {
+		// Too large to rewrite: what was read goes first, then the rest.
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), orig), orig}
+		return nil
+	}
+	orig.Close()
+	out := body
+	if rewritten, err := rewriteHTML(bytes.NewReader(body), prefix); err == nil {
+		out = rewritten
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return nil
 }
