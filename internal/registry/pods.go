@@ -122,7 +122,7 @@ func validatePodSpecUpdate(s, old *corev1.PodSpec) field.ErrorList {
 	}
 	mutable.ActiveDeadlineSeconds = s.ActiveDeadlineSeconds
 	mutable.SchedulingGates = s.SchedulingGates
-	if len(s.Tolerations) >= len(old.Tolerations) && apiequality.Semantic.DeepEqual(s.Tolerations[:len(old.Tolerations)], old.Tolerations) {
+	if onlyAddedTolerations(s.Tolerations, old.Tolerations) {
 		mutable.Tolerations = s.Tolerations
 	}
 	if s.TerminationGracePeriodSeconds != nil && old.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds >= 0 {
@@ -254,4 +254,23 @@ func podTemplateStrategy(r *Resource) {
 		n, i := containerNames(t.Template.Spec.Containers)
 		return []any{t.Name, n, i, labelsString(t.Template.Labels)}
 	}
+}
+
+// onlyAddedTolerations: every old toleration is still there, in any order,
+// its tolerationSeconds aside (upstream's rule for pod updates).
+func onlyAddedTolerations(cur, old []corev1.Toleration) bool {
+	for _, o := range old {
+		found := false
+		for _, c := range cur {
+			o.TolerationSeconds = c.TolerationSeconds
+			if apiequality.Semantic.DeepEqual(o, c) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

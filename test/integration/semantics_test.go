@@ -160,6 +160,10 @@ func TestObjectSemantics(t *testing.T) {
 			{"annotation", func(p *corev1.Pod) { p.Annotations = map[string]string{"a": "b"} }, 1},
 			{"client-set generation", func(p *corev1.Pod) { p.Generation = 7 }, 1},
 			{"image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox:2" }, 2},
+			// Tolerations may be added, in any order (upstream's rule).
+			{"tolerations", func(p *corev1.Pod) {
+				p.Spec.Tolerations = append([]corev1.Toleration{{Key: "foo", Operator: corev1.TolerationOpEqual, Value: "bar", Effect: corev1.TaintEffectNoSchedule}}, p.Spec.Tolerations...)
+			}, 3},
 		}
 		for _, st := range steps {
 			// Controllers may write the pod meanwhile: update the latest.
@@ -193,8 +197,11 @@ func TestObjectSemantics(t *testing.T) {
 		if time.Until(p.DeletionTimestamp.Time) < 15*time.Second {
 			t.Errorf("deletionTimestamp %v is not ~20s ahead", p.DeletionTimestamp)
 		}
-		if p.Generation != 3 {
-			t.Errorf("generation after graceful delete: %d, want 3", p.Generation)
+		if p.Generation != 4 {
+			t.Errorf("generation after graceful delete: %d, want 4", p.Generation)
+		}
+		if len(p.Spec.Tolerations) != 3 {
+			t.Errorf("tolerations after replacing them: %+v", p.Spec.Tolerations)
 		}
 		if err := pods.Delete(ctx, "graceful", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 			t.Fatal(err)
