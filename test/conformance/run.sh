@@ -175,7 +175,7 @@ upstream_scheduler || scheduler_ok=0
 start=$(date +%s)
 conformance='\[Conformance\]'
 if [ -n "$FOCUS" ]; then
-	run_suite focused "$conformance.*$FOCUS|$FOCUS.*$conformance" '\[Disruptive\]' "$PROCS"
+	run_suite focused "$conformance.*($FOCUS)|($FOCUS).*$conformance" '\[Disruptive\]' "$PROCS"
 else
 	run_suite parallel "$conformance" '\[Serial\]|\[Disruptive\]' "$PROCS"
 	[ "$SERIAL" = 1 ] && run_suite serial "\[Serial\].*$conformance|$conformance.*\[Serial\]" '\[Disruptive\]' 1
@@ -183,8 +183,16 @@ fi
 minutes=$(( ($(date +%s) - start) / 60 ))
 
 report=$ROOT/docs/conformance.md
-[ -n "$FOCUS" ] && report=$OUT/conformance.md
-go -C "$HERE" run ./report --reports "$OUT/reports" --commit "$(git -C "$ROOT" rev-parse --short HEAD)" \
+reports=$OUT/reports
+if [ -n "$FOCUS" ]; then
+	# A focused run reports on its own specs only.
+	report=$OUT/conformance.md
+	rm -rf "$OUT/focused-reports" && mkdir -p "$OUT/focused-reports" && cp -r "$OUT/reports/focused" "$OUT/focused-reports/"
+	reports=$OUT/focused-reports
+else
+	rm -rf "$OUT/reports/focused"
+fi
+go -C "$HERE" run ./report --reports "$reports" --commit "$(git -C "$ROOT" rev-parse --short HEAD)" \
 	--minutes "$minutes" --out "$report"
 log "report: $report"
 [ "$scheduler_ok" = 1 ]
