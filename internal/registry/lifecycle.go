@@ -354,6 +354,11 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 	if r.Default != nil {
 		r.Default(obj)
 	}
+	if pod, ok := obj.(*corev1.Pod); ok && o.Subresource == "" {
+		// DefaultTolerationSeconds admits updates as well as creates: a
+		// client that replaces a pod's tolerations gets the defaults back.
+		admitTolerations(&pod.Spec)
+	}
 	if old.GetDeletionTimestamp() != nil {
 		// No new finalizers may be added to an object being deleted.
 		for _, f := range acc.GetFinalizers() {

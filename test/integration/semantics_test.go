@@ -160,9 +160,10 @@ func TestObjectSemantics(t *testing.T) {
 			{"annotation", func(p *corev1.Pod) { p.Annotations = map[string]string{"a": "b"} }, 1},
 			{"client-set generation", func(p *corev1.Pod) { p.Generation = 7 }, 1},
 			{"image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox:2" }, 2},
-			// Tolerations may be added, in any order (upstream's rule).
+			// Replacing the tolerations keeps the defaults (admitted again,
+			// as upstream's DefaultTolerationSeconds does on update).
 			{"tolerations", func(p *corev1.Pod) {
-				p.Spec.Tolerations = append([]corev1.Toleration{{Key: "foo", Operator: corev1.TolerationOpEqual, Value: "bar", Effect: corev1.TaintEffectNoSchedule}}, p.Spec.Tolerations...)
+				p.Spec.Tolerations = []corev1.Toleration{{Key: "foo", Operator: corev1.TolerationOpEqual, Value: "bar", Effect: corev1.TaintEffectNoSchedule}}
 			}, 3},
 		}
 		for _, st := range steps {
