@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"encoding/json"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -140,6 +142,9 @@ func subresourcesOf(r *registry.Resource) []subresource {
 	}
 	if r.Status {
 		out = append(out, subresource{name: "status", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.SpecParts)) {
+		out = append(out, subresource{name: name, kind: r.Kind, verbs: []string{"get", "patch", "update"}})
 	}
 	if r.GVR.Group == "" {
 		out = append(out, connectSubresources[r.GVR.Resource]...)

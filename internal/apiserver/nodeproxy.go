@@ -3,6 +3,7 @@ package apiserver
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 )
@@ -79,11 +81,22 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 				return
 			}
 			path = "/containerLogs/" + pod.Namespace + "/" + pod.Name + "/" + container
-		} else {
 			if isWebSocket(r) {
-				// The kubelet speaks SPDY; kubectl falls back to it when the
-				// WebSocket handshake is refused.
-				s.writeError(w, r, apierrors.NewBadRequest("WebSocket streaming is not supported by this server yet; use SPDY"))
+				node, err := s.node(r, pod.Spec.NodeName)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				s.logsOverWebSocket(w, r, node, path, q.Encode())
+				return
+			}
+		} else {
+			if isWebSocket(r) && !runtimeSpeaks(r) {
+				// The runtime's streaming server speaks SPDY and the
+				// channel.k8s.io WebSocket protocols up to v4; a client
+				// offering only newer ones (kubectl's v5) falls back to SPDY
+				// when the handshake is refused.
+				s.writeError(w, r, apierrors.NewBadRequest("WebSocket protocols "+strings.Join(wsProtocols(r), ", ")+" are not supported by this node; use SPDY or channel.k8s.io"))
 				return
 			}
 			path = "/" + sub + "/" + pod.Namespace + "/" + pod.Name + "/" + container
@@ -105,6 +118,82 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// runtimeChannelProtocols are the WebSocket subprotocols of exec and attach
+// that containerd's streaming server negotiates itself.
+var runtimeChannelProtocols = map[string]bool{
+	"channel.k8s.io": true, "base64.channel.k8s.io": true,
+	"v4.channel.k8s.io": true, "v4.base64.channel.k8s.io": true,
+}
+
+func wsProtocols(r *http.Request) []string {
+	var out []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// runtimeSpeaks: the request offers a protocol the runtime accepts, so the
+// upgrade can pass through the kubelet untouched.
+func runtimeSpeaks(r *http.Request) bool {
+	for _, p := range wsProtocols(r) {
+		if runtimeChannelProtocols[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// logsOverWebSocket streams a container's log as WebSocket messages
+// (binary.k8s.io or base64.binary.k8s.io), as upstream's API server does
+// for clients such as browsers that cannot read a chunked response.
+func (s *Server) logsOverWebSocket(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) {
+	target, err := kubeletURL(node)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	target.Path, target.RawQuery = path, query
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewInternalError(err))
+		return
+	}
+	resp, err := s.kubeletTransport().RoundTrip(req)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("error talking to the kubelet of node %s: %v", node.Name, err)))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		s.writeError(w, r, apierrors.NewBadRequest(strings.TrimSpace(string(msg))))
+		return
+	}
+	// Copy answers the handshake on the hijacked connection and sends each
+	// read as one message until the log ends or the client goes away.
+	_ = wsstream.NewReader(resp.Body, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r)
+}
+
+// kubeletURL is the HTTPS endpoint of a node's kubelet.
+func kubeletURL(node *corev1.Node) (*url.URL, error) {
+	host := ""
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && host == "" {
+			host = a.Address
+		}
+	}
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if host == "" || port == 0 {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s has no kubelet address", node.Name))
+	}
+	return &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(int(port)))}, nil
 }
 
 func (s *Server) node(r *http.Request, name string) (*corev1.Node, error) {
@@ -164,18 +253,11 @@ func checkLogRequest(pod *corev1.Pod, container string, q url.Values) error {
 // proxyToKubelet forwards the request, including protocol upgrades (SPDY
 // for exec, attach and port-forward), to https://<InternalIP>:<port>.
 func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) {
-	host := ""
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && host == "" {
-			host = a.Address
-		}
-	}
-	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
-	if host == "" || port == 0 {
-		s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s has no kubelet address", node.Name)))
+	target, err := kubeletURL(node)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	target := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(int(port)))}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host

@@ -43,7 +43,7 @@ func allowedSubresource(res *registry.Resource, sub string) bool {
 	case "finalize":
 		return res.Finalize
 	}
-	return false
+	return res.SpecParts[sub] != nil
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri RequestInfo) {
@@ -174,7 +174,8 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, body []byte,
 		if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
 			switch validation {
 			case "Strict":
-				return nil, badRequest("%s", strings.TrimPrefix(err.Error(), "strict decoding error: "))
+				// Upstream's text, prefix included (clients match on it).
+				return nil, badRequest("%s", err.Error())
 			case "Warn":
 				for _, e := range strictErrors(err) {
 					w.Header().Add("Warning", fmt.Sprintf("299 - %q", e))

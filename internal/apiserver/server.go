@@ -3,12 +3,14 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -126,6 +128,15 @@ func (w *statusRecorder) Flush() {
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over for WebSocket streams: x/net/websocket
+// asserts http.Hijacker on the writer it gets rather than unwrapping it.
+func (w *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
 
 // ServeHTTP routes a request. No panic escapes: it becomes a 500 Status and
 // a logged stack.

@@ -100,6 +100,9 @@ type Kubelet struct {
 	synced  bool
 	// evicted: pods to end Failed/Evicted, with the message to report
 	evicted map[types.UID]string
+	// admitted: pods that passed the node's admission (they hold its
+	// ports and resources)
+	admitted map[types.UID]bool
 
 	imageMu sync.Mutex
 	images  map[string]imageRecord // image GC's memory of use, by image ID
@@ -111,6 +114,7 @@ type Kubelet struct {
 	pullFailures sync.Map
 	services     corelisters.ServiceLister
 	probes       *probeManager
+	podCerts     podCerts
 	metrics      *metrics
 	// firstSeen: when the kubelet first saw each pod not yet running, for
 	// the pod start duration metric
@@ -145,7 +149,7 @@ func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error)
 		runtimeName: v.RuntimeName,
 		pods:        map[types.UID]*v1.Pod{}, workers: map[types.UID]chan struct{}{},
 		static: map[types.UID]*v1.Pod{}, mirrors: map[string]*v1.Pod{},
-		evicted: map[types.UID]string{}, images: map[string]imageRecord{},
+		evicted: map[types.UID]string{}, admitted: map[types.UID]bool{}, images: map[string]imageRecord{},
 		metrics: newMetrics(cfg.NodeName), firstSeen: map[types.UID]time.Time{},
 		backoff: newBackoff(cfg.Clock),
 	}

@@ -68,6 +68,14 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 			unready = append(unready, c.Name)
 		}
 	}
+	out.EphemeralContainerStatuses = nil
+	for i := range pod.Spec.EphemeralContainers {
+		// Ephemeral containers never count toward readiness or phase.
+		c := (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		cs := k.containerStatus(pod, c, st, initDone)
+		cs.Ready = false
+		out.EphemeralContainerStatuses = append(out.EphemeralContainerStatuses, cs)
+	}
 	for i, c := range pod.Spec.InitContainers {
 		if isSidecar(&c) && !out.InitContainerStatuses[i].Ready {
 			unready = append(unready, c.Name)

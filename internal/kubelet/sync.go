@@ -74,7 +74,15 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 				k.markEvicted(uid, msg)
 				return k.evictPod(ctx, pod, st, msg)
 			}
+			if v := k.admit(pod); !v.ok {
+				return k.failPod(ctx, pod, st, v.reason, v.message, false)
+			}
+		} else {
+			k.markAdmitted(uid)
 		}
+	}
+	if k.isStatic(uid) {
+		k.markAdmitted(uid) // static pods are the node's own: always admitted
 	}
 	if finished {
 		// Finished: nothing restarts; the sandbox's resources go back.
@@ -211,6 +219,14 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, st *podState,
 			continue
 		}
 		soonest(k.startWithBackoff(ctx, pod, c, st, vols, -1, cs))
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		// A debugging container runs once, never restarted, and does not
+		// keep the pod alive.
+		c := (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+		if st.latest(c.Name) == nil {
+			soonest(k.startWithBackoff(ctx, pod, c, st, vols, -1, nil))
+		}
 	}
 	if done == len(pod.Spec.Containers) {
 		return 0, true
@@ -543,8 +559,10 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) er
 	}
 	removeCgroups(string(uid))
 	k.probes.forget(uid)
+	k.podCerts.forget(uid)
 	k.mu.Lock()
 	delete(k.evicted, uid)
+	delete(k.admitted, uid)
 	k.mu.Unlock()
 	k.backoff.forget(string(uid) + "/")
 	k.startErr.Range(func(key, _ any) bool {

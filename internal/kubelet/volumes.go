@@ -75,7 +75,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod, podIP string) (
 			}
 			mv.hostPath, mv.readOnly = k.volumeDir(uid, plugin, vol.Name), true
 			var files map[string]volumeFile
-			files, err = k.volumeFiles(ctx, pod, src, podIP)
+			files, err = k.volumeFiles(ctx, pod, vol.Name, src, podIP)
 			if err == nil && (src.Secret != nil || src.Projected != nil) {
 				// Secrets never touch disk: the volume is a tmpfs.
 				err = ensureTmpfs(mv.hostPath, "")
@@ -213,7 +213,7 @@ func checkHostPath(hp *v1.HostPathVolumeSource) error {
 
 // volumeFiles computes the files of a configMap, secret, downwardAPI or
 // projected volume.
-func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSource, podIP string) (map[string]volumeFile, error) {
+func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, volume string, src v1.VolumeSource, podIP string) (map[string]volumeFile, error) {
 	files := map[string]volumeFile{}
 	switch {
 	case src.ConfigMap != nil:
@@ -224,7 +224,7 @@ func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSou
 		return files, downwardFiles(pod, src.DownwardAPI.Items, mode(src.DownwardAPI.DefaultMode), k.downwardSources(podIP), files)
 	case src.Projected != nil:
 		def := mode(src.Projected.DefaultMode)
-		for _, p := range src.Projected.Sources {
+		for i, p := range src.Projected.Sources {
 			var err error
 			switch {
 			case p.ConfigMap != nil:
@@ -237,6 +237,8 @@ func (k *Kubelet) volumeFiles(ctx context.Context, pod *v1.Pod, src v1.VolumeSou
 				err = k.tokenFile(ctx, pod, p.ServiceAccountToken, def, files)
 			case p.ClusterTrustBundle != nil:
 				err = k.trustBundleFile(ctx, p.ClusterTrustBundle, def, files)
+			case p.PodCertificate != nil:
+				err = k.podCertificateFiles(ctx, pod, volume, i, p.PodCertificate, def, files)
 			}
 			if err != nil {
 				return nil, err

@@ -144,7 +144,7 @@ func Catalog() []*Resource {
 		}), clusterTrustBundleStrategy),
 		with(def(certificatesv1.SchemeGroupVersion, "podcertificaterequests", "PodCertificateRequest", true, func() *certificatesv1.PodCertificateRequest { return &certificatesv1.PodCertificateRequest{} }, func() *certificatesv1.PodCertificateRequestList {
 			return &certificatesv1.PodCertificateRequestList{}
-		}), func(r *Resource) { r.Status = true }),
+		}), podCertificateRequestStrategy),
 		with(def(nodev1.SchemeGroupVersion, "runtimeclasses", "RuntimeClass", false, func() *nodev1.RuntimeClass { return &nodev1.RuntimeClass{} }, func() *nodev1.RuntimeClassList { return &nodev1.RuntimeClassList{} }), func(r *Resource) { r.NameFn = apivalidation.NameIsDNSSubdomain; r.Columns, r.Row = runtimeClassTable() }),
 	}
 }

@@ -335,7 +335,17 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 	acc.SetGeneration(old.GetGeneration())
 	acc.SetResourceVersion(old.GetResourceVersion())
 	acc.SetSelfLink("")
+	part := r.SpecParts[o.Subresource]
 	switch {
+	case part != nil:
+		// The part's function validates what it takes; the rest is
+		// the stored object's, so it needs no validation again.
+		next, errs := part(obj, cur)
+		if len(errs) > 0 {
+			return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
+		}
+		obj = next
+		acc, _ = meta.Accessor(obj)
 	case o.Subresource == "status":
 		keepSpec(obj, cur)
 		acc.SetLabels(old.GetLabels())
@@ -367,8 +377,10 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 			}
 		}
 	}
-	if errs := g.validate(r, obj, cur); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
+	if part == nil {
+		if errs := g.validate(r, obj, cur); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
+		}
 	}
 	if r.OnUpdate != nil {
 		if err := r.OnUpdate(obj, cur, o.DryRun); err != nil {

@@ -43,6 +43,10 @@ func defaultPodSpec(s *corev1.PodSpec) {
 	for i := range s.Containers {
 		defaultContainer(&s.Containers[i], s.HostNetwork)
 	}
+	for i := range s.EphemeralContainers {
+		c := (*corev1.Container)(&s.EphemeralContainers[i].EphemeralContainerCommon)
+		defaultContainer(c, s.HostNetwork)
+	}
 	for i := range s.Volumes {
 		defaultVolume(&s.Volumes[i])
 	}
@@ -172,6 +176,14 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 		vols.Insert(v.Name)
 		if v.HostPath != nil && !strings.HasPrefix(v.HostPath.Path, "/") && v.HostPath.Path != "" {
 			errs = append(errs, field.Invalid(vp.Child("hostPath", "path"), v.HostPath.Path, "must be an absolute path"))
+		}
+		if v.Projected != nil {
+			paths := map[string]bool{}
+			for j, src := range v.Projected.Sources {
+				if src.PodCertificate != nil {
+					errs = append(errs, validatePodCertificateProjection(src.PodCertificate, vp.Child("projected", "sources").Index(j).Child("podCertificate"), paths)...)
+				}
+			}
 		}
 	}
 	names := sets.New[string]()

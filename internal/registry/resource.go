@@ -67,6 +67,9 @@ type Resource struct {
 	// FieldLabels maps this version's selectable fields to the stored
 	// version's, for a resource on another version's storage.
 	FieldLabels map[string]string
+	// SpecParts are subresources that each write one part of the spec
+	// (pods/ephemeralcontainers, pods/resize), by name.
+	SpecParts map[string]SpecPart
 	// Verbs overrides the default verb list (for create-only resources).
 	Verbs []string
 }

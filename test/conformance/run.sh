@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# run.sh: upstream's conformance suite against a one-node skiff.
+# run.sh: upstream's conformance suite against a two-node skiff.
 #
 # Builds upstream's e2e.test, ginkgo, agnhost and kube-scheduler from this
 # module (k8s.io/kubernetes at the release in go.mod), makes the suite's
-# images (images.sh), starts `skiff server` with its node agent inside a
-# network namespace of its own (nothing touches the machine's network),
+# images (images.sh), starts `skiff server` with its node agent and a second
+# node (`skiff agent`), each in a network namespace of its own joined by a
+# veth pair (nothing touches the machine's network),
 # runs the [Conformance] tests (parallel first, then [Serial] ones), and
 # writes docs/conformance.md from the JUnit reports.
 #
@@ -24,6 +25,12 @@ NETNS=skiff-conformance
 NODE_IP=10.78.0.1
 NODE=node-10-78-0-1
 DATA=$OUT/cluster
+# The second node: a `skiff agent` in a network namespace of its own, joined
+# to the first by a veth pair (the suite needs two untainted nodes).
+NETNS2=skiff-conformance-2
+NODE2_IP=10.78.0.2
+NODE2=node-10-78-0-2
+DATA2=$OUT/cluster-2
 export PATH=/usr/local/go/bin:$PATH
 mkdir -p "$OUT/bin" "$OUT/path" "$OUT/reports"
 log() { echo "conformance: $*" >&2; }
@@ -32,10 +39,17 @@ log() { echo "conformance: $*" >&2; }
 build_tools() {
 	cd "$HERE"
 	local stamp
-	stamp=$(sha256sum go.sum | cut -c1-16)
+	# The stamp covers go.sum and this recipe: a changed build line rebuilds.
+	stamp=$(cat go.sum "$HERE/run.sh" | sha256sum | cut -c1-16)
 	if [ "$(cat "$OUT/bin/.stamp" 2>/dev/null)" != "$stamp" ]; then
 		log "building e2e.test, ginkgo, agnhost, kube-scheduler, nnp (about 25 minutes on 2 cores)"
-		go test -c -o "$OUT/bin/e2e.test" k8s.io/kubernetes/test/e2e
+		# The suite derives versions from its own build (the Pod Security
+		# fixtures it picks follow the release): stamp it as upstream does.
+		local v cb=k8s.io/component-base/version
+		v=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
+		v=${v#v}
+		go test -c -o "$OUT/bin/e2e.test" -ldflags "-X $cb.gitVersion=v$v -X $cb.gitMajor=${v%%.*} \
+-X $cb.gitMinor=$(echo "$v" | cut -d. -f2) -X $cb.gitTreeState=clean" k8s.io/kubernetes/test/e2e
 		go build -o "$OUT/bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
 		CGO_ENABLED=0 go build -ldflags=-s -o "$OUT/bin/agnhost" k8s.io/kubernetes/test/images/agnhost
 		CGO_ENABLED=0 go build -ldflags=-s -o "$OUT/bin/nnp" k8s.io/kubernetes/test/images/nonewprivs
@@ -53,12 +67,15 @@ kubectl() { "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" "$@"; }
 cluster_up() {
 	cluster_down
 	ip netns add $NETNS
+	ip netns add $NETNS2
 	ip -n $NETNS link set lo up
-	ip -n $NETNS link add host0 type veth peer name host0p
+	ip -n $NETNS2 link set lo up
+	ip -n $NETNS link add host0 type veth peer name host0 netns $NETNS2
 	ip -n $NETNS addr add $NODE_IP/24 dev host0
+	ip -n $NETNS2 addr add $NODE2_IP/24 dev host0
 	ip -n $NETNS link set host0 up
-	ip -n $NETNS link set host0p up
-	mkdir -p "$DATA"
+	ip -n $NETNS2 link set host0 up
+	mkdir -p "$DATA" "$DATA2"
 	# Only the network namespace is entered: a new mount namespace would
 	# hide the cgroup mounts runc needs.
 	setsid nsenter --net=/var/run/netns/$NETNS "$SKIFF" server --data-dir "$DATA" --bind-address 0.0.0.0 \
@@ -73,6 +90,48 @@ cluster_up() {
 	return 1
 }
 
+# agent_up joins the second node with the server's token.
+agent_up() {
+	setsid nsenter --net=/var/run/netns/$NETNS2 "$SKIFF" agent --server https://$NODE_IP:6443 \
+		--token-file "$DATA/node-token" --data-dir "$DATA2" --node-ip $NODE2_IP --node-name $NODE2 \
+		>"$OUT/agent.log" 2>&1 </dev/null &
+	echo $! >"$OUT/agent.pid"
+	local i
+	for i in $(seq 1 120); do
+		in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" wait --for=condition=Ready node/$NODE2 --timeout=1s >/dev/null 2>&1 && return 0
+		sleep 1
+	done
+	log "second node not Ready after 120 s; agent log: $OUT/agent.log"
+	return 1
+}
+
+# registry_up serves the suite's images as registry.k8s.io would, for the
+# tests that pull with policy Always: Debian's docker-registry on the first
+# node's address, each image pushed under its upstream path, and a
+# hosts.toml on both nodes that sends registry.k8s.io there.
+registry_up() {
+	local dir=$OUT/registry
+	rm -rf "$dir" && mkdir -p "$dir"
+	printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s:5000\n' \
+		"$dir/data" $NODE_IP >"$dir/config.yml"
+	setsid nsenter --net=/var/run/netns/$NETNS docker-registry serve "$dir/config.yml" >"$OUT/registry.log" 2>&1 </dev/null &
+	echo $! >"$OUT/registry.pid"
+	for _ in $(seq 1 30); do in_ns bash -c "exec 3<>/dev/tcp/$NODE_IP/5000" 2>/dev/null && break; sleep 0.5; done
+	local f ref
+	for f in "$OUT"/images/*.tar; do
+		# The archive names its image; registry.k8s.io/ is the host part.
+		ref=$(basename "$f" .tar); ref=${ref#registry.k8s.io_}; ref=${ref//_//}
+		ref="${ref%/*}:${ref##*/}"
+		in_ns skopeo copy --quiet --dest-tls-verify=false "oci-archive:$f" "docker://$NODE_IP:5000/$ref" >/dev/null
+	done
+	local d
+	for d in "$DATA" "$DATA2"; do
+		mkdir -p "$d/agent/containerd/certs.d/registry.k8s.io"
+		printf 'server = "https://registry.k8s.io"\n\n[host."http://%s:5000"]\n  capabilities = ["pull", "resolve"]\n' $NODE_IP \
+			>"$d/agent/containerd/certs.d/registry.k8s.io/hosts.toml"
+	done
+}
+
 # descendants PID: every process below PID.
 descendants() {
 	local c
@@ -82,7 +141,35 @@ descendants() {
 	done
 }
 
+# stop_group PIDFILE: TERM, then KILL, the process group setsid made.
+stop_group() {
+	[ -f "$1" ] || return 0
+	local pid
+	pid=$(cat "$1")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$1"
+}
+
+# clean_node DATA: containerd's shims outlive it by design; they and their
+# containers go, then the node's mounts and files.
+clean_node() {
+	local shim
+	for shim in $(pgrep -f "containerd-shim.*-address $1" || true); do
+		kill -KILL "$shim" $(descendants "$shim") 2>/dev/null || true
+	done
+	if [ -d "$1" ]; then
+		{ grep -o " $1[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		rm -rf "$1"
+	fi
+}
+
 cluster_down() {
+	stop_group "$OUT/registry.pid"
+	stop_group "$OUT/agent.pid"
 	if [ -f "$OUT/server.pid" ]; then
 		local pid
 		pid=$(cat "$OUT/server.pid")
@@ -96,15 +183,9 @@ cluster_down() {
 		fi
 		rm -f "$OUT/server.pid"
 	fi
-	# containerd's shims outlive it by design; they and their containers go.
-	local shim
-	for shim in $(pgrep -f "containerd-shim.*-address $DATA" || true); do
-		kill -KILL "$shim" $(descendants "$shim") 2>/dev/null || true
-	done
-	if [ -d "$DATA" ]; then
-		{ grep -o " $DATA[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-		rm -rf "$DATA"
-	fi
+	clean_node "$DATA2"
+	clean_node "$DATA"
+	ip netns del $NETNS2 2>/dev/null || true
 	ip netns del $NETNS 2>/dev/null || true
 }
 
@@ -138,7 +219,7 @@ upstream_scheduler() {
 	done
 	kill "$sched"; wait "$sched" 2>/dev/null || true
 	in_ns "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" delete pod upstream-scheduled --wait=false >/dev/null
-	if [ "$node" != "$NODE" ]; then
+	if [ -z "$node" ]; then
 		log "FAIL: upstream kube-scheduler did not bind its pod (log: $OUT/kube-scheduler.log)"
 		return 1
 	fi
@@ -167,8 +248,13 @@ log "making images"
 SKIFF=$SKIFF BIN=$OUT/bin K8S_SRC=$(go -C "$HERE" list -m -f '{{.Dir}}' k8s.io/kubernetes) "$HERE/images.sh" "$OUT/images" >/dev/null
 trap cluster_down EXIT
 cluster_up
-for f in "$OUT"/images/*.tar; do "$SKIFF" images import --data-dir "$DATA" "$f" >/dev/null; done
-log "cluster up, images imported"
+agent_up
+for f in "$OUT"/images/*.tar; do
+	"$SKIFF" images import --data-dir "$DATA" "$f" >/dev/null
+	"$SKIFF" images import --data-dir "$DATA2" "$f" >/dev/null
+done
+registry_up
+log "cluster of two nodes up, images imported and served by a registry for registry.k8s.io"
 scheduler_ok=1
 upstream_scheduler || scheduler_ok=0
 

@@ -70,3 +70,17 @@ func decide(obj metav1.Object, states map[types.UID]ownerState, hasDependents bo
 func withoutOwners(refs []metav1.OwnerReference, drop []types.UID) []metav1.OwnerReference {
 	return slices.DeleteFunc(slices.Clone(refs), func(r metav1.OwnerReference) bool { return slices.Contains(drop, r.UID) })
 }
+
+// unblockOwners returns refs with blockOwnerDeletion cleared, and whether
+// any was set.
+func unblockOwners(refs []metav1.OwnerReference) ([]metav1.OwnerReference, bool) {
+	out := slices.Clone(refs)
+	changed := false
+	for i := range out {
+		if out[i].BlockOwnerDeletion != nil && *out[i].BlockOwnerDeletion {
+			out[i].BlockOwnerDeletion = new(false)
+			changed = true
+		}
+	}
+	return out, changed
+}

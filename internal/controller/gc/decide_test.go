@@ -88,3 +88,25 @@ func TestGraphTracksOwnersAndDependents(t *testing.T) {
 		t.Fatalf("graph keeps %d nodes after everything is gone", len(g.nodes))
 	}
 }
+
+// An object that may close an ownership cycle stops blocking its owners;
+// refs that never blocked are left as they were.
+func TestUnblockOwners(t *testing.T) {
+	yes, no := true, false
+	refs := []metav1.OwnerReference{{UID: "a", BlockOwnerDeletion: &yes}, {UID: "b", BlockOwnerDeletion: &no}, {UID: "c"}}
+	out, changed := unblockOwners(refs)
+	if !changed {
+		t.Fatal("a blocking ref was not reported")
+	}
+	for _, r := range out {
+		if r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion {
+			t.Errorf("%s still blocks", r.UID)
+		}
+	}
+	if out[2].BlockOwnerDeletion != nil || !*refs[0].BlockOwnerDeletion {
+		t.Error("unset ref changed, or the input was modified")
+	}
+	if _, changed := unblockOwners(out); changed {
+		t.Error("nothing left to unblock, yet changed")
+	}
+}

@@ -267,12 +267,33 @@ func (c *Collector) attemptToDelete(ctx context.Context, ref objectRef) error {
 	if act.delete == nil {
 		return nil
 	}
+	if *act.delete == metav1.DeletePropagationForeground && c.inCycle(deps) {
+		// An owner waits on this object while a dependent of it waits on
+		// its own dependents: possibly an ownership cycle, in which each
+		// waits for the next forever. As upstream, this object stops
+		// blocking its owners, then goes in the foreground.
+		if unblocked, changed := unblockOwners(obj.OwnerReferences); changed {
+			if err := c.patchMeta(ctx, ref, obj.ResourceVersion, map[string]any{"ownerReferences": unblocked}); err != nil {
+				return err
+			}
+		}
+	}
 	c.log.Debug("deleting dependent", "resource", ref.gvr.Resource, "namespace", ref.namespace, "name", ref.name, "propagation", *act.delete)
 	err = client.Delete(ctx, ref.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ref.uid}, PropagationPolicy: act.delete})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}
 	return err
+}
+
+// inCycle: one of deps is itself deleting its dependents first.
+func (c *Collector) inCycle(deps []objectRef) bool {
+	for _, d := range deps {
+		if _, deleting := c.graph.observed(d.uid); deleting {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteDependentsFirst drives a foreground deletion: dependents that block

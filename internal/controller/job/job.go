@@ -89,15 +89,26 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			if key, ok := ownerKey(o); ok {
 				c.expect.Added(key)
 				c.queue.Add(key)
+				return
 			}
+			c.enqueueAdopters(o)
 		},
 		UpdateFunc: func(old, o any) {
-			if key, ok := ownerKey(o); ok {
+			key, ok := ownerKey(o)
+			if ok {
 				p, prev := o.(*corev1.Pod), old.(*corev1.Pod)
 				if p.DeletionTimestamp != nil && prev.DeletionTimestamp == nil {
 					c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 				}
 				c.queue.Add(key)
+			}
+			// A pod its Job let go: that Job recounts, and any Job whose
+			// selector matches may adopt it.
+			if prevKey, had := ownerKey(old); had && prevKey != key {
+				c.queue.Add(prevKey)
+			}
+			if !ok {
+				c.enqueueAdopters(o)
 			}
 		},
 		DeleteFunc: func(o any) {
@@ -115,6 +126,25 @@ func New(cc *controller.Context) (controller.Controller, error) {
 }
 
 func ownerKey(o any) (string, bool) { return controller.OwnerKey(o, "Job") }
+
+// enqueueAdopters queues the Jobs that could adopt an orphan pod: those of
+// its namespace whose selector matches it.
+func (c *Controller) enqueueAdopters(o any) {
+	p, ok := o.(*corev1.Pod)
+	if !ok || metav1.GetControllerOf(p) != nil {
+		return
+	}
+	jobs, err := c.jobs.Jobs(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
+			c.queue.Add(c.keyOf(j))
+		}
+	}
+}
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
@@ -134,7 +164,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	pods, err := c.ownedPods(j)
+	pods, err := c.claimPods(ctx, j)
 	if err != nil {
 		return err
 	}
@@ -430,24 +460,41 @@ func isReady(p *corev1.Pod) bool {
 	return false
 }
 
-// ownedPods lists the pods j controls (by its controller-uid label and
-// controller reference).
-func (c *Controller) ownedPods(j *batchv1.Job) ([]*corev1.Pod, error) {
+// claimPods returns the pods j controls, as upstream's ControllerRefManager
+// does: matching orphans are adopted, owned pods that left the selector are
+// released (and lose the tracking finalizer: the Job no longer counts them).
+func (c *Controller) claimPods(ctx context.Context, j *batchv1.Job) ([]*corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
 	if err != nil {
 		return nil, nil
 	}
-	all, err := c.pods.Pods(j.Namespace).List(sel)
+	all, err := c.pods.Pods(j.Namespace).List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	var out []*corev1.Pod
+	var owned, orphans []*corev1.Pod
 	for _, p := range all {
-		if metav1.IsControlledBy(p, j) {
-			out = append(out, p)
+		switch {
+		case metav1.IsControlledBy(p, j):
+			owned = append(owned, p)
+			if !sel.Matches(labels.Set(p.Labels)) {
+				if err := c.removeFinalizer(ctx, p); err != nil {
+					return nil, err
+				}
+			}
+		case metav1.GetControllerOf(p) == nil:
+			orphans = append(orphans, p)
 		}
 	}
-	return out, nil
+	claim := controller.PodClaim{Client: c.client, Owner: j, OwnerGVK: batchv1.SchemeGroupVersion.WithKind("Job"), Selector: sel,
+		Alive: func(ctx context.Context) bool {
+			fresh, err := c.client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+			return err == nil && fresh.UID == j.UID && fresh.DeletionTimestamp == nil
+		}}
+	if finishedJob(&j.Status) {
+		orphans = nil // a finished Job adopts nothing more
+	}
+	return claim.Claim(ctx, owned, orphans)
 }
 
 // deletePods deletes pods the controller no longer wants. Their tracking

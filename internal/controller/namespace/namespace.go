@@ -136,8 +136,15 @@ func (c *Controller) deleteContent(ctx context.Context, ns string) (leftovers, [
 		c.discovery.Invalidate()
 		return left, []string{fmt.Sprintf("discovery: %v", err)}
 	}
+	// Pods go first, and nothing else until they are gone (upstream's
+	// ordered namespace deletion): a terminating pod may still need its
+	// ConfigMaps, Secrets, ServiceAccount and network policies.
+	slices.SortStableFunc(resources, func(a, b deletable) int { return boolOrder(isPods(b.gvr)) - boolOrder(isPods(a.gvr)) })
 	var errs []string
 	for _, r := range resources {
+		if !isPods(r.gvr) && left.instances["pods"] > 0 {
+			break
+		}
 		client := c.metadata.Resource(r.gvr).Namespace(ns)
 		if r.collection {
 			err = client.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
@@ -168,6 +175,15 @@ func (c *Controller) deleteContent(ctx context.Context, ns string) (leftovers, [
 		err = nil
 	}
 	return left, errs
+}
+
+func isPods(gvr schema.GroupVersionResource) bool { return gvr.Group == "" && gvr.Resource == "pods" }
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 type deletable struct {
