@@ -1,10 +1,12 @@
 package kubelet
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -86,12 +88,13 @@ func milliFor(name v1.ResourceName) int64 {
 
 // admit runs admission once per pod, serialised, so two pods bound at
 // once cannot both take the last of a resource.
-func (k *Kubelet) admit(pod *v1.Pod) admission {
+func (k *Kubelet) admit(ctx context.Context, pod *v1.Pod) admission {
+	k.admitMu.Lock()
+	defer k.admitMu.Unlock()
 	_, alloc := k.capacity()
-	node := k.getNode()
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.admitted[pod.UID] {
+		k.mu.Unlock()
 		return admission{ok: true}
 	}
 	var others []*v1.Pod
@@ -104,9 +107,20 @@ func (k *Kubelet) admit(pod *v1.Pod) admission {
 			others = append(others, p)
 		}
 	}
-	v := admitPod(pod, node, alloc, others)
+	k.mu.Unlock()
+	v := admitPod(pod, k.getNode(), alloc, others)
+	if !v.ok && v.reason == "NodeAffinity" {
+		// The node object the agent keeps is refreshed with its status;
+		// labels a user just set may not be in it yet.
+		if fresh, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
+			k.setNode(fresh)
+			v = admitPod(pod, fresh, alloc, others)
+		}
+	}
 	if v.ok {
+		k.mu.Lock()
 		k.admitted[pod.UID] = true
+		k.mu.Unlock()
 	}
 	return v
 }

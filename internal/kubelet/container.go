@@ -23,7 +23,17 @@ const (
 
 // containerHash identifies a container's spec; a running container whose
 // hash differs from its spec's is replaced.
+// The hash leaves out resources and resizePolicy: those change in place
+// (pods/resize) without replacing the container.
 func containerHash(c *v1.Container) string {
+	bare := *c
+	bare.Resources, bare.ResizePolicy = v1.ResourceRequirements{}, nil
+	return legacyContainerHash(&bare)
+}
+
+// legacyContainerHash is the hash of the whole container, as agents before
+// in-place resize wrote it: their containers are not restarted for it.
+func legacyContainerHash(c *v1.Container) string {
 	b, _ := json.Marshal(c)
 	h := fnv.New32a()
 	h.Write(b)
@@ -170,6 +180,8 @@ type containerSpec struct {
 	termFile  string
 	hostsFile string
 	initIndex int // -1 for app containers
+	// memoryCapacity of the node, for the container's OOM score
+	memoryCapacity int64
 }
 
 // containerConfig translates a container of the pod spec into the CRI's
@@ -184,7 +196,7 @@ func containerConfig(s containerSpec) (*cri.ContainerConfig, error) {
 			labelPodName: s.pod.Name, labelPodNamespace: s.pod.Namespace, labelPodUID: string(s.pod.UID), labelContainerName: c.Name,
 		},
 		Annotations: map[string]string{
-			annotationHash: containerHash(c), annotationRestarts: strconv.Itoa(s.restartCount),
+			annotationHash: containerHash(c), annotationRestarts: strconv.Itoa(s.restartCount), annotationResources: resourcesAnnotation(c),
 			annotationTermPath: c.TerminationMessagePath, annotationTermPol: string(c.TerminationMessagePolicy),
 			annotationInitIndex: strconv.Itoa(s.initIndex),
 		},
@@ -234,7 +246,9 @@ func containerConfig(s containerSpec) (*cri.ContainerConfig, error) {
 	if s.hostsFile != "" && !mountsAt(c, "/etc/hosts") {
 		cfg.Mounts = append(cfg.Mounts, &cri.Mount{ContainerPath: "/etc/hosts", HostPath: s.hostsFile})
 	}
-	cfg.Linux = &cri.LinuxContainerConfig{Resources: linuxResources(c), SecurityContext: securityContext(s.pod, c)}
+	res := linuxResources(c)
+	res.OomScoreAdj = int64(oomScoreAdj(s.pod, c, s.memoryCapacity))
+	cfg.Linux = &cri.LinuxContainerConfig{Resources: res, SecurityContext: securityContext(s.pod, c)}
 	return cfg, nil
 }
 

@@ -101,8 +101,9 @@ type Kubelet struct {
 	// evicted: pods to end Failed/Evicted, with the message to report
 	evicted map[types.UID]string
 	// admitted: pods that passed the node's admission (they hold its
-	// ports and resources)
+	// ports and resources); admitMu serialises admission
 	admitted map[types.UID]bool
+	admitMu  sync.Mutex
 
 	imageMu sync.Mutex
 	images  map[string]imageRecord // image GC's memory of use, by image ID
@@ -115,7 +116,9 @@ type Kubelet struct {
 	services     corelisters.ServiceLister
 	probes       *probeManager
 	podCerts     podCerts
-	metrics      *metrics
+	// resized: container ID → the resources an in-place resize applied
+	resized sync.Map
+	metrics *metrics
 	// firstSeen: when the kubelet first saw each pod not yet running, for
 	// the pod start duration metric
 	firstSeen map[types.UID]time.Time

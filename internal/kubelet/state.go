@@ -21,6 +21,7 @@ type containerState struct {
 	reason, message          string
 	restartCount             int
 	hash                     string
+	resources                string // annotationResources: what it was created with
 	image, imageRef          string
 	termPath                 string
 }
@@ -117,7 +118,7 @@ func (k *Kubelet) runtimeState(ctx context.Context, uid types.UID) (*podState, e
 		cst := &containerState{
 			id: c.Id, name: c.Labels[labelContainerName], sandboxID: c.PodSandboxId, state: c.State,
 			created: time.Unix(0, c.CreatedAt), hash: c.Annotations[annotationHash],
-			termPath: c.Annotations[annotationTermPath],
+			termPath: c.Annotations[annotationTermPath], resources: c.Annotations[annotationResources],
 		}
 		cst.restartCount, _ = strconv.Atoi(c.Annotations[annotationRestarts])
 		if c.Image != nil {

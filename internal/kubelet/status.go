@@ -217,6 +217,10 @@ func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, re
 		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.started)}
 		out.Started = ptr.To(k.probes.started(pod.UID, c, cur))
 		out.Ready = k.containerReady(pod, c, cur)
+		// What the container runs with (after any in-place resize).
+		applied := k.appliedResources(cur, c)
+		out.Resources = &applied
+		out.AllocatedResources = applied.Requests
 	case cur.exited():
 		term := k.terminated(pod, c, cur)
 		w, waitingNow := k.waiting(pod, c.Name)

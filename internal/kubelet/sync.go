@@ -74,7 +74,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 				k.markEvicted(uid, msg)
 				return k.evictPod(ctx, pod, st, msg)
 			}
-			if v := k.admit(pod); !v.ok {
+			if v := k.admit(ctx, pod); !v.ok {
 				return k.failPod(ctx, pod, st, v.reason, v.message, false)
 			}
 		} else {
@@ -247,7 +247,8 @@ func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
 // replaceIfChanged stops a running container whose spec changed (for
 // example a new image); the next sync starts its replacement.
 func (k *Kubelet) replaceIfChanged(ctx context.Context, pod *v1.Pod, c *v1.Container, cs *containerState) {
-	if cs.hash == "" || cs.hash == containerHash(c) {
+	if cs.hash == "" || cs.hash == containerHash(c) || cs.hash == legacyContainerHash(c) {
+		k.resizeIfChanged(ctx, pod, c, cs)
 		return
 	}
 	k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
@@ -297,7 +298,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		return 0, err
 	}
 	restarts := st.nextRestartCount(c.Name)
-	spec := containerSpec{pod: pod, c: c, restartCount: restarts, env: env, volumes: vols, initIndex: initIndex}
+	spec := containerSpec{pod: pod, c: c, restartCount: restarts, env: env, volumes: vols, initIndex: initIndex, memoryCapacity: k.machine.memory.Value()}
 	if spec.termFile, err = k.terminationFile(pod, c.Name, restarts); err != nil {
 		return 0, err
 	}
@@ -560,6 +561,11 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) er
 	removeCgroups(string(uid))
 	k.probes.forget(uid)
 	k.podCerts.forget(uid)
+	for _, list := range st.containers {
+		for _, cs := range list {
+			k.resized.Delete(cs.id)
+		}
+	}
 	k.mu.Lock()
 	delete(k.evicted, uid)
 	delete(k.admitted, uid)

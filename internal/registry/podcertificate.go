@@ -15,6 +15,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -39,6 +40,11 @@ var podCertificateKeyTypes = []string{"RSA3072", "RSA4096", "ECDSAP256", "ECDSAP
 // key); the signer answers through status. The spec never changes.
 func podCertificateRequestStrategy(r *Resource) {
 	r.Status = true
+	// Signers watch their own requests, kubelets their node's.
+	r.Fields = func(o runtime.Object) fields.Set {
+		p := o.(*certificatesv1.PodCertificateRequest)
+		return fields.Set{"spec.signerName": p.Spec.SignerName, "spec.podName": p.Spec.PodName, "spec.nodeName": string(p.Spec.NodeName)}
+	}
 	r.Default = func(o runtime.Object) {
 		p := o.(*certificatesv1.PodCertificateRequest)
 		if p.Spec.MaxExpirationSeconds == nil {

@@ -40,7 +40,7 @@ build_tools() {
 	cd "$HERE"
 	local stamp
 	# The stamp covers go.sum and this recipe: a changed build line rebuilds.
-	stamp=$(cat go.sum "$HERE/run.sh" | sha256sum | cut -c1-16)
+	stamp=$( (cat go.sum; declare -f build_tools) | sha256sum | cut -c1-16)
 	if [ "$(cat "$OUT/bin/.stamp" 2>/dev/null)" != "$stamp" ]; then
 		log "building e2e.test, ginkgo, agnhost, kube-scheduler, nnp (about 25 minutes on 2 cores)"
 		# The suite derives versions from its own build (the Pod Security
@@ -48,7 +48,7 @@ build_tools() {
 		local v cb=k8s.io/component-base/version
 		v=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 		v=${v#v}
-		go test -c -o "$OUT/bin/e2e.test" -ldflags "-X $cb.gitVersion=v$v -X $cb.gitMajor=${v%%.*} \
+		go test -c -vet=off -o "$OUT/bin/e2e.test" -ldflags "-X $cb.gitVersion=v$v -X $cb.gitMajor=${v%%.*} \
 -X $cb.gitMinor=$(echo "$v" | cut -d. -f2) -X $cb.gitTreeState=clean" k8s.io/kubernetes/test/e2e
 		go build -o "$OUT/bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
 		CGO_ENABLED=0 go build -ldflags=-s -o "$OUT/bin/agnhost" k8s.io/kubernetes/test/images/agnhost

@@ -307,6 +307,11 @@ func TestNewAPIDetails(t *testing.T) {
 	if _, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=example.com/x"}); err != nil {
 		t.Errorf("CSR field selector spec.signerName: %v", err)
 	}
+	for _, sel := range []string{"spec.signerName=example.com/x", "spec.podName=p", "spec.nodeName=n"} {
+		if _, err := cs.CertificatesV1().PodCertificateRequests("default").List(ctx, metav1.ListOptions{FieldSelector: sel}); err != nil {
+			t.Errorf("PodCertificateRequest field selector %s: %v", sel, err)
+		}
+	}
 	ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e1"}, EventTime: metav1.NowMicro(), ReportingController: "example.com/ctl", ReportingInstance: "i",
 		Action: "Test", Reason: "Tested", Type: "Normal", Regarding: corev1.ObjectReference{Kind: "Pod", Name: "p", Namespace: "default"}}
 	if _, err := cs.EventsV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {

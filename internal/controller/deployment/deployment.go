@@ -295,6 +295,10 @@ func (c *Controller) recreate(ctx context.Context, d *appsv1.Deployment, newRS *
 	}
 	oldUIDs := map[types.UID]bool{}
 	for _, rs := range old {
+		if rs.Status.Replicas > 0 {
+			// The ReplicaSet still counts pods this cache may not show.
+			return nil
+		}
 		oldUIDs[rs.UID] = true
 	}
 	pods, err := c.podLister.Pods(d.Namespace).List(labels.Everything())

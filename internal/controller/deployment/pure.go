@@ -107,6 +107,13 @@ func availableReplicas(sets []*appsv1.ReplicaSet) int32 {
 func newRSReplicas(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
 	want := replicas(d.Spec.Replicas)
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
+		// Recreate: nothing new while an old ReplicaSet wants or still
+		// counts a pod.
+		for _, rs := range all {
+			if rs.Name != newRS.Name && (replicas(rs.Spec.Replicas) > 0 || rs.Status.Replicas > 0) {
+				return replicas(newRS.Spec.Replicas)
+			}
+		}
 		return want
 	}
 	cur := replicas(newRS.Spec.Replicas)

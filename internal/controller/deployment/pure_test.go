@@ -125,3 +125,23 @@ func TestProgressConditionKeepsTimes(t *testing.T) {
 		t.Errorf("a new reason must update lastUpdateTime only: %+v", c)
 	}
 }
+
+// Recreate: the new ReplicaSet stays at zero while an old one still wants
+// or counts a pod, then takes the whole size.
+func TestRecreateWaitsForOldPods(t *testing.T) {
+	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}}}
+	newRS := rs("new", 2, 0, 0)
+	for _, tc := range []struct {
+		name string
+		old  *appsv1.ReplicaSet
+		want int32
+	}{
+		{"old still sized", rs("old", 1, 2, 2), 0},
+		{"old scaled to zero, pods not gone", func() *appsv1.ReplicaSet { r := rs("old", 1, 0, 0); r.Status.Replicas = 1; return r }(), 0},
+		{"old empty", rs("old", 1, 0, 0), 2},
+	} {
+		if got := newRSReplicas(d, []*appsv1.ReplicaSet{tc.old, newRS}, newRS); got != tc.want {
+			t.Errorf("%s: new ReplicaSet to %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ import (
 // Revision builds the ControllerRevision of owner's pod template: the data
 // is the patch that restores the template, the name owner-name + hash.
 func Revision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl corev1.PodTemplateSpec, collisionCount *int32, number int64) (*appsv1.ControllerRevision, error) {
-	data, err := json.Marshal(map[string]any{"spec": map[string]any{"template": tmpl, "$patch": "replace"}})
+	data, err := patchData(tmpl)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +48,36 @@ func Revision(owner metav1.Object, gvk schema.GroupVersionKind, tmpl corev1.PodT
 		Data:     runtime.RawExtension{Raw: data},
 		Revision: number,
 	}, nil
+}
+
+// patchData is the revision's data byte for byte as upstream's controllers
+// write it — {"spec":{"template":{...,"$patch":"replace"}}} with every
+// object's keys sorted — since clients (kubectl rollout history, the
+// conformance suite) find a workload's current revision by comparing bytes.
+func patchData(tmpl corev1.PodTemplateSpec) ([]byte, error) {
+	raw, err := json.Marshal(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	m["$patch"] = "replace"
+	return json.Marshal(map[string]any{"spec": map[string]any{"template": m}})
+}
+
+// Template decodes the pod template a revision records.
+func Template(r *appsv1.ControllerRevision) (*corev1.PodTemplateSpec, error) {
+	var data struct {
+		Spec struct {
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(r.Data.Raw, &data); err != nil {
+		return nil, fmt.Errorf("decode revision %s: %w", r.Name, err)
+	}
+	return &data.Spec.Template, nil
 }
 
 // ErrCollision means another revision holds the wanted name: the owner's
@@ -73,9 +104,26 @@ func Ensure(ctx context.Context, client kubernetes.Interface, lister appslisters
 		return "", nil, err
 	}
 	for _, r := range revs {
-		if r.Name == want.Name && apiequality.Semantic.DeepEqual(r.Data.Raw, want.Data.Raw) {
-			return r.Name, revs, nil
+		same := r.Name == want.Name && bytes.Equal(r.Data.Raw, want.Data.Raw)
+		if !same && r.Name != want.Name {
+			// Written by an older agent in another layout: the same
+			// template is the same revision (no needless rollout).
+			t, err := Template(r)
+			same = err == nil && apiequality.Semantic.DeepEqual(*t, tmpl)
 		}
+		if !same {
+			continue
+		}
+		if r.Revision < top {
+			// Back to an earlier template (a rollback): it becomes the
+			// newest revision again, as upstream numbers them.
+			upd := r.DeepCopy()
+			upd.Revision = top + 1
+			if _, err := client.AppsV1().ControllerRevisions(r.Namespace).Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+				return "", nil, fmt.Errorf("renumber revision %s: %w", r.Name, err)
+			}
+		}
+		return r.Name, revs, nil
 	}
 	created, err := client.AppsV1().ControllerRevisions(owner.GetNamespace()).Create(ctx, want, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {

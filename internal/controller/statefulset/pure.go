@@ -50,8 +50,11 @@ func claimName(tmpl corev1.PersistentVolumeClaim, s *appsv1.StatefulSet, ordinal
 }
 
 // newPod builds the pod for ordinal at revision rev.
-func newPod(s *appsv1.StatefulSet, ordinal int32, rev string) *corev1.Pod {
-	t := s.Spec.Template.DeepCopy()
+func newPod(s *appsv1.StatefulSet, ordinal int32, rev string, tmpl *corev1.PodTemplateSpec) *corev1.Pod {
+	if tmpl == nil {
+		tmpl = &s.Spec.Template
+	}
+	t := tmpl.DeepCopy()
 	name := podName(s, ordinal)
 	labels := map[string]string{}
 	for k, v := range t.Labels {
@@ -128,7 +131,10 @@ type step struct {
 // range (highest first), and roll out the update revision from the highest
 // ordinal down to the partition, replacing at most maxUnavailable pods at
 // a time (one by default, then only while all are ready).
-func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentRev string) []step {
+//
+// A pod below the partition is recreated from current, the template of
+// the current revision (nil: the set's template).
+func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentRev string, current *corev1.PodTemplateSpec) []step {
 	parallel := s.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
 	start, n := startOrdinal(s), replicas(s)
 	var steps []step
@@ -144,11 +150,11 @@ func plan(s *appsv1.StatefulSet, pods map[int32]*corev1.Pod, updateRev, currentR
 	for o := start; o < start+n; o++ {
 		p := pods[o]
 		if p == nil {
-			rev := currentRev
-			if o >= start+partition(s) || currentRev == "" {
-				rev = updateRev
+			rev, tmpl := currentRev, current
+			if o >= start+partition(s) || currentRev == "" || currentRev == updateRev {
+				rev, tmpl = updateRev, nil
 			}
-			steps = append(steps, step{create: newPod(s, o, rev)})
+			steps = append(steps, step{create: newPod(s, o, rev, tmpl)})
 			if !parallel {
 				return steps
 			}

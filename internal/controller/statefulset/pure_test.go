@@ -18,7 +18,7 @@ func set(replicas int32, policy appsv1.PodManagementPolicyType, partition int32)
 }
 
 func pod(s *appsv1.StatefulSet, o int32, rev string, ready bool) *corev1.Pod {
-	p := newPod(s, o, rev)
+	p := newPod(s, o, rev, nil)
 	if ready {
 		p.Status.Phase = corev1.PodRunning
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
@@ -73,7 +73,7 @@ func TestPlan(t *testing.T) {
 		for _, p := range c.pods {
 			m[ordinalOf(c.s, p)] = p
 		}
-		got := describe(plan(c.s, m, "r1", "r0"))
+		got := describe(plan(c.s, m, "r1", "r0", nil))
 		if len(got) != len(c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 			continue
@@ -96,8 +96,26 @@ func TestClaimsAndPods(t *testing.T) {
 	if c.Name != "data-db-4" || c.Labels["app"] != "db" || !metav1.IsControlledBy(c, s) {
 		t.Errorf("claim %+v", c.ObjectMeta)
 	}
-	p := newPod(s, 4, "r")
+	p := newPod(s, 4, "r", nil)
 	if p.Name != "db-4" || p.Spec.Hostname != "db-4" || p.Spec.Subdomain != "db" || p.Labels[podIndexLabel] != "4" || p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "data-db-4" {
 		t.Errorf("pod %+v %+v", p.ObjectMeta, p.Spec)
+	}
+}
+
+// A pod below the partition that is deleted comes back at the current
+// revision, from that revision's template, not the set's new one.
+func TestPlanRecreatesBelowPartitionAtCurrentRevision(t *testing.T) {
+	s := set(3, appsv1.OrderedReadyPodManagement, 2)
+	s.Spec.Template.Spec.Containers = []corev1.Container{{Name: "c", Image: "new:2"}}
+	old := s.Spec.Template.DeepCopy()
+	old.Spec.Containers[0].Image = "old:1"
+	pods := map[int32]*corev1.Pod{1: pod(s, 1, "r0", true), 2: pod(s, 2, "r1", true)}
+	steps := plan(s, pods, "r1", "r0", old)
+	if len(steps) != 1 || steps[0].create == nil {
+		t.Fatalf("steps %v", describe(steps))
+	}
+	p := steps[0].create
+	if p.Name != "db-0" || p.Labels[revisionLabel] != "r0" || p.Spec.Containers[0].Image != "old:1" {
+		t.Errorf("recreated %s at %s with image %s", p.Name, p.Labels[revisionLabel], p.Spec.Containers[0].Image)
 	}
 }

@@ -141,7 +141,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			pods[o] = p
 		}
 	}
-	for _, st := range plan(s, pods, updateRev, currentRev) {
+	var current *corev1.PodTemplateSpec
+	for _, r := range revs {
+		if r.Name == currentRev && currentRev != updateRev {
+			if current, err = history.Template(r); err != nil {
+				return fmt.Errorf("statefulset %s: revision %s: %w", key, r.Name, err)
+			}
+		}
+	}
+	for _, st := range plan(s, pods, updateRev, currentRev, current) {
 		if err := c.apply(ctx, s, st); err != nil {
 			return err
 		}
