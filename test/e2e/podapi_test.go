@@ -289,6 +289,9 @@ func readWebSocket(t *testing.T, cfg *rest.Config, path, protocol string) []byte
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = host.Hostname()
+	}
 	conn := tls.Client(raw, tlsCfg)
 	loc, _ := url.Parse("wss://" + host.Host + path)
 	wsCfg := &websocket.Config{Location: loc, Origin: &url.URL{Scheme: "https", Host: host.Host}, Version: websocket.ProtocolVersionHybi13, Protocol: []string{protocol}}
