@@ -112,6 +112,7 @@ func Run(ctx context.Context, cfg Config, api *rest.Config) error {
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
 		EvictionHard: cfg.EvictionHard, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
+		ImageMounts: imageMounts(sup, endpoint),
 	}, client, rt)
 	if err != nil {
 		return err
@@ -247,4 +248,13 @@ func DefaultNodeIP() net.IP {
 		}
 	}
 	return net.IPv4(127, 0, 0, 1).To4()
+}
+
+// imageMounts serves image volumes from the containerd the agent runs; an
+// external runtime's image store is not the agent's to mount.
+func imageMounts(sup *runtime.Supervisor, socket string) kubelet.ImageMounter {
+	if sup == nil {
+		return nil
+	}
+	return runtime.ImageMounts{Socket: socket}
 }

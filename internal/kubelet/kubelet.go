@@ -59,6 +59,8 @@ type Config struct {
 	GC GCPolicy
 	// PinnedImages are never garbage collected (the pause image).
 	PinnedImages []string
+	// ImageMounts serves image volumes; nil: the runtime cannot.
+	ImageMounts ImageMounter
 	// ClusterDNS are the cluster DNS addresses ClusterFirst pods use
 	// (none: they get the node's resolvers); ClusterDomain is the domain
 	// of their search path.
@@ -122,6 +124,12 @@ type Kubelet struct {
 	// firstSeen: when the kubelet first saw each pod not yet running, for
 	// the pod start duration metric
 	firstSeen map[types.UID]time.Time
+}
+
+// ImageMounter mounts an image's filesystem read-only at a node path.
+type ImageMounter interface {
+	Mount(ctx context.Context, ref, target string) error
+	Unmount(ctx context.Context, target string) error
 }
 
 // New connects the kubelet's parts; Run starts it.

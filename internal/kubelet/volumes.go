@@ -86,6 +86,9 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *v1.Pod, podIP string) (
 			if err == nil {
 				err = chownGroup(mv.hostPath, fsGroup)
 			}
+		case src.Image != nil:
+			mv.hostPath, mv.readOnly = k.volumeDir(uid, "image", vol.Name), true
+			err = k.mountImage(ctx, pod, vol.Name, src.Image, mv.hostPath)
 		case src.PersistentVolumeClaim != nil:
 			mv.hostPath, err = k.claimPath(ctx, pod.Namespace, src.PersistentVolumeClaim.ClaimName)
 			mv.readOnly = src.PersistentVolumeClaim.ReadOnly
@@ -141,6 +144,42 @@ func isMountPoint(dir string) bool {
 		return false
 	}
 	return a.Dev != b.Dev
+}
+
+// mountPoints lists the mount table's mount points: a read-only bind
+// mount (what an image view of one layer is) keeps its device, so only
+// the table knows it.
+func mountPoints() map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(p string) string {
+	if !strings.Contains(p, "\\") {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+3 < len(p) {
+			if n, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 func chownGroup(dir string, gid *int64) error {
@@ -414,17 +453,48 @@ func subPathOf(volume string, mv mountedVolume, sub string) (string, error) {
 func (k *Kubelet) teardownVolumes(uid string) error {
 	dir := k.podDir(uid)
 	var mounts []string
+	table := mountPoints()
 	_ = filepath.Walk(filepath.Join(dir, "volumes"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.IsDir() && isMountPoint(p) {
+		if err == nil && info.IsDir() && (table[p] || isMountPoint(p)) {
 			mounts = append(mounts, p)
 			return filepath.SkipDir
 		}
 		return nil
 	})
 	for _, m := range mounts {
+		if filepath.Base(filepath.Dir(m)) == "kubernetes.io~image" && k.cfg.ImageMounts != nil {
+			// The image's snapshot goes with the mount.
+			if err := k.cfg.ImageMounts.Unmount(context.Background(), m); err == nil {
+				continue
+			}
+		}
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			return fmt.Errorf("unmount %s: %w", m, err)
 		}
 	}
 	return os.RemoveAll(dir)
+}
+
+// mountImage serves an image volume: the image is pulled by its pull
+// policy once, when the volume is first set up, and its filesystem mounted
+// read-only; later syncs find the mount and leave it.
+func (k *Kubelet) mountImage(ctx context.Context, pod *v1.Pod, volume string, src *v1.ImageVolumeSource, target string) error {
+	if k.cfg.ImageMounts == nil {
+		return errors.New("image volumes need the containerd this node supervises")
+	}
+	if mountPoints()[target] {
+		return nil
+	}
+	policy := src.PullPolicy
+	if policy == "" {
+		policy = v1.PullIfNotPresent
+	}
+	// The pull reports as upstream's does, under the volume's name.
+	if _, _, _, err := k.ensureImage(ctx, pod, &v1.Container{Name: volume, Image: src.Reference, ImagePullPolicy: policy}); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	return k.cfg.ImageMounts.Mount(ctx, src.Reference, target)
 }

@@ -144,6 +144,8 @@ func defaultVolume(v *corev1.Volume) {
 		v.Projected.DefaultMode = mode
 	case v.HostPath != nil && v.HostPath.Type == nil:
 		v.HostPath.Type = ptr.To(corev1.HostPathUnset)
+	case v.Image != nil && v.Image.PullPolicy == "":
+		v.Image.PullPolicy = defaultPullPolicy(v.Image.Reference)
 	}
 	if v.VolumeSource == (corev1.VolumeSource{}) {
 		v.EmptyDir = &corev1.EmptyDirVolumeSource{}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -312,4 +313,35 @@ func readWebSocket(t *testing.T, cfg *rest.Config, path, protocol string) []byte
 		}
 		all = append(all, msg...)
 	}
+}
+
+// An image volume: another image's filesystem, read-only, in the pod.
+func TestImageVolume(t *testing.T) {
+	ns := namespace(t)
+	p := busyboxPod(ns, "imgvol", "ls /img/bin/busybox && (touch /img/x 2>&1 || true); while true; do sleep 1; done")
+	p.Spec.Volumes = []v1.Volume{{Name: "img", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: busyboxImage}}}}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "img", MountPath: "/img"}}
+	createPod(t, p)
+	waitRunningReady(t, ns, "imgvol")
+	eventually(t, 20*time.Second, func() error {
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "imgvol")
+		if err != nil || !strings.Contains(out, "/img/bin/busybox") || !strings.Contains(out, "Read-only file system") {
+			return fmt.Errorf("logs %q: %v", out, err)
+		}
+		return nil
+	})
+	if got := getPod(t, ns, "imgvol"); got.Spec.Volumes[0].Image.PullPolicy != v1.PullIfNotPresent {
+		t.Errorf("pull policy defaulted to %q", got.Spec.Volumes[0].Image.PullPolicy)
+	}
+	// Deleting the pod unmounts the image and drops its snapshot.
+	if err := cl.client.CoreV1().Pods(ns).Delete(context.Background(), "imgvol", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		mounts, _ := os.ReadFile("/proc/self/mounts")
+		if strings.Contains(string(mounts), "kubernetes.io~image/img") {
+			return fmt.Errorf("image volume still mounted")
+		}
+		return nil
+	})
 }
