@@ -7,7 +7,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -63,17 +62,7 @@ func validateEphemeralContainers(s, old *corev1.PodSpec) field.ErrorList {
 			names.Insert(c.Name)
 			continue
 		}
-		if c.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), ""))
-		} else {
-			for _, msg := range validation.IsDNS1123Label(c.Name) {
-				errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
-			}
-			if names.Has(c.Name) {
-				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
-			}
-			names.Insert(c.Name)
-		}
+		errs = append(errs, validateContainerName(c.Name, cp.Child("name"), names)...)
 		if c.Image == "" {
 			errs = append(errs, field.Required(cp.Child("image"), ""))
 		}

@@ -234,21 +234,28 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	return errs
 }
 
+// validateContainerName checks a container's name: a DNS label, unique
+// among the pod's containers of every kind (names collects them).
+func validateContainerName(name string, p *field.Path, names sets.Set[string]) field.ErrorList {
+	if name == "" {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Label(name) {
+		errs = append(errs, field.Invalid(p, name, msg))
+	}
+	if names.Has(name) {
+		errs = append(errs, field.Duplicate(p, name))
+	}
+	names.Insert(name)
+	return errs
+}
+
 func validateContainers(cs []corev1.Container, p *field.Path, names, vols sets.Set[string], init bool) field.ErrorList {
 	var errs field.ErrorList
 	for i, c := range cs {
 		cp := p.Index(i)
-		if c.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), ""))
-		} else {
-			for _, msg := range validation.IsDNS1123Label(c.Name) {
-				errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
-			}
-			if names.Has(c.Name) {
-				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
-			}
-			names.Insert(c.Name)
-		}
+		errs = append(errs, validateContainerName(c.Name, cp.Child("name"), names)...)
 		if strings.TrimSpace(c.Image) == "" {
 			errs = append(errs, field.Required(cp.Child("image"), ""))
 		} else if c.Image != strings.TrimSpace(c.Image) {

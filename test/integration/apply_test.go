@@ -106,7 +106,8 @@ func applyKinds(csr, ca string) []applyKind {
 		{"ResourceV1", "ResourceSlices", gv("resource.k8s.io", "v1", "resourceslices"), false, "spec: {driver: example.com, nodeName: n1, pool: {name: p, generation: 1, resourceSliceCount: 1}, devices: [{name: d1}]}", "ResourceSlice", ""},
 		{"ResourceV1", "DeviceTaintRules", gv("resource.k8s.io", "v1", "devicetaintrules"), false, "spec: {deviceSelector: {driver: example.com}, taint: {key: example.com/broken, value: \"yes\", effect: NoSchedule}}", "DeviceTaintRule", ""},
 		{"CertificatesV1", "ClusterTrustBundles", gv("certificates.k8s.io", "v1", "clustertrustbundles"), false, "spec: {trustBundle: " + ca + "}", "ClusterTrustBundle", ""},
-		{"CertificatesV1", "PodCertificateRequests", gv("certificates.k8s.io", "v1", "podcertificaterequests"), true, "spec: {signerName: example.com/signer, podName: p, podUID: u1, serviceAccountName: default, serviceAccountUID: u2, nodeName: n1, nodeUID: u3}", "PodCertificateRequest", ""},
+		// The stub request is a real ECDSA P-256 PKCS#10 request: the API checks its signature.
+		{"CertificatesV1", "PodCertificateRequests", gv("certificates.k8s.io", "v1", "podcertificaterequests"), true, "spec: {signerName: example.com/signer, podName: p, podUID: u1, serviceAccountName: default, serviceAccountUID: u2, nodeName: n1, nodeUID: u3, stubPKCS10Request: MIG6MGICAQAwADBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABF0wsYbntokOlTah+vYUSCUNNzl6Qr/bJQyVvBNJ8a4BcFHu7UN/lIqUGCtPisbsUxjYgP+obM6KoES+zz4701agADAKBggqhkjOPQQDAgNIADBFAiAyWMP+a3n3+eWCVysDRfbPgyU+85GBOWNBLIy298/WoAIhAObQCDlEJAcKuSVpWFXI/H0Kj9jI+/Jy7+aTlfWXvgjH}", "PodCertificateRequest", ""},
 		{"NodeV1", "RuntimeClasses", gv("node.k8s.io", "v1", "runtimeclasses"), false, "handler: runc", "RuntimeClass", ""},
 	}
 }

@@ -228,6 +228,11 @@ func TestListPaginationAndSelectors(t *testing.T) {
 	}
 	// Without selectors a page says how many objects follow it; with
 	// selectors it cannot, and says nothing (as upstream).
+	// The root CA ConfigMap arrives on its own time: counts wait for it.
+	eventually(t, "the namespace's root CA ConfigMap", func() (bool, string) {
+		_, err := cms.Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
 	all, err := cms.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
