@@ -171,6 +171,16 @@ func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res 
 		s.writeError(w, r, err)
 		return
 	}
+	if strings.HasSuffix(r.URL.Path, "/proxy") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// As upstream: the bare .../proxy moves to .../proxy/, so relative
+		// links of the page resolve under the proxy.
+		loc := r.URL.Path + "/"
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, loc, http.StatusMovedPermanently)
+		return
+	}
 	rest := proxyRest(r.URL.Path, ri.Name)
 	// The path up to .../proxy, which rewritten links start with.
 	prefix := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, rest), "/")

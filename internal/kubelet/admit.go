@@ -32,15 +32,15 @@ func admitPod(pod *v1.Pod, node *v1.Node, allocatable v1.ResourceList, admitted 
 			return admission{reason: "NodeAffinity", message: "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"}
 		}
 	}
-	used := map[string]types.UID{}
+	var used []hostPort
 	for _, p := range admitted {
-		for _, hp := range hostPorts(p) {
-			used[hp] = p.UID
-		}
+		used = append(used, hostPorts(p)...)
 	}
-	for _, hp := range hostPorts(pod) {
-		if _, taken := used[hp]; taken {
-			return admission{reason: "NodePorts", message: "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"}
+	for _, want := range hostPorts(pod) {
+		for _, have := range used {
+			if want.conflicts(have) {
+				return admission{reason: "NodePorts", message: "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"}
+			}
 		}
 	}
 	if pods, ok := allocatable[v1.ResourcePods]; ok && int64(len(admitted)+1) > pods.Value() {
@@ -108,13 +108,14 @@ func (k *Kubelet) admit(ctx context.Context, pod *v1.Pod) admission {
 		}
 	}
 	k.mu.Unlock()
-	v := admitPod(pod, k.getNode(), alloc, others)
-	if !v.ok && v.reason == "NodeAffinity" {
+	v := admitPod(pod, k.getNode(), nodeAllocatable(k.getNode(), alloc), others)
+	if !v.ok {
 		// The node object the agent keeps is refreshed with its status;
-		// labels a user just set may not be in it yet.
+		// labels or extended resources just set on it may not be there
+		// yet: a refusal is decided on the API's node.
 		if fresh, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
 			k.setNode(fresh)
-			v = admitPod(pod, fresh, alloc, others)
+			v = admitPod(pod, fresh, nodeAllocatable(fresh, alloc), others)
 		}
 	}
 	if v.ok {
@@ -123,6 +124,21 @@ func (k *Kubelet) admit(ctx context.Context, pod *v1.Pod) admission {
 		k.mu.Unlock()
 	}
 	return v
+}
+
+// nodeAllocatable is what the scheduler saw: the node's allocatable as the
+// API has it (with extended resources others advertise on the node), the
+// agent's own figures for what it has not written yet.
+func nodeAllocatable(node *v1.Node, own v1.ResourceList) v1.ResourceList {
+	out := own.DeepCopy()
+	if node != nil {
+		for name, q := range node.Status.Allocatable {
+			if _, mine := out[name]; !mine {
+				out[name] = q
+			}
+		}
+	}
+	return out
 }
 
 // markAdmitted records a pod that runs already (found at start).
@@ -136,11 +152,23 @@ func isExtended(name v1.ResourceName) bool {
 	return strings.Contains(string(name), "/") && !strings.HasPrefix(string(name), "kubernetes.io/") && !strings.HasPrefix(string(name), v1.ResourceHugePagesPrefix)
 }
 
-// hostPorts are a pod's host ports as protocol/port keys. The host IP is
-// left out: two pods asking for one port on different addresses are
-// refused too, which is stricter than the scheduler, never looser.
-func hostPorts(p *v1.Pod) []string {
-	var out []string
+// hostPort is one port a pod takes on the node.
+type hostPort struct {
+	protocol v1.Protocol
+	ip       string // "" or 0.0.0.0: every address
+	port     int32
+}
+
+// conflicts is the scheduler's rule: one protocol and port, and either
+// address covering the other.
+func (a hostPort) conflicts(b hostPort) bool {
+	any := func(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
+	return a.protocol == b.protocol && a.port == b.port && (any(a.ip) || any(b.ip) || a.ip == b.ip)
+}
+
+// hostPorts are the host ports a pod's containers ask for.
+func hostPorts(p *v1.Pod) []hostPort {
+	var out []hostPort
 	for _, list := range [][]v1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for _, c := range list {
 			for _, port := range c.Ports {
@@ -151,7 +179,7 @@ func hostPorts(p *v1.Pod) []string {
 				if proto == "" {
 					proto = v1.ProtocolTCP
 				}
-				out = append(out, fmt.Sprintf("%s/%d", proto, port.HostPort))
+				out = append(out, hostPort{protocol: proto, ip: port.HostIP, port: port.HostPort})
 			}
 		}
 	}

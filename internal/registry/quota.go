@@ -64,6 +64,14 @@ func (g *Registry) chargeQuota(ctx context.Context, r, qres *Resource, q *corev1
 	if len(delta) == 0 {
 		return nil
 	}
+	for name := range delta {
+		if _, counted := q.Status.Hard[name]; !counted {
+			// A quota the controller has not counted yet (just created or
+			// just raised) cannot vouch for anything: refuse until it has,
+			// as upstream does for usage it does not know.
+			return forbid(fmt.Sprintf("status unknown for quota: %s, resource: %s", q.Name, name))
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if msg := quota.Check(q.Name, q.Status, delta); msg != "" {
 			return forbid(msg)

@@ -77,6 +77,14 @@ agnhost() {
 	ln -s agnhost "$root/agnhost-2"
 	install -m 0755 "$BIN/coredns" "$root/coredns"
 	cp "$K8S_SRC/test/images/agnhost/porter/localhost.crt" "$K8S_SRC/test/images/agnhost/porter/localhost.key" "$root/"
+	# Upstream's agnhost (and kitten, nautilus on it) is built on Alpine;
+	# the image-volume tests read its os-release.
+	cat >"$root/etc/os-release" <<-'EOF'
+		# skiff's stand-in for upstream's Alpine-based test image (test/conformance/images.sh)
+		NAME="Alpine Linux"
+		ID=alpine
+		PRETTY_NAME="Alpine Linux (skiff conformance fixture)"
+	EOF
 }
 
 build() { # NAME ROOT [skiff images build flags...]

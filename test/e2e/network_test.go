@@ -19,6 +19,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -438,6 +440,28 @@ func TestProxySubresources(t *testing.T) {
 	}
 	if _, err := raw(base + "/pods/ftp:px:8080/proxy/"); err == nil {
 		t.Errorf("an unknown scheme was proxied")
+	}
+	// The bare .../proxy moves (301) to .../proxy/, the query kept.
+	cfg, err := clientcmd.BuildConfigFromFlags("", cl.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Dial = cl.dialInNetns
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(method, cfg.Host+base+"/pods/px/proxy?method="+method, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != base+"/pods/px/proxy/?method="+method {
+			t.Errorf("%s bare pods proxy: %d to %q", method, resp.StatusCode, resp.Header.Get("Location"))
+		}
 	}
 	node := "node-" + hyphenated(cl.nodeIP)
 	if out, err := raw("/api/v1/nodes/" + node + "/proxy/healthz"); err != nil || out != "ok" {
