@@ -102,7 +102,9 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 			ObjectMeta: metav1.ObjectMeta{Name: Name, Annotations: map[string]string{descriptionKey: description}},
 			Data:       map[string]string{DataKey: c.ca},
 		}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+		// A namespace that is gone or going wants nothing more; any other
+		// refusal (a quota not counted yet, say) is retried.
+		if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 			return nil
 		}
 		return err

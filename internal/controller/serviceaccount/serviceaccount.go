@@ -82,8 +82,8 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: Name}}
 	_, err = c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
-		return nil // exists already, or the namespace is going away
+	if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return nil // exists already, or the namespace is going away; other refusals (a quota) are retried
 	}
 	return err
 }
