@@ -142,6 +142,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Before anything is served, so no Service is given an address an
+	// older skiff's allocation record still holds.
+	mctx, cancelMigrate := context.WithTimeout(ctx, 30*time.Second)
+	moved, err := reg.MigrateClusterIPs(mctx, client)
+	cancelMigrate()
+	if err != nil {
+		return err
+	}
+	if moved > 0 {
+		log.Info("moved cluster IP allocations into IPAddress objects", "count", moved)
+	}
 	cacheCtx, stopCaches := context.WithCancel(context.Background())
 	defer stopCaches()
 	for _, c := range reg.Caches() {

@@ -8,8 +8,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // AllocatorConfig sets the ranges Services draw from.
@@ -28,20 +31,31 @@ var ErrAllocated = errors.New("provided value is already allocated")
 // ErrOutOfRange is returned when a requested value is outside the range.
 var ErrOutOfRange = errors.New("provided value is not in the valid range")
 
-// Allocator hands out unique values from a range. Each allocation is an etcd
-// key created in a transaction, so concurrent servers never hand out the
-// same value and allocations survive restarts.
+// Allocator hands out unique values from a range. Each allocation is a
+// record created in an etcd transaction, so concurrent servers never hand
+// out the same value and allocations survive restarts.
 type Allocator struct {
-	client *clientv3.Client
-	prefix string
-	size   int
-	value  func(i int) string
-	index  func(v string) (int, bool)
+	records records
+	size    int
+	value   func(i int) string
+	index   func(v string) (int, bool)
+}
+
+// records is where an allocator keeps who holds which value.
+type records interface {
+	// claim records owner as v's holder unless v is held; it returns the
+	// holder that was there ("" when the claim succeeded).
+	claim(ctx context.Context, v, owner string) (holder string, err error)
+	// holder is v's current holder, "" when v is free.
+	holder(ctx context.Context, v string) (string, error)
+	// release frees v if owner holds it.
+	release(ctx context.Context, v, owner string) error
 }
 
 // NewIPAllocator allocates addresses of cidr, skipping the network address
-// and keeping the first host address for the kubernetes Service.
-func NewIPAllocator(client *clientv3.Client, cidr string) (*Allocator, error) {
+// and keeping the first host address for the kubernetes Service. Its
+// records are IPAddress objects, as upstream's allocator keeps them.
+func NewIPAllocator(ips *storage.Store, cidr string, now func() time.Time) (*Allocator, error) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil || !p.Addr().Is4() {
 		return nil, fmt.Errorf("service CIDR %q: must be an IPv4 CIDR", cidr)
@@ -66,13 +80,13 @@ func NewIPAllocator(client *clientv3.Client, cidr string) (*Allocator, error) {
 		i := int(new(big.Int).Sub(new(big.Int).SetBytes(a.AsSlice()), base).Int64()) - 1
 		return i, i >= 0 && i < size
 	}
-	return &Allocator{client: client, prefix: "/registry/skiff/allocations/clusterips/", size: size, value: value, index: index}, nil
+	return &Allocator{records: ipAddressRecords{store: ips, now: now}, size: size, value: value, index: index}, nil
 }
 
 // NewPortAllocator allocates node ports in [lo, hi].
 func NewPortAllocator(client *clientv3.Client, lo, hi int) *Allocator {
 	return &Allocator{
-		client: client, prefix: "/registry/skiff/allocations/nodeports/", size: hi - lo + 1,
+		records: keyRecords{client: client, prefix: "/registry/skiff/allocations/nodeports/"}, size: hi - lo + 1,
 		value: func(i int) string { return strconv.Itoa(lo + i) },
 		index: func(v string) (int, bool) {
 			n, err := strconv.Atoi(v)
@@ -92,29 +106,17 @@ func (a *Allocator) Allocate(ctx context.Context, v, owner string, dryRun bool) 
 	if _, ok := a.index(v); !ok {
 		return ErrOutOfRange
 	}
-	key := a.prefix + v
+	var holder string
+	var err error
 	if dryRun {
-		resp, err := a.client.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		if len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) != owner {
-			return ErrAllocated
-		}
-		return nil
+		holder, err = a.records.holder(ctx, v)
+	} else {
+		holder, err = a.records.claim(ctx, v, owner)
 	}
-	resp, err := a.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, owner)).
-		Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		return fmt.Errorf("allocate %s: %w", v, err)
 	}
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) > 0 && string(kvs[0].Value) == owner {
-			return nil
-		}
+	if holder != "" && holder != owner {
 		return ErrAllocated
 	}
 	return nil
@@ -139,7 +141,44 @@ func (a *Allocator) AllocateNext(ctx context.Context, owner string, dryRun bool)
 
 // Release frees v if owner holds it.
 func (a *Allocator) Release(ctx context.Context, v, owner string) error {
-	key := a.prefix + v
-	_, err := a.client.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", owner)).Then(clientv3.OpDelete(key)).Commit()
+	return a.records.release(ctx, v, owner)
+}
+
+// keyRecords keep each allocation as a plain etcd key whose value is the
+// owner.
+type keyRecords struct {
+	client *clientv3.Client
+	prefix string
+}
+
+func (k keyRecords) claim(ctx context.Context, v, owner string) (string, error) {
+	key := k.prefix + v
+	resp, err := k.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, owner)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return "", err
+	}
+	if resp.Succeeded {
+		return "", nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		return string(kvs[0].Value), nil
+	}
+	return "", nil
+}
+
+func (k keyRecords) holder(ctx context.Context, v string) (string, error) {
+	resp, err := k.client.Get(ctx, k.prefix+v)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", err
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+func (k keyRecords) release(ctx context.Context, v, owner string) error {
+	key := k.prefix + v
+	_, err := k.client.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", owner)).Then(clientv3.OpDelete(key)).Commit()
 	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -80,7 +81,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		}
 	}
 	var err error
-	if g.IPs, err = NewIPAllocator(client, alloc.ServiceCIDR); err != nil {
+	if g.IPs, err = NewIPAllocator(g.Store(g.byGVR[networkingv1.SchemeGroupVersion.WithResource("ipaddresses")]), alloc.ServiceCIDR, func() time.Time { return g.Now() }); err != nil {
 		return nil, err
 	}
 	g.Ports = NewPortAllocator(client, alloc.NodePortMin, alloc.NodePortMax)

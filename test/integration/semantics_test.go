@@ -225,6 +225,23 @@ func TestObjectSemantics(t *testing.T) {
 		if _, err := svcs.Create(ctx, mk("same-ip", "10.43.7.7", "", 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already allocated") {
 			t.Errorf("duplicate clusterIP: %v", err)
 		}
+		// Each allocation is an IPAddress object naming its Service, as
+		// upstream's allocator records it; the kubernetes Service's too.
+		ipas := cs.NetworkingV1().IPAddresses()
+		for ip, svc := range map[string]string{"10.43.7.7": "wants-ip", "10.43.0.1": "kubernetes"} {
+			rec, err := ipas.Get(ctx, ip, metav1.GetOptions{})
+			if err != nil || rec.Spec.ParentRef == nil || *rec.Spec.ParentRef != (networkingv1.ParentReference{Resource: "services", Namespace: "default", Name: svc}) ||
+				rec.Labels["ipaddress.kubernetes.io/managed-by"] != "ipallocator.k8s.io" || rec.Labels["ipaddress.kubernetes.io/ip-family"] != "IPv4" {
+				t.Errorf("IPAddress %s: %+v %v", ip, rec, err)
+			}
+		}
+		// An address a user's IPAddress holds is not handed to a Service.
+		if _, err := ipas.Create(ctx, &networkingv1.IPAddress{ObjectMeta: metav1.ObjectMeta{Name: "10.43.7.8"}, Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Group: "gateway.networking.k8s.io", Resource: "gateways", Namespace: "default", Name: "gw"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svcs.Create(ctx, mk("user-ip", "10.43.7.8", "", 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already allocated") {
+			t.Errorf("clusterIP held by a user's IPAddress: %v", err)
+		}
 		if _, err := svcs.Create(ctx, mk("outside", "192.168.1.1", "", 0), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "not in the valid range") {
 			t.Errorf("clusterIP outside the range: %v", err)
 		}
@@ -238,6 +255,9 @@ func TestObjectSemantics(t *testing.T) {
 		// Deleting returns the address to the pool.
 		if err := svcs.Delete(ctx, "wants-ip", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := ipas.Get(ctx, "10.43.7.7", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("IPAddress of a deleted Service: %v", err)
 		}
 		if _, err := svcs.Create(ctx, mk("reuse", "10.43.7.7", "", 0), metav1.CreateOptions{}); err != nil {
 			t.Errorf("released clusterIP not reusable: %v", err)
