@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-sh/skiff/internal/agent"
@@ -28,7 +29,7 @@ import (
 
 func serverCommand() *cobra.Command {
 	cfg := controlplane.Config{}
-	var nodePorts, logLevel, logFormat, schedulerConfig string
+	var nodePorts, logLevel, logFormat, schedulerConfig, diskReserve string
 	var node nodeOptions
 	var disableAgent, ingressOn bool
 	var ingressHTTP, ingressHTTPS, gcPercent int
@@ -50,6 +51,11 @@ func serverCommand() *cobra.Command {
 			log, err := newLogger(logLevel, logFormat)
 			if err != nil {
 				return err
+			}
+			if q, err := resource.ParseQuantity(diskReserve); err != nil || q.Sign() < 0 {
+				return fmt.Errorf("--etcd-disk-reserve %q: want a size such as 256Mi", diskReserve)
+			} else {
+				cfg.EtcdDiskReserve = uint64(q.Value())
 			}
 			if err := setGCPercent(gcPercent); err != nil {
 				return err
@@ -103,6 +109,7 @@ func serverCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs (default: embedded etcd)")
 	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", 2379, "loopback client port of the embedded etcd")
 	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", 2380, "loopback peer port of the embedded etcd")
+	f.StringVar(&diskReserve, "etcd-disk-reserve", "256Mi", "free space on the data dir's disk below which the embedded etcd refuses writes (reads go on; writes resume at twice this)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
 	f.StringVar(&nodePorts, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")

@@ -55,7 +55,9 @@ type Config struct {
 	EtcdEndpoints  []string
 	EtcdClientPort int
 	EtcdPeerPort   int
-	ServiceCIDR    string
+	// EtcdDiskReserve is the embedded etcd's free-space floor (0: default).
+	EtcdDiskReserve uint64
+	ServiceCIDR     string
 	// Ingress, when set, runs the built-in ingress controller.
 	Ingress *ingress.Settings
 	// ClusterDNS is the ClusterIP of the kube-dns Service the control
@@ -124,7 +126,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 		}
 	} else {
-		embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff"}, log)
+		embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff", DiskReserve: cfg.EtcdDiskReserve}, log)
 		if err != nil {
 			return err
 		}

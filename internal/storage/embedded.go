@@ -1,17 +1,18 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.etcd.io/etcd/server/v3/storage/wal"
-	"go.uber.org/zap"
 )
 
 // EmbeddedConfig configures the etcd that runs inside skiff server.
@@ -20,11 +21,19 @@ type EmbeddedConfig struct {
 	ClientPort int    // loopback client port
 	PeerPort   int    // loopback peer port
 	Name       string
+	// DiskReserve is the free space under which writes are refused
+	// (0: DefaultDiskReserve).
+	DiskReserve uint64
+	// withoutGuard leaves the space guard off (tests that drive it).
+	withoutGuard bool
 }
 
 // Embedded is a running single-member etcd.
 type Embedded struct {
-	etcd *embed.Etcd
+	etcd      *embed.Etcd
+	stopGuard context.CancelFunc
+	guardDone chan struct{}
+	closing   *atomic.Bool
 	// Endpoint is the client URL to connect to.
 	Endpoint string
 }
@@ -43,8 +52,8 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
-	// etcd's own zap logging is silenced; skiff logs what matters.
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	closing := new(atomic.Bool)
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(log, closing))
 	// Compact history older than five minutes, as upstream's apiserver does.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "5m"
@@ -75,7 +84,20 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 60s", cfg.DataDir)
 	}
 	log.Info("embedded etcd ready", "endpoint", client.String(), "dir", cfg.DataDir)
-	return &Embedded{etcd: e, Endpoint: client.String()}, nil
+	reserve := cfg.DiskReserve
+	if reserve == 0 {
+		reserve = DefaultDiskReserve
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	em := &Embedded{etcd: e, Endpoint: client.String(), stopGuard: stop, closing: closing, guardDone: make(chan struct{})}
+	guard := &spaceGuard{server: e.Server, dir: cfg.DataDir, reserve: reserve, log: log}
+	go func() {
+		defer close(em.guardDone)
+		if !cfg.withoutGuard {
+			guard.run(ctx)
+		}
+	}()
+	return em, nil
 }
 
 // Client returns an in-process client: calls go straight to the etcd
@@ -84,4 +106,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 func (e *Embedded) Client() *clientv3.Client { return v3client.New(e.etcd.Server) }
 
 // Close stops etcd, flushing its state.
-func (e *Embedded) Close() { e.etcd.Close() }
+func (e *Embedded) Close() {
+	e.closing.Store(true)
+	e.stopGuard()
+	<-e.guardDone
+	e.etcd.Close()
+}

@@ -72,7 +72,13 @@ func freePort(t testing.TB) int {
 // waits until /readyz answers ok. It is stopped when the test ends.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), port: freePort(t), etcdPorts: [2]int{freePort(t), freePort(t)}, extraArgs: extra}
+	return startServerIn(t, t.TempDir(), extra...)
+}
+
+// startServerIn is startServer with the data dir given.
+func startServerIn(t testing.TB, dataDir string, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, port: freePort(t), etcdPorts: [2]int{freePort(t), freePort(t)}, extraArgs: extra}
 	s.kubeconfig = filepath.Join(s.dataDir, "admin.kubeconfig")
 	s.start()
 	t.Cleanup(s.stop)
