@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 	"github.com/skiff-sh/skiff/internal/join"
+	"github.com/skiff-sh/skiff/internal/procmem"
 )
 
 func agentCommand() *cobra.Command {
@@ -54,6 +55,7 @@ func agentCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			go procmem.ReturnWhenIdle(ctx, log)
 			creds, err := join.Obtain(ctx, join.Request{
 				Server: server, Token: tok, NodeName: ncfg.NodeName, NodeIPs: []net.IP{ncfg.NodeIP},
 				Dir: filepath.Join(ncfg.DataDir, "pki"),

@@ -24,6 +24,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controlplane"
 	"github.com/skiff-sh/skiff/internal/ingress"
+	"github.com/skiff-sh/skiff/internal/procmem"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 )
 
@@ -96,6 +97,7 @@ func serverCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			go procmem.ReturnWhenIdle(ctx, log)
 			return controlplane.Run(ctx, cfg, log)
 		},
 	}

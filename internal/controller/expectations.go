@@ -45,6 +45,19 @@ func (e *Expectations) Satisfied(key string) bool {
 	return false
 }
 
+// Expiry is how long until key's unobserved actions stop counting. A sync
+// that found key unsatisfied queues itself for then: should an event never
+// arrive, nothing else would wake the object again.
+func (e *Expectations) Expiry(key string) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.items[key]
+	if !ok {
+		return 0
+	}
+	return max(x.at.Add(ExpectationsTTL).Sub(e.now()), 0) + time.Second
+}
+
 // Expect records adds creates and the pods about to be deleted.
 func (e *Expectations) Expect(key string, adds int, dels []string) {
 	e.mu.Lock()

@@ -18,9 +18,18 @@ import (
 )
 
 const (
-	// eventWindow is how many past events a cache keeps for watches that
-	// resume from a resourceVersion; older ones get 410 Gone.
-	eventWindow = 20000
+	// A cache keeps past events for watches that resume from a
+	// resourceVersion; a watch from before the oldest gets 410 Gone. It
+	// keeps those of the last eventFresh (upstream's watch cache keeps
+	// 75 s too), at least eventWindowMin so a quiet resource can still be
+	// resumed, and at most eventWindow so a storm is bounded. Dropping the
+	// old ones is what gives memory back after a burst: each event holds a
+	// decoded object and its encodings.
+	eventWindow    = 20000
+	eventWindowMin = 100
+	eventFresh     = 75 * time.Second
+	// trimInterval is how often an idle cache drops events gone stale.
+	trimInterval = 15 * time.Second
 	// watcherBuffer is how many events a slow watcher may lag before it is
 	// closed (the client re-watches from its last resourceVersion).
 	watcherBuffer = 4096
@@ -71,6 +80,7 @@ type Event struct {
 	Obj  *Object
 	Prev *Object
 	RV   int64
+	at   time.Time // when the cache recorded it
 }
 
 // Filter selects the objects a list or watch wants.
@@ -112,16 +122,16 @@ type Cache struct {
 	rv       int64 // everything up to rv has been applied
 	items    map[string]*Object
 	sorted   []string // keys in order; nil when stale
-	events   []*Event // ring of the last eventWindow events
-	start    int      // index of the oldest event in events
-	windowRV int64    // events with RV > windowRV are all in the ring
+	events   []*Event // past events, oldest first (see eventFresh)
+	windowRV int64    // events with RV > windowRV are all in events
 	watchers map[*Watcher]struct{}
 	ready    bool
+	now      func() time.Time
 }
 
 // NewCache returns a cache for store; Run fills and follows it.
 func NewCache(store *Store, attrs AttrFunc, log *slog.Logger) *Cache {
-	c := &Cache{store: store, attrs: attrs, log: log, items: map[string]*Object{}, watchers: map[*Watcher]struct{}{}}
+	c := &Cache{store: store, attrs: attrs, log: log, items: map[string]*Object{}, watchers: map[*Watcher]struct{}{}, now: time.Now}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
@@ -139,6 +149,20 @@ func (c *Cache) Ready() bool {
 // Run lists the resource and follows it until ctx ends, re-listing if the
 // etcd watch breaks.
 func (c *Cache) Run(ctx context.Context) {
+	go func() {
+		t := time.NewTicker(trimInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.mu.Lock()
+				c.trimLocked()
+				c.mu.Unlock()
+			}
+		}
+	}()
 	for ctx.Err() == nil {
 		if err := c.follow(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("watch cache restarting", "resource", c.store.resource.String(), "err", err)
@@ -205,7 +229,7 @@ func (c *Cache) replace(kvs []KV, rev int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.items, c.sorted = items, nil
-	c.events, c.start, c.windowRV = nil, 0, rev
+	c.events, c.windowRV = nil, rev
 	c.rv = rev
 	c.ready = true
 	for w := range c.watchers {
@@ -248,13 +272,28 @@ func (c *Cache) apply(key string, obj runtime.Object, rev int64) {
 }
 
 func (c *Cache) record(ev *Event) {
-	if len(c.events) < eventWindow {
-		c.events = append(c.events, ev)
+	ev.at = c.now()
+	c.events = append(c.events, ev)
+	c.trimLocked()
+}
+
+// trimLocked drops the events past the window (see eventFresh).
+func (c *Cache) trimLocked() {
+	now, n, drop := c.now(), len(c.events), 0
+	for n-drop > eventWindow || (n-drop > eventWindowMin && now.Sub(c.events[drop].at) > eventFresh) {
+		drop++
+	}
+	if drop == 0 {
 		return
 	}
-	c.windowRV = c.events[c.start].RV
-	c.events[c.start] = ev
-	c.start = (c.start + 1) % eventWindow
+	c.windowRV = c.events[drop-1].RV
+	clear(c.events[:drop])
+	c.events = c.events[drop:]
+	// Reslicing keeps the old array; once it is mostly unused, copy the
+	// live part so the array itself is freed too.
+	if cap(c.events) > 4*eventWindowMin && len(c.events) < cap(c.events)/4 {
+		c.events = append(make([]*Event, 0, 2*len(c.events)), c.events...)
+	}
 }
 
 func (c *Cache) progress(rev int64) {

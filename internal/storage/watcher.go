@@ -98,9 +98,7 @@ func (c *Cache) Watch(f Filter, rv int64, initial bool) (*Watcher, []*Event, int
 	if rv < c.windowRV {
 		return nil, nil, 0, apierrors.NewResourceExpired("too old resource version: " + itoa(rv) + " (" + itoa(c.windowRV+1) + ")")
 	}
-	n := len(c.events)
-	for i := range n {
-		ev := c.events[(c.start+i)%n]
+	for _, ev := range c.events {
 		if ev.RV <= rv {
 			continue
 		}

@@ -268,6 +268,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if err := c.act(ctx, key, ds, hash, creates, deletes); err != nil {
 			return err
 		}
+	} else {
+		c.queue.AddAfter(key, c.expect.Expiry(key))
 	}
 	if apiequality.Semantic.DeepEqual(st, ds.Status) {
 		return history.Prune(ctx, c.client, revs, int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10)), rev)

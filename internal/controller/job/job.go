@@ -387,7 +387,10 @@ func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *
 		requeue = st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second).Sub(now) + 10*time.Millisecond
 	}
 	if !c.expect.Satisfied(key) {
-		return requeue, nil
+		if requeue <= 0 {
+			return c.expect.Expiry(key), nil
+		}
+		return min(requeue, c.expect.Expiry(key)), nil
 	}
 
 	want, pending := wantActive(j, st.Succeeded, settled, running)

@@ -206,7 +206,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	var manageErr error
-	if c.expect.Satisfied(key) && rs.DeletionTimestamp == nil {
+	switch {
+	case !c.expect.Satisfied(key):
+		c.queue.AddAfter(key, c.expect.Expiry(key))
+	case rs.DeletionTimestamp == nil:
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	st := status(rs, active, createError(manageErr), c.clock.Now())
