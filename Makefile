@@ -44,16 +44,26 @@ build: deps
 run: build
 	$(BIN) server --data-dir $(DATA_DIR)
 
-test: build
+# Older kubectl releases the integration tests drive (each its own module
+# under test/kubectl-compat, built from the Go module proxy).
+COMPAT_KUBECTLS := bin/kubectl-1.20 bin/kubectl-1.26
+# Stamped with their release, as the embedded kubectl is: unstamped,
+# `kubectl version` fails to parse its own version.
+bin/kubectl-%: test/kubectl-compat/v%/go.mod test/kubectl-compat/v%/go.sum test/kubectl-compat/v%/main.go
+	cd test/kubectl-compat/v$* && v=$$(grep -o 'k8s.io/kubectl v0\.[0-9.]*' go.mod | sed 's/.* v0\./v1./') && \
+	$(GO) build -trimpath -o $(CURDIR)/$@ -ldflags "-s -w $$(for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do \
+		printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' $$p $$v $$p $$p $(word 2,$(subst ., ,$*)) $$p; done)" .
+
+test: build $(COMPAT_KUBECTLS)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./internal/... ./cmd/...
-	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./test/...
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_COMPAT_KUBECTL='$(addprefix $(CURDIR)/,$(COMPAT_KUBECTLS))' $(GO) test -count=1 -timeout 20m ./test/...
 
 unit:
 	$(GO) test -count=1 ./internal/...
 
-integration: build
-	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 20m ./test/...
+integration: build $(COMPAT_KUBECTLS)
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_COMPAT_KUBECTL='$(addprefix $(CURDIR)/,$(COMPAT_KUBECTLS))' $(GO) test -count=1 -v -timeout 20m ./test/...
 
 # Explore beyond the seed corpus (the seeds run in `make test`).
 fuzz: build

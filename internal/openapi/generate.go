@@ -145,7 +145,11 @@ func (g *generator) fields(t reflect.Type, refPrefix string, props map[string]an
 		}
 		fs := g.typeSchema(f.Type, refPrefix)
 		if d := doc[jname]; d != "" {
-			if _, isRef := fs["$ref"]; isRef {
+			// OpenAPI v3 ignores siblings of $ref, so upstream wraps the
+			// reference in allOf there; its v2 document keeps the
+			// description beside $ref, and kubectl before 1.27 (whose
+			// strategic-merge schema reader knows no allOf) needs that.
+			if _, isRef := fs["$ref"]; isRef && refPrefix != "#/definitions/" {
 				fs = map[string]any{"allOf": []any{fs}}
 			}
 			fs["description"] = d

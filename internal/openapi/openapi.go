@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,9 +44,17 @@ func (s *Spec) build() {
 			g.addKind(r.GVK().GroupVersion().WithKind(r.Kind+"List"), r.NewList())
 		}
 		g.addMeta()
+		byGV := map[schema.GroupVersion][]*registry.Resource{}
+		for _, r := range s.reg.Resources() {
+			byGV[r.GVK().GroupVersion()] = append(byGV[r.GVK().GroupVersion()], r)
+		}
+		v2Paths := map[string]any{}
+		for gv, rs := range byGV {
+			maps.Copy(v2Paths, swagger.paths(gv, rs))
+		}
 		v2 := map[string]any{
 			"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-			"paths": map[string]any{}, "definitions": g.defs("#/definitions/"),
+			"paths": v2Paths, "definitions": g.defs("#/definitions/"),
 		}
 		if s.v2, s.err = json.Marshal(v2); s.err != nil {
 			return
@@ -57,10 +67,6 @@ func (s *Spec) build() {
 		if s.v2pb, s.err = proto.Marshal(doc); s.err != nil {
 			return
 		}
-		byGV := map[schema.GroupVersion][]*registry.Resource{}
-		for _, r := range s.reg.Resources() {
-			byGV[r.GVK().GroupVersion()] = append(byGV[r.GVK().GroupVersion()], r)
-		}
 		schemas := g.defs("#/components/schemas/")
 		s.v3 = map[string][]byte{}
 		rootPaths := map[string]any{}
@@ -71,7 +77,7 @@ func (s *Spec) build() {
 			}
 			doc := map[string]any{
 				"openapi": "3.0.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-				"paths": paths(gv, rs), "components": map[string]any{"schemas": schemas},
+				"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": schemas},
 			}
 			b, err := json.Marshal(doc)
 			if err != nil {
@@ -105,24 +111,48 @@ func (s *Spec) V3(path string) ([]byte, bool, error) {
 	return b, ok, nil
 }
 
-var writeParams = []map[string]any{
-	queryParam("dryRun", "When present, indicates that modifications should not be persisted."),
-	queryParam("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-	queryParam("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields."),
+// dialect is how one OpenAPI version spells parameters, bodies and
+// responses; the operations are the same in both.
+type dialect struct {
+	v2      bool
+	refBase string // "#/definitions/" or "#/components/schemas/"
 }
 
-func queryParam(name, desc string) map[string]any {
+var (
+	swagger = dialect{v2: true, refBase: "#/definitions/"}
+	openAPI = dialect{refBase: "#/components/schemas/"}
+)
+
+func (d dialect) queryParam(name, desc string) map[string]any {
+	if d.v2 {
+		return map[string]any{"name": name, "in": "query", "description": desc, "type": "string", "uniqueItems": true}
+	}
 	return map[string]any{"name": name, "in": "query", "description": desc, "schema": map[string]any{"type": "string"}, "uniqueItems": true}
 }
 
+func (d dialect) writeParams() []map[string]any {
+	return []map[string]any{
+		d.queryParam("dryRun", "When present, indicates that modifications should not be persisted."),
+		d.queryParam("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
+		d.queryParam("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields."),
+	}
+}
+
+// patchTypes are the content types a PATCH accepts.
+var patchTypes = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"}
+
 // paths lists the REST operations of a group-version, each tagged with
-// x-kubernetes-group-version-kind as upstream does.
-func paths(gv schema.GroupVersion, rs []*registry.Resource) map[string]any {
+// x-kubernetes-group-version-kind and x-kubernetes-action as upstream does.
+// kubectl before 1.26 reads them from /openapi/v2: it sends a server-side
+// dry run (apply --dry-run=server, diff) only for a kind whose PATCH
+// operation lists the dryRun parameter.
+func (d dialect) paths(gv schema.GroupVersion, rs []*registry.Resource) map[string]any {
 	out := map[string]any{}
 	prefix := "/apis/" + gv.Group + "/" + gv.Version
 	if gv.Group == "" {
 		prefix = "/api/" + gv.Version
 	}
+	rs = slices.Clone(rs)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Resource() < rs[j].Resource() })
 	for _, r := range rs {
 		base := prefix
@@ -130,24 +160,72 @@ func paths(gv schema.GroupVersion, rs []*registry.Resource) map[string]any {
 			base += "/namespaces/{namespace}"
 		}
 		gvk := map[string]string{"group": gv.Group, "version": gv.Version, "kind": r.Kind}
-		ref := map[string]any{"$ref": "#/components/schemas/" + defName(r.New())}
-		content := map[string]any{"application/json": map[string]any{"schema": ref}}
+		ref := map[string]any{"$ref": d.refBase + defName(r.New())}
 		op := func(action string, params []map[string]any) map[string]any {
-			return map[string]any{
-				"operationId": action + r.Kind, "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
-				"parameters": params, "responses": map[string]any{"200": map[string]any{"description": "OK", "content": content}},
+			o := map[string]any{"operationId": action + r.Kind, "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk}
+			if d.v2 {
+				o["responses"] = map[string]any{"200": map[string]any{"description": "OK", "schema": ref}}
+				o["produces"] = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
+			} else {
+				o["responses"] = map[string]any{"200": map[string]any{"description": "OK", "content": map[string]any{"application/json": map[string]any{"schema": ref}}}}
 			}
+			if len(params) > 0 {
+				o["parameters"] = params
+			}
+			return o
 		}
-		patch := op("patch", append(append([]map[string]any{}, writeParams...), queryParam("force", "Force is going to \"force\" Apply requests.")))
-		patch["requestBody"] = map[string]any{"content": map[string]any{
-			"application/json-patch+json": map[string]any{"schema": map[string]any{"type": "object"}}, "application/merge-patch+json": map[string]any{"schema": map[string]any{"type": "object"}},
-			"application/strategic-merge-patch+json": map[string]any{"schema": map[string]any{"type": "object"}}, "application/apply-patch+yaml": map[string]any{"schema": map[string]any{"type": "object"}},
-		}}
-		out[base+"/"+r.Resource()] = map[string]any{"get": op("list", nil), "post": op("post", writeParams), "delete": op("deletecollection", nil)}
-		out[base+"/"+r.Resource()+"/{name}"] = map[string]any{"get": op("get", nil), "put": op("put", writeParams), "patch": patch, "delete": op("delete", nil)}
+		// withBody is a write operation taking schema as its body.
+		withBody := func(action string, params []map[string]any, schema map[string]any, types []string) map[string]any {
+			if d.v2 {
+				o := op(action, append(params, map[string]any{"name": "body", "in": "body", "required": true, "schema": schema}))
+				o["consumes"] = types
+				return o
+			}
+			o := op(action, params)
+			content := map[string]any{}
+			for _, t := range types {
+				content[t] = map[string]any{"schema": schema}
+			}
+			o["requestBody"] = map[string]any{"content": content, "required": true}
+			return o
+		}
+		patch := func() map[string]any {
+			params := append(d.writeParams(), d.queryParam("force", "Force is going to \"force\" Apply requests."))
+			return withBody("patch", params, map[string]any{"type": "object"}, patchTypes)
+		}
+		put := func() map[string]any { return withBody("put", d.writeParams(), ref, []string{"application/json"}) }
+		out[base+"/"+r.Resource()] = map[string]any{
+			"get": op("list", nil), "post": withBody("post", d.writeParams(), ref, []string{"application/json"}), "delete": op("deletecollection", nil),
+			"parameters": d.pathParams(r.Namespaced, false),
+		}
+		out[base+"/"+r.Resource()+"/{name}"] = map[string]any{
+			"get": op("get", nil), "put": put(), "patch": patch(), "delete": op("delete", nil),
+			"parameters": d.pathParams(r.Namespaced, true),
+		}
 		if r.Status {
-			out[base+"/"+r.Resource()+"/{name}/status"] = map[string]any{"get": op("get", nil), "put": op("put", writeParams), "patch": patch}
+			out[base+"/"+r.Resource()+"/{name}/status"] = map[string]any{"get": op("get", nil), "put": put(), "patch": patch(), "parameters": d.pathParams(r.Namespaced, true)}
 		}
+	}
+	return out
+}
+
+// pathParams declares the {namespace} and {name} a path holds.
+func (d dialect) pathParams(namespaced, named bool) []map[string]any {
+	param := func(name, desc string) map[string]any {
+		p := map[string]any{"name": name, "in": "path", "required": true, "description": desc, "uniqueItems": true}
+		if d.v2 {
+			p["type"] = "string"
+		} else {
+			p["schema"] = map[string]any{"type": "string"}
+		}
+		return p
+	}
+	out := []map[string]any{}
+	if named {
+		out = append(out, param("name", "name of the object"))
+	}
+	if namespaced {
+		out = append(out, param("namespace", "object name and auth scope, such as for teams and projects"))
 	}
 	return out
 }
