@@ -52,6 +52,12 @@ type Controller struct {
 	backoff  time.Duration
 	mu       sync.Mutex
 	lastFail map[string]time.Time // job key → when a failure was last counted
+	// released are pods counted and let go of (tracking finalizer removed)
+	// that the pod informer still shows holding the finalizer. Until it
+	// catches up they must not be recorded again: a sync on that stale view
+	// counted a success twice, finished the Job early and deleted a pod
+	// still due to run (upstream keeps the same finalizer expectations).
+	released map[types.UID]bool
 }
 
 // New builds the controller; Settings.JobBackoff (default DefaultBackoff)
@@ -70,7 +76,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		expect:   controller.NewExpectations(cc.Clock.Now),
 		recorder: cc.Recorder("job-controller"),
 		clock:    cc.Clock, log: cc.Log.With("controller", "job"),
-		backoff: base, lastFail: map[string]time.Time{},
+		backoff: base, lastFail: map[string]time.Time{}, released: map[types.UID]bool{},
 	}
 	enqueue := controller.Enqueue(c.queue)
 	if _, err := jInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -94,6 +100,9 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			c.enqueueAdopters(o)
 		},
 		UpdateFunc: func(old, o any) {
+			if p := o.(*corev1.Pod); !slices.Contains(p.Finalizers, trackingFinalizer) {
+				c.observeReleased(p.UID)
+			}
 			key, ok := ownerKey(o)
 			if ok {
 				p, prev := o.(*corev1.Pod), old.(*corev1.Pod)
@@ -115,8 +124,12 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			if tomb, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = tomb.Obj
 			}
+			p, isPod := o.(*corev1.Pod)
+			if !isPod {
+				return
+			}
+			c.observeReleased(p.UID)
 			if key, ok := ownerKey(o); ok {
-				p := o.(*corev1.Pod)
 				c.expect.Deleted(key, p.Namespace+"/"+p.Name)
 				c.queue.Add(key)
 			}
@@ -126,6 +139,20 @@ func New(cc *controller.Context) (controller.Controller, error) {
 }
 
 func ownerKey(o any) (string, bool) { return controller.OwnerKey(o, "Job") }
+
+// observeReleased: the informer shows pod uid without its tracking
+// finalizer (or gone); it no longer needs guarding.
+func (c *Controller) observeReleased(uid types.UID) {
+	c.mu.Lock()
+	delete(c.released, uid)
+	c.mu.Unlock()
+}
+
+func (c *Controller) isReleased(uid types.UID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released[uid]
+}
 
 // enqueueAdopters queues the Jobs that could adopt an orphan pod: those of
 // its namespace whose selector matches it.
@@ -179,7 +206,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	recorded := false
 	for _, p := range pods {
-		if !done(p) || !slices.Contains(p.Finalizers, trackingFinalizer) || slices.Contains(uncounted.Succeeded, p.UID) || slices.Contains(uncounted.Failed, p.UID) {
+		if !done(p) || !slices.Contains(p.Finalizers, trackingFinalizer) || c.isReleased(p.UID) || slices.Contains(uncounted.Succeeded, p.UID) || slices.Contains(uncounted.Failed, p.UID) {
 			continue
 		}
 		if p.Status.Phase == corev1.PodSucceeded {
@@ -550,7 +577,15 @@ func (c *Controller) removeFinalizer(ctx context.Context, p *corev1.Pod) error {
 	}
 	fin := slices.DeleteFunc(slices.Clone(p.Finalizers), func(f string) bool { return f == trackingFinalizer })
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "resourceVersion": p.ResourceVersion, "finalizers": fin}})
+	// Marked before the patch: its watch event may arrive before the
+	// patch returns, and must find the mark to clear.
+	c.mu.Lock()
+	c.released[p.UID] = true
+	c.mu.Unlock()
 	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		c.observeReleased(p.UID)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
