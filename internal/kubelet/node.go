@@ -177,6 +177,33 @@ func (k *Kubelet) capacity() (v1.ResourceList, v1.ResourceList) {
 	return capacity, alloc
 }
 
+// keepExtended adds to the kubelet's own capacity and allocatable the
+// extended resources (example.com/widget) that others advertise by
+// patching the Node's status, as upstream's kubelet keeps them: it measures
+// only native resources, and overwriting the rest took a device or test
+// resource away from the scheduler. Allocatable defaults to the capacity.
+func keepExtended(cur v1.NodeStatus, capacity, alloc v1.ResourceList) (v1.ResourceList, v1.ResourceList) {
+	for name, q := range cur.Capacity {
+		if _, ours := capacity[name]; ours || !isExtendedResource(name) {
+			continue
+		}
+		capacity[name] = q.DeepCopy()
+		if a, ok := cur.Allocatable[name]; ok {
+			alloc[name] = a.DeepCopy()
+		} else {
+			alloc[name] = q.DeepCopy()
+		}
+	}
+	return capacity, alloc
+}
+
+// isExtendedResource: a domain-qualified name outside kubernetes.io, and
+// not a quota's "requests." name (upstream's rule).
+func isExtendedResource(name v1.ResourceName) bool {
+	n := string(name)
+	return strings.Contains(n, "/") && !strings.Contains(n, "kubernetes.io/") && !strings.HasPrefix(n, "requests.")
+}
+
 func (k *Kubelet) nodeAddresses() []v1.NodeAddress {
 	return []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: k.cfg.NodeIP.String()}, {Type: v1.NodeHostName, Address: k.cfg.Hostname}}
 }
@@ -269,7 +296,7 @@ func (k *Kubelet) tryUpdateNodeStatus(ctx context.Context, force bool) error {
 		runtimeErr = err
 	}
 	next := node.DeepCopy()
-	next.Status.Capacity, next.Status.Allocatable = capacity, alloc
+	next.Status.Capacity, next.Status.Allocatable = keepExtended(node.Status, capacity, alloc)
 	next.Status.Addresses = k.nodeAddresses()
 	next.Status.NodeInfo = k.machine.info
 	next.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(k.cfg.Port)

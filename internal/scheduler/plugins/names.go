@@ -22,6 +22,7 @@ const (
 	PodTopologySpreadName  = "PodTopologySpread"
 	VolumeBindingName      = "VolumeBinding"
 	VolumeRestrictionsName = "VolumeRestrictions"
+	DynamicResourcesName   = "DynamicResources"
 	DefaultPreemptionName  = "DefaultPreemption"
 	DefaultBinderName      = "DefaultBinder"
 )

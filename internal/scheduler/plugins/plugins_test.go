@@ -11,6 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	configv1 "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/scheduler/framework"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins"
 )
 
 func TestNodeNameUnschedulableAndPorts(t *testing.T) {
@@ -310,5 +313,19 @@ func TestVolumeRestrictions(t *testing.T) {
 	}
 	if got := e.fits(withDisk("second-disk")); !reflect.DeepEqual(got, []string{"a"}) {
 		t.Errorf("exclusive disk fits %v, want [a]", got)
+	}
+}
+
+func TestDynamicResources(t *testing.T) {
+	e := newEnv(t, only("DynamicResources"), []*corev1.Node{node("a", 1, 1)}, nil)
+	claims := pod("claims", 0, 0)
+	claims.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: ptr.To("gpu")}}
+	_, s, _ := e.fwk.RunPreFilter(t.Context(), framework.NewCycleState(), framework.NewPodInfo(claims))
+	if s.Code() != framework.UnschedulableAndUnresolvable || s.Message() != plugins.ErrReasonDynamicResources {
+		t.Errorf("pod with claims: %v %q", s.Code(), s.Message())
+	}
+	_, s, _ = e.fwk.RunPreFilter(t.Context(), framework.NewCycleState(), framework.NewPodInfo(pod("plain", 0, 0)))
+	if !s.IsSuccess() {
+		t.Errorf("pod without claims: %v", s.Message())
 	}
 }

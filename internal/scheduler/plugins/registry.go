@@ -33,7 +33,10 @@ func Registry() map[string]Factory {
 		NodeUnschedulableName: func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) {
 			return NodeUnschedulable{}, nil
 		},
-		NodeNameName:        func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) { return NodeName{}, nil },
+		NodeNameName: func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) { return NodeName{}, nil },
+		DynamicResourcesName: func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) {
+			return DynamicResources{}, nil
+		},
 		NodePortsName:       func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) { return NodePorts{}, nil },
 		TaintTolerationName: func(runtime.RawExtension, framework.Handle) (framework.Plugin, error) { return TaintToleration{}, nil },
 		ImageLocalityName: func(_ runtime.RawExtension, h framework.Handle) (framework.Plugin, error) {
@@ -142,6 +145,7 @@ var Defaults = []DefaultPlugin{
 	{VolumeBindingName, 0},
 	{PodTopologySpreadName, 2},
 	{InterPodAffinityName, 2},
+	{DynamicResourcesName, 0},
 	{DefaultPreemptionName, 0},
 	{BalancedAllocationName, 1},
 	{ImageLocalityName, 1},
@@ -151,7 +155,7 @@ var Defaults = []DefaultPlugin{
 // Unavailable are upstream plugins skiff does not carry; naming them in a
 // disabled list is fine, enabling them is an error.
 var Unavailable = map[string]bool{
-	"NodeVolumeLimits": true, "VolumeZone": true, "DynamicResources": true, "EBSLimits": true,
+	"NodeVolumeLimits": true, "VolumeZone": true, "EBSLimits": true,
 	"GCEPDLimits": true, "AzureDiskLimits": true, "CinderLimits": true, "NodeDeclaredFeatures": true,
 	"GangScheduling": true,
 }
