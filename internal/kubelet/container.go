@@ -284,6 +284,29 @@ func linuxResources(c *v1.Container) *cri.LinuxContainerResources {
 	return r
 }
 
+// debugTarget is the targetContainerName of the ephemeral container name,
+// "" when it has none (or name is not an ephemeral container).
+func debugTarget(pod *v1.Pod, name string) string {
+	for _, e := range pod.Spec.EphemeralContainers {
+		if e.Name == name {
+			return e.TargetContainerName
+		}
+	}
+	return ""
+}
+
+// targetPIDNamespace puts a debugging container into the process namespace
+// of the container it targets (kubectl debug --target), so it sees and can
+// signal that container's processes. A pod sharing one process namespace
+// (or the host's) needs nothing more.
+func targetPIDNamespace(cfg *cri.ContainerConfig, targetID string) {
+	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns == nil || ns.Pid != cri.NamespaceMode_CONTAINER {
+		return
+	}
+	ns.Pid, ns.TargetId = cri.NamespaceMode_TARGET, targetID
+}
+
 // securityContext merges the pod's and the container's security settings
 // into the CRI's.
 func securityContext(pod *v1.Pod, c *v1.Container) *cri.LinuxContainerSecurityContext {

@@ -313,6 +313,11 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		k.eventOnce(pod, v1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return 0, err
 	}
+	if target := debugTarget(pod, c.Name); target != "" {
+		if tc := st.latest(target); tc != nil && tc.running() {
+			targetPIDNamespace(cfg, tc.id)
+		}
+	}
 	sb := st.current()
 	created, err := k.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: sb.Id, Config: cfg, SandboxConfig: k.sandboxConfig(pod, sb.Metadata.GetAttempt())})
 	if err != nil {

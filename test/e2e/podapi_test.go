@@ -31,14 +31,15 @@ import (
 
 // A debugging container is added to a running pod through
 // pods/ephemeralcontainers: it runs in the pod, reports its status, serves
-// exec and logs, and bumps the pod's generation.
+// exec and logs, joins its target container's process namespace (kubectl
+// debug --target), and bumps the pod's generation.
 func TestEphemeralContainer(t *testing.T) {
 	ns := namespace(t)
 	createPod(t, busyboxPod(ns, "target", "while true; do sleep 1; done"))
 	p := waitRunningReady(t, ns, "target")
 	p.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{
 		Name: "debugger", Image: busyboxImage, Command: []string{"sh", "-c", "echo polo; while true; do sleep 1; done"},
-	}}}
+	}, TargetContainerName: "main"}}
 	if _, err := cl.client.CoreV1().Pods(ns).UpdateEphemeralContainers(context.Background(), "target", p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +55,10 @@ func TestEphemeralContainer(t *testing.T) {
 	})
 	if out := cl.kubectl(t, "-n", ns, "exec", "target", "-c", "debugger", "--", "echo", "marco"); strings.TrimSpace(out) != "marco" {
 		t.Errorf("exec in the ephemeral container: %q", out)
+	}
+	// In the target's process namespace, process 1 is the target's shell.
+	if out := cl.kubectl(t, "-n", ns, "exec", "target", "-c", "debugger", "--", "cat", "/proc/1/cmdline"); !strings.Contains(out, "while true; do sleep 1; done") || strings.Contains(out, "polo") {
+		t.Errorf("process 1 as the debugging container sees it: %q, want the target's command", out)
 	}
 	eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "target", "-c", "debugger")
