@@ -255,12 +255,13 @@ func TestKubeletRejectsHostPortConflict(t *testing.T) {
 	})
 }
 
-// Exec and logs over WebSocket through the API server, as browsers and
-// the conformance suite use them: channel.k8s.io for exec (stdout on
-// channel 1), binary.k8s.io for logs.
+// Exec, attach and logs over WebSocket through the API server, as browsers
+// and the conformance suite use them: channel.k8s.io for exec and
+// v4.channel.k8s.io for attach (stdout on channel 1), binary.k8s.io for
+// logs.
 func TestWebSocketExecAndLogs(t *testing.T) {
 	ns := namespace(t)
-	createPod(t, busyboxPod(ns, "ws", "echo container is alive; while true; do sleep 1; done"))
+	createPod(t, busyboxPod(ns, "ws", "echo container is alive; while true; do sleep 1; echo tick; done"))
 	waitRunningReady(t, ns, "ws")
 	cfg, err := clientcmd.BuildConfigFromFlags("", cl.kubeconfig)
 	if err != nil {
@@ -271,9 +272,14 @@ func TestWebSocketExecAndLogs(t *testing.T) {
 	if !bytes.Contains(out, []byte("\x01remote execution test")) {
 		t.Errorf("exec over WebSocket: %q", out)
 	}
+	// Attach: the running container's output arrives on channel 1.
+	attach := "/api/v1/namespaces/" + ns + "/pods/ws/attach?container=main&stdout=1"
+	if out := readWebSocketUntil(t, cfg, attach, "v4.channel.k8s.io", func(b []byte) bool { return bytes.Contains(b, []byte("tick")) }); !bytes.Contains(out, []byte("\x01tick")) {
+		t.Errorf("attach over WebSocket: %q", out)
+	}
 	eventually(t, 20*time.Second, func() error {
 		logs := readWebSocket(t, cfg, "/api/v1/namespaces/"+ns+"/pods/ws/log?container=main", "binary.k8s.io")
-		if string(logs) != "container is alive\n" {
+		if !strings.HasPrefix(string(logs), "container is alive\ntick\n") {
 			return fmt.Errorf("logs over WebSocket: %q", logs)
 		}
 		return nil
@@ -283,6 +289,13 @@ func TestWebSocketExecAndLogs(t *testing.T) {
 // readWebSocket opens path on the API server with one subprotocol and
 // returns every message it sends until it closes.
 func readWebSocket(t *testing.T, cfg *rest.Config, path, protocol string) []byte {
+	t.Helper()
+	return readWebSocketUntil(t, cfg, path, protocol, func([]byte) bool { return false })
+}
+
+// readWebSocketUntil is readWebSocket that stops early once done says the
+// messages so far are enough (an attached stream never closes by itself).
+func readWebSocketUntil(t *testing.T, cfg *rest.Config, path, protocol string, done func([]byte) bool) []byte {
 	t.Helper()
 	tlsCfg, err := rest.TLSConfigFor(cfg)
 	if err != nil {
@@ -308,7 +321,7 @@ func readWebSocket(t *testing.T, cfg *rest.Config, path, protocol string) []byte
 	defer ws.Close()
 	_ = ws.SetDeadline(time.Now().Add(15 * time.Second))
 	var all []byte
-	for {
+	for !done(all) {
 		var msg []byte
 		if err := websocket.Message.Receive(ws, &msg); err != nil {
 			if err != io.EOF {
@@ -318,6 +331,7 @@ func readWebSocket(t *testing.T, cfg *rest.Config, path, protocol string) []byte
 		}
 		all = append(all, msg...)
 	}
+	return all
 }
 
 // An image volume: another image's filesystem, read-only, in the pod.
