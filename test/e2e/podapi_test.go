@@ -127,40 +127,9 @@ func TestInPlaceResize(t *testing.T) {
 func TestPodCertificateProjection(t *testing.T) {
 	ns := namespace(t)
 	const signer = "e2e.example.com/signer"
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e-ca"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	signed := make(chan string, 1)
-	go func() {
-		// The signer: issue every request of our signer name, found by the
-		// field selector signers use.
-		for ctx.Err() == nil {
-			list, err := cl.client.CertificatesV1().PodCertificateRequests(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=" + signer})
-			if err == nil {
-				for i := range list.Items {
-					if r := &list.Items[i]; r.Status.CertificateChain == "" {
-						if err := issue(ctx, r, ca, caKey); err != nil {
-							t.Logf("issue %s: %v", r.Name, err)
-						} else {
-							select {
-							case signed <- r.Name:
-							default:
-							}
-						}
-					}
-				}
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-	}()
+	signed, ca := runSigner(ctx, t, ns, signer, func(int) bool { return false })
 
 	p := busyboxPod(ns, "certified", "cat /certs/key.pem /certs/chain.pem; while true; do sleep 1; done")
 	p.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
@@ -175,6 +144,7 @@ func TestPodCertificateProjection(t *testing.T) {
 		t.Fatal("the pod runs, yet no request was signed")
 	}
 	var out string
+	var err error
 	eventually(t, 20*time.Second, func() error {
 		out, err = cl.skiff("kubectl", "-n", ns, "logs", "certified")
 		if err != nil || !strings.Contains(out, "END CERTIFICATE") {
@@ -210,9 +180,93 @@ func TestPodCertificateProjection(t *testing.T) {
 	}
 }
 
-// issue signs a request's stub key with the test CA and writes the status
-// a signer writes.
-func issue(ctx context.Context, r *certificatesv1.PodCertificateRequest, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+// runSigner issues, until ctx ends, every PodCertificateRequest of signer
+// in ns (found by the field selector signers use) with a CA of its own;
+// refreshSoon(n) tells whether the n-th issued certificate (from 0) asks
+// for an early refresh. Names of issued requests go to the channel; the CA
+// is returned too.
+func runSigner(ctx context.Context, t *testing.T, ns, signer string, refreshSoon func(n int) bool) (<-chan string, *x509.Certificate) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e-ca"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	signed := make(chan string, 16)
+	go func() {
+		n := 0
+		for ctx.Err() == nil {
+			list, err := cl.client.CertificatesV1().PodCertificateRequests(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.signerName=" + signer})
+			if err == nil {
+				for i := range list.Items {
+					if r := &list.Items[i]; r.Status.CertificateChain == "" {
+						if err := issue(ctx, r, ca, caKey, refreshSoon(n)); err != nil {
+							t.Logf("issue %s: %v", r.Name, err)
+							continue
+						}
+						n++
+						select {
+						case signed <- r.Name:
+						default:
+						}
+					}
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	return signed, ca
+}
+
+// A projected pod certificate past its beginRefreshAt is asked for again
+// with a new key, and the volume's chain is replaced while the pod runs.
+func TestPodCertificateRenewal(t *testing.T) {
+	ns := namespace(t)
+	const signer = "e2e.example.com/renewing"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	signed, _ := runSigner(ctx, t, ns, signer, func(n int) bool { return n == 0 })
+	p := busyboxPod(ns, "renewed", "while true; do md5sum /certs/chain.pem /certs/key.pem; sleep 1; done")
+	p.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
+		PodCertificate: &v1.PodCertificateProjection{SignerName: signer, KeyType: "ECDSAP256", KeyPath: "key.pem", CertificateChainPath: "chain.pem"},
+	}}}}}}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "certs", MountPath: "/certs"}}
+	createPod(t, p)
+	waitRunningReady(t, ns, "renewed")
+	eventually(t, 60*time.Second, func() error {
+		if len(signed) < 2 {
+			return fmt.Errorf("no second request issued yet")
+		}
+		out, err := cl.skiff("kubectl", "-n", ns, "logs", "renewed")
+		if err != nil {
+			return err
+		}
+		sums := map[string]map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				if sums[f[1]] == nil {
+					sums[f[1]] = map[string]bool{}
+				}
+				sums[f[1]][f[0]] = true
+			}
+		}
+		if len(sums["/certs/chain.pem"]) < 2 || len(sums["/certs/key.pem"]) < 2 {
+			return fmt.Errorf("chain and key not both replaced yet: %v", sums)
+		}
+		return nil
+	})
+	list, err := cl.client.CertificatesV1().PodCertificateRequests(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.podName=renewed"})
+	if err != nil || len(list.Items) < 2 {
+		t.Errorf("requests of the pod: %d, %v; want a second one for the refresh", len(list.Items), err)
+	}
+}
+
+// issue signs a request's stub key with the CA and writes the status a
+// signer writes. refreshSoon sets beginRefreshAt a second
+// from now instead of half an hour before expiry, so the node asks again.
+func issue(ctx context.Context, r *certificatesv1.PodCertificateRequest, ca *x509.Certificate, caKey *ecdsa.PrivateKey, refreshSoon bool) error {
 	csr, err := x509.ParseCertificateRequest(r.Spec.StubPKCS10Request)
 	if err != nil {
 		return err
@@ -226,7 +280,11 @@ func issue(ctx context.Context, r *certificatesv1.PodCertificateRequest, ca *x50
 	}
 	r = r.DeepCopy()
 	r.Status.CertificateChain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	r.Status.NotBefore, r.Status.NotAfter, r.Status.BeginRefreshAt = &metav1.Time{Time: nb}, &metav1.Time{Time: na}, &metav1.Time{Time: na.Add(-30 * time.Minute)}
+	refresh := na.Add(-30 * time.Minute)
+	if refreshSoon {
+		refresh = time.Now().Add(time.Second).Truncate(time.Second)
+	}
+	r.Status.NotBefore, r.Status.NotAfter, r.Status.BeginRefreshAt = &metav1.Time{Time: nb}, &metav1.Time{Time: na}, &metav1.Time{Time: refresh}
 	r.Status.Conditions = []metav1.Condition{{Type: certificatesv1.PodCertificateRequestConditionTypeIssued, Status: metav1.ConditionTrue, Reason: "Issued", Message: "by the e2e signer", LastTransitionTime: metav1.Now()}}
 	_, err = cl.client.CertificatesV1().PodCertificateRequests(r.Namespace).UpdateStatus(ctx, r, metav1.UpdateOptions{})
 	return err
