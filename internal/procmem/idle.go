@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Thresholds of ReturnWhenIdle.
@@ -39,14 +41,7 @@ func shouldReturn(prev, cur memSample) bool {
 // reused there, and returning it would only cost page faults.
 func ReturnWhenIdle(ctx context.Context, log *slog.Logger) {
 	prev := readMem()
-	t := time.NewTicker(idleCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(context.Context) {
 		cur := readMem()
 		if shouldReturn(prev, cur) {
 			start := time.Now()
@@ -55,7 +50,7 @@ func ReturnWhenIdle(ctx context.Context, log *slog.Logger) {
 			cur = readMem()
 		}
 		prev = cur
-	}
+	}, idleCheckInterval)
 }
 
 func readMem() memSample {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -149,20 +150,11 @@ func (c *Cache) Ready() bool {
 // Run lists the resource and follows it until ctx ends, re-listing if the
 // etcd watch breaks.
 func (c *Cache) Run(ctx context.Context) {
-	go func() {
-		t := time.NewTicker(trimInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.mu.Lock()
-				c.trimLocked()
-				c.mu.Unlock()
-			}
-		}
-	}()
+	go wait.UntilWithContext(ctx, func(context.Context) {
+		c.mu.Lock()
+		c.trimLocked()
+		c.mu.Unlock()
+	}, trimInterval)
 	for ctx.Err() == nil {
 		if err := c.follow(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("watch cache restarting", "resource", c.store.resource.String(), "err", err)

@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/etcdserver"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // DefaultDiskReserve is the free space under which the embedded etcd stops
@@ -81,18 +82,11 @@ type spaceGuard struct {
 
 func (g *spaceGuard) run(ctx context.Context) {
 	g.lastDefrag = time.Now()
-	t := time.NewTicker(spaceCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		if err := g.step(ctx); err != nil && ctx.Err() == nil {
 			g.log.Warn("storage space guard", "err", err)
 		}
-	}
+	}, spaceCheckInterval)
 }
 
 // step observes, plans and acts once.

@@ -131,11 +131,7 @@ func TestPodCertificateProjection(t *testing.T) {
 	defer cancel()
 	signed, ca := runSigner(ctx, t, ns, signer, func(int) bool { return false })
 
-	p := busyboxPod(ns, "certified", "cat /certs/key.pem /certs/chain.pem; while true; do sleep 1; done")
-	p.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
-		PodCertificate: &v1.PodCertificateProjection{SignerName: signer, KeyType: "ECDSAP256", KeyPath: "key.pem", CertificateChainPath: "chain.pem"},
-	}}}}}}
-	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "certs", MountPath: "/certs"}}
+	p := podCertPod(ns, "certified", signer, "cat /certs/key.pem /certs/chain.pem; while true; do sleep 1; done")
 	createPod(t, p)
 	waitRunningReady(t, ns, "certified")
 	select {
@@ -178,6 +174,17 @@ func TestPodCertificateProjection(t *testing.T) {
 	if _, err := cl.client.CoreV1().Pods(ns).Create(context.Background(), bad, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "maxExpirationSeconds must be <= 7862400") {
 		t.Errorf("pod with a 91-day-plus certificate: %v", err)
 	}
+}
+
+// podCertPod runs script with an ECDSA key and its certificate from signer
+// projected at /certs/key.pem and /certs/chain.pem.
+func podCertPod(ns, name, signer, script string) *v1.Pod {
+	p := busyboxPod(ns, name, script)
+	p.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
+		PodCertificate: &v1.PodCertificateProjection{SignerName: signer, KeyType: "ECDSAP256", KeyPath: "key.pem", CertificateChainPath: "chain.pem"},
+	}}}}}}
+	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "certs", MountPath: "/certs"}}
+	return p
 }
 
 // runSigner issues, until ctx ends, every PodCertificateRequest of signer
@@ -228,11 +235,7 @@ func TestPodCertificateRenewal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	signed, _ := runSigner(ctx, t, ns, signer, func(n int) bool { return n == 0 })
-	p := busyboxPod(ns, "renewed", "while true; do md5sum /certs/chain.pem /certs/key.pem; sleep 1; done")
-	p.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
-		PodCertificate: &v1.PodCertificateProjection{SignerName: signer, KeyType: "ECDSAP256", KeyPath: "key.pem", CertificateChainPath: "chain.pem"},
-	}}}}}}
-	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "certs", MountPath: "/certs"}}
+	p := podCertPod(ns, "renewed", signer, "while true; do md5sum /certs/chain.pem /certs/key.pem; sleep 1; done")
 	createPod(t, p)
 	waitRunningReady(t, ns, "renewed")
 	eventually(t, 60*time.Second, func() error {
