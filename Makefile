@@ -78,7 +78,7 @@ bench: build
 # writes docs/conformance.md (FOCUS=regex: a focused run, whose report goes
 # to test/conformance/_out/conformance.md). The first run builds the suite
 # (about 25 minutes on 2 cores); a full run takes about an hour.
-CONFORMANCE_PACKAGES := bind9-dnsutils netcat-openbsd socat curl bash docker-registry skopeo
+CONFORMANCE_PACKAGES := bind9-dnsutils netcat-openbsd socat curl bash docker-registry skopeo gcc make libc6-dev bzip2
 conformance: build
 	@missing=""; for p in $(CONFORMANCE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi

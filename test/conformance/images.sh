@@ -7,10 +7,11 @@
 # with busybox for the small commands.
 #
 # Needs: SKIFF (the skiff binary), BIN (a directory holding agnhost, coredns
-# and nnp built by run.sh), K8S_SRC (the k8s.io/kubernetes module source).
+# and nnp built by run.sh), BUSYBOX (busybox 1.37.0, static, built by
+# run.sh), K8S_SRC (the k8s.io/kubernetes module source).
 set -euo pipefail
 OUT=$1
-: "${SKIFF:?}" "${BIN:?}" "${K8S_SRC:?}"
+: "${SKIFF:?}" "${BIN:?}" "${BUSYBOX:?}" "${K8S_SRC:?}"
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -32,26 +33,25 @@ copy_bin() {
 }
 
 # base ROOT: the tools upstream's agnhost image has (Alpine's bind-tools,
-# curl, netcat-openbsd, iproute2, bash, socat), bash as /bin/sh (busybox's
-# ash drops environment variables whose names are not identifiers, which
-# the tests set), busybox applets for everything else, and the users and
+# curl, netcat-openbsd, iproute2, bash, socat), busybox 1.37's applets for
+# everything else with its ash as /bin/sh (as upstream's busybox and
+# Alpine images have: tests expect ash's wording), and the users and
 # groups the tests look for.
 base() {
 	local root=$1
 	mkdir -p "$root"/{bin,etc,tmp,root,uploads,usr/bin,usr/share/nginx/html}
 	chmod 1777 "$root/tmp"
-	install -m 0755 /bin/busybox "$root/bin/busybox"
+	install -m 0755 "$BUSYBOX" "$root/bin/busybox"
 	local applet
-	for applet in $(/bin/busybox --list); do
+	for applet in $("$BUSYBOX" --list); do
 		[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 	done
-	rm -f "$root/bin/sh" "$root/bin/bash"
+	rm -f "$root/bin/bash"
 	copy_bin "$root" /bin/bash /usr/bin/dig /usr/bin/nslookup /usr/bin/host /usr/bin/curl /usr/bin/nc.openbsd \
 		/usr/bin/socat /usr/bin/ss /usr/bin/getent /usr/bin/env /usr/bin/id /usr/bin/stat
 	for lib in /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libnss_dns.so.2 /lib/x86_64-linux-gnu/libresolv.so.2; do
 		[ -e "$lib" ] && install -D -m 0644 "$(readlink -f "$lib")" "$root$lib"
 	done
-	ln -s bash "$root/bin/sh"
 	ln -s nc.openbsd "$root/usr/bin/nc"
 	cat >"$root/etc/passwd" <<-'EOF'
 		root:x:0:0:root:/root:/bin/sh

@@ -60,6 +60,26 @@ build_tools() {
 	cd "$ROOT"
 }
 
+# Upstream's busybox test image is busybox 1.37.0. Debian bookworm ships
+# 1.35, whose ash drops environment variables whose names are not
+# identifiers (tests set such names; 1.37 keeps them), so the release
+# source Debian mirrors is built here, static, once, with its own stamp.
+BUSYBOX_VERSION=1.37.0
+BUSYBOX_SHA256=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
+build_busybox() {
+	local dir=$OUT/busybox-$BUSYBOX_VERSION tmp
+	[ -x "$dir/busybox" ] && return
+	log "building busybox $BUSYBOX_VERSION (about 3 minutes on 2 cores)"
+	tmp=$(mktemp -d)
+	curl -fsSL -o "$tmp/src.tar.bz2" "http://deb.debian.org/debian/pool/main/b/busybox/busybox_$BUSYBOX_VERSION.orig.tar.bz2"
+	echo "$BUSYBOX_SHA256  $tmp/src.tar.bz2" | sha256sum -c --quiet
+	tar -xjf "$tmp/src.tar.bz2" -C "$tmp"
+	(cd "$tmp/busybox-$BUSYBOX_VERSION" && make defconfig >/dev/null &&
+		sed -i 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' .config && make -j"$(nproc)" busybox >/dev/null 2>&1)
+	install -D -m 0755 "$tmp/busybox-$BUSYBOX_VERSION/busybox" "$dir/busybox"
+	rm -rf "$tmp"
+}
+
 # --- the cluster ----------------------------------------------------------
 in_ns() { nsenter --net=/var/run/netns/$NETNS "$@"; }
 kubectl() { "$SKIFF" kubectl --kubeconfig "$DATA/admin.kubeconfig" "$@"; }
@@ -243,9 +263,10 @@ run_suite() { # NAME FOCUS SKIP PROCS
 }
 
 build_tools
+build_busybox
 if [ ! -x "$SKIFF" ]; then make -C "$ROOT" build; fi
 log "making images"
-SKIFF=$SKIFF BIN=$OUT/bin K8S_SRC=$(go -C "$HERE" list -m -f '{{.Dir}}' k8s.io/kubernetes) "$HERE/images.sh" "$OUT/images" >/dev/null
+SKIFF=$SKIFF BIN=$OUT/bin BUSYBOX=$OUT/busybox-$BUSYBOX_VERSION/busybox K8S_SRC=$(go -C "$HERE" list -m -f '{{.Dir}}' k8s.io/kubernetes) "$HERE/images.sh" "$OUT/images" >/dev/null
 trap cluster_down EXIT
 cluster_up
 agent_up
