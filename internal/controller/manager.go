@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
-	"github.com/skiff-sh/skiff/internal/pki"
 	"log/slog"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/kubeclient"
+	"github.com/skiff-sh/skiff/internal/pki"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
@@ -54,7 +56,7 @@ func RunManager(ctx context.Context, cfg ManagerConfig) error {
 	restCfg := rest.CopyConfig(cfg.Rest)
 	restCfg.QPS, restCfg.Burst = clientQPS, clientBurst
 	restCfg.UserAgent = "skiff-controller-manager"
-	client, err := kubernetes.NewForConfig(ProtobufConfig(restCfg))
+	client, err := kubernetes.NewForConfig(kubeclient.Protobuf(restCfg))
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
 	}
@@ -112,14 +114,6 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 	cc.Informers.Shutdown()
 	cc.MetadataInformers.Shutdown()
 	return nil
-}
-
-// ProtobufConfig asks for protobuf, as upstream's controllers do.
-func ProtobufConfig(c *rest.Config) *rest.Config {
-	c = rest.CopyConfig(c)
-	c.ContentType = runtime.ContentTypeProtobuf
-	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	return c
 }
 
 func eventScheme() *runtime.Scheme { return scheme.Scheme }

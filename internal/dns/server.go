@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	"github.com/miekg/dns"
 
-	"github.com/skiff-sh/skiff/internal/controller"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -157,7 +158,7 @@ func (s *Server) Serve(ctx context.Context) {
 func Run(ctx context.Context, cfg Config, factory informers.SharedInformerFactory, h *Handler, log *slog.Logger) error {
 	svcs := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
-	kick := controller.NewSignal()
+	kick := work.NewSignal()
 	_, _ = svcs.Informer().AddEventHandler(kick.OnAny())
 	_, _ = slices.Informer().AddEventHandler(kick.OnAny())
 	factory.Start(ctx.Done())

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -91,10 +93,10 @@ func newController(cc *controller.Context, s Settings) (*Controller, error) {
 	svc, sl, sec := f.Core().V1().Services(), f.Discovery().V1().EndpointSlices(), f.Core().V1().Secrets()
 	c := &Controller{settings: s, cc: cc, ingresses: ing.Lister(), classes: cls.Lister(), services: svc.Lister(), slices: sl.Lister(), secrets: sec.Lister(),
 		synced: []cache.InformerSynced{ing.Informer().HasSynced, cls.Informer().HasSynced, svc.Informer().HasSynced, sl.Informer().HasSynced, sec.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("ingress"), log: cc.Log.With("controller", "ingress"), certs: map[string]cachedCert{}}
+		queue:  work.NewQueue[string]("ingress"), log: cc.Log.With("controller", "ingress"), certs: map[string]cachedCert{}}
 	c.table.Store(BuildTable(nil, nil))
 	// Every Ingress or class change rebuilds the one table (key "").
-	rebuild := controller.OnChange(func(any) { c.queue.Add("") })
+	rebuild := work.OnChange(func(any) { c.queue.Add("") })
 	if _, err := ing.Informer().AddEventHandler(rebuild); err != nil {
 		return nil, err
 	}
@@ -114,7 +116,7 @@ func newController(cc *controller.Context, s Settings) (*Controller, error) {
 
 // Run listens, then keeps the table and the status current.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
 	var servers []*http.Server
@@ -145,7 +147,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		}
 	}()
 	c.queue.Add("")
-	controller.Work(ctx, c.log, c.queue, 1, c.sync)
+	work.Work(ctx, c.log, c.queue, 1, c.sync)
 }
 
 // ours: class skiff by name, or no class while skiff's is the default.

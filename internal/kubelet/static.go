@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/podspec"
 )
 
 // Annotations of static and mirror pods (upstream's names).
@@ -91,7 +91,7 @@ func staticPod(data []byte, node string, now time.Time) (*v1.Pod, error) {
 	// Static pods tolerate every NoExecute taint: the node runs them
 	// whatever its condition (upstream does the same).
 	p.Spec.Tolerations = append(p.Spec.Tolerations, v1.Toleration{Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute})
-	if errs := registry.PreparePod(&p); len(errs) > 0 {
+	if errs := podspec.Prepare(&p); len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
 	p.CreationTimestamp = metav1.NewTime(now)

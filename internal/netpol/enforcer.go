@@ -4,13 +4,14 @@ import (
 	"context"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	netlisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
@@ -41,7 +42,7 @@ func (e *Enforcer) Watch(ctx context.Context, f informers.SharedInformerFactory,
 	e.ctx, e.factory, e.changed = ctx, f, changed
 	pols := f.Networking().V1().NetworkPolicies()
 	e.policies = pols.Lister()
-	_, _ = pols.Informer().AddEventHandler(controller.OnChange(func(any) { changed() }))
+	_, _ = pols.Informer().AddEventHandler(work.OnChange(func(any) { changed() }))
 	return []cache.InformerSynced{pols.Informer().HasSynced}
 }
 
@@ -70,7 +71,7 @@ func (e *Enforcer) Add(rs *proxy.Ruleset) {
 func (e *Enforcer) startPeers() {
 	pods, nss := e.factory.Core().V1().Pods(), e.factory.Core().V1().Namespaces()
 	e.pods, e.namespaces = pods.Lister(), nss.Lister()
-	h := controller.OnChange(func(any) { e.changed() })
+	h := work.OnChange(func(any) { e.changed() })
 	_, _ = pods.Informer().AddEventHandler(h)
 	_, _ = nss.Informer().AddEventHandler(h)
 	e.synced = []cache.InformerSynced{pods.Informer().HasSynced, nss.Informer().HasSynced}

@@ -14,13 +14,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	"github.com/vishvananda/netlink"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // routeProtocol marks the routes skiff owns, so it finds and removes its
@@ -132,7 +132,7 @@ func Run(ctx context.Context, self string, factory informers.SharedInformerFacto
 		}
 	}
 	nodes := factory.Core().V1().Nodes()
-	kick := controller.NewSignal()
+	kick := work.NewSignal()
 	trigger := func(any) { kick.Fire() }
 	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: trigger, DeleteFunc: trigger,

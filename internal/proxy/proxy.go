@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // retryAfter is how long a failed Apply waits before the table is rebuilt.
@@ -36,7 +36,7 @@ func Run(ctx context.Context, table *Table, cfg Config, factory informers.Shared
 	defer table.Close()
 	svcs := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
-	kick := controller.NewSignal()
+	kick := work.NewSignal()
 	_, _ = svcs.Informer().AddEventHandler(kick.OnAny())
 	_, _ = slices.Informer().AddEventHandler(kick.OnAny())
 	synced := []cache.InformerSynced{svcs.Informer().HasSynced, slices.Informer().HasSynced}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -39,7 +41,7 @@ func validateWorkload(sel *metav1.LabelSelector, replicas *int32, t *corev1.PodT
 	if replicas != nil && *replicas < 0 {
 		errs = append(errs, field.Invalid(sp.Child("replicas"), *replicas, "must be greater than or equal to 0"))
 	}
-	errs = append(errs, validateTemplate(t, sp.Child("template"))...)
+	errs = append(errs, podspec.ValidateTemplate(t, sp.Child("template"))...)
 	if t.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		errs = append(errs, field.NotSupported(sp.Child("template", "spec", "restartPolicy"), t.Spec.RestartPolicy, []string{string(corev1.RestartPolicyAlways)}))
 	}
@@ -109,7 +111,7 @@ func deploymentStrategy(r *Resource) {
 		if d.Spec.ProgressDeadlineSeconds == nil {
 			d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
 		}
-		defaultPodSpec(&d.Spec.Template.Spec)
+		podspec.Default(&d.Spec.Template.Spec)
 	}
 	validate := func(d *appsv1.Deployment) field.ErrorList {
 		errs := validateWorkload(d.Spec.Selector, d.Spec.Replicas, &d.Spec.Template)
@@ -160,7 +162,7 @@ func replicaSetStrategy(r *Resource) {
 		if rs.Spec.Replicas == nil {
 			rs.Spec.Replicas = ptr.To[int32](1)
 		}
-		defaultPodSpec(&rs.Spec.Template.Spec)
+		podspec.Default(&rs.Spec.Template.Spec)
 	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		rs := o.(*appsv1.ReplicaSet)
@@ -213,7 +215,7 @@ func statefulSetStrategy(r *Resource) {
 				c.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeFilesystem)
 			}
 		}
-		defaultPodSpec(&s.Spec.Template.Spec)
+		podspec.Default(&s.Spec.Template.Spec)
 	}
 	validate := func(s *appsv1.StatefulSet) field.ErrorList {
 		// Containers may mount the claim templates: upstream validates the
@@ -275,7 +277,7 @@ func daemonSetStrategy(r *Resource) {
 		if d.Spec.RevisionHistoryLimit == nil {
 			d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
 		}
-		defaultPodSpec(&d.Spec.Template.Spec)
+		podspec.Default(&d.Spec.Template.Spec)
 	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		d := o.(*appsv1.DaemonSet)

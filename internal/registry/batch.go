@@ -3,6 +3,8 @@ package registry
 import (
 	"fmt"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -48,7 +50,7 @@ func defaultJobSpec(s *batchv1.JobSpec) {
 	if s.ManualSelector == nil {
 		s.ManualSelector = ptr.To(false)
 	}
-	defaultPodSpec(&s.Template.Spec)
+	podspec.Default(&s.Template.Spec)
 }
 
 func validateJobSpec(s *batchv1.JobSpec, p *field.Path, generated bool) field.ErrorList {
@@ -67,7 +69,7 @@ func validateJobSpec(s *batchv1.JobSpec, p *field.Path, generated bool) field.Er
 	if !generated && s.Selector == nil {
 		errs = append(errs, field.Required(p.Child("selector"), ""))
 	}
-	errs = append(errs, validateTemplate(&s.Template, p.Child("template"))...)
+	errs = append(errs, podspec.ValidateTemplate(&s.Template, p.Child("template"))...)
 	if rp := s.Template.Spec.RestartPolicy; rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever {
 		errs = append(errs, field.NotSupported(p.Child("template", "spec", "restartPolicy"), rp, []string{"OnFailure", "Never"}))
 	}
@@ -172,7 +174,7 @@ func cronJobStrategy(r *Resource) {
 		if c.Spec.FailedJobsHistoryLimit == nil {
 			c.Spec.FailedJobsHistoryLimit = ptr.To[int32](1)
 		}
-		defaultPodSpec(&c.Spec.JobTemplate.Spec.Template.Spec)
+		podspec.Default(&c.Spec.JobTemplate.Spec.Template.Spec)
 	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		c := o.(*batchv1.CronJob)

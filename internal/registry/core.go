@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -417,7 +419,7 @@ func rcStrategy(r *Resource) {
 			if len(rc.Labels) == 0 {
 				rc.Labels = rc.Spec.Template.Labels
 			}
-			defaultPodSpec(&rc.Spec.Template.Spec)
+			podspec.Default(&rc.Spec.Template.Spec)
 		}
 	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
@@ -439,7 +441,7 @@ func rcStrategy(r *Resource) {
 				break
 			}
 		}
-		return append(errs, validateTemplate(rc.Spec.Template, sp.Child("template"))...)
+		return append(errs, podspec.ValidateTemplate(rc.Spec.Template, sp.Child("template"))...)
 	}
 	r.Columns = replicaColumns()
 	r.Row = func(o runtime.Object, _ bool) []any {

@@ -9,30 +9,16 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"slices"
-	"strings"
+
+	"github.com/skiff-sh/skiff/internal/podspec"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
-	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
-
-// Lifetimes of pod certificates, as upstream's certificates API fixes them.
-const (
-	pcrMinMaxExpiration        = 3600              // one hour
-	pcrDefaultMaxExpiration    = 24 * 60 * 60      // one day
-	pcrMaxMaxExpiration        = 91 * 24 * 60 * 60 // 91 days
-	pcrKubernetesMaxExpiration = 24 * 60 * 60      // kubernetes.io signers
-)
-
-// podCertificateKeyTypes are the keys a pod may ask for and a request may
-// carry.
-var podCertificateKeyTypes = []string{"RSA3072", "RSA4096", "ECDSAP256", "ECDSAP384", "ECDSAP521", "ED25519"}
 
 // podCertificateRequestStrategy serves certificates.k8s.io/v1
 // PodCertificateRequests: a kubelet asks a signer for a pod's certificate
@@ -48,7 +34,7 @@ func podCertificateRequestStrategy(r *Resource) {
 	r.Default = func(o runtime.Object) {
 		p := o.(*certificatesv1.PodCertificateRequest)
 		if p.Spec.MaxExpirationSeconds == nil {
-			p.Spec.MaxExpirationSeconds = ptr.To[int32](pcrDefaultMaxExpiration)
+			p.Spec.MaxExpirationSeconds = ptr.To[int32](podspec.CertDefaultMaxExpiration)
 		}
 	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
@@ -65,25 +51,9 @@ func podCertificateRequestStrategy(r *Resource) {
 	}
 }
 
-// validSignerName is upstream's form: a DNS subdomain, a slash, a path.
-func validSignerName(p *field.Path, name string) field.ErrorList {
-	if name == "" {
-		return field.ErrorList{field.Required(p, "")}
-	}
-	domain, rest, ok := strings.Cut(name, "/")
-	if !ok || domain == "" || rest == "" || len(validation.IsDNS1123Subdomain(domain)) > 0 {
-		return field.ErrorList{field.Invalid(p, name, "must be a fully qualified domain and path of the form 'example.com/signer-name'")}
-	}
-	return nil
-}
-
-func isKubernetesSigner(name string) bool {
-	return strings.HasPrefix(name, "kubernetes.io/") || strings.Contains(strings.SplitN(name, "/", 2)[0], ".kubernetes.io")
-}
-
 func validatePCRSpec(s *certificatesv1.PodCertificateRequestSpec) field.ErrorList {
 	spec := field.NewPath("spec")
-	errs := validSignerName(spec.Child("signerName"), s.SignerName)
+	errs := podspec.ValidateSignerName(spec.Child("signerName"), s.SignerName)
 	for _, f := range []struct{ name, value string }{
 		{"podName", s.PodName}, {"podUID", string(s.PodUID)}, {"serviceAccountName", s.ServiceAccountName},
 		{"serviceAccountUID", string(s.ServiceAccountUID)}, {"nodeName", string(s.NodeName)}, {"nodeUID", string(s.NodeUID)},
@@ -93,12 +63,12 @@ func validatePCRSpec(s *certificatesv1.PodCertificateRequestSpec) field.ErrorLis
 		}
 	}
 	if m := s.MaxExpirationSeconds; m != nil {
-		max := int32(pcrMaxMaxExpiration)
-		if isKubernetesSigner(s.SignerName) {
-			max = pcrKubernetesMaxExpiration
+		max := int32(podspec.CertMaxMaxExpiration)
+		if podspec.KubernetesSigner(s.SignerName) {
+			max = podspec.CertKubernetesMaxExpiration
 		}
-		if *m < pcrMinMaxExpiration || *m > max {
-			errs = append(errs, field.Invalid(spec.Child("maxExpirationSeconds"), *m, fmt.Sprintf("must be in the range [%d, %d]", pcrMinMaxExpiration, max)))
+		if *m < podspec.CertMinMaxExpiration || *m > max {
+			errs = append(errs, field.Invalid(spec.Child("maxExpirationSeconds"), *m, fmt.Sprintf("must be in the range [%d, %d]", podspec.CertMinMaxExpiration, max)))
 		}
 	}
 	csr, err := x509.ParseCertificateRequest(s.StubPKCS10Request)
@@ -109,7 +79,7 @@ func validatePCRSpec(s *certificatesv1.PodCertificateRequestSpec) field.ErrorLis
 		errs = append(errs, field.Invalid(spec.Child("stubPKCS10Request"), "", "the request's signature does not verify with its public key"))
 	}
 	if keyType(csr.PublicKey) == "" {
-		errs = append(errs, field.NotSupported(spec.Child("stubPKCS10Request"), "", podCertificateKeyTypes))
+		errs = append(errs, field.NotSupported(spec.Child("stubPKCS10Request"), "", podspec.CertKeyTypes))
 	}
 	return errs
 }
@@ -185,47 +155,6 @@ func validatePCRStatus(p *certificatesv1.PodCertificateRequest) field.ErrorList 
 	}
 	if na := p.Status.NotAfter; na != nil && !na.Time.Equal(leaf.NotAfter) {
 		errs = append(errs, field.Invalid(st.Child("notAfter"), na, "must match the leaf certificate's NotAfter"))
-	}
-	return errs
-}
-
-// validatePodCertificateProjection checks a projected volume's
-// podCertificate source as upstream's pod validation does.
-func validatePodCertificateProjection(pc *corev1.PodCertificateProjection, p *field.Path, paths map[string]bool) field.ErrorList {
-	errs := validSignerName(p.Child("signerName"), pc.SignerName)
-	if !slices.Contains(podCertificateKeyTypes, pc.KeyType) {
-		errs = append(errs, field.NotSupported(p.Child("keyType"), pc.KeyType, podCertificateKeyTypes))
-	}
-	if m := pc.MaxExpirationSeconds; m != nil {
-		if *m < pcrMinMaxExpiration {
-			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *m, fmt.Sprintf("if provided, maxExpirationSeconds must be >= %d", pcrMinMaxExpiration)))
-		}
-		max := int32(pcrMaxMaxExpiration)
-		if isKubernetesSigner(pc.SignerName) {
-			max = pcrKubernetesMaxExpiration
-		}
-		if *m > max {
-			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *m, fmt.Sprintf("if provided, maxExpirationSeconds must be <= %d", max)))
-		}
-	}
-	n := 0
-	for _, f := range []struct{ name, path string }{
-		{"credentialBundlePath", pc.CredentialBundlePath}, {"keyPath", pc.KeyPath}, {"certificateChainPath", pc.CertificateChainPath},
-	} {
-		if f.path == "" {
-			continue
-		}
-		n++
-		if strings.HasPrefix(f.path, "/") || strings.HasPrefix(f.path, "..") || strings.Contains(f.path, "/../") {
-			errs = append(errs, field.Invalid(p.Child(f.name), f.path, "must be a relative path without '..'"))
-		}
-		if paths[f.path] {
-			errs = append(errs, field.Invalid(p.Child(f.name), f.path, "conflicting duplicate paths"))
-		}
-		paths[f.path] = true
-	}
-	if n == 0 {
-		errs = append(errs, field.Required(p, "specify at least one of credentialBundlePath, keyPath, and certificateChainPath"))
 	}
 	return errs
 }

@@ -3,6 +3,8 @@ package registry
 import (
 	"fmt"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,7 +32,7 @@ func ephemeralContainersPart(req, cur runtime.Object) (runtime.Object, field.Err
 	in, old := req.(*corev1.Pod), cur.(*corev1.Pod)
 	next := old.DeepCopy()
 	next.Spec.EphemeralContainers = in.Spec.EphemeralContainers
-	defaultPodSpec(&next.Spec)
+	podspec.Default(&next.Spec)
 	return next, validateEphemeralContainers(&next.Spec, &old.Spec)
 }
 
@@ -62,7 +64,7 @@ func validateEphemeralContainers(s, old *corev1.PodSpec) field.ErrorList {
 			names.Insert(c.Name)
 			continue
 		}
-		errs = append(errs, validateContainerName(c.Name, cp.Child("name"), names)...)
+		errs = append(errs, podspec.ValidateContainerName(c.Name, cp.Child("name"), names)...)
 		if c.Image == "" {
 			errs = append(errs, field.Required(cp.Child("image"), ""))
 		}
@@ -128,12 +130,12 @@ func resizePart(req, cur runtime.Object) (runtime.Object, field.ErrorList) {
 		}
 	}
 	for i := range next.Spec.Containers {
-		defaultContainer(&next.Spec.Containers[i], next.Spec.HostNetwork)
+		podspec.DefaultContainer(&next.Spec.Containers[i], next.Spec.HostNetwork)
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if qosClass(&next.Spec) != qosClass(&old.Spec) {
+	if podspec.QOSClass(&next.Spec) != podspec.QOSClass(&old.Spec) {
 		errs = append(errs, field.Forbidden(field.NewPath("spec"), "Pod QOS Class may not change as a result of resizing"))
 	}
 	if old.Spec.OS != nil && old.Spec.OS.Name == corev1.Windows {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -63,7 +65,7 @@ func TestEphemeralContainersPart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cur := runningPod()
 			cur.Spec.EphemeralContainers = tc.stored
-			defaultPodSpec(&cur.Spec)
+			podspec.Default(&cur.Spec)
 			req := cur.DeepCopy()
 			req.Spec.EphemeralContainers = tc.sent
 			req.Labels = map[string]string{"ignored": "yes"}
@@ -129,36 +131,6 @@ func TestResizePart(t *testing.T) {
 				t.Errorf("limits %v", c.Resources.Limits)
 			}
 		})
-	}
-}
-
-func TestPodCertificateProjection(t *testing.T) {
-	proj := func(f func(*corev1.PodCertificateProjection)) *corev1.PodCertificateProjection {
-		p := &corev1.PodCertificateProjection{SignerName: "example.com/s", KeyType: "ECDSAP256", CredentialBundlePath: "cred.pem"}
-		f(p)
-		return p
-	}
-	for _, tc := range []struct {
-		name  string
-		p     *corev1.PodCertificateProjection
-		field string
-		msg   string
-	}{
-		{"valid", proj(func(*corev1.PodCertificateProjection) {}), "", ""},
-		{"under an hour", proj(func(p *corev1.PodCertificateProjection) { p.MaxExpirationSeconds = ptr.To[int32](3599) }), "p.maxExpirationSeconds", "must be >= 3600"},
-		{"over 91 days", proj(func(p *corev1.PodCertificateProjection) { p.MaxExpirationSeconds = ptr.To[int32](91*86400 + 1) }), "p.maxExpirationSeconds", "must be <= 7862400"},
-		{"kubernetes.io signer over a day", proj(func(p *corev1.PodCertificateProjection) {
-			p.SignerName, p.MaxExpirationSeconds = "kubernetes.io/x", ptr.To[int32](86401)
-		}), "p.maxExpirationSeconds", "must be <= 86400"},
-		{"key type", proj(func(p *corev1.PodCertificateProjection) { p.KeyType = "DSA" }), "p.keyType", ""},
-		{"no path", proj(func(p *corev1.PodCertificateProjection) { p.CredentialBundlePath = "" }), "p", ""},
-		{"absolute path", proj(func(p *corev1.PodCertificateProjection) { p.KeyPath = "/etc/key" }), "p.keyPath", ""},
-		{"signer without path", proj(func(p *corev1.PodCertificateProjection) { p.SignerName = "example.com" }), "p.signerName", ""},
-	} {
-		errs := validatePodCertificateProjection(tc.p, field.NewPath("p"), map[string]bool{})
-		if got := fieldsOf(errs); got != tc.field || (tc.msg != "" && !strings.Contains(errs.ToAggregate().Error(), tc.msg)) {
-			t.Errorf("%s: errors %v, want field %q with %q", tc.name, errs, tc.field, tc.msg)
-		}
 	}
 }
 

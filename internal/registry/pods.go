@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,19 +28,19 @@ func podStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	r.Binding = true
-	r.Default = func(o runtime.Object) { defaultPodSpec(&o.(*corev1.Pod).Spec) }
+	r.Default = func(o runtime.Object) { podspec.Default(&o.(*corev1.Pod).Spec) }
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		p := o.(*corev1.Pod)
-		return validatePodSpec(&p.Spec, field.NewPath("spec"))
+		return podspec.Validate(&p.Spec, field.NewPath("spec"))
 	}
 	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
 		p, op := o.(*corev1.Pod), old.(*corev1.Pod)
-		errs := validatePodSpec(&p.Spec, field.NewPath("spec"))
+		errs := podspec.Validate(&p.Spec, field.NewPath("spec"))
 		return append(errs, validatePodSpecUpdate(&p.Spec, &op.Spec)...)
 	}
 	r.OnCreate = func(o runtime.Object, _ bool) error {
 		p := o.(*corev1.Pod)
-		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}
+		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podspec.QOSClass(&p.Spec)}
 		admitTolerations(&p.Spec)
 		if len(p.Spec.SchedulingGates) > 0 {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonSchedulingGated, Message: "Scheduling is blocked due to non-empty scheduling gates"}}
@@ -245,9 +247,9 @@ func containerNames(cs []corev1.Container) (string, string) {
 }
 
 func podTemplateStrategy(r *Resource) {
-	r.Default = func(o runtime.Object) { defaultPodSpec(&o.(*corev1.PodTemplate).Template.Spec) }
+	r.Default = func(o runtime.Object) { podspec.Default(&o.(*corev1.PodTemplate).Template.Spec) }
 	r.Validate = func(o runtime.Object) field.ErrorList {
-		return validateTemplate(&o.(*corev1.PodTemplate).Template, field.NewPath("template"))
+		return podspec.ValidateTemplate(&o.(*corev1.PodTemplate).Template, field.NewPath("template"))
 	}
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Containers", "string", 0, ""), col("Images", "string", 0, ""), col("Pod Labels", "string", 0, "")}
 	r.Row = func(o runtime.Object, _ bool) []any {

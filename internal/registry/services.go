@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/podspec"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -124,16 +126,16 @@ func validateService(s *corev1.Service) field.ErrorList {
 			}
 			names.Insert(p.Name)
 		}
-		errs = append(errs, validatePortNumber(p.Port, pp.Child("port"))...)
-		if !protocols.Has(p.Protocol) {
-			errs = append(errs, field.NotSupported(pp.Child("protocol"), p.Protocol, sets.List(protocols)))
+		errs = append(errs, podspec.ValidatePortNumber(p.Port, pp.Child("port"))...)
+		if !podspec.Protocols.Has(p.Protocol) {
+			errs = append(errs, field.NotSupported(pp.Child("protocol"), p.Protocol, sets.List(podspec.Protocols)))
 		}
-		errs = append(errs, validatePortOrName(p.TargetPort, pp.Child("targetPort"))...)
+		errs = append(errs, podspec.ValidatePortOrName(p.TargetPort, pp.Child("targetPort"))...)
 		if p.NodePort != 0 {
 			if s.Spec.Type == corev1.ServiceTypeClusterIP {
 				errs = append(errs, field.Forbidden(pp.Child("nodePort"), "may not be used when `type` is 'ClusterIP'"))
 			}
-			errs = append(errs, validatePortNumber(p.NodePort, pp.Child("nodePort"))...)
+			errs = append(errs, podspec.ValidatePortNumber(p.NodePort, pp.Child("nodePort"))...)
 		}
 		key := fmt.Sprintf("%s/%d", p.Protocol, p.Port)
 		if ports.Has(key) {

@@ -147,34 +147,6 @@ func TestPodUpdateOnlyMutableFields(t *testing.T) {
 	}
 }
 
-func TestQOSClass(t *testing.T) {
-	rl := func(cpu, mem string) corev1.ResourceList {
-		l := corev1.ResourceList{}
-		if cpu != "" {
-			l[corev1.ResourceCPU] = resource.MustParse(cpu)
-		}
-		if mem != "" {
-			l[corev1.ResourceMemory] = resource.MustParse(mem)
-		}
-		return l
-	}
-	cases := []struct {
-		req, lim corev1.ResourceList
-		want     corev1.PodQOSClass
-	}{
-		{nil, nil, corev1.PodQOSBestEffort},
-		{rl("1", "1Gi"), rl("1", "1Gi"), corev1.PodQOSGuaranteed},
-		{rl("500m", ""), nil, corev1.PodQOSBurstable},
-		{rl("1", "1Gi"), rl("2", "1Gi"), corev1.PodQOSBurstable},
-	}
-	for i, c := range cases {
-		s := &corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: c.req, Limits: c.lim}}}}
-		if got := qosClass(s); got != c.want {
-			t.Errorf("case %d: %s, want %s", i, got, c.want)
-		}
-	}
-}
-
 func TestWorkloadValidation(t *testing.T) {
 	r := resourceFor(t, "deployments")
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "ns"}, Spec: appsv1.DeploymentSpec{

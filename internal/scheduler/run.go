@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/skiff-sh/skiff/internal/kubeclient"
+
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/leader"
 	"github.com/skiff-sh/skiff/internal/scheduler/config"
 )
@@ -47,13 +48,13 @@ func RunLeader(ctx context.Context, cfg RunConfig) error {
 	rc := rest.CopyConfig(cfg.Rest)
 	rc.QPS, rc.Burst = clientQPS, clientBurst
 	rc.UserAgent = "skiff-scheduler"
-	client, err := kubernetes.NewForConfig(controller.ProtobufConfig(rc))
+	client, err := kubernetes.NewForConfig(kubeclient.Protobuf(rc))
 	if err != nil {
 		return fmt.Errorf("scheduler client: %w", err)
 	}
 	ec := rest.CopyConfig(rc)
 	ec.QPS, ec.Burst = eventQPS, eventBurst
-	eventClient, err := kubernetes.NewForConfig(controller.ProtobufConfig(ec))
+	eventClient, err := kubernetes.NewForConfig(kubeclient.Protobuf(ec))
 	if err != nil {
 		return fmt.Errorf("scheduler event client: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -50,16 +52,16 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, cronJobs: cjInf.Lister(), jobs: jInf.Lister(),
 		synced:   []cache.InformerSynced{cjInf.Informer().HasSynced, jInf.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("cronjob"),
+		queue:    work.NewQueue[string]("cronjob"),
 		recorder: cc.Recorder("cronjob-controller"),
 		clock:    cc.Clock, log: cc.Log.With("controller", "cronjob"),
 	}
-	enqueue := controller.Enqueue(c.queue)
+	enqueue := work.Enqueue(c.queue)
 	if _, err := cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
-	_, err := jInf.Informer().AddEventHandler(controller.OnChange(func(obj any) {
-		if key, ok := controller.OwnerKey(obj, "CronJob"); ok {
+	_, err := jInf.Informer().AddEventHandler(work.OnChange(func(obj any) {
+		if key, ok := work.OwnerKey(obj, "CronJob"); ok {
 			c.queue.Add(key)
 		}
 	}))
@@ -68,7 +70,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func jobFinished(j *batchv1.Job) (batchv1.JobConditionType, bool) {
@@ -152,7 +154,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	if next := sched.Next(now); !next.IsZero() {
-		return controller.RetryAfter(next.Sub(now) + 100*time.Millisecond)
+		return work.RetryAfter(next.Sub(now) + 100*time.Millisecond)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,7 +47,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	inf := cc.Informers.Certificates().V1().CertificateSigningRequests()
 	c := &Controller{
 		client: cc.Client, ca: cc.CA, csrs: inf.Lister(), synced: inf.Informer().HasSynced,
-		queue: controller.NewQueue[string]("csrsigning"), log: cc.Log.With("controller", "csrsigning"),
+		queue: work.NewQueue[string]("csrsigning"), log: cc.Log.With("controller", "csrsigning"),
 	}
 	enqueue := func(obj any) {
 		if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
@@ -60,7 +62,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

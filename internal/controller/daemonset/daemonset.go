@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -39,7 +41,7 @@ type Controller struct {
 	revisions appslisters.ControllerRevisionLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[string]
-	expect    *controller.Expectations
+	expect    *work.Expectations
 	recorder  record.EventRecorder
 	log       *slog.Logger
 }
@@ -50,12 +52,12 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, sets: ds.Lister(), nodes: n.Lister(), pods: p.Lister(), revisions: cr.Lister(),
 		synced:   []cache.InformerSynced{ds.Informer().HasSynced, n.Informer().HasSynced, p.Informer().HasSynced, cr.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("daemonset"),
-		expect:   controller.NewExpectations(cc.Clock.Now),
+		queue:    work.NewQueue[string]("daemonset"),
+		expect:   work.NewExpectations(cc.Clock.Now),
 		recorder: cc.Recorder("daemonset-controller"),
 		log:      cc.Log.With("controller", "daemonset"),
 	}
-	enqueue := controller.Enqueue(c.queue)
+	enqueue := work.Enqueue(c.queue)
 	if _, err := ds.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
@@ -114,7 +116,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func ready(p *corev1.Pod) bool {

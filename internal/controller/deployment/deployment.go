@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -56,13 +58,13 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		rsLister:  rsInf.Lister(),
 		podLister: podInf.Lister(),
 		synced:    []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
-		queue:     controller.NewQueue[string]("deployment"),
+		queue:     work.NewQueue[string]("deployment"),
 		recorder:  cc.Recorder("deployment-controller"),
 		clock:     cc.Clock,
 		log:       cc.Log.With("controller", "deployment"),
 	}
-	enqueue := controller.Enqueue(c.queue)
-	if _, err := dInf.Informer().AddEventHandler(controller.OnChange(enqueue)); err != nil {
+	enqueue := work.Enqueue(c.queue)
+	if _, err := dInf.Informer().AddEventHandler(work.OnChange(enqueue)); err != nil {
 		return nil, err
 	}
 	rsChanged := func(obj any) {
@@ -81,7 +83,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		}
 		c.enqueueMatching(rs.Namespace, rs.Labels)
 	}
-	if _, err := rsInf.Informer().AddEventHandler(controller.OnChange(rsChanged)); err != nil {
+	if _, err := rsInf.Informer().AddEventHandler(work.OnChange(rsChanged)); err != nil {
 		return nil, err
 	}
 	// A Recreate rollout waits for the old pods to be gone.
@@ -118,7 +120,7 @@ func (c *Controller) enqueueMatching(ns string, l map[string]string) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -513,7 +515,7 @@ func (c *Controller) syncStatus(ctx context.Context, d *appsv1.Deployment, all [
 		}
 	}
 	if requeue > 0 {
-		return controller.RetryAfter(requeue)
+		return work.RetryAfter(requeue)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -52,10 +54,10 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, pdbs: pdb.Lister(), pods: pod.Lister(), rss: rs.Lister(), deps: dep.Lister(), stss: sts.Lister(), rcs: rc.Lister(),
 		synced: []cache.InformerSynced{pdb.Informer().HasSynced, pod.Informer().HasSynced, rs.Informer().HasSynced, dep.Informer().HasSynced, sts.Informer().HasSynced, rc.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("disruption"),
+		queue:  work.NewQueue[string]("disruption"),
 		clock:  cc.Clock, log: cc.Log.With("controller", "disruption"),
 	}
-	enqueue := controller.Enqueue(c.queue)
+	enqueue := work.Enqueue(c.queue)
 	if _, err := pdb.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
@@ -74,13 +76,13 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			}
 		}
 	}
-	_, err := pod.Informer().AddEventHandler(controller.OnChange(podChanged))
+	_, err := pod.Informer().AddEventHandler(work.OnChange(podChanged))
 	return c, err
 }
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

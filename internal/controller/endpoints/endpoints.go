@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +41,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, services: svc.Lister(), pods: pod.Lister(), endpoints: ep.Lister(),
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, pod.Informer().HasSynced, ep.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("endpoint"),
+		queue:  work.NewQueue[string]("endpoint"),
 		log:    cc.Log.With("controller", "endpoints"),
 	}
 	err := servicepods.Watch(svc.Informer(), pod.Informer(), c.services, func(k string) { c.queue.Add(k) })
@@ -48,7 +50,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -80,7 +82,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if apierrors.IsNotFound(err) {
 		_, err = c.client.CoreV1().Endpoints(ns).Create(ctx, want, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return controller.RetryAfter(0)
+			return work.RetryAfter(0)
 		}
 		return err
 	}

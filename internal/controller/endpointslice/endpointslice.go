@@ -10,6 +10,8 @@ import (
 	"net"
 	"sort"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -53,7 +55,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, services: svc.Lister(), pods: pod.Lister(), slices: es.Lister(),
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, pod.Informer().HasSynced, es.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("endpoint_slice"),
+		queue:  work.NewQueue[string]("endpoint_slice"),
 		log:    cc.Log.With("controller", "endpointslice"),
 	}
 	if err := servicepods.Watch(svc.Informer(), pod.Informer(), c.services, func(k string) { c.queue.Add(k) }); err != nil {
@@ -74,7 +76,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,11 +48,11 @@ func NewMirror(cc *controller.Context) (controller.Controller, error) {
 	m := &Mirror{
 		client: cc.Client, services: svc.Lister(), endpoints: ep.Lister(), slices: es.Lister(),
 		synced: []cache.InformerSynced{svc.Informer().HasSynced, ep.Informer().HasSynced, es.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("endpoint_slice_mirroring"),
+		queue:  work.NewQueue[string]("endpoint_slice_mirroring"),
 		log:    cc.Log.With("controller", "endpointslicemirroring"),
 	}
-	enqueue := controller.Enqueue(m.queue)
-	handlers := controller.OnChange(enqueue)
+	enqueue := work.Enqueue(m.queue)
+	handlers := work.OnChange(enqueue)
 	if _, err := svc.Informer().AddEventHandler(handlers); err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func NewMirror(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (m *Mirror) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, m.log, m.queue, workers, m.sync, m.synced...)
+	work.Serve(ctx, m.log, m.queue, workers, m.sync, m.synced...)
 }
 
 func (m *Mirror) sync(ctx context.Context, key string) error {

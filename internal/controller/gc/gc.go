@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,8 +101,8 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		kinds:     map[schema.GroupKind]resource{},
 		graph:     newGraph(),
 		changes:   workqueue.NewTyped[*change](),
-		toDelete:  controller.NewQueue[objectRef]("garbage_collector_attempt_to_delete"),
-		toOrphan:  controller.NewQueue[objectRef]("garbage_collector_attempt_to_orphan"),
+		toDelete:  work.NewQueue[objectRef]("garbage_collector_attempt_to_delete"),
+		toOrphan:  work.NewQueue[objectRef]("garbage_collector_attempt_to_orphan"),
 		log:       cc.Log.With("controller", "garbagecollector"),
 	}
 	lists, err := c.discovery.ServerPreferredResources()
@@ -188,11 +190,11 @@ func (c *Collector) Run(ctx context.Context, workers int) {
 		for c.applyNextChange() {
 		}
 	}()
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
-	go controller.Work(ctx, c.log, c.toOrphan, workers, c.attemptToOrphan)
-	controller.Work(ctx, c.log, c.toDelete, workers, c.attemptToDelete)
+	go work.Work(ctx, c.log, c.toOrphan, workers, c.attemptToOrphan)
+	work.Work(ctx, c.log, c.toDelete, workers, c.attemptToDelete)
 }
 
 // applyNextChange folds one informer event into the graph and queues the
@@ -308,7 +310,7 @@ func (c *Collector) deleteDependentsFirst(ctx context.Context, ref objectRef, ob
 	for _, d := range blocking {
 		c.toDelete.Add(d)
 	}
-	return controller.RetryAfter(foregroundRecheck)
+	return work.RetryAfter(foregroundRecheck)
 }
 
 // attemptToOrphan removes the owner's references from its dependents, then

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -45,7 +47,7 @@ type Controller struct {
 	pods     corelisters.PodLister
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
-	expect   *controller.Expectations
+	expect   *work.Expectations
 	recorder record.EventRecorder
 	clock    clock.Clock
 	log      *slog.Logger
@@ -72,17 +74,17 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, jobs: jInf.Lister(), pods: pInf.Lister(),
 		synced:   []cache.InformerSynced{jInf.Informer().HasSynced, pInf.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("job"),
-		expect:   controller.NewExpectations(cc.Clock.Now),
+		queue:    work.NewQueue[string]("job"),
+		expect:   work.NewExpectations(cc.Clock.Now),
 		recorder: cc.Recorder("job-controller"),
 		clock:    cc.Clock, log: cc.Log.With("controller", "job"),
 		backoff: base, lastFail: map[string]time.Time{}, released: map[types.UID]bool{},
 	}
-	enqueue := controller.Enqueue(c.queue)
+	enqueue := work.Enqueue(c.queue)
 	if _, err := jInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) },
 		DeleteFunc: func(o any) {
-			if key, ok := controller.KeyOf(o); ok {
+			if key, ok := work.KeyOf(o); ok {
 				c.expect.Forget(key)
 				c.queue.Add(key)
 			}
@@ -138,7 +140,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	return c, err
 }
 
-func ownerKey(o any) (string, bool) { return controller.OwnerKey(o, "Job") }
+func ownerKey(o any) (string, bool) { return work.OwnerKey(o, "Job") }
 
 // observeReleased: the informer shows pod uid without its tracking
 // finalizer (or gone); it no longer needs guarding.
@@ -175,7 +177,7 @@ func (c *Controller) enqueueAdopters(o any) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -330,7 +332,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	if requeue > 0 {
-		return controller.RetryAfter(requeue)
+		return work.RetryAfter(requeue)
 	}
 	return nil
 }
@@ -516,7 +518,7 @@ func (c *Controller) claimPods(ctx context.Context, j *batchv1.Job) ([]*corev1.P
 			orphans = append(orphans, p)
 		}
 	}
-	claim := controller.PodClaim{Client: c.client, Owner: j, OwnerGVK: batchv1.SchemeGroupVersion.WithKind("Job"), Selector: sel,
+	claim := work.PodClaim{Client: c.client, Owner: j, OwnerGVK: batchv1.SchemeGroupVersion.WithKind("Job"), Selector: sel,
 		Alive: func(ctx context.Context) bool {
 			fresh, err := c.client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
 			return err == nil && fresh.UID == j.UID && fresh.DeletionTimestamp == nil

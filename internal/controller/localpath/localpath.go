@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -120,12 +122,12 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, pvcs: pvc.Lister(), pvs: pv.Lister(), classes: sc.Lister(),
 		synced:   []cache.InformerSynced{pvc.Informer().HasSynced, pv.Informer().HasSynced, sc.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("localpath"),
+		queue:    work.NewQueue[string]("localpath"),
 		recorder: cc.Recorder(Provisioner),
 		log:      cc.Log.With("controller", "local-path-provisioner"),
 	}
-	_, err := pvc.Informer().AddEventHandler(controller.OnChange(func(obj any) {
-		if key, ok := controller.KeyOf(obj); ok {
+	_, err := pvc.Informer().AddEventHandler(work.OnChange(func(obj any) {
+		if key, ok := work.KeyOf(obj); ok {
 			c.queue.Add(key)
 		}
 	}))
@@ -134,7 +136,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

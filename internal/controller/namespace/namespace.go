@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,7 +52,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		discovery: memory.NewMemCacheClient(cc.Client.Discovery()),
 		lister:    inf.Lister(),
 		synced:    inf.Informer().HasSynced,
-		queue:     controller.NewQueue[string]("namespace"),
+		queue:     work.NewQueue[string]("namespace"),
 		log:       cc.Log.With("controller", "namespace"),
 	}
 	enqueue := func(obj any) {
@@ -67,7 +69,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {
@@ -92,7 +94,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		if len(deleteErrs) > 0 {
 			return fmt.Errorf("delete content of namespace %s: %s", name, strings.Join(deleteErrs, "; "))
 		}
-		return controller.RetryAfter(recheck)
+		return work.RetryAfter(recheck)
 	}
 	ns = ns.DeepCopy()
 	ns.Spec.Finalizers = slices.DeleteFunc(ns.Spec.Finalizers, func(f corev1.FinalizerName) bool { return f == corev1.FinalizerKubernetes })

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,15 +59,15 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	}
 	inf := cc.Informers.Core().V1().Nodes()
 	c := &Controller{client: cc.Client, nodes: inf.Lister(), synced: inf.Informer().HasSynced,
-		queue: controller.NewQueue[string]("nodeipam"), events: cc.Recorder("node-ipam-controller"),
+		queue: work.NewQueue[string]("nodeipam"), events: cc.Recorder("node-ipam-controller"),
 		log: cc.Log.With("controller", "node-ipam"), alloc: alloc, owner: map[string]string{}}
-	_, err = inf.Informer().AddEventHandler(controller.OnChange(controller.Enqueue(c.queue)))
+	_, err = inf.Informer().AddEventHandler(work.OnChange(work.Enqueue(c.queue)))
 	return c, err
 }
 
 // Run takes every CIDR the existing Nodes hold before handing out any.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced) {
+	if !work.WaitForSync(ctx, c.synced) {
 		return
 	}
 	nodes, _ := c.nodes.List(labels.Everything())
@@ -74,7 +76,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		c.occupyLocked(n)
 	}
 	c.mu.Unlock()
-	controller.Work(ctx, c.log, c.queue, 1, c.sync)
+	work.Work(ctx, c.log, c.queue, 1, c.sync)
 }
 
 func (c *Controller) occupyLocked(n *corev1.Node) {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,11 +79,11 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller: the monitor runs periodically.
 func (c *Controller) Run(ctx context.Context, _ int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
 	period := min(maxMonitorPeriod, c.grace/4)
-	controller.Every(ctx, c.clock, period, func() { c.monitor(ctx) })
+	work.Every(ctx, c.clock, period, func() { c.monitor(ctx) })
 }
 
 func (c *Controller) monitor(ctx context.Context) {

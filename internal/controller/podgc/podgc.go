@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,10 +64,10 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller; the collector scans periodically.
 func (c *Controller) Run(ctx context.Context, _ int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
-	controller.Every(ctx, c.clock, checkPeriod, func() { c.collect(ctx) })
+	work.Every(ctx, c.clock, checkPeriod, func() { c.collect(ctx) })
 }
 
 func (c *Controller) collect(ctx context.Context) {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -36,7 +38,7 @@ type Controller struct {
 	pods     cache.Indexer
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
-	expect   *controller.Expectations
+	expect   *work.Expectations
 	recorder record.EventRecorder
 	clock    clock.Clock
 	log      *slog.Logger
@@ -65,8 +67,8 @@ func newFor(cc *controller.Context, kind Kind) (controller.Controller, error) {
 		kind:     kind,
 		pods:     podInf.Informer().GetIndexer(),
 		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
-		queue:    controller.NewQueue[string](kind.Name),
-		expect:   controller.NewExpectations(cc.Clock.Now),
+		queue:    work.NewQueue[string](kind.Name),
+		expect:   work.NewExpectations(cc.Clock.Now),
 		recorder: cc.Recorder(kind.Component),
 		clock:    cc.Clock,
 		log:      cc.Log.With("controller", kind.Name),
@@ -75,7 +77,7 @@ func newFor(cc *controller.Context, kind Kind) (controller.Controller, error) {
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: func(obj any) {
-			if key, ok := controller.KeyOf(obj); ok {
+			if key, ok := work.KeyOf(obj); ok {
 				c.expect.Forget(key)
 				c.queue.Add(key)
 			}
@@ -103,7 +105,7 @@ func indexByController(obj any) ([]string, error) {
 }
 
 func (c *Controller) enqueue(obj any) {
-	if key, ok := controller.KeyOf(obj); ok {
+	if key, ok := work.KeyOf(obj); ok {
 		c.queue.Add(key)
 	}
 }
@@ -175,7 +177,7 @@ func (c *Controller) podDeleted(obj any) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -324,7 +326,7 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 	for _, o := range orphans {
 		free = append(free, o.(*corev1.Pod))
 	}
-	claim := controller.PodClaim{Client: c.client, Owner: rs, OwnerGVK: c.kind.GVK, Selector: sel,
+	claim := work.PodClaim{Client: c.client, Owner: rs, OwnerGVK: c.kind.GVK, Selector: sel,
 		Alive: func(ctx context.Context) bool {
 			fresh, err := c.kind.Fresh(ctx, rs.Namespace, rs.Name)
 			return err == nil && fresh.UID == rs.UID && fresh.DeletionTimestamp == nil

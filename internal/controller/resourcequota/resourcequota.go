@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,7 +53,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, metadata: cc.Metadata, quotas: q.Lister(), pods: p.Lister(), services: s.Lister(), claims: pvc.Lister(),
 		synced: []cache.InformerSynced{q.Informer().HasSynced, p.Informer().HasSynced, s.Informer().HasSynced, pvc.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("resourcequota"),
+		queue:  work.NewQueue[string]("resourcequota"),
 		clock:  cc.Clock, log: cc.Log.With("controller", "resourcequota"),
 	}
 	// Admission charges every create to status.used at once; the
@@ -126,16 +128,16 @@ func (c *Controller) enqueueNS(o any) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
-	go controller.Every(ctx, c.clock, resync, func() {
+	go work.Every(ctx, c.clock, resync, func() {
 		qs, _ := c.quotas.List(labels.Everything())
 		for _, q := range qs {
 			c.queue.Add(q.Namespace)
 		}
 	})
-	controller.Work(ctx, c.log, c.queue, workers, c.sync)
+	work.Work(ctx, c.log, c.queue, workers, c.sync)
 }
 
 func (c *Controller) sync(ctx context.Context, ns string) error {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,7 +56,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		configMaps: corelisters.NewConfigMapLister(cms.GetIndexer()),
 		synced:     []cache.InformerSynced{ns.Informer().HasSynced, cms.HasSynced},
 		cmInformer: cms,
-		queue:      controller.NewQueue[string]("root-ca-cert-publisher"),
+		queue:      work.NewQueue[string]("root-ca-cert-publisher"),
 		log:        cc.Log.With("controller", "root-ca-cert-publisher"),
 	}
 	if _, err := ns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -81,7 +83,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	go c.cmInformer.RunWithContext(ctx)
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, namespace string) error {
@@ -123,7 +125,7 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 	fixed.Annotations[descriptionKey] = description
 	_, err = cms.Update(ctx, fixed, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return controller.RetryAfter(0)
+		return work.RetryAfter(0)
 	}
 	return err
 }

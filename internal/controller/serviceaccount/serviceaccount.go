@@ -6,6 +6,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,7 +41,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		namespaces: ns.Lister(),
 		accounts:   sa.Lister(),
 		synced:     []cache.InformerSynced{ns.Informer().HasSynced, sa.Informer().HasSynced},
-		queue:      controller.NewQueue[string]("serviceaccount"),
+		queue:      work.NewQueue[string]("serviceaccount"),
 		log:        cc.Log.With("controller", "serviceaccount"),
 	}
 	if _, err := ns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -63,7 +65,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, namespace string) error {

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"sort"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,8 +44,8 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	nodes := cc.Informers.Core().V1().Nodes()
 	c := &Controller{client: cc.Client, services: svcs.Lister(), nodes: nodes.Lister(),
 		synced: []cache.InformerSynced{svcs.Informer().HasSynced, nodes.Informer().HasSynced},
-		queue:  controller.NewQueue[string]("service-lb"), log: cc.Log.With("controller", "service-lb")}
-	if _, err := svcs.Informer().AddEventHandler(controller.OnChange(controller.Enqueue(c.queue))); err != nil {
+		queue:  work.NewQueue[string]("service-lb"), log: cc.Log.With("controller", "service-lb")}
+	if _, err := svcs.Informer().AddEventHandler(work.OnChange(work.Enqueue(c.queue))); err != nil {
 		return nil, err
 	}
 	// A node joining, leaving or changing what Ingress reads of it may
@@ -64,7 +66,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run drains the queue until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) enqueueAll() {

@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // Port is one Service port resolved against one pod.
@@ -139,7 +139,7 @@ func Watch(svcInf, podInf cache.SharedIndexInformer, services corelisters.Servic
 			enqueue(key)
 		}
 	}
-	if _, err := svcInf.AddEventHandler(controller.OnChange(svcKey)); err != nil {
+	if _, err := svcInf.AddEventHandler(work.OnChange(svcKey)); err != nil {
 		return err
 	}
 	podChanged := func(sets ...*corev1.Pod) {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -48,16 +50,16 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, sets: ss.Lister(), pods: p.Lister(), revisions: cr.Lister(), claims: pvc.Lister(),
 		synced:   []cache.InformerSynced{ss.Informer().HasSynced, p.Informer().HasSynced, cr.Informer().HasSynced, pvc.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("statefulset"),
+		queue:    work.NewQueue[string]("statefulset"),
 		recorder: cc.Recorder("statefulset-controller"),
 		log:      cc.Log.With("controller", "statefulset"),
 	}
-	enqueue := controller.Enqueue(c.queue)
+	enqueue := work.Enqueue(c.queue)
 	if _, err := ss.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }}); err != nil {
 		return nil, err
 	}
-	_, err := p.Informer().AddEventHandler(controller.OnChange(func(o any) {
-		if key, ok := controller.OwnerKey(o, "StatefulSet"); ok {
+	_, err := p.Informer().AddEventHandler(work.OnChange(func(o any) {
+		if key, ok := work.OwnerKey(o, "StatefulSet"); ok {
 			c.queue.Add(key)
 			return
 		}
@@ -87,7 +89,7 @@ func (c *Controller) enqueueAdopters(o any) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -126,7 +128,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil // invalid selectors are refused at the API
 	}
-	claim := controller.PodClaim{Client: c.client, Owner: s, OwnerGVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Selector: sel,
+	claim := work.PodClaim{Client: c.client, Owner: s, OwnerGVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Selector: sel,
 		Alive: func(ctx context.Context) bool {
 			fresh, err := c.client.AppsV1().StatefulSets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 			return err == nil && fresh.UID == s.UID && fresh.DeletionTimestamp == nil

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,10 +37,10 @@ type Controller struct {
 func New(cc *controller.Context) (controller.Controller, error) {
 	inf := cc.Informers.Batch().V1().Jobs()
 	c := &Controller{client: cc.Client, jobs: inf.Lister(), synced: inf.Informer().HasSynced,
-		queue: controller.NewQueue[string]("ttl_jobs_to_delete"), clock: cc.Clock, log: cc.Log.With("controller", "ttl-after-finished")}
+		queue: work.NewQueue[string]("ttl_jobs_to_delete"), clock: cc.Clock, log: cc.Log.With("controller", "ttl-after-finished")}
 	enqueue := func(obj any) {
 		if j, ok := obj.(*batchv1.Job); ok && j.Spec.TTLSecondsAfterFinished != nil {
-			if key, ok := controller.KeyOf(j); ok {
+			if key, ok := work.KeyOf(j); ok {
 				c.queue.Add(key)
 			}
 		}
@@ -49,7 +51,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
+	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced)
 }
 
 // expiry is when a finished Job may be deleted (false if it is not due to be).
@@ -83,7 +85,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	if wait := at.Sub(c.clock.Now()); wait > 0 {
-		return controller.RetryAfter(wait)
+		return work.RetryAfter(wait)
 	}
 	// Foreground, as upstream: the Job goes after its pods.
 	err = c.client.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{

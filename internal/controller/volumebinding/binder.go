@@ -9,6 +9,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/skiff-sh/skiff/internal/work"
+
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,12 +54,12 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	c := &Controller{
 		client: cc.Client, pvs: pv.Lister(), pvcs: pvc.Lister(), classes: sc.Lister(),
 		synced:   []cache.InformerSynced{pv.Informer().HasSynced, pvc.Informer().HasSynced, sc.Informer().HasSynced},
-		queue:    controller.NewQueue[string]("volumes"),
+		queue:    work.NewQueue[string]("volumes"),
 		recorder: cc.Recorder("persistentvolume-controller"),
 		log:      cc.Log.With("controller", "persistentvolume-binder"),
 	}
 	all := func(any) { c.queue.Add(queueKeyAllClaims) }
-	h := controller.OnChange(all)
+	h := work.OnChange(all)
 	for _, inf := range []cache.SharedIndexInformer{pv.Informer(), pvc.Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
@@ -68,10 +70,10 @@ func New(cc *controller.Context) (controller.Controller, error) {
 
 // Run implements controller.Controller (one worker: passes are global).
 func (c *Controller) Run(ctx context.Context, _ int) {
-	if !controller.WaitForSync(ctx, c.synced...) {
+	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
-	controller.Work(ctx, c.log, c.queue, 1, func(ctx context.Context, _ string) error { return c.pass(ctx) })
+	work.Work(ctx, c.log, c.queue, 1, func(ctx context.Context, _ string) error { return c.pass(ctx) })
 }
 
 func (c *Controller) pass(ctx context.Context) error {

@@ -1,4 +1,4 @@
-package controller
+package work
 
 import "k8s.io/client-go/tools/cache"
 

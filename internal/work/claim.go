@@ -1,4 +1,4 @@
-package controller
+package work
 
 import (
 	"context"

@@ -1,8 +1,12 @@
-package registry
+// Package podspec holds what the API server and the node agent both know of
+// a pod spec: upstream's v1 defaults, validation, the QoS class, and the
+// preparation of a static pod, so the node agent needs no registry.
+package podspec
 
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,9 +20,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// defaultPodSpec applies upstream's v1 defaults to a pod spec (also inside
+// Default applies upstream's v1 defaults to a pod spec (also inside
 // every pod template).
-func defaultPodSpec(s *corev1.PodSpec) {
+func Default(s *corev1.PodSpec) {
 	if s.DNSPolicy == "" {
 		s.DNSPolicy = corev1.DNSClusterFirst
 	}
@@ -38,21 +42,21 @@ func defaultPodSpec(s *corev1.PodSpec) {
 		s.EnableServiceLinks = ptr.To(corev1.DefaultEnableServiceLinks)
 	}
 	for i := range s.InitContainers {
-		defaultContainer(&s.InitContainers[i], s.HostNetwork)
+		DefaultContainer(&s.InitContainers[i], s.HostNetwork)
 	}
 	for i := range s.Containers {
-		defaultContainer(&s.Containers[i], s.HostNetwork)
+		DefaultContainer(&s.Containers[i], s.HostNetwork)
 	}
 	for i := range s.EphemeralContainers {
 		c := (*corev1.Container)(&s.EphemeralContainers[i].EphemeralContainerCommon)
-		defaultContainer(c, s.HostNetwork)
+		DefaultContainer(c, s.HostNetwork)
 	}
 	for i := range s.Volumes {
 		defaultVolume(&s.Volumes[i])
 	}
 }
 
-func defaultContainer(c *corev1.Container, hostNetwork bool) {
+func DefaultContainer(c *corev1.Container, hostNetwork bool) {
 	if c.TerminationMessagePath == "" {
 		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
 	}
@@ -156,12 +160,13 @@ var (
 	restartPolicies = sets.New(corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever)
 	dnsPolicies     = sets.New(corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet, corev1.DNSDefault, corev1.DNSNone)
 	pullPolicies    = sets.New(corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever)
-	protocols       = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
+	// Protocols are the port protocols a pod or a Service may name.
+	Protocols = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
 )
 
-// validatePodSpec checks a pod spec the way upstream does for the fields a
+// Validate checks a pod spec the way upstream does for the fields a
 // user most often gets wrong.
-func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
+func Validate(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(s.Containers) == 0 {
 		errs = append(errs, field.Required(p.Child("containers"), ""))
@@ -183,7 +188,7 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 			paths := map[string]bool{}
 			for j, src := range v.Projected.Sources {
 				if src.PodCertificate != nil {
-					errs = append(errs, validatePodCertificateProjection(src.PodCertificate, vp.Child("projected", "sources").Index(j).Child("podCertificate"), paths)...)
+					errs = append(errs, validateCertificateProjection(src.PodCertificate, vp.Child("projected", "sources").Index(j).Child("podCertificate"), paths)...)
 				}
 			}
 		}
@@ -234,9 +239,9 @@ func validatePodSpec(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	return errs
 }
 
-// validateContainerName checks a container's name: a DNS label, unique
+// ValidateContainerName checks a container's name: a DNS label, unique
 // among the pod's containers of every kind (names collects them).
-func validateContainerName(name string, p *field.Path, names sets.Set[string]) field.ErrorList {
+func ValidateContainerName(name string, p *field.Path, names sets.Set[string]) field.ErrorList {
 	if name == "" {
 		return field.ErrorList{field.Required(p, "")}
 	}
@@ -255,7 +260,7 @@ func validateContainers(cs []corev1.Container, p *field.Path, names, vols sets.S
 	var errs field.ErrorList
 	for i, c := range cs {
 		cp := p.Index(i)
-		errs = append(errs, validateContainerName(c.Name, cp.Child("name"), names)...)
+		errs = append(errs, ValidateContainerName(c.Name, cp.Child("name"), names)...)
 		if strings.TrimSpace(c.Image) == "" {
 			errs = append(errs, field.Required(cp.Child("image"), ""))
 		} else if c.Image != strings.TrimSpace(c.Image) {
@@ -267,9 +272,9 @@ func validateContainers(cs []corev1.Container, p *field.Path, names, vols sets.S
 		ports := sets.New[string]()
 		for j, port := range c.Ports {
 			pp := cp.Child("ports").Index(j)
-			errs = append(errs, validatePortNumber(port.ContainerPort, pp.Child("containerPort"))...)
+			errs = append(errs, ValidatePortNumber(port.ContainerPort, pp.Child("containerPort"))...)
 			if port.HostPort != 0 {
-				errs = append(errs, validatePortNumber(port.HostPort, pp.Child("hostPort"))...)
+				errs = append(errs, ValidatePortNumber(port.HostPort, pp.Child("hostPort"))...)
 			}
 			if port.Name != "" {
 				for _, msg := range validation.IsValidPortName(port.Name) {
@@ -280,8 +285,8 @@ func validateContainers(cs []corev1.Container, p *field.Path, names, vols sets.S
 				}
 				ports.Insert(port.Name)
 			}
-			if !protocols.Has(port.Protocol) {
-				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, sets.List(protocols)))
+			if !Protocols.Has(port.Protocol) {
+				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, sets.List(Protocols)))
 			}
 		}
 		for j, e := range c.Env {
@@ -333,15 +338,15 @@ func validateProbe(p *corev1.Probe, fp *field.Path) field.ErrorList {
 	}
 	if p.HTTPGet != nil {
 		n++
-		errs = append(errs, validatePortOrName(p.HTTPGet.Port, fp.Child("httpGet", "port"))...)
+		errs = append(errs, ValidatePortOrName(p.HTTPGet.Port, fp.Child("httpGet", "port"))...)
 	}
 	if p.TCPSocket != nil {
 		n++
-		errs = append(errs, validatePortOrName(p.TCPSocket.Port, fp.Child("tcpSocket", "port"))...)
+		errs = append(errs, ValidatePortOrName(p.TCPSocket.Port, fp.Child("tcpSocket", "port"))...)
 	}
 	if p.GRPC != nil {
 		n++
-		errs = append(errs, validatePortNumber(p.GRPC.Port, fp.Child("grpc", "port"))...)
+		errs = append(errs, ValidatePortNumber(p.GRPC.Port, fp.Child("grpc", "port"))...)
 	}
 	switch {
 	case n == 0:
@@ -357,9 +362,9 @@ func validateProbe(p *corev1.Probe, fp *field.Path) field.ErrorList {
 	return errs
 }
 
-func validatePortOrName(port intstr.IntOrString, fp *field.Path) field.ErrorList {
+func ValidatePortOrName(port intstr.IntOrString, fp *field.Path) field.ErrorList {
 	if port.Type == intstr.Int {
-		return validatePortNumber(port.IntVal, fp)
+		return ValidatePortNumber(port.IntVal, fp)
 	}
 	var errs field.ErrorList
 	for _, msg := range validation.IsValidPortName(port.StrVal) {
@@ -368,7 +373,7 @@ func validatePortOrName(port intstr.IntOrString, fp *field.Path) field.ErrorList
 	return errs
 }
 
-func validatePortNumber(port int32, fp *field.Path) field.ErrorList {
+func ValidatePortNumber(port int32, fp *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, msg := range validation.IsValidPortNum(int(port)) {
 		errs = append(errs, field.Invalid(fp, port, msg))
@@ -395,9 +400,9 @@ func validateResources(r corev1.ResourceRequirements, fp *field.Path) field.Erro
 	return errs
 }
 
-// qosClass computes a pod's quality-of-service class from its requests and
+// QOSClass computes a pod's quality-of-service class from its requests and
 // limits, as upstream does.
-func qosClass(s *corev1.PodSpec) corev1.PodQOSClass {
+func QOSClass(s *corev1.PodSpec) corev1.PodQOSClass {
 	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
 	guaranteed := true
 	all := append(append([]corev1.Container{}, s.InitContainers...), s.Containers...)
@@ -447,10 +452,10 @@ func add(l corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
 	l[name] = q.DeepCopy()
 }
 
-// validateTemplate checks a workload's pod template against its selector.
-func validateTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
+// ValidateTemplate checks a workload's pod template against its selector.
+func ValidateTemplate(t *corev1.PodTemplateSpec, p *field.Path) field.ErrorList {
 	errs := metav1validation.ValidateLabels(t.Labels, p.Child("metadata", "labels"))
-	errs = append(errs, validatePodSpec(&t.Spec, p.Child("spec"))...)
+	errs = append(errs, Validate(&t.Spec, p.Child("spec"))...)
 	return errs
 }
 
@@ -478,4 +483,85 @@ func validateSysctls(sysctls []corev1.Sysctl, hostNetwork bool, fp *field.Path) 
 		seen.Insert(strings.ReplaceAll(s.Name, "/", "."))
 	}
 	return errs
+}
+
+// Lifetimes of pod certificates, as upstream's certificates API fixes them.
+const (
+	CertMinMaxExpiration        = 3600              // one hour
+	CertDefaultMaxExpiration    = 24 * 60 * 60      // one day
+	CertMaxMaxExpiration        = 91 * 24 * 60 * 60 // 91 days
+	CertKubernetesMaxExpiration = 24 * 60 * 60      // kubernetes.io signers
+)
+
+// CertKeyTypes are the keys a pod may ask for and a request may
+// carry.
+var CertKeyTypes = []string{"RSA3072", "RSA4096", "ECDSAP256", "ECDSAP384", "ECDSAP521", "ED25519"}
+
+// ValidateSignerName is upstream's form: a DNS subdomain, a slash, a path.
+func ValidateSignerName(p *field.Path, name string) field.ErrorList {
+	if name == "" {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	domain, rest, ok := strings.Cut(name, "/")
+	if !ok || domain == "" || rest == "" || len(validation.IsDNS1123Subdomain(domain)) > 0 {
+		return field.ErrorList{field.Invalid(p, name, "must be a fully qualified domain and path of the form 'example.com/signer-name'")}
+	}
+	return nil
+}
+
+func KubernetesSigner(name string) bool {
+	return strings.HasPrefix(name, "kubernetes.io/") || strings.Contains(strings.SplitN(name, "/", 2)[0], ".kubernetes.io")
+}
+
+// validateCertificateProjection checks a projected volume's
+// podCertificate source as upstream's pod validation does.
+func validateCertificateProjection(pc *corev1.PodCertificateProjection, p *field.Path, paths map[string]bool) field.ErrorList {
+	errs := ValidateSignerName(p.Child("signerName"), pc.SignerName)
+	if !slices.Contains(CertKeyTypes, pc.KeyType) {
+		errs = append(errs, field.NotSupported(p.Child("keyType"), pc.KeyType, CertKeyTypes))
+	}
+	if m := pc.MaxExpirationSeconds; m != nil {
+		if *m < CertMinMaxExpiration {
+			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *m, fmt.Sprintf("if provided, maxExpirationSeconds must be >= %d", CertMinMaxExpiration)))
+		}
+		max := int32(CertMaxMaxExpiration)
+		if KubernetesSigner(pc.SignerName) {
+			max = CertKubernetesMaxExpiration
+		}
+		if *m > max {
+			errs = append(errs, field.Invalid(p.Child("maxExpirationSeconds"), *m, fmt.Sprintf("if provided, maxExpirationSeconds must be <= %d", max)))
+		}
+	}
+	n := 0
+	for _, f := range []struct{ name, path string }{
+		{"credentialBundlePath", pc.CredentialBundlePath}, {"keyPath", pc.KeyPath}, {"certificateChainPath", pc.CertificateChainPath},
+	} {
+		if f.path == "" {
+			continue
+		}
+		n++
+		if strings.HasPrefix(f.path, "/") || strings.HasPrefix(f.path, "..") || strings.Contains(f.path, "/../") {
+			errs = append(errs, field.Invalid(p.Child(f.name), f.path, "must be a relative path without '..'"))
+		}
+		if paths[f.path] {
+			errs = append(errs, field.Invalid(p.Child(f.name), f.path, "conflicting duplicate paths"))
+		}
+		paths[f.path] = true
+	}
+	if n == 0 {
+		errs = append(errs, field.Required(p, "specify at least one of credentialBundlePath, keyPath, and certificateChainPath"))
+	}
+	return errs
+}
+
+// Prepare defaults and validates a pod that does not pass through the
+// API server: a node agent's static pod read from a manifest file. It sets
+// the status fields the API would (phase Pending, QoS class).
+func Prepare(p *corev1.Pod) field.ErrorList {
+	Default(&p.Spec)
+	if errs := Validate(&p.Spec, field.NewPath("spec")); len(errs) > 0 {
+		return errs
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: QOSClass(&p.Spec)}
+	return nil
 }
