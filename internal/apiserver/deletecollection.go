@@ -13,22 +13,19 @@ import (
 
 // handleDeleteCollection deletes every object matching the selectors and
 // answers with the list of what was deleted, as upstream does.
-func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string) {
+func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string) error {
 	o, err := parseListOptions(r, res)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	opts, err := s.deleteOptions(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	o.Limit, o.Continue = 0, ""
 	lr, err := s.collect(r.Context(), res, ns, o)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	list := res.NewList()
 	var items []runtime.Object
@@ -39,18 +36,16 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 			continue
 		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		items = append(items, obj)
 	}
 	if err := meta.SetList(list, items); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if la, err := meta.ListAccessor(list); err == nil {
 		la.SetResourceVersion(strconv.FormatInt(lr.rv, 10))
 	}
 	s.codecs.setKind(list, res.GVK().GroupVersion())
-	s.respond(w, r, nil, http.StatusOK, list)
+	return s.respond(w, r, nil, http.StatusOK, list)
 }

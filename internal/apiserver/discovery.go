@@ -127,18 +127,22 @@ type subresource struct {
 
 func subresourcesOf(r *registry.Resource) []subresource {
 	var out []subresource
-	if r.Binding {
-		out = append(out, subresource{name: "binding", kind: "Binding", verbs: []string{"create"}},
-			subresource{name: "eviction", kind: "Eviction", group: "policy", version: "v1", verbs: []string{"create"}})
+	for _, name := range slices.Sorted(maps.Keys(r.Actions)) {
+		if name == "" {
+			continue // the resource itself (bindings)
+		}
+		a := r.Actions[name]
+		sr := subresource{name: name, kind: a.Kind.Kind, verbs: a.Verbs}
+		if a.Kind.GroupVersion() != r.GVR.GroupVersion() {
+			sr.group, sr.version = a.Kind.Group, a.Kind.Version
+		}
+		out = append(out, sr)
 	}
 	if r.Approval {
 		out = append(out, subresource{name: "approval", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
 	}
 	if r.Finalize {
 		out = append(out, subresource{name: "finalize", kind: r.Kind, verbs: []string{"update"}})
-	}
-	if r.Scale {
-		out = append(out, subresource{name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: []string{"get", "patch", "update"}})
 	}
 	if r.Status {
 		out = append(out, subresource{name: "status", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
@@ -223,7 +227,7 @@ func wantsAggregated(accept string) (string, bool) {
 	return "", false
 }
 
-func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) error {
 	legacy := strings.HasPrefix(r.URL.Path, "/api") && !strings.HasPrefix(r.URL.Path, "/apis")
 	if ct, ok := wantsAggregated(r.Header.Get("Accept")); ok {
 		w.Header().Set("Content-Type", ct)
@@ -233,7 +237,7 @@ func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) {
 		} else {
 			w.Write(s.discovery.aggGroups)
 		}
-		return
+		return nil
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Header().Set("Vary", "Accept")
@@ -242,12 +246,12 @@ func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Write(s.discovery.groups)
 	}
+	return nil
 }
 
-func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request, ri RequestInfo) {
+func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request, ri RequestInfo) error {
 	if r.Method != http.MethodGet {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method))
-		return
+		return apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method)
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	var body []byte
@@ -258,9 +262,9 @@ func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request, ri 
 		body = s.discovery.resources[schema.GroupVersion{Group: ri.Group, Version: ri.Version}]
 	}
 	if body == nil {
-		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
-		return
+		return apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path)
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Write(body)
+	return nil
 }

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"bytes"
 	"encoding/json"
+
 	"sigs.k8s.io/yaml"
 )
 

@@ -336,21 +336,18 @@ func attrs(res *registry.Resource, obj runtime.Object) (labels.Set, fields.Set) 
 	return labels.Set(acc.GetLabels()), f
 }
 
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string) {
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string) error {
 	o, err := parseListOptions(r, res)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out, err := Negotiate(r.Header.Get("Accept"), true)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	lr, err := s.collect(r.Context(), res, ns, o)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body []byte
 	switch {
@@ -359,21 +356,18 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 		for _, it := range lr.items {
 			obj, err := s.reg.FromStorage(res, it.Obj)
 			if err != nil {
-				s.writeError(w, r, err)
-				return
+				return err
 			}
 			objs = append(objs, obj)
 		}
 		tbl, err := s.tableFor(res, objs, o.IncludeObject, o.IncludeObject, false)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		tbl.ResourceVersion, tbl.Continue, tbl.RemainingItemCount = strconv.FormatInt(lr.rv, 10), lr.continue_, lr.remaining
 		body, err = s.codecs.EncodeAs(out, tbl)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	case out.PartialMetadata:
 		pl := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
@@ -385,19 +379,18 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 			pl.Items = append(pl.Items, *p)
 		}
 		if body, err = s.codecs.EncodeAs(out, pl); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	default:
 		if body, err = s.encodeList(res, out, lr); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	w.Header().Set("Content-Type", out.ContentType())
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+	return nil
 }
 
 // encodeList splices each object's cached encoding into the list, so a

@@ -30,65 +30,54 @@ func isNodeStream(ri RequestInfo) bool {
 // serveNodeStream proxies pods/log, pods/exec, pods/attach,
 // pods/portforward and nodes/proxy to the kubelet of the pod's node, over
 // HTTPS with the API server's kubelet client certificate.
-func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *registry.Resource, ri RequestInfo) {
+func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *registry.Resource, ri RequestInfo) error {
 	if s.kubeletTLS == nil {
-		s.writeError(w, r, apierrors.NewServiceUnavailable("this server has no kubelet client credentials"))
-		return
+		return apierrors.NewServiceUnavailable("this server has no kubelet client credentials")
 	}
 	sub, _, _ := strings.Cut(ri.Subresource, "/")
 	if ri.Resource == "nodes" {
 		if sub != "proxy" {
-			s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
-			return
+			return apierrors.NewNotFound(res.GroupResource(), ri.Name)
 		}
 		// nodes/NAME[:PORT]/proxy: the port, if any, is the kubelet's own.
 		name, _, _ := strings.Cut(ri.Name, ":")
 		node, err := s.node(r, name)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
-		s.proxyToKubelet(w, r, node, proxyRest(r.URL.Path, ri.Name), r.URL.RawQuery)
-		return
+		return s.proxyToKubelet(w, r, node, proxyRest(r.URL.Path, ri.Name), r.URL.RawQuery)
 	}
 	obj, err := s.reg.Get(r.Context(), res, ri.Namespace, ri.Name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pod := obj.(*corev1.Pod)
 	if pod.Spec.NodeName == "" {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
-		return
+		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
 	q := r.URL.Query()
 	var path string
 	switch sub {
 	case "log", "exec", "attach":
 		if sub != "log" && (r.Method != http.MethodPost && r.Method != http.MethodGet) {
-			s.writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/" + sub}, r.Method))
-			return
+			return apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/" + sub}, r.Method)
 		}
 		container, err := podContainer(pod, q.Get("container"))
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		q.Del("container")
 		if sub == "log" {
 			if err := checkLogRequest(pod, container, q); err != nil {
-				s.writeError(w, r, err)
-				return
+				return err
 			}
 			path = "/containerLogs/" + pod.Namespace + "/" + pod.Name + "/" + container
 			if isWebSocket(r) {
 				node, err := s.node(r, pod.Spec.NodeName)
 				if err != nil {
-					s.writeError(w, r, err)
-					return
+					return err
 				}
-				s.logsOverWebSocket(w, r, node, path, q.Encode())
-				return
+				return s.logsOverWebSocket(w, r, node, path, q.Encode())
 			}
 		} else {
 			if isWebSocket(r) && !runtimeSpeaks(r) {
@@ -96,24 +85,21 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 				// channel.k8s.io WebSocket protocols up to v4; a client
 				// offering only newer ones (kubectl's v5) falls back to SPDY
 				// when the handshake is refused.
-				s.writeError(w, r, apierrors.NewBadRequest("WebSocket protocols "+strings.Join(wsProtocols(r), ", ")+" are not supported by this node; use SPDY or channel.k8s.io"))
-				return
+				return apierrors.NewBadRequest("WebSocket protocols " + strings.Join(wsProtocols(r), ", ") + " are not supported by this node; use SPDY or channel.k8s.io")
 			}
 			path = "/" + sub + "/" + pod.Namespace + "/" + pod.Name + "/" + container
 		}
 	case "portforward":
 		if isWebSocket(r) {
-			s.writeError(w, r, apierrors.NewBadRequest("WebSocket port forwarding is not supported by this server yet; use SPDY"))
-			return
+			return apierrors.NewBadRequest("WebSocket port forwarding is not supported by this server yet; use SPDY")
 		}
 		path = "/portForward/" + pod.Namespace + "/" + pod.Name
 	}
 	node, err := s.node(r, pod.Spec.NodeName)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.proxyToKubelet(w, r, node, path, q.Encode())
+	return s.proxyToKubelet(w, r, node, path, q.Encode())
 }
 
 func isWebSocket(r *http.Request) bool {
@@ -153,32 +139,29 @@ func runtimeSpeaks(r *http.Request) bool {
 // logsOverWebSocket streams a container's log as WebSocket messages
 // (binary.k8s.io or base64.binary.k8s.io), as upstream's API server does
 // for clients such as browsers that cannot read a chunked response.
-func (s *Server) logsOverWebSocket(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) {
+func (s *Server) logsOverWebSocket(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) error {
 	target, err := kubeletURL(node)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	target.Path, target.RawQuery = path, query
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
 	if err != nil {
-		s.writeError(w, r, apierrors.NewInternalError(err))
-		return
+		return apierrors.NewInternalError(err)
 	}
 	resp, err := s.kubeletTransport().RoundTrip(req)
 	if err != nil {
-		s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("error talking to the kubelet of node %s: %v", node.Name, err)))
-		return
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("error talking to the kubelet of node %s: %v", node.Name, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		s.writeError(w, r, apierrors.NewBadRequest(strings.TrimSpace(string(msg))))
-		return
+		return apierrors.NewBadRequest(strings.TrimSpace(string(msg)))
 	}
 	// Copy answers the handshake on the hijacked connection and sends each
 	// read as one message until the log ends or the client goes away.
 	_ = wsstream.NewReader(resp.Body, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r)
+	return nil
 }
 
 // kubeletURL is the HTTPS endpoint of a node's kubelet.
@@ -252,11 +235,10 @@ func checkLogRequest(pod *corev1.Pod, container string, q url.Values) error {
 
 // proxyToKubelet forwards the request, including protocol upgrades (SPDY
 // for exec, attach and port-forward), to https://<InternalIP>:<port>.
-func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) {
+func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, node *corev1.Node, path, query string) error {
 	target, err := kubeletURL(node)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -275,6 +257,7 @@ func (s *Server) proxyToKubelet(w http.ResponseWriter, r *http.Request, node *co
 		},
 	}
 	proxy.ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) kubeletTransport() http.RoundTripper {

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,58 +34,29 @@ func init() {
 	jsonpatch.AccumulatedCopySizeLimit = maxJSONPatchCopyBytes
 }
 
-func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) error {
 	body, err := readBody(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	pt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	pt, err := patchType(r)
 	if err != nil {
-		pt = ""
-	}
-	switch pt {
-	case mediaJSONPatch, mediaMergePatch, mediaSMP, mediaApply:
-	default:
-		s.writeError(w, r, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s", mediaJSONPatch, mediaMergePatch, mediaSMP, mediaApply)))
-		return
+		return err
 	}
 	validation, err := fieldValidation(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	o, err := writeOptions(r, ri.Subresource)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if pt == mediaApply && r.URL.Query().Get("fieldManager") == "" {
-		s.writeError(w, r, badRequest("PATCH requests with apply content type must have fieldManager"))
-		return
-	}
-	if ri.Subresource == "scale" {
-		s.updateScale(w, r, res, ns, ri.Name, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-			curJSON, err := json.Marshal(cur)
-			if err != nil {
-				return nil, err
-			}
-			patched, err := applyPatch(pt, curJSON, body, &autoscalingv1.Scale{})
-			if err != nil {
-				return nil, err
-			}
-			out := &autoscalingv1.Scale{}
-			if err := json.Unmarshal(patched, out); err != nil {
-				return nil, badRequest("%v", err)
-			}
-			return out, nil
-		})
-		return
+		return badRequest("PATCH requests with apply content type must have fieldManager")
 	}
 	force := r.URL.Query().Get("force") == "true"
 	if force && pt != mediaApply {
-		s.writeError(w, r, badRequest("force may only be set for apply patches"))
-		return
+		return badRequest("force may only be set for apply patches")
 	}
 	var warnings []string
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
@@ -139,7 +108,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 	for _, wmsg := range warnings {
 		w.Header().Add("Warning", fmt.Sprintf("299 - %q", wmsg))
 	}
-	s.finishWrite(w, r, res, out, created, err)
+	return s.finishWrite(w, r, res, out, created, err)
 }
 
 // checkPatchedName refuses a patch that renamed the object.

@@ -141,16 +141,14 @@ func isResourceProxy(ri RequestInfo) bool {
 // any method, goes to the pod (or a ready endpoint of the Service) over
 // plain HTTP or, with an https: name prefix, TLS without verification, as
 // upstream's API server proxies them.
-func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res *registry.Resource, ri RequestInfo) {
+func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res *registry.Resource, ri RequestInfo) error {
 	p, ok := parseProxyName(ri.Name)
 	if !ok {
-		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("invalid request %q", ri.Name)))
-		return
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid request %q", ri.Name))
 	}
 	obj, err := s.reg.Get(r.Context(), res, ri.Namespace, p.name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var target *url.URL
 	switch o := obj.(type) {
@@ -162,14 +160,12 @@ func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res 
 		if e, gerr := s.reg.Get(r.Context(), epRes, ri.Namespace, p.name); gerr == nil {
 			ep = e.(*corev1.Endpoints)
 		} else if !apierrors.IsNotFound(gerr) {
-			s.writeError(w, r, gerr)
-			return
+			return gerr
 		}
 		target, err = serviceProxyTarget(o, ep, p, rand.IntN)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if strings.HasSuffix(r.URL.Path, "/proxy") && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		// As upstream: the bare .../proxy moves to .../proxy/, so relative
@@ -179,7 +175,7 @@ func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res 
 			loc += "?" + r.URL.RawQuery
 		}
 		http.Redirect(w, r, loc, http.StatusMovedPermanently)
-		return
+		return nil
 	}
 	rest := proxyRest(r.URL.Path, ri.Name)
 	// The path up to .../proxy, which rewritten links start with.
@@ -203,6 +199,7 @@ func (s *Server) serveResourceProxy(w http.ResponseWriter, r *http.Request, res 
 		},
 	}
 	proxy.ServeHTTP(w, r)
+	return nil
 }
 
 // newPodTransport is the client the API server proxies to pods with:

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	certificatesv1 "k8s.io/api/certificates/v1"
 	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,7 +19,6 @@ import (
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
@@ -34,26 +31,19 @@ func allowedSubresource(res *registry.Resource, sub string) bool {
 		return true
 	case "status":
 		return res.Status
-	case "scale":
-		return res.Scale
-	case "binding":
-		return res.Binding
-	case "eviction":
-		return res.Binding // pods: the one resource with both
 	case "finalize":
 		return res.Finalize
 	}
-	return res.SpecParts[sub] != nil
+	return res.SpecParts[sub] != nil || res.Actions[sub] != nil
 }
 
-func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri RequestInfo) {
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri RequestInfo) error {
 	gvr := schema.GroupVersionResource{Group: ri.Group, Version: ri.Version, Resource: ri.Resource}
 	res := s.reg.Lookup(gvr)
 	if res == nil {
 		// Upstream's mux answers an unserved group or resource with its
 		// generic 404, not a missing object's.
-		s.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false))
-		return
+		return apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false)
 	}
 	if ri.Subresource == "approval" && res.Approval {
 		// An approval is a status write limited to conditions; without
@@ -61,53 +51,46 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 		ri.Subresource = "status"
 	}
 	if ri.Name != "" && isResourceProxy(ri) {
-		s.serveResourceProxy(w, r, res, ri)
-		return
+		return s.serveResourceProxy(w, r, res, ri)
 	}
 	if ri.Name != "" && isNodeStream(ri) {
-		s.serveNodeStream(w, r, res, ri)
-		return
+		return s.serveNodeStream(w, r, res, ri)
 	}
 	if !allowedSubresource(res, ri.Subresource) {
-		s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
-		return
+		return apierrors.NewNotFound(res.GroupResource(), ri.Name)
 	}
 	if !res.Namespaced && ri.Resource != "namespaces" && ri.Namespace != "" {
-		s.writeError(w, r, apierrors.NewNotFound(res.GroupResource(), ri.Name))
-		return
-	}
-	if res.Resource() == "bindings" && ri.Verb != "create" {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb))
-		return
+		return apierrors.NewNotFound(res.GroupResource(), ri.Name)
 	}
 	ns := ri.Namespace
 	if !res.Namespaced {
 		ns = ""
 	}
 	if res.Namespaced && ns == "" && (ri.Name != "" || ri.Verb == "create" || ri.Verb == "deletecollection") {
-		s.writeError(w, r, badRequest("the server could not find the requested resource: namespace is required for %s", ri.Resource))
-		return
+		return badRequest("the server could not find the requested resource: namespace is required for %s", ri.Resource)
+	}
+	if a := res.Actions[ri.Subresource]; a != nil {
+		return s.serveAction(w, r, res, a, ns, ri)
 	}
 	switch ri.Verb {
 	case "get":
-		s.handleGet(w, r, res, ns, ri)
+		return s.handleGet(w, r, res, ns, ri)
 	case "list":
-		s.handleList(w, r, res, ns)
+		return s.handleList(w, r, res, ns)
 	case "watch":
-		s.handleWatch(w, r, res, ns, ri.Name)
+		return s.handleWatch(w, r, res, ns, ri.Name)
 	case "create":
-		s.handleCreate(w, r, res, ns, ri)
+		return s.handleCreate(w, r, res, ns, ri)
 	case "update":
-		s.handleUpdate(w, r, res, ns, ri)
+		return s.handleUpdate(w, r, res, ns, ri)
 	case "patch":
-		s.handlePatch(w, r, res, ns, ri)
+		return s.handlePatch(w, r, res, ns, ri)
 	case "delete":
-		s.handleDelete(w, r, res, ns, ri)
+		return s.handleDelete(w, r, res, ns, ri)
 	case "deletecollection":
-		s.handleDeleteCollection(w, r, res, ns)
-	default:
-		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb))
+		return s.handleDeleteCollection(w, r, res, ns)
 	}
+	return apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb)
 }
 
 // readBody reads at most maxBodyBytes, refusing larger bodies with 413.
@@ -211,11 +194,10 @@ func strictErrors(err error) []string {
 
 // respond writes obj (which carries its kind) with code in the negotiated
 // form.
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) {
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
 	out, err := Negotiate(r.Header.Get("Accept"), true)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if r.URL.Query().Get("pretty") == "true" {
 		out.Pretty = true
@@ -224,8 +206,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 		if _, isStatus := obj.(*metav1.Status); !isStatus {
 			tbl, err := s.tableFor(res, []runtime.Object{obj}, "", r.URL.Query().Get("includeObject"), false)
 			if err != nil {
-				s.writeError(w, r, err)
-				return
+				return err
 			}
 			obj = tbl
 		}
@@ -237,13 +218,13 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 	s.codecs.setKind(obj, schema.GroupVersion{})
 	b, err := s.codecs.EncodeAs(out, obj)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", out.ContentType())
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(code)
 	w.Write(b)
+	return nil
 }
 
 func partial(acc metav1.Object) *metav1.PartialObjectMetadata {
@@ -265,22 +246,12 @@ func withKind(res *registry.Resource, obj runtime.Object) runtime.Object {
 	return obj
 }
 
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) error {
 	obj, err := s.reg.Get(r.Context(), res, ns, ri.Name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if ri.Subresource == "scale" {
-		sc, err := scaleOf(obj)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.respond(w, r, nil, http.StatusOK, sc)
-		return
-	}
-	s.respond(w, r, res, http.StatusOK, withKind(res, obj))
+	return s.respond(w, r, res, http.StatusOK, withKind(res, obj))
 }
 
 func writeOptions(r *http.Request, sub string) (registry.WriteOptions, error) {
@@ -310,81 +281,49 @@ func defaultManager(ua string) string {
 	return ua
 }
 
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) error {
 	body, err := readBody(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if res.Resource() == "bindings" || ri.Subresource == "binding" {
-		s.handleBinding(w, r, ns, ri.Name, body)
-		return
-	}
-	if ri.Subresource == "eviction" {
-		s.handleEviction(w, r, ns, ri.Name, body)
-		return
+		return err
 	}
 	if ri.Name != "" || ri.Subresource != "" {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), "create"))
-		return
+		return apierrors.NewMethodNotSupported(res.GroupResource(), "create")
 	}
 	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	o, err := writeOptions(r, "")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
-		// The requester is whoever created it, never what the body claims.
-		u, _ := auth.UserFrom(r.Context())
-		csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups = u.Name, u.UID, u.Groups
+		return err
 	}
 	out, err := s.reg.Create(r.Context(), res, ns, obj, o)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.respond(w, r, res, http.StatusCreated, withKind(res, out))
+	return s.respond(w, r, res, http.StatusCreated, withKind(res, out))
 }
 
-func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) error {
 	body, err := readBody(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if ri.Subresource == "scale" {
-		sc, err := s.decodeBody(w, r, body, autoscalingv1.SchemeGroupVersion.WithKind("Scale"), &autoscalingv1.Scale{})
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.updateScale(w, r, res, ns, ri.Name, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error) { return sc.(*autoscalingv1.Scale), nil })
-		return
+		return err
 	}
 	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	acc, _ := meta.Accessor(obj)
 	if acc.GetName() != ri.Name {
-		s.writeError(w, r, badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), ri.Name))
-		return
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", acc.GetName(), ri.Name)
 	}
 	if res.Namespaced && acc.GetNamespace() != "" && acc.GetNamespace() != ns {
-		s.writeError(w, r, badRequest("the namespace of the provided object does not match the namespace sent on the request"))
-		return
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
 	sub := ri.Subresource
 	o, err := writeOptions(r, sub)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
 		next := obj.DeepCopyObject()
@@ -401,48 +340,42 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *regis
 		o.Subresource = ""
 	}
 	out, created, err := s.reg.Update(r.Context(), res, ns, ri.Name, mutate, o, false)
-	s.finishWrite(w, r, res, out, created, err)
+	return s.finishWrite(w, r, res, out, created, err)
 }
 
-func (s *Server) finishWrite(w http.ResponseWriter, r *http.Request, res *registry.Resource, out runtime.Object, created bool, err error) {
+func (s *Server) finishWrite(w http.ResponseWriter, r *http.Request, res *registry.Resource, out runtime.Object, created bool, err error) error {
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if out == nil {
 		// The write removed the last finalizer and the object is gone.
-		s.respond(w, r, nil, http.StatusOK, statusObject(&metav1.Status{Status: metav1.StatusSuccess}))
-		return
+		return s.respond(w, r, nil, http.StatusOK, statusObject(&metav1.Status{Status: metav1.StatusSuccess}))
 	}
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
 	}
-	s.respond(w, r, res, code, withKind(res, out))
+	return s.respond(w, r, res, code, withKind(res, out))
 }
 
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) {
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns string, ri RequestInfo) error {
 	if ri.Subresource != "" {
-		s.writeError(w, r, apierrors.NewMethodNotSupported(res.GroupResource(), "delete"))
-		return
+		return apierrors.NewMethodNotSupported(res.GroupResource(), "delete")
 	}
 	opts, err := s.deleteOptions(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	obj, gone, err := s.reg.Delete(r.Context(), res, ns, ri.Name, opts)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !gone {
-		s.respond(w, r, res, http.StatusOK, withKind(res, obj))
-		return
+		return s.respond(w, r, res, http.StatusOK, withKind(res, obj))
 	}
 	acc, _ := meta.Accessor(obj)
 	st := &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{Name: ri.Name, Group: res.GVR.Group, Kind: res.GVR.Resource, UID: acc.GetUID()}}
-	s.respond(w, r, nil, http.StatusOK, statusObject(st))
+	return s.respond(w, r, nil, http.StatusOK, statusObject(st))
 }
 
 // deleteOptions reads DeleteOptions from the body and the query.

@@ -12,16 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/version"
 
@@ -80,6 +76,8 @@ type Server struct {
 	kubeletRT      http.RoundTripper
 	// podTransport carries pods/proxy and services/proxy requests.
 	podTransport http.RoundTripper
+	// handler is the request path (chain.go).
+	handler http.Handler
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }
@@ -98,6 +96,7 @@ func New(cfg Config) *Server {
 	}
 	s.discovery = buildDiscovery(cfg.Registry)
 	s.podTransport = newPodTransport()
+	s.handler = build(s.chain(), http.HandlerFunc(s.route))
 	return s
 }
 
@@ -138,87 +137,6 @@ func (w *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
-// ServeHTTP routes a request. No panic escapes: it becomes a 500 Status and
-// a logged stack.
-func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	w := &statusRecorder{ResponseWriter: rw}
-	watchParam := r.URL.Query().Get("watch")
-	ri := ParseRequest(r.Method, r.URL.Path, watchParam == "true" || watchParam == "1")
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if w.code == 0 {
-				s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("panic: %v", p)))
-			}
-		}
-		code := w.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		verb := ri.Verb
-		if verb == "" {
-			verb = strings.ToUpper(r.Method)
-		}
-		s.requests.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource, strconv.Itoa(code)).Inc()
-		if verb != "watch" {
-			s.latency.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource).Observe(time.Since(start).Seconds())
-		}
-	}()
-	switch r.URL.Path {
-	case "/healthz", "/livez":
-		s.serveHealth(w, r, false)
-		return
-	case "/readyz":
-		s.serveHealth(w, r, true)
-		return
-	case "/version", "/version/":
-		writeJSON(w, http.StatusOK, s.version)
-		return
-	case "/cacerts":
-		// Public: a joining node fetches the CA here and trusts it only if
-		// its hash matches the one in its join token.
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(s.caPEM)
-		return
-	}
-	user, ok := s.authn.Authenticate(r)
-	if !ok {
-		s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
-		return
-	}
-	r = r.WithContext(auth.WithUser(r.Context(), user))
-	if !bootstrapAllowed(user, ri) {
-		s.writeError(w, r, statusError(http.StatusForbidden, "Forbidden", fmt.Sprintf("User %q cannot %s resource %q in API group %q: a join token may only request node certificates", user.Name, ri.Verb, ri.Resource, ri.Group)))
-		return
-	}
-	if r.ContentLength > maxBodyBytes {
-		s.writeError(w, r, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("Request entity too large: limit is %d", maxBodyBytes)))
-		return
-	}
-	switch p := r.URL.Path; {
-	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
-		servePprof(w, r)
-	case p == "/metrics":
-		promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	case p == "/openapi/v2":
-		s.serveOpenAPIV2(w, r)
-	case strings.HasPrefix(p, "/openapi/v3"):
-		s.serveOpenAPIV3(w, r)
-	case p == "/api" || p == "/api/" || p == "/apis" || p == "/apis/":
-		s.serveDiscoveryRoot(w, r)
-	case ri.IsResource:
-		s.serveResource(w, r, ri)
-	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
-		s.serveGroupDiscovery(w, r, ri)
-	default:
-		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
-	}
-}
-
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, readiness bool) {
 	if readiness && s.ShuttingDown.Load() {
 		http.Error(w, "[-]shutdown failed: server is shutting down\nreadyz check failed", http.StatusServiceUnavailable)
@@ -247,10 +165,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) error {
 	if s.openapiV2 == nil {
-		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
-		return
+		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}
 	ct, get := mediaJSON, s.openapiV2
 	if strings.Contains(r.Header.Get("Accept"), "application/com.github.proto-openapi.spec.v2") && s.openapiV2Proto != nil {
@@ -258,43 +175,25 @@ func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := get()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Write(b)
+	return nil
 }
 
-func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) error {
 	if s.openapiV3 == nil {
-		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
-		return
+		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}
 	b, ok, err := s.openapiV3(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/openapi/v3"), "/"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !ok {
-		s.writeError(w, r, apierrors.NewNotFound(emptyGR, r.URL.Path))
-		return
+		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Write(b)
-}
-
-// bootstrapAllowed confines a node-join (bootstrap token) identity to what
-// joining needs: discovery and its CertificateSigningRequests.
-func bootstrapAllowed(u auth.User, ri RequestInfo) bool {
-	if !slices.Contains(u.Groups, "system:bootstrappers") || !ri.IsResource {
-		return true
-	}
-	if ri.Group != "certificates.k8s.io" || ri.Resource != "certificatesigningrequests" || ri.Subresource != "" {
-		return false
-	}
-	switch ri.Verb {
-	case "create", "get", "list", "watch":
-		return true
-	}
-	return false
+	return nil
 }

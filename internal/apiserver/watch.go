@@ -154,16 +154,14 @@ func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
 	return ws.sendObject(watch.Bookmark, obj)
 }
 
-func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns, name string) {
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *registry.Resource, ns, name string) error {
 	o, err := parseListOptions(r, res)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out, err := Negotiate(r.Header.Get("Accept"), true)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	sendInitial := o.SendInitial != nil && *o.SendInitial
 	cache := s.reg.Cache(res)
@@ -174,12 +172,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 	case "":
 		cur, err := cache.Store().CurrentRevision(ctx)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		if err := cache.WaitFresh(ctx, cur); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		initial = o.SendInitial == nil || sendInitial
 	case "0":
@@ -187,8 +183,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 	default:
 		rv, _ = strconv.ParseInt(o.RV, 10, 64)
 		if err := cache.WaitFresh(ctx, rv); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	watcher, backlog, cacheRV, werr := cache.Watch(o.filter(ns, name), rv, initial)
@@ -216,17 +211,17 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 		// Upstream answers a too-old resourceVersion with an ERROR event.
 		ws.sendObject(watch.Error, toStatus(werr))
 		flush()
-		return
+		return nil
 	}
 	defer watcher.Stop()
 	for _, ev := range backlog {
 		if err := ws.send(ev.Type, ev.Obj); err != nil {
-			return
+			return nil
 		}
 	}
 	if sendInitial {
 		if err := ws.bookmark(cacheRV, true); err != nil {
-			return
+			return nil
 		}
 	}
 	flush()
@@ -237,22 +232,22 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-deadline.C:
-			return
+			return nil
 		case <-tick.C:
 			if o.Bookmarks {
 				if err := ws.bookmark(cache.RV(), false); err != nil {
-					return
+					return nil
 				}
 				flush()
 			}
 		case ev, ok := <-watcher.Events():
 			if !ok {
-				return
+				return nil
 			}
 			if err := ws.send(ev.Type, ev.Obj); err != nil {
-				return
+				return nil
 			}
 			// Drain what is already queued before flushing once.
 			for drained := false; !drained; {
@@ -260,10 +255,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 				case ev, ok := <-watcher.Events():
 					if !ok {
 						flush()
-						return
+						return nil
 					}
 					if err := ws.send(ev.Type, ev.Obj); err != nil {
-						return
+						return nil
 					}
 				default:
 					drained = true

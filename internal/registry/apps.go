@@ -85,7 +85,8 @@ var wideWorkloadColumns = []metav1.TableColumnDefinition{col("Containers", "stri
 func deploymentStrategy(r *Resource) {
 	r.ShortNames = []string{"deploy"}
 	r.Categories = []string{"all"}
-	r.Status, r.Scale = true, true
+	r.Status = true
+	withScale(r)
 	r.Default = func(o runtime.Object) {
 		d := o.(*appsv1.Deployment)
 		if d.Spec.Replicas == nil {
@@ -156,7 +157,8 @@ func isZero(v *intstr.IntOrString) bool {
 func replicaSetStrategy(r *Resource) {
 	r.ShortNames = []string{"rs"}
 	r.Categories = []string{"all"}
-	r.Status, r.Scale = true, true
+	r.Status = true
+	withScale(r)
 	r.Default = func(o runtime.Object) {
 		rs := o.(*appsv1.ReplicaSet)
 		if rs.Spec.Replicas == nil {
@@ -183,7 +185,8 @@ func replicaSetStrategy(r *Resource) {
 func statefulSetStrategy(r *Resource) {
 	r.ShortNames = []string{"sts"}
 	r.Categories = []string{"all"}
-	r.Status, r.Scale = true, true
+	r.Status = true
+	withScale(r)
 	r.Default = func(o runtime.Object) {
 		s := o.(*appsv1.StatefulSet)
 		if s.Spec.Replicas == nil {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/skiff-sh/skiff/internal/podspec"
@@ -80,7 +81,7 @@ func jobStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	r.Default = func(o runtime.Object) { defaultJobSpec(&o.(*batchv1.Job).Spec) }
-	r.OnCreate = func(o runtime.Object, _ bool) error {
+	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		j := o.(*batchv1.Job)
 		if ptr.Deref(j.Spec.ManualSelector, false) {
 			return nil

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -125,7 +126,7 @@ func namespaceStrategy(r *Resource) {
 			ns.Status.Phase = corev1.NamespaceActive
 		}
 	}
-	r.OnCreate = func(o runtime.Object, _ bool) error {
+	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		ns := o.(*corev1.Namespace)
 		ns.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
 		ns.Status.Phase = corev1.NamespaceActive
@@ -405,7 +406,8 @@ func pvcStrategy(r *Resource) {
 func rcStrategy(r *Resource) {
 	r.ShortNames = []string{"rc"}
 	r.Categories = []string{"all"}
-	r.Status, r.Scale = true, true
+	r.Status = true
+	withScale(r)
 	r.Default = func(o runtime.Object) {
 		rc := o.(*corev1.ReplicationController)
 		if rc.Spec.Replicas == nil {

@@ -1,9 +1,12 @@
 package registry
 
 import (
+	"context"
 	"encoding/pem"
 	"strings"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/auth"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +26,13 @@ func csrStrategy(r *Resource) {
 	}
 	r.Status = true
 	r.Approval = true
+	r.OnCreate = func(ctx context.Context, o runtime.Object, _ bool) error {
+		// The requester is whoever created it, never what the body claims.
+		c := o.(*certificatesv1.CertificateSigningRequest)
+		u, _ := auth.UserFrom(ctx)
+		c.Spec.Username, c.Spec.UID, c.Spec.Groups = u.Name, u.UID, u.Groups
+		return nil
+	}
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		c := o.(*certificatesv1.CertificateSigningRequest)
 		var errs field.ErrorList

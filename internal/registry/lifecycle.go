@@ -108,7 +108,7 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
 	}
 	if r.OnCreate != nil {
-		if err := r.OnCreate(obj, o.DryRun); err != nil {
+		if err := r.OnCreate(ctx, obj, o.DryRun); err != nil {
 			return nil, err
 		}
 	}
@@ -294,7 +294,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
 	}
 	if r.OnCreate != nil {
-		if err := r.OnCreate(obj, o.DryRun); err != nil {
+		if err := r.OnCreate(ctx, obj, o.DryRun); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -27,7 +28,8 @@ func podStrategy(r *Resource) {
 	r.ShortNames = []string{"po"}
 	r.Categories = []string{"all"}
 	r.Status = true
-	r.Binding = true
+	addAction(r, "binding", bindingAction)
+	addAction(r, "eviction", evictionAction)
 	r.Default = func(o runtime.Object) { podspec.Default(&o.(*corev1.Pod).Spec) }
 	r.Validate = func(o runtime.Object) field.ErrorList {
 		p := o.(*corev1.Pod)
@@ -38,7 +40,7 @@ func podStrategy(r *Resource) {
 		errs := podspec.Validate(&p.Spec, field.NewPath("spec"))
 		return append(errs, validatePodSpecUpdate(&p.Spec, &op.Spec)...)
 	}
-	r.OnCreate = func(o runtime.Object, _ bool) error {
+	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		p := o.(*corev1.Pod)
 		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podspec.QOSClass(&p.Spec)}
 		admitTolerations(&p.Spec)

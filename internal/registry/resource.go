@@ -5,6 +5,8 @@
 package registry
 
 import (
+	"context"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,9 +27,10 @@ type Resource struct {
 	StoragePrefix string
 	// Subresources this resource serves.
 	Status   bool
-	Scale    bool
-	Binding  bool // pods/binding (and pods/eviction, which only pods have too)
 	Finalize bool // namespaces/finalize
+	// Actions are subresources whose body is a kind of its own (action.go),
+	// by name; "" is the resource itself (the create-only bindings).
+	Actions map[string]*Action
 	// Approval serves the approval subresource (CertificateSigningRequests).
 	Approval bool
 	// StatusOnCreate keeps the status a create sends (upstream does so for
@@ -50,7 +53,7 @@ type Resource struct {
 	Row     func(obj runtime.Object, wide bool) []any
 	// OnCreate runs after defaulting and before validation, e.g. to
 	// allocate a Service's ClusterIP. It may return an API error.
-	OnCreate func(obj runtime.Object, dryRun bool) error
+	OnCreate func(ctx context.Context, obj runtime.Object, dryRun bool) error
 	// OnDelete runs after the object is removed from storage.
 	OnDeleted func(obj runtime.Object)
 	// OnUpdate runs after defaulting on an update (e.g. allocations of a

@@ -200,7 +200,7 @@ func serviceRow(o runtime.Object, _ bool) []any {
 // the registry's allocators and returns them on deletion.
 func (g *Registry) wireServiceAllocation(r *Resource) {
 	owner := func(s *corev1.Service) string { return s.Namespace + "/" + s.Name }
-	r.OnCreate = func(o runtime.Object, dryRun bool) error {
+	r.OnCreate = func(_ context.Context, o runtime.Object, dryRun bool) error {
 		return g.allocateService(o.(*corev1.Service), nil, owner(o.(*corev1.Service)), dryRun)
 	}
 	r.OnUpdate = func(o, old runtime.Object, dryRun bool) error {

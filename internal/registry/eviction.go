@@ -1,8 +1,8 @@
-package apiserver
+package registry
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -110,25 +109,25 @@ func budgetError(cause string) error {
 	return err
 }
 
-// handleEviction serves pods/eviction: the pod is deleted unless that would
+// evictionAction serves pods/eviction: the pod is deleted unless that would
 // break its PodDisruptionBudget, whose allowance the eviction takes.
-func (s *Server) handleEviction(w http.ResponseWriter, r *http.Request, ns, podName string, body []byte) {
-	podsRes := s.reg.Lookup(corev1.SchemeGroupVersion.WithResource("pods"))
-	pdbRes := s.reg.Lookup(policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets"))
-	obj, err := s.decodeBody(w, r, body, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{})
+var evictionAction = &Action{
+	Kind:  policyv1.SchemeGroupVersion.WithKind("Eviction"),
+	Verbs: []string{"create"},
+	New:   func() runtime.Object { return &policyv1.Eviction{} },
+	Act:   evict,
+}
+
+func evict(ctx context.Context, g *Registry, ns, podName string, body func(runtime.Object) (runtime.Object, error), o WriteOptions) (runtime.Object, error) {
+	podsRes := g.Lookup(corev1.SchemeGroupVersion.WithResource("pods"))
+	pdbRes := g.Lookup(policyv1.SchemeGroupVersion.WithResource("poddisruptionbudgets"))
+	in, err := body(nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, err
 	}
-	ev := obj.(*policyv1.Eviction)
+	ev := in.(*policyv1.Eviction)
 	if ev.Name != podName {
-		s.writeError(w, r, badRequest("name in URL does not match name in Eviction object"))
-		return
-	}
-	o, err := writeOptions(r, "")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, apierrors.NewBadRequest("name in URL does not match name in Eviction object")
 	}
 	opts := metav1.DeleteOptions{}
 	if ev.DeleteOptions != nil {
@@ -136,25 +135,22 @@ func (s *Server) handleEviction(w http.ResponseWriter, r *http.Request, ns, podN
 	}
 	dryRun := o.DryRun || len(opts.DryRun) > 0
 	for attempt := 0; ; attempt++ {
-		cur, err := s.reg.Get(r.Context(), podsRes, ns, podName)
+		cur, err := g.Get(ctx, podsRes, ns, podName)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return nil, err
 		}
 		pod := cur.(*corev1.Pod)
 		if opts.Preconditions != nil && opts.Preconditions.UID != nil && *opts.Preconditions.UID != pod.UID {
-			s.writeError(w, r, apierrors.NewConflict(podsRes.GroupResource(), podName, fmt.Errorf("the UID in the precondition (%s) does not match the UID in record (%s). The object might have been deleted and then recreated", *opts.Preconditions.UID, pod.UID)))
-			return
+			return nil, apierrors.NewConflict(podsRes.GroupResource(), podName, fmt.Errorf("the UID in the precondition (%s) does not match the UID in record (%s). The object might have been deleted and then recreated", *opts.Preconditions.UID, pod.UID))
 		}
-		next, err := evictionVerdict(pod, s.budgets(pdbRes, ns), time.Now())
+		next, err := evictionVerdict(pod, g.budgets(pdbRes, ns), g.Now())
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return nil, err
 		}
 		if next == nil || dryRun {
 			break
 		}
-		err = s.takeDisruption(r, pdbRes, next)
+		err = g.takeDisruption(ctx, pdbRes, next)
 		if err == nil {
 			break
 		}
@@ -162,29 +158,26 @@ func (s *Server) handleEviction(w http.ResponseWriter, r *http.Request, ns, podN
 			if apierrors.IsConflict(err) {
 				err = budgetError(fmt.Sprintf("The disruption budget %s changed while the eviction was checked; retry", next.Name))
 			}
-			s.writeError(w, r, err)
-			return
+			return nil, err
 		}
 	}
 	if !dryRun {
 		// As upstream, a pod still running learns why it goes: the
 		// DisruptionTarget condition (which Job pod failure policies match)
 		// is written before the deletion.
-		if err := s.markDisruption(r, podsRes, ns, podName); err != nil && !apierrors.IsNotFound(err) {
-			s.writeError(w, r, err)
-			return
+		if err := g.markDisruption(ctx, podsRes, ns, podName); err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
 		}
-		if _, _, err := s.reg.Delete(r.Context(), podsRes, ns, podName, opts); err != nil {
-			s.writeError(w, r, err)
-			return
+		if _, _, err := g.Delete(ctx, podsRes, ns, podName, opts); err != nil {
+			return nil, err
 		}
 	}
-	s.respond(w, r, nil, http.StatusCreated, statusObject(&metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}))
+	return created(), nil
 }
 
 // markDisruption sets DisruptionTarget=True (EvictionByEvictionAPI) on a
 // pod that has not finished.
-func (s *Server) markDisruption(r *http.Request, podsRes *registry.Resource, ns, name string) error {
+func (g *Registry) markDisruption(ctx context.Context, podsRes *Resource, ns, name string) error {
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
 		if cur == nil {
 			return nil, apierrors.NewNotFound(podsRes.GroupResource(), name)
@@ -199,17 +192,17 @@ func (s *Server) markDisruption(r *http.Request, podsRes *registry.Resource, ns,
 			}
 		}
 		upd := pod.DeepCopy()
-		setCondition(&upd.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
-			Message: "Eviction API: evicting", LastTransitionTime: metav1.Now(), ObservedGeneration: pod.Generation})
+		setPodCondition(&upd.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
+			Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(g.Now()), ObservedGeneration: pod.Generation})
 		return upd, nil
 	}
-	_, _, err := s.reg.Update(r.Context(), podsRes, ns, name, mutate, registry.WriteOptions{Subresource: "status"}, false)
+	_, _, err := g.Update(ctx, podsRes, ns, name, mutate, WriteOptions{Subresource: "status"}, false)
 	return err
 }
 
 // budgets are the namespace's PodDisruptionBudgets, from the watch cache.
-func (s *Server) budgets(pdbRes *registry.Resource, ns string) []*policyv1.PodDisruptionBudget {
-	objs, _ := s.reg.Cache(pdbRes).Snapshot(storage.Filter{KeyPrefix: ns + "/"})
+func (g *Registry) budgets(pdbRes *Resource, ns string) []*policyv1.PodDisruptionBudget {
+	objs, _ := g.Cache(pdbRes).Snapshot(storage.Filter{KeyPrefix: ns + "/"})
 	out := make([]*policyv1.PodDisruptionBudget, 0, len(objs))
 	for _, o := range objs {
 		if b, ok := o.Obj.(*policyv1.PodDisruptionBudget); ok {
@@ -221,7 +214,7 @@ func (s *Server) budgets(pdbRes *registry.Resource, ns string) []*policyv1.PodDi
 
 // takeDisruption writes the budget's reduced allowance, only over the
 // version the verdict was made on.
-func (s *Server) takeDisruption(r *http.Request, pdbRes *registry.Resource, next *policyv1.PodDisruptionBudget) error {
+func (g *Registry) takeDisruption(ctx context.Context, pdbRes *Resource, next *policyv1.PodDisruptionBudget) error {
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
 		if cur == nil {
 			return nil, apierrors.NewNotFound(pdbRes.GroupResource(), next.Name)
@@ -234,6 +227,6 @@ func (s *Server) takeDisruption(r *http.Request, pdbRes *registry.Resource, next
 		upd.Status = next.Status
 		return upd, nil
 	}
-	_, _, err := s.reg.Update(r.Context(), pdbRes, next.Namespace, next.Name, mutate, registry.WriteOptions{Subresource: "status"}, false)
+	_, _, err := g.Update(ctx, pdbRes, next.Namespace, next.Name, mutate, WriteOptions{Subresource: "status"}, false)
 	return err
 }

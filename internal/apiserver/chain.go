@@ -1,0 +1,215 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/skiff-sh/skiff/internal/auth"
+)
+
+// A stage wraps the rest of the request path.
+type stage func(http.Handler) http.Handler
+
+// chain is the request path, outermost first. The order is the point:
+//   - the request is parsed once, first, so every later stage (and the
+//     metrics of a request that fails early) sees its verb and resource;
+//   - recovery and metrics wrap everything else, so a panic anywhere below
+//     becomes a 500 Status and is counted;
+//   - health, version and the CA certificate are public, as upstream's are
+//     (a joining node fetches /cacerts before it has any credential);
+//   - authentication comes before anything that reads a body or touches
+//     state; authorization (the identity issue) goes right after it, where
+//     the bootstrap limit stands now;
+//   - the body limit refuses an oversized declared body before any handler
+//     reads it (handlers also cap what they read, for chunked bodies).
+func (s *Server) chain() []stage {
+	return []stage{
+		s.withRequestInfo,
+		s.withRecovery,
+		s.withPublicPaths,
+		s.withAuthentication,
+		s.withBootstrapLimit,
+		s.withBodyLimit,
+	}
+}
+
+// build assembles the chain around the router.
+func build(stages []stage, last http.Handler) http.Handler {
+	h := last
+	for _, st := range slices.Backward(stages) {
+		h = st(h)
+	}
+	return h
+}
+
+// ServeHTTP serves one request through the chain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+type requestInfoKey struct{}
+
+// requestInfoFrom is the RequestInfo the first stage parsed.
+func requestInfoFrom(ctx context.Context) RequestInfo {
+	ri, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return ri
+}
+
+func (s *Server) withRequestInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		watchParam := r.URL.Query().Get("watch")
+		ri := ParseRequest(r.Method, r.URL.Path, watchParam == "true" || watchParam == "1")
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
+	})
+}
+
+// withRecovery turns a panic into a 500 Status and a logged stack, and
+// counts every request by verb, resource and code.
+func (s *Server) withRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w := &statusRecorder{ResponseWriter: rw}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if w.code == 0 {
+					s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("panic: %v", p)))
+				}
+			}
+			s.observe(requestInfoFrom(r.Context()), r.Method, w.code, time.Since(start))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) observe(ri RequestInfo, method string, code int, took time.Duration) {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	verb := ri.Verb
+	if verb == "" {
+		verb = strings.ToUpper(method)
+	}
+	s.requests.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource, strconv.Itoa(code)).Inc()
+	if verb != "watch" {
+		s.latency.WithLabelValues(verb, ri.Group, ri.Version, ri.Resource, ri.Subresource).Observe(took.Seconds())
+	}
+}
+
+func (s *Server) withPublicPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/livez":
+			s.serveHealth(w, r, false)
+		case "/readyz":
+			s.serveHealth(w, r, true)
+		case "/version", "/version/":
+			writeJSON(w, http.StatusOK, s.version)
+		case "/cacerts":
+			// A joining node trusts this only if its hash matches the one
+			// in its join token.
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			_, _ = w.Write(s.caPEM)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) withAuthentication(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, ok := s.authn.Authenticate(r)
+		if !ok {
+			s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+	})
+}
+
+// withBootstrapLimit confines a node-join (bootstrap token) identity to
+// what joining needs: discovery and its CertificateSigningRequests.
+func (s *Server) withBootstrapLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _ := auth.UserFrom(r.Context())
+		if ri := requestInfoFrom(r.Context()); !bootstrapAllowed(user, ri) {
+			s.writeError(w, r, statusError(http.StatusForbidden, "Forbidden", fmt.Sprintf("User %q cannot %s resource %q in API group %q: a join token may only request node certificates", user.Name, ri.Verb, ri.Resource, ri.Group)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bootstrapAllowed(u auth.User, ri RequestInfo) bool {
+	if !slices.Contains(u.Groups, "system:bootstrappers") || !ri.IsResource {
+		return true
+	}
+	if ri.Group != "certificates.k8s.io" || ri.Resource != "certificatesigningrequests" || ri.Subresource != "" {
+		return false
+	}
+	switch ri.Verb {
+	case "create", "get", "list", "watch":
+		return true
+	}
+	return false
+}
+
+func (s *Server) withBodyLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBodyBytes {
+			s.writeError(w, r, statusError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("Request entity too large: limit is %d", maxBodyBytes)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// route is the end of the chain: it picks the handler for the path, and
+// writes the Status of the error a handler returns (unless the handler had
+// already begun its response, as a watch has).
+func (s *Server) route(rw http.ResponseWriter, r *http.Request) {
+	w, ok := rw.(*statusRecorder)
+	if !ok {
+		w = &statusRecorder{ResponseWriter: rw}
+	}
+	if err := s.dispatch(w, r); err != nil {
+		if w.code != 0 {
+			s.log.Debug("error after the response began", "path", r.URL.Path, "err", err)
+			return
+		}
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
+		servePprof(w, r)
+	case p == "/metrics":
+		promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	case p == "/openapi/v2":
+		return s.serveOpenAPIV2(w, r)
+	case strings.HasPrefix(p, "/openapi/v3"):
+		return s.serveOpenAPIV3(w, r)
+	case p == "/api" || p == "/api/" || p == "/apis" || p == "/apis/":
+		return s.serveDiscoveryRoot(w, r)
+	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
+		if ri := requestInfoFrom(r.Context()); ri.IsResource {
+			return s.serveResource(w, r, ri)
+		}
+		return s.serveGroupDiscovery(w, r, requestInfoFrom(r.Context()))
+	default:
+		return apierrors.NewNotFound(emptyGR, r.URL.Path)
+	}
+	return nil
+}
