@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/component"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -66,103 +68,175 @@ type Config struct {
 	Log        *slog.Logger
 }
 
+// Time limits of the node's stop order.
+const (
+	// kubeletStopTimeout lets the kubelet finish its last status writes.
+	kubeletStopTimeout = 15 * time.Second
+	// runtimeStopTimeout lets containerd exit (its shims, and so the pods,
+	// keep running).
+	runtimeStopTimeout = 15 * time.Second
+	// releaseAfter is when the start-up pages of the binary's other
+	// components are returned to the kernel.
+	releaseAfter = 10 * time.Second
+)
+
+// node is what the node's components share; each Start fills in what the
+// later ones use.
+type node struct {
+	cfg    Config
+	api    *rest.Config
+	log    *slog.Logger
+	start  time.Time
+	cniDir string
+
+	sup      *runtime.Supervisor
+	stopSup  context.CancelFunc
+	endpoint string
+	rt       *kubelet.Runtime
+	client   kubernetes.Interface
+	// shared is the one informer factory for the node's cluster-wide
+	// watches (Services, EndpointSlices, Nodes, PersistentVolumes).
+	shared  informers.SharedInformerFactory
+	kubelet *kubelet.Kubelet
+	failed  chan error
+}
+
 // Run runs the node until ctx ends. The API is reached with api, whose
 // client certificate names system:node:<NodeName>; the kubelet serves
 // logs, exec, attach and port-forward with cfg.ServingTLS.
 func Run(ctx context.Context, cfg Config, api *rest.Config) error {
-	log := cfg.Log
-	started := time.Now()
-	cniDir := filepath.Join(cfg.DataDir, "cni")
-	endpoint := cfg.RuntimeEndpoint
-	var sup *runtime.Supervisor
-	if endpoint == "" {
-		cd := runtime.Containerd{Dir: filepath.Join(cfg.DataDir, "containerd"), CNIConfDir: cniDir, Log: log.With("component", "containerd")}
-		var err error
-		if sup, err = runtime.Start(ctx, cd); err != nil {
+	n := &node{cfg: cfg, api: api, log: cfg.Log, start: time.Now(), cniDir: filepath.Join(cfg.DataDir, "cni"), failed: make(chan error, 1)}
+	return component.Run(ctx, n.log, n.components(), n.failed)
+}
+
+// components is the node in start order; it stops in reverse, so the
+// kubelet's last writes happen while the runtime and the client are up.
+func (n *node) components() []component.Component {
+	list := []component.Component{
+		{Name: "runtime", Start: n.startRuntime, Stop: n.stopRuntime, StopTimeout: runtimeStopTimeout},
+		{Name: "client", Start: n.startClient, Stop: n.stopClient},
+		{Name: "kubelet", After: []string{"runtime", "client"}, Start: n.startKubelet},
+	}
+	if n.cfg.ServingTLS != nil {
+		list = append(list, component.Background("kubelet-server", []string{"kubelet"}, time.Second, n.log, func(ctx context.Context) error {
+			return n.kubelet.Serve(ctx, net.JoinHostPort(n.cfg.Address, strconv.Itoa(n.cfg.Port)), n.cfg.ServingTLS)
+		}))
+	}
+	if !n.cfg.DisableProxy {
+		list = append(list, component.Spawner("network", []string{"client"}, n.startNetwork))
+	}
+	if !n.cfg.DisableDNS {
+		list = append(list, component.Spawner("dns", []string{"client"}, n.startDNS))
+	}
+	return append(list,
+		component.Background("kubelet-sync", []string{"kubelet"}, kubeletStopTimeout, n.log, n.runKubelet),
+		component.Background("memory", nil, time.Second, n.log, n.releaseStartupMemory),
+	)
+}
+
+// startRuntime starts containerd (unless an existing CRI socket is
+// configured), connects to it and makes sure the pause image is there.
+func (n *node) startRuntime(ctx context.Context) error {
+	n.endpoint = n.cfg.RuntimeEndpoint
+	if n.endpoint == "" {
+		cd := runtime.Containerd{Dir: filepath.Join(n.cfg.DataDir, "containerd"), CNIConfDir: n.cniDir, Log: n.log.With("component", "containerd")}
+		// Its own context: containerd stops last, after the kubelet.
+		var supCtx context.Context
+		supCtx, n.stopSup = context.WithCancel(context.Background())
+		sup, err := runtime.Start(supCtx, cd)
+		if err != nil {
+			n.stopSup()
 			return err
 		}
-		endpoint = cd.Socket()
-		log.Debug("containerd started", "socket", endpoint, "took", time.Since(started).Round(time.Millisecond).String())
+		n.sup, n.endpoint = sup, cd.Socket()
+		n.log.Debug("containerd started", "socket", n.endpoint, "took", time.Since(n.start).Round(time.Millisecond).String())
 	}
-	rt, err := kubelet.DialRuntime(ctx, endpoint)
+	rt, err := kubelet.DialRuntime(ctx, n.endpoint)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	if sup != nil {
-		if err := ensurePause(ctx, rt, endpoint, cfg.DataDir); err != nil {
-			return err
-		}
+	n.rt = rt
+	if n.sup != nil {
+		return ensurePause(ctx, rt, n.endpoint, n.cfg.DataDir)
 	}
+	return nil
+}
+
+func (n *node) stopRuntime(ctx context.Context) error {
+	n.rt.Close()
+	if n.sup == nil {
+		return nil
+	}
+	n.stopSup()
+	select {
+	case <-n.sup.Done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("containerd still running after %s", runtimeStopTimeout)
+	}
+}
+
+// startClient makes the node's API client and its informer factory.
+func (n *node) startClient(context.Context) error {
 	// Upstream's kubelet defaults (kubeAPIQPS 50, burst 100): client-go's
 	// own 5 QPS would queue every pod's status writes behind each other.
-	api = rest.CopyConfig(api)
+	api := rest.CopyConfig(n.api)
 	api.QPS, api.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(api)
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
 	}
-	// One informer factory for the node's cluster-wide watches (Services,
-	// EndpointSlices, Nodes, PersistentVolumes).
-	shared := informers.NewSharedInformerFactory(client, 0)
-	defer shared.Shutdown()
+	n.client = client
+	n.shared = informers.NewSharedInformerFactory(client, 0)
+	return nil
+}
+
+func (n *node) stopClient(context.Context) error {
+	n.shared.Shutdown()
+	return nil
+}
+
+func (n *node) startKubelet(context.Context) error {
+	cfg := n.cfg
 	k, err := kubelet.New(kubelet.Config{
-		Informers: shared, ClusterDNS: nonEmpty(cfg.ClusterDNS), ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
-		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: cniDir,
+		Informers: n.shared, ClusterDNS: nonEmpty(cfg.ClusterDNS), ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: n.cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
-		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: log,
+		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: n.log,
 		EvictionHard: cfg.EvictionHard, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
-		ImageMounts: imageMounts(sup, endpoint),
-	}, client, rt)
-	if err != nil {
-		return err
-	}
-	if cfg.ServingTLS != nil {
-		addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
-		go func() {
-			if err := k.Serve(ctx, addr, cfg.ServingTLS); err != nil {
-				log.Error("kubelet server stopped", "err", err)
-			}
-		}()
-	}
-	go func() {
-		// Once registered and synced, the start-up pages of the other
-		// components in this binary are dead weight.
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Second):
-			debug.FreeOSMemory()
-			log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
-		}
-	}()
-	if !cfg.DisableProxy {
-		if err := startNetwork(ctx, cfg, shared); err != nil {
-			return err
-		}
-	}
-	if !cfg.DisableDNS {
-		if err := startDNS(ctx, cfg, client, shared); err != nil {
-			return err
-		}
-	}
-	log.Info("node agent starting", "node", cfg.NodeName, "runtime", endpoint, "since_start", time.Since(started).Round(time.Millisecond).String())
-	err = k.Run(ctx)
-	if sup != nil {
-		select {
-		case <-sup.Done():
-		case <-time.After(15 * time.Second):
-		}
-	}
-	if err == context.Canceled {
-		return nil
-	}
+		ImageMounts: imageMounts(n.sup, n.endpoint),
+	}, n.client, n.rt)
+	n.kubelet = k
 	return err
+}
+
+// runKubelet syncs the node's pods; the node cannot go on without it.
+func (n *node) runKubelet(ctx context.Context) error {
+	n.log.Info("node agent starting", "node", n.cfg.NodeName, "runtime", n.endpoint, "since_start", time.Since(n.start).Round(time.Millisecond).String())
+	err := n.kubelet.Run(ctx)
+	if err != nil && ctx.Err() == nil {
+		n.failed <- fmt.Errorf("kubelet: %w", err)
+	}
+	return nil
+}
+
+// releaseStartupMemory returns the start-up pages of the binary's other
+// components once the node has registered and synced.
+func (n *node) releaseStartupMemory(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-time.After(releaseAfter):
+		debug.FreeOSMemory()
+		n.log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
+	}
+	return nil
 }
 
 // startNetwork runs the pod routes and the service proxy beside the
 // kubelet. A failure later is logged and retried inside each; only a
 // table that cannot be opened at all stops the node.
-func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInformerFactory) error {
+func (n *node) startNetwork(ctx context.Context) error {
+	cfg, shared := n.cfg, n.shared
 	_, cidr, err := net.ParseCIDR(cfg.ClusterCIDR)
 	if err != nil {
 		return fmt.Errorf("cluster CIDR %q: %w", cfg.ClusterCIDR, err)
@@ -188,7 +262,8 @@ func startNetwork(ctx context.Context, cfg Config, shared informers.SharedInform
 
 // startDNS serves the cluster DNS on the node's address and publishes it
 // as this node's endpoint of the kube-dns Service.
-func startDNS(ctx context.Context, cfg Config, client kubernetes.Interface, shared informers.SharedInformerFactory) error {
+func (n *node) startDNS(ctx context.Context) error {
+	cfg, client, shared := n.cfg, n.client, n.shared
 	log := cfg.Log.With("component", "dns")
 	upstreams, err := dns.Resolvers(cfg.ResolvConf)
 	if err != nil {

@@ -6,40 +6,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
-	"sync/atomic"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/rest"
 
-	"github.com/skiff-sh/skiff/internal/apiserver"
-	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/ingress"
-	"github.com/skiff-sh/skiff/internal/join"
-	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
-	"github.com/skiff-sh/skiff/internal/procmem"
-	"github.com/skiff-sh/skiff/internal/registry"
-	"github.com/skiff-sh/skiff/internal/scheduler"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
-	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // KubernetesVersion is the API release skiff serves.
@@ -91,244 +72,6 @@ type NodeCredentials struct {
 	// ServingTLS serves the kubelet's HTTPS endpoint; its client CAs are
 	// the cluster CA.
 	ServingTLS *tls.Config
-}
-
-// Run serves until ctx ends, then shuts down cleanly.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	started := time.Now()
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	advertise, err := advertiseIP(cfg.AdvertiseIP)
-	if err != nil {
-		return err
-	}
-	tlsCfg, loopback, schedulerRest, err := certificates(cfg, advertise)
-	if err != nil {
-		return err
-	}
-	controllers, err := controller.Select(Controllers(), cfg.Controllers)
-	if err != nil {
-		return err
-	}
-	if cfg.Ingress != nil {
-		settings := *cfg.Ingress
-		if settings.StatusIP == "" {
-			settings.StatusIP = advertise.String()
-		}
-		controllers = append(controllers, controller.Registration{Name: "ingress", New: ingress.Factory(settings), Workers: 1})
-	}
-
-	var client *clientv3.Client
-	if endpoints := cfg.EtcdEndpoints; len(endpoints) > 0 {
-		client, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
-		if err != nil {
-			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
-		}
-	} else {
-		embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort, Name: "skiff", DiskReserve: cfg.EtcdDiskReserve}, log)
-		if err != nil {
-			return err
-		}
-		defer embedded.Close()
-		client = embedded.Client()
-		log.Debug("embedded etcd started", "since_start", time.Since(started).String())
-	}
-	defer client.Close()
-
-	scheme, err := NewScheme()
-	if err != nil {
-		return err
-	}
-	reg, err := registry.New(client, scheme, newProtoCodec(scheme), registry.AllocatorConfig{ServiceCIDR: cfg.ServiceCIDR, NodePortMin: cfg.NodePortMin, NodePortMax: cfg.NodePortMax}, log)
-	if err != nil {
-		return err
-	}
-	// Before anything is served, so no Service is given an address an
-	// older skiff's allocation record still holds.
-	mctx, cancelMigrate := context.WithTimeout(ctx, 30*time.Second)
-	moved, err := reg.MigrateClusterIPs(mctx, client)
-	cancelMigrate()
-	if err != nil {
-		return err
-	}
-	if moved > 0 {
-		log.Info("moved cluster IP allocations into IPAddress objects", "count", moved)
-	}
-	cacheCtx, stopCaches := context.WithCancel(context.Background())
-	defer stopCaches()
-	for _, c := range reg.Caches() {
-		go c.Run(cacheCtx)
-	}
-
-	authn, err := auth.New(cfg.TokenAuthFile)
-	if err != nil {
-		return err
-	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	schedMetrics := scheduler.NewMetrics(metrics)
-	if cfg.Scheduler == nil {
-		cfg.Scheduler = schedconfig.Default()
-	}
-	codecs := apiserver.NewCodecs(scheme)
-	spec := openapi.New(reg)
-	var bootstrapped atomic.Bool
-	ready := func(ctx context.Context) error {
-		for _, c := range reg.Caches() {
-			if !c.Ready() {
-				return errors.New("informer-sync: watch caches not yet synced")
-			}
-		}
-		if !bootstrapped.Load() {
-			return errors.New("poststarthook/bootstrap-controller: bootstrap objects not yet created")
-		}
-		if _, err := client.Get(ctx, "health", clientv3.WithSerializable()); err != nil {
-			return fmt.Errorf("etcd: %v", err)
-		}
-		return nil
-	}
-	kubeletTLS, err := kubeletClientTLS(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"), "skiff-ca")
-	if err != nil {
-		return err
-	}
-	// The node-join token: its bootstrap half may only ask for node
-	// certificates (auto-approved by the csrsigning controller).
-	token, err := join.LoadOrCreate(filepath.Join(cfg.DataDir, "node-token"), ca.Cert.Raw)
-	if err != nil {
-		return err
-	}
-	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
-	api := apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: ca.CertPEM,
-		Registry: reg, Codecs: codecs, Authn: authn, Log: log, Ready: ready, Metrics: metrics,
-		Version:   versionInfo(cfg.Version),
-		Profiling: cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
-	})
-
-	baseCtx, cancelRequests := context.WithCancel(context.Background())
-	defer cancelRequests()
-	// Upstream's timeouts: an idle keep-alive connection goes after 90 s,
-	// and a client that never finishes its TLS handshake or headers after
-	// 32 s (the handshake is bounded by the same deadline).
-	srv := &http.Server{
-		Handler:           api,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 32 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	var nofile unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
-		ln = apiserver.LimitListener(ln, apiserver.MaxConnections(nofile.Cur))
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
-	log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(started).String())
-
-	controllersCtx, stopControllers := context.WithCancel(context.Background())
-	defer stopControllers()
-	controllersDone := make(chan struct{})
-	schedulerDone := make(chan struct{})
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	defer stopAgent()
-	agentDone := make(chan struct{})
-	if cfg.Agent == nil {
-		close(agentDone)
-	} else {
-		creds, err := nodeCredentials(cfg, loopback)
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer close(agentDone)
-			if err := cfg.Agent(agentCtx, creds); err != nil {
-				log.Error("node agent stopped", "err", err)
-			}
-		}()
-	}
-	go func() {
-		for ctx.Err() == nil {
-			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := bootstrap(bctx, reg, bootstrapObjects(reg.IPs.First(), cfg.ServiceCIDR, cfg.ClusterDNS, cfg.Ingress != nil, advertise, int32(cfg.SecurePort), filepath.Join(cfg.DataDir, "storage")))
-			cancel()
-			if err == nil {
-				bootstrapped.Store(true)
-				log.Info("bootstrap objects ready", "since_start", time.Since(started).String())
-				// Start-up parses schemas and primes caches, leaving garbage
-				// that an idle server would hold for minutes: return it now,
-				// with the executable's start-up pages (see procmem).
-				debug.FreeOSMemory()
-				log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
-				if !cfg.DisableScheduler {
-					go func() {
-						defer close(schedulerDone)
-						err := scheduler.RunLeader(controllersCtx, scheduler.RunConfig{Rest: schedulerRest, Config: cfg.Scheduler, Identity: identity(), Metrics: schedMetrics, Log: log})
-						if err != nil {
-							log.Error("scheduler stopped", "err", err)
-						}
-					}()
-				} else {
-					close(schedulerDone)
-				}
-				go func() {
-					defer close(controllersDone)
-					err := controller.RunManager(controllersCtx, controller.ManagerConfig{Rest: loopback, Controllers: controllers, Identity: identity(), RootCA: loopback.TLSClientConfig.CAData, CA: ca, Settings: cfg.ControllerSettings, Log: log})
-					if err != nil {
-						log.Error("controller manager stopped", "err", err)
-					}
-				}()
-				return
-			}
-			log.Warn("bootstrap failed; retrying", "err", err)
-			time.Sleep(time.Second)
-		}
-		close(controllersDone) // shut down before the controllers started
-		close(schedulerDone)
-	}()
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("shutting down")
-	// Controllers and the node agent stop first, while the API still
-	// serves their lease release and last status writes.
-	stopControllers()
-	stopAgent()
-	deadline := time.After(5 * time.Second)
-	for _, done := range []chan struct{}{controllersDone, schedulerDone} {
-		select {
-		case <-done:
-		case <-deadline:
-		}
-	}
-	select {
-	case <-agentDone:
-	case <-time.After(20 * time.Second):
-	}
-	api.ShuttingDown.Store(true)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cancelRequests()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	stopCaches()
-	log.Info("stopped")
-	return nil
 }
 
 func versionInfo(skiff string) version.Info {

@@ -1,0 +1,354 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/component"
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/ingress"
+	"github.com/skiff-sh/skiff/internal/join"
+	"github.com/skiff-sh/skiff/internal/openapi"
+	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/procmem"
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/scheduler"
+	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// Time limits of the stop order: the controllers and scheduler release
+// their Leases; the node agent writes its last pod statuses (while the API
+// still serves); the API lets requests in flight finish.
+const (
+	controllersStopTimeout = 5 * time.Second
+	agentStopTimeout       = 20 * time.Second
+	apiStopTimeout         = 10 * time.Second
+	etcdStopTimeout        = 10 * time.Second
+	// bootstrapAttemptTimeout bounds one attempt to create the bootstrap
+	// objects; a failed attempt is retried after bootstrapRetry.
+	bootstrapAttemptTimeout = 30 * time.Second
+	bootstrapRetry          = time.Second
+	// migrateTimeout bounds moving an older data dir's allocations.
+	migrateTimeout = 30 * time.Second
+)
+
+// server is what the components of `skiff server` share: each component's
+// Start fills in what the later ones use.
+type server struct {
+	cfg         Config
+	log         *slog.Logger
+	started     time.Time
+	advertise   net.IP
+	tls         *tlsSetup
+	controllers []controller.Registration
+
+	etcd   *storage.Embedded
+	client *clientv3.Client
+	reg    *registry.Registry
+	// stopCaches ends the watch caches' etcd watches.
+	stopCaches   context.CancelFunc
+	api          *apiserver.Server
+	http         *http.Server
+	stopRequests context.CancelFunc
+	bootstrapped atomic.Bool
+	ca           *pki.CA
+	metrics      *prometheus.Registry
+	schedMetrics *scheduler.Metrics
+	scheme       *runtime.Scheme
+	nodeCreds    NodeCredentials
+	// failed carries an error that ends the server (the API listener's).
+	failed chan error
+}
+
+// tlsSetup is the server's certificate material.
+type tlsSetup struct {
+	serving   *tls.Config
+	loopback  *rest.Config
+	scheduler *rest.Config
+}
+
+// Run serves until ctx ends, then shuts down cleanly: the components below
+// start in order and stop in reverse.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	s, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	err = component.Run(ctx, log, s.components(), s.failed)
+	log.Info("stopped")
+	return err
+}
+
+// components is the server in start order. Each one's After names what it
+// stands on; the stop order is the reverse, so controllers and the node
+// agent stop while the API still serves their last writes.
+func (s *server) components() []component.Component {
+	list := []component.Component{
+		{Name: "etcd", Start: s.startEtcd, Stop: s.stopEtcd, StopTimeout: etcdStopTimeout},
+		{Name: "registry", After: []string{"etcd"}, Start: s.startRegistry, Stop: s.stopRegistry},
+		{Name: "api", After: []string{"registry"}, Start: s.startAPI, Stop: s.stopAPI, StopTimeout: apiStopTimeout},
+	}
+	if s.cfg.Agent != nil {
+		agent := component.Background("node-agent", []string{"api"}, agentStopTimeout, s.log, s.runAgent)
+		run := agent.Start
+		agent.Start = func(ctx context.Context) error {
+			// Credentials first: without them the node cannot start at all.
+			creds, err := nodeCredentials(s.cfg, s.tls.loopback)
+			if err != nil {
+				return err
+			}
+			s.nodeCreds = creds
+			return run(ctx)
+		}
+		list = append(list, agent)
+	}
+	list = append(list, component.Component{Name: "bootstrap", After: []string{"api"}, Start: s.bootstrap})
+	if !s.cfg.DisableScheduler {
+		list = append(list, component.Background("scheduler", []string{"bootstrap"}, controllersStopTimeout, s.log, s.runScheduler))
+	}
+	return append(list, component.Background("controller-manager", []string{"bootstrap"}, controllersStopTimeout, s.log, s.runControllers))
+}
+
+// newServer does what needs no component running: the data dir, the
+// advertised address, certificates and the controller selection.
+func newServer(cfg Config, log *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log, started: time.Now(), failed: make(chan error, 1)}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	var err error
+	if s.advertise, err = advertiseIP(cfg.AdvertiseIP); err != nil {
+		return nil, err
+	}
+	serving, loopback, schedulerRest, err := certificates(cfg, s.advertise)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = &tlsSetup{serving: serving, loopback: loopback, scheduler: schedulerRest}
+	if s.controllers, err = controller.Select(Controllers(), cfg.Controllers); err != nil {
+		return nil, err
+	}
+	if cfg.Ingress != nil {
+		settings := *cfg.Ingress
+		if settings.StatusIP == "" {
+			settings.StatusIP = s.advertise.String()
+		}
+		s.controllers = append(s.controllers, controller.Registration{Name: "ingress", New: ingress.Factory(settings), Workers: 1})
+	}
+	if s.cfg.Scheduler == nil {
+		s.cfg.Scheduler = schedconfig.Default()
+	}
+	return s, nil
+}
+
+// startEtcd connects to the external etcd cluster, or starts the embedded
+// member.
+func (s *server) startEtcd(context.Context) error {
+	if endpoints := s.cfg.EtcdEndpoints; len(endpoints) > 0 {
+		client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+		if err != nil {
+			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+		}
+		s.client = client
+		return nil
+	}
+	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(s.cfg.DataDir, "etcd"), ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: "skiff", DiskReserve: s.cfg.EtcdDiskReserve}, s.log)
+	if err != nil {
+		return err
+	}
+	s.etcd, s.client = embedded, embedded.Client()
+	return nil
+}
+
+func (s *server) stopEtcd(context.Context) error {
+	if s.etcd != nil {
+		s.etcd.Close()
+		return nil
+	}
+	return s.client.Close()
+}
+
+// startRegistry builds the registry, moves an older data dir's ClusterIP
+// allocations (before anything is served, so no Service is given an
+// address an old allocation record still holds) and starts the caches.
+func (s *server) startRegistry(ctx context.Context) error {
+	var err error
+	if s.scheme, err = NewScheme(); err != nil {
+		return err
+	}
+	s.reg, err = registry.New(s.client, s.scheme, newProtoCodec(s.scheme), registry.AllocatorConfig{ServiceCIDR: s.cfg.ServiceCIDR, NodePortMin: s.cfg.NodePortMin, NodePortMax: s.cfg.NodePortMax}, s.log)
+	if err != nil {
+		return err
+	}
+	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+	moved, err := s.reg.MigrateClusterIPs(mctx, s.client)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if moved > 0 {
+		s.log.Info("moved cluster IP allocations into IPAddress objects", "count", moved)
+	}
+	var cacheCtx context.Context
+	cacheCtx, s.stopCaches = context.WithCancel(context.Background())
+	for _, c := range s.reg.Caches() {
+		go c.Run(cacheCtx)
+	}
+	return nil
+}
+
+func (s *server) stopRegistry(context.Context) error {
+	s.stopCaches()
+	return nil
+}
+
+// ready is /readyz: caches synced, bootstrap objects made, etcd answering.
+func (s *server) ready(ctx context.Context) error {
+	for _, c := range s.reg.Caches() {
+		if !c.Ready() {
+			return errors.New("informer-sync: watch caches not yet synced")
+		}
+	}
+	if !s.bootstrapped.Load() {
+		return errors.New("poststarthook/bootstrap-controller: bootstrap objects not yet created")
+	}
+	if _, err := s.client.Get(ctx, "health", clientv3.WithSerializable()); err != nil {
+		return fmt.Errorf("etcd: %v", err)
+	}
+	return nil
+}
+
+// startAPI serves the Kubernetes API over HTTPS.
+func (s *server) startAPI(context.Context) error {
+	authn, err := auth.New(s.cfg.TokenAuthFile)
+	if err != nil {
+		return err
+	}
+	s.metrics = prometheus.NewRegistry()
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.schedMetrics = scheduler.NewMetrics(s.metrics)
+	kubeletTLS, err := kubeletClientTLS(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if s.ca, err = pki.LoadOrCreateCA(filepath.Join(s.cfg.DataDir, "pki"), "skiff-ca"); err != nil {
+		return err
+	}
+	// The node-join token: its bootstrap half may only ask for node
+	// certificates (auto-approved by the csrsigning controller).
+	token, err := join.LoadOrCreate(filepath.Join(s.cfg.DataDir, "node-token"), s.ca.Cert.Raw)
+	if err != nil {
+		return err
+	}
+	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
+	spec := openapi.New(s.reg)
+	s.api = apiserver.New(apiserver.Config{
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM,
+		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Log: s.log, Ready: s.ready, Metrics: s.metrics,
+		Version:   versionInfo(s.cfg.Version),
+		Profiling: s.cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
+	})
+	var baseCtx context.Context
+	baseCtx, s.stopRequests = context.WithCancel(context.Background())
+	// Upstream's timeouts: an idle keep-alive connection goes after 90 s,
+	// and a client that never finishes its TLS handshake or headers after
+	// 32 s (the handshake is bounded by the same deadline).
+	s.http = &http.Server{
+		Handler:           s.api,
+		TLSConfig:         s.tls.serving,
+		ReadHeaderTimeout: 32 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.SecurePort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	var nofile unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
+		ln = apiserver.LimitListener(ln, apiserver.MaxConnections(nofile.Cur))
+	}
+	go func() {
+		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- fmt.Errorf("serve: %w", err)
+		}
+	}()
+	s.log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(s.cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(s.started).String())
+	return nil
+}
+
+// stopAPI fails /readyz, ends requests in flight (watches) and closes the
+// listener once handlers return.
+func (s *server) stopAPI(ctx context.Context) error {
+	s.log.Info("shutting down")
+	s.api.ShuttingDown.Store(true)
+	s.stopRequests()
+	if err := s.http.Shutdown(ctx); err != nil {
+		return s.http.Close()
+	}
+	return nil
+}
+
+func (s *server) runAgent(ctx context.Context) error { return s.cfg.Agent(ctx, s.nodeCreds) }
+
+// bootstrap creates the objects every cluster has (namespaces, the
+// kubernetes Service, priority classes...), retrying until it succeeds or
+// the server stops; the scheduler and controllers start after it.
+func (s *server) bootstrap(ctx context.Context) error {
+	objs := bootstrapObjects(s.reg.IPs.First(), s.cfg.ServiceCIDR, s.cfg.ClusterDNS, s.cfg.Ingress != nil, s.advertise, int32(s.cfg.SecurePort), filepath.Join(s.cfg.DataDir, "storage"))
+	for {
+		bctx, cancel := context.WithTimeout(ctx, bootstrapAttemptTimeout)
+		err := bootstrap(bctx, s.reg, objs)
+		cancel()
+		if err == nil {
+			break
+		}
+		s.log.Warn("bootstrap failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(bootstrapRetry):
+		}
+	}
+	s.bootstrapped.Store(true)
+	s.log.Info("bootstrap objects ready", "since_start", time.Since(s.started).String())
+	// Start-up parses schemas and primes caches, leaving garbage that an
+	// idle server would hold for minutes: return it now, with the
+	// executable's start-up pages (see procmem).
+	debug.FreeOSMemory()
+	s.log.Debug("released start-up memory", "executable_bytes_advised", procmem.ReleaseExecutablePages())
+	return nil
+}
+
+func (s *server) runScheduler(ctx context.Context) error {
+	return scheduler.RunLeader(ctx, scheduler.RunConfig{Rest: s.tls.scheduler, Config: s.cfg.Scheduler, Identity: identity(), Metrics: s.schedMetrics, Log: s.log})
+}
+
+func (s *server) runControllers(ctx context.Context) error {
+	return controller.RunManager(ctx, controller.ManagerConfig{Rest: s.tls.loopback, Controllers: s.controllers, Identity: identity(), RootCA: s.tls.loopback.TLSClientConfig.CAData, CA: s.ca, Settings: s.cfg.ControllerSettings, Log: s.log})
+}
