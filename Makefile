@@ -23,7 +23,7 @@ export CGO_ENABLED ?= 0
 # skopeo (a real registry for pull tests).
 APT_PACKAGES := ca-certificates git containerd runc containernetworking-plugins iptables iproute2 nftables busybox-static docker-registry skopeo
 
-.PHONY: all build run test unit integration fuzz bench deps clean conformance
+.PHONY: all build run test unit integration e2e fuzz bench deps clean conformance
 
 all: build
 
@@ -54,16 +54,34 @@ bin/kubectl-%: test/kubectl-compat/v%/go.mod test/kubectl-compat/v%/go.sum test/
 	$(GO) build -trimpath -o $(CURDIR)/$@ -ldflags "-s -w $$(for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do \
 		printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' $$p $$v $$p $$p $(word 2,$(subst ., ,$*)) $$p; done)" .
 
+# Every test: vet, then the unit tests (race detector on), the integration
+# tests (the real binary, real clients), the end-to-end tests (real
+# containerd, runc and CNI in network namespaces, and the kernel tests).
 test: build $(COMPAT_KUBECTLS)
 	$(GO) vet ./...
-	$(GO) test -count=1 ./internal/... ./cmd/...
-	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_COMPAT_KUBECTL='$(addprefix $(CURDIR)/,$(COMPAT_KUBECTLS))' $(GO) test -count=1 -timeout 20m ./test/...
+	$(GO) vet -tags kernel ./internal/proxy
+	$(MAKE) --no-print-directory unit RACE=-race
+	$(MAKE) --no-print-directory -j2 integration e2e
 
+# Pure logic and packages that need no server, no root and no kernel
+# features (the import rules in test/layers too). RACE=-race turns the race
+# detector on, which needs cgo and a C compiler.
+RACE ?=
 unit:
-	$(GO) test -count=1 ./internal/...
+	@if [ -n "$(RACE)" ] && ! command -v gcc >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; fi
+	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test -count=1 $(RACE) ./internal/... ./cmd/... ./test/layers
 
+# The real skiff binary with embedded etcd, driven by client-go and kubectl
+# (this one and two older releases).
 integration: build $(COMPAT_KUBECTLS)
-	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_COMPAT_KUBECTL='$(addprefix $(CURDIR)/,$(COMPAT_KUBECTLS))' $(GO) test -count=1 -v -timeout 20m ./test/...
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_COMPAT_KUBECTL='$(addprefix $(CURDIR)/,$(COMPAT_KUBECTLS))' $(GO) test -count=1 -timeout 20m ./test/integration
+
+# Real containerd, runc and CNI, clusters in network namespaces (root), and
+# the kernel tests of the service proxy's nftables rules.
+e2e: build
+	$(GO) test -count=1 -tags kernel -run 'InKernel|Rebuilt|Adopted' ./internal/proxy
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e
 
 # Explore beyond the seed corpus (the seeds run in `make test`).
 fuzz: build

@@ -1,3 +1,8 @@
+//go:build kernel
+
+// Kernel tests and benchmarks: they need root, ip and nft, and make a
+// network namespace each; `make e2e` runs them (go test -tags kernel).
+
 package proxy
 
 import (

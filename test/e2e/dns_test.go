@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,7 +72,7 @@ func TestClusterDNS(t *testing.T) {
 
 	lookup := func(name string, want ...string) {
 		t.Helper()
-		eventually(t, 20*time.Second, func() error {
+		poll.Eventually(t, 20*time.Second, func() error {
 			out, err := nslookup(ns, "client", name)
 			if err != nil {
 				return fmt.Errorf("nslookup %s: %v\n%s", name, err, out)

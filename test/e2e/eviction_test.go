@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +28,7 @@ func TestEvictionUnderMemoryPressure(t *testing.T) {
 	// agent registers its deleted Node again).
 	t.Cleanup(func() { _ = cl.client.CoreV1().Nodes().Delete(ctx, "node-3", metav1.DeleteOptions{}) })
 	startAgent(t, netns, dir, "--node-name", "node-3", "--node-ip", ip, "--pod-cidr", "10.42.2.0/24", "--eviction-hard", "memory.available<1Pi")
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-3", getOpts)
 		if err != nil || !nodeReady(n) {
 			return fmt.Errorf("node-3 not Ready: %v", err)
@@ -55,7 +57,7 @@ func TestEvictionUnderMemoryPressure(t *testing.T) {
 	evicted := func(name, message string) *v1.Pod {
 		t.Helper()
 		var p *v1.Pod
-		eventually(t, 60*time.Second, func() error {
+		poll.Eventually(t, 60*time.Second, func() error {
 			p = getPod(t, ns, name)
 			if p.Status.Phase != v1.PodFailed || p.Status.Reason != "Evicted" || !strings.HasPrefix(p.Status.Message, message) {
 				return fmt.Errorf("pod %s: phase %s reason %q message %q", name, p.Status.Phase, p.Status.Reason, p.Status.Message)

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,7 +117,7 @@ func TestIngressRoutesTwoHosts(t *testing.T) {
 
 	base := "http://" + cl.nodeIP
 	for host, want := range map[string]string{"alpha.example": "alpha", "beta.example": "beta"} {
-		eventually(t, 30*time.Second, func() error {
+		poll.Eventually(t, 30*time.Second, func() error {
 			code, body, err := hostGet(base+"/", host, nil)
 			if err != nil || code != 200 || body != want {
 				return fmt.Errorf("%s: %d %q %v", host, code, body, err)
@@ -130,7 +132,7 @@ func TestIngressRoutesTwoHosts(t *testing.T) {
 		t.Errorf("HTTPS with the Secret's certificate: %d %q %v", code, body, err)
 	}
 
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		i, err := cl.client.NetworkingV1().Ingresses(ns).Get(ctx, "two-hosts", getOpts)
 		if err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +29,7 @@ func shellJob(ns, name, script string) *batchv1.Job {
 func waitJobCondition(t *testing.T, ns, name string, typ batchv1.JobConditionType) *batchv1.Job {
 	t.Helper()
 	var j *batchv1.Job
-	eventually(t, 90*time.Second, func() error {
+	poll.Eventually(t, 90*time.Second, func() error {
 		var err error
 		if j, err = cl.client.BatchV1().Jobs(ns).Get(context.Background(), name, getOpts); err != nil {
 			return err
@@ -110,7 +112,7 @@ func TestJobSuccessPolicy(t *testing.T) {
 	if !met || got.Status.CompletedIndexes != "0" {
 		t.Errorf("status %+v", got.Status)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		pods, err := cl.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=leader"})
 		if err != nil {
 			return err

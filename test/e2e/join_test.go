@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -39,7 +41,7 @@ func TestSecondNodeJoins(t *testing.T) {
 	_, stop := startAgent(t, ns2, dir, "--node-name", "node-2", "--node-ip", ip2, "--pod-cidr", "10.42.1.0/24", "--node-labels", "example.com/second=yes")
 
 	ctx := context.Background()
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-2", getOpts)
 		if err != nil || !nodeReady(n) {
 			return fmt.Errorf("node-2 not Ready: %v", err)
@@ -100,7 +102,7 @@ func TestSecondNodeJoins(t *testing.T) {
 	if got.Spec.NodeName != "node-2" || got.Status.HostIP != ip2 || !strings.HasPrefix(got.Status.PodIP, "10.42.1.") {
 		t.Errorf("pod on %s, hostIP %s, podIP %s", got.Spec.NodeName, got.Status.HostIP, got.Status.PodIP)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "on-second")
 		if err != nil || !strings.Contains(out, "hello-from-node-2") {
 			return fmt.Errorf("logs via node-2: %v %q", err, out)
@@ -113,7 +115,7 @@ func TestSecondNodeJoins(t *testing.T) {
 	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "on-second", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if _, err := cl.client.CoreV1().Pods(ns).Get(ctx, "on-second", getOpts); err == nil {
 			return fmt.Errorf("pod still there")
 		}

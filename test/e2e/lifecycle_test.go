@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +27,7 @@ func TestProbes(t *testing.T) {
 	c.LivenessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"test", "-f", "/tmp/alive"}}}, PeriodSeconds: 1, FailureThreshold: 2}
 	c.ReadinessProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"test", "-f", "/tmp/ready"}}}, PeriodSeconds: 1}
 	createPod(t, p)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "probed")
 		if got.Status.Phase != v1.PodRunning || len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Running == nil {
 			return fmt.Errorf("not running: %+v", got.Status)
@@ -41,7 +43,7 @@ func TestProbes(t *testing.T) {
 	waitRunningReady(t, ns, "probed")
 
 	cl.kubectl(t, "-n", ns, "exec", "probed", "--", "rm", "/tmp/alive")
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "probed")
 		if got.Status.ContainerStatuses[0].RestartCount < 1 {
 			return fmt.Errorf("restartCount %d", got.Status.ContainerStatuses[0].RestartCount)
@@ -53,7 +55,7 @@ func TestProbes(t *testing.T) {
 		t.Errorf("events lack Unhealthy/Killing for the liveness probe: %v", reasons(ev))
 	}
 	// The restarted container has no /tmp/ready: not Ready again.
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		if got := getPod(t, ns, "probed"); podReady(got) {
 			return fmt.Errorf("still Ready after restart")
 		}
@@ -74,7 +76,7 @@ func reasons(ev []v1.Event) []string {
 func TestCrashLoopBackOff(t *testing.T) {
 	ns := namespace(t)
 	createPod(t, busyboxPod(ns, "crasher", `echo crashing; exit 2`))
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "crasher")
 		if len(got.Status.ContainerStatuses) == 0 {
 			return fmt.Errorf("no status yet")
@@ -104,7 +106,7 @@ func TestCrashLoopBackOff(t *testing.T) {
 	// Dead containers do not pile up: from the second restart on the runtime
 	// holds the newest instance and one before it (for --previous).
 	uid := string(getPod(t, ns, "crasher").UID)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		cs := getPod(t, ns, "crasher").Status.ContainerStatuses[0]
 		if cs.RestartCount < 2 {
 			return fmt.Errorf("restarts %d", cs.RestartCount)
@@ -137,7 +139,7 @@ func TestOOMKilled(t *testing.T) {
 	p.Spec.RestartPolicy = v1.RestartPolicyNever
 	p.Spec.Containers[0].Resources.Limits = v1.ResourceList{v1.ResourceMemory: resource.MustParse("32Mi")}
 	createPod(t, p)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "hog")
 		if got.Status.Phase != v1.PodFailed || len(got.Status.ContainerStatuses) == 0 {
 			return fmt.Errorf("phase %s", got.Status.Phase)
@@ -165,7 +167,7 @@ func TestInitAndSidecarOrder(t *testing.T) {
 	}
 	createPod(t, p)
 	got := waitRunningReady(t, ns, "ordered")
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "ordered", "-c", "main")
 		if err != nil || out != "first\nsidecar\nsecond\n" {
 			return fmt.Errorf("order: %v %q", err, out)
@@ -203,7 +205,7 @@ func TestGracefulTerminationWithPreStop(t *testing.T) {
 	if got.DeletionTimestamp == nil || got.DeletionGracePeriodSeconds == nil || *got.DeletionGracePeriodSeconds != 20 {
 		t.Errorf("graceful deletion not recorded: %v %v", got.DeletionTimestamp, got.DeletionGracePeriodSeconds)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		_, err := cl.client.CoreV1().Pods(ns).Get(context.Background(), "stopper", getOpts)
 		if err == nil {
 			return fmt.Errorf("pod still exists")
@@ -232,7 +234,7 @@ func TestContainersThatCannotStart(t *testing.T) {
 	createPod(t, busyboxPod(ns, "fine", "while true; do sleep 1; done"))
 
 	waitRunningReady(t, ns, "fine")
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		cs := getPod(t, ns, "nocommand").Status.ContainerStatuses
 		if len(cs) == 0 || cs[0].State.Waiting == nil {
 			return fmt.Errorf("statuses %+v", cs)
@@ -245,7 +247,7 @@ func TestContainersThatCannotStart(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		cs := getPod(t, ns, "nosecret").Status.ContainerStatuses
 		if len(cs) == 0 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" ||
 			!strings.Contains(cs[0].State.Waiting.Message, `secret "absent" not found`) {
@@ -270,7 +272,7 @@ func TestLogWithoutFinalNewline(t *testing.T) {
 	p.Spec.RestartPolicy = v1.RestartPolicyNever
 	p.Spec.Containers[0].TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
 	createPod(t, p)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "nonl")
 		if got.Status.Phase != v1.PodFailed || len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Terminated == nil {
 			return fmt.Errorf("phase %s", got.Status.Phase)
@@ -293,7 +295,7 @@ func TestActiveDeadline(t *testing.T) {
 	p := busyboxPod(ns, "deadline", `while true; do sleep 1; done`)
 	p.Spec.ActiveDeadlineSeconds = ptr.To[int64](3)
 	createPod(t, p)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "deadline")
 		if got.Status.Phase != v1.PodFailed || got.Status.Reason != "DeadlineExceeded" {
 			return fmt.Errorf("phase %s reason %q", got.Status.Phase, got.Status.Reason)

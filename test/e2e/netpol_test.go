@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,7 +43,7 @@ func TestNetworkPolicy(t *testing.T) {
 
 	reaches := func(client, url string, want bool) {
 		t.Helper()
-		eventually(t, 20*time.Second, func() error {
+		poll.Eventually(t, 20*time.Second, func() error {
 			out, err := fetchFromPod(ns, client, url)
 			if got := err == nil && out == "web-1"; got != want {
 				return fmt.Errorf("%s to %s: reached=%v (%q, %v), want reached=%v", client, url, got, out, err, want)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -139,7 +141,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	first := "node-" + strings.ReplaceAll(cl.nodeIP, ".", "-")
 
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-net", getOpts)
 		if err != nil || !nodeReady(n) || n.Spec.PodCIDR == "" {
 			return fmt.Errorf("node-net not Ready with a pod CIDR: %v", err)
@@ -169,7 +171,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	createPod(t, c)
 	waitRunningReady(t, ns, "client")
 	var web1, web2 *v1.Pod // on the first node, on node-net
-	eventually(t, 90*time.Second, func() error {
+	poll.Eventually(t, 90*time.Second, func() error {
 		pods, err := cl.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return err
@@ -220,7 +222,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	sort.Strings(both)
 	collect(t, "ClusterIP from a pod", both, func() (string, error) { return fetchFromPod(ns, "client", "http://"+web.Spec.ClusterIP+"/") })
 	// Hairpin: a pod reaching its own Service lands on itself sometimes.
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		if out, err := fetchFromPod(ns, web1.Name, "http://"+web.Spec.ClusterIP+"/"); err != nil || out != web1.Name {
 			return fmt.Errorf("%s through its Service: %q %v", web1.Name, out, err)
 		}
@@ -235,7 +237,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := nslookup(ns, web2.Name, "web."+ns+".svc.cluster.local")
 		if err != nil || !strings.Contains(out, "Address: "+web.Spec.ClusterIP) {
 			return fmt.Errorf("DNS on node-net: %v\n%s", err, out)
@@ -261,7 +263,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	localPort := fmt.Sprint(local.Spec.Ports[0].NodePort)
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		for i := 0; i < 8; i++ {
 			if out, err := httpGet(client, cl.nodeIP+":"+localPort); err != nil || out != web1.Name {
 				return fmt.Errorf("NodePort (Local policy) on the first node: %q %v, want only %s", out, err, web1.Name)
@@ -273,7 +275,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		return nil
 	})
 
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		s, err := cl.client.CoreV1().Services(ns).Get(ctx, "web-lb", getOpts)
 		if err != nil {
 			return err
@@ -308,7 +310,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	scaled := time.Now()
 	scale(1)
 	var survivor string
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		answers := map[string]bool{}
 		for i := 0; i < 16; i++ {
 			out, err := httpGet(client, cl.nodeIP+":"+nodePort)
@@ -331,7 +333,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 	// terminating: a serving terminating pod still gets traffic, as
 	// upstream): refused by the rules at once, not left to time out.
 	scale(0)
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		slices, err := cl.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web-np"})
 		if err != nil {
 			return err
@@ -343,7 +345,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		start := time.Now()
 		_, err := httpGet(client, cl.nodeIP+":"+nodePort)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -354,7 +356,7 @@ func TestServiceNetworkAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		if out, err := fetchFromPod(ns, "client", "http://"+web.Spec.ClusterIP+"/"); err == nil || !strings.Contains(out, "refused") {
 			return fmt.Errorf("ClusterIP without endpoints from a pod: %q %v, want connection refused", out, err)
 		}
@@ -371,7 +373,7 @@ func TestHostPort(t *testing.T) {
 	p.Spec.Containers[0].Ports[0].HostPort = 8088
 	createPod(t, p)
 	waitRunningReady(t, ns, "hp")
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		if out, err := httpGet(client, cl.nodeIP+":8088"); err != nil || out != "hp" {
 			return fmt.Errorf("hostPort 8088: %q %v", out, err)
 		}
@@ -380,7 +382,7 @@ func TestHostPort(t *testing.T) {
 	if err := cl.client.CoreV1().Pods(ns).Delete(context.Background(), "hp", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if _, err := httpGet(client, cl.nodeIP+":8088"); err == nil {
 			return fmt.Errorf("hostPort 8088 still answers after the pod's deletion")
 		}
@@ -423,7 +425,7 @@ func TestProxySubresources(t *testing.T) {
 		base + "/services/px:80/proxy/?x=1",     // port by number, query kept
 		base + "/services/http:px:web/proxy/",   // scheme and port name
 	} {
-		eventually(t, 20*time.Second, func() error {
+		poll.Eventually(t, 20*time.Second, func() error {
 			if out, err := raw(path); err != nil || out != "px" {
 				return fmt.Errorf("GET %s: %q %v", path, out, err)
 			}

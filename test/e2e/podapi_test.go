@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	"golang.org/x/net/websocket"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
@@ -43,7 +45,7 @@ func TestEphemeralContainer(t *testing.T) {
 	if _, err := cl.client.CoreV1().Pods(ns).UpdateEphemeralContainers(context.Background(), "target", p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "target")
 		if len(got.Status.EphemeralContainerStatuses) != 1 || got.Status.EphemeralContainerStatuses[0].State.Running == nil {
 			return fmt.Errorf("ephemeral statuses %+v", got.Status.EphemeralContainerStatuses)
@@ -60,7 +62,7 @@ func TestEphemeralContainer(t *testing.T) {
 	if out := cl.kubectl(t, "-n", ns, "exec", "target", "-c", "debugger", "--", "cat", "/proc/1/cmdline"); !strings.Contains(out, "while true; do sleep 1; done") || strings.Contains(out, "polo") {
 		t.Errorf("process 1 as the debugging container sees it: %q, want the target's command", out)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "target", "-c", "debugger")
 		if err != nil || !strings.Contains(out, "polo") {
 			return fmt.Errorf("logs %q: %v", out, err)
@@ -99,7 +101,7 @@ func TestInPlaceResize(t *testing.T) {
 	if _, err := cl.client.CoreV1().Pods(ns).UpdateResize(context.Background(), "resized", cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "resized")
 		st := got.Status.ContainerStatuses[0]
 		if st.Resources == nil || !st.Resources.Limits.Memory().Equal(resource.MustParse("128Mi")) || !st.Resources.Limits.Cpu().Equal(resource.MustParse("300m")) {
@@ -141,7 +143,7 @@ func TestPodCertificateProjection(t *testing.T) {
 	}
 	var out string
 	var err error
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err = cl.skiff("kubectl", "-n", ns, "logs", "certified")
 		if err != nil || !strings.Contains(out, "END CERTIFICATE") {
 			return fmt.Errorf("logs %q: %v", out, err)
@@ -238,7 +240,7 @@ func TestPodCertificateRenewal(t *testing.T) {
 	p := podCertPod(ns, "renewed", signer, "while true; do md5sum /certs/chain.pem /certs/key.pem; sleep 1; done")
 	createPod(t, p)
 	waitRunningReady(t, ns, "renewed")
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if len(signed) < 2 {
 			return fmt.Errorf("no second request issued yet")
 		}
@@ -307,7 +309,7 @@ func TestKubeletRejectsHostPortConflict(t *testing.T) {
 	late.Spec.NodeName = node
 	late.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 21017, HostPort: 21017}}
 	createPod(t, late)
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		got := getPod(t, ns, "late")
 		if got.Status.Phase != v1.PodFailed || got.Status.Reason != "NodePorts" {
 			return fmt.Errorf("phase %s reason %q", got.Status.Phase, got.Status.Reason)
@@ -338,7 +340,7 @@ func TestWebSocketExecAndLogs(t *testing.T) {
 	if out := readWebSocketUntil(t, cfg, attach, "v4.channel.k8s.io", func(b []byte) bool { return bytes.Contains(b, []byte("tick")) }); !bytes.Contains(out, []byte("\x01tick")) {
 		t.Errorf("attach over WebSocket: %q", out)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		logs := readWebSocket(t, cfg, "/api/v1/namespaces/"+ns+"/pods/ws/log?container=main", "binary.k8s.io")
 		if !strings.HasPrefix(string(logs), "container is alive\ntick\n") {
 			return fmt.Errorf("logs over WebSocket: %q", logs)
@@ -403,7 +405,7 @@ func TestImageVolume(t *testing.T) {
 	p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "img", MountPath: "/img"}}
 	createPod(t, p)
 	waitRunningReady(t, ns, "imgvol")
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "imgvol")
 		if err != nil || !strings.Contains(out, "/img/bin/busybox") || !strings.Contains(out, "Read-only file system") {
 			return fmt.Errorf("logs %q: %v", out, err)
@@ -417,7 +419,7 @@ func TestImageVolume(t *testing.T) {
 	if err := cl.client.CoreV1().Pods(ns).Delete(context.Background(), "imgvol", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		mounts, _ := os.ReadFile("/proc/self/mounts")
 		if strings.Contains(string(mounts), "kubernetes.io~image/img") {
 			return fmt.Errorf("image volume still mounted")

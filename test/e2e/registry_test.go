@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -38,7 +40,7 @@ func TestPullFromLocalRegistry(t *testing.T) {
 		_ = syscall.Kill(reg.Process.Pid, syscall.SIGTERM)
 		_ = reg.Wait()
 	})
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		_, err := fetchInNetns("http://127.0.0.1:5000/v2/")
 		return err
 	})
@@ -66,7 +68,7 @@ func TestPullFromLocalRegistry(t *testing.T) {
 	missing.Spec.Containers[0].Image = "127.0.0.1:5000/e2e/nothing:here"
 	createPod(t, missing)
 	seen := map[string]bool{}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		got := getPod(t, ns, "missing")
 		if len(got.Status.ContainerStatuses) > 0 && got.Status.ContainerStatuses[0].State.Waiting != nil {
 			seen[got.Status.ContainerStatuses[0].State.Waiting.Reason] = true

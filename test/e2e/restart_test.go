@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -57,7 +59,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	nodePort := ip + ":" + strconv.Itoa(int(np.Spec.Ports[0].NodePort))
 	reachable := func(when string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
+		poll.Eventually(t, 30*time.Second, func() error {
 			if out, err := httpGet(cl.netns, nodePort); err != nil || out != "web" {
 				return fmt.Errorf("%s: NodePort %s: %q %v", when, nodePort, out, err)
 			}
@@ -91,7 +93,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 	if old <= 0 || syscall.Kill(old, syscall.SIGKILL) != nil {
 		t.Fatalf("kill containerd %q", b)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		b, _ := os.ReadFile(pidFile)
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		if pid == old || pid <= 0 || syscall.Kill(pid, 0) != nil {
@@ -109,7 +111,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		entries, _ := os.ReadDir(filepath.Join(dir, "agent", "pods"))
 		if len(entries) > 0 {
 			return fmt.Errorf("node-4 still holds %d pod directories", len(entries))
@@ -121,7 +123,7 @@ func TestPodsSurviveAgentAndRuntimeRestarts(t *testing.T) {
 
 func waitNodeReady(t *testing.T, name string) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		n, err := cl.client.CoreV1().Nodes().Get(t.Context(), name, getOpts)
 		if err != nil || !nodeReady(n) {
 			return fmt.Errorf("%s not Ready: %v", name, err)

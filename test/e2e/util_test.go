@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -48,21 +50,6 @@ func namespace(t *testing.T) string {
 	return name
 }
 
-// eventually polls cond until it returns nil or the timeout passes, then
-// fails with cond's last error.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %v", timeout, err)
-}
-
 func getPod(t *testing.T, ns, name string) *v1.Pod {
 	t.Helper()
 	p, err := cl.client.CoreV1().Pods(ns).Get(context.Background(), name, getOpts)
@@ -85,7 +72,7 @@ func createPod(t *testing.T, p *v1.Pod) *v1.Pod {
 func waitRunningReady(t *testing.T, ns, name string) *v1.Pod {
 	t.Helper()
 	var p *v1.Pod
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		var err error
 		p, err = cl.client.CoreV1().Pods(ns).Get(context.Background(), name, getOpts)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,7 +60,7 @@ func TestVolumes(t *testing.T) {
 	createPod(t, p)
 
 	// The ConfigMap does not exist yet: the pod waits with FailedMount.
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		if !hasEvent(podEvents(t, ns, "vols"), "FailedMount", `configmap "settings" not found`) {
 			return fmt.Errorf("no FailedMount event: %v", reasons(podEvents(t, ns, "vols")))
 		}
@@ -98,7 +100,7 @@ func TestVolumes(t *testing.T) {
 	if _, err := cl.client.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "exec", "vols", "--", "cat", "/etc/sec/password", "/etc/all/password")
 		if err != nil || out != "rotatedrotated" {
 			return fmt.Errorf("secret not updated in the pod: %v %q", err, out)
@@ -151,7 +153,7 @@ func TestLocalPathVolume(t *testing.T) {
 		pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values[0] != writer.Spec.NodeName {
 		t.Errorf("volume %+v", pv.Spec)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "file"))
 		if string(b) != "kept\n" {
 			return fmt.Errorf("file on the node: %q %v", b, err)
@@ -164,7 +166,7 @@ func TestLocalPathVolume(t *testing.T) {
 	}
 	createPod(t, withClaim("reader", `cat /data/file; while true; do sleep 1; done`))
 	waitRunningReady(t, ns, "reader")
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "reader")
 		if err != nil || strings.TrimSpace(out) != "kept" {
 			return fmt.Errorf("reader logs: %v %q", err, out)
@@ -175,7 +177,7 @@ func TestLocalPathVolume(t *testing.T) {
 	if err := cl.client.CoreV1().Pods(ns).Delete(ctx, "reader", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if _, err := cl.client.CoreV1().Pods(ns).Get(ctx, "reader", getOpts); err == nil {
 			return fmt.Errorf("reader still there")
 		}
@@ -184,7 +186,7 @@ func TestLocalPathVolume(t *testing.T) {
 	if err := cl.client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if _, err := cl.client.CoreV1().PersistentVolumes().Get(ctx, pvName, getOpts); err == nil {
 			return fmt.Errorf("volume %s still there", pvName)
 		}

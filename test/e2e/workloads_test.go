@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,7 +87,7 @@ func TestLogsExecAttachPortForward(t *testing.T) {
 	createPod(t, p)
 	waitRunningReady(t, ns, "talk")
 
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "talk", "--tail=2")
 		if err != nil || strings.Count(out, "tick") != 2 {
 			return fmt.Errorf("logs --tail=2: %v %q", err, out)
@@ -118,7 +120,7 @@ func TestLogsExecAttachPortForward(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	_, _ = cl.skiffCtx(ctx, []byte("ping-attach\n"), "kubectl", "-n", ns, "attach", "-i", "echoer")
 	cancel()
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "logs", "echoer")
 		if err != nil || !strings.Contains(out, "echo:ping-attach") {
 			return fmt.Errorf("attach did not reach the container: %v %q", err, out)
@@ -133,7 +135,7 @@ func TestLogsExecAttachPortForward(t *testing.T) {
 	pfCtx, stopPF := context.WithCancel(context.Background())
 	defer stopPF()
 	go func() { _, _ = cl.skiffCtx(pfCtx, nil, "kubectl", "-n", ns, "port-forward", "pod/web", "18080:8080") }()
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "exec", "talk", "--", "true") // keep kubectl warm; the fetch below is what counts
 		_ = out
 		if err != nil {
@@ -177,7 +179,7 @@ spec:
 	if len(mirror.OwnerReferences) != 1 || mirror.OwnerReferences[0].Kind != "Node" {
 		t.Errorf("mirror owner: %+v", mirror.OwnerReferences)
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Eventually(t, 20*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "logs", name)
 		if err != nil || !strings.Contains(out, "static-ok") {
 			return fmt.Errorf("logs of static pod: %v %q", err, out)
@@ -186,7 +188,7 @@ spec:
 	})
 	firstContainer := mirror.Status.ContainerStatuses[0].ContainerID
 	cl.kubectl(t, "delete", "pod", name, "--wait=false")
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		m, err := cl.client.CoreV1().Pods("default").Get(context.Background(), name, getOpts)
 		if err != nil || m.UID == mirror.UID || m.DeletionTimestamp != nil || !podReady(m) {
 			return fmt.Errorf("mirror not recreated: %v", err)
@@ -199,7 +201,7 @@ spec:
 	if err := os.Remove(manifest); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Eventually(t, 60*time.Second, func() error {
 		if _, err := cl.client.CoreV1().Pods("default").Get(context.Background(), name, getOpts); err == nil {
 			return fmt.Errorf("mirror still there after the manifest was removed")
 		}
@@ -266,7 +268,7 @@ func TestDrainHonoursDisruptionBudget(t *testing.T) {
 	cl.kubectl(t, "-n", ns, "create", "deployment", "guarded", "--image="+busyboxImage, "--replicas=2", "--", "sh", "-c", "while true; do sleep 1; done")
 	cl.kubectl(t, "-n", ns, "create", "poddisruptionbudget", "guarded", "--selector=app=guarded", "--min-available=1")
 	cl.kubectl(t, "-n", ns, "rollout", "status", "deployment/guarded", "--timeout=60s")
-	eventually(t, 30*time.Second, func() error {
+	poll.Eventually(t, 30*time.Second, func() error {
 		out, err := cl.skiff("kubectl", "-n", ns, "get", "pdb", "guarded", "-o", "jsonpath={.status.disruptionsAllowed}")
 		if err != nil || strings.TrimSpace(out) != "1" {
 			return fmt.Errorf("disruptionsAllowed %q %v", out, err)

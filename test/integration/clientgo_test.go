@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -229,10 +231,10 @@ func TestListPaginationAndSelectors(t *testing.T) {
 	// Without selectors a page says how many objects follow it; with
 	// selectors it cannot, and says nothing (as upstream).
 	// The root CA ConfigMap arrives on its own time: counts wait for it.
-	eventually(t, "the namespace's root CA ConfigMap", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("the namespace's root CA ConfigMap", func() (bool, string) {
 		_, err := cms.Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
-	})
+	}))
 	all, err := cms.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,22 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
-
-// eventually polls cond until it holds or 30 s pass.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: still %s after 30s", what, last)
-}
 
 // TestNamespaceDefaults checks the default ServiceAccount and the
 // kube-root-ca.crt ConfigMap: created in new namespaces, recreated when
@@ -52,21 +38,21 @@ func TestNamespaceDefaults(t *testing.T) {
 		_, err := cs.CoreV1().ServiceAccounts("fresh").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, "missing"
 	}
-	eventually(t, "kube-root-ca.crt in a new namespace", rootCA)
-	eventually(t, "default ServiceAccount in a new namespace", defaultSA)
+	poll.Eventually(t, settle, poll.State("kube-root-ca.crt in a new namespace", rootCA))
+	poll.Eventually(t, settle, poll.State("default ServiceAccount in a new namespace", defaultSA))
 
 	if err := cs.CoreV1().ServiceAccounts("fresh").Delete(ctx, "default", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "default ServiceAccount recreated", defaultSA)
+	poll.Eventually(t, settle, poll.State("default ServiceAccount recreated", defaultSA))
 	cm, _ := cs.CoreV1().ConfigMaps("fresh").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 	cm.Data = map[string]string{"ca.crt": "tampered", "extra": "x"}
 	if _, err := cs.CoreV1().ConfigMaps("fresh").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "kube-root-ca.crt restored", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("kube-root-ca.crt restored", func() (bool, string) {
 		return rootCA()
-	})
+	}))
 }
 
 // TestGarbageCollector drives the collector through background, foreground
@@ -116,11 +102,11 @@ func TestGarbageCollector(t *testing.T) {
 		if err := cms.Delete(ctx, "bg-owner", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "dependent of a deleted owner", gone("bg-dep"))
-		eventually(t, "the deleted owner dropped from a shared dependent", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("dependent of a deleted owner", gone("bg-dep")))
+		poll.Eventually(t, settle, poll.State("the deleted owner dropped from a shared dependent", func() (bool, string) {
 			c := present("bg-shared")
 			return len(c.OwnerReferences) == 1 && c.OwnerReferences[0].UID == other.UID, "owners " + ownerNames(c)
-		})
+		}))
 	})
 
 	t.Run("foreground waits for blocking dependents", func(t *testing.T) {
@@ -129,9 +115,9 @@ func TestGarbageCollector(t *testing.T) {
 		if err := cms.Delete(ctx, "fg-owner", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "blocking dependent being deleted", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("blocking dependent being deleted", func() (bool, string) {
 			return present("fg-dep").DeletionTimestamp != nil, "not deleting"
-		})
+		}))
 		// The dependent is held by its finalizer, so the owner must wait.
 		time.Sleep(time.Second)
 		if o := present("fg-owner"); o.DeletionTimestamp == nil || len(o.Finalizers) != 1 || o.Finalizers[0] != metav1.FinalizerDeleteDependents {
@@ -140,8 +126,8 @@ func TestGarbageCollector(t *testing.T) {
 		if _, err := cms.Patch(ctx, "fg-dep", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "dependent gone", gone("fg-dep"))
-		eventually(t, "owner gone after its dependents", gone("fg-owner"))
+		poll.Eventually(t, settle, poll.State("dependent gone", gone("fg-dep")))
+		poll.Eventually(t, settle, poll.State("owner gone after its dependents", gone("fg-owner")))
 	})
 
 	t.Run("orphan", func(t *testing.T) {
@@ -150,7 +136,7 @@ func TestGarbageCollector(t *testing.T) {
 		if err := cms.Delete(ctx, "or-owner", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "orphaning owner gone", gone("or-owner"))
+		poll.Eventually(t, settle, poll.State("orphaning owner gone", gone("or-owner")))
 		if d := present("or-dep"); len(d.OwnerReferences) != 0 {
 			t.Errorf("orphan still names owners %s", ownerNames(d))
 		}
@@ -158,7 +144,7 @@ func TestGarbageCollector(t *testing.T) {
 
 	t.Run("dangling owner", func(t *testing.T) {
 		create("dangling", []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "never", UID: "00000000-0000-0000-0000-000000000001"}})
-		eventually(t, "dependent of an owner that never existed", gone("dangling"))
+		poll.Eventually(t, settle, poll.State("dependent of an owner that never existed", gone("dangling")))
 	})
 
 	t.Run("cluster-scoped owner", func(t *testing.T) {
@@ -172,7 +158,7 @@ func TestGarbageCollector(t *testing.T) {
 		if err := cs.SchedulingV1().PriorityClasses().Delete(ctx, "gc-owner", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "dependent of a deleted cluster-scoped owner", gone("cluster-dep"))
+		poll.Eventually(t, settle, poll.State("dependent of a deleted cluster-scoped owner", gone("cluster-dep")))
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,31 +69,31 @@ func TestCronJobController(t *testing.T) {
 	newCronJob("history", "succeed", batchv1.AllowConcurrent, false)
 	newCronJob("paused", "succeed", batchv1.AllowConcurrent, true)
 	for _, n := range []string{"allow", "forbid", "replace", "history"} {
-		eventually(t, n+" first run", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State(n+" first run", func() (bool, string) {
 			got := cs.BatchV1().CronJobs("default")
 			cj, _ := got.Get(ctx, n, metav1.GetOptions{})
 			return len(jobsOf(n)) == 1 && cj.Status.LastScheduleTime != nil && cj.Status.LastScheduleTime.Time.Equal(first),
 				fmt.Sprintf("%d jobs, status %+v", len(jobsOf(n)), cj.Status)
-		})
+		}))
 	}
 	firstReplace := jobsOf("replace")[0].Name
 
 	// The next minute.
 	time.Sleep(time.Until(first.Add(time.Minute)) + 2*time.Second)
 	second := first.Add(time.Minute)
-	eventually(t, "Allow runs alongside", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("Allow runs alongside", func() (bool, string) {
 		cj, _ := cjs.Get(ctx, "allow", metav1.GetOptions{})
 		return len(jobsOf("allow")) == 2 && len(cj.Status.Active) == 2, fmt.Sprintf("%d jobs, %d active", len(jobsOf("allow")), len(cj.Status.Active))
-	})
-	eventually(t, "Replace swaps the running job", func() (bool, string) {
+	}))
+	poll.Eventually(t, settle, poll.State("Replace swaps the running job", func() (bool, string) {
 		js := jobsOf("replace")
 		return len(js) == 1 && js[0].Name != firstReplace, fmt.Sprintf("%d jobs", len(js))
-	})
-	eventually(t, "history keeps one successful job", func() (bool, string) {
+	}))
+	poll.Eventually(t, settle, poll.State("history keeps one successful job", func() (bool, string) {
 		cj, _ := cjs.Get(ctx, "history", metav1.GetOptions{})
 		return len(jobsOf("history")) == 1 && cj.Status.LastSuccessfulTime != nil && cj.Status.LastScheduleTime.Time.Equal(second),
 			fmt.Sprintf("%d jobs, status %+v", len(jobsOf("history")), cj.Status)
-	})
+	}))
 	if js := jobsOf("forbid"); len(js) != 1 {
 		t.Errorf("Forbid started %d jobs while one runs", len(js))
 	}

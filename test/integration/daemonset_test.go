@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,7 +52,7 @@ func TestDaemonSet(t *testing.T) {
 	}
 	want := func(what, nodes string) {
 		t.Helper()
-		eventually(t, what, func() (bool, string) { got := placed(); return got == nodes, got })
+		poll.Eventually(t, settle, poll.State(what, func() (bool, string) { got := placed(); return got == nodes, got }))
 	}
 	want("a pod per eligible node", "n1,n2")
 	s.mustKubectl("rollout", "status", "ds/agent", "--timeout=60s")

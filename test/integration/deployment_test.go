@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -144,10 +146,10 @@ func TestPodDisruptionBudgetStatus(t *testing.T) {
 	go fakeNode(ctx, cs, "default")
 	s.mustKubectl("create", "deploy", "guarded", "--image=busybox", "--replicas=3")
 	s.mustKubectl("create", "pdb", "guard", "--selector=app=guarded", "--min-available=2")
-	eventually(t, "PDB status", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("PDB status", func() (bool, string) {
 		got := s.mustKubectl("get", "pdb", "guard", "-o", "jsonpath={.status.expectedPods}/{.status.currentHealthy}/{.status.desiredHealthy}/{.status.disruptionsAllowed}")
 		return got == "3/3/2/1", got
-	})
+	}))
 	if out := s.mustKubectl("get", "pdb", "guard"); !strings.Contains(out, "guard   2               N/A               1") {
 		t.Errorf("kubectl get pdb:\n%s", out)
 	}

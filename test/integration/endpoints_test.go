@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,14 +49,14 @@ func TestEndpointsAndSlices(t *testing.T) {
 	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "Endpoints", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("Endpoints", func() (bool, string) {
 		ep, err := cs.CoreV1().Endpoints("default").Get(ctx, "ep", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		got := subsetsString(ep.Subsets)
 		return got == "[10.42.0.10 | 10.42.0.11 | web:8080] [10.42.0.12 |  | web:9090]", got
-	})
+	}))
 	if out := s.mustKubectl("get", "endpoints", "ep"); !strings.Contains(out, "10.42.0.10:8080") {
 		t.Errorf("kubectl get endpoints:\n%s", out)
 	}
@@ -72,10 +74,10 @@ func TestEndpointsAndSlices(t *testing.T) {
 		sort.Strings(parts) // slice names are generated: order by content
 		return strings.Join(parts, " ")
 	}
-	eventually(t, "EndpointSlices", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("EndpointSlices", func() (bool, string) {
 		got := sliceState()
 		return got == "10.42.0.10:8080:r=true,s=true,t=false 10.42.0.11:8080:r=false,s=false,t=false 10.42.0.12:9090:r=true,s=true,t=false", got
-	})
+	}))
 
 	// A terminating pod leaves Endpoints and stays in its slice, marked.
 	pa, _ := pods.Get(ctx, "a", metav1.GetOptions{})
@@ -86,18 +88,18 @@ func TestEndpointsAndSlices(t *testing.T) {
 	if err := pods.Delete(ctx, "a", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "terminating pod", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("terminating pod", func() (bool, string) {
 		ep, _ := cs.CoreV1().Endpoints("default").Get(ctx, "ep", metav1.GetOptions{})
 		got := sliceState()
 		return !strings.Contains(subsetsString(ep.Subsets), "10.42.0.10") && strings.Contains(got, "10.42.0.10:8080:r=false,s=true,t=true"), got
-	})
+	}))
 	pods.Patch(ctx, "a", "application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
 
 	// Over 100 pods: more than one slice, none over 100.
 	for i := range 105 {
 		mkPod(fmt.Sprintf("bulk-%03d", i), fmt.Sprintf("10.42.1.%d", i+1), true, "http", 8080)
 	}
-	eventually(t, "slices of at most 100", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("slices of at most 100", func() (bool, string) {
 		l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=ep"})
 		total, sizes := 0, []int{}
 		for _, sl := range l.Items {
@@ -108,17 +110,17 @@ func TestEndpointsAndSlices(t *testing.T) {
 			}
 		}
 		return total == 107, fmt.Sprintf("%d endpoints in slices %v", total, sizes)
-	})
+	}))
 
 	// Deleting the Service removes its Endpoints and slices.
 	if err := cs.CoreV1().Services("default").Delete(ctx, "ep", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "cleanup", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("cleanup", func() (bool, string) {
 		_, err := cs.CoreV1().Endpoints("default").Get(ctx, "ep", metav1.GetOptions{})
 		l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=ep"})
 		return err != nil && len(l.Items) == 0, fmt.Sprintf("endpoints err %v, %d slices", err, len(l.Items))
-	})
+	}))
 }
 
 func subsetsString(subsets []corev1.EndpointSubset) string {
@@ -160,7 +162,7 @@ func TestEndpointSliceMirroring(t *testing.T) {
 		l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=external"})
 		return l.Items
 	}
-	eventually(t, "mirrored slice", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("mirrored slice", func() (bool, string) {
 		sl := mirrored()
 		if len(sl) != 1 {
 			return false, fmt.Sprintf("%d slices", len(sl))
@@ -171,11 +173,11 @@ func TestEndpointSliceMirroring(t *testing.T) {
 		}
 		sort.Strings(got)
 		return strings.Join(got, " ") == "192.0.2.10:true 192.0.2.11:false" && sl[0].Labels[discoveryv1.LabelManagedBy] == "endpointslicemirroring-controller.k8s.io" && *sl[0].Ports[0].Port == 5432, strings.Join(got, " ")
-	})
+	}))
 	if err := cs.CoreV1().Endpoints("default").Delete(ctx, "external", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "mirror removed", func() (bool, string) { return len(mirrored()) == 0, fmt.Sprintf("%d slices", len(mirrored())) })
+	poll.Eventually(t, settle, poll.State("mirror removed", func() (bool, string) { return len(mirrored()) == 0, fmt.Sprintf("%d slices", len(mirrored())) }))
 	// The apiserver's own Endpoints are not mirrored.
 	l, _ := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelManagedBy + "=endpointslicemirroring-controller.k8s.io"})
 	if len(l.Items) != 0 {
@@ -215,10 +217,10 @@ func TestSelectorlessServiceSlices(t *testing.T) {
 	if _, err := cs.CoreV1().Services("default").Create(ctx, sel, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slice of the selecting Service", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("slice of the selecting Service", func() (bool, string) {
 		l, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=selected"})
 		return err == nil && len(l.Items) == 1, fmt.Sprint(err)
-	})
+	}))
 	for _, name := range []string{"kubernetes", "manual-1"} {
 		got, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,10 +51,10 @@ func TestEvictionAPI(t *testing.T) {
 	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "budget allows one disruption", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("budget allows one disruption", func() (bool, string) {
 		b, err := cs.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "ev", metav1.GetOptions{})
 		return err == nil && b.Status.DisruptionsAllowed == 1, ""
-	})
+	}))
 	if err := pods.EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "a"}}); err != nil {
 		t.Fatalf("allowed eviction: %v", err)
 	}

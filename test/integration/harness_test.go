@@ -58,6 +58,10 @@ type server struct {
 	extraArgs  []string
 }
 
+// settle is how long a controller or the scheduler gets to bring the
+// cluster to the state a test waits for.
+const settle = 30 * time.Second
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

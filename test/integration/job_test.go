@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,19 +114,19 @@ func TestJobController(t *testing.T) {
 		if ok, _ := condition("ok", batchv1.JobSuccessCriteriaMet)(); !ok {
 			t.Error("no SuccessCriteriaMet condition")
 		}
-		eventually(t, "tracking finalizers released", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("tracking finalizers released", func() (bool, string) {
 			for _, p := range podsOf("ok") {
 				if slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
 					return false, p.Name + " keeps the finalizer"
 				}
 			}
 			return len(podsOf("ok")) == 3, fmt.Sprintf("%d pods", len(podsOf("ok")))
-		})
+		}))
 	})
 
 	t.Run("a failure retried", func(t *testing.T) {
 		create(testJob("retry", "fail-once", 1, 1))
-		eventually(t, "complete after a retry", condition("retry", batchv1.JobComplete))
+		poll.Eventually(t, settle, poll.State("complete after a retry", condition("retry", batchv1.JobComplete)))
 		j, _ := jobs.Get(ctx, "retry", metav1.GetOptions{})
 		if j.Status.Succeeded != 1 || j.Status.Failed != 1 {
 			t.Errorf("status %+v", j.Status)
@@ -135,7 +137,7 @@ func TestJobController(t *testing.T) {
 		j := testJob("doomed", "fail", 1, 1)
 		j.Spec.BackoffLimit = ptr.To[int32](2)
 		create(j)
-		eventually(t, "failed at the backoff limit", condition("doomed", batchv1.JobFailed))
+		poll.Eventually(t, settle, poll.State("failed at the backoff limit", condition("doomed", batchv1.JobFailed)))
 		got, _ := jobs.Get(ctx, "doomed", metav1.GetOptions{})
 		if got.Status.Failed != 3 || len(podsOf("doomed")) != 3 {
 			t.Errorf("failed %d with %d pods, want 3 and 3", got.Status.Failed, len(podsOf("doomed")))
@@ -150,7 +152,7 @@ func TestJobController(t *testing.T) {
 		j := testJob("idx", "succeed", 3, 3)
 		j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 		create(j)
-		eventually(t, "indexed complete", condition("idx", batchv1.JobComplete))
+		poll.Eventually(t, settle, poll.State("indexed complete", condition("idx", batchv1.JobComplete)))
 		got, _ := jobs.Get(ctx, "idx", metav1.GetOptions{})
 		if got.Status.CompletedIndexes != "0-2" {
 			t.Errorf("completedIndexes %q", got.Status.CompletedIndexes)
@@ -177,15 +179,15 @@ func TestJobController(t *testing.T) {
 		j := testJob("slow", "hang", 1, 1)
 		j.Spec.ActiveDeadlineSeconds = ptr.To[int64](1)
 		create(j)
-		eventually(t, "failed at the deadline", condition("slow", batchv1.JobFailed))
-		eventually(t, "its pod deleted", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("failed at the deadline", condition("slow", batchv1.JobFailed)))
+		poll.Eventually(t, settle, poll.State("its pod deleted", func() (bool, string) {
 			for _, p := range podsOf("slow") {
 				if p.DeletionTimestamp == nil {
 					return false, p.Name + " still running"
 				}
 			}
 			return true, ""
-		})
+		}))
 		reason := s.mustKubectl("get", "job", "slow", "-o", `jsonpath={.status.conditions[?(@.type=="Failed")].reason}`)
 		if reason != "DeadlineExceeded" {
 			t.Errorf("Failed reason %q", reason)
@@ -196,22 +198,22 @@ func TestJobController(t *testing.T) {
 		j := testJob("brief", "succeed", 1, 1)
 		j.Spec.TTLSecondsAfterFinished = ptr.To[int32](1)
 		create(j)
-		eventually(t, "complete", condition("brief", batchv1.JobComplete))
-		eventually(t, "deleted with its pods after its TTL", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("complete", condition("brief", batchv1.JobComplete)))
+		poll.Eventually(t, settle, poll.State("deleted with its pods after its TTL", func() (bool, string) {
 			_, err := jobs.Get(ctx, "brief", metav1.GetOptions{})
 			return err != nil && len(podsOf("brief")) == 0, fmt.Sprintf("job err %v, %d pods", err, len(podsOf("brief")))
-		})
+		}))
 	})
 
 	t.Run("suspend and resume", func(t *testing.T) {
 		j := testJob("later", "succeed", 1, 1)
 		j.Spec.Suspend = ptr.To(true)
 		create(j)
-		eventually(t, "suspended", condition("later", batchv1.JobSuspended))
+		poll.Eventually(t, settle, poll.State("suspended", condition("later", batchv1.JobSuspended)))
 		if n := len(podsOf("later")); n != 0 {
 			t.Fatalf("a suspended Job made %d pods", n)
 		}
 		s.mustKubectl("patch", "job", "later", "--type=merge", "-p", `{"spec":{"suspend":false}}`)
-		eventually(t, "complete after resume", condition("later", batchv1.JobComplete))
+		poll.Eventually(t, settle, poll.State("complete after resume", condition("later", batchv1.JobComplete)))
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,7 +88,7 @@ func TestNodeLifecycle(t *testing.T) {
 	}
 
 	alive.Store(false)
-	eventually(t, "silent node Unknown and tainted", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("silent node Unknown and tainted", func() (bool, string) {
 		n, _ := cs.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
 		var taints []string
 		for _, tt := range n.Spec.Taints {
@@ -100,11 +102,11 @@ func TestNodeLifecycle(t *testing.T) {
 		}
 		got := ready + " " + strings.Join(taints, ",")
 		return got == "Unknown node.kubernetes.io/unreachable:NoSchedule,node.kubernetes.io/unreachable:NoExecute", got
-	})
-	eventually(t, "pod with a 1 s toleration evicted", func() (bool, string) {
+	}))
+	poll.Eventually(t, settle, poll.State("pod with a 1 s toleration evicted", func() (bool, string) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "short", metav1.GetOptions{})
 		return err != nil || p.DeletionTimestamp != nil, "still there"
-	})
+	}))
 	for _, name := range []string{"forever", "default"} {
 		if p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 			t.Errorf("pod %s evicted early: %v", name, err)
@@ -113,8 +115,8 @@ func TestNodeLifecycle(t *testing.T) {
 
 	alive.Store(true)
 	reportReady()
-	eventually(t, "taints removed when the node reports again", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("taints removed when the node reports again", func() (bool, string) {
 		n, _ := cs.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
 		return len(n.Spec.Taints) == 0, fmt.Sprintf("taints %v", n.Spec.Taints)
-	})
+	}))
 }

@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"fmt"
-	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
+
+	"github.com/skiff-sh/skiff/test/poll"
+	"k8s.io/client-go/util/retry"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -64,7 +66,7 @@ func TestReplicaSetController(t *testing.T) {
 	if _, err := sets.Create(ctx, rs, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "3 pods", count(3))
+	poll.Eventually(t, settle, poll.State("3 pods", count(3)))
 	names := map[string]bool{}
 	for _, p := range owned() {
 		names[p.Name] = true
@@ -91,26 +93,26 @@ func TestReplicaSetController(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "status", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("status", func() (bool, string) {
 		got, _ := sets.Get(ctx, "web", metav1.GetOptions{})
 		st := got.Status
 		return st.Replicas == 3 && st.ReadyReplicas == 3 && st.AvailableReplicas == 3 && st.FullyLabeledReplicas == 3 && st.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", st)
-	})
+	}))
 
 	// A pod relabelled out of the selector is released and replaced.
 	victim := owned()[0].Name
 	if _, err := pods.Patch(ctx, victim, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"elsewhere"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "released pod replaced", count(3))
-	eventually(t, "released pod has no controller", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("released pod replaced", count(3)))
+	poll.Eventually(t, settle, poll.State("released pod has no controller", func() (bool, string) {
 		p, _ := pods.Get(ctx, victim, metav1.GetOptions{})
 		return metav1.GetControllerOf(p) == nil, "still controlled"
-	})
+	}))
 
 	// Scale down: the not-ready replacement goes before ready pods.
 	s.mustKubectl("scale", "rs", "web", "--replicas=2")
-	eventually(t, "2 pods", count(2))
+	poll.Eventually(t, settle, poll.State("2 pods", count(2)))
 	for _, p := range owned() {
 		if len(p.Status.Conditions) == 0 {
 			t.Errorf("scale-down kept the not-ready pod %s over a ready one", p.Name)
@@ -125,10 +127,10 @@ func TestReplicaSetController(t *testing.T) {
 	if err := sets.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pods of a deleted ReplicaSet", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("pods of a deleted ReplicaSet", func() (bool, string) {
 		l, _ := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=rs"})
 		return len(l.Items) == 0, fmt.Sprintf("%d pods", len(l.Items))
-	})
+	}))
 }
 
 // TestReplicationController runs the same controller for a
@@ -148,12 +150,12 @@ func TestReplicationController(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, "2 pods owned by the ReplicationController", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("2 pods owned by the ReplicationController", func() (bool, string) {
 		rc, _ := cs.CoreV1().ReplicationControllers("default").Get(ctx, "legacy", metav1.GetOptions{})
 		return owned() == 2 && rc.Status.Replicas == 2 && rc.Status.ObservedGeneration == rc.Generation, fmt.Sprintf("%d pods, status %+v", owned(), rc.Status)
-	})
+	}))
 	s.mustKubectl("scale", "rc", "legacy", "--replicas=0")
-	eventually(t, "scaled to 0", func() (bool, string) { return owned() == 0, fmt.Sprintf("%d pods", owned()) })
+	poll.Eventually(t, settle, poll.State("scaled to 0", func() (bool, string) { return owned() == 0, fmt.Sprintf("%d pods", owned()) }))
 	if ev := s.mustKubectl("get", "events", "--field-selector", "involvedObject.kind=ReplicationController", "-o", "custom-columns=R:.reason", "--no-headers"); !strings.Contains(ev, "SuccessfulCreate") {
 		t.Errorf("events: %s", ev)
 	}

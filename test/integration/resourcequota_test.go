@@ -3,6 +3,8 @@ package integration
 import (
 	"strings"
 	"testing"
+
+	"github.com/skiff-sh/skiff/test/poll"
 )
 
 // TestResourceQuotaUsage checks that quota status follows what is in the
@@ -14,11 +16,11 @@ func TestResourceQuotaUsage(t *testing.T) {
 	s.mustKubectl("run", "p1", "--image=busybox", "--overrides", `{"spec":{"containers":[{"name":"p1","image":"busybox","resources":{"requests":{"cpu":"500m"}}}]}}`)
 	s.mustKubectl("create", "cm", "one")
 	s.mustKubectl("create", "deploy", "d", "--image=busybox", "--replicas=0")
-	eventually(t, "quota usage", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("quota usage", func() (bool, string) {
 		got := s.mustKubectl("get", "quota", "q", "-o", `jsonpath={.status.used.pods} {.status.used.requests\.cpu} {.status.used.configmaps} {.status.used.count/deployments\.apps}`)
 		// configmaps: "one" and the root CA publisher's kube-root-ca.crt.
 		return got == "1 500m 2 1", got
-	})
+	}))
 	if out := s.mustKubectl("describe", "quota", "q"); !strings.Contains(out, "requests.cpu") || !strings.Contains(out, "500m") {
 		t.Errorf("describe quota:\n%s", out)
 	}
@@ -28,10 +30,10 @@ func TestResourceQuotaUsage(t *testing.T) {
 // admission refuses what the quota limits ("status unknown"), as upstream.
 func waitQuotaStatus(t *testing.T, s *server, name string, extra ...string) {
 	t.Helper()
-	eventually(t, "quota "+name+" counted", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("quota "+name+" counted", func() (bool, string) {
 		out, _, err := s.kubectl(append([]string{"get", "quota", name, "-o", "jsonpath={.status.used}"}, extra...)...)
 		return err == nil && out != "", out
-	})
+	}))
 }
 
 // ResourceQuota is enforced at admission: a create over a hard limit is
@@ -59,10 +61,10 @@ func TestResourceQuotaAdmission(t *testing.T) {
 		t.Errorf("third pod: %v %s", err, errOut)
 	}
 	s.mustKubectl("delete", "pod", "b", "--grace-period=0", "--force")
-	eventually(t, "usage drops", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("usage drops", func() (bool, string) {
 		out := s.mustKubectl("get", "quota", "q", "-o", "jsonpath={.status.used.pods}")
 		return out == "1", out
-	})
+	}))
 	_, errOut, err = s.kubectlStdin(pod("d", "700m"), "create", "-f", "-")
 	if err == nil || !strings.Contains(errOut, "exceeded quota: q, requested: requests.cpu=700m, used: requests.cpu=400m, limited: requests.cpu=1") {
 		t.Errorf("pod over the cpu quota: %v %s", err, errOut)
@@ -77,10 +79,10 @@ func TestResourceQuotaAdmission(t *testing.T) {
 	if _, errOut, err := s.kubectlStdin(rs, "create", "-f", "-"); err != nil {
 		t.Fatalf("replicaset: %v %s", err, errOut)
 	}
-	eventually(t, "ReplicaFailure on the quota", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("ReplicaFailure on the quota", func() (bool, string) {
 		out := s.mustKubectl("get", "rs", "many", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}:{.status.conditions[?(@.type=="ReplicaFailure")].message}`)
 		return strings.HasPrefix(out, "FailedCreate:") && strings.Contains(out, "exceeded quota: q"), out
-	})
+	}))
 
 	// A burst of creates from an empty namespace stops at the limit: the
 	// controller's recounts must not write admission's charges away.
@@ -92,10 +94,10 @@ func TestResourceQuotaAdmission(t *testing.T) {
 	if _, errOut, err := s.kubectlStdin(rc, "create", "-f", "-"); err != nil {
 		t.Fatalf("replicationcontroller: %v %s", err, errOut)
 	}
-	eventually(t, "ReplicaFailure on the RC", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("ReplicaFailure on the RC", func() (bool, string) {
 		out := s.mustKubectl("-n", "burst", "get", "rc", "rc", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}`)
 		return out == "FailedCreate", out
-	})
+	}))
 	if out := s.mustKubectl("-n", "burst", "get", "pods", "-o", "name"); strings.Count(out, "pod/") != 2 {
 		t.Errorf("pods under a quota of 2:\n%s", out)
 	}
@@ -122,8 +124,8 @@ func TestResourceQuotaAdmission(t *testing.T) {
 	}
 
 	s.mustKubectl("-n", "burst", "scale", "rc", "rc", "--replicas=2")
-	eventually(t, "ReplicaFailure cleared", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("ReplicaFailure cleared", func() (bool, string) {
 		out := s.mustKubectl("-n", "burst", "get", "rc", "rc", "-o", `jsonpath={.status.conditions}`)
 		return out == "", out
-	})
+	}))
 }

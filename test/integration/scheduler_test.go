@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -91,7 +93,7 @@ func TestScheduler(t *testing.T) {
 
 	t.Run("nodeSelector", func(t *testing.T) {
 		s.mustKubectl("run", "ssd", "--image=busybox", `--overrides={"spec":{"nodeSelector":{"disk":"ssd"}}}`)
-		eventually(t, "pod on a1", func() (bool, string) { n := nodeOfPod(s, "ssd"); return n == "a1", n })
+		poll.Eventually(t, settle, poll.State("pod on a1", func() (bool, string) { n := nodeOfPod(s, "ssd"); return n == "a1", n }))
 		out := s.mustKubectl("get", "events", "--field-selector", "involvedObject.name=ssd,reason=Scheduled", "-o", "jsonpath={.items[*].message}")
 		if !strings.Contains(out, "Successfully assigned default/ssd to a1") {
 			t.Errorf("Scheduled event: %q", out)
@@ -115,7 +117,7 @@ spec:
 		if _, stderr, err := s.kubectlStdin(manifest, "apply", "-f", "-"); err != nil {
 			t.Fatal(stderr)
 		}
-		eventually(t, "six spread pods bound, three per zone", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("six spread pods bound, three per zone", func() (bool, string) {
 			out, _, _ := s.kubectl("get", "pods", "-l", "app=spread", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {end}")
 			zones := map[string]int{}
 			bound := 0
@@ -124,21 +126,21 @@ spec:
 				zones[n[:1]]++
 			}
 			return bound == 6 && zones["a"] == 3 && zones["b"] == 3 && zones["g"] == 0, out
-		})
+		}))
 	})
 
 	t.Run("tolerating pod may use the tainted node", func(t *testing.T) {
 		s.mustKubectl("run", "trainer", "--image=busybox", `--overrides={"spec":{"nodeSelector":{"topology.kubernetes.io/zone":"c"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"gpu","effect":"NoSchedule"}]}}`)
-		eventually(t, "trainer on gpu", func() (bool, string) { n := nodeOfPod(s, "trainer"); return n == "gpu", n })
+		poll.Eventually(t, settle, poll.State("trainer on gpu", func() (bool, string) { n := nodeOfPod(s, "trainer"); return n == "gpu", n }))
 	})
 
 	t.Run("impossible pod stays pending with the reason", func(t *testing.T) {
 		s.mustKubectl("run", "huge", "--image=busybox", `--overrides={"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}`)
 		want := "0/5 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 4 Insufficient cpu. preemption: 0/5 nodes are available: 5 Preemption is not helpful for scheduling."
-		eventually(t, "PodScheduled=False with the summary", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("PodScheduled=False with the summary", func() (bool, string) {
 			out, _, _ := s.kubectl("get", "pod", "huge", "-o", `jsonpath={.status.conditions[?(@.type=="PodScheduled")].reason}|{.status.conditions[?(@.type=="PodScheduled")].message}`)
 			return out == "Unschedulable|"+want, out
-		})
+		}))
 		desc := s.mustKubectl("describe", "pod", "huge")
 		if !strings.Contains(desc, "FailedScheduling") || !strings.Contains(desc, "4 Insufficient cpu") {
 			t.Errorf("describe lacks the FailedScheduling event:\n%s", desc)
@@ -158,20 +160,20 @@ spec:
 		if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "PodScheduled=False naming dynamic resources", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("PodScheduled=False naming dynamic resources", func() (bool, string) {
 			out, _, _ := s.kubectl("get", "pod", "claims-gpu", "-o", `jsonpath={.spec.nodeName}|{.status.conditions[?(@.type=="PodScheduled")].reason}|{.status.conditions[?(@.type=="PodScheduled")].message}`)
 			return strings.HasPrefix(out, "|Unschedulable|") && strings.Contains(out, "does not allocate dynamic resources"), out
-		})
+		}))
 	})
 
 	t.Run("pending pod is scheduled when a fitting node appears", func(t *testing.T) {
 		s.mustKubectl("run", "needs-arm", "--image=busybox", `--overrides={"spec":{"nodeSelector":{"kubernetes.io/arch":"arm64"}}}`)
-		eventually(t, "needs-arm unschedulable", func() (bool, string) {
+		poll.Eventually(t, settle, poll.State("needs-arm unschedulable", func() (bool, string) {
 			out, _, _ := s.kubectl("get", "pod", "needs-arm", "-o", `jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}`)
 			return strings.Contains(out, "1 node(s) had untolerated taint {dedicated: gpu}, 4 node(s) didn't match Pod's node affinity/selector"), out
-		})
+		}))
 		addNode(t, cs, "arm", map[string]string{"kubernetes.io/arch": "arm64"})
-		eventually(t, "needs-arm on the new node", func() (bool, string) { n := nodeOfPod(s, "needs-arm"); return n == "arm", n })
+		poll.Eventually(t, settle, poll.State("needs-arm on the new node", func() (bool, string) { n := nodeOfPod(s, "needs-arm"); return n == "arm", n }))
 	})
 
 	t.Run("preemption", func(t *testing.T) {
@@ -190,7 +192,7 @@ spec:
 		if _, stderr, err := s.kubectlStdin(manifest, "apply", "-f", "-"); err != nil {
 			t.Fatal(stderr)
 		}
-		eventually(t, "filler bound", func() (bool, string) { n := nodeOfPod(s, "filler"); return n == "arm", n })
+		poll.Eventually(t, settle, poll.State("filler bound", func() (bool, string) { n := nodeOfPod(s, "filler"); return n == "arm", n }))
 		vip := `apiVersion: v1
 kind: Pod
 metadata: {name: vip}
@@ -205,7 +207,7 @@ spec:
 		if got := s.mustKubectl("get", "pod", "vip", "-o", "jsonpath={.spec.priority}/{.spec.preemptionPolicy}"); got != "100000/PreemptLowerPriority" {
 			t.Errorf("priority admission: %s", got)
 		}
-		eventually(t, "vip bound to arm after preempting filler", func() (bool, string) { n := nodeOfPod(s, "vip"); return n == "arm", n })
+		poll.Eventually(t, settle, poll.State("vip bound to arm after preempting filler", func() (bool, string) { n := nodeOfPod(s, "vip"); return n == "arm", n }))
 		if _, _, err := s.kubectl("get", "pod", "filler"); err == nil {
 			t.Errorf("the victim still exists")
 		}
@@ -259,10 +261,10 @@ profiles:
 	for i := range 3 {
 		s.mustKubectl("run", fmt.Sprintf("packed-%d", i), "--image=busybox", `--overrides={"spec":{"schedulerName":"packer","containers":[{"name":"c","image":"busybox","resources":{"requests":{"cpu":"1"}}}]}}`)
 	}
-	eventually(t, "packed pods share a node", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("packed pods share a node", func() (bool, string) {
 		a, b, c := nodeOfPod(s, "packed-0"), nodeOfPod(s, "packed-1"), nodeOfPod(s, "packed-2")
 		return a != "" && a == b && b == c, a + " " + b + " " + c
-	})
+	}))
 	reporter := s.mustKubectl("get", "events", "--field-selector", "involvedObject.name=packed-0,reason=Scheduled", "-o", "jsonpath={.items[*].reportingComponent}")
 	if !strings.Contains(reporter, "packer") {
 		t.Errorf("event reported by %q, want the packer profile", reporter)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -49,14 +51,14 @@ func TestStatefulSet(t *testing.T) {
 	}
 
 	s.mustKubectl("scale", "sts/db", "--replicas=1")
-	eventually(t, "scaled down to db-0", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("scaled down to db-0", func() (bool, string) {
 		l, _ := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=db"})
 		var names []string
 		for _, p := range l.Items {
 			names = append(names, p.Name)
 		}
 		return len(names) == 1 && names[0] == "db-0", strings.Join(names, ",")
-	})
+	}))
 	deletes := s.mustKubectl("get", "events", "--field-selector", "involvedObject.name=db,reason=SuccessfulDelete", "-o", "custom-columns=M:.message", "--no-headers")
 	if i2, i1 := strings.Index(deletes, "Pod db-2 "), strings.Index(deletes, "Pod db-1 "); !(i2 >= 0 && i1 > i2) {
 		t.Errorf("pods not deleted in reverse order:\n%s", deletes)
@@ -106,24 +108,24 @@ func TestStatefulSetAdoptsOrphans(t *testing.T) {
 	if _, errOut, err := s.kubectlStdin(manifest, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v %s", err, errOut)
 	}
-	eventually(t, "web-0 adopted", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("web-0 adopted", func() (bool, string) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		ref := metav1.GetControllerOf(p)
 		return p.UID == orphan.UID && ref != nil && ref.Kind == "StatefulSet" && ref.Name == "web", fmt.Sprintf("uid %s owner %+v", p.UID, ref)
-	})
+	}))
 	// Relabelled out of the selector: released, and a new web-0 cannot take
 	// the name while the old pod holds it, so the released pod stays.
 	if _, err := cs.CoreV1().Pods("default").Patch(ctx, "web-0", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"app":"other"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-0 released", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("web-0 released", func() (bool, string) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		return metav1.GetControllerOf(p) == nil, fmt.Sprintf("owner %+v", p.OwnerReferences)
-	})
+	}))
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,10 +51,10 @@ func TestVolumeBinding(t *testing.T) {
 		c, _ := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
 		return string(c.Status.Phase) + ":" + c.Spec.VolumeName
 	}
-	eventually(t, "bindings", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("bindings", func() (bool, string) {
 		got := fmt.Sprintf("%s %s %s %s", boundTo("tiny"), boundTo("large"), boundTo("mid"), boundTo("huge"))
 		return got == "Bound:small Bound:big Bound:scratch Pending:", got
-	})
+	}))
 	if out := s.mustKubectl("get", "pv", "big", "-o", "jsonpath={.status.phase} {.spec.claimRef.name}"); out != "Bound large" {
 		t.Errorf("pv big: %s", out)
 	}
@@ -61,9 +63,9 @@ func TestVolumeBinding(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "Retain volume released, Delete volume deleted", func() (bool, string) {
+	poll.Eventually(t, settle, poll.State("Retain volume released, Delete volume deleted", func() (bool, string) {
 		big, _ := cs.CoreV1().PersistentVolumes().Get(ctx, "big", metav1.GetOptions{})
 		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, "scratch", metav1.GetOptions{})
 		return big.Status.Phase == corev1.VolumeReleased && err != nil, fmt.Sprintf("big %s, scratch err %v", big.Status.Phase, err)
-	})
+	}))
 }
