@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 
 	"github.com/skiff-sh/skiff/internal/work"
 
@@ -119,15 +118,6 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	work.Serve(ctx, c.log, c.queue, workers, c.sync, c.synced...)
 }
 
-func ready(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil
-		}
-	}
-	return false
-}
-
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	ds, err := c.sets.DaemonSets(ns).Get(name)
@@ -163,128 +153,28 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			byNode[nodeOf(p)] = append(byNode[nodeOf(p)], p)
 		}
 	}
-	var creates []string
-	var deletes []*corev1.Pod
-	st := appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount, Conditions: ds.Status.Conditions}
-	var old []*corev1.Pod
-	var surging []nodePods
-	unavailable := 0
-	known := map[string]bool{}
-	desired := 0
-	for _, n := range nodes {
-		if shouldRun, _ := placement(ds, n); shouldRun {
-			desired++
-		}
-	}
-	surge := maxSurge(ds, desired)
-	for _, n := range nodes {
-		known[n.Name] = true
-		shouldRun, mayContinue := placement(ds, n)
-		pods := byNode[n.Name]
-		sort.Slice(pods, func(i, j int) bool { return pods[i].CreationTimestamp.Before(&pods[j].CreationTimestamp) })
-		if shouldRun {
-			st.DesiredNumberScheduled++
-		}
-		switch {
-		case len(pods) == 0 && shouldRun:
-			creates = append(creates, n.Name)
-			unavailable++
-			continue
-		case len(pods) > 0 && !mayContinue:
-			deletes = append(deletes, pods...)
-			st.NumberMisscheduled++
-			continue
-		case len(pods) == 0:
-			continue
-		}
-		if pods[0].Status.Phase == corev1.PodFailed {
-			deletes = append(deletes, pods[0]) // recreated on the next sync
-		}
-		if surge > 0 && shouldRun {
-			// Two pods on a node are a surge in progress: surgeUpdate
-			// decides. Status counts the node once, ready if either is.
-			surging = append(surging, nodePods{node: n.Name, pods: pods})
-			st.CurrentNumberScheduled++
-			anyReady, updated := false, false
-			for _, p := range pods {
-				anyReady = anyReady || ready(p)
-				updated = updated || p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash
-			}
-			if anyReady {
-				st.NumberReady++
-				st.NumberAvailable++
-			} else {
-				unavailable++
-			}
-			if updated {
-				st.UpdatedNumberScheduled++
-			}
-			continue
-		}
-		deletes = append(deletes, pods[1:]...)
-		p := pods[0]
-		if !shouldRun {
-			st.NumberMisscheduled++
-		} else {
-			st.CurrentNumberScheduled++
-		}
-		if ready(p) {
-			st.NumberReady++
-			st.NumberAvailable++
-		} else if shouldRun {
-			unavailable++
-		}
-		if p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
-			st.UpdatedNumberScheduled++
-		} else {
-			old = append(old, p)
-		}
-	}
-	for n, pods := range byNode {
-		if !known[n] {
-			deletes = append(deletes, pods...) // their node is gone
-		}
-	}
-	st.NumberUnavailable = max(st.DesiredNumberScheduled-st.NumberAvailable, 0)
-	// Rolling update: replace old pods, not-ready ones first, within
-	// maxUnavailable.
-	if surge > 0 && len(creates) == 0 {
-		c2, d2 := surgeUpdate(surging, hash, surge)
-		creates, deletes = append(creates, c2...), append(deletes, d2...)
-	} else if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType && len(creates) == 0 {
-		sort.SliceStable(old, func(i, j int) bool { return !ready(old[i]) && ready(old[j]) })
-		budget := maxUnavailable(ds, int(st.DesiredNumberScheduled)) - unavailable
-		for _, p := range old {
-			if !ready(p) {
-				deletes = append(deletes, p)
-				continue
-			}
-			if budget <= 0 {
-				break
-			}
-			deletes = append(deletes, p)
-			budget--
-		}
-	}
+	p := decide(ds, nodes, byNode, hash)
 	if c.expect.Satisfied(key) {
-		if err := c.act(ctx, key, ds, hash, creates, deletes); err != nil {
+		if err := c.apply(ctx, key, ds, hash, p.creates, p.deletes); err != nil {
 			return err
 		}
 	} else {
 		c.queue.AddAfter(key, c.expect.Expiry(key))
 	}
-	if apiequality.Semantic.DeepEqual(st, ds.Status) {
+	if apiequality.Semantic.DeepEqual(p.status, ds.Status) {
 		return history.Prune(ctx, c.client, revs, int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10)), rev)
 	}
 	upd := ds.DeepCopy()
-	upd.Status = st
+	upd.Status = p.status
 	if _, err := c.client.AppsV1().DaemonSets(ns).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return history.Prune(ctx, c.client, revs, int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10)), rev)
 }
 
-func (c *Controller) act(ctx context.Context, key string, ds *appsv1.DaemonSet, hash string, creates []string, deletes []*corev1.Pod) error {
+// apply creates the planned pods and deletes the planned ones, expecting
+// each so the next sync waits until the informer has seen them.
+func (c *Controller) apply(ctx context.Context, key string, ds *appsv1.DaemonSet, hash string, creates []string, deletes []*corev1.Pod) error {
 	if len(creates) == 0 && len(deletes) == 0 {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/skiff-sh/skiff/internal/work"
 
@@ -207,13 +208,15 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			active = append(active, p)
 		}
 	}
-	var manageErr error
-	switch {
-	case !c.expect.Satisfied(key):
-		c.queue.AddAfter(key, c.expect.Expiry(key))
-	case rs.DeletionTimestamp == nil:
-		manageErr = c.manage(ctx, key, rs, active)
+	var pending time.Duration
+	if !c.expect.Satisfied(key) {
+		pending = c.expect.Expiry(key)
 	}
+	p := decide(rs, active, pending)
+	if p.wait > 0 {
+		c.queue.AddAfter(key, p.wait)
+	}
+	manageErr := c.apply(ctx, key, rs, p)
 	st := status(rs, active, createError(manageErr), c.clock.Now())
 	if err := c.updateStatus(ctx, rs, st); err != nil {
 		return err
@@ -240,22 +243,22 @@ func createError(err error) error {
 	return nil
 }
 
-// manage creates or deletes pods to reach spec.replicas.
-func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
-	want := int(ptrOr(rs.Spec.Replicas, 1))
-	diff := len(active) - want
+// apply carries out a plan: creates in slow-start batches, deletes in
+// parallel, each expected before it is made so the informer's view of it
+// is waited for.
+func (c *Controller) apply(ctx context.Context, key string, rs *appsv1.ReplicaSet, p plan) error {
 	switch {
-	case diff < 0:
-		n := min(-diff, burstReplicas)
+	case p.create > 0:
+		n := p.create
 		c.expect.Expect(key, n, nil)
 		created, err := slowStart(n, func() error {
-			p, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs, c.kind.GVK), metav1.CreateOptions{})
+			pod, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, newPod(rs, c.kind.GVK), metav1.CreateOptions{})
 			if err != nil {
 				c.expect.Added(key)
 				c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 				return err
 			}
-			c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+			c.recorder.Eventf(c.kind.EventObject(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", pod.Name)
 			return nil
 		})
 		for range n - created {
@@ -267,8 +270,8 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 			}
 			return createFailure{err}
 		}
-	case diff > 0:
-		victims := podsToDelete(active, min(diff, burstReplicas))
+	case len(p.delete) > 0:
+		victims := p.delete
 		keys := make([]string, len(victims))
 		for i, p := range victims {
 			keys[i] = p.Namespace + "/" + p.Name
@@ -297,13 +300,6 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 		}
 	}
 	return nil
-}
-
-func ptrOr(p *int32, def int32) int32 {
-	if p == nil {
-		return def
-	}
-	return *p
 }
 
 // claimPods returns the pods rs controls after adopting matching orphans and

@@ -1,6 +1,8 @@
 package daemonset
 
 import (
+	"sort"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -191,4 +193,132 @@ func surgeUpdate(nodes []nodePods, hash string, surge int) (creates []string, de
 		surge--
 	}
 	return creates, deletes
+}
+
+// plan is what one sync decides for a DaemonSet, as data: the nodes that
+// get a pod, the pods to delete, and the status to report.
+type plan struct {
+	creates []string
+	deletes []*corev1.Pod
+	status  appsv1.DaemonSetStatus
+}
+
+// decide plans a sync from the DaemonSet, the cluster's nodes, the set's
+// live pods by node name, and the hash of the current template revision:
+// a pod on every node that should run one, none elsewhere, failed pods
+// replaced, and a rolling update within maxUnavailable (or maxSurge).
+func decide(ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string) plan {
+	var creates []string
+	var deletes []*corev1.Pod
+	st := appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount, Conditions: ds.Status.Conditions}
+	var old []*corev1.Pod
+	var surging []nodePods
+	unavailable := 0
+	known := map[string]bool{}
+	desired := 0
+	for _, n := range nodes {
+		if shouldRun, _ := placement(ds, n); shouldRun {
+			desired++
+		}
+	}
+	surge := maxSurge(ds, desired)
+	for _, n := range nodes {
+		known[n.Name] = true
+		shouldRun, mayContinue := placement(ds, n)
+		pods := byNode[n.Name]
+		sort.Slice(pods, func(i, j int) bool { return pods[i].CreationTimestamp.Before(&pods[j].CreationTimestamp) })
+		if shouldRun {
+			st.DesiredNumberScheduled++
+		}
+		switch {
+		case len(pods) == 0 && shouldRun:
+			creates = append(creates, n.Name)
+			unavailable++
+			continue
+		case len(pods) > 0 && !mayContinue:
+			deletes = append(deletes, pods...)
+			st.NumberMisscheduled++
+			continue
+		case len(pods) == 0:
+			continue
+		}
+		if pods[0].Status.Phase == corev1.PodFailed {
+			deletes = append(deletes, pods[0]) // recreated on the next sync
+		}
+		if surge > 0 && shouldRun {
+			// Two pods on a node are a surge in progress: surgeUpdate
+			// decides. Status counts the node once, ready if either is.
+			surging = append(surging, nodePods{node: n.Name, pods: pods})
+			st.CurrentNumberScheduled++
+			anyReady, updated := false, false
+			for _, p := range pods {
+				anyReady = anyReady || ready(p)
+				updated = updated || p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash
+			}
+			if anyReady {
+				st.NumberReady++
+				st.NumberAvailable++
+			} else {
+				unavailable++
+			}
+			if updated {
+				st.UpdatedNumberScheduled++
+			}
+			continue
+		}
+		deletes = append(deletes, pods[1:]...)
+		p := pods[0]
+		if !shouldRun {
+			st.NumberMisscheduled++
+		} else {
+			st.CurrentNumberScheduled++
+		}
+		if ready(p) {
+			st.NumberReady++
+			st.NumberAvailable++
+		} else if shouldRun {
+			unavailable++
+		}
+		if p.Labels[appsv1.ControllerRevisionHashLabelKey] == hash {
+			st.UpdatedNumberScheduled++
+		} else {
+			old = append(old, p)
+		}
+	}
+	for n, pods := range byNode {
+		if !known[n] {
+			deletes = append(deletes, pods...) // their node is gone
+		}
+	}
+	st.NumberUnavailable = max(st.DesiredNumberScheduled-st.NumberAvailable, 0)
+	// Rolling update: replace old pods, not-ready ones first, within
+	// maxUnavailable.
+	if surge > 0 && len(creates) == 0 {
+		c2, d2 := surgeUpdate(surging, hash, surge)
+		creates, deletes = append(creates, c2...), append(deletes, d2...)
+	} else if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType && len(creates) == 0 {
+		sort.SliceStable(old, func(i, j int) bool { return !ready(old[i]) && ready(old[j]) })
+		budget := maxUnavailable(ds, int(st.DesiredNumberScheduled)) - unavailable
+		for _, p := range old {
+			if !ready(p) {
+				deletes = append(deletes, p)
+				continue
+			}
+			if budget <= 0 {
+				break
+			}
+			deletes = append(deletes, p)
+			budget--
+		}
+	}
+	return plan{creates: creates, deletes: deletes, status: st}
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil
+		}
+	}
+	return false
 }

@@ -203,3 +203,43 @@ func slowStart(count int, fn func() error) (int, error) {
 	}
 	return done, nil
 }
+
+// plan is what one sync decides for a ReplicaSet, as data; the controller
+// carries it out (apply) and then writes the status.
+type plan struct {
+	// create is how many pods to make from the template.
+	create int
+	// delete are the pods to remove, the first to go first.
+	delete []*corev1.Pod
+	// wait is set while the controller's own earlier creates and deletes
+	// are not all observed: nothing is done, and the key comes back after
+	// wait (when the expectations expire).
+	wait time.Duration
+}
+
+// decide plans a sync from what is observed: the ReplicaSet, its active
+// pods, and whether the controller's earlier writes have all been seen
+// (pending: how long until they are given up on; 0 when they have).
+func decide(rs *appsv1.ReplicaSet, active []*corev1.Pod, pending time.Duration) plan {
+	if pending > 0 {
+		return plan{wait: pending}
+	}
+	if rs.DeletionTimestamp != nil {
+		return plan{}
+	}
+	diff := len(active) - int(ptrOr(rs.Spec.Replicas, 1))
+	switch {
+	case diff < 0:
+		return plan{create: min(-diff, burstReplicas)}
+	case diff > 0:
+		return plan{delete: podsToDelete(active, min(diff, burstReplicas))}
+	}
+	return plan{}
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}

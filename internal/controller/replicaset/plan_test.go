@@ -2,6 +2,8 @@ package replicaset
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,5 +101,53 @@ func TestSlowStartStopsAtFirstFailingBatch(t *testing.T) {
 	done, err = slowStart(10, func() error { return nil })
 	if err != nil || done != 10 {
 		t.Errorf("all succeed: %d %v", done, err)
+	}
+}
+
+// TestDecide is the ReplicaSet's contract for one sync.
+func TestDecide(t *testing.T) {
+	ready := t0.Add(-time.Hour)
+	running := func(n int) []*corev1.Pod {
+		var out []*corev1.Pod
+		for i := range n {
+			out = append(out, pod(fmt.Sprintf("p%d", i), "n1", corev1.PodRunning, &ready, t0.Add(-time.Duration(i)*time.Minute)))
+		}
+		return out
+	}
+	rs := func(replicas *int32, deleting bool) *appsv1.ReplicaSet {
+		r := &appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Replicas: replicas}}
+		if deleting {
+			r.DeletionTimestamp = &metav1.Time{Time: t0}
+		}
+		return r
+	}
+	pendingPod := pod("pending", "", corev1.PodPending, nil, t0)
+	cases := []struct {
+		name    string
+		rs      *appsv1.ReplicaSet
+		active  []*corev1.Pod
+		pending time.Duration
+		want    plan
+		deleted []string
+	}{
+		{name: "fewer pods than replicas: create the difference", rs: rs(ptr.To[int32](3), false), active: running(1), want: plan{create: 2}},
+		{name: "replicas unset means one", rs: rs(nil, false), want: plan{create: 1}},
+		{name: "a big gap is created in bursts", rs: rs(ptr.To[int32](2000), false), want: plan{create: burstReplicas}},
+		{name: "as many as asked: nothing to do", rs: rs(ptr.To[int32](2), false), active: running(2), want: plan{}},
+		{name: "more pods than replicas: the unscheduled one goes first", rs: rs(ptr.To[int32](2), false), active: append(running(2), pendingPod), deleted: []string{"pending"}},
+		{name: "scale to zero deletes all, the newest first", rs: rs(ptr.To[int32](0), false), active: running(2), deleted: []string{"p0", "p1"}},
+		{name: "earlier writes not yet seen: wait for them", rs: rs(ptr.To[int32](3), false), pending: 4 * time.Second, want: plan{wait: 4 * time.Second}},
+		{name: "being deleted: no creates", rs: rs(ptr.To[int32](3), true), want: plan{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := decide(tc.rs, tc.active, tc.pending)
+			if got.create != tc.want.create || got.wait != tc.want.wait {
+				t.Errorf("create %d wait %s, want create %d wait %s", got.create, got.wait, tc.want.create, tc.want.wait)
+			}
+			if !slices.Equal(names(got.delete), tc.deleted) {
+				t.Errorf("delete %v, want %v", names(got.delete), tc.deleted)
+			}
+		})
 	}
 }
