@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -311,10 +310,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	requeue := time.Duration(0)
 	if !finishedJob(&st) && j.DeletionTimestamp == nil {
-		requeue, err = c.drive(ctx, key, j, &st, running, completed, policyFailure, failureCounts(j, pods), now)
-		if err != nil {
+		var pending time.Duration
+		if !c.expect.Satisfied(key) {
+			pending = c.expect.Expiry(key)
+		}
+		c.mu.Lock()
+		lastFail := c.lastFail[key]
+		c.mu.Unlock()
+		p := decide(observed{job: j, status: st, running: running, completed: completed, policyFailure: policyFailure,
+			indexFailures: failureCounts(j, pods), lastFailure: lastFail, backoff: c.backoff, pending: pending, now: now})
+		if err := c.apply(ctx, key, j, p); err != nil {
 			return err
 		}
+		st, requeue = p.status, p.requeue
 	}
 	st.Active = int32(len(running))
 	if finishedJob(&st) {
@@ -337,148 +345,40 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return nil
 }
 
-// drive decides the Job's fate and its pods: finish (success, failure,
-// deadline), suspend or resume, and create or delete pods toward the wanted
-// parallelism. It updates st and the running list and returns when to look
-// again.
-func (c *Controller) drive(ctx context.Context, key string, j *batchv1.Job, st *batchv1.JobStatus, running []*corev1.Pod, completed map[int]bool, policyFailure string, indexFails map[int]int32, now time.Time) (time.Duration, error) {
-	failedIdx := parseIndexes(ptr.Deref(st.FailedIndexes, ""))
-	// Indexes that need no more pods: succeeded, or failed for good.
-	settled := map[int]bool{}
-	for i := range completed {
-		settled[i] = true
+// apply carries out a plan: deletes first (a finishing or suspended Job
+// stops its pods before it says so), then creates, then the events.
+func (c *Controller) apply(ctx context.Context, key string, j *batchv1.Job, p jobPlan) error {
+	if err := c.deletePods(ctx, key, j, p.delete); err != nil {
+		return err
 	}
-	for i := range failedIdx {
-		settled[i] = true
-	}
-	finish := func(failed bool, reason, msg string) error {
-		if err := c.deletePods(ctx, key, j, running); err != nil {
-			return err
+	if len(p.create) > 0 {
+		c.expect.Expect(key, len(p.create), nil)
+		errs := make(chan error, len(p.create))
+		var wg sync.WaitGroup
+		for _, pod := range p.create {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				made, err := c.client.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+				if err != nil {
+					c.expect.Added(key)
+					c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+					errs <- err
+					return
+				}
+				c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", made.Name)
+			}()
 		}
-		if !failed && reason == "SuccessPolicy" {
-			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reason, msg, now)
-			setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, reason, msg, now)
-			st.CompletionTime = ptr.To(metav1.NewTime(now))
-			c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
-			return nil
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return fmt.Errorf("create pods for job %s: %w", c.keyOf(j), err)
 		}
-		if failed {
-			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
-			setCondition(st, batchv1.JobFailed, corev1.ConditionTrue, reason, msg, now)
-			c.recorder.Event(j, corev1.EventTypeWarning, reason, msg)
-			return nil
-		}
-		setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, "CompletionsReached", "Reached expected number of succeeded pods", now)
-		st.CompletionTime = ptr.To(metav1.NewTime(now))
-		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
-		return nil
 	}
-	rule, successful := successPolicyMet(j, completed)
-	switch {
-	case policyFailure != "":
-		return 0, finish(true, "PodFailurePolicy", policyFailure)
-	case successful:
-		return 0, finish(false, "SuccessPolicy", fmt.Sprintf("Matched rules at index %d", rule))
-	case perIndex(j) && j.Spec.MaxFailedIndexes != nil && int32(len(failedIdx)) > *j.Spec.MaxFailedIndexes:
-		return 0, finish(true, "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
-	case perIndex(j) && len(failedIdx) > 0 && len(settled) >= int(ptr.Deref(j.Spec.Completions, 0)) && len(running) == 0:
-		return 0, finish(true, "FailedIndexes", "Job has failed indexes")
-	case succeededAll(j, st.Succeeded, completed, len(running)):
-		return 0, finish(false, "", "")
-	case st.Failed > ptr.Deref(j.Spec.BackoffLimit, 6):
-		return 0, finish(true, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-	case j.Spec.ActiveDeadlineSeconds != nil && st.StartTime != nil && !now.Before(st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second)):
-		return 0, finish(true, "DeadlineExceeded", "Job was active longer than specified deadline")
+	for _, e := range p.events {
+		c.recorder.Event(j, e.kind, e.reason, e.message)
 	}
-
-	if ptr.Deref(j.Spec.Suspend, false) {
-		if err := c.deletePods(ctx, key, j, running); err != nil {
-			return 0, err
-		}
-		if !hasCondition(st, batchv1.JobSuspended) {
-			setCondition(st, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now)
-			c.recorder.Event(j, corev1.EventTypeNormal, "Suspended", "Job suspended")
-		}
-		st.StartTime = nil
-		return 0, nil
-	}
-	if hasCondition(st, batchv1.JobSuspended) {
-		setCondition(st, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", now)
-		c.recorder.Event(j, corev1.EventTypeNormal, "Resumed", "Job resumed")
-		st.StartTime = nil
-	}
-	if st.StartTime == nil {
-		st.StartTime = ptr.To(metav1.NewTime(now))
-	}
-	var requeue time.Duration
-	if j.Spec.ActiveDeadlineSeconds != nil {
-		requeue = st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second).Sub(now) + 10*time.Millisecond
-	}
-	if !c.expect.Satisfied(key) {
-		if requeue <= 0 {
-			return c.expect.Expiry(key), nil
-		}
-		return min(requeue, c.expect.Expiry(key)), nil
-	}
-
-	want, pending := wantActive(j, st.Succeeded, settled, running)
-	have := int32(len(running))
-	if have > want {
-		victims := slices.Clone(running)
-		slices.SortFunc(victims, func(a, b *corev1.Pod) int { return b.CreationTimestamp.Compare(a.CreationTimestamp.Time) })
-		return requeue, c.deletePods(ctx, key, j, victims[:have-want])
-	}
-	if have == want {
-		return requeue, nil
-	}
-	c.mu.Lock()
-	last := c.lastFail[c.keyOf(j)]
-	c.mu.Unlock()
-	if d := backoff(c.backoff, st.Failed); st.Failed > 0 && now.Before(last.Add(d)) {
-		wait := last.Add(d).Sub(now)
-		if requeue == 0 || wait < requeue {
-			requeue = wait
-		}
-		return requeue, nil
-	}
-	n := int(want - have)
-	var indexes []int
-	if indexed(j) {
-		n = min(n, len(pending))
-		indexes = pending[:n]
-	}
-	c.expect.Expect(key, n, nil)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	for k := range n {
-		idx := -1
-		if indexes != nil {
-			idx = indexes[k]
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pod := newPod(j, idx)
-			if perIndex(j) {
-				pod.Annotations[annIndexFailureCount] = strconv.Itoa(int(indexFails[idx]))
-			}
-			p, err := c.client.CoreV1().Pods(j.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-			if err != nil {
-				c.expect.Added(key)
-				c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-				errs <- err
-				return
-			}
-			c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, fmt.Errorf("create pods for job %s: %w", c.keyOf(j), err)
-	}
-	return requeue, nil
+	return nil
 }
 
 func (c *Controller) keyOf(j *batchv1.Job) string { return j.Namespace + "/" + j.Name }

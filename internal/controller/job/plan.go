@@ -336,3 +336,162 @@ func indexFailed(j *batchv1.Job, p *corev1.Pod, action batchv1.PodFailurePolicyA
 	}
 	return action == batchv1.PodFailurePolicyActionFailIndex || indexFailures(p)+1 > *j.Spec.BackoffLimitPerIndex
 }
+
+// observed is what one sync of a Job that is neither finished nor being
+// deleted decides from.
+type observed struct {
+	job *batchv1.Job
+	// status is the Job's status with the settled pods already counted.
+	status batchv1.JobStatus
+	// running are the Job's pods that are neither finished nor deleted.
+	running []*corev1.Pod
+	// completed are the succeeded indexes (Indexed Jobs).
+	completed map[int]bool
+	// policyFailure is why a FailJob rule of the podFailurePolicy matched
+	// a newly failed pod ("": none did).
+	policyFailure string
+	// indexFailures counts failures per index (backoffLimitPerIndex).
+	indexFailures map[int]int32
+	// lastFailure is when a pod last failed; backoff is the first delay
+	// before a failed pod is replaced.
+	lastFailure time.Time
+	backoff     time.Duration
+	// pending is how long until the controller gives up waiting to see
+	// its own earlier creates and deletes (0: all seen).
+	pending time.Duration
+	now     time.Time
+}
+
+// event is an event to record on the Job.
+type event struct{ kind, reason, message string }
+
+// jobPlan is what one sync decides, as data.
+type jobPlan struct {
+	// status is the Job's next status: conditions, start and completion.
+	status batchv1.JobStatus
+	// delete are pods to stop: all of them when the Job finishes or is
+	// suspended, the newest when more run than wanted.
+	delete []*corev1.Pod
+	// create are new pods toward the wanted parallelism.
+	create []*corev1.Pod
+	events []event
+	// requeue is when to look again (the deadline, a back-off, or the
+	// expiry of unseen writes); 0: on the next change.
+	requeue time.Duration
+}
+
+// decide plans a sync: the Job finishes (success policy, completions,
+// pod failure policy, backoff limit, failed indexes, deadline), is
+// suspended or resumed, or gets pods created or deleted toward its
+// parallelism, with exponential back-off after failures.
+func decide(o observed) jobPlan {
+	j, now := o.job, o.now
+	p := jobPlan{status: *o.status.DeepCopy()}
+	st := &p.status
+	failedIdx := parseIndexes(ptr.Deref(st.FailedIndexes, ""))
+	// Indexes that need no more pods: succeeded, or failed for good.
+	settled := map[int]bool{}
+	for i := range o.completed {
+		settled[i] = true
+	}
+	for i := range failedIdx {
+		settled[i] = true
+	}
+	finish := func(failed bool, reason, msg string) jobPlan {
+		p.delete = o.running
+		switch {
+		case failed:
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reason, msg, now)
+			setCondition(st, batchv1.JobFailed, corev1.ConditionTrue, reason, msg, now)
+			p.events = append(p.events, event{corev1.EventTypeWarning, reason, msg})
+			return p
+		case reason == "":
+			reason, msg = "CompletionsReached", "Reached expected number of succeeded pods"
+		}
+		setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reason, msg, now)
+		setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, reason, msg, now)
+		st.CompletionTime = ptr.To(metav1.NewTime(now))
+		p.events = append(p.events, event{corev1.EventTypeNormal, "Completed", "Job completed"})
+		return p
+	}
+	rule, successful := successPolicyMet(j, o.completed)
+	switch {
+	case o.policyFailure != "":
+		return finish(true, "PodFailurePolicy", o.policyFailure)
+	case successful:
+		return finish(false, "SuccessPolicy", fmt.Sprintf("Matched rules at index %d", rule))
+	case perIndex(j) && j.Spec.MaxFailedIndexes != nil && int32(len(failedIdx)) > *j.Spec.MaxFailedIndexes:
+		return finish(true, "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+	case perIndex(j) && len(failedIdx) > 0 && len(settled) >= int(ptr.Deref(j.Spec.Completions, 0)) && len(o.running) == 0:
+		return finish(true, "FailedIndexes", "Job has failed indexes")
+	case succeededAll(j, st.Succeeded, o.completed, len(o.running)):
+		return finish(false, "", "")
+	case st.Failed > ptr.Deref(j.Spec.BackoffLimit, 6):
+		return finish(true, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+	case j.Spec.ActiveDeadlineSeconds != nil && st.StartTime != nil && !now.Before(st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second)):
+		return finish(true, "DeadlineExceeded", "Job was active longer than specified deadline")
+	}
+
+	if ptr.Deref(j.Spec.Suspend, false) {
+		p.delete = o.running
+		if !hasCondition(st, batchv1.JobSuspended) {
+			setCondition(st, batchv1.JobSuspended, corev1.ConditionTrue, "JobSuspended", "Job suspended", now)
+			p.events = append(p.events, event{corev1.EventTypeNormal, "Suspended", "Job suspended"})
+		}
+		st.StartTime = nil
+		return p
+	}
+	if hasCondition(st, batchv1.JobSuspended) {
+		setCondition(st, batchv1.JobSuspended, corev1.ConditionFalse, "JobResumed", "Job resumed", now)
+		p.events = append(p.events, event{corev1.EventTypeNormal, "Resumed", "Job resumed"})
+		st.StartTime = nil
+	}
+	if st.StartTime == nil {
+		st.StartTime = ptr.To(metav1.NewTime(now))
+	}
+	if j.Spec.ActiveDeadlineSeconds != nil {
+		p.requeue = st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second).Sub(now) + 10*time.Millisecond
+	}
+	if o.pending > 0 {
+		if p.requeue <= 0 {
+			p.requeue = o.pending
+		} else {
+			p.requeue = min(p.requeue, o.pending)
+		}
+		return p
+	}
+
+	want, pendingIdx := wantActive(j, st.Succeeded, settled, o.running)
+	have := int32(len(o.running))
+	switch {
+	case have > want:
+		victims := slices.Clone(o.running)
+		slices.SortFunc(victims, func(a, b *corev1.Pod) int { return b.CreationTimestamp.Compare(a.CreationTimestamp.Time) })
+		p.delete = victims[:have-want]
+		return p
+	case have == want:
+		return p
+	}
+	if d := backoff(o.backoff, st.Failed); st.Failed > 0 && now.Before(o.lastFailure.Add(d)) {
+		if wait := o.lastFailure.Add(d).Sub(now); p.requeue == 0 || wait < p.requeue {
+			p.requeue = wait
+		}
+		return p
+	}
+	n := int(want - have)
+	indexes := make([]int, n)
+	for k := range indexes {
+		indexes[k] = -1
+	}
+	if indexed(j) {
+		indexes = pendingIdx[:min(n, len(pendingIdx))]
+	}
+	for _, idx := range indexes {
+		pod := newPod(j, idx)
+		if perIndex(j) {
+			pod.Annotations[annIndexFailureCount] = strconv.Itoa(int(o.indexFailures[idx]))
+		}
+		p.create = append(p.create, pod)
+	}
+	return p
+}

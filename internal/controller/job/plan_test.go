@@ -1,6 +1,7 @@
 package job
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -195,4 +196,115 @@ func TestPerIndexFailures(t *testing.T) {
 	if indexFailed(plain, pod(0, 5, 1), batchv1.PodFailurePolicyActionCount) {
 		t.Error("an index failed without backoffLimitPerIndex")
 	}
+}
+
+// TestDecide is the Job's contract for one sync of a Job that runs.
+func TestDecide(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	started := metav1.NewTime(now.Add(-time.Minute))
+	job := func(f func(*batchv1.Job)) *batchv1.Job {
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", Namespace: "ns", UID: "u"}, Spec: batchv1.JobSpec{
+			Completions: ptr.To[int32](3), Parallelism: ptr.To[int32](2), BackoffLimit: ptr.To[int32](2),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}},
+		}}
+		if f != nil {
+			f(j)
+		}
+		return j
+	}
+	running := func(names ...string) []*corev1.Pod {
+		var out []*corev1.Pod
+		for i, n := range names {
+			out = append(out, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n, CreationTimestamp: metav1.NewTime(now.Add(time.Duration(i) * time.Second))}})
+		}
+		return out
+	}
+	status := func(succeeded, failed int32) batchv1.JobStatus {
+		return batchv1.JobStatus{Succeeded: succeeded, Failed: failed, StartTime: &started}
+	}
+	suspendedStatus := batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobSuspended, Status: corev1.ConditionTrue}}}
+	cases := []struct {
+		name string
+		in   observed
+		// what the plan must hold
+		condition  batchv1.JobConditionType
+		reason     string
+		deletes    []string
+		creates    int
+		createIdx  []string
+		requeue    time.Duration
+		noStart    bool
+		eventNames []string
+	}{
+		{name: "fewer pods than parallelism: create up to it",
+			in: observed{job: job(nil), status: status(0, 0), running: running("a")}, creates: 1},
+		{name: "parallelism capped by completions left",
+			in: observed{job: job(nil), status: status(2, 0)}, creates: 1},
+		{name: "indexed: pods for the indexes still pending",
+			in:      observed{job: job(func(j *batchv1.Job) { j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion) }), status: status(1, 0), completed: map[int]bool{0: true}},
+			creates: 2, createIdx: []string{"1", "2"}},
+		{name: "more pods than wanted: the newest go",
+			in: observed{job: job(nil), status: status(2, 0), running: running("old", "mid", "new")}, deletes: []string{"new", "mid"}},
+		{name: "completions reached: complete, stop what runs",
+			in: observed{job: job(nil), status: status(3, 0), running: running("straggler")}, condition: batchv1.JobComplete, reason: "CompletionsReached", deletes: []string{"straggler"}, eventNames: []string{"Completed"}},
+		{name: "backoff limit exceeded: failed",
+			in: observed{job: job(nil), status: status(0, 3), running: running("a")}, condition: batchv1.JobFailed, reason: "BackoffLimitExceeded", deletes: []string{"a"}, eventNames: []string{"BackoffLimitExceeded"}},
+		{name: "a FailJob rule matched: failed by the pod failure policy",
+			in: observed{job: job(nil), status: status(0, 1), policyFailure: "Container c exited with 42"}, condition: batchv1.JobFailed, reason: "PodFailurePolicy", eventNames: []string{"PodFailurePolicy"}},
+		{name: "past the active deadline: failed",
+			in:        observed{job: job(func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) }), status: status(0, 0), running: running("a")},
+			condition: batchv1.JobFailed, reason: "DeadlineExceeded", deletes: []string{"a"}, eventNames: []string{"DeadlineExceeded"}},
+		{name: "before the deadline: look again when it comes",
+			in:      observed{job: job(func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = ptr.To[int64](90) }), status: status(0, 0), running: running("a", "b")},
+			requeue: 30*time.Second + 10*time.Millisecond},
+		{name: "suspended: pods stop, the start time goes",
+			in:        observed{job: job(func(j *batchv1.Job) { j.Spec.Suspend = ptr.To(true) }), status: status(0, 0), running: running("a")},
+			condition: batchv1.JobSuspended, reason: "JobSuspended", deletes: []string{"a"}, noStart: true, eventNames: []string{"Suspended"}},
+		{name: "resumed: the condition turns false and pods start",
+			in: observed{job: job(nil), status: suspendedStatus}, condition: batchv1.JobSuspended, reason: "JobResumed", creates: 2, eventNames: []string{"Resumed"}},
+		{name: "a recent failure: wait out the back-off before replacing",
+			in: observed{job: job(nil), status: status(0, 1), lastFailure: now.Add(-4 * time.Second), backoff: 10 * time.Second}, requeue: 6 * time.Second},
+		{name: "earlier writes not yet seen: wait for them",
+			in: observed{job: job(nil), status: status(0, 0), pending: 2 * time.Second}, requeue: 2 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.now = now
+			p := decide(tc.in)
+			var deleted, events, idx []string
+			for _, d := range p.delete {
+				deleted = append(deleted, d.Name)
+			}
+			for _, e := range p.events {
+				events = append(events, e.reason)
+			}
+			for _, c := range p.create {
+				if i, ok := c.Annotations[batchv1.JobCompletionIndexAnnotation]; ok {
+					idx = append(idx, i)
+				}
+			}
+			if !slices.Equal(deleted, tc.deletes) || len(p.create) != tc.creates || !slices.Equal(idx, tc.createIdx) || p.requeue != tc.requeue || !slices.Equal(events, tc.eventNames) {
+				t.Errorf("plan: delete %v create %d (indexes %v) requeue %s events %v\nwant: delete %v create %d (indexes %v) requeue %s events %v",
+					deleted, len(p.create), idx, p.requeue, events, tc.deletes, tc.creates, tc.createIdx, tc.requeue, tc.eventNames)
+			}
+			if tc.condition != "" {
+				c := condition(&p.status, tc.condition)
+				if c == nil || c.Reason != tc.reason {
+					t.Errorf("condition %s: %+v, want reason %s", tc.condition, c, tc.reason)
+				}
+			}
+			if (p.status.StartTime == nil) != tc.noStart {
+				t.Errorf("start time %v, want it unset: %v", p.status.StartTime, tc.noStart)
+			}
+		})
+	}
+}
+
+func condition(st *batchv1.JobStatus, t batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
 }
