@@ -7,7 +7,6 @@ package deployment
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"maps"
 	"strconv"
@@ -149,8 +148,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	newRS := findNew(d, all)
 	old := without(all, newRS)
 
-	if d.Spec.Paused || c.scalingEvent(d, all) {
-		if err := c.scale(ctx, d, newRS, old); err != nil {
+	if d.Spec.Paused || scalingEvent(d, all) {
+		if err := c.apply(ctx, d, scalePlan(d, newRS, old)); err != nil {
 			return err
 		}
 		return c.syncStatus(ctx, d, all, newRS, false)
@@ -169,12 +168,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	} else if newRS, err = c.syncRevision(ctx, d, newRS, old); err != nil {
 		return err
 	}
+	oldRunning := false
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
-		err = c.recreate(ctx, d, newRS, old)
-	} else {
-		err = c.rolling(ctx, d, all, newRS, old)
+		if oldRunning, err = c.oldPodsRunning(d, old); err != nil {
+			return err
+		}
 	}
-	if err != nil {
+	if err := c.apply(ctx, d, rolloutPlan(d, all, newRS, old, oldRunning)); err != nil {
 		return err
 	}
 	all = c.refresh(d.Namespace, all)
@@ -216,110 +216,43 @@ func without(sets []*appsv1.ReplicaSet, rs *appsv1.ReplicaSet) []*appsv1.Replica
 	return out
 }
 
-// scalingEvent: the Deployment's replicas differ from what its active
-// ReplicaSets were sized for.
-func (c *Controller) scalingEvent(d *appsv1.Deployment, all []*appsv1.ReplicaSet) bool {
-	want := strconv.Itoa(int(replicas(d.Spec.Replicas)))
-	for _, rs := range all {
-		if replicas(rs.Spec.Replicas) == 0 {
-			continue
-		}
-		if v, ok := rs.Annotations[desiredReplicasAnnotation]; ok && v != want {
-			return true
+// apply resizes the planned ReplicaSets, then deletes the pruned ones.
+func (c *Controller) apply(ctx context.Context, d *appsv1.Deployment, p plan) error {
+	for _, r := range p.resize {
+		if err := c.scaleRS(ctx, d, r.rs, r.size); err != nil {
+			return err
 		}
 	}
-	return false
-}
-
-// scale resizes for a replica change without rolling anything out.
-func (c *Controller) scale(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) error {
-	var active []*appsv1.ReplicaSet
-	for _, rs := range append(old, newRS) {
-		if rs != nil && replicas(rs.Spec.Replicas) > 0 {
-			active = append(active, rs)
-		}
-	}
-	want := replicas(d.Spec.Replicas)
-	if len(active) == 0 {
-		if newRS != nil {
-			return c.scaleRS(ctx, d, newRS, want)
-		}
-		return nil
-	}
-	if len(active) == 1 {
-		return c.scaleRS(ctx, d, active[0], want)
-	}
-	surge, _ := surgeAndUnavailable(d)
-	sizes := proportionalSizes(active, want+surge)
-	for _, rs := range active {
-		if err := c.scaleRS(ctx, d, rs, sizes[rs.Name]); err != nil {
+	for _, rs := range p.prune {
+		err := c.client.AppsV1().ReplicaSets(rs.Namespace).Delete(ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
 	return nil
 }
 
-// rolling does one step of a RollingUpdate.
-func (c *Controller) rolling(ctx context.Context, d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) error {
-	if n := newRSReplicas(d, all, newRS); n != replicas(newRS.Spec.Replicas) {
-		return c.scaleRS(ctx, d, newRS, n)
-	}
-	for name, size := range oldScaleDowns(d, all, old, newRS) {
-		for _, rs := range old {
-			if rs.Name == name {
-				if err := c.scaleRS(ctx, d, rs, size); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	st := c.status(d, all, newRS)
-	if complete(d, &st) {
-		return c.cleanup(ctx, d, old)
-	}
-	return nil
-}
-
-// recreate scales every old ReplicaSet to zero, waits for their pods to be
-// gone, then scales the new one up.
-func (c *Controller) recreate(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) error {
-	scaledDown := false
-	for _, rs := range old {
-		if replicas(rs.Spec.Replicas) > 0 {
-			if err := c.scaleRS(ctx, d, rs, 0); err != nil {
-				return err
-			}
-			scaledDown = true
-		}
-	}
-	if scaledDown {
-		return nil
-	}
+// oldPodsRunning: a pod of an old ReplicaSet has not finished, or an old
+// ReplicaSet still counts pods this cache may not show (Recreate waits for
+// them all to be gone).
+func (c *Controller) oldPodsRunning(d *appsv1.Deployment, old []*appsv1.ReplicaSet) (bool, error) {
 	oldUIDs := map[types.UID]bool{}
 	for _, rs := range old {
 		if rs.Status.Replicas > 0 {
-			// The ReplicaSet still counts pods this cache may not show.
-			return nil
+			return true, nil
 		}
 		oldUIDs[rs.UID] = true
 	}
 	pods, err := c.podLister.Pods(d.Namespace).List(labels.Everything())
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, p := range pods {
 		if ref := metav1.GetControllerOf(p); ref != nil && oldUIDs[ref.UID] && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-			return nil // old pods still running; their deletion requeues us
+			return true, nil
 		}
 	}
-	if err := c.scaleRS(ctx, d, newRS, replicas(d.Spec.Replicas)); err != nil {
-		return err
-	}
-	st := c.status(d, append(old, newRS), newRS)
-	if complete(d, &st) {
-		return c.cleanup(ctx, d, old)
-	}
-	return nil
+	return false, nil
 }
 
 // scaleRS sets a ReplicaSet's size and its desired/max annotations.
@@ -447,47 +380,11 @@ func withLabel(m map[string]string, k, v string) map[string]string {
 	return out
 }
 
-// cleanup deletes the oldest empty ReplicaSets beyond revisionHistoryLimit.
-func (c *Controller) cleanup(ctx context.Context, d *appsv1.Deployment, old []*appsv1.ReplicaSet) error {
-	limit := ptr.Deref(d.Spec.RevisionHistoryLimit, 10)
-	var empty []*appsv1.ReplicaSet
-	for _, rs := range byAge(old) {
-		if replicas(rs.Spec.Replicas) == 0 && rs.Status.Replicas == 0 && rs.DeletionTimestamp == nil {
-			empty = append(empty, rs)
-		}
-	}
-	for i := 0; i < len(empty)-int(limit); i++ {
-		rs := empty[i]
-		err := c.client.AppsV1().ReplicaSets(rs.Namespace).Delete(ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
-	}
-	return nil
-}
-
-// status computes the Deployment's replica counts from its ReplicaSets.
-func (c *Controller) status(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) appsv1.DeploymentStatus {
-	st := *d.Status.DeepCopy()
-	st.ObservedGeneration = d.Generation
-	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = 0, 0, 0, 0
-	for _, rs := range all {
-		st.Replicas += rs.Status.Replicas
-		st.ReadyReplicas += rs.Status.ReadyReplicas
-		st.AvailableReplicas += rs.Status.AvailableReplicas
-	}
-	if newRS != nil {
-		st.UpdatedReplicas = newRS.Status.Replicas
-	}
-	st.UnavailableReplicas = max(specReplicas(all)-st.AvailableReplicas, 0)
-	return st
-}
-
 // syncStatus writes status with the Available and Progressing conditions,
 // and requeues for the progress deadline.
 func (c *Controller) syncStatus(ctx context.Context, d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, created bool) error {
 	now := c.clock.Now()
-	st := c.status(d, all, newRS)
+	st := status(d, all, newRS)
 	_, unavailable := surgeAndUnavailable(d)
 	if st.AvailableReplicas >= replicas(d.Spec.Replicas)-unavailable {
 		setCondition(&st, newCondition(appsv1.DeploymentAvailable, corev1.ConditionTrue, "MinimumReplicasAvailable", "Deployment has minimum availability.", now))
@@ -496,7 +393,7 @@ func (c *Controller) syncStatus(ctx context.Context, d *appsv1.Deployment, all [
 	}
 	var requeue time.Duration
 	if d.Spec.ProgressDeadlineSeconds != nil {
-		requeue = c.progress(d, &st, newRS, created, now)
+		requeue = progress(d, &st, newRS, created, now)
 	}
 	if !apiequality.Semantic.DeepEqual(st, d.Status) {
 		upd := d.DeepCopy()
@@ -518,50 +415,6 @@ func (c *Controller) syncStatus(ctx context.Context, d *appsv1.Deployment, all [
 		return work.RetryAfter(requeue)
 	}
 	return nil
-}
-
-// progress maintains the Progressing condition and returns when to look
-// again for the progress deadline (0: no need).
-func (c *Controller) progress(d *appsv1.Deployment, st *appsv1.DeploymentStatus, newRS *appsv1.ReplicaSet, created bool, now time.Time) time.Duration {
-	cur := condition(&d.Status, appsv1.DeploymentProgressing)
-	name := ""
-	if newRS != nil {
-		name = newRS.Name
-	}
-	switch {
-	case d.Spec.Paused:
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentPaused", "Deployment is paused", now))
-		return 0
-	case cur != nil && cur.Reason == "DeploymentPaused":
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentResumed", "Deployment is resumed", now))
-		return 0
-	case complete(d, st):
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable", fmt.Sprintf("ReplicaSet %q has successfully progressed.", name), now))
-		return 0
-	case created:
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetCreated", fmt.Sprintf("Created new replica set %q", name), now))
-	case progressed(&d.Status, st):
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", name), now))
-	case cur == nil:
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "FoundNewReplicaSet", fmt.Sprintf("Found new replica set %q", name), now))
-	}
-	p := condition(st, appsv1.DeploymentProgressing)
-	if p == nil || p.Reason == "ProgressDeadlineExceeded" {
-		return 0
-	}
-	deadline := p.LastUpdateTime.Add(time.Duration(*d.Spec.ProgressDeadlineSeconds) * time.Second)
-	if !now.Before(deadline) {
-		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ProgressDeadlineExceeded", fmt.Sprintf("ReplicaSet %q has timed out progressing.", name), now))
-		return 0
-	}
-	return deadline.Sub(now) + time.Second
-}
-
-// progressed: more pods updated, ready or available than before, or fewer
-// old ones.
-func progressed(before, after *appsv1.DeploymentStatus) bool {
-	return after.UpdatedReplicas > before.UpdatedReplicas || after.ReadyReplicas > before.ReadyReplicas ||
-		after.AvailableReplicas > before.AvailableReplicas || after.Replicas-after.UpdatedReplicas < before.Replicas-before.UpdatedReplicas
 }
 
 // claimReplicaSets returns the ReplicaSets d controls, adopting matching

@@ -1,6 +1,9 @@
 package deployment
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +146,89 @@ func TestRecreateWaitsForOldPods(t *testing.T) {
 		if got := newRSReplicas(d, []*appsv1.ReplicaSet{tc.old, newRS}, newRS); got != tc.want {
 			t.Errorf("%s: new ReplicaSet to %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRolloutPlan is one step of each strategy, as the ReplicaSet writes
+// it plans.
+func TestRolloutPlan(t *testing.T) {
+	annotated := func(r *appsv1.ReplicaSet, want, max int) *appsv1.ReplicaSet {
+		r.Annotations = map[string]string{desiredReplicasAnnotation: fmt.Sprint(want), maxReplicasAnnotation: fmt.Sprint(max)}
+		return r
+	}
+	recreate := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}}}
+	withHistory := func(d *appsv1.Deployment, limit int32) *appsv1.Deployment {
+		d = d.DeepCopy()
+		d.Spec.RevisionHistoryLimit = ptr.To(limit)
+		return d
+	}
+	ten := rolling(10, intstr.FromInt32(3), intstr.FromInt32(2))
+	cases := []struct {
+		name       string
+		d          *appsv1.Deployment
+		newRS      *appsv1.ReplicaSet
+		old        []*appsv1.ReplicaSet
+		oldRunning bool
+		resize     string
+		prune      string
+	}{
+		{name: "rolling: the new ReplicaSet grows by maxSurge first", d: ten,
+			newRS: rs("new", 2, 0, 0), old: []*appsv1.ReplicaSet{rs("old", 1, 10, 10)}, resize: "new=3"},
+		{name: "rolling: then old ones shrink within maxUnavailable", d: ten,
+			newRS: annotated(rs("new", 2, 3, 0), 10, 13), old: []*appsv1.ReplicaSet{annotated(rs("old", 1, 10, 10), 10, 13)}, resize: "old=8"},
+		{name: "rolling: done, nothing to resize, old empty sets beyond the history limit go", d: withHistory(ten, 1),
+			newRS: annotated(rs("new", 4, 10, 10), 10, 13), old: []*appsv1.ReplicaSet{rs("v1", 1, 0, 0), rs("v2", 2, 0, 0), rs("v3", 3, 0, 0)}, prune: "v1,v2"},
+		{name: "recreate: old ReplicaSets go to zero first", d: recreate,
+			newRS: rs("new", 2, 0, 0), old: []*appsv1.ReplicaSet{rs("old", 1, 2, 2)}, resize: "old=0"},
+		{name: "recreate: the new one waits while old pods run", d: recreate,
+			newRS: rs("new", 2, 0, 0), old: []*appsv1.ReplicaSet{rs("old", 1, 0, 0)}, oldRunning: true},
+		{name: "recreate: then takes the whole size", d: recreate,
+			newRS: rs("new", 2, 0, 0), old: []*appsv1.ReplicaSet{rs("old", 1, 0, 0)}, resize: "new=2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			all := append(slices.Clone(tc.old), tc.newRS)
+			p := rolloutPlan(tc.d, all, tc.newRS, tc.old, tc.oldRunning)
+			var resized, pruned []string
+			for _, r := range p.resize {
+				resized = append(resized, fmt.Sprintf("%s=%d", r.rs.Name, r.size))
+			}
+			for _, r := range p.prune {
+				pruned = append(pruned, r.Name)
+			}
+			if got := strings.Join(resized, ","); got != tc.resize {
+				t.Errorf("resize %q, want %q", got, tc.resize)
+			}
+			if got := strings.Join(pruned, ","); got != tc.prune {
+				t.Errorf("prune %q, want %q", got, tc.prune)
+			}
+		})
+	}
+}
+
+// TestScalePlan: a replica change without a rollout resizes the active
+// ReplicaSets in proportion.
+func TestScalePlan(t *testing.T) {
+	d := rolling(20, intstr.FromInt32(0), intstr.FromInt32(1))
+	cases := []struct {
+		name   string
+		newRS  *appsv1.ReplicaSet
+		old    []*appsv1.ReplicaSet
+		resize string
+	}{
+		{name: "one active ReplicaSet takes the new size", newRS: rs("new", 2, 10, 10), old: []*appsv1.ReplicaSet{rs("old", 1, 0, 0)}, resize: "new=20"},
+		{name: "nothing active: the new one takes it", newRS: rs("new", 2, 0, 0), resize: "new=20"},
+		{name: "mid-rollout: both grow in proportion", newRS: rs("new", 2, 5, 5), old: []*appsv1.ReplicaSet{rs("old", 1, 5, 5)}, resize: "old=10,new=10"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var resized []string
+			for _, r := range scalePlan(d, tc.newRS, tc.old).resize {
+				resized = append(resized, fmt.Sprintf("%s=%d", r.rs.Name, r.size))
+			}
+			if got := strings.Join(resized, ","); got != tc.resize {
+				t.Errorf("resize %q, want %q", got, tc.resize)
+			}
+		})
 	}
 }

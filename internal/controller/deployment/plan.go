@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/dump"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 )
 
 // Annotations and labels shared with kubectl (rollout history, undo, status).
@@ -290,4 +291,187 @@ func newCondition(t appsv1.DeploymentConditionType, s corev1.ConditionStatus, re
 func complete(d *appsv1.Deployment, st *appsv1.DeploymentStatus) bool {
 	n := replicas(d.Spec.Replicas)
 	return st.UpdatedReplicas == n && st.Replicas == n && st.AvailableReplicas == n && st.ObservedGeneration >= d.Generation
+}
+
+// plan is what one sync does to a Deployment's ReplicaSets, as data.
+type plan struct {
+	// resize sets ReplicaSets to a size (and the Deployment's desired and
+	// maximum replicas as their annotations), in order.
+	resize []resize
+	// prune are the oldest empty ReplicaSets beyond revisionHistoryLimit.
+	prune []*appsv1.ReplicaSet
+}
+
+type resize struct {
+	rs   *appsv1.ReplicaSet
+	size int32
+}
+
+// scalePlan resizes for a replica change (or a paused Deployment) without
+// rolling anything out: one active ReplicaSet takes the new size, several
+// share it in proportion, maxSurge included.
+func scalePlan(d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) plan {
+	var active []*appsv1.ReplicaSet
+	for _, rs := range append(old, newRS) {
+		if rs != nil && replicas(rs.Spec.Replicas) > 0 {
+			active = append(active, rs)
+		}
+	}
+	want := replicas(d.Spec.Replicas)
+	var p plan
+	switch len(active) {
+	case 0:
+		if newRS != nil {
+			p.add(d, newRS, want)
+		}
+	case 1:
+		p.add(d, active[0], want)
+	default:
+		surge, _ := surgeAndUnavailable(d)
+		sizes := proportionalSizes(active, want+surge)
+		for _, rs := range active {
+			p.add(d, rs, sizes[rs.Name])
+		}
+	}
+	return p
+}
+
+// rolloutPlan is one step of the Deployment's strategy. RollingUpdate:
+// grow the new ReplicaSet within maxSurge, else shrink old ones within
+// maxUnavailable. Recreate: scale every old ReplicaSet to zero, and only
+// once none of their pods runs (oldRunning false) scale the new one up.
+// A finished rollout prunes old ReplicaSets beyond the history limit.
+func rolloutPlan(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet, oldRunning bool) plan {
+	var p plan
+	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
+		for _, rs := range old {
+			if replicas(rs.Spec.Replicas) > 0 {
+				p.add(d, rs, 0)
+			}
+		}
+		if len(p.resize) > 0 || oldRunning {
+			return p
+		}
+		p.add(d, newRS, replicas(d.Spec.Replicas))
+		if st := status(d, append(old, newRS), newRS); complete(d, &st) {
+			p.prune = prunable(d, old)
+		}
+		return p
+	}
+	if n := newRSReplicas(d, all, newRS); n != replicas(newRS.Spec.Replicas) {
+		p.add(d, newRS, n)
+		return p
+	}
+	downs := oldScaleDowns(d, all, old, newRS)
+	for _, rs := range old {
+		if size, ok := downs[rs.Name]; ok {
+			p.add(d, rs, size)
+		}
+	}
+	if st := status(d, all, newRS); complete(d, &st) {
+		p.prune = prunable(d, old)
+	}
+	return p
+}
+
+// add plans a resize unless the ReplicaSet already has that size and the
+// Deployment's current annotations.
+func (p *plan) add(d *appsv1.Deployment, rs *appsv1.ReplicaSet, size int32) {
+	surge, _ := surgeAndUnavailable(d)
+	want := replicas(d.Spec.Replicas)
+	if replicas(rs.Spec.Replicas) == size && rs.Annotations[desiredReplicasAnnotation] == strconv.Itoa(int(want)) && rs.Annotations[maxReplicasAnnotation] == strconv.Itoa(int(want+surge)) {
+		return
+	}
+	p.resize = append(p.resize, resize{rs: rs, size: size})
+}
+
+// prunable are the oldest empty old ReplicaSets beyond revisionHistoryLimit.
+func prunable(d *appsv1.Deployment, old []*appsv1.ReplicaSet) []*appsv1.ReplicaSet {
+	limit := ptr.Deref(d.Spec.RevisionHistoryLimit, 10)
+	var empty []*appsv1.ReplicaSet
+	for _, rs := range byAge(old) {
+		if replicas(rs.Spec.Replicas) == 0 && rs.Status.Replicas == 0 && rs.DeletionTimestamp == nil {
+			empty = append(empty, rs)
+		}
+	}
+	if n := len(empty) - int(limit); n > 0 {
+		return empty[:n]
+	}
+	return nil
+}
+
+// scalingEvent: the Deployment's replicas differ from what its active
+// ReplicaSets were sized for.
+func scalingEvent(d *appsv1.Deployment, all []*appsv1.ReplicaSet) bool {
+	want := strconv.Itoa(int(replicas(d.Spec.Replicas)))
+	for _, rs := range all {
+		if replicas(rs.Spec.Replicas) == 0 {
+			continue
+		}
+		if v, ok := rs.Annotations[desiredReplicasAnnotation]; ok && v != want {
+			return true
+		}
+	}
+	return false
+}
+
+// status computes the Deployment's replica counts from its ReplicaSets.
+func status(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) appsv1.DeploymentStatus {
+	st := *d.Status.DeepCopy()
+	st.ObservedGeneration = d.Generation
+	st.Replicas, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas = 0, 0, 0, 0
+	for _, rs := range all {
+		st.Replicas += rs.Status.Replicas
+		st.ReadyReplicas += rs.Status.ReadyReplicas
+		st.AvailableReplicas += rs.Status.AvailableReplicas
+	}
+	if newRS != nil {
+		st.UpdatedReplicas = newRS.Status.Replicas
+	}
+	st.UnavailableReplicas = max(specReplicas(all)-st.AvailableReplicas, 0)
+	return st
+}
+
+// progress maintains the Progressing condition and returns when to look
+// again for the progress deadline (0: no need).
+func progress(d *appsv1.Deployment, st *appsv1.DeploymentStatus, newRS *appsv1.ReplicaSet, created bool, now time.Time) time.Duration {
+	cur := condition(&d.Status, appsv1.DeploymentProgressing)
+	name := ""
+	if newRS != nil {
+		name = newRS.Name
+	}
+	switch {
+	case d.Spec.Paused:
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentPaused", "Deployment is paused", now))
+		return 0
+	case cur != nil && cur.Reason == "DeploymentPaused":
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentResumed", "Deployment is resumed", now))
+		return 0
+	case complete(d, st):
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable", fmt.Sprintf("ReplicaSet %q has successfully progressed.", name), now))
+		return 0
+	case created:
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetCreated", fmt.Sprintf("Created new replica set %q", name), now))
+	case progressed(&d.Status, st):
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", name), now))
+	case cur == nil:
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, "FoundNewReplicaSet", fmt.Sprintf("Found new replica set %q", name), now))
+	}
+	p := condition(st, appsv1.DeploymentProgressing)
+	if p == nil || p.Reason == "ProgressDeadlineExceeded" {
+		return 0
+	}
+	deadline := p.LastUpdateTime.Add(time.Duration(*d.Spec.ProgressDeadlineSeconds) * time.Second)
+	if !now.Before(deadline) {
+		setCondition(st, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ProgressDeadlineExceeded", fmt.Sprintf("ReplicaSet %q has timed out progressing.", name), now))
+		return 0
+	}
+	return deadline.Sub(now) + time.Second
+}
+
+// progressed: more pods updated, ready or available than before, or fewer
+// old ones.
+func progressed(before, after *appsv1.DeploymentStatus) bool {
+	return after.UpdatedReplicas > before.UpdatedReplicas || after.ReadyReplicas > before.ReadyReplicas ||
+		after.AvailableReplicas > before.AvailableReplicas || after.Replicas-after.UpdatedReplicas < before.Replicas-before.UpdatedReplicas
 }
