@@ -87,8 +87,7 @@ func deploymentStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	withScale(r)
-	r.Default = func(o runtime.Object) {
-		d := o.(*appsv1.Deployment)
+	r.Default = asDefault(func(d *appsv1.Deployment) {
 		if d.Spec.Replicas == nil {
 			d.Spec.Replicas = ptr.To[int32](1)
 		}
@@ -113,7 +112,7 @@ func deploymentStrategy(r *Resource) {
 			d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
 		}
 		podspec.Default(&d.Spec.Template.Spec)
-	}
+	})
 	validate := func(d *appsv1.Deployment) field.ErrorList {
 		errs := validateWorkload(d.Spec.Selector, d.Spec.Replicas, &d.Spec.Template)
 		sp := field.NewPath("spec", "strategy")
@@ -137,17 +136,16 @@ func deploymentStrategy(r *Resource) {
 		}
 		return errs
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList { return validate(o.(*appsv1.Deployment)) }
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		d := o.(*appsv1.Deployment)
-		return append(validate(d), immutableSelector(d.Spec.Selector, old.(*appsv1.Deployment).Spec.Selector)...)
-	}
+	r.Validate = asValidate(func(o *appsv1.Deployment) field.ErrorList { return validate(o) })
+	r.ValidateUpdate = asValidateUpdate(func(o, old *appsv1.Deployment) field.ErrorList {
+		d := o
+		return append(validate(d), immutableSelector(d.Spec.Selector, old.Spec.Selector)...)
+	})
 	r.Columns = append([]metav1.TableColumnDefinition{nameCol, col("Ready", "string", 0, "Number of the pod with ready state"), col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."), col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."), ageCol}, wideWorkloadColumns...)
-	r.Row = func(o runtime.Object, _ bool) []any {
-		d := o.(*appsv1.Deployment)
+	r.Row = asRow(func(d *appsv1.Deployment, _ bool) []any {
 		row := []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, deref(d.Spec.Replicas)), int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), age(d.CreationTimestamp)}
 		return append(row, workloadRowTail(&d.Spec.Template, d.Spec.Selector)...)
-	}
+	})
 }
 
 func isZero(v *intstr.IntOrString) bool {
@@ -159,27 +157,24 @@ func replicaSetStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	withScale(r)
-	r.Default = func(o runtime.Object) {
-		rs := o.(*appsv1.ReplicaSet)
+	r.Default = asDefault(func(rs *appsv1.ReplicaSet) {
 		if rs.Spec.Replicas == nil {
 			rs.Spec.Replicas = ptr.To[int32](1)
 		}
 		podspec.Default(&rs.Spec.Template.Spec)
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		rs := o.(*appsv1.ReplicaSet)
+	})
+	r.Validate = asValidate(func(rs *appsv1.ReplicaSet) field.ErrorList {
 		return validateWorkload(rs.Spec.Selector, rs.Spec.Replicas, &rs.Spec.Template)
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		rs := o.(*appsv1.ReplicaSet)
-		return append(validateWorkload(rs.Spec.Selector, rs.Spec.Replicas, &rs.Spec.Template), immutableSelector(rs.Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector)...)
-	}
+	})
+	r.ValidateUpdate = asValidateUpdate(func(o, old *appsv1.ReplicaSet) field.ErrorList {
+		rs := o
+		return append(validateWorkload(rs.Spec.Selector, rs.Spec.Replicas, &rs.Spec.Template), immutableSelector(rs.Spec.Selector, old.Spec.Selector)...)
+	})
 	r.Columns = replicaColumns()
-	r.Row = func(o runtime.Object, _ bool) []any {
-		rs := o.(*appsv1.ReplicaSet)
+	r.Row = asRow(func(rs *appsv1.ReplicaSet, _ bool) []any {
 		row := []any{rs.Name, int64(deref(rs.Spec.Replicas)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas), age(rs.CreationTimestamp)}
 		return append(row, workloadRowTail(&rs.Spec.Template, rs.Spec.Selector)...)
-	}
+	})
 }
 
 func statefulSetStrategy(r *Resource) {
@@ -187,8 +182,7 @@ func statefulSetStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	withScale(r)
-	r.Default = func(o runtime.Object) {
-		s := o.(*appsv1.StatefulSet)
+	r.Default = asDefault(func(s *appsv1.StatefulSet) {
 		if s.Spec.Replicas == nil {
 			s.Spec.Replicas = ptr.To[int32](1)
 		}
@@ -219,7 +213,7 @@ func statefulSetStrategy(r *Resource) {
 			}
 		}
 		podspec.Default(&s.Spec.Template.Spec)
-	}
+	})
 	validate := func(s *appsv1.StatefulSet) field.ErrorList {
 		// Containers may mount the claim templates: upstream validates the
 		// template with them added as volumes.
@@ -235,9 +229,8 @@ func statefulSetStrategy(r *Resource) {
 		}
 		return errs
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList { return validate(o.(*appsv1.StatefulSet)) }
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		s, os := o.(*appsv1.StatefulSet), old.(*appsv1.StatefulSet)
+	r.Validate = asValidate(func(o *appsv1.StatefulSet) field.ErrorList { return validate(o) })
+	r.ValidateUpdate = asValidateUpdate(func(s, os *appsv1.StatefulSet) field.ErrorList {
 		errs := append(validate(s), immutableSelector(s.Spec.Selector, os.Spec.Selector)...)
 		// Only some spec fields may change, as upstream allows.
 		mutable := os.Spec.DeepCopy()
@@ -248,21 +241,19 @@ func statefulSetStrategy(r *Resource) {
 			errs = append(errs, field.Forbidden(field.NewPath("spec"), "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"))
 		}
 		return errs
-	}
+	})
 	r.Columns = append([]metav1.TableColumnDefinition{nameCol, col("Ready", "string", 0, "Number of the pod with ready state"), ageCol}, wideWorkloadColumns[:2]...)
-	r.Row = func(o runtime.Object, _ bool) []any {
-		s := o.(*appsv1.StatefulSet)
+	r.Row = asRow(func(s *appsv1.StatefulSet, _ bool) []any {
 		c, i := containerNames(s.Spec.Template.Spec.Containers)
 		return []any{s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, deref(s.Spec.Replicas)), age(s.CreationTimestamp), c, i}
-	}
+	})
 }
 
 func daemonSetStrategy(r *Resource) {
 	r.ShortNames = []string{"ds"}
 	r.Categories = []string{"all"}
 	r.Status = true
-	r.Default = func(o runtime.Object) {
-		d := o.(*appsv1.DaemonSet)
+	r.Default = asDefault(func(d *appsv1.DaemonSet) {
 		if d.Spec.UpdateStrategy.Type == "" {
 			d.Spec.UpdateStrategy.Type = appsv1.RollingUpdateDaemonSetStrategyType
 		}
@@ -281,22 +272,20 @@ func daemonSetStrategy(r *Resource) {
 			d.Spec.RevisionHistoryLimit = ptr.To[int32](10)
 		}
 		podspec.Default(&d.Spec.Template.Spec)
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		d := o.(*appsv1.DaemonSet)
+	})
+	r.Validate = asValidate(func(d *appsv1.DaemonSet) field.ErrorList {
 		return validateWorkload(d.Spec.Selector, nil, &d.Spec.Template)
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		d := o.(*appsv1.DaemonSet)
-		return append(validateWorkload(d.Spec.Selector, nil, &d.Spec.Template), immutableSelector(d.Spec.Selector, old.(*appsv1.DaemonSet).Spec.Selector)...)
-	}
+	})
+	r.ValidateUpdate = asValidateUpdate(func(o, old *appsv1.DaemonSet) field.ErrorList {
+		d := o
+		return append(validateWorkload(d.Spec.Selector, nil, &d.Spec.Template), immutableSelector(d.Spec.Selector, old.Spec.Selector)...)
+	})
 	r.Columns = append([]metav1.TableColumnDefinition{nameCol, col("Desired", "integer", 0, ""), col("Current", "integer", 0, ""), col("Ready", "integer", 0, ""), col("Up-to-date", "integer", 0, ""), col("Available", "integer", 0, ""), col("Node Selector", "string", 0, ""), ageCol}, wideWorkloadColumns...)
-	r.Row = func(o runtime.Object, _ bool) []any {
-		d := o.(*appsv1.DaemonSet)
+	r.Row = asRow(func(d *appsv1.DaemonSet, _ bool) []any {
 		st := d.Status
 		row := []any{d.Name, int64(st.DesiredNumberScheduled), int64(st.CurrentNumberScheduled), int64(st.NumberReady), int64(st.UpdatedNumberScheduled), int64(st.NumberAvailable), labelsString(d.Spec.Template.Spec.NodeSelector), age(d.CreationTimestamp)}
 		return append(row, workloadRowTail(&d.Spec.Template, d.Spec.Selector)...)
-	}
+	})
 }
 
 func controllerRevisionTable() ([]metav1.TableColumnDefinition, func(runtime.Object, bool) []any) {

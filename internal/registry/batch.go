@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/util/duration"
+
 	"github.com/skiff-sh/skiff/internal/podspec"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -80,7 +82,7 @@ func validateJobSpec(s *batchv1.JobSpec, p *field.Path, generated bool) field.Er
 func jobStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
-	r.Default = func(o runtime.Object) { defaultJobSpec(&o.(*batchv1.Job).Spec) }
+	r.Default = asDefault(func(o *batchv1.Job) { defaultJobSpec(&o.Spec) })
 	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		j := o.(*batchv1.Job)
 		if ptr.Deref(j.Spec.ManualSelector, false) {
@@ -97,12 +99,10 @@ func jobStrategy(r *Resource) {
 		j.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{labelControllerUID: uid}}
 		return nil
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		j := o.(*batchv1.Job)
+	r.Validate = asValidate(func(j *batchv1.Job) field.ErrorList {
 		return validateJobSpec(&j.Spec, field.NewPath("spec"), !ptr.Deref(j.Spec.ManualSelector, false))
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		j, oj := o.(*batchv1.Job), old.(*batchv1.Job)
+	})
+	r.ValidateUpdate = asValidateUpdate(func(j, oj *batchv1.Job) field.ErrorList {
 		errs := validateJobSpec(&j.Spec, field.NewPath("spec"), true)
 		if !apiequality.Semantic.DeepEqual(j.Spec.Selector, oj.Spec.Selector) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "selector"), j.Spec.Selector, "field is immutable"))
@@ -114,10 +114,9 @@ func jobStrategy(r *Resource) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "completions"), j.Spec.Completions, "field is immutable"))
 		}
 		return errs
-	}
+	})
 	r.Columns = append([]metav1.TableColumnDefinition{nameCol, col("Status", "string", 0, ""), col("Completions", "string", 0, ""), col("Duration", "string", 0, ""), ageCol}, wideWorkloadColumns...)
-	r.Row = func(o runtime.Object, _ bool) []any {
-		j := o.(*batchv1.Job)
+	r.Row = asRow(func(j *batchv1.Job, _ bool) []any {
 		completions := fmt.Sprintf("%d/%d", j.Status.Succeeded, ptr.Deref(j.Spec.Completions, 1))
 		if j.Spec.Completions == nil {
 			completions = fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, ptr.Deref(j.Spec.Parallelism, 1))
@@ -154,15 +153,14 @@ func jobStrategy(r *Resource) {
 		}
 		row := []any{j.Name, status, completions, dur, age(j.CreationTimestamp)}
 		return append(row, workloadRowTail(&j.Spec.Template, j.Spec.Selector)...)
-	}
+	})
 }
 
 func cronJobStrategy(r *Resource) {
 	r.ShortNames = []string{"cj"}
 	r.Categories = []string{"all"}
 	r.Status = true
-	r.Default = func(o runtime.Object) {
-		c := o.(*batchv1.CronJob)
+	r.Default = asDefault(func(c *batchv1.CronJob) {
 		if c.Spec.ConcurrencyPolicy == "" {
 			c.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
 		}
@@ -176,9 +174,8 @@ func cronJobStrategy(r *Resource) {
 			c.Spec.FailedJobsHistoryLimit = ptr.To[int32](1)
 		}
 		podspec.Default(&c.Spec.JobTemplate.Spec.Template.Spec)
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		c := o.(*batchv1.CronJob)
+	})
+	r.Validate = asValidate(func(c *batchv1.CronJob) field.ErrorList {
 		var errs field.ErrorList
 		sp := field.NewPath("spec")
 		if c.Spec.Schedule == "" {
@@ -195,19 +192,18 @@ func cronJobStrategy(r *Resource) {
 			errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), c.Name, "must be no more than 52 characters"))
 		}
 		return append(errs, validateJobSpec(&c.Spec.JobTemplate.Spec, sp.Child("jobTemplate", "spec"), true)...)
-	}
+	})
 	r.Columns = append([]metav1.TableColumnDefinition{nameCol, col("Schedule", "string", 0, ""), col("Timezone", "string", 0, ""), col("Suspend", "boolean", 0, ""), col("Active", "integer", 0, ""), col("Last Schedule", "string", 0, ""), ageCol}, wideWorkloadColumns...)
-	r.Row = func(o runtime.Object, _ bool) []any {
-		c := o.(*batchv1.CronJob)
+	r.Row = asRow(func(c *batchv1.CronJob, _ bool) []any {
 		last := "<none>"
 		if c.Status.LastScheduleTime != nil {
 			last = age(*c.Status.LastScheduleTime)
 		}
 		row := []any{c.Name, c.Spec.Schedule, orNone(ptrString(c.Spec.TimeZone)), ptr.Deref(c.Spec.Suspend, false), int64(len(c.Status.Active)), last, age(c.CreationTimestamp)}
 		return append(row, workloadRowTail(&c.Spec.JobTemplate.Spec.Template, c.Spec.JobTemplate.Spec.Selector)...)
-	}
+	})
 }
 
 func durationBetween(a, b metav1.Time) string {
-	return humanDuration(b.Sub(a.Time))
+	return duration.HumanDuration(b.Sub(a.Time))
 }

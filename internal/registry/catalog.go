@@ -21,6 +21,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -110,8 +111,8 @@ func Catalog() []*Resource {
 
 		with(def(storagev1.SchemeGroupVersion, "storageclasses", "StorageClass", false, func() *storagev1.StorageClass { return &storagev1.StorageClass{} }, func() *storagev1.StorageClassList { return &storagev1.StorageClassList{} }), storageClassStrategy),
 		with(def(storagev1.SchemeGroupVersion, "volumeattachments", "VolumeAttachment", false, func() *storagev1.VolumeAttachment { return &storagev1.VolumeAttachment{} }, func() *storagev1.VolumeAttachmentList { return &storagev1.VolumeAttachmentList{} }), func(r *Resource) { r.Status = true }),
-		with(def(storagev1.SchemeGroupVersion, "csidrivers", "CSIDriver", false, func() *storagev1.CSIDriver { return &storagev1.CSIDriver{} }, func() *storagev1.CSIDriverList { return &storagev1.CSIDriverList{} }), nil2),
-		with(def(storagev1.SchemeGroupVersion, "csinodes", "CSINode", false, func() *storagev1.CSINode { return &storagev1.CSINode{} }, func() *storagev1.CSINodeList { return &storagev1.CSINodeList{} }), nil2),
+		with(def(storagev1.SchemeGroupVersion, "csidrivers", "CSIDriver", false, func() *storagev1.CSIDriver { return &storagev1.CSIDriver{} }, func() *storagev1.CSIDriverList { return &storagev1.CSIDriverList{} }), noStrategy),
+		with(def(storagev1.SchemeGroupVersion, "csinodes", "CSINode", false, func() *storagev1.CSINode { return &storagev1.CSINode{} }, func() *storagev1.CSINodeList { return &storagev1.CSINodeList{} }), noStrategy),
 
 		with(def(schedulingv1.SchemeGroupVersion, "priorityclasses", "PriorityClass", false, func() *schedulingv1.PriorityClass { return &schedulingv1.PriorityClass{} }, func() *schedulingv1.PriorityClassList { return &schedulingv1.PriorityClassList{} }), priorityClassStrategy),
 		with(def(policyv1.SchemeGroupVersion, "poddisruptionbudgets", "PodDisruptionBudget", true, func() *policyv1.PodDisruptionBudget { return &policyv1.PodDisruptionBudget{} }, func() *policyv1.PodDisruptionBudgetList { return &policyv1.PodDisruptionBudgetList{} }), pdbStrategy),
@@ -120,7 +121,7 @@ func Catalog() []*Resource {
 		with(def(certificatesv1.SchemeGroupVersion, "certificatesigningrequests", "CertificateSigningRequest", false, func() *certificatesv1.CertificateSigningRequest { return &certificatesv1.CertificateSigningRequest{} }, func() *certificatesv1.CertificateSigningRequestList {
 			return &certificatesv1.CertificateSigningRequestList{}
 		}), csrStrategy),
-		with(def(storagev1.SchemeGroupVersion, "csistoragecapacities", "CSIStorageCapacity", true, func() *storagev1.CSIStorageCapacity { return &storagev1.CSIStorageCapacity{} }, func() *storagev1.CSIStorageCapacityList { return &storagev1.CSIStorageCapacityList{} }), nil2),
+		with(def(storagev1.SchemeGroupVersion, "csistoragecapacities", "CSIStorageCapacity", true, func() *storagev1.CSIStorageCapacity { return &storagev1.CSIStorageCapacity{} }, func() *storagev1.CSIStorageCapacityList { return &storagev1.CSIStorageCapacityList{} }), noStrategy),
 		with(def(storagev1.SchemeGroupVersion, "volumeattributesclasses", "VolumeAttributesClass", false, func() *storagev1.VolumeAttributesClass { return &storagev1.VolumeAttributesClass{} }, func() *storagev1.VolumeAttributesClassList { return &storagev1.VolumeAttributesClassList{} }), func(r *Resource) { r.ShortNames = []string{"vac"} }),
 		with(def(storagemigrationv1.SchemeGroupVersion, "storageversionmigrations", "StorageVersionMigration", false, func() *storagemigrationv1.StorageVersionMigration {
 			return &storagemigrationv1.StorageVersionMigration{}
@@ -133,10 +134,10 @@ func Catalog() []*Resource {
 
 		// Dynamic resource allocation: stored, validated by type and
 		// watched; the scheduler leaves pods with claims pending.
-		with(def(resourcev1.SchemeGroupVersion, "deviceclasses", "DeviceClass", false, func() *resourcev1.DeviceClass { return &resourcev1.DeviceClass{} }, func() *resourcev1.DeviceClassList { return &resourcev1.DeviceClassList{} }), nil2),
+		with(def(resourcev1.SchemeGroupVersion, "deviceclasses", "DeviceClass", false, func() *resourcev1.DeviceClass { return &resourcev1.DeviceClass{} }, func() *resourcev1.DeviceClassList { return &resourcev1.DeviceClassList{} }), noStrategy),
 		with(def(resourcev1.SchemeGroupVersion, "resourceclaims", "ResourceClaim", true, func() *resourcev1.ResourceClaim { return &resourcev1.ResourceClaim{} }, func() *resourcev1.ResourceClaimList { return &resourcev1.ResourceClaimList{} }), func(r *Resource) { r.Status = true }),
-		with(def(resourcev1.SchemeGroupVersion, "resourceclaimtemplates", "ResourceClaimTemplate", true, func() *resourcev1.ResourceClaimTemplate { return &resourcev1.ResourceClaimTemplate{} }, func() *resourcev1.ResourceClaimTemplateList { return &resourcev1.ResourceClaimTemplateList{} }), nil2),
-		with(def(resourcev1.SchemeGroupVersion, "resourceslices", "ResourceSlice", false, func() *resourcev1.ResourceSlice { return &resourcev1.ResourceSlice{} }, func() *resourcev1.ResourceSliceList { return &resourcev1.ResourceSliceList{} }), nil2),
+		with(def(resourcev1.SchemeGroupVersion, "resourceclaimtemplates", "ResourceClaimTemplate", true, func() *resourcev1.ResourceClaimTemplate { return &resourcev1.ResourceClaimTemplate{} }, func() *resourcev1.ResourceClaimTemplateList { return &resourcev1.ResourceClaimTemplateList{} }), noStrategy),
+		with(def(resourcev1.SchemeGroupVersion, "resourceslices", "ResourceSlice", false, func() *resourcev1.ResourceSlice { return &resourcev1.ResourceSlice{} }, func() *resourcev1.ResourceSliceList { return &resourcev1.ResourceSliceList{} }), noStrategy),
 		with(def(resourcev1.SchemeGroupVersion, "devicetaintrules", "DeviceTaintRule", false, func() *resourcev1.DeviceTaintRule { return &resourcev1.DeviceTaintRule{} }, func() *resourcev1.DeviceTaintRuleList { return &resourcev1.DeviceTaintRuleList{} }), func(r *Resource) { r.Status = true }),
 
 		with(def(certificatesv1.SchemeGroupVersion, "clustertrustbundles", "ClusterTrustBundle", false, func() *certificatesv1.ClusterTrustBundle { return &certificatesv1.ClusterTrustBundle{} }, func() *certificatesv1.ClusterTrustBundleList {
@@ -149,12 +150,12 @@ func Catalog() []*Resource {
 	}
 }
 
-func nil2(*Resource) {}
+// noStrategy is for resources with nothing beyond the generic lifecycle.
+func noStrategy(*Resource) {}
 
-// pathSegmentName accepts what RBAC accepts: any name usable in a URL path.
-func pathSegmentName(name string, prefix bool) []string {
-	return apivalidationPathSegment(name, prefix)
-}
+// pathSegmentName accepts what RBAC accepts: any name usable in a URL path
+// (a generateName prefix is checked the same way, as upstream does).
+func pathSegmentName(name string, _ bool) []string { return path.IsValidPathSegmentName(name) }
 
 // ipAddressName: an IPAddress is named by its address, in canonical form.
 func ipAddressName(name string, _ bool) []string {

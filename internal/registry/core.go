@@ -28,33 +28,30 @@ func nodeStrategy(r *Resource) {
 	r.ShortNames = []string{"no"}
 	r.Status = true
 	r.StatusOnCreate = true
-	r.Fields = func(o runtime.Object) fields.Set {
-		return fields.Set{"spec.unschedulable": fmt.Sprint(o.(*corev1.Node).Spec.Unschedulable)}
-	}
+	r.Fields = asFields(func(o *corev1.Node) fields.Set {
+		return fields.Set{"spec.unschedulable": fmt.Sprint(o.Spec.Unschedulable)}
+	})
 	// spec.podCIDR and spec.podCIDRs are one field in two shapes, as
 	// upstream's conversion makes them.
-	r.Default = func(o runtime.Object) {
-		n := o.(*corev1.Node)
+	r.Default = asDefault(func(n *corev1.Node) {
 		if len(n.Spec.PodCIDRs) == 0 && n.Spec.PodCIDR != "" {
 			n.Spec.PodCIDRs = []string{n.Spec.PodCIDR}
 		}
 		if n.Spec.PodCIDR == "" && len(n.Spec.PodCIDRs) > 0 {
 			n.Spec.PodCIDR = n.Spec.PodCIDRs[0]
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList { return validatePodCIDRs(o.(*corev1.Node)) }
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		n, on := o.(*corev1.Node), old.(*corev1.Node)
+	})
+	r.Validate = asValidate(func(o *corev1.Node) field.ErrorList { return validatePodCIDRs(o) })
+	r.ValidateUpdate = asValidateUpdate(func(n, on *corev1.Node) field.ErrorList {
 		errs := validatePodCIDRs(n)
 		if len(on.Spec.PodCIDRs) > 0 && !slices.Equal(on.Spec.PodCIDRs, n.Spec.PodCIDRs) {
 			errs = append(errs, field.Forbidden(field.NewPath("spec", "podCIDRs"), `node updates may not change podCIDR except from "" to valid`))
 		}
 		return errs
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Status", "string", 0, "The status of the node"), col("Roles", "string", 0, "The roles of the node"), ageCol, col("Version", "string", 0, "Kubelet Version reported by the node."),
 		col("Internal-IP", "string", 1, ""), col("External-IP", "string", 1, ""), col("OS-Image", "string", 1, ""), col("Kernel-Version", "string", 1, ""), col("Container-Runtime", "string", 1, "")}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		n := o.(*corev1.Node)
+	r.Row = asRow(func(n *corev1.Node, _ bool) []any {
 		status := "Unknown"
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
@@ -85,7 +82,7 @@ func nodeStrategy(r *Resource) {
 		ni := n.Status.NodeInfo
 		return []any{n.Name, status, joinLimited(roles, 100), age(n.CreationTimestamp), ni.KubeletVersion,
 			addr(corev1.NodeInternalIP), addr(corev1.NodeExternalIP), orDefault(ni.OSImage, "<unknown>"), orDefault(ni.KernelVersion, "<unknown>"), orDefault(ni.ContainerRuntimeVersion, "<unknown>")}
-	}
+	})
 }
 
 // validatePodCIDRs checks a node's pod ranges: valid CIDRs, podCIDR the
@@ -116,8 +113,7 @@ func namespaceStrategy(r *Resource) {
 	r.ShortNames = []string{"ns"}
 	r.Status = true
 	r.Finalize = true
-	r.Default = func(o runtime.Object) {
-		ns := o.(*corev1.Namespace)
+	r.Default = asDefault(func(ns *corev1.Namespace) {
 		if ns.Labels == nil {
 			ns.Labels = map[string]string{}
 		}
@@ -125,39 +121,35 @@ func namespaceStrategy(r *Resource) {
 		if ns.Status.Phase == "" {
 			ns.Status.Phase = corev1.NamespaceActive
 		}
-	}
+	})
 	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		ns := o.(*corev1.Namespace)
 		ns.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
 		ns.Status.Phase = corev1.NamespaceActive
 		return nil
 	}
-	r.Fields = func(o runtime.Object) fields.Set {
-		return fields.Set{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
-	}
+	r.Fields = asFields(func(o *corev1.Namespace) fields.Set {
+		return fields.Set{"status.phase": string(o.Status.Phase)}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Status", "string", 0, "The status of the namespace"), ageCol}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		ns := o.(*corev1.Namespace)
+	r.Row = asRow(func(ns *corev1.Namespace, _ bool) []any {
 		return []any{ns.Name, string(ns.Status.Phase), age(ns.CreationTimestamp)}
-	}
+	})
 }
 
 func configMapStrategy(r *Resource) {
 	r.ShortNames = []string{"cm"}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		cm := o.(*corev1.ConfigMap)
+	r.Validate = asValidate(func(cm *corev1.ConfigMap) field.ErrorList {
 		return validateDataKeys(cm.Data, cm.BinaryData, field.NewPath("data"), field.NewPath("binaryData"))
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		cm, ocm := o.(*corev1.ConfigMap), old.(*corev1.ConfigMap)
+	})
+	r.ValidateUpdate = asValidateUpdate(func(cm, ocm *corev1.ConfigMap) field.ErrorList {
 		errs := validateDataKeys(cm.Data, cm.BinaryData, field.NewPath("data"), field.NewPath("binaryData"))
 		return append(errs, validateImmutableData(ocm.Immutable, cm.Immutable, !apiequality.Semantic.DeepEqual(cm.Data, ocm.Data) || !apiequality.Semantic.DeepEqual(cm.BinaryData, ocm.BinaryData))...)
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Data", "string", 0, "Data contains the configuration data."), ageCol}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		cm := o.(*corev1.ConfigMap)
+	r.Row = asRow(func(cm *corev1.ConfigMap, _ bool) []any {
 		return []any{cm.Name, int64(len(cm.Data) + len(cm.BinaryData)), age(cm.CreationTimestamp)}
-	}
+	})
 }
 
 func validateImmutableData(oldImm, newImm *bool, changed bool) field.ErrorList {
@@ -205,8 +197,7 @@ var secretRequiredKeys = map[corev1.SecretType][]string{
 }
 
 func secretStrategy(r *Resource) {
-	r.Default = func(o runtime.Object) {
-		s := o.(*corev1.Secret)
+	r.Default = asDefault(func(s *corev1.Secret) {
 		if s.Type == "" {
 			s.Type = corev1.SecretTypeOpaque
 		}
@@ -218,7 +209,7 @@ func secretStrategy(r *Resource) {
 			s.Data[k] = []byte(v)
 		}
 		s.StringData = nil
-	}
+	})
 	validate := func(s *corev1.Secret) field.ErrorList {
 		errs := validateDataKeys[[]byte](nil, s.Data, field.NewPath("data"), field.NewPath("data"))
 		size := 0
@@ -235,27 +226,24 @@ func secretStrategy(r *Resource) {
 		}
 		return errs
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList { return validate(o.(*corev1.Secret)) }
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		s, os := o.(*corev1.Secret), old.(*corev1.Secret)
+	r.Validate = asValidate(func(o *corev1.Secret) field.ErrorList { return validate(o) })
+	r.ValidateUpdate = asValidateUpdate(func(s, os *corev1.Secret) field.ErrorList {
 		errs := validate(s)
 		if s.Type != os.Type {
 			errs = append(errs, field.Invalid(field.NewPath("type"), s.Type, "field is immutable"))
 		}
 		return append(errs, validateImmutableData(os.Immutable, s.Immutable, !apiequality.Semantic.DeepEqual(s.Data, os.Data))...)
-	}
-	r.Fields = func(o runtime.Object) fields.Set { return fields.Set{"type": string(o.(*corev1.Secret).Type)} }
+	})
+	r.Fields = asFields(func(o *corev1.Secret) fields.Set { return fields.Set{"type": string(o.Type)} })
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Type", "string", 0, "The type of the secret"), col("Data", "string", 0, "The number of entries in the data"), ageCol}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		s := o.(*corev1.Secret)
+	r.Row = asRow(func(s *corev1.Secret, _ bool) []any {
 		return []any{s.Name, string(s.Type), int64(len(s.Data)), age(s.CreationTimestamp)}
-	}
+	})
 }
 
 func eventStrategy(r *Resource) {
 	r.ShortNames = []string{"ev"}
-	r.Fields = func(o runtime.Object) fields.Set {
-		e := o.(*corev1.Event)
+	r.Fields = asFields(func(e *corev1.Event) fields.Set {
 		src := e.Source.Component
 		if src == "" {
 			src = e.ReportingController
@@ -267,15 +255,14 @@ func eventStrategy(r *Resource) {
 			"involvedObject.fieldPath": e.InvolvedObject.FieldPath, "reason": e.Reason, "reportingComponent": e.ReportingController,
 			"source": src, "type": e.Type,
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		e := o.(*corev1.Event)
+	})
+	r.Validate = asValidate(func(e *corev1.Event) field.ErrorList {
 		var errs field.ErrorList
 		if e.InvolvedObject.Namespace != "" && e.InvolvedObject.Namespace != e.Namespace {
 			errs = append(errs, field.Invalid(field.NewPath("involvedObject", "namespace"), e.InvolvedObject.Namespace, "does not match event.namespace"))
 		}
 		return errs
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{col("Last Seen", "string", 0, ""), col("Type", "string", 0, ""), col("Reason", "string", 0, ""), col("Object", "string", 0, ""), col("Message", "string", 0, ""),
 		col("Source", "string", 1, ""), col("First Seen", "string", 1, ""), col("Count", "string", 1, ""), nameCol}
 	for i := range r.Columns {
@@ -283,8 +270,7 @@ func eventStrategy(r *Resource) {
 			r.Columns[i].Priority = 1
 		}
 	}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		e := o.(*corev1.Event)
+	r.Row = asRow(func(e *corev1.Event, _ bool) []any {
 		last := e.LastTimestamp
 		if last.IsZero() {
 			last = metav1.NewTime(e.EventTime.Time)
@@ -299,14 +285,13 @@ func eventStrategy(r *Resource) {
 			count = e.Series.Count
 		}
 		return []any{age(last), e.Type, e.Reason, obj, strings.TrimSpace(e.Message), orDefault(e.Source.Component, e.ReportingController), age(first), int64(count), e.Name}
-	}
+	})
 }
 
 func pvStrategy(r *Resource) {
 	r.ShortNames = []string{"pv"}
 	r.Status = true
-	r.Default = func(o runtime.Object) {
-		pv := o.(*corev1.PersistentVolume)
+	r.Default = asDefault(func(pv *corev1.PersistentVolume) {
 		if pv.Spec.PersistentVolumeReclaimPolicy == "" {
 			pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain
 		}
@@ -317,9 +302,8 @@ func pvStrategy(r *Resource) {
 		if pv.Status.Phase == "" {
 			pv.Status.Phase = corev1.VolumePending
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		pv := o.(*corev1.PersistentVolume)
+	})
+	r.Validate = asValidate(func(pv *corev1.PersistentVolume) field.ErrorList {
 		var errs field.ErrorList
 		if len(pv.Spec.AccessModes) == 0 {
 			errs = append(errs, field.Required(field.NewPath("spec", "accessModes"), ""))
@@ -328,13 +312,12 @@ func pvStrategy(r *Resource) {
 			errs = append(errs, field.Required(field.NewPath("spec", "capacity").Key("storage"), ""))
 		}
 		return errs
-	}
-	r.Fields = func(o runtime.Object) fields.Set {
-		return fields.Set{"name": o.(*corev1.PersistentVolume).Name}
-	}
+	})
+	r.Fields = asFields(func(o *corev1.PersistentVolume) fields.Set {
+		return fields.Set{"name": o.Name}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Capacity", "string", 0, ""), col("Access Modes", "string", 0, ""), col("Reclaim Policy", "string", 0, ""), col("Status", "string", 0, ""), col("Claim", "string", 0, ""), col("StorageClass", "string", 0, ""), col("VolumeAttributesClass", "string", 0, ""), col("Reason", "string", 0, ""), ageCol, col("VolumeMode", "string", 1, "")}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		pv := o.(*corev1.PersistentVolume)
+	r.Row = asRow(func(pv *corev1.PersistentVolume, _ bool) []any {
 		claim := ""
 		if c := pv.Spec.ClaimRef; c != nil {
 			claim = c.Namespace + "/" + c.Name
@@ -345,7 +328,7 @@ func pvStrategy(r *Resource) {
 			mode = string(*pv.Spec.VolumeMode)
 		}
 		return []any{pv.Name, q.String(), accessModes(pv.Spec.AccessModes), string(pv.Spec.PersistentVolumeReclaimPolicy), string(pv.Status.Phase), claim, pv.Spec.StorageClassName, orDefault(ptrString(pv.Spec.VolumeAttributesClassName), "<unset>"), pv.Status.Reason, age(pv.CreationTimestamp), mode}
-	}
+	})
 }
 
 func ptrString(p *string) string {
@@ -367,8 +350,7 @@ func accessModes(modes []corev1.PersistentVolumeAccessMode) string {
 func pvcStrategy(r *Resource) {
 	r.ShortNames = []string{"pvc"}
 	r.Status = true
-	r.Default = func(o runtime.Object) {
-		pvc := o.(*corev1.PersistentVolumeClaim)
+	r.Default = asDefault(func(pvc *corev1.PersistentVolumeClaim) {
 		if pvc.Spec.VolumeMode == nil {
 			m := corev1.PersistentVolumeFilesystem
 			pvc.Spec.VolumeMode = &m
@@ -376,9 +358,8 @@ func pvcStrategy(r *Resource) {
 		if pvc.Status.Phase == "" {
 			pvc.Status.Phase = corev1.ClaimPending
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		pvc := o.(*corev1.PersistentVolumeClaim)
+	})
+	r.Validate = asValidate(func(pvc *corev1.PersistentVolumeClaim) field.ErrorList {
 		var errs field.ErrorList
 		if len(pvc.Spec.AccessModes) == 0 {
 			errs = append(errs, field.Required(field.NewPath("spec", "accessModes"), "at least 1 access mode is required"))
@@ -387,10 +368,9 @@ func pvcStrategy(r *Resource) {
 			errs = append(errs, field.Required(field.NewPath("spec", "resources").Key("storage"), ""))
 		}
 		return errs
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Status", "string", 0, ""), col("Volume", "string", 0, ""), col("Capacity", "string", 0, ""), col("Access Modes", "string", 0, ""), col("StorageClass", "string", 0, ""), col("VolumeAttributesClass", "string", 0, ""), ageCol, col("VolumeMode", "string", 1, "")}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		pvc := o.(*corev1.PersistentVolumeClaim)
+	r.Row = asRow(func(pvc *corev1.PersistentVolumeClaim, _ bool) []any {
 		capacity := ""
 		if q, ok := pvc.Status.Capacity[corev1.ResourceStorage]; ok {
 			capacity = q.String()
@@ -400,7 +380,7 @@ func pvcStrategy(r *Resource) {
 			mode = string(*pvc.Spec.VolumeMode)
 		}
 		return []any{pvc.Name, string(pvc.Status.Phase), pvc.Spec.VolumeName, capacity, accessModes(pvc.Status.AccessModes), ptrString(pvc.Spec.StorageClassName), orDefault(ptrString(pvc.Spec.VolumeAttributesClassName), "<unset>"), age(pvc.CreationTimestamp), mode}
-	}
+	})
 }
 
 func rcStrategy(r *Resource) {
@@ -408,8 +388,7 @@ func rcStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	withScale(r)
-	r.Default = func(o runtime.Object) {
-		rc := o.(*corev1.ReplicationController)
+	r.Default = asDefault(func(rc *corev1.ReplicationController) {
 		if rc.Spec.Replicas == nil {
 			one := int32(1)
 			rc.Spec.Replicas = &one
@@ -423,9 +402,8 @@ func rcStrategy(r *Resource) {
 			}
 			podspec.Default(&rc.Spec.Template.Spec)
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		rc := o.(*corev1.ReplicationController)
+	})
+	r.Validate = asValidate(func(rc *corev1.ReplicationController) field.ErrorList {
 		var errs field.ErrorList
 		sp := field.NewPath("spec")
 		if len(rc.Spec.Selector) == 0 {
@@ -444,16 +422,15 @@ func rcStrategy(r *Resource) {
 			}
 		}
 		return append(errs, podspec.ValidateTemplate(rc.Spec.Template, sp.Child("template"))...)
-	}
+	})
 	r.Columns = replicaColumns()
-	r.Row = func(o runtime.Object, _ bool) []any {
-		rc := o.(*corev1.ReplicationController)
+	r.Row = asRow(func(rc *corev1.ReplicationController, _ bool) []any {
 		var c, i string
 		if rc.Spec.Template != nil {
 			c, i = containerNames(rc.Spec.Template.Spec.Containers)
 		}
 		return []any{rc.Name, int64(deref(rc.Spec.Replicas)), int64(rc.Status.Replicas), int64(rc.Status.ReadyReplicas), age(rc.CreationTimestamp), c, i, labelsString(rc.Spec.Selector)}
-	}
+	})
 }
 
 func deref(p *int32) int32 {

@@ -21,9 +21,9 @@ import (
 // the issued certificate) through status and approval.
 func csrStrategy(r *Resource) {
 	r.ShortNames = []string{"csr"}
-	r.Fields = func(o runtime.Object) fields.Set {
-		return fields.Set{"spec.signerName": o.(*certificatesv1.CertificateSigningRequest).Spec.SignerName}
-	}
+	r.Fields = asFields(func(o *certificatesv1.CertificateSigningRequest) fields.Set {
+		return fields.Set{"spec.signerName": o.Spec.SignerName}
+	})
 	r.Status = true
 	r.Approval = true
 	r.OnCreate = func(ctx context.Context, o runtime.Object, _ bool) error {
@@ -33,8 +33,7 @@ func csrStrategy(r *Resource) {
 		c.Spec.Username, c.Spec.UID, c.Spec.Groups = u.Name, u.UID, u.Groups
 		return nil
 	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		c := o.(*certificatesv1.CertificateSigningRequest)
+	r.Validate = asValidate(func(c *certificatesv1.CertificateSigningRequest) field.ErrorList {
 		var errs field.ErrorList
 		spec := field.NewPath("spec")
 		if block, _ := pem.Decode(c.Spec.Request); block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -49,10 +48,9 @@ func csrStrategy(r *Resource) {
 			errs = append(errs, field.Required(spec.Child("usages"), ""))
 		}
 		return errs
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, ageCol, col("SignerName", "string", 0, ""), col("Requestor", "string", 0, ""), col("RequestedDuration", "string", 0, ""), col("Condition", "string", 0, "")}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		c := o.(*certificatesv1.CertificateSigningRequest)
+	r.Row = asRow(func(c *certificatesv1.CertificateSigningRequest, _ bool) []any {
 		var conds []string
 		for _, cond := range c.Status.Conditions {
 			if cond.Status == corev1.ConditionTrue || cond.Status == "" {
@@ -71,5 +69,5 @@ func csrStrategy(r *Resource) {
 			dur = (time.Duration(*c.Spec.ExpirationSeconds) * time.Second).String()
 		}
 		return []any{c.Name, age(c.CreationTimestamp), c.Spec.SignerName, c.Spec.Username, dur, condition}
-	}
+	})
 }

@@ -15,7 +15,6 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -27,28 +26,24 @@ import (
 func podCertificateRequestStrategy(r *Resource) {
 	r.Status = true
 	// Signers watch their own requests, kubelets their node's.
-	r.Fields = func(o runtime.Object) fields.Set {
-		p := o.(*certificatesv1.PodCertificateRequest)
+	r.Fields = asFields(func(p *certificatesv1.PodCertificateRequest) fields.Set {
 		return fields.Set{"spec.signerName": p.Spec.SignerName, "spec.podName": p.Spec.PodName, "spec.nodeName": string(p.Spec.NodeName)}
-	}
-	r.Default = func(o runtime.Object) {
-		p := o.(*certificatesv1.PodCertificateRequest)
+	})
+	r.Default = asDefault(func(p *certificatesv1.PodCertificateRequest) {
 		if p.Spec.MaxExpirationSeconds == nil {
 			p.Spec.MaxExpirationSeconds = ptr.To[int32](podspec.CertDefaultMaxExpiration)
 		}
-	}
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		p := o.(*certificatesv1.PodCertificateRequest)
+	})
+	r.Validate = asValidate(func(p *certificatesv1.PodCertificateRequest) field.ErrorList {
 		return append(validatePCRSpec(&p.Spec), validatePCRStatus(p)...)
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		p, prev := o.(*certificatesv1.PodCertificateRequest), old.(*certificatesv1.PodCertificateRequest)
+	})
+	r.ValidateUpdate = asValidateUpdate(func(p, prev *certificatesv1.PodCertificateRequest) field.ErrorList {
 		errs := validatePCRStatus(p)
 		if !apiequality.Semantic.DeepEqual(p.Spec, prev.Spec) {
 			errs = append(errs, field.Invalid(field.NewPath("spec"), "", "field is immutable"))
 		}
 		return errs
-	}
+	})
 }
 
 func validatePCRSpec(s *certificatesv1.PodCertificateRequestSpec) field.ErrorList {

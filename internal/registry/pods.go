@@ -30,16 +30,14 @@ func podStrategy(r *Resource) {
 	r.Status = true
 	addAction(r, "binding", bindingAction)
 	addAction(r, "eviction", evictionAction)
-	r.Default = func(o runtime.Object) { podspec.Default(&o.(*corev1.Pod).Spec) }
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		p := o.(*corev1.Pod)
+	r.Default = asDefault(func(o *corev1.Pod) { podspec.Default(&o.Spec) })
+	r.Validate = asValidate(func(p *corev1.Pod) field.ErrorList {
 		return podspec.Validate(&p.Spec, field.NewPath("spec"))
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		p, op := o.(*corev1.Pod), old.(*corev1.Pod)
+	})
+	r.ValidateUpdate = asValidateUpdate(func(p, op *corev1.Pod) field.ErrorList {
 		errs := podspec.Validate(&p.Spec, field.NewPath("spec"))
 		return append(errs, validatePodSpecUpdate(&p.Spec, &op.Spec)...)
-	}
+	})
 	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		p := o.(*corev1.Pod)
 		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podspec.QOSClass(&p.Spec)}
@@ -53,15 +51,14 @@ func podStrategy(r *Resource) {
 		p.Spec.DeprecatedServiceAccount = p.Spec.ServiceAccountName
 		return nil
 	}
-	r.Fields = func(o runtime.Object) fields.Set {
-		p := o.(*corev1.Pod)
+	r.Fields = asFields(func(p *corev1.Pod) fields.Set {
 		return fields.Set{
 			"spec.nodeName": p.Spec.NodeName, "spec.restartPolicy": string(p.Spec.RestartPolicy),
 			"spec.schedulerName": p.Spec.SchedulerName, "spec.serviceAccountName": p.Spec.ServiceAccountName,
 			"spec.hostNetwork": fmt.Sprint(p.Spec.HostNetwork), "status.phase": string(p.Status.Phase),
 			"status.podIP": p.Status.PodIP, "status.nominatedNodeName": p.Status.NominatedNodeName,
 		}
-	}
+	})
 	r.GracefulDelete = podGrace
 	r.Columns = []metav1.TableColumnDefinition{
 		nameCol,
@@ -249,16 +246,15 @@ func containerNames(cs []corev1.Container) (string, string) {
 }
 
 func podTemplateStrategy(r *Resource) {
-	r.Default = func(o runtime.Object) { podspec.Default(&o.(*corev1.PodTemplate).Template.Spec) }
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		return podspec.ValidateTemplate(&o.(*corev1.PodTemplate).Template, field.NewPath("template"))
-	}
+	r.Default = asDefault(func(o *corev1.PodTemplate) { podspec.Default(&o.Template.Spec) })
+	r.Validate = asValidate(func(o *corev1.PodTemplate) field.ErrorList {
+		return podspec.ValidateTemplate(&o.Template, field.NewPath("template"))
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Containers", "string", 0, ""), col("Images", "string", 0, ""), col("Pod Labels", "string", 0, "")}
-	r.Row = func(o runtime.Object, _ bool) []any {
-		t := o.(*corev1.PodTemplate)
+	r.Row = asRow(func(t *corev1.PodTemplate, _ bool) []any {
 		n, i := containerNames(t.Template.Spec.Containers)
 		return []any{t.Name, n, i, labelsString(t.Template.Labels)}
-	}
+	})
 }
 
 // onlyAddedTolerations: every old toleration is still there, in any order,

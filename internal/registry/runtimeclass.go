@@ -8,6 +8,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -76,4 +77,11 @@ func applyRuntimeClass(pod *corev1.Pod, rc *nodev1.RuntimeClass) error {
 		}
 	}
 	return nil
+}
+
+func runtimeClassTable() ([]metav1.TableColumnDefinition, func(runtime.Object, bool) []any) {
+	return []metav1.TableColumnDefinition{nameCol, col("Handler", "string", 0, ""), ageCol}, func(o runtime.Object, _ bool) []any {
+		rc := o.(*nodev1.RuntimeClass)
+		return []any{rc.Name, rc.Handler, age(rc.CreationTimestamp)}
+	}
 }

@@ -5,11 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/duration"
 )
-
-func humanDuration(d time.Duration) string { return duration.HumanDuration(d) }
 
 // cronFields are the allowed ranges of the five standard cron fields.
 var cronFields = []struct {

@@ -29,23 +29,21 @@ func serviceStrategy(r *Resource) {
 	r.Categories = []string{"all"}
 	r.Status = true
 	r.NameFn = apivalidation.NameIsDNS1035Label
-	r.Default = func(o runtime.Object) { defaultService(o.(*corev1.Service)) }
-	r.Validate = func(o runtime.Object) field.ErrorList { return validateService(o.(*corev1.Service)) }
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		s, os := o.(*corev1.Service), old.(*corev1.Service)
+	r.Default = asDefault(func(o *corev1.Service) { defaultService(o) })
+	r.Validate = asValidate(func(o *corev1.Service) field.ErrorList { return validateService(o) })
+	r.ValidateUpdate = asValidateUpdate(func(s, os *corev1.Service) field.ErrorList {
 		errs := validateService(s)
 		if os.Spec.ClusterIP != "" && s.Spec.Type != corev1.ServiceTypeExternalName && os.Spec.Type != corev1.ServiceTypeExternalName && s.Spec.ClusterIP != os.Spec.ClusterIP {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), s.Spec.ClusterIP, "may not change once set"))
 		}
 		return errs
-	}
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Type", "string", 0, "type determines how the Service is exposed."), col("Cluster-IP", "string", 0, "clusterIP is the IP address of the service."),
 		col("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."), col("Port(s)", "string", 0, "The list of ports that are exposed by this service."), ageCol, col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector.")}
 	r.Row = serviceRow
-	r.Fields = func(o runtime.Object) fields.Set {
-		s := o.(*corev1.Service)
+	r.Fields = asFields(func(s *corev1.Service) fields.Set {
 		return fields.Set{"spec.clusterIP": s.Spec.ClusterIP, "spec.type": string(s.Spec.Type)}
-	}
+	})
 }
 
 func defaultService(s *corev1.Service) {

@@ -7,15 +7,10 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
-
-func apivalidationPathSegment(name string, prefix bool) []string {
-	return path.IsValidPathSegmentName(name)
-}
 
 // col defines a table column; priority 1 columns show only with -o wide.
 func col(name, typ string, priority int32, desc string) metav1.TableColumnDefinition {

@@ -7,7 +7,6 @@ import (
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -18,21 +17,19 @@ import (
 func clusterTrustBundleStrategy(r *Resource) {
 	// Names carry colons; Validate checks them against the signer.
 	r.NameFn = pathSegmentName
-	r.Validate = func(o runtime.Object) field.ErrorList {
-		b := o.(*certificatesv1.ClusterTrustBundle)
+	r.Validate = asValidate(func(b *certificatesv1.ClusterTrustBundle) field.ErrorList {
 		return validateTrustBundle(b)
-	}
-	r.ValidateUpdate = func(o, old runtime.Object) field.ErrorList {
-		b, prev := o.(*certificatesv1.ClusterTrustBundle), old.(*certificatesv1.ClusterTrustBundle)
+	})
+	r.ValidateUpdate = asValidateUpdate(func(b, prev *certificatesv1.ClusterTrustBundle) field.ErrorList {
 		errs := validateTrustBundle(b)
 		if b.Spec.SignerName != prev.Spec.SignerName {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "signerName"), b.Spec.SignerName, "field is immutable"))
 		}
 		return errs
-	}
-	r.Fields = func(o runtime.Object) fields.Set {
-		return fields.Set{"spec.signerName": o.(*certificatesv1.ClusterTrustBundle).Spec.SignerName}
-	}
+	})
+	r.Fields = asFields(func(o *certificatesv1.ClusterTrustBundle) fields.Set {
+		return fields.Set{"spec.signerName": o.Spec.SignerName}
+	})
 }
 
 func validateTrustBundle(b *certificatesv1.ClusterTrustBundle) field.ErrorList {
