@@ -105,7 +105,7 @@ func serverCommand() *cobra.Command {
 	f.String("config", "", "YAML file of settings (keys are flag names)")
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/skiff", "directory for certificates, kubeconfig and embedded etcd")
 	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "address the API listens on")
-	f.IntVar(&cfg.SecurePort, "secure-port", 6443, "HTTPS port of the API")
+	f.IntVar(&cfg.SecurePort, "secure-port", 6443, "HTTPS port of the API (0: any free port; the log and the admin kubeconfig name it)")
 	f.StringVar(&cfg.AdvertiseIP, "advertise-address", "", "node address published in the kubernetes Service endpoints (default: first non-loopback IPv4)")
 	f.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra names or IPs for the serving certificate")
 	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs (default: embedded etcd)")

@@ -70,6 +70,7 @@ type server struct {
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches   context.CancelFunc
 	api          *apiserver.Server
+	listener     net.Listener
 	http         *http.Server
 	stopRequests context.CancelFunc
 	bootstrapped atomic.Bool
@@ -97,6 +98,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	err = component.Run(ctx, log, s.components(), s.failed)
+	if s.http == nil {
+		s.listener.Close() // the API never started serving it
+	}
 	log.Info("stopped")
 	return err
 }
@@ -133,15 +137,28 @@ func (s *server) components() []component.Component {
 
 // newServer does what needs no component running: the data dir, the
 // advertised address, certificates and the controller selection.
-func newServer(cfg Config, log *slog.Logger) (*server, error) {
+func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	s := &server{cfg: cfg, log: log, started: time.Now(), failed: make(chan error, 1)}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	var err error
 	if s.advertise, err = advertiseIP(cfg.AdvertiseIP); err != nil {
 		return nil, err
 	}
+	// The API's port is taken first: with --secure-port 0 the kernel picks
+	// one, and the kubeconfigs, certificates' callers and the kubernetes
+	// Service's endpoints all need the real one.
+	addr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort))
+	if s.listener, err = net.Listen("tcp", addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer func() {
+		if err != nil {
+			s.listener.Close()
+		}
+	}()
+	s.cfg.SecurePort = s.listener.Addr().(*net.TCPAddr).Port
+	cfg = s.cfg
 	serving, loopback, schedulerRest, err := certificates(cfg, s.advertise)
 	if err != nil {
 		return nil, err
@@ -284,15 +301,13 @@ func (s *server) startAPI(context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.SecurePort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
+	ln := s.listener
+	addr := ln.Addr().String()
 	var nofile unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
 		ln = apiserver.LimitListener(ln, apiserver.MaxConnections(nofile.Cur))
 	}
+	s.listener = ln
 	go func() {
 		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- fmt.Errorf("serve: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -20,18 +19,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func etcdClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	e, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: t.TempDir(), ClientPort: freePort(t), PeerPort: freePort(t), Name: "t"}, slog.Default())
+	e, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: t.TempDir(), Name: "t"}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ import (
 // EmbeddedConfig configures the etcd that runs inside skiff server.
 type EmbeddedConfig struct {
 	DataDir    string // etcd's own directory
-	ClientPort int    // loopback client port
-	PeerPort   int    // loopback peer port
+	ClientPort int    // loopback client port (0: any free port, see Endpoint)
+	PeerPort   int    // loopback peer port (0: any free port)
 	Name       string
 	// DiskReserve is the free space under which writes are refused
 	// (0: DefaultDiskReserve).
@@ -83,6 +83,8 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 60s", cfg.DataDir)
 	}
+	// Port 0 picks a free port; the endpoint is the listener's real address.
+	client.Host = e.Clients[0].Addr().String()
 	log.Info("embedded etcd ready", "endpoint", client.String(), "dir", cfg.DataDir)
 	reserve := cfg.DiskReserve
 	if reserve == 0 {

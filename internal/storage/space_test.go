@@ -44,7 +44,7 @@ func TestPlanSpace(t *testing.T) {
 // again, and a database of mostly free pages is defragmented.
 func TestSpaceGuard(t *testing.T) {
 	dir := t.TempDir()
-	e, err := StartEmbedded(EmbeddedConfig{DataDir: dir, ClientPort: port(t), PeerPort: port(t), Name: "test", withoutGuard: true}, slog.Default())
+	e, err := StartEmbedded(EmbeddedConfig{DataDir: dir, Name: "test", withoutGuard: true}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"bytes"
+
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -39,15 +39,6 @@ func (c testCodec) Decode(data []byte) (runtime.Object, error) {
 	return obj, err
 }
 
-func port(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // clientKinds are the two ways skiff reaches etcd: over gRPC on a socket
 // (an external cluster) and in process (the embedded one). Every storage
 // test runs against both.
@@ -56,7 +47,7 @@ var clientKinds = []string{"grpc", "in-process"}
 // newEtcd starts a real embedded etcd for the test and connects to it.
 func newEtcd(t *testing.T, kind string) *clientv3.Client {
 	t.Helper()
-	e, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), ClientPort: port(t), PeerPort: port(t), Name: "test"}, slog.Default())
+	e, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), Name: "test"}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,7 +254,7 @@ func TestListPaginationAndSelectors(t *testing.T) {
 
 	// Once the first page's revision is compacted away, continuing is 410
 	// Gone with a token that resumes at the newest revision.
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", s.etcdPorts[0])}})
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort)}})
 	if err != nil {
 		t.Fatal(err)
 	}

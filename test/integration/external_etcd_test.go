@@ -19,7 +19,7 @@ import (
 // other, and ClusterIPs allocated through both at once never collide.
 func TestExternalEtcd(t *testing.T) {
 	a := startServer(t)
-	b := startServer(t, "--etcd-endpoints", fmt.Sprintf("http://127.0.0.1:%d", a.etcdPorts[0]))
+	b := startServer(t, "--etcd-endpoints", fmt.Sprintf("http://127.0.0.1:%d", a.etcdPort))
 	ctx := context.Background()
 	ca, cb := a.client(), b.client()
 

@@ -6,12 +6,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,10 +52,10 @@ type server struct {
 	t          testing.TB
 	dataDir    string
 	port       int
-	etcdPorts  [2]int
+	etcdPort   int
 	kubeconfig string
 	cmd        *exec.Cmd
-	logs       *bytes.Buffer
+	logs       *logBuffer
 	extraArgs  []string
 }
 
@@ -62,15 +63,29 @@ type server struct {
 // cluster to the state a test waits for.
 const settle = 30 * time.Second
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+// logBuffer collects a server's output, which tests read while it runs.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The addresses a server on port 0 reports in its log.
+var (
+	apiAddress  = regexp.MustCompile(`msg="serving the Kubernetes API" address=https://127\.0\.0\.1:(\d+)`)
+	etcdAddress = regexp.MustCompile(`msg="embedded etcd ready" endpoint=http://127\.0\.0\.1:(\d+)`)
+)
 
 // startServer starts skiff server on loopback with a fresh data dir and
 // waits until /readyz answers ok. It is stopped when the test ends.
@@ -82,7 +97,7 @@ func startServer(t testing.TB, extra ...string) *server {
 // startServerIn is startServer with the data dir given.
 func startServerIn(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, port: freePort(t), etcdPorts: [2]int{freePort(t), freePort(t)}, extraArgs: extra}
+	s := &server{t: t, dataDir: dataDir, extraArgs: extra}
 	s.kubeconfig = filepath.Join(s.dataDir, "admin.kubeconfig")
 	s.start()
 	t.Cleanup(s.stop)
@@ -91,13 +106,14 @@ func startServerIn(t testing.TB, dataDir string, extra ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(s.port),
-		"--etcd-client-port", strconv.Itoa(s.etcdPorts[0]), "--etcd-peer-port", strconv.Itoa(s.etcdPorts[1]), "--advertise-address", "127.0.0.1",
+	// Port 0 everywhere: the server takes free ports and says which.
+	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", "0",
+		"--etcd-client-port", "0", "--etcd-peer-port", "0", "--advertise-address", "127.0.0.1",
 		// Control-plane tests run no node; the node agent has its own
 		// end-to-end tests inside network namespaces (test/e2e).
 		"--disable-agent"}
 	s.cmd = exec.Command(skiffBin, append(args, s.extraArgs...)...)
-	s.logs = &bytes.Buffer{}
+	s.logs = &logBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	// If the test binary dies, the server dies with it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -111,7 +127,13 @@ func (s *server) waitReady() {
 	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(s.kubeconfig); err == nil {
+		// The kubeconfig is written before the API serves, so once the
+		// log names the port it is complete.
+		if m := apiAddress.FindStringSubmatch(s.logs.String()); m != nil {
+			s.port, _ = strconv.Atoi(m[1])
+			if e := etcdAddress.FindStringSubmatch(s.logs.String()); e != nil {
+				s.etcdPort, _ = strconv.Atoi(e[1])
+			}
 			cfg := s.restConfig()
 			cs := kubernetes.NewForConfigOrDie(cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

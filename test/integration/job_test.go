@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -195,13 +196,38 @@ func TestJobController(t *testing.T) {
 	})
 
 	t.Run("ttl after finished", func(t *testing.T) {
+		// A one-second TTL can delete the Job before a poll sees it
+		// complete, so its life is read from a watch started first.
+		w, err := jobs.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=brief"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
 		j := testJob("brief", "succeed", 1, 1)
 		j.Spec.TTLSecondsAfterFinished = ptr.To[int32](1)
 		create(j)
-		poll.Eventually(t, settle, poll.State("complete", condition("brief", batchv1.JobComplete)))
-		poll.Eventually(t, settle, poll.State("deleted with its pods after its TTL", func() (bool, string) {
-			_, err := jobs.Get(ctx, "brief", metav1.GetOptions{})
-			return err != nil && len(podsOf("brief")) == 0, fmt.Sprintf("job err %v, %d pods", err, len(podsOf("brief")))
+		completed := false
+		timeout := time.After(settle)
+		for deleted := false; !deleted; {
+			select {
+			case ev := <-w.ResultChan():
+				got, ok := ev.Object.(*batchv1.Job)
+				if !ok {
+					t.Fatalf("watch: %v", ev.Object)
+				}
+				for _, c := range got.Status.Conditions {
+					completed = completed || (c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue)
+				}
+				deleted = ev.Type == watch.Deleted
+			case <-timeout:
+				t.Fatalf("after %s: the Job was not deleted (completed: %v)", settle, completed)
+			}
+		}
+		if !completed {
+			t.Error("the Job was deleted without completing")
+		}
+		poll.Eventually(t, settle, poll.State("its pods deleted after its TTL", func() (bool, string) {
+			return len(podsOf("brief")) == 0, fmt.Sprintf("%d pods", len(podsOf("brief")))
 		}))
 	})
 
