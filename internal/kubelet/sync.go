@@ -169,115 +169,44 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) 
 	return nil
 }
 
-// syncContainers starts what the spec and restart policy call for: init
-// containers one at a time in order (sidecars staying up), then every app
-// container. It returns when to look again, and whether the pod is done.
+// syncContainers carries out the container plan of a live pod (plan.go) in
+// order. It returns when to look again, and whether the pod is done.
 func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, st *podState, vols map[string]mountedVolume) (time.Duration, bool) {
-	var next time.Duration
-	soonest := func(d time.Duration) {
-		if d > 0 && (next == 0 || d < next) {
-			next = d
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		cs := st.latest(c.Name)
-		switch {
-		case cs != nil && cs.running():
-			if !isSidecar(c) {
-				return next, false // wait for it to finish
-			}
-			k.replaceIfChanged(ctx, pod, c, cs)
-			continue
-		case cs != nil && cs.exited() && !isSidecar(c) && cs.exitCode == 0:
-			continue
-		case cs != nil && cs.exited() && !isSidecar(c) && pod.Spec.RestartPolicy == v1.RestartPolicyNever:
-			return 0, true // a failed init container fails the pod
-		}
-		if wait := k.startWithBackoff(ctx, pod, c, st, vols, i, cs); wait > 0 {
-			soonest(wait)
-		}
-		if !isSidecar(c) {
-			return next, false
-		}
-		if cs2 := st.latest(c.Name); cs2 == nil || !cs2.running() {
-			// A sidecar must be up before the next init container.
-			soonest(time.Second)
-			return next, false
-		}
-	}
-	done := 0
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		cs := st.latest(c.Name)
-		if cs != nil && cs.running() {
-			k.replaceIfChanged(ctx, pod, c, cs)
-			continue
-		}
-		if cs != nil && cs.exited() && !shouldRestart(pod.Spec.RestartPolicy, cs.exitCode) {
-			done++
-			continue
-		}
-		soonest(k.startWithBackoff(ctx, pod, c, st, vols, -1, cs))
-	}
-	for i := range pod.Spec.EphemeralContainers {
-		// A debugging container runs once, never restarted, and does not
-		// keep the pod alive.
-		c := (*v1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
-		if st.latest(c.Name) == nil {
-			soonest(k.startWithBackoff(ctx, pod, c, st, vols, -1, nil))
-		}
-	}
-	if done == len(pod.Spec.Containers) {
-		return 0, true
-	}
-	return next, false
-}
-
-func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
-	switch policy {
-	case v1.RestartPolicyNever:
-		return false
-	case v1.RestartPolicyOnFailure:
-		return exitCode != 0
-	}
-	return true
-}
-
-// replaceIfChanged stops a running container whose spec changed (for
-// example a new image); the next sync starts its replacement.
-func (k *Kubelet) replaceIfChanged(ctx context.Context, pod *v1.Pod, c *v1.Container, cs *containerState) {
-	if cs.hash == "" || cs.hash == containerHash(c) || cs.hash == legacyContainerHash(c) {
-		k.resizeIfChanged(ctx, pod, c, cs)
-		return
-	}
-	k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
-	k.killContainer(ctx, pod, cs, gracePeriod(pod))
-}
-
-func backoffKey(pod *v1.Pod, name string) string { return string(pod.UID) + "/" + name }
-
-// startWithBackoff starts a container that is not running, unless its
-// restart back-off has not expired; it returns how long that is.
-func (k *Kubelet) startWithBackoff(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, vols map[string]mountedVolume, initIndex int, last *containerState) time.Duration {
-	key := backoffKey(pod, c.Name)
-	if last != nil && last.exited() {
-		if wait := k.backoff.wait(key, last.finish); wait > 0 {
+	p := planContainers(pod, st, func(c *v1.Container, last *containerState) time.Duration {
+		return k.backoff.wait(backoffKey(pod, c.Name), last.finish)
+	})
+	for _, a := range p.actions {
+		c := a.container
+		switch a.kind {
+		case actBackOff:
+			key := backoffKey(pod, c.Name)
 			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", k.backoff.current(key), c.Name, pod.Name, pod.Namespace, pod.UID)
 			k.setWaiting(pod, c.Name, "CrashLoopBackOff", msg)
 			k.eventOnce(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")")
-			return wait
+		case actStart:
+			if a.last != nil && a.last.exited() {
+				k.backoff.next(backoffKey(pod, c.Name))
+			}
+			if wait, err := k.startContainer(ctx, pod, c, st, vols, a.initIndex); err != nil {
+				if wait == 0 {
+					wait = retryAfterError
+				}
+				p.soonest(wait)
+			}
+		case actReplace:
+			k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
+			k.killContainer(ctx, pod, a.last, gracePeriod(pod))
+		case actResize:
+			k.resizeIfChanged(ctx, pod, c, a.last)
 		}
-		k.backoff.next(key)
 	}
-	if wait, err := k.startContainer(ctx, pod, c, st, vols, initIndex); err != nil {
-		if wait == 0 {
-			wait = retryAfterError
-		}
-		return wait
+	if p.terminal {
+		return 0, true
 	}
-	return 0
+	return p.next, false
 }
+
+func backoffKey(pod *v1.Pod, name string) string { return string(pod.UID) + "/" + name }
 
 // startContainer pulls the image if needed, creates and starts the
 // container and runs its postStart hook. Failures are recorded as the

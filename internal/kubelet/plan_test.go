@@ -1,0 +1,160 @@
+package kubelet
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+)
+
+var update = flag.Bool("update", false, "rewrite the scenario files under testdata/ from the current output")
+
+// run is one container run the runtime reports: its name, "running" or
+// "exited <code>", and, for a container created from an older spec,
+// stale.
+type run struct {
+	name  string
+	state string
+	stale bool
+}
+
+// scenario is a pod, what the runtime reports of its current sandbox, and
+// the restart back-off left per container.
+type scenario struct {
+	name    string
+	pod     *v1.Pod
+	runs    []run
+	backoff map[string]time.Duration
+}
+
+func container(name string) v1.Container { return v1.Container{Name: name, Image: "busybox"} }
+
+func sidecar(name string) v1.Container {
+	c := container(name)
+	c.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
+	return c
+}
+
+func podOf(policy v1.RestartPolicy, init []v1.Container, apps ...v1.Container) *v1.Pod {
+	return &v1.Pod{Spec: v1.PodSpec{RestartPolicy: policy, InitContainers: init, Containers: apps}}
+}
+
+// stateOf builds the runtime's view: one ready sandbox holding the runs.
+func stateOf(pod *v1.Pod, runs []run) *podState {
+	st := &podState{sandboxes: []*cri.PodSandbox{{Id: "sb1"}}, sandboxOK: true, containers: map[string][]*containerState{}}
+	for _, r := range runs {
+		cs := &containerState{id: "c-" + r.name, name: r.name, sandboxID: "sb1", finish: time.Unix(1000, 0)}
+		if c := specContainer(pod, r.name); c != nil {
+			cs.hash = containerHash(c)
+		}
+		if r.stale {
+			cs.hash = "0ld"
+		}
+		if r.state == "running" {
+			cs.state = cri.ContainerState_CONTAINER_RUNNING
+		} else {
+			cs.state = cri.ContainerState_CONTAINER_EXITED
+			fmt.Sscanf(r.state, "exited %d", &cs.exitCode)
+		}
+		st.containers[r.name] = append(st.containers[r.name], cs)
+	}
+	return st
+}
+
+// render is the plan as the scenario files show it.
+func render(s scenario, p containerPlan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", s.name)
+	fmt.Fprintf(&b, "restartPolicy: %s\n", s.pod.Spec.RestartPolicy)
+	for _, r := range s.runs {
+		stale := ""
+		if r.stale {
+			stale = " (older spec)"
+		}
+		fmt.Fprintf(&b, "runtime: %s %s%s\n", r.name, r.state, stale)
+	}
+	b.WriteString("----\n")
+	for _, a := range p.actions {
+		fmt.Fprintf(&b, "%s %s", a.kind, a.container.Name)
+		if a.initIndex >= 0 {
+			fmt.Fprintf(&b, " (init %d)", a.initIndex)
+		}
+		if a.kind == actBackOff {
+			fmt.Fprintf(&b, " for %s", a.wait)
+		}
+		if a.kind == actStart && a.last != nil {
+			fmt.Fprintf(&b, " (restart after exit %d)", a.last.exitCode)
+		}
+		b.WriteString("\n")
+	}
+	if p.next > 0 {
+		fmt.Fprintf(&b, "look again in %s\n", p.next)
+	}
+	if p.terminal {
+		b.WriteString("pod done\n")
+	}
+	return b.String()
+}
+
+// TestContainerPlans runs the container sync's rules over scenarios; each
+// plan is compared with testdata/containers/<name>.txt (go test
+// ./internal/kubelet -run ContainerPlans -update rewrites them, to review
+// as a diff).
+func TestContainerPlans(t *testing.T) {
+	always, onFailure, never := v1.RestartPolicyAlways, v1.RestartPolicyOnFailure, v1.RestartPolicyNever
+	twoInit := []v1.Container{container("setup"), container("migrate")}
+	debug := func(p *v1.Pod) *v1.Pod {
+		p.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: "debugger", Image: "busybox"}}}
+		return p
+	}
+	scenarios := []scenario{
+		{name: "new-pod-first-init-container", pod: podOf(always, twoInit, container("app"))},
+		{name: "init-container-running-waits", pod: podOf(always, twoInit, container("app")), runs: []run{{"setup", "running", false}}},
+		{name: "init-containers-in-order", pod: podOf(always, twoInit, container("app")), runs: []run{{"setup", "exited 0", false}}},
+		{name: "init-done-apps-start", pod: podOf(always, twoInit, container("app"), container("log")), runs: []run{{"setup", "exited 0", false}, {"migrate", "exited 0", false}}},
+		{name: "init-failed-never-fails-pod", pod: podOf(never, twoInit, container("app")), runs: []run{{"setup", "exited 1", false}}},
+		{name: "init-failed-onfailure-backs-off", pod: podOf(onFailure, twoInit, container("app")), runs: []run{{"setup", "exited 1", false}},
+			backoff: map[string]time.Duration{"setup": 10 * time.Second}},
+		{name: "init-failed-onfailure-restarts", pod: podOf(onFailure, twoInit, container("app")), runs: []run{{"setup", "exited 1", false}}},
+		{name: "sidecar-starts-before-next-init", pod: podOf(always, []v1.Container{sidecar("proxy"), container("setup")}, container("app"))},
+		{name: "sidecar-up-next-init", pod: podOf(always, []v1.Container{sidecar("proxy"), container("setup")}, container("app")), runs: []run{{"proxy", "running", false}}},
+		{name: "sidecar-crashed-restarts", pod: podOf(never, []v1.Container{sidecar("proxy")}, container("app")),
+			runs: []run{{"proxy", "exited 2", false}, {"app", "running", false}}},
+		{name: "always-crash-backs-off", pod: podOf(always, nil, container("app")), runs: []run{{"app", "exited 1", false}},
+			backoff: map[string]time.Duration{"app": 20 * time.Second}},
+		{name: "always-restarts-after-back-off", pod: podOf(always, nil, container("app")), runs: []run{{"app", "exited 0", false}}},
+		{name: "onfailure-success-is-done", pod: podOf(onFailure, nil, container("app")), runs: []run{{"app", "exited 0", false}}},
+		{name: "never-one-done-one-running", pod: podOf(never, nil, container("a"), container("b")), runs: []run{{"a", "exited 1", false}, {"b", "running", false}}},
+		{name: "never-all-exited-is-done", pod: podOf(never, nil, container("a"), container("b")), runs: []run{{"a", "exited 1", false}, {"b", "exited 0", false}}},
+		{name: "changed-spec-replaced", pod: podOf(always, nil, container("app"), container("log")), runs: []run{{"app", "running", true}, {"log", "running", false}}},
+		{name: "ephemeral-runs-once", pod: debug(podOf(always, nil, container("app"))), runs: []run{{"app", "running", false}}},
+		{name: "ephemeral-not-restarted", pod: debug(podOf(always, nil, container("app"))), runs: []run{{"app", "running", false}, {"debugger", "exited 0", false}}},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			p := planContainers(s.pod, stateOf(s.pod, s.runs), func(c *v1.Container, _ *containerState) time.Duration { return s.backoff[c.Name] })
+			got := render(s, p)
+			path := filepath.Join("testdata", "containers", s.name+".txt")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if string(want) != got {
+				t.Errorf("%s differs; review and run with -update if intended.\ngot:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
