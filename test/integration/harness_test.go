@@ -106,8 +106,10 @@ func startServerIn(t testing.TB, dataDir string, extra ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	// Port 0 everywhere: the server takes free ports and says which.
-	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", "0",
+	// Port 0 on the first start: the server takes free ports and says
+	// which. A restart asks for the same API port again, as a restarted
+	// server would have, so clients of the first one reconnect.
+	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(s.port),
 		"--etcd-client-port", "0", "--etcd-peer-port", "0", "--advertise-address", "127.0.0.1",
 		// Control-plane tests run no node; the node agent has its own
 		// end-to-end tests inside network namespaces (test/e2e).
