@@ -11,6 +11,39 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// RuntimeService is what the node agent asks of a container runtime: the
+// CRI calls it makes, nothing more. A connection to containerd (Runtime)
+// implements it, and so does the in-memory runtime the agent's tests run
+// on (internal/runtime/memory).
+type RuntimeService interface {
+	Version(ctx context.Context, in *cri.VersionRequest, opts ...grpc.CallOption) (*cri.VersionResponse, error)
+	RunPodSandbox(ctx context.Context, in *cri.RunPodSandboxRequest, opts ...grpc.CallOption) (*cri.RunPodSandboxResponse, error)
+	StopPodSandbox(ctx context.Context, in *cri.StopPodSandboxRequest, opts ...grpc.CallOption) (*cri.StopPodSandboxResponse, error)
+	RemovePodSandbox(ctx context.Context, in *cri.RemovePodSandboxRequest, opts ...grpc.CallOption) (*cri.RemovePodSandboxResponse, error)
+	PodSandboxStatus(ctx context.Context, in *cri.PodSandboxStatusRequest, opts ...grpc.CallOption) (*cri.PodSandboxStatusResponse, error)
+	ListPodSandbox(ctx context.Context, in *cri.ListPodSandboxRequest, opts ...grpc.CallOption) (*cri.ListPodSandboxResponse, error)
+	CreateContainer(ctx context.Context, in *cri.CreateContainerRequest, opts ...grpc.CallOption) (*cri.CreateContainerResponse, error)
+	StartContainer(ctx context.Context, in *cri.StartContainerRequest, opts ...grpc.CallOption) (*cri.StartContainerResponse, error)
+	StopContainer(ctx context.Context, in *cri.StopContainerRequest, opts ...grpc.CallOption) (*cri.StopContainerResponse, error)
+	RemoveContainer(ctx context.Context, in *cri.RemoveContainerRequest, opts ...grpc.CallOption) (*cri.RemoveContainerResponse, error)
+	ListContainers(ctx context.Context, in *cri.ListContainersRequest, opts ...grpc.CallOption) (*cri.ListContainersResponse, error)
+	ContainerStatus(ctx context.Context, in *cri.ContainerStatusRequest, opts ...grpc.CallOption) (*cri.ContainerStatusResponse, error)
+	UpdateContainerResources(ctx context.Context, in *cri.UpdateContainerResourcesRequest, opts ...grpc.CallOption) (*cri.UpdateContainerResourcesResponse, error)
+	ExecSync(ctx context.Context, in *cri.ExecSyncRequest, opts ...grpc.CallOption) (*cri.ExecSyncResponse, error)
+	Exec(ctx context.Context, in *cri.ExecRequest, opts ...grpc.CallOption) (*cri.ExecResponse, error)
+	Attach(ctx context.Context, in *cri.AttachRequest, opts ...grpc.CallOption) (*cri.AttachResponse, error)
+	PortForward(ctx context.Context, in *cri.PortForwardRequest, opts ...grpc.CallOption) (*cri.PortForwardResponse, error)
+	ListContainerStats(ctx context.Context, in *cri.ListContainerStatsRequest, opts ...grpc.CallOption) (*cri.ListContainerStatsResponse, error)
+
+	ListImages(ctx context.Context, in *cri.ListImagesRequest, opts ...grpc.CallOption) (*cri.ListImagesResponse, error)
+	ImageStatus(ctx context.Context, in *cri.ImageStatusRequest, opts ...grpc.CallOption) (*cri.ImageStatusResponse, error)
+	PullImage(ctx context.Context, in *cri.PullImageRequest, opts ...grpc.CallOption) (*cri.PullImageResponse, error)
+	RemoveImage(ctx context.Context, in *cri.RemoveImageRequest, opts ...grpc.CallOption) (*cri.RemoveImageResponse, error)
+	ImageFsInfo(ctx context.Context, in *cri.ImageFsInfoRequest, opts ...grpc.CallOption) (*cri.ImageFsInfoResponse, error)
+}
+
+var _ RuntimeService = (*Runtime)(nil)
+
 // Runtime is a connection to a CRI runtime: one persistent gRPC connection
 // carrying both services.
 type Runtime struct {

@@ -81,7 +81,7 @@ type Config struct {
 type Kubelet struct {
 	cfg     Config
 	client  kubernetes.Interface
-	rt      *Runtime
+	rt      RuntimeService
 	log     *slog.Logger
 	clock   clock.Clock
 	events  record.EventRecorder
@@ -133,7 +133,7 @@ type ImageMounter interface {
 }
 
 // New connects the kubelet's parts; Run starts it.
-func New(cfg Config, client kubernetes.Interface, rt *Runtime) (*Kubelet, error) {
+func New(cfg Config, client kubernetes.Interface, rt RuntimeService) (*Kubelet, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}

@@ -23,9 +23,9 @@ var rules = []struct {
 	forbidden []string
 }{
 	// The node agent and its network parts.
-	{[]string{"agent", "kubelet", "proxy", "dns", "netpol", "podnet", "runtime", "image", "procmem", "join"}, serverSide},
+	{[]string{"agent", "kubelet", "proxy", "dns", "netpol", "podnet", "runtime", "runtime/", "image", "procmem", "join"}, serverSide},
 	// The shared kits are leaves for both sides.
-	{[]string{"work", "kubeclient", "podspec", "leader", "pki"}, append(serverSide, "kubelet", "agent", "proxy", "dns")},
+	{[]string{"work", "kubeclient", "podspec", "leader", "pki", "component"}, append(serverSide, "kubelet", "agent", "proxy", "dns")},
 	// Controllers and the scheduler use the API, not its implementation.
 	{[]string{"controller", "controller/", "scheduler", "scheduler/"}, []string{"registry", "storage", "apiserver", "controlplane", "kubelet", "agent"}},
 }
