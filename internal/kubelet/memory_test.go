@@ -170,3 +170,44 @@ func TestMemoryRuntimeInitThenGracefulDelete(t *testing.T) {
 		t.Error("the pod is still in the API after its containers stopped")
 	}
 }
+
+// TestMemoryRuntimeHooks: a postStart hook runs right after the start and
+// a failing one kills the container; a preStop hook runs before the stop
+// of a deleted pod.
+func TestMemoryRuntimeHooks(t *testing.T) {
+	n := newMemoryNode(t)
+	n.rt.ExecExit("bad-post-start", 1)
+	hooked := func(post, pre string) v1.Container {
+		return v1.Container{Name: "app", Image: "busybox", Lifecycle: &v1.Lifecycle{
+			PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{post}}},
+			PreStop:   &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{pre}}},
+		}}
+	}
+	good := n.add(t, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1.PodSpec{Containers: []v1.Container{hooked("post-start", "pre-stop")}}})
+	good, _ = n.sync(t, good)
+	calls := n.rt.Calls()
+	if i, j := slices.Index(calls, "StartContainer app"), slices.Index(calls, "ExecSync post-start"); i < 0 || j < i {
+		t.Errorf("postStart did not run after the start: %v", calls)
+	}
+	if s := containerStatus(good, "app"); s.State.Running == nil {
+		t.Errorf("app with a good postStart hook: %+v", s.State)
+	}
+
+	bad := n.add(t, &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1.PodSpec{Containers: []v1.Container{hooked("bad-post-start", "pre-stop")}}})
+	n.sync(t, bad)
+	calls = n.rt.Calls()
+	if i, j := slices.Index(calls, "ExecSync bad-post-start"), slices.Index(calls, "StopContainer app"); i < 0 || j < i {
+		t.Errorf("a failed postStart hook did not stop the container: %v", calls)
+	}
+
+	now := metav1.NewTime(n.clk.Now())
+	good.DeletionTimestamp, good.DeletionGracePeriodSeconds = &now, ptr.To[int64](30)
+	n.k.mu.Lock()
+	n.k.pods[good.UID] = good
+	n.k.mu.Unlock()
+	n.k.syncPod(context.Background(), good.UID)
+	calls = n.rt.Calls()
+	if i, j := slices.Index(calls, "ExecSync pre-stop"), slices.Index(calls, "StopContainer app"); i < 0 || j < i {
+		t.Errorf("preStop did not run before the stop: %v", calls)
+	}
+}
