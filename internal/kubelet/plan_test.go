@@ -1,20 +1,18 @@
 package kubelet
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/golden"
+
 	v1 "k8s.io/api/core/v1"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 )
-
-var update = flag.Bool("update", false, "rewrite the scenario files under testdata/ from the current output")
 
 // run is one container run the runtime reports: its name, "running" or
 // "exited <code>", and, for a container created from an older spec,
@@ -141,20 +139,7 @@ func TestContainerPlans(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			p := planContainers(s.pod, stateOf(s.pod, s.runs), func(c *v1.Container, _ *containerState) time.Duration { return s.backoff[c.Name] })
 			got := render(s, p)
-			path := filepath.Join("testdata", "containers", s.name+".txt")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(want) != got {
-				t.Errorf("%s differs; review and run with -update if intended.\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", "containers", s.name+".txt"), got)
 		})
 	}
 }

@@ -1,17 +1,15 @@
 package proxy
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/skiff-sh/skiff/internal/golden"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/ from the current output")
 
 // TestRulesetGolden renders the whole rule set of a small cluster: a
 // ClusterIP Service with local and remote endpoints, one whose only
@@ -52,23 +50,5 @@ func TestRulesetGolden(t *testing.T) {
 		slice("headless", 8080, readyA),
 	}
 	got := Build(testConfig(), services, slices).String()
-	golden(t, filepath.Join("testdata", "ruleset.golden"), got)
-}
-
-// golden compares got with the file, or rewrites the file with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the output; review the change and run with -update if it is intended.\ngot:\n%s", path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "ruleset.golden"), got)
 }

@@ -1,18 +1,16 @@
 package registry
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/skiff-sh/skiff/internal/golden"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/ from the current output")
 
 // TestTablesGolden renders the table columns of every resource, and the
 // row of an empty object of each kind, the way `kubectl get` shows them
@@ -50,19 +48,5 @@ func TestTablesGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "  empty:   %s\n", strings.Join(cells, " | "))
 	}
-	path := filepath.Join("testdata", "tables.golden")
-	got := b.String()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the output; review the change and run with -update if it is intended.\ngot:\n%s", path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "tables.golden"), b.String())
 }
