@@ -92,7 +92,7 @@ type node struct {
 	sup      *runtime.Supervisor
 	stopSup  context.CancelFunc
 	endpoint string
-	rt       *kubelet.Runtime
+	rt       *runtime.Client
 	client   kubernetes.Interface
 	// shared is the one informer factory for the node's cluster-wide
 	// watches (Services, EndpointSlices, Nodes, PersistentVolumes).
@@ -151,7 +151,7 @@ func (n *node) startRuntime(ctx context.Context) error {
 		n.sup, n.endpoint = sup, cd.Socket()
 		n.log.Debug("containerd started", "socket", n.endpoint, "took", time.Since(n.start).Round(time.Millisecond).String())
 	}
-	rt, err := kubelet.DialRuntime(ctx, n.endpoint)
+	rt, err := runtime.Dial(ctx, n.endpoint)
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func (n *node) startDNS(ctx context.Context) error {
 }
 
 // ensurePause imports skiff's pause image unless the runtime has it.
-func ensurePause(ctx context.Context, rt *kubelet.Runtime, endpoint, dir string) error {
+func ensurePause(ctx context.Context, rt *runtime.Client, endpoint, dir string) error {
 	if ok, err := rt.HasImage(ctx, runtime.PauseImage); err == nil && ok {
 		return nil
 	}

@@ -1,15 +1,30 @@
 package kubelet
 
 import (
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
+	"github.com/skiff-sh/skiff/internal/kubelet/volume"
+)
+
+// Labels and annotations skiff puts on sandboxes and containers; the names
+// are upstream's, so crictl and existing tooling read them.
+const (
+	labelPodName        = "io.kubernetes.pod.name"
+	labelPodNamespace   = "io.kubernetes.pod.namespace"
+	labelPodUID         = "io.kubernetes.pod.uid"
+	labelContainerName  = "io.kubernetes.container.name"
+	annotationHash      = "io.kubernetes.container.hash"
+	annotationRestarts  = "io.kubernetes.container.restartCount"
+	annotationTermPath  = "io.kubernetes.container.terminationMessagePath"
+	annotationTermPol   = "io.kubernetes.container.terminationMessagePolicy"
+	annotationInitIndex = "io.skiff.container.initIndex"
 )
 
 // Linux CFS settings for cpu limits and requests.
@@ -20,25 +35,6 @@ const (
 	milliCPUToCPU   = 1000
 	defaultHostsTpl = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
 )
-
-// containerHash identifies a container's spec; a running container whose
-// hash differs from its spec's is replaced.
-// The hash leaves out resources and resizePolicy: those change in place
-// (pods/resize) without replacing the container.
-func containerHash(c *v1.Container) string {
-	bare := *c
-	bare.Resources, bare.ResizePolicy = v1.ResourceRequirements{}, nil
-	return legacyContainerHash(&bare)
-}
-
-// legacyContainerHash is the hash of the whole container, as agents before
-// in-place resize wrote it: their containers are not restarted for it.
-func legacyContainerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
-	h := fnv.New32a()
-	h.Write(b)
-	return strconv.FormatUint(uint64(h.Sum32()), 16)
-}
 
 // cgroupParent is the pod's cgroup under the QoS class's, as upstream's
 // cgroupfs driver lays them out.
@@ -175,7 +171,7 @@ type containerSpec struct {
 	c            *v1.Container
 	restartCount int
 	env          []v1.EnvVar
-	volumes      map[string]mountedVolume
+	volumes      map[string]volume.Mounted
 	// termFile is the host file mounted at terminationMessagePath.
 	termFile  string
 	hostsFile string
@@ -196,7 +192,7 @@ func containerConfig(s containerSpec) (*cri.ContainerConfig, error) {
 			labelPodName: s.pod.Name, labelPodNamespace: s.pod.Namespace, labelPodUID: string(s.pod.UID), labelContainerName: c.Name,
 		},
 		Annotations: map[string]string{
-			annotationHash: containerHash(c), annotationRestarts: strconv.Itoa(s.restartCount), annotationResources: resourcesAnnotation(c),
+			annotationHash: plan.ContainerHash(c), annotationRestarts: strconv.Itoa(s.restartCount), annotationResources: resourcesAnnotation(c),
 			annotationTermPath: c.TerminationMessagePath, annotationTermPol: string(c.TerminationMessagePolicy),
 			annotationInitIndex: strconv.Itoa(s.initIndex),
 		},
@@ -225,11 +221,11 @@ func containerConfig(s containerSpec) (*cri.ContainerConfig, error) {
 		if m.SubPathExpr != "" {
 			sub = expand(m.SubPathExpr, vars)
 		}
-		host, err := subPathOf(m.Name, mv, sub)
+		host, err := volume.SubPath(m.Name, mv, sub)
 		if err != nil {
 			return nil, errEnvConfig{err.Error()}
 		}
-		mount := &cri.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly || mv.readOnly}
+		mount := &cri.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly || mv.ReadOnly}
 		if m.MountPropagation != nil {
 			switch *m.MountPropagation {
 			case v1.MountPropagationHostToContainer:

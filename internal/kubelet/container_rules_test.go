@@ -3,50 +3,12 @@ package kubelet
 import (
 	"strings"
 	"testing"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
-
-func TestBackoff(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
-	b := newBackoff(clk)
-	const key = "pod/c"
-	if w := b.wait(key, clk.Now()); w != 0 {
-		t.Fatalf("first restart waits %s", w)
-	}
-	var delays []time.Duration
-	for i := 0; i < 7; i++ {
-		delays = append(delays, b.next(key))
-	}
-	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}
-	for i := range want {
-		if delays[i] != want[i] {
-			t.Fatalf("delays %v, want %v", delays, want)
-		}
-	}
-	exited := clk.Now()
-	clk.Step(time.Minute)
-	if w := b.wait(key, exited); w != 4*time.Minute {
-		t.Errorf("a minute after exit with a 5 min back-off: wait %s", w)
-	}
-	// Ten quiet minutes (twice the maximum) start it over.
-	clk.Step(10*time.Minute + time.Second)
-	if w := b.wait(key, exited); w != 0 {
-		t.Errorf("after a long run: wait %s", w)
-	}
-	if d := b.next(key); d != 10*time.Second {
-		t.Errorf("restarted back-off %s", d)
-	}
-	b.forget("pod/")
-	if b.current(key) != 0 {
-		t.Error("forget kept the entry")
-	}
-}
 
 func TestExpand(t *testing.T) {
 	vars := map[string]string{"A": "x", "EMPTY": ""}
@@ -180,23 +142,6 @@ func TestLinuxResources(t *testing.T) {
 	}
 }
 
-func TestShouldRestart(t *testing.T) {
-	cases := []struct {
-		policy v1.RestartPolicy
-		code   int32
-		want   bool
-	}{
-		{v1.RestartPolicyAlways, 0, true}, {v1.RestartPolicyAlways, 1, true},
-		{v1.RestartPolicyOnFailure, 0, false}, {v1.RestartPolicyOnFailure, 137, true},
-		{v1.RestartPolicyNever, 1, false},
-	}
-	for _, c := range cases {
-		if got := shouldRestart(c.policy, c.code); got != c.want {
-			t.Errorf("%s exit %d: %v", c.policy, c.code, got)
-		}
-	}
-}
-
 // TestResourceFieldDefaults checks the downward API's resource fields: a
 // set limit or request with its divisor, and node allocatable for a limit
 // the container does not set (upstream's rule); a missing request is 0.
@@ -225,14 +170,6 @@ func TestResourceFieldDefaults(t *testing.T) {
 		got, err := resourceField(pod, &pod.Spec.Containers[0], ref, alloc)
 		if err != nil || got != tc.want {
 			t.Errorf("%s / %s: %q %v, want %q", tc.resource, tc.divisor, got, err, tc.want)
-		}
-	}
-}
-
-func TestUnescapeMountPath(t *testing.T) {
-	for in, want := range map[string]string{`/a/b`: "/a/b", `/a\040b`: "/a b", `/x\011y\134z`: "/x\ty\\z", `/tail\04`: `/tail\04`} {
-		if got := unescapeMountPath(in); got != want {
-			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -191,7 +192,7 @@ func formatMap(m map[string]string) string {
 	for k, v := range m {
 		lines = append(lines, k+"="+strconv.Quote(v))
 	}
-	sortStrings(lines)
+	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
 

@@ -10,6 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/nodestatus"
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 // Eviction signals, upstream's names.
@@ -110,16 +113,16 @@ func breached(thresholds []Threshold, obs map[string]observation) []breach {
 }
 
 // pressureOf turns breaches into the node's pressure conditions.
-func pressureOf(bs []breach) pressure {
-	var p pressure
+func pressureOf(bs []breach) nodestatus.Pressure {
+	var p nodestatus.Pressure
 	for _, b := range bs {
 		switch b.threshold.Signal {
 		case signalMemoryAvailable:
-			p.memory = true
+			p.Memory = true
 		case signalNodefsAvailable, signalImagefsAvailable:
-			p.disk = true
+			p.Disk = true
 		case signalPIDAvailable:
-			p.pid = true
+			p.PID = true
 		}
 	}
 	return p
@@ -198,7 +201,7 @@ func podRequest(p *v1.Pod, res v1.ResourceName) int64 {
 	for i := range p.Spec.InitContainers {
 		c := &p.Spec.InitContainers[i]
 		v := c.Resources.Requests.Name(res, resource.BinarySI).Value()
-		if isSidecar(c) {
+		if plan.IsSidecar(c) {
 			sidecars += v
 			continue
 		}
@@ -227,7 +230,7 @@ func evictionMessage(b breach) string {
 // and if not why, as upstream's eviction admission: memory pressure turns
 // away BestEffort pods that do not tolerate the memory-pressure taint, disk
 // and PID pressure every pod; system-critical pods always start.
-func admitUnderPressure(pod *v1.Pod, p pressure) (bool, string) {
+func admitUnderPressure(pod *v1.Pod, p nodestatus.Pressure) (bool, string) {
 	if pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority {
 		return true, ""
 	}
@@ -239,13 +242,13 @@ func admitUnderPressure(pod *v1.Pod, p pressure) (bool, string) {
 			tolerates = true
 		}
 	}
-	if p.memory && qosClass(pod) == v1.PodQOSBestEffort && !tolerates {
+	if p.Memory && qosClass(pod) == v1.PodQOSBestEffort && !tolerates {
 		conds = append(conds, string(v1.NodeMemoryPressure))
 	}
-	if p.disk {
+	if p.Disk {
 		conds = append(conds, string(v1.NodeDiskPressure))
 	}
-	if p.pid {
+	if p.PID {
 		conds = append(conds, string(v1.NodePIDPressure))
 	}
 	if len(conds) == 0 {

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/nodestatus"
 )
 
 func TestParseEvictionHard(t *testing.T) {
@@ -44,14 +46,14 @@ func TestBreachedAndPressure(t *testing.T) {
 	cases := []struct {
 		name string
 		obs  map[string]observation
-		want pressure
+		want nodestatus.Pressure
 	}{
-		{"plenty", map[string]observation{signalMemoryAvailable: {available: 1 << 30, capacity: 8 << 30}, signalNodefsAvailable: {available: 50, capacity: 100}}, pressure{}},
-		{"low memory", map[string]observation{signalMemoryAvailable: {available: 50 << 20, capacity: 8 << 30}}, pressure{memory: true}},
-		{"disk at exactly the threshold is fine", map[string]observation{signalNodefsAvailable: {available: 10, capacity: 100}}, pressure{}},
-		{"disk below", map[string]observation{signalNodefsAvailable: {available: 9, capacity: 100}}, pressure{disk: true}},
-		{"pids", map[string]observation{signalPIDAvailable: {available: 100, capacity: 32768}}, pressure{pid: true}},
-		{"no reading never breaches", map[string]observation{}, pressure{}},
+		{"plenty", map[string]observation{signalMemoryAvailable: {available: 1 << 30, capacity: 8 << 30}, signalNodefsAvailable: {available: 50, capacity: 100}}, nodestatus.Pressure{}},
+		{"low memory", map[string]observation{signalMemoryAvailable: {available: 50 << 20, capacity: 8 << 30}}, nodestatus.Pressure{Memory: true}},
+		{"disk at exactly the threshold is fine", map[string]observation{signalNodefsAvailable: {available: 10, capacity: 100}}, nodestatus.Pressure{}},
+		{"disk below", map[string]observation{signalNodefsAvailable: {available: 9, capacity: 100}}, nodestatus.Pressure{Disk: true}},
+		{"pids", map[string]observation{signalPIDAvailable: {available: 100, capacity: 32768}}, nodestatus.Pressure{PID: true}},
+		{"no reading never breaches", map[string]observation{}, nodestatus.Pressure{}},
 	}
 	for _, c := range cases {
 		if got := pressureOf(breached(ths, c.obs)); got != c.want {
@@ -136,17 +138,17 @@ func TestAdmitUnderPressure(t *testing.T) {
 	cases := []struct {
 		name string
 		pod  *v1.Pod
-		p    pressure
+		p    nodestatus.Pressure
 		ok   bool
 		msg  string
 	}{
-		{"no pressure", bestEffort, pressure{}, true, ""},
-		{"memory pressure turns away BestEffort", bestEffort, pressure{memory: true}, false, "The node had condition: [MemoryPressure]. "},
-		{"memory pressure admits Burstable", burstable, pressure{memory: true}, true, ""},
-		{"a toleration of the memory-pressure taint admits", tolerant, pressure{memory: true}, true, ""},
-		{"disk pressure turns away everyone", burstable, pressure{disk: true}, false, "The node had condition: [DiskPressure]. "},
-		{"both named", bestEffort, pressure{memory: true, disk: true}, false, "The node had condition: [MemoryPressure, DiskPressure]. "},
-		{"critical pods start anyway", critical, pressure{memory: true, disk: true, pid: true}, true, ""},
+		{"no pressure", bestEffort, nodestatus.Pressure{}, true, ""},
+		{"memory pressure turns away BestEffort", bestEffort, nodestatus.Pressure{Memory: true}, false, "The node had condition: [MemoryPressure]. "},
+		{"memory pressure admits Burstable", burstable, nodestatus.Pressure{Memory: true}, true, ""},
+		{"a toleration of the memory-pressure taint admits", tolerant, nodestatus.Pressure{Memory: true}, true, ""},
+		{"disk pressure turns away everyone", burstable, nodestatus.Pressure{Disk: true}, false, "The node had condition: [DiskPressure]. "},
+		{"both named", bestEffort, nodestatus.Pressure{Memory: true, Disk: true}, false, "The node had condition: [MemoryPressure, DiskPressure]. "},
+		{"critical pods start anyway", critical, nodestatus.Pressure{Memory: true, Disk: true, PID: true}, true, ""},
 	}
 	for _, c := range cases {
 		ok, msg := admitUnderPressure(c.pod, c.p)

@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/nodestatus"
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 // Housekeeping cadence, upstream's: eviction signals every 10 s, garbage
@@ -45,7 +48,7 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 // observe reads every eviction signal the node can measure.
 func (k *Kubelet) observe(ctx context.Context) map[string]observation {
 	obs := map[string]observation{}
-	mem := meminfo()
+	mem := nodestatus.Meminfo()
 	if total, ok := mem["MemTotal"]; ok {
 		obs[signalMemoryAvailable] = observation{available: mem["MemAvailable"], capacity: total}
 	}
@@ -55,7 +58,7 @@ func (k *Kubelet) observe(ctx context.Context) map[string]observation {
 	if o, ok := k.imageFs(ctx); ok {
 		obs[signalImagefsAvailable] = o
 	}
-	if max, err := strconv.ParseInt(readTrim("/proc/sys/kernel/pid_max"), 10, 64); err == nil && max > 0 {
+	if max, err := strconv.ParseInt(nodestatus.ReadTrim("/proc/sys/kernel/pid_max"), 10, 64); err == nil && max > 0 {
 		if entries, err := os.ReadDir("/proc"); err == nil {
 			var procs int64
 			for _, e := range entries {
@@ -104,7 +107,7 @@ func (k *Kubelet) measure(ctx context.Context) []breach {
 	k.pressure = p
 	k.nodeMu.Unlock()
 	if changed {
-		k.log.Info("node pressure changed", "memory", p.memory, "disk", p.disk, "pid", p.pid)
+		k.log.Info("node pressure changed", "memory", p.Memory, "disk", p.Disk, "pid", p.PID)
 		if err := k.updateNodeStatus(ctx, false); err != nil && ctx.Err() == nil {
 			k.log.Warn("node status", "err", err)
 		}
@@ -112,7 +115,7 @@ func (k *Kubelet) measure(ctx context.Context) []breach {
 	return bs
 }
 
-func (k *Kubelet) currentPressure() pressure {
+func (k *Kubelet) currentPressure() nodestatus.Pressure {
 	k.nodeMu.Lock()
 	defer k.nodeMu.Unlock()
 	return k.pressure
@@ -126,7 +129,7 @@ func (k *Kubelet) checkEviction(ctx context.Context) {
 	if len(bs) == 0 {
 		return
 	}
-	if pressureOf(bs).disk {
+	if pressureOf(bs).Disk {
 		k.collectGarbage(ctx)
 		if bs = k.measure(ctx); len(bs) == 0 {
 			return
@@ -204,20 +207,20 @@ func (k *Kubelet) podUsage(ctx context.Context, res v1.ResourceName) map[types.U
 
 // evictPod stops an evicted (or refused) pod at once and records it Failed
 // with reason Evicted and the DisruptionTarget condition, as upstream.
-func (k *Kubelet) evictPod(ctx context.Context, pod *v1.Pod, st *podState, msg string) time.Duration {
+func (k *Kubelet) evictPod(ctx context.Context, pod *v1.Pod, st *plan.PodState, msg string) time.Duration {
 	return k.failPod(ctx, pod, st, "Evicted", msg, true)
 }
 
 // failPod stops a pod at once and records it Failed with reason and msg,
 // with the DisruptionTarget condition when the kubelet's own pressure ended
 // it.
-func (k *Kubelet) failPod(ctx context.Context, pod *v1.Pod, st *podState, reason, msg string, disruption bool) time.Duration {
+func (k *Kubelet) failPod(ctx context.Context, pod *v1.Pod, st *plan.PodState, reason, msg string, disruption bool) time.Duration {
 	k.probes.forget(pod.UID)
 	k.stopAll(ctx, pod, st, 0)
 	if fresh, err := k.runtimeState(ctx, pod.UID); err == nil {
 		st = fresh
 	}
-	if st.anyRunning() {
+	if st.AnyRunning() {
 		return retryAfterError
 	}
 	k.eventOnce(pod, v1.EventTypeWarning, reason, msg)
@@ -282,9 +285,9 @@ func (k *Kubelet) collectGarbage(ctx context.Context) {
 // pruneDead removes the pod's exited containers beyond the policy as soon
 // as a restart makes one too many, so a crash-looping pod does not pile
 // them up between collections. It reports whether it removed any.
-func (k *Kubelet) pruneDead(ctx context.Context, uid types.UID, st *podState) bool {
+func (k *Kubelet) pruneDead(ctx context.Context, uid types.UID, st *plan.PodState) bool {
 	over := false
-	for _, list := range st.containers {
+	for _, list := range st.Containers {
 		if len(list) > 1+k.cfg.GC.DeadPerContainer {
 			over = true
 		}

@@ -37,7 +37,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container)
 		return nil, "", 0, fmt.Errorf("%s", msg)
 	}
 	key := "pull/" + backoffKey(pod, c.Name)
-	if w := k.backoff.wait(key, k.pullFailed(key)); w > 0 {
+	if w := k.backoff.Wait(key, k.pullFailed(key)); w > 0 {
 		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
 		k.setWaiting(pod, c.Name, "ImagePullBackOff", msg)
 		k.eventOnce(pod, v1.EventTypeNormal, "BackOff", msg)
@@ -57,7 +57,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container)
 		}
 	}
 	if err != nil {
-		k.backoff.next(key)
+		k.backoff.Next(key)
 		k.pullFailures.Store(key, k.clock.Now())
 		msg := fmt.Sprintf("Failed to pull image %q: %s", c.Image, criMessage(err))
 		k.setWaiting(pod, c.Name, "ErrImagePull", msg)

@@ -28,6 +28,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/nodestatus"
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
+	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
 // Config is the node agent's configuration.
@@ -74,25 +78,26 @@ type Config struct {
 	// shuts it down.
 	Informers informers.SharedInformerFactory
 	Log       *slog.Logger
-	Clock     clock.Clock
+	// Clock drives back-off, probes and status times (tests: a fake).
+	Clock clock.WithTicker
 }
 
 // Kubelet runs the pods of one node.
 type Kubelet struct {
 	cfg     Config
 	client  kubernetes.Interface
-	rt      RuntimeService
+	rt      runtime.Service
 	log     *slog.Logger
-	clock   clock.Clock
+	clock   clock.WithTicker
 	events  record.EventRecorder
-	machine machine
+	machine nodestatus.Machine
 	// runtimeName prefixes container IDs in status ("containerd://...").
 	runtimeName string
 
 	nodeMu           sync.Mutex
 	node             *v1.Node
 	lastStatusReport time.Time
-	pressure         pressure // from the last eviction signal reading
+	pressure         nodestatus.Pressure // from the last eviction signal reading
 
 	mu      sync.Mutex
 	pods    map[types.UID]*v1.Pod
@@ -110,7 +115,7 @@ type Kubelet struct {
 	imageMu sync.Mutex
 	images  map[string]imageRecord // image GC's memory of use, by image ID
 
-	backoff    *backoff
+	backoff    *plan.Backoff
 	startErr   sync.Map // podUID/container → waiting reason and message
 	eventsSeen sync.Map // podUID/reason/message → when last recorded
 	// pullFailures: pull/podUID/container → when the last pull failed
@@ -133,7 +138,7 @@ type ImageMounter interface {
 }
 
 // New connects the kubelet's parts; Run starts it.
-func New(cfg Config, client kubernetes.Interface, rt RuntimeService) (*Kubelet, error) {
+func New(cfg Config, client kubernetes.Interface, rt runtime.Service) (*Kubelet, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -162,10 +167,10 @@ func New(cfg Config, client kubernetes.Interface, rt RuntimeService) (*Kubelet, 
 		static: map[types.UID]*v1.Pod{}, mirrors: map[string]*v1.Pod{},
 		evicted: map[types.UID]string{}, admitted: map[types.UID]bool{}, images: map[string]imageRecord{},
 		metrics: newMetrics(cfg.NodeName), firstSeen: map[types.UID]time.Time{},
-		backoff: newBackoff(cfg.Clock),
+		backoff: plan.NewBackoff(cfg.Clock),
 	}
 	k.probes = newProbeManager(k)
-	k.machine = readMachine(cfg.RootDir, v.RuntimeName+"://"+v.RuntimeVersion, cfg.Version)
+	k.machine = nodestatus.ReadMachine(cfg.RootDir, v.RuntimeName+"://"+v.RuntimeVersion, cfg.Version)
 	return k, nil
 }
 

@@ -22,6 +22,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/volume"
 )
 
 // podCertKey names one podCertificate source of one pod's volume.
@@ -81,8 +83,8 @@ func (c *podCerts) forget(uid types.UID) {
 // signer issued them. Until then the volume is not ready (the pod waits in
 // ContainerCreating, as upstream). A certificate past its beginRefreshAt
 // is requested anew while the current one stays projected.
-func (k *Kubelet) podCertificateFiles(ctx context.Context, pod *v1.Pod, volume string, source int, p *v1.PodCertificateProjection, def os.FileMode, files map[string]volumeFile) error {
-	pc := k.podCerts.get(podCertKey{pod: pod.UID, volume: volume, source: source})
+func (k *Kubelet) podCertificateFiles(ctx context.Context, pod *v1.Pod, volName string, source int, p *v1.PodCertificateProjection, def os.FileMode, files map[string]volume.File) error {
+	pc := k.podCerts.get(podCertKey{pod: pod.UID, volume: volName, source: source})
 	// One sync of a pod runs at a time; the lock guards against a
 	// concurrent forget only.
 	if pc.failure != "" {
@@ -97,13 +99,13 @@ func (k *Kubelet) podCertificateFiles(ctx context.Context, pod *v1.Pod, volume s
 		return fmt.Errorf("podCertificate projection: waiting for signer %q to issue PodCertificateRequest %s/%s", p.SignerName, pod.Namespace, pc.request)
 	}
 	if p.CredentialBundlePath != "" {
-		files[path.Clean(p.CredentialBundlePath)] = volumeFile{data: append(append([]byte{}, pc.key...), pc.chain...), mode: def}
+		files[path.Clean(p.CredentialBundlePath)] = volume.File{Data: append(append([]byte{}, pc.key...), pc.chain...), Mode: def}
 	}
 	if p.KeyPath != "" {
-		files[path.Clean(p.KeyPath)] = volumeFile{data: pc.key, mode: def}
+		files[path.Clean(p.KeyPath)] = volume.File{Data: pc.key, Mode: def}
 	}
 	if p.CertificateChainPath != "" {
-		files[path.Clean(p.CertificateChainPath)] = volumeFile{data: []byte(pc.chain), mode: def}
+		files[path.Clean(p.CertificateChainPath)] = volume.File{Data: []byte(pc.chain), Mode: def}
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 // probeClient is shared by HTTP probes and hooks: no keep-alive (each probe
@@ -50,26 +52,29 @@ type probeManager struct {
 	mu      sync.Mutex
 	workers map[probeKey]context.CancelFunc
 	results map[probeKey]bool
+	// notify is told of a changed verdict or a container killed by its
+	// probe: the pod's worker syncs it (tests watch it instead).
+	notify func(types.UID)
 }
 
 func newProbeManager(k *Kubelet) *probeManager {
-	return &probeManager{k: k, workers: map[probeKey]context.CancelFunc{}, results: map[probeKey]bool{}}
+	return &probeManager{k: k, workers: map[probeKey]context.CancelFunc{}, results: map[probeKey]bool{}, notify: k.wake}
 }
 
 // sync starts probes for running containers and stops those of containers
 // that are gone.
-func (m *probeManager) sync(pod *v1.Pod, st *podState) {
+func (m *probeManager) sync(pod *v1.Pod, st *plan.PodState) {
 	want := map[probeKey]*v1.Probe{}
 	containers := map[string]*v1.Container{}
 	add := func(c *v1.Container) {
-		cs := st.latest(c.Name)
-		if cs == nil || !cs.running() || pod.DeletionTimestamp != nil {
+		cs := st.Latest(c.Name)
+		if cs == nil || !cs.Running() || pod.DeletionTimestamp != nil {
 			return
 		}
 		containers[c.Name] = c
 		for kind, p := range map[probeKind]*v1.Probe{liveness: c.LivenessProbe, readiness: c.ReadinessProbe, startup: c.StartupProbe} {
 			if p != nil {
-				want[probeKey{pod.UID, c.Name, cs.id, kind}] = p
+				want[probeKey{pod.UID, c.Name, cs.ID, kind}] = p
 			}
 		}
 	}
@@ -77,7 +82,7 @@ func (m *probeManager) sync(pod *v1.Pod, st *podState) {
 		add(&pod.Spec.Containers[i])
 	}
 	for i := range pod.Spec.InitContainers {
-		if isSidecar(&pod.Spec.InitContainers[i]) {
+		if plan.IsSidecar(&pod.Spec.InitContainers[i]) {
 			add(&pod.Spec.InitContainers[i])
 		}
 	}
@@ -98,7 +103,7 @@ func (m *probeManager) sync(pod *v1.Pod, st *podState) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		m.workers[key] = cancel
-		go m.run(ctx, key, pod, containers[key.container], p, st.latest(key.container).started, st.podIP)
+		go m.run(ctx, key, pod, containers[key.container], p, st.Latest(key.container).Started, st.PodIP)
 	}
 }
 
@@ -133,11 +138,11 @@ func (m *probeManager) set(key probeKey, v bool) bool {
 
 // started reports whether the container passed its startup probe (true
 // when it has none).
-func (m *probeManager) started(uid types.UID, c *v1.Container, cs *containerState) bool {
+func (m *probeManager) started(uid types.UID, c *v1.Container, cs *plan.ContainerState) bool {
 	if c.StartupProbe == nil {
 		return true
 	}
-	v, _ := m.result(probeKey{uid, c.Name, cs.id, startup})
+	v, _ := m.result(probeKey{uid, c.Name, cs.ID, startup})
 	return v
 }
 
@@ -151,20 +156,24 @@ func (m *probeManager) run(ctx context.Context, key probeKey, pod *v1.Pod, c *v1
 	if key.kind == readiness {
 		m.set(key, false)
 	}
-	delay := time.Until(started.Add(time.Duration(p.InitialDelaySeconds) * time.Second))
+	delay := started.Add(time.Duration(p.InitialDelaySeconds) * time.Second).Sub(k.clock.Now())
 	if delay > 0 {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-k.clock.After(delay):
 		}
 	}
-	ticker := time.NewTicker(period)
+	ticker := k.clock.NewTicker(period)
 	defer ticker.Stop()
 	var okRun, failRun int
 	for {
+		// A probe stopped while its tick was pending does not run again.
+		if ctx.Err() != nil {
+			return
+		}
 		// Liveness and readiness wait for the startup probe.
-		if key.kind == startup || m.started(key.uid, c, &containerState{id: key.containerID}) {
+		if key.kind == startup || m.started(key.uid, c, &plan.ContainerState{ID: key.containerID}) {
 			out, err := k.probe(ctx, c, key.containerID, podIP, p, timeout)
 			if ctx.Err() != nil {
 				return
@@ -178,14 +187,15 @@ func (m *probeManager) run(ctx context.Context, key probeKey, pod *v1.Pod, c *v1
 			switch {
 			case okRun >= success:
 				if m.set(key, true) {
-					k.wake(key.uid)
+					m.notify(key.uid)
 				}
 				if key.kind == startup {
 					return // a passed startup probe is never run again
 				}
 			case failRun >= failure:
-				if m.set(key, false) {
-					k.wake(key.uid)
+				changed := m.set(key, false)
+				if key.kind == readiness && changed {
+					m.notify(key.uid)
 				}
 				if key.kind == liveness || key.kind == startup {
 					k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s failed %s probe, will be restarted", c.Name, lower(key.kind))
@@ -193,8 +203,8 @@ func (m *probeManager) run(ctx context.Context, key probeKey, pod *v1.Pod, c *v1
 					if p.TerminationGracePeriodSeconds != nil {
 						grace = *p.TerminationGracePeriodSeconds
 					}
-					k.killContainer(ctx, pod, &containerState{id: key.containerID, name: c.Name, state: cri.ContainerState_CONTAINER_RUNNING}, grace)
-					k.wake(key.uid)
+					k.killContainer(ctx, pod, &plan.ContainerState{ID: key.containerID, Name: c.Name, State: cri.ContainerState_CONTAINER_RUNNING}, grace)
+					m.notify(key.uid)
 					return
 				}
 			}
@@ -202,7 +212,7 @@ func (m *probeManager) run(ctx context.Context, key probeKey, pod *v1.Pod, c *v1
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.C():
 		}
 	}
 }
@@ -282,13 +292,13 @@ func (k *Kubelet) probe(ctx context.Context, c *v1.Container, containerID, podIP
 
 // containerReady is the Ready of a running container: started, and its
 // readiness probe (if any) passing.
-func (k *Kubelet) containerReady(pod *v1.Pod, c *v1.Container, cs *containerState) bool {
+func (k *Kubelet) containerReady(pod *v1.Pod, c *v1.Container, cs *plan.ContainerState) bool {
 	if !k.probes.started(pod.UID, c, cs) {
 		return false
 	}
 	if c.ReadinessProbe == nil {
 		return true
 	}
-	v, _ := k.probes.result(probeKey{pod.UID, c.Name, cs.id, readiness})
+	v, _ := k.probes.result(probeKey{pod.UID, c.Name, cs.ID, readiness})
 	return v
 }

@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 // annotationResources records the resources a container was created with,
@@ -80,12 +82,12 @@ func resourcesAnnotation(c *v1.Container) string {
 
 // appliedResources is what a running container's cgroups hold: the last
 // in-place update, else what it was created with.
-func (k *Kubelet) appliedResources(cs *containerState, c *v1.Container) v1.ResourceRequirements {
-	if r, ok := k.resized.Load(cs.id); ok {
+func (k *Kubelet) appliedResources(cs *plan.ContainerState, c *v1.Container) v1.ResourceRequirements {
+	if r, ok := k.resized.Load(cs.ID); ok {
 		return r.(v1.ResourceRequirements)
 	}
 	var r v1.ResourceRequirements
-	if cs.resources == "" || json.Unmarshal([]byte(cs.resources), &r) != nil {
+	if cs.Resources == "" || json.Unmarshal([]byte(cs.Resources), &r) != nil {
 		// Created by an agent that did not record it: the spec it
 		// was created from is the best knowledge there is.
 		return cpuMemory(c.Resources)
@@ -95,7 +97,7 @@ func (k *Kubelet) appliedResources(cs *containerState, c *v1.Container) v1.Resou
 
 // resizeIfChanged applies a running container's new requests and limits:
 // in place through the runtime, or by a restart when its resizePolicy asks.
-func (k *Kubelet) resizeIfChanged(ctx context.Context, pod *v1.Pod, c *v1.Container, cs *containerState) {
+func (k *Kubelet) resizeIfChanged(ctx context.Context, pod *v1.Pod, c *v1.Container, cs *plan.ContainerState) {
 	switch planResize(c, k.appliedResources(cs, c)) {
 	case resizeNone:
 		return
@@ -105,12 +107,12 @@ func (k *Kubelet) resizeIfChanged(ctx context.Context, pod *v1.Pod, c *v1.Contai
 		return
 	}
 	res := linuxResources(c)
-	res.OomScoreAdj = int64(oomScoreAdj(pod, c, k.machine.memory.Value()))
-	if _, err := k.rt.UpdateContainerResources(ctx, &cri.UpdateContainerResourcesRequest{ContainerId: cs.id, Linux: res}); err != nil {
+	res.OomScoreAdj = int64(oomScoreAdj(pod, c, k.machine.Memory.Value()))
+	if _, err := k.rt.UpdateContainerResources(ctx, &cri.UpdateContainerResourcesRequest{ContainerId: cs.ID, Linux: res}); err != nil {
 		k.eventOnce(pod, v1.EventTypeWarning, "ResizeError", fmt.Sprintf("resize container %s: %s", c.Name, criMessage(err)))
 		return
 	}
-	k.resized.Store(cs.id, cpuMemory(c.Resources))
+	k.resized.Store(cs.ID, cpuMemory(c.Resources))
 	k.eventOnce(pod, v1.EventTypeNormal, "ResizeCompleted", fmt.Sprintf("Pod resize completed for container %s", c.Name))
 }
 
@@ -132,7 +134,7 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, memoryCapacity int64) int {
 		return bestEffort - 1
 	}
 	score := 1000 - (1000*c.Resources.Requests.Memory().Value())/memoryCapacity
-	if isSidecar(c) {
+	if plan.IsSidecar(c) {
 		// A sidecar dies no sooner than the app containers it serves.
 		smallest := int64(-1)
 		for _, app := range pod.Spec.Containers {

@@ -6,6 +6,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 func reqs(cpu, mem string) v1.ResourceRequirements {
@@ -50,11 +52,11 @@ func TestContainerHashIgnoresResources(t *testing.T) {
 	b := a.DeepCopy()
 	b.Resources = reqs("2", "128Mi")
 	b.ResizePolicy = []v1.ContainerResizePolicy{{ResourceName: v1.ResourceCPU, RestartPolicy: v1.NotRequired}}
-	if containerHash(a) != containerHash(b) {
+	if plan.ContainerHash(a) != plan.ContainerHash(b) {
 		t.Error("resources changed the hash")
 	}
 	b.Image = "j"
-	if containerHash(a) == containerHash(b) {
+	if plan.ContainerHash(a) == plan.ContainerHash(b) {
 		t.Error("a new image kept the hash")
 	}
 }

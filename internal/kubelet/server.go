@@ -130,8 +130,8 @@ func (k *Kubelet) serveStream(verb string) http.HandlerFunc {
 		var streamURL string
 		switch verb {
 		case "portforward":
-			sb := st.current()
-			if sb == nil || !st.sandboxOK {
+			sb := st.Current()
+			if sb == nil || !st.SandboxOK {
 				http.Error(w, "pod sandbox is not running", http.StatusBadRequest)
 				return
 			}
@@ -142,20 +142,20 @@ func (k *Kubelet) serveStream(verb string) http.HandlerFunc {
 			}
 			streamURL = resp.Url
 		default:
-			cs := st.latest(r.PathValue("container"))
-			if cs == nil || !cs.running() {
+			cs := st.Latest(r.PathValue("container"))
+			if cs == nil || !cs.Running() {
 				http.Error(w, fmt.Sprintf("container %s is not running", r.PathValue("container")), http.StatusBadRequest)
 				return
 			}
 			if verb == "exec" {
-				resp, err := k.rt.Exec(r.Context(), &cri.ExecRequest{ContainerId: cs.id, Cmd: q["command"], Tty: flag("tty"), Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr")})
+				resp, err := k.rt.Exec(r.Context(), &cri.ExecRequest{ContainerId: cs.ID, Cmd: q["command"], Tty: flag("tty"), Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr")})
 				if err != nil {
 					http.Error(w, criMessage(err), http.StatusInternalServerError)
 					return
 				}
 				streamURL = resp.Url
 			} else {
-				resp, err := k.rt.Attach(r.Context(), &cri.AttachRequest{ContainerId: cs.id, Tty: flag("tty"), Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr")})
+				resp, err := k.rt.Attach(r.Context(), &cri.AttachRequest{ContainerId: cs.ID, Tty: flag("tty"), Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr")})
 				if err != nil {
 					http.Error(w, criMessage(err), http.StatusInternalServerError)
 					return
@@ -220,12 +220,12 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := parseLogOptions(r.URL.Query(), k.clock.Now())
-	cs := st.latest(name)
-	if cs == nil && len(st.containers[name]) > 0 {
-		cs = st.containers[name][0]
+	cs := st.Latest(name)
+	if cs == nil && len(st.Containers[name]) > 0 {
+		cs = st.Containers[name][0]
 	}
 	if o.previous {
-		cs = st.previous(name)
+		cs = st.Previous(name)
 		if cs == nil {
 			http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", name, pod.Name), http.StatusBadRequest)
 			return
@@ -235,7 +235,7 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: ContainerCreating", name, pod.Name), http.StatusBadRequest)
 		return
 	}
-	f, err := os.Open(k.containerLogPath(pod, name, cs.restartCount))
+	f, err := os.Open(k.containerLogPath(pod, name, cs.RestartCount))
 	if err != nil {
 		http.Error(w, fmt.Sprintf("open log of container %q: %v", name, err), http.StatusNotFound)
 		return
@@ -243,7 +243,7 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	w.Header().Set("Content-Type", "text/plain")
 	out := &limitWriter{w: w, left: o.limitBytes}
-	if err := k.copyLogs(r.Context(), out, f, o, pod.UID, cs.id); err != nil && !errors.Is(err, errLimit) {
+	if err := k.copyLogs(r.Context(), out, f, o, pod.UID, cs.ID); err != nil && !errors.Is(err, errLimit) {
 		k.log.Debug("stream logs", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 	}
 }

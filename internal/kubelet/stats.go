@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/nodestatus"
 )
 
 // The /stats/summary document, shaped like the kubelet's stats/v1alpha1
@@ -61,7 +63,7 @@ var startTime = time.Now()
 
 func (k *Kubelet) serveSummary(w http.ResponseWriter, r *http.Request) {
 	now := k.clock.Now()
-	mem := meminfo()
+	mem := nodestatus.Meminfo()
 	total, avail := uint64(mem["MemTotal"]), uint64(mem["MemAvailable"])
 	used := total - avail
 	s := summary{Node: nodeStats{NodeName: k.cfg.NodeName, StartTime: startTime,

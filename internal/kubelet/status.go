@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
 )
 
 // Conditions the kubelet owns; others (PodScheduled, DisruptionTarget,
@@ -24,7 +26,7 @@ var kubeletConditions = map[v1.PodConditionType]bool{
 const maxTerminationMessage = 4096
 
 // podStatus computes the pod's status from the runtime's view.
-func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
+func (k *Kubelet) podStatus(pod *v1.Pod, st *plan.PodState) v1.PodStatus {
 	out := *pod.Status.DeepCopy()
 	now := metav1.NewTime(k.clock.Now())
 	if out.StartTime == nil {
@@ -34,10 +36,10 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 	out.HostIPs = []v1.HostIP{{IP: out.HostIP}}
 	if pod.Spec.HostNetwork {
 		out.PodIP, out.PodIPs = out.HostIP, []v1.PodIP{{IP: out.HostIP}}
-	} else if st.podIP != "" {
-		out.PodIP = st.podIP
+	} else if st.PodIP != "" {
+		out.PodIP = st.PodIP
 		out.PodIPs = nil
-		for _, ip := range st.podIPs {
+		for _, ip := range st.PodIPs {
 			out.PodIPs = append(out.PodIPs, v1.PodIP{IP: ip})
 		}
 	}
@@ -50,7 +52,7 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 		cs := k.containerStatus(pod, c, st, initDone)
 		out.InitContainerStatuses = append(out.InitContainerStatuses, cs)
 		complete := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-		if isSidecar(c) {
+		if plan.IsSidecar(c) {
 			complete = cs.Started != nil && *cs.Started
 		}
 		if !complete {
@@ -77,12 +79,12 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 		out.EphemeralContainerStatuses = append(out.EphemeralContainerStatuses, cs)
 	}
 	for i, c := range pod.Spec.InitContainers {
-		if isSidecar(&c) && !out.InitContainerStatuses[i].Ready {
+		if plan.IsSidecar(&c) && !out.InitContainerStatuses[i].Ready {
 			unready = append(unready, c.Name)
 		}
 	}
 	out.Phase = podPhase(pod, out.InitContainerStatuses, out.ContainerStatuses, initDone)
-	if pod.DeletionTimestamp != nil && !st.anyRunning() && out.Phase != v1.PodSucceeded {
+	if pod.DeletionTimestamp != nil && !st.AnyRunning() && out.Phase != v1.PodSucceeded {
 		// A deleted pod whose containers are gone ends Failed unless every
 		// container had succeeded.
 		out.Phase = v1.PodFailed
@@ -92,7 +94,7 @@ func (k *Kubelet) podStatus(pod *v1.Pod, st *podState) v1.PodStatus {
 	}
 	terminal := out.Phase == v1.PodSucceeded || out.Phase == v1.PodFailed
 
-	sandboxReady := st.sandboxOK && !terminal
+	sandboxReady := st.SandboxOK && !terminal
 	conds := []v1.PodCondition{
 		condition(v1.PodReadyToStartContainers, sandboxReady, "", ""),
 		condition(v1.PodInitialized, initDone, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(initPending, " "))),
@@ -191,16 +193,16 @@ func mergePodConditions(old, ours []v1.PodCondition, now metav1.Time) []v1.PodCo
 
 // containerStatus reports one container; reachable says whether the pod
 // has got as far as starting it (app containers wait for init).
-func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, reachable bool) v1.ContainerStatus {
+func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *plan.PodState, reachable bool) v1.ContainerStatus {
 	out := v1.ContainerStatus{Name: c.Name, Image: c.Image, Started: ptr.To(false)}
-	cur := st.latest(c.Name)
-	prev := st.previous(c.Name)
+	cur := st.Latest(c.Name)
+	prev := st.Previous(c.Name)
 	if cur != nil {
-		out.RestartCount = int32(cur.restartCount)
+		out.RestartCount = int32(cur.RestartCount)
 	} else if prev != nil {
-		out.RestartCount = int32(prev.restartCount)
+		out.RestartCount = int32(prev.RestartCount)
 	}
-	if prev != nil && prev.exited() {
+	if prev != nil && prev.Exited() {
 		out.LastTerminationState = v1.ContainerState{Terminated: k.terminated(pod, c, prev)}
 	}
 	switch {
@@ -213,25 +215,27 @@ func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, re
 		if w, ok := k.waiting(pod, c.Name); ok && reachable {
 			out.State.Waiting = &v1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
 		}
-	case cur.running():
-		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.started)}
+	case cur.Running():
+		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.Started)}
 		out.Started = ptr.To(k.probes.started(pod.UID, c, cur))
-		out.Ready = k.containerReady(pod, c, cur)
+		// A regular init container is ready only once it has succeeded
+		// (upstream's rule); a sidecar as an app container.
+		out.Ready = k.containerReady(pod, c, cur) && (plan.IsSidecar(c) || !isInit(pod, c))
 		// What the container runs with (after any in-place resize).
 		applied := k.appliedResources(cur, c)
 		out.Resources = &applied
 		out.AllocatedResources = applied.Requests
-	case cur.exited():
+	case cur.Exited():
 		term := k.terminated(pod, c, cur)
 		w, waitingNow := k.waiting(pod, c.Name)
 		var restarting bool
 		switch {
-		case isSidecar(c):
+		case plan.IsSidecar(c):
 			restarting = true
 		case isInit(pod, c):
-			restarting = cur.exitCode != 0 && pod.Spec.RestartPolicy != v1.RestartPolicyNever
+			restarting = cur.ExitCode != 0 && pod.Spec.RestartPolicy != v1.RestartPolicyNever
 		default:
-			restarting = shouldRestart(pod.Spec.RestartPolicy, cur.exitCode)
+			restarting = plan.ShouldRestart(pod.Spec.RestartPolicy, cur.ExitCode)
 		}
 		if restarting && waitingNow && pod.DeletionTimestamp == nil {
 			out.State.Waiting = &v1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
@@ -240,16 +244,16 @@ func (k *Kubelet) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, re
 			out.State.Terminated = term
 			// A finished init container that succeeded counts as ready
 			// (upstream reports it so).
-			out.Ready = isInit(pod, c) && !isSidecar(c) && cur.exitCode == 0
+			out.Ready = isInit(pod, c) && !plan.IsSidecar(c) && cur.ExitCode == 0
 		}
 	default:
 		out.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
 	if cur != nil {
-		out.ContainerID = k.runtimeName + "://" + cur.id
-		out.ImageID = cur.imageRef
-		if cur.image != "" {
-			out.Image = cur.image
+		out.ContainerID = k.runtimeName + "://" + cur.ID
+		out.ImageID = cur.ImageRef
+		if cur.Image != "" {
+			out.Image = cur.Image
 		}
 	}
 	return out
@@ -265,27 +269,27 @@ func isInit(pod *v1.Pod, c *v1.Container) bool {
 }
 
 // terminated is a finished container's state with its termination message.
-func (k *Kubelet) terminated(pod *v1.Pod, c *v1.Container, cs *containerState) *v1.ContainerStateTerminated {
-	reason := cs.reason
+func (k *Kubelet) terminated(pod *v1.Pod, c *v1.Container, cs *plan.ContainerState) *v1.ContainerStateTerminated {
+	reason := cs.Reason
 	if reason == "" {
 		reason = "Completed"
-		if cs.exitCode != 0 {
+		if cs.ExitCode != 0 {
 			reason = "Error"
 		}
 	}
-	msg := cs.message
-	if b, err := os.ReadFile(filepath.Join(k.podDir(string(pod.UID)), "containers", c.Name, fmt.Sprint(cs.restartCount))); err == nil && len(b) > 0 {
+	msg := cs.Message
+	if b, err := os.ReadFile(filepath.Join(k.podDir(string(pod.UID)), "containers", c.Name, fmt.Sprint(cs.RestartCount))); err == nil && len(b) > 0 {
 		msg = string(b)
-	} else if c.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && cs.exitCode != 0 {
-		msg = k.logTail(pod, c.Name, cs.restartCount, 80, 2048)
+	} else if c.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && cs.ExitCode != 0 {
+		msg = k.logTail(pod, c.Name, cs.RestartCount, 80, 2048)
 	}
 	if len(msg) > maxTerminationMessage {
 		msg = msg[:maxTerminationMessage]
 	}
 	return &v1.ContainerStateTerminated{
-		ExitCode: cs.exitCode, Reason: reason, Message: msg,
-		StartedAt: metav1.NewTime(cs.started), FinishedAt: metav1.NewTime(cs.finish),
-		ContainerID: k.runtimeName + "://" + cs.id,
+		ExitCode: cs.ExitCode, Reason: reason, Message: msg,
+		StartedAt: metav1.NewTime(cs.Started), FinishedAt: metav1.NewTime(cs.Finished),
+		ContainerID: k.runtimeName + "://" + cs.ID,
 	}
 }
 
@@ -294,7 +298,7 @@ func podPhase(pod *v1.Pod, inits, apps []v1.ContainerStatus, initDone bool) v1.P
 	if !initDone {
 		for i, s := range inits {
 			c := pod.Spec.InitContainers[i]
-			if !isSidecar(&c) && s.State.Terminated != nil && s.State.Terminated.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			if !plan.IsSidecar(&c) && s.State.Terminated != nil && s.State.Terminated.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
 				return v1.PodFailed
 			}
 		}
@@ -339,7 +343,7 @@ func podPhase(pod *v1.Pod, inits, apps []v1.ContainerStatus, initDone bool) v1.P
 
 // writeStatus writes the pod's status through the status subresource when
 // it differs from what the API has.
-func (k *Kubelet) writeStatus(ctx context.Context, pod *v1.Pod, st *podState) {
+func (k *Kubelet) writeStatus(ctx context.Context, pod *v1.Pod, st *plan.PodState) {
 	status := k.podStatus(pod, st)
 	if equalJSON(status, pod.Status) {
 		return

@@ -17,6 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/plan"
+	"github.com/skiff-sh/skiff/internal/kubelet/volume"
 )
 
 // Sync cadence.
@@ -32,7 +35,9 @@ const (
 type waitingReason struct{ reason, message string }
 
 // syncPod drives one pod toward its spec and reports its status. It returns
-// when to sync again; zero means only a new event should wake it.
+// when to sync again; zero means only a new event should wake it. What kind
+// of sync it is is decided as data (plan.Pod) from the facts read here; the
+// steps are then carried out in order.
 func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 	pod := k.pod(uid)
 	st, err := k.runtimeState(ctx, uid)
@@ -40,36 +45,40 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 		k.log.Warn("read pod state from runtime", "uid", uid, "err", err)
 		return retryAfterError
 	}
-	switch {
-	case pod == nil:
-		// Gone from the API (or never ours): stop and remove everything.
-		k.mu.Lock()
-		synced := k.synced
-		k.mu.Unlock()
-		if !synced {
-			return retryAfterError
-		}
-		if err := k.removePod(ctx, uid, st); err != nil {
-			k.log.Warn("remove pod", "uid", uid, "err", err)
-			return retryAfterError
-		}
-		k.deleteOrphanMirrors(ctx, uid)
-		return 0
-	case k.isStatic(uid):
-		k.syncMirror(ctx, pod)
-	case pod.DeletionTimestamp != nil:
-		k.probes.forget(uid)
-		return k.terminate(ctx, pod, st)
+	facts := plan.PodFacts{Known: pod != nil, Static: k.isStatic(uid)}
+	k.mu.Lock()
+	facts.Listed = k.synced
+	k.mu.Unlock()
+	var evictMsg string
+	if pod != nil {
+		facts.Deleting = pod.DeletionTimestamp != nil
+		facts.Finished = pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+		evictMsg, facts.Evicted = k.evictedMessage(uid)
+		left, ok := deadlineLeft(pod, k.clock.Now())
+		facts.DeadlinePassed = ok && left <= 0
+		facts.New = len(st.Sandboxes) == 0 && pod.Status.Phase == v1.PodPending
 	}
-	finished := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
-	if !finished && !k.isStatic(uid) {
-		if msg, ok := k.evictedMessage(uid); ok {
-			return k.evictPod(ctx, pod, st, msg)
-		}
-		if left, ok := deadlineLeft(pod, k.clock.Now()); ok && left <= 0 {
+	for _, step := range plan.Pod(facts) {
+		switch step {
+		case plan.StepWait:
+			return retryAfterError
+		case plan.StepRemove:
+			if err := k.removePod(ctx, uid, st); err != nil {
+				k.log.Warn("remove pod", "uid", uid, "err", err)
+				return retryAfterError
+			}
+			k.deleteOrphanMirrors(ctx, uid)
+			return 0
+		case plan.StepMirror:
+			k.syncMirror(ctx, pod)
+		case plan.StepTerminate:
+			k.probes.forget(uid)
+			return k.terminate(ctx, pod, st)
+		case plan.StepEvict:
+			return k.evictPod(ctx, pod, st, evictMsg)
+		case plan.StepDeadline:
 			return k.failPod(ctx, pod, st, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline", false)
-		}
-		if len(st.sandboxes) == 0 && pod.Status.Phase == v1.PodPending {
+		case plan.StepAdmit:
 			if ok, msg := admitUnderPressure(pod, k.currentPressure()); !ok {
 				k.markEvicted(uid, msg)
 				return k.evictPod(ctx, pod, st, msg)
@@ -77,30 +86,28 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID) time.Duration {
 			if v := k.admit(ctx, pod); !v.ok {
 				return k.failPod(ctx, pod, st, v.reason, v.message, false)
 			}
-		} else {
+		case plan.StepAdmitted:
 			k.markAdmitted(uid)
+		case plan.StepStop:
+			// Finished: nothing restarts; the sandbox's resources go back.
+			k.stopAll(ctx, pod, st, 0)
+			return 0
+		case plan.StepRun:
+			return k.run(ctx, pod, st)
 		}
 	}
-	if k.isStatic(uid) {
-		k.markAdmitted(uid) // static pods are the node's own: always admitted
-	}
-	if finished {
-		// Finished: nothing restarts; the sandbox's resources go back.
-		k.stopAll(ctx, pod, st, 0)
-		return 0
-	}
-	return k.run(ctx, pod, st)
+	return 0
 }
 
 // run brings up the sandbox and containers of a live pod.
-func (k *Kubelet) run(ctx context.Context, pod *v1.Pod, st *podState) time.Duration {
-	vols, err := k.setupVolumes(ctx, pod, st.podIP)
+func (k *Kubelet) run(ctx context.Context, pod *v1.Pod, st *plan.PodState) time.Duration {
+	vols, err := k.setupVolumes(ctx, pod, st.PodIP)
 	if err != nil {
 		k.eventOnce(pod, v1.EventTypeWarning, "FailedMount", err.Error())
 		k.writeStatus(ctx, pod, st)
 		return retryAfterError
 	}
-	if !st.sandboxOK {
+	if !st.SandboxOK {
 		if err := k.createSandbox(ctx, pod, st); err != nil {
 			k.eventOnce(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
 			k.writeStatus(ctx, pod, st)
@@ -145,7 +152,7 @@ func deadlineLeft(pod *v1.Pod, now time.Time) (time.Duration, bool) {
 }
 
 // createSandbox stops what is left of older sandboxes and runs a new one.
-func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) error {
+func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *plan.PodState) error {
 	k.stopAll(ctx, pod, st, 0)
 	for _, d := range []string{k.logDir(pod), filepath.Join(k.podDir(string(pod.UID)), "containers")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -156,7 +163,7 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) 
 	if err != nil {
 		return err
 	}
-	attempt := uint32(len(st.sandboxes))
+	attempt := uint32(len(st.Sandboxes))
 	started := k.clock.Now()
 	_, err = k.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: k.sandboxConfig(pod, attempt), RuntimeHandler: handler})
 	if err != nil {
@@ -169,41 +176,41 @@ func (k *Kubelet) createSandbox(ctx context.Context, pod *v1.Pod, st *podState) 
 	return nil
 }
 
-// syncContainers carries out the container plan of a live pod (plan.go) in
+// syncContainers carries out the container plan of a live pod (package plan) in
 // order. It returns when to look again, and whether the pod is done.
-func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, st *podState, vols map[string]mountedVolume) (time.Duration, bool) {
-	p := planContainers(pod, st, func(c *v1.Container, last *containerState) time.Duration {
-		return k.backoff.wait(backoffKey(pod, c.Name), last.finish)
+func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, st *plan.PodState, vols map[string]volume.Mounted) (time.Duration, bool) {
+	p := plan.Containers(pod, st, func(c *v1.Container, last *plan.ContainerState) time.Duration {
+		return k.backoff.Wait(backoffKey(pod, c.Name), last.Finished)
 	})
-	for _, a := range p.actions {
-		c := a.container
-		switch a.kind {
-		case actBackOff:
+	for _, a := range p.Actions {
+		c := a.Container
+		switch a.Kind {
+		case plan.ActBackOff:
 			key := backoffKey(pod, c.Name)
-			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", k.backoff.current(key), c.Name, pod.Name, pod.Namespace, pod.UID)
+			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", k.backoff.Current(key), c.Name, pod.Name, pod.Namespace, pod.UID)
 			k.setWaiting(pod, c.Name, "CrashLoopBackOff", msg)
 			k.eventOnce(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")")
-		case actStart:
-			if a.last != nil && a.last.exited() {
-				k.backoff.next(backoffKey(pod, c.Name))
+		case plan.ActStart:
+			if a.Last != nil && a.Last.Exited() {
+				k.backoff.Next(backoffKey(pod, c.Name))
 			}
-			if wait, err := k.startContainer(ctx, pod, c, st, vols, a.initIndex); err != nil {
+			if wait, err := k.startContainer(ctx, pod, c, st, vols, a.InitIndex); err != nil {
 				if wait == 0 {
 					wait = retryAfterError
 				}
-				p.soonest(wait)
+				p.Soonest(wait)
 			}
-		case actReplace:
+		case plan.ActReplace:
 			k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Container %s definition changed, will be restarted", c.Name)
-			k.killContainer(ctx, pod, a.last, gracePeriod(pod))
-		case actResize:
-			k.resizeIfChanged(ctx, pod, c, a.last)
+			k.killContainer(ctx, pod, a.Last, gracePeriod(pod))
+		case plan.ActResize:
+			k.resizeIfChanged(ctx, pod, c, a.Last)
 		}
 	}
-	if p.terminal {
+	if p.Terminal {
 		return 0, true
 	}
-	return p.next, false
+	return p.Next, false
 }
 
 func backoffKey(pod *v1.Pod, name string) string { return string(pod.UID) + "/" + name }
@@ -212,7 +219,7 @@ func backoffKey(pod *v1.Pod, name string) string { return string(pod.UID) + "/" 
 // container and runs its postStart hook. Failures are recorded as the
 // container's waiting reason and as Events; the returned duration is the
 // image pull back-off, if any.
-func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, vols map[string]mountedVolume, initIndex int) (time.Duration, error) {
+func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, st *plan.PodState, vols map[string]volume.Mounted, initIndex int) (time.Duration, error) {
 	imageUID, imageUser, wait, err := k.ensureImage(ctx, pod, c)
 	if err != nil {
 		return wait, err
@@ -226,13 +233,13 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		k.eventOnce(pod, v1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return 0, err
 	}
-	restarts := st.nextRestartCount(c.Name)
-	spec := containerSpec{pod: pod, c: c, restartCount: restarts, env: env, volumes: vols, initIndex: initIndex, memoryCapacity: k.machine.memory.Value()}
+	restarts := st.NextRestartCount(c.Name)
+	spec := containerSpec{pod: pod, c: c, restartCount: restarts, env: env, volumes: vols, initIndex: initIndex, memoryCapacity: k.machine.Memory.Value()}
 	if spec.termFile, err = k.terminationFile(pod, c.Name, restarts); err != nil {
 		return 0, err
 	}
 	if !pod.Spec.HostNetwork {
-		if spec.hostsFile, err = k.hostsFile(pod, st.podIP); err != nil {
+		if spec.hostsFile, err = k.hostsFile(pod, st.PodIP); err != nil {
 			return 0, err
 		}
 	}
@@ -243,11 +250,11 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		return 0, err
 	}
 	if target := debugTarget(pod, c.Name); target != "" {
-		if tc := st.latest(target); tc != nil && tc.running() {
-			targetPIDNamespace(cfg, tc.id)
+		if tc := st.Latest(target); tc != nil && tc.Running() {
+			targetPIDNamespace(cfg, tc.ID)
 		}
 	}
-	sb := st.current()
+	sb := st.Current()
 	created, err := k.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: sb.Id, Config: cfg, SandboxConfig: k.sandboxConfig(pod, sb.Metadata.GetAttempt())})
 	if err != nil {
 		msg := criMessage(err)
@@ -266,7 +273,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Contain
 	k.events.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	k.log.Debug("container started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "since_seen", k.sinceSeen(pod.UID))
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
-		if msg, err := k.runHandler(ctx, pod, c, created.ContainerId, st.podIP, c.Lifecycle.PostStart, 30*time.Second); err != nil {
+		if msg, err := k.runHandler(ctx, pod, c, created.ContainerId, st.PodIP, c.Lifecycle.PostStart, 30*time.Second); err != nil {
 			k.events.Eventf(pod, v1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
 			_, _ = k.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: created.ContainerId, Timeout: 0})
 			return 0, err
@@ -338,9 +345,9 @@ func (k *Kubelet) hostsFile(pod *v1.Pod, podIP string) (string, error) {
 
 // resolveEnv fetches the ConfigMaps and Secrets the container's environment
 // names and resolves it.
-func (k *Kubelet) resolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState) ([]v1.EnvVar, error) {
+func (k *Kubelet) resolveEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, st *plan.PodState) ([]v1.EnvVar, error) {
 	_, alloc := k.capacity()
-	src := envSources{configMaps: map[string]*v1.ConfigMap{}, secrets: map[string]*v1.Secret{}, podIP: st.podIP, podIPs: st.podIPs, hostIP: k.cfg.NodeIP.String(), allocatable: alloc}
+	src := envSources{configMaps: map[string]*v1.ConfigMap{}, secrets: map[string]*v1.Secret{}, podIP: st.PodIP, podIPs: st.PodIPs, hostIP: k.cfg.NodeIP.String(), allocatable: alloc}
 	cm := func(name string) error {
 		if _, ok := src.configMaps[name]; ok || name == "" {
 			return nil
@@ -405,12 +412,12 @@ func gracePeriod(pod *v1.Pod) int64 {
 // terminate runs a deleted pod's shutdown: preStop hooks and SIGTERM with
 // the grace period, then SIGKILL; the final status; and the deletion of the
 // API object with grace 0 once nothing runs.
-func (k *Kubelet) terminate(ctx context.Context, pod *v1.Pod, st *podState) time.Duration {
+func (k *Kubelet) terminate(ctx context.Context, pod *v1.Pod, st *plan.PodState) time.Duration {
 	k.stopAll(ctx, pod, st, gracePeriod(pod))
 	if fresh, err := k.runtimeState(ctx, pod.UID); err == nil {
 		st = fresh
 	}
-	if st.anyRunning() {
+	if st.AnyRunning() {
 		return retryAfterError
 	}
 	k.writeStatus(ctx, pod, st)
@@ -427,22 +434,22 @@ func (k *Kubelet) terminate(ctx context.Context, pod *v1.Pod, st *podState) time
 // stopAll stops every running container of the pod in parallel (preStop
 // hook, then SIGTERM and SIGKILL after grace seconds) and stops its
 // sandboxes, keeping them for logs until the pod is removed.
-func (k *Kubelet) stopAll(ctx context.Context, pod *v1.Pod, st *podState, grace int64) {
+func (k *Kubelet) stopAll(ctx context.Context, pod *v1.Pod, st *plan.PodState, grace int64) {
 	var wg sync.WaitGroup
-	for _, list := range st.containers {
+	for _, list := range st.Containers {
 		for _, cs := range list {
-			if !cs.running() && cs.state != cri.ContainerState_CONTAINER_CREATED {
+			if !cs.Running() && cs.State != cri.ContainerState_CONTAINER_CREATED {
 				continue
 			}
 			wg.Add(1)
-			go func(cs *containerState) {
+			go func(cs *plan.ContainerState) {
 				defer wg.Done()
 				k.killContainer(ctx, pod, cs, grace)
 			}(cs)
 		}
 	}
 	wg.Wait()
-	for _, sb := range st.sandboxes {
+	for _, sb := range st.Sandboxes {
 		if sb.State == cri.PodSandboxState_SANDBOX_READY {
 			if _, err := k.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
 				k.log.Warn("stop sandbox", "id", sb.Id, "err", err)
@@ -453,13 +460,13 @@ func (k *Kubelet) stopAll(ctx context.Context, pod *v1.Pod, st *podState, grace 
 
 // killContainer runs the preStop hook within the grace period, then stops
 // the container with what remains of it.
-func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, cs *containerState, grace int64) {
+func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, cs *plan.ContainerState, grace int64) {
 	start := k.clock.Now()
 	if pod != nil {
-		if c := specContainer(pod, cs.name); c != nil {
+		if c := plan.SpecContainer(pod, cs.Name); c != nil {
 			k.events.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && cs.running() && grace > 0 {
-				if msg, err := k.runHandler(ctx, pod, c, cs.id, "", c.Lifecycle.PreStop, time.Duration(grace)*time.Second); err != nil {
+			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && cs.Running() && grace > 0 {
+				if msg, err := k.runHandler(ctx, pod, c, cs.ID, "", c.Lifecycle.PreStop, time.Duration(grace)*time.Second); err != nil {
 					k.events.Eventf(pod, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %s", strings.TrimSpace(msg+" "+err.Error()))
 				}
 			}
@@ -470,16 +477,16 @@ func (k *Kubelet) killContainer(ctx context.Context, pod *v1.Pod, cs *containerS
 		left = 0
 	}
 	// The runtime sends the stop signal, waits left seconds, then kills.
-	if _, err := k.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: cs.id, Timeout: left}); err != nil {
-		k.log.Warn("stop container", "id", cs.id, "err", err)
+	if _, err := k.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: cs.ID, Timeout: left}); err != nil {
+		k.log.Warn("stop container", "id", cs.ID, "err", err)
 	}
 }
 
 // removePod removes a pod the API no longer has: its containers and
 // sandboxes, volumes, directories and cgroups.
-func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) error {
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *plan.PodState) error {
 	k.stopAll(ctx, nil, st, 0)
-	for _, sb := range st.sandboxes {
+	for _, sb := range st.Sandboxes {
 		if _, err := k.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
 			return fmt.Errorf("remove sandbox %s: %w", sb.Id, err)
 		}
@@ -487,7 +494,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) er
 	if err := k.teardownVolumes(string(uid)); err != nil {
 		return err
 	}
-	for _, sb := range st.sandboxes {
+	for _, sb := range st.Sandboxes {
 		if md := sb.Metadata; md != nil {
 			_ = os.RemoveAll(filepath.Join(k.cfg.RootDir, "logs", md.Namespace+"_"+md.Name+"_"+md.Uid))
 		}
@@ -495,16 +502,16 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *podState) er
 	removeCgroups(string(uid))
 	k.probes.forget(uid)
 	k.podCerts.forget(uid)
-	for _, list := range st.containers {
+	for _, list := range st.Containers {
 		for _, cs := range list {
-			k.resized.Delete(cs.id)
+			k.resized.Delete(cs.ID)
 		}
 	}
 	k.mu.Lock()
 	delete(k.evicted, uid)
 	delete(k.admitted, uid)
 	k.mu.Unlock()
-	k.backoff.forget(string(uid) + "/")
+	k.backoff.Forget(string(uid) + "/")
 	k.startErr.Range(func(key, _ any) bool {
 		if strings.HasPrefix(key.(string), string(uid)+"/") {
 			k.startErr.Delete(key)

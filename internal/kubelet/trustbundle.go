@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/volume"
 )
 
 // trustBundleFile writes a clusterTrustBundle projection: the bundle of
@@ -19,7 +21,7 @@ import (
 // the selector (a nil selector matches none), as one PEM file. With
 // optional set, nothing found is an empty file; otherwise it fails the
 // volume, as upstream's kubelet does.
-func (k *Kubelet) trustBundleFile(ctx context.Context, p *v1.ClusterTrustBundleProjection, def os.FileMode, files map[string]volumeFile) error {
+func (k *Kubelet) trustBundleFile(ctx context.Context, p *v1.ClusterTrustBundleProjection, def os.FileMode, files map[string]volume.File) error {
 	var bundles []string
 	api := k.client.CertificatesV1().ClusterTrustBundles()
 	switch {
@@ -44,7 +46,7 @@ func (k *Kubelet) trustBundleFile(ctx context.Context, p *v1.ClusterTrustBundleP
 	if len(bundles) == 0 && !isOptional(p.Optional) {
 		return fmt.Errorf("clusterTrustBundle projection to %s: no ClusterTrustBundle matched", p.Path)
 	}
-	files[p.Path] = volumeFile{data: pemUnion(bundles), mode: def}
+	files[p.Path] = volume.File{Data: pemUnion(bundles), Mode: def}
 	return nil
 }
 

@@ -1,6 +1,7 @@
-// Package runtime starts and supervises containerd for the node agent:
-// its generated configuration, the pause image, image import and the CNI
-// configuration the CRI plugin reads.
+// Package runtime is the node agent's container runtime: the CRI client it
+// talks through (Service, Client), and containerd started and supervised
+// for it: its generated configuration, the pause image, image import and
+// the CNI configuration the CRI plugin reads.
 package runtime
 
 import (

@@ -23,7 +23,10 @@ var rules = []struct {
 	forbidden []string
 }{
 	// The node agent and its network parts.
-	{[]string{"agent", "kubelet", "proxy", "dns", "netpol", "podnet", "runtime", "runtime/", "image", "procmem", "join"}, serverSide},
+	{[]string{"agent", "kubelet", "kubelet/", "proxy", "dns", "netpol", "podnet", "runtime", "runtime/", "image", "procmem", "join"}, serverSide},
+	// The node agent's decisions and node-side helpers (its plan, volume
+	// files, node status) stand below the agent and its runtime client.
+	{[]string{"kubelet/"}, []string{"kubelet", "agent", "runtime", "runtime/"}},
 	// The shared kits are leaves for both sides.
 	{[]string{"work", "kubeclient", "podspec", "leader", "pki", "component"}, append(serverSide, "kubelet", "agent", "proxy", "dns")},
 	// Controllers and the scheduler use the API, not its implementation.

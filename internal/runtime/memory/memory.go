@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
 // Program is how a container behaves once started: it runs for RunFor
@@ -26,6 +28,8 @@ type Program struct {
 	RunFor   time.Duration
 	ExitCode int32
 }
+
+var _ runtime.Service = (*Runtime)(nil)
 
 // Runtime is the in-memory runtime. Its zero value is not usable; use New.
 type Runtime struct {

@@ -1,4 +1,4 @@
-package kubelet
+package plan
 
 import (
 	"sync"
@@ -11,8 +11,8 @@ import (
 // then 10 s doubling to 5 min; an entry untouched for 10 min (twice the
 // maximum) starts over.
 const (
-	backoffInitial = 10 * time.Second
-	backoffMax     = 5 * time.Minute
+	BackoffInitial = 10 * time.Second
+	BackoffMax     = 5 * time.Minute
 )
 
 type backoffEntry struct {
@@ -20,17 +20,19 @@ type backoffEntry struct {
 	lastUpdate time.Time
 }
 
-type backoff struct {
+// Backoff is the restart back-off of every container of the node, by
+// pod UID and container name.
+type Backoff struct {
 	clock clock.Clock
 	mu    sync.Mutex
 	m     map[string]backoffEntry
 }
 
-func newBackoff(c clock.Clock) *backoff { return &backoff{clock: c, m: map[string]backoffEntry{}} }
+func NewBackoff(c clock.Clock) *Backoff { return &Backoff{clock: c, m: map[string]backoffEntry{}} }
 
-// wait is how long a restart of key must still wait when its last run
+// Wait is how long a restart of key must still wait when its last run
 // ended at since; zero means go.
-func (b *backoff) wait(key string, since time.Time) time.Duration {
+func (b *Backoff) Wait(key string, since time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.m[key]
@@ -43,36 +45,36 @@ func (b *backoff) wait(key string, since time.Time) time.Duration {
 	return 0
 }
 
-// next records a restart of key and returns the delay the following one
+// Next records a restart of key and returns the delay the following one
 // will wait.
-func (b *backoff) next(key string) time.Duration {
+func (b *Backoff) Next(key string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok := b.m[key]
 	switch {
 	case !ok || b.expired(e):
-		e.delay = backoffInitial
+		e.delay = BackoffInitial
 	default:
-		e.delay = min(2*e.delay, backoffMax)
+		e.delay = min(2*e.delay, BackoffMax)
 	}
 	e.lastUpdate = b.clock.Now()
 	b.m[key] = e
 	return e.delay
 }
 
-// current is the delay recorded for key (for messages).
-func (b *backoff) current(key string) time.Duration {
+// Current is the delay recorded for key (for messages).
+func (b *Backoff) Current(key string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.m[key].delay
 }
 
-func (b *backoff) expired(e backoffEntry) bool {
-	return b.clock.Since(e.lastUpdate) > 2*backoffMax
+func (b *Backoff) expired(e backoffEntry) bool {
+	return b.clock.Since(e.lastUpdate) > 2*BackoffMax
 }
 
-// forget drops every entry with the prefix (a pod's containers).
-func (b *backoff) forget(prefix string) {
+// Forget drops every entry with the prefix (a pod's containers).
+func (b *Backoff) Forget(prefix string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for k := range b.m {

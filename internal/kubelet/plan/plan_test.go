@@ -1,4 +1,4 @@
-package kubelet
+package plan
 
 import (
 	"fmt"
@@ -45,29 +45,29 @@ func podOf(policy v1.RestartPolicy, init []v1.Container, apps ...v1.Container) *
 }
 
 // stateOf builds the runtime's view: one ready sandbox holding the runs.
-func stateOf(pod *v1.Pod, runs []run) *podState {
-	st := &podState{sandboxes: []*cri.PodSandbox{{Id: "sb1"}}, sandboxOK: true, containers: map[string][]*containerState{}}
+func stateOf(pod *v1.Pod, runs []run) *PodState {
+	st := &PodState{Sandboxes: []*cri.PodSandbox{{Id: "sb1"}}, SandboxOK: true, Containers: map[string][]*ContainerState{}}
 	for _, r := range runs {
-		cs := &containerState{id: "c-" + r.name, name: r.name, sandboxID: "sb1", finish: time.Unix(1000, 0)}
-		if c := specContainer(pod, r.name); c != nil {
-			cs.hash = containerHash(c)
+		cs := &ContainerState{ID: "c-" + r.name, Name: r.name, SandboxID: "sb1", Finished: time.Unix(1000, 0)}
+		if c := SpecContainer(pod, r.name); c != nil {
+			cs.Hash = ContainerHash(c)
 		}
 		if r.stale {
-			cs.hash = "0ld"
+			cs.Hash = "0ld"
 		}
 		if r.state == "running" {
-			cs.state = cri.ContainerState_CONTAINER_RUNNING
+			cs.State = cri.ContainerState_CONTAINER_RUNNING
 		} else {
-			cs.state = cri.ContainerState_CONTAINER_EXITED
-			fmt.Sscanf(r.state, "exited %d", &cs.exitCode)
+			cs.State = cri.ContainerState_CONTAINER_EXITED
+			fmt.Sscanf(r.state, "exited %d", &cs.ExitCode)
 		}
-		st.containers[r.name] = append(st.containers[r.name], cs)
+		st.Containers[r.name] = append(st.Containers[r.name], cs)
 	}
 	return st
 }
 
 // render is the plan as the scenario files show it.
-func render(s scenario, p containerPlan) string {
+func render(s scenario, p ContainerPlan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n", s.name)
 	fmt.Fprintf(&b, "restartPolicy: %s\n", s.pod.Spec.RestartPolicy)
@@ -79,23 +79,23 @@ func render(s scenario, p containerPlan) string {
 		fmt.Fprintf(&b, "runtime: %s %s%s\n", r.name, r.state, stale)
 	}
 	b.WriteString("----\n")
-	for _, a := range p.actions {
-		fmt.Fprintf(&b, "%s %s", a.kind, a.container.Name)
-		if a.initIndex >= 0 {
-			fmt.Fprintf(&b, " (init %d)", a.initIndex)
+	for _, a := range p.Actions {
+		fmt.Fprintf(&b, "%s %s", a.Kind, a.Container.Name)
+		if a.InitIndex >= 0 {
+			fmt.Fprintf(&b, " (init %d)", a.InitIndex)
 		}
-		if a.kind == actBackOff {
-			fmt.Fprintf(&b, " for %s", a.wait)
+		if a.Kind == ActBackOff {
+			fmt.Fprintf(&b, " for %s", a.Wait)
 		}
-		if a.kind == actStart && a.last != nil {
-			fmt.Fprintf(&b, " (restart after exit %d)", a.last.exitCode)
+		if a.Kind == ActStart && a.Last != nil {
+			fmt.Fprintf(&b, " (restart after exit %d)", a.Last.ExitCode)
 		}
 		b.WriteString("\n")
 	}
-	if p.next > 0 {
-		fmt.Fprintf(&b, "look again in %s\n", p.next)
+	if p.Next > 0 {
+		fmt.Fprintf(&b, "look again in %s\n", p.Next)
 	}
-	if p.terminal {
+	if p.Terminal {
 		b.WriteString("pod done\n")
 	}
 	return b.String()
@@ -137,7 +137,7 @@ func TestContainerPlans(t *testing.T) {
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
-			p := planContainers(s.pod, stateOf(s.pod, s.runs), func(c *v1.Container, _ *containerState) time.Duration { return s.backoff[c.Name] })
+			p := Containers(s.pod, stateOf(s.pod, s.runs), func(c *v1.Container, _ *ContainerState) time.Duration { return s.backoff[c.Name] })
 			got := render(s, p)
 			golden.Check(t, filepath.Join("testdata", "containers", s.name+".txt"), got)
 		})

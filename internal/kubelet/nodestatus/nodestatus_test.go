@@ -1,4 +1,4 @@
-package kubelet
+package nodestatus
 
 import (
 	"testing"
@@ -17,7 +17,7 @@ func TestKeepExtended(t *testing.T) {
 		},
 		Allocatable: v1.ResourceList{"example.com/gpu": resource.MustParse("1")},
 	}
-	capacity, alloc := keepExtended(cur, v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")}, v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")})
+	capacity, alloc := KeepExtended(cur, v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")}, v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")})
 	for name, want := range map[v1.ResourceName][2]string{
 		"example.com/fakecpu": {"1k", "1k"}, // allocatable defaults to capacity
 		"example.com/gpu":     {"2", "1"},

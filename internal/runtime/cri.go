@@ -1,4 +1,4 @@
-package kubelet
+package runtime
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// RuntimeService is what the node agent asks of a container runtime: the
-// CRI calls it makes, nothing more. A connection to containerd (Runtime)
+// Service is what the node agent asks of a container runtime: the CRI
+// calls it makes, nothing more. A connection to containerd (Client)
 // implements it, and so does the in-memory runtime the agent's tests run
 // on (internal/runtime/memory).
-type RuntimeService interface {
+type Service interface {
 	Version(ctx context.Context, in *cri.VersionRequest, opts ...grpc.CallOption) (*cri.VersionResponse, error)
 	RunPodSandbox(ctx context.Context, in *cri.RunPodSandboxRequest, opts ...grpc.CallOption) (*cri.RunPodSandboxResponse, error)
 	StopPodSandbox(ctx context.Context, in *cri.StopPodSandboxRequest, opts ...grpc.CallOption) (*cri.StopPodSandboxResponse, error)
@@ -42,19 +42,19 @@ type RuntimeService interface {
 	ImageFsInfo(ctx context.Context, in *cri.ImageFsInfoRequest, opts ...grpc.CallOption) (*cri.ImageFsInfoResponse, error)
 }
 
-var _ RuntimeService = (*Runtime)(nil)
+var _ Service = (*Client)(nil)
 
-// Runtime is a connection to a CRI runtime: one persistent gRPC connection
+// Client is a connection to a CRI runtime: one persistent gRPC connection
 // carrying both services.
-type Runtime struct {
+type Client struct {
 	cri.RuntimeServiceClient
 	cri.ImageServiceClient
 	conn *grpc.ClientConn
 }
 
-// DialRuntime connects to the CRI socket at endpoint (a path or unix:// URL)
+// Dial connects to the CRI socket at endpoint (a path or unix:// URL)
 // and checks that it answers the v1 API.
-func DialRuntime(ctx context.Context, endpoint string) (*Runtime, error) {
+func Dial(ctx context.Context, endpoint string) (*Client, error) {
 	if !strings.Contains(endpoint, "://") {
 		endpoint = "unix://" + endpoint
 	}
@@ -63,7 +63,7 @@ func DialRuntime(ctx context.Context, endpoint string) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CRI %s: %w", endpoint, err)
 	}
-	r := &Runtime{RuntimeServiceClient: cri.NewRuntimeServiceClient(conn), ImageServiceClient: cri.NewImageServiceClient(conn), conn: conn}
+	r := &Client{RuntimeServiceClient: cri.NewRuntimeServiceClient(conn), ImageServiceClient: cri.NewImageServiceClient(conn), conn: conn}
 	// A containerd that just started (or restarted with many containers
 	// to recover) answers "server is not initialized yet" for a while.
 	deadline := time.Now().Add(2 * time.Minute)
@@ -83,24 +83,10 @@ func DialRuntime(ctx context.Context, endpoint string) (*Runtime, error) {
 }
 
 // Close closes the connection.
-func (r *Runtime) Close() error { return r.conn.Close() }
-
-// Labels and annotations skiff puts on sandboxes and containers; the names
-// are upstream's, so crictl and existing tooling read them.
-const (
-	labelPodName        = "io.kubernetes.pod.name"
-	labelPodNamespace   = "io.kubernetes.pod.namespace"
-	labelPodUID         = "io.kubernetes.pod.uid"
-	labelContainerName  = "io.kubernetes.container.name"
-	annotationHash      = "io.kubernetes.container.hash"
-	annotationRestarts  = "io.kubernetes.container.restartCount"
-	annotationTermPath  = "io.kubernetes.container.terminationMessagePath"
-	annotationTermPol   = "io.kubernetes.container.terminationMessagePolicy"
-	annotationInitIndex = "io.skiff.container.initIndex"
-)
+func (r *Client) Close() error { return r.conn.Close() }
 
 // HasImage reports whether the runtime holds the image.
-func (r *Runtime) HasImage(ctx context.Context, ref string) (bool, error) {
+func (r *Client) HasImage(ctx context.Context, ref string) (bool, error) {
 	resp, err := r.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: ref}})
 	if err != nil {
 		return false, err

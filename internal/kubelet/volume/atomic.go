@@ -1,20 +1,19 @@
-package kubelet
+package volume
 
 import (
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 )
 
 // volumeFile is one file of a configMap, secret, downwardAPI or projected
 // volume.
-type volumeFile struct {
-	data []byte
-	mode os.FileMode
+type File struct {
+	Data []byte
+	Mode os.FileMode
 }
 
 // writeAtomic publishes files in dir the way upstream's atomic writer does,
@@ -22,12 +21,12 @@ type volumeFile struct {
 // timestamped directory, the "..data" symlink is swapped to it in one
 // rename, and each visible name is a symlink through "..data". It reports
 // whether anything changed.
-func writeAtomic(dir string, files map[string]volumeFile) (bool, error) {
+func WriteAtomic(dir string, files map[string]File) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
 	}
 	dataLink := filepath.Join(dir, "..data")
-	if current, err := os.Readlink(dataLink); err == nil && sameFiles(filepath.Join(dir, current), files) {
+	if current, err := os.Readlink(dataLink); err == nil && SameFiles(filepath.Join(dir, current), files) {
 		return false, nil
 	}
 	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
@@ -39,10 +38,10 @@ func writeAtomic(dir string, files map[string]volumeFile) (bool, error) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return false, err
 		}
-		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+		if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
 			return false, err
 		}
-		if err := os.Chmod(p, f.mode); err != nil { // umask must not narrow the mode
+		if err := os.Chmod(p, f.Mode); err != nil { // umask must not narrow the mode
 			return false, err
 		}
 	}
@@ -84,7 +83,7 @@ func writeAtomic(dir string, files map[string]volumeFile) (bool, error) {
 	return true, nil
 }
 
-func sameFiles(dir string, files map[string]volumeFile) bool {
+func SameFiles(dir string, files map[string]File) bool {
 	count := 0
 	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
@@ -93,11 +92,11 @@ func sameFiles(dir string, files map[string]volumeFile) bool {
 		count++
 		rel, _ := filepath.Rel(dir, p)
 		f, ok := files[rel]
-		if !ok || info.Mode().Perm() != f.mode.Perm() {
+		if !ok || info.Mode().Perm() != f.Mode.Perm() {
 			return errDiffers
 		}
 		data, err := os.ReadFile(p)
-		if err != nil || !bytes.Equal(data, f.data) {
+		if err != nil || !bytes.Equal(data, f.Data) {
 			return errDiffers
 		}
 		return nil
@@ -106,5 +105,3 @@ func sameFiles(dir string, files map[string]volumeFile) bool {
 }
 
 var errDiffers = fmt.Errorf("differs")
-
-func sortStrings(s []string) { sort.Strings(s) }
