@@ -138,17 +138,15 @@ func subresourcesOf(r *registry.Resource) []subresource {
 		}
 		out = append(out, sr)
 	}
-	if r.Approval {
-		out = append(out, subresource{name: "approval", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
-	}
-	if r.Finalize {
-		out = append(out, subresource{name: "finalize", kind: r.Kind, verbs: []string{"update"}})
-	}
 	if r.Status {
 		out = append(out, subresource{name: "status", kind: r.Kind, verbs: []string{"get", "patch", "update"}})
 	}
-	for _, name := range slices.Sorted(maps.Keys(r.SpecParts)) {
-		out = append(out, subresource{name: name, kind: r.Kind, verbs: []string{"get", "patch", "update"}})
+	for _, name := range slices.Sorted(maps.Keys(r.Parts)) {
+		verbs := r.Parts[name].Verbs
+		if verbs == nil {
+			verbs = []string{"get", "patch", "update"}
+		}
+		out = append(out, subresource{name: name, kind: r.Kind, verbs: verbs})
 	}
 	if r.GVR.Group == "" {
 		out = append(out, connectSubresources[r.GVR.Resource]...)

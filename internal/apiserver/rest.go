@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,10 +30,9 @@ func allowedSubresource(res *registry.Resource, sub string) bool {
 		return true
 	case "status":
 		return res.Status
-	case "finalize":
-		return res.Finalize
 	}
-	return res.SpecParts[sub] != nil || res.Actions[sub] != nil
+	_, part := res.Parts[sub]
+	return part || res.Actions[sub] != nil
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri RequestInfo) error {
@@ -44,11 +42,6 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 		// Upstream's mux answers an unserved group or resource with its
 		// generic 404, not a missing object's.
 		return apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false)
-	}
-	if ri.Subresource == "approval" && res.Approval {
-		// An approval is a status write limited to conditions; without
-		// RBAC enforcement the two are the same write here.
-		ri.Subresource = "status"
 	}
 	if ri.Name != "" && isResourceProxy(ri) {
 		return s.serveResourceProxy(w, r, res, ri)
@@ -325,20 +318,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *regis
 	if err != nil {
 		return err
 	}
-	mutate := func(cur runtime.Object) (runtime.Object, error) {
-		next := obj.DeepCopyObject()
-		if sub == "finalize" && cur != nil {
-			// finalize changes nothing but spec.finalizers.
-			ns := cur.DeepCopyObject().(*corev1.Namespace)
-			ns.Spec.Finalizers = next.(*corev1.Namespace).Spec.Finalizers
-			ns.ResourceVersion = next.(*corev1.Namespace).ResourceVersion
-			return ns, nil
-		}
-		return next, nil
-	}
-	if sub == "finalize" {
-		o.Subresource = ""
-	}
+	mutate := func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil }
 	out, created, err := s.reg.Update(r.Context(), res, ns, ri.Name, mutate, o, false)
 	return s.finishWrite(w, r, res, out, created, err)
 }

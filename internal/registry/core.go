@@ -112,7 +112,7 @@ func validatePodCIDRs(n *corev1.Node) field.ErrorList {
 func namespaceStrategy(r *Resource) {
 	r.ShortNames = []string{"ns"}
 	r.Status = true
-	r.Finalize = true
+	r.Parts = map[string]Part{"finalize": {Take: finalizePart, Verbs: []string{"update"}}}
 	r.Default = asDefault(func(ns *corev1.Namespace) {
 		if ns.Labels == nil {
 			ns.Labels = map[string]string{}
@@ -490,3 +490,18 @@ func quotaTable() ([]metav1.TableColumnDefinition, func(runtime.Object, bool) []
 }
 
 var _ = apivalidation.NameIsDNSLabel
+
+// finalizePart is namespaces/finalize: it writes spec.finalizers only, the
+// finalizers the namespace controller removes once the content is gone.
+func finalizePart(req, cur runtime.Object) (runtime.Object, field.ErrorList) {
+	in, old := req.(*corev1.Namespace), cur.(*corev1.Namespace)
+	next := old.DeepCopy()
+	next.Spec.Finalizers = in.Spec.Finalizers
+	var errs field.ErrorList
+	for i, f := range next.Spec.Finalizers {
+		for _, msg := range validation.IsQualifiedName(string(f)) {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "finalizers").Index(i), f, msg))
+		}
+	}
+	return next, errs
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ func csrStrategy(r *Resource) {
 		return fields.Set{"spec.signerName": o.Spec.SignerName}
 	})
 	r.Status = true
-	r.Approval = true
+	r.Parts = map[string]Part{"approval": {Take: approvalPart}}
 	r.OnCreate = func(ctx context.Context, o runtime.Object, _ bool) error {
 		// The requester is whoever created it, never what the body claims.
 		c := o.(*certificatesv1.CertificateSigningRequest)
@@ -70,4 +71,56 @@ func csrStrategy(r *Resource) {
 		}
 		return []any{c.Name, age(c.CreationTimestamp), c.Spec.SignerName, c.Spec.Username, dur, condition}
 	})
+}
+
+// approvalPart is certificatesigningrequests/approval: it writes the
+// conditions only (the certificate and the spec stay the stored ones), as
+// upstream's approval strategy, with its rules: Approved and Denied are
+// True if present, exclusive, not repeated, and never withdrawn.
+func approvalPart(req, cur runtime.Object) (runtime.Object, field.ErrorList) {
+	in, old := req.(*certificatesv1.CertificateSigningRequest), cur.(*certificatesv1.CertificateSigningRequest)
+	next := old.DeepCopy()
+	next.Status.Conditions = append([]certificatesv1.CertificateSigningRequestCondition(nil), in.Status.Conditions...)
+	now := metav1.Now()
+	var errs field.ErrorList
+	p := field.NewPath("status", "conditions")
+	seen := map[certificatesv1.RequestConditionType]bool{}
+	for i := range next.Status.Conditions {
+		c := &next.Status.Conditions[i]
+		cp := p.Index(i)
+		if c.LastUpdateTime.IsZero() {
+			c.LastUpdateTime = now
+		}
+		if c.LastTransitionTime.IsZero() {
+			c.LastTransitionTime = now
+		}
+		switch {
+		case c.Type == "":
+			errs = append(errs, field.Required(cp.Child("type"), ""))
+			continue
+		case c.Status == "":
+			errs = append(errs, field.Required(cp.Child("status"), ""))
+		case c.Status != corev1.ConditionTrue && c.Status != corev1.ConditionFalse && c.Status != corev1.ConditionUnknown:
+			errs = append(errs, field.NotSupported(cp.Child("status"), c.Status, []string{string(corev1.ConditionTrue), string(corev1.ConditionFalse), string(corev1.ConditionUnknown)}))
+		}
+		switch c.Type {
+		case certificatesv1.CertificateApproved, certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:
+			if c.Status != "" && c.Status != corev1.ConditionTrue {
+				errs = append(errs, field.NotSupported(cp.Child("status"), c.Status, []string{string(corev1.ConditionTrue)}))
+			}
+			if seen[c.Type] {
+				errs = append(errs, field.Duplicate(cp.Child("type"), c.Type))
+			}
+		}
+		seen[c.Type] = true
+	}
+	if seen[certificatesv1.CertificateApproved] && seen[certificatesv1.CertificateDenied] {
+		errs = append(errs, field.Invalid(p, certificatesv1.CertificateDenied, "Approved and Denied conditions are mutually exclusive"))
+	}
+	for _, c := range old.Status.Conditions {
+		if (c.Type == certificatesv1.CertificateApproved || c.Type == certificatesv1.CertificateDenied) && !seen[c.Type] {
+			errs = append(errs, field.Forbidden(p, fmt.Sprintf("updates may not remove a condition of type %q", c.Type)))
+		}
+	}
+	return next, errs
 }

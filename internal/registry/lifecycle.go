@@ -335,12 +335,12 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 	acc.SetGeneration(old.GetGeneration())
 	acc.SetResourceVersion(old.GetResourceVersion())
 	acc.SetSelfLink("")
-	part := r.SpecParts[o.Subresource]
+	part, isPart := r.Parts[o.Subresource]
 	switch {
-	case part != nil:
+	case isPart:
 		// The part's function validates what it takes; the rest is
 		// the stored object's, so it needs no validation again.
-		next, errs := part(obj, cur)
+		next, errs := part.Take(obj, cur)
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
 		}
@@ -377,7 +377,7 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 			}
 		}
 	}
-	if part == nil {
+	if !isPart {
 		if errs := g.validate(r, obj, cur); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
 		}

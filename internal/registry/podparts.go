@@ -12,18 +12,23 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// SpecPart serves a subresource that writes one part of an object's spec
-// (pods/ephemeralcontainers, pods/resize): from the request and the stored
-// object it makes the next object — the stored one with that part taken
-// from the request — and validates the part. Everything else of the
-// request is ignored, as upstream's subresources do.
-type SpecPart func(req, cur runtime.Object) (runtime.Object, field.ErrorList)
+// Part serves a subresource that writes one part of an object
+// (pods/ephemeralcontainers, pods/resize, namespaces/finalize,
+// certificatesigningrequests/approval): Take makes the next object from the
+// request and the stored one — the stored one with that part taken from the
+// request — and validates the part. Everything else of the request is
+// ignored, as upstream's subresources do.
+type Part struct {
+	Take func(req, cur runtime.Object) (runtime.Object, field.ErrorList)
+	// Verbs the subresource serves (nil: get, patch and update).
+	Verbs []string
+}
 
-// podSpecParts are the pod subresources that change the spec of a pod
-// that is already running.
-var podSpecParts = map[string]SpecPart{
-	"ephemeralcontainers": ephemeralContainersPart,
-	"resize":              resizePart,
+// podParts are the pod subresources that change the spec of a pod that is
+// already running.
+var podParts = map[string]Part{
+	"ephemeralcontainers": {Take: ephemeralContainersPart},
+	"resize":              {Take: resizePart},
 }
 
 // ephemeralContainersPart: debugging containers are added to a running

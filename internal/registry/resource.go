@@ -27,12 +27,9 @@ type Resource struct {
 	StoragePrefix string
 	// Subresources this resource serves.
 	Status   bool
-	Finalize bool // namespaces/finalize
 	// Actions are subresources whose body is a kind of its own (action.go),
 	// by name; "" is the resource itself (the create-only bindings).
 	Actions map[string]*Action
-	// Approval serves the approval subresource (CertificateSigningRequests).
-	Approval bool
 	// StatusOnCreate keeps the status a create sends (upstream does so for
 	// Nodes: a kubelet registers with its capacity and conditions).
 	StatusOnCreate bool
@@ -70,9 +67,10 @@ type Resource struct {
 	// FieldLabels maps this version's selectable fields to the stored
 	// version's, for a resource on another version's storage.
 	FieldLabels map[string]string
-	// SpecParts are subresources that each write one part of the spec
-	// (pods/ephemeralcontainers, pods/resize), by name.
-	SpecParts map[string]SpecPart
+	// Parts are subresources that each write one part of the object
+	// (pods/ephemeralcontainers, pods/resize, namespaces/finalize,
+	// certificatesigningrequests/approval), by name.
+	Parts map[string]Part
 	// Verbs overrides the default verb list (for create-only resources).
 	Verbs []string
 }
