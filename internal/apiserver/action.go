@@ -59,6 +59,9 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request, res *regist
 		return err
 	}
 	code := http.StatusOK
+	if a.Created {
+		code = http.StatusCreated
+	}
 	if st, ok := out.(*metav1.Status); ok && st.Code != 0 {
 		code = int(st.Code)
 	}

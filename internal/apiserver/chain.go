@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 )
 
 // A stage wraps the rest of the request path.
@@ -24,11 +25,16 @@ type stage func(http.Handler) http.Handler
 //     metrics of a request that fails early) sees its verb and resource;
 //   - recovery and metrics wrap everything else, so a panic anywhere below
 //     becomes a 500 Status and is counted;
-//   - health, version and the CA certificate are public, as upstream's are
-//     (a joining node fetches /cacerts before it has any credential);
+//   - the CA certificate is public (a joining node fetches /cacerts
+//     before it has any credential, and checks it against its token);
 //   - authentication comes before anything that reads a body or touches
-//     state; authorization (the identity issue) goes right after it, where
-//     the bootstrap limit stands now;
+//     state; a request without credentials is system:anonymous;
+//   - impersonation swaps the user only after the real one was allowed to
+//     impersonate, so everything after it sees the impersonated user;
+//   - authorization decides on the request's attributes alone, before
+//     any handler (health, discovery and OpenAPI included) runs;
+//   - the join token's limit narrows a bootstrap identity further (it
+//     holds in AlwaysAllow mode too);
 //   - the body limit refuses an oversized declared body before any handler
 //     reads it (handlers also cap what they read, for chunked bodies).
 func (s *Server) chain() []stage {
@@ -37,6 +43,8 @@ func (s *Server) chain() []stage {
 		s.withRecovery,
 		s.withPublicPaths,
 		s.withAuthentication,
+		s.withImpersonation,
+		s.withAuthorization,
 		s.withBootstrapLimit,
 		s.withBodyLimit,
 	}
@@ -108,30 +116,26 @@ func (s *Server) observe(ri RequestInfo, method string, code int, took time.Dura
 
 func (s *Server) withPublicPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz", "/livez":
-			s.serveHealth(w, r, false)
-		case "/readyz":
-			s.serveHealth(w, r, true)
-		case "/version", "/version/":
-			writeJSON(w, http.StatusOK, s.version)
-		case "/cacerts":
+		if r.URL.Path == "/cacerts" {
 			// A joining node trusts this only if its hash matches the one
 			// in its join token.
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			_, _ = w.Write(s.caPEM)
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		next.ServeHTTP(w, r)
 	})
 }
 
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, ok := s.authn.Authenticate(r)
-		if !ok {
+		user, ok, err := s.authn.Authenticate(r)
+		switch {
+		case err != nil, !ok && !s.anonymous:
 			s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
 			return
+		case !ok:
+			user = auth.User{Name: authz.Anonymous, Groups: []string{authz.Unauthenticated}}
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
 	})
@@ -193,6 +197,12 @@ func (s *Server) route(rw http.ResponseWriter, r *http.Request) {
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	switch p := r.URL.Path; {
+	case p == "/healthz", p == "/livez":
+		s.serveHealth(w, r, false)
+	case p == "/readyz":
+		s.serveHealth(w, r, true)
+	case p == "/version", p == "/version/":
+		writeJSON(w, http.StatusOK, s.version)
 	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
 		servePprof(w, r)
 	case p == "/metrics":

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
@@ -47,6 +48,11 @@ type Config struct {
 	Profiling bool
 	// CAPEM is the cluster CA certificate served at /cacerts.
 	CAPEM []byte
+	// Authorizer decides every request (nil: AlwaysAllow).
+	Authorizer authz.Authorizer
+	// Anonymous serves requests without credentials as system:anonymous
+	// (for authorization to decide); false refuses them with 401.
+	Anonymous bool
 	// KubeletTLS is the client side of connections to kubelets (client
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
@@ -58,6 +64,8 @@ type Server struct {
 	reg            *registry.Registry
 	codecs         *Codecs
 	authn          *auth.Authenticator
+	authz          authz.Authorizer
+	anonymous      bool
 	log            *slog.Logger
 	version        version.Info
 	ready          func(ctx context.Context) error
@@ -85,7 +93,7 @@ type Server struct {
 // New builds the server.
 func New(cfg Config) *Server {
 	s := &Server{
-		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, log: cfg.Log, version: cfg.Version,
+		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, log: cfg.Log, version: cfg.Version,
 		ready: cfg.Ready, profiling: cfg.Profiling, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
@@ -93,6 +101,9 @@ func New(cfg Config) *Server {
 	}
 	if s.metrics != nil {
 		s.metrics.MustRegister(s.requests, s.latency)
+	}
+	if s.authz == nil {
+		s.authz = authz.AlwaysAllow
 	}
 	s.discovery = buildDiscovery(cfg.Registry)
 	s.podTransport = newPodTransport()

@@ -5,7 +5,9 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +26,15 @@ type User struct {
 type Authenticator struct {
 	mu     sync.RWMutex
 	tokens map[string]User
+	// ClientCAs verify client certificates. The TLS listener only asks
+	// for a certificate; verifying it here turns one from another CA, or
+	// expired, into a 401 rather than a failed handshake, as upstream.
+	ClientCAs *x509.CertPool
 }
+
+// ErrUnauthorized is a request whose credentials are not valid: the
+// response is 401 with nothing said of why.
+var ErrUnauthorized = errors.New("Unauthorized")
 
 // AddToken accepts a bearer token for user (for example a node-join
 // bootstrap token).
@@ -79,23 +89,46 @@ func New(tokenFile string) (*Authenticator, error) {
 	return a, nil
 }
 
-// Authenticate returns the request's user, or false for an anonymous
-// request. A verified client certificate gives CN as user and O as groups.
-func (a *Authenticator) Authenticate(r *http.Request) (User, bool) {
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		c := r.TLS.VerifiedChains[0][0]
-		return User{Name: c.Subject.CommonName, Groups: append(c.Subject.Organization, "system:authenticated")}, true
+// Authenticate returns the request's user; false with a nil error for a
+// request that presents no credentials (anonymous), ErrUnauthorized for one
+// whose credentials are not valid. A client certificate gives CN as user
+// and O as groups.
+func (a *Authenticator) Authenticate(r *http.Request) (User, bool, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		certs := r.TLS.PeerCertificates
+		chains := r.TLS.VerifiedChains
+		if len(chains) == 0 {
+			if a.ClientCAs == nil {
+				return User{}, false, ErrUnauthorized
+			}
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			var err error
+			chains, err = certs[0].Verify(x509.VerifyOptions{Roots: a.ClientCAs, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			if err != nil || len(chains) == 0 {
+				return User{}, false, ErrUnauthorized
+			}
+		}
+		c := chains[0][0]
+		return User{Name: c.Subject.CommonName, Groups: append(append([]string{}, c.Subject.Organization...), "system:authenticated")}, true, nil
 	}
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		tok := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return User{}, false, ErrUnauthorized
+		}
+		tok = strings.TrimSpace(tok)
 		a.mu.RLock()
 		defer a.mu.RUnlock()
 		for t, u := range a.tokens {
 			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
 				u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")
-				return u, true
+				return u, true, nil
 			}
 		}
+		return User{}, false, ErrUnauthorized
 	}
-	return User{}, false
+	return User{}, false, nil
 }

@@ -20,20 +20,22 @@ func TestTokenFile(t *testing.T) {
 		user   string
 		ok     bool
 		group  string
+		bad    bool
 	}{
-		{"Bearer s3cret", "alice", true, "ops"},
-		{"Bearer other", "bob", true, "system:authenticated"},
-		{"Bearer wrong", "", false, ""},
-		{"", "", false, ""},
+		{"Bearer s3cret", "alice", true, "ops", false},
+		{"Bearer other", "bob", true, "system:authenticated", false},
+		{"Bearer wrong", "", false, "", true},
+		{"Basic YTpi", "", false, "", true},
+		{"", "", false, "", false}, // anonymous: no credentials at all
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest("GET", "/api", nil)
 		if c.header != "" {
 			r.Header.Set("Authorization", c.header)
 		}
-		u, ok := a.Authenticate(r)
-		if ok != c.ok || u.Name != c.user || (c.ok && !slices.Contains(u.Groups, c.group)) {
-			t.Errorf("%q: got %+v %v", c.header, u, ok)
+		u, ok, err := a.Authenticate(r)
+		if ok != c.ok || u.Name != c.user || (c.ok && !slices.Contains(u.Groups, c.group)) || (err != nil) != c.bad {
+			t.Errorf("%q: got %+v %v %v", c.header, u, ok, err)
 		}
 	}
 }

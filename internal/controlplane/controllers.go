@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/clusterroleaggregation"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
@@ -31,6 +32,7 @@ import (
 // controller is registered.
 func Controllers() []controller.Registration {
 	return []controller.Registration{
+		{Name: "clusterrole-aggregation", New: clusterroleaggregation.New, Workers: 1},
 		{Name: "cronjob", New: cronjob.New, Workers: 5},
 		{Name: "csrsigning", New: csrsigning.New, Workers: 2},
 		{Name: "daemonset", New: daemonset.New, Workers: 2},

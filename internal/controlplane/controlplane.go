@@ -48,6 +48,12 @@ type Config struct {
 	NodePortMax   int
 	TokenAuthFile string
 	Profiling     bool
+	// AuthorizationModes are the authorizers in order (Node, RBAC,
+	// AlwaysAllow); empty is Node,RBAC.
+	AuthorizationModes []string
+	// AnonymousAuth serves requests without credentials as
+	// system:anonymous; false refuses them with 401.
+	AnonymousAuth bool
 	// Controllers are the controllers to run (see Controllers and Select).
 	Controllers []string
 	// ControllerSettings tune the controllers.
@@ -182,14 +188,14 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *res
 	}
 	scheduler := rest.CopyConfig(loopback)
 	scheduler.TLSClientConfig.CertData, scheduler.TLSClientConfig.KeyData = schedCert, schedKey
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
 	return &tls.Config{
 		Certificates: []tls.Certificate{pair},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
+		// The certificate is verified by the authenticator, so one from
+		// another CA (or expired) is a 401, as upstream, not a failed
+		// handshake.
+		ClientAuth: tls.RequestClientCert,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
 	}, loopback, scheduler, nil
 }
 

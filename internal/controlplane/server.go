@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/component"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/ingress"
@@ -68,7 +70,10 @@ type server struct {
 	client *clientv3.Client
 	reg    *registry.Registry
 	// stopCaches ends the watch caches' etcd watches.
-	stopCaches   context.CancelFunc
+	stopCaches context.CancelFunc
+	// feed keeps the authorizers' policy current; stopFeed ends it.
+	feed         *policyFeed
+	stopFeed     context.CancelFunc
 	api          *apiserver.Server
 	listener     net.Listener
 	http         *http.Server
@@ -257,10 +262,26 @@ func (s *server) ready(ctx context.Context) error {
 	return nil
 }
 
-// startAPI serves the Kubernetes API over HTTPS.
-func (s *server) startAPI(context.Context) error {
+// startAPI serves the Kubernetes API over HTTPS, once the authorizers hold
+// the stored policy.
+func (s *server) startAPI(ctx context.Context) error {
 	authn, err := auth.New(s.cfg.TokenAuthFile)
 	if err != nil {
+		return err
+	}
+	modes := s.cfg.AuthorizationModes
+	if len(modes) == 0 {
+		modes = []string{ModeNode, ModeRBAC}
+	}
+	s.feed = &policyFeed{rbac: authz.NewRBAC(), node: authz.NewNode(authz.NodeRules())}
+	authorizer, err := authorizer(modes, s.feed.rbac, s.feed.node)
+	if err != nil {
+		return err
+	}
+	s.reg.Authz = reviewAuthz{decide: authorizer, rbac: s.feed.rbac}
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	s.stopFeed = stopFeed
+	if err := s.feed.start(ctx, feedCtx, s.reg); err != nil {
 		return err
 	}
 	s.metrics = prometheus.NewRegistry()
@@ -280,10 +301,13 @@ func (s *server) startAPI(context.Context) error {
 		return err
 	}
 	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
+	authn.ClientCAs = x509.NewCertPool()
+	authn.ClientCAs.AddCert(s.ca.Cert)
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM,
-		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Log: s.log, Ready: s.ready, Metrics: s.metrics,
+		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
+		Log: s.log, Ready: s.ready, Metrics: s.metrics,
 		Version:   versionInfo(s.cfg.Version),
 		Profiling: s.cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
 	})
@@ -323,6 +347,7 @@ func (s *server) stopAPI(ctx context.Context) error {
 	s.log.Info("shutting down")
 	s.api.ShuttingDown.Store(true)
 	s.stopRequests()
+	defer s.stopFeed()
 	if err := s.http.Shutdown(ctx); err != nil {
 		return s.http.Close()
 	}
@@ -339,6 +364,9 @@ func (s *server) bootstrap(ctx context.Context) error {
 	for {
 		bctx, cancel := context.WithTimeout(ctx, bootstrapAttemptTimeout)
 		err := bootstrap(bctx, s.reg, objs)
+		if err == nil {
+			err = reconcilePolicy(bctx, s.reg, s.feed)
+		}
 		cancel()
 		if err == nil {
 			break

@@ -29,6 +29,9 @@ type Action struct {
 	// what the client gets: the new view, or a success Status whose Code
 	// is the HTTP code.
 	Act func(ctx context.Context, g *Registry, ns, name string, body func(view runtime.Object) (runtime.Object, error), o WriteOptions) (runtime.Object, error)
+	// Created answers a result that is not a Status with 201, as the
+	// review APIs do.
+	Created bool
 }
 
 // created is the Status an action that creates nothing visible answers

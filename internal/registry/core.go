@@ -25,6 +25,7 @@ import (
 const maxConfigSize = 1 << 20
 
 func nodeStrategy(r *Resource) {
+	r.Guard = nodeRestriction
 	r.ShortNames = []string{"no"}
 	r.Status = true
 	r.StatusOnCreate = true

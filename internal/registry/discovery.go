@@ -10,6 +10,7 @@ import (
 )
 
 func endpointSliceStrategy(r *Resource) {
+	r.Guard = nodeRestriction
 	r.Validate = asValidate(func(s *discoveryv1.EndpointSlice) field.ErrorList {
 		var errs field.ErrorList
 		switch s.AddressType {

@@ -112,6 +112,11 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 			return nil, err
 		}
 	}
+	if r.Guard != nil {
+		if err := r.Guard(ctx, g, obj, nil); err != nil {
+			return nil, err
+		}
+	}
 	if err := g.admitPriority(ctx, r, obj); err != nil {
 		return nil, err
 	}
@@ -248,7 +253,7 @@ func (g *Registry) Update(ctx context.Context, r *Resource, ns, name string, mut
 			return g.prepareCreate(ctx, r, ns, obj, o)
 		}
 		created = false
-		out, err := g.prepareUpdate(r, ns, name, obj, cur, o)
+		out, err := g.prepareUpdate(ctx, r, ns, name, obj, cur, o)
 		if err != nil || out == nil {
 			return out, err
 		}
@@ -298,6 +303,11 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 			return nil, err
 		}
 	}
+	if r.Guard != nil {
+		if err := r.Guard(ctx, g, obj, nil); err != nil {
+			return nil, err
+		}
+	}
 	if err := g.admitPriority(ctx, r, obj); err != nil {
 		return nil, err
 	}
@@ -312,7 +322,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 	return g.toStorage(r, obj)
 }
 
-func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.Object, o WriteOptions) (runtime.Object, error) {
+func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name string, obj, cur runtime.Object, o WriteOptions) (runtime.Object, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -384,6 +394,11 @@ func (g *Registry) prepareUpdate(r *Resource, ns, name string, obj, cur runtime.
 	}
 	if r.OnUpdate != nil {
 		if err := r.OnUpdate(obj, cur, o.DryRun); err != nil {
+			return nil, err
+		}
+	}
+	if r.Guard != nil {
+		if err := r.Guard(ctx, g, obj, cur); err != nil {
 			return nil, err
 		}
 	}

@@ -24,6 +24,7 @@ const defaultTolerationSeconds = 300
 var wellKnownPriorities = map[string]int32{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 
 func podStrategy(r *Resource) {
+	r.Guard = nodeRestriction
 	r.Parts = podParts
 	r.ShortNames = []string{"po"}
 	r.Categories = []string{"all"}

@@ -34,6 +34,9 @@ type Registry struct {
 	managers  map[managerKey]Fields
 	warm      *warmPool
 	types     managedfields.TypeConverter
+	// Authz answers the review APIs and checks RBAC writes for
+	// escalation; nil refuses both (the API server sets it).
+	Authz Authorization
 	// Allocators for Service ClusterIPs and NodePorts.
 	IPs   *Allocator
 	Ports *Allocator
@@ -61,7 +64,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 	for _, r := range Catalog() {
 		g.resources = append(g.resources, r)
 		g.byGVR[r.GVR] = r
-		if _, ok := g.stores[r.StoragePrefix]; ok {
+		if _, ok := g.stores[r.StoragePrefix]; ok || r.Virtual {
 			continue
 		}
 		st := storage.NewStore(client, codec, "/registry/"+r.StoragePrefix+"/", r.GroupResource())
@@ -69,6 +72,9 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		g.caches[r.StoragePrefix] = storage.NewCache(st, g.attrFunc(r), log)
 	}
 	for _, r := range g.resources {
+		if r.Virtual {
+			continue
+		}
 		for _, sub := range []string{"", "status"} {
 			if sub == "status" && !r.Status {
 				continue

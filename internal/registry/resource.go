@@ -71,8 +71,14 @@ type Resource struct {
 	// (pods/ephemeralcontainers, pods/resize, namespaces/finalize,
 	// certificatesigningrequests/approval), by name.
 	Parts map[string]Part
+	// Guard refuses a create (old nil) or update by who asks, after
+	// validation: RBAC's escalation prevention.
+	Guard func(ctx context.Context, g *Registry, obj, old runtime.Object) error
 	// Verbs overrides the default verb list (for create-only resources).
 	Verbs []string
+	// Virtual resources are computed, never stored (the review APIs):
+	// they have no etcd prefix and no cache.
+	Virtual bool
 }
 
 // GVK is the resource's kind in its group-version.

@@ -1,0 +1,238 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// Authorization modes (--authorization-mode), as upstream's names.
+const (
+	ModeNode        = "Node"
+	ModeRBAC        = "RBAC"
+	ModeAlwaysAllow = "AlwaysAllow"
+)
+
+// authorizer builds the union of the modes, in order.
+func authorizer(modes []string, rbac *authz.RBAC, node *authz.Node) (authz.Authorizer, error) {
+	var u authz.Union
+	for _, m := range modes {
+		switch m {
+		case ModeNode:
+			u = append(u, node)
+		case ModeRBAC:
+			u = append(u, rbac)
+		case ModeAlwaysAllow:
+			u = append(u, authz.AlwaysAllow)
+		default:
+			return nil, fmt.Errorf("--authorization-mode: unknown mode %q (want Node, RBAC or AlwaysAllow)", m)
+		}
+	}
+	if len(u) == 0 {
+		return nil, fmt.Errorf("--authorization-mode: at least one mode is required")
+	}
+	return u, nil
+}
+
+// policyFeed keeps the authorizers' view current from the registry's
+// caches: RBAC objects for RBAC; pods and claims for the Node authorizer's
+// graph. Each resource is followed from its cache's watch, resuming from
+// the last revision seen (a full reload if that is too old).
+type policyFeed struct {
+	rbac *authz.RBAC
+	node *authz.Node
+
+	mu   sync.Mutex
+	seen map[string]int64 // resource → last revision applied
+}
+
+// feeds are the resources the authorizers follow and how each event applies.
+func (f *policyFeed) feeds() map[schema.GroupVersionResource]func(ev watch.EventType, obj any) {
+	rbacGV := rbacv1.SchemeGroupVersion
+	return map[schema.GroupVersionResource]func(watch.EventType, any){
+		rbacGV.WithResource("roles"): func(t watch.EventType, o any) {
+			r := o.(*rbacv1.Role)
+			if t == watch.Deleted {
+				f.rbac.DeleteRole(r.Namespace, r.Name)
+				return
+			}
+			f.rbac.SetRole(r)
+		},
+		rbacGV.WithResource("clusterroles"): func(t watch.EventType, o any) {
+			r := o.(*rbacv1.ClusterRole)
+			if t == watch.Deleted {
+				f.rbac.DeleteClusterRole(r.Name)
+				return
+			}
+			f.rbac.SetClusterRole(r)
+		},
+		rbacGV.WithResource("rolebindings"): func(t watch.EventType, o any) {
+			b := o.(*rbacv1.RoleBinding)
+			if t == watch.Deleted {
+				f.rbac.DeleteRoleBinding(b.Namespace, b.Name)
+				return
+			}
+			f.rbac.SetRoleBinding(b)
+		},
+		rbacGV.WithResource("clusterrolebindings"): func(t watch.EventType, o any) {
+			b := o.(*rbacv1.ClusterRoleBinding)
+			if t == watch.Deleted {
+				f.rbac.DeleteClusterRoleBinding(b.Name)
+				return
+			}
+			f.rbac.SetClusterRoleBinding(b)
+		},
+		corev1.SchemeGroupVersion.WithResource("pods"): func(t watch.EventType, o any) {
+			p := o.(*corev1.Pod)
+			if t == watch.Deleted {
+				f.node.DeletePod(p.Namespace, p.Name)
+				return
+			}
+			f.node.SetPod(p)
+		},
+		corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims"): func(t watch.EventType, o any) {
+			c := o.(*corev1.PersistentVolumeClaim)
+			if t == watch.Deleted {
+				f.node.DeleteClaim(c.Namespace, c.Name)
+				return
+			}
+			f.node.SetClaim(c)
+		},
+	}
+}
+
+// start loads every followed resource once its cache is ready, then
+// follows each in the background until ctx ends. It returns when the
+// initial state is loaded, so the API never serves a request against an
+// empty policy.
+func (f *policyFeed) start(ctx, followCtx context.Context, reg *registry.Registry) error {
+	f.seen = map[string]int64{}
+	for gvr, apply := range f.feeds() {
+		res := reg.Lookup(gvr)
+		if res == nil {
+			return fmt.Errorf("authorization: no resource %s", gvr)
+		}
+		cache := reg.Cache(res)
+		for !cache.Ready() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		w, backlog, rv, err := cache.Watch(storage.Filter{}, 0, true)
+		if err != nil {
+			return fmt.Errorf("authorization: watch %s: %w", gvr.Resource, err)
+		}
+		for _, ev := range backlog {
+			apply(ev.Type, ev.Obj.Obj)
+		}
+		f.mark(gvr.Resource, rv)
+		go f.follow(followCtx, cache, gvr.Resource, w, rv, apply)
+	}
+	return nil
+}
+
+func (f *policyFeed) follow(ctx context.Context, cache *storage.Cache, resource string, w *storage.Watcher, rv int64, apply func(watch.EventType, any)) {
+	for {
+		select {
+		case <-ctx.Done():
+			w.Stop()
+			return
+		case ev, ok := <-w.Events():
+			if ok {
+				apply(ev.Type, ev.Obj.Obj)
+				rv = ev.RV
+				f.mark(resource, rv)
+				continue
+			}
+		}
+		// The watch ended (a burst outran it): resume where it left off.
+		var backlog []*storage.Event
+		var err error
+		for {
+			if w, backlog, _, err = cache.Watch(storage.Filter{}, rv, false); err == nil {
+				break
+			}
+			// Too old to resume: events were lost; reload everything
+			// after forgetting what is known of this resource.
+			f.forget(resource)
+			if w, backlog, rv, err = cache.Watch(storage.Filter{}, 0, true); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		for _, ev := range backlog {
+			apply(ev.Type, ev.Obj.Obj)
+			rv = max(rv, ev.RV)
+		}
+		f.mark(resource, rv)
+	}
+}
+
+func (f *policyFeed) forget(resource string) {
+	switch resource {
+	case "pods", "persistentvolumeclaims":
+		f.node.Forget(resource)
+	default:
+		f.rbac.Forget(resource)
+	}
+}
+
+func (f *policyFeed) mark(resource string, rv int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen[resource] = max(f.seen[resource], rv)
+}
+
+// waitFor returns once the feed of resource has applied revision rv, so
+// what bootstrap just wrote is in force before /readyz says so.
+func (f *policyFeed) waitFor(ctx context.Context, resource string, rv int64) error {
+	for {
+		f.mu.Lock()
+		seen := f.seen[resource]
+		f.mu.Unlock()
+		if seen >= rv {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("authorization policy %s at revision %d: %w", resource, rv, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// reviewAuthz answers the registry's questions: decisions from the whole
+// union, rules from RBAC.
+type reviewAuthz struct {
+	decide authz.Authorizer
+	rbac   *authz.RBAC
+}
+
+func (r reviewAuthz) Authorize(a authz.Attributes) (authz.Decision, string) {
+	return r.decide.Authorize(a)
+}
+
+func (r reviewAuthz) RulesFor(u auth.User, namespace string) ([]rbacv1.PolicyRule, []error) {
+	return r.rbac.RulesFor(u, namespace)
+}
+
+func (r reviewAuthz) RoleRules(kind, namespace, name string) ([]rbacv1.PolicyRule, bool) {
+	return r.rbac.RoleRules(kind, namespace, name)
+}

@@ -1,0 +1,356 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/skiff-sh/skiff/test/poll"
+)
+
+// users of the authorization tests: bearer tokens from --token-auth-file,
+// as upstream's static token file.
+const tokenFile = `alice-token,alice,u-alice
+bob-token,bob,u-bob
+carol-token,carol,u-carol
+dave-token,dave,u-dave
+erin-token,erin,u-erin
+frank-token,frank,u-frank,"team"
+grace-token,grace,u-grace
+henry-token,henry,u-henry
+`
+
+// userKubeconfig writes a kubeconfig for a token user of s.
+func (s *server) userKubeconfig(t *testing.T, user, token string) string {
+	t.Helper()
+	admin, err := clientcmd.LoadFromFile(s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	for name, c := range admin.Clusters {
+		cfg.Clusters[name] = c
+		cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+		cfg.Contexts[user] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
+	}
+	cfg.CurrentContext = user
+	path := filepath.Join(s.dataDir, user+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// kubectlWith runs kubectl with another kubeconfig.
+func (s *server) kubectlWith(kubeconfig string, args ...string) (string, error) {
+	cmd := exec.Command(skiffBin, append([]string{"kubectl", "--kubeconfig", kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=", "HOME="+s.dataDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// TestAuthorizationMatrix walks users with different grants through
+// requests with real kubectl, each allowed or denied as upstream decides,
+// denials with upstream's wording.
+func TestAuthorizationMatrix(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(tokenFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerIn(t, filepath.Join(dir, "data"), "--token-auth-file", tokens)
+	for _, ns := range []string{"a", "b", "c"} {
+		s.mustKubectl("create", "namespace", ns)
+	}
+	setup := [][]string{
+		{"create", "role", "pod-getter", "--verb=get", "--resource=pods", "-n", "a"},
+		{"create", "rolebinding", "alice-gets", "--role=pod-getter", "--user=alice", "-n", "a"},
+		{"create", "clusterrole", "pod-lister", "--verb=get,list,watch", "--resource=pods"},
+		{"create", "rolebinding", "bob-lists", "--clusterrole=pod-lister", "--user=bob", "-n", "b"},
+		{"create", "rolebinding", "carol-views", "--clusterrole=view", "--user=carol", "-n", "c"},
+		{"create", "rolebinding", "dave-edits", "--clusterrole=edit", "--user=dave", "-n", "c"},
+		{"create", "rolebinding", "erin-admin", "--clusterrole=admin", "--user=erin", "-n", "c"},
+		{"create", "clusterrolebinding", "team-views", "--clusterrole=view", "--group=team"},
+		{"create", "secret", "generic", "s1", "--from-literal=k=v", "-n", "c"},
+		{"create", "secret", "generic", "s2", "--from-literal=k=v", "-n", "c"},
+		{"create", "role", "one-secret", "--verb=get", "--resource=secrets", "--resource-name=s1", "-n", "c"},
+		{"create", "rolebinding", "grace-one-secret", "--role=one-secret", "--user=grace", "-n", "c"},
+		{"create", "deployment", "web", "--image=busybox", "--replicas=1", "-n", "c"},
+		{"create", "role", "scaler", "--verb=get,patch,update", "--resource=deployments.apps/scale", "-n", "c"},
+		{"create", "role", "deploy-reader", "--verb=get", "--resource=deployments.apps", "-n", "c"},
+		{"create", "rolebinding", "henry-scales", "--role=scaler", "--user=henry", "-n", "c"},
+		{"create", "rolebinding", "henry-reads", "--role=deploy-reader", "--user=henry", "-n", "c"},
+	}
+	for _, args := range setup {
+		s.mustKubectl(args...)
+	}
+	kc := map[string]string{}
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "henry"} {
+		kc[u] = s.userKubeconfig(t, u, u+"-token")
+	}
+	forbidden := func(user, verb, resource, group, ns string) string {
+		where := fmt.Sprintf("in the namespace %q", ns)
+		if ns == "" {
+			where = "at the cluster scope"
+		}
+		return fmt.Sprintf(`User %q cannot %s resource %q in API group %q %s`, user, verb, resource, group, where)
+	}
+	cases := []struct {
+		user string
+		args []string
+		// want: "" allowed; otherwise a substring of the error.
+		want string
+	}{
+		// A namespaced Role: get in its namespace only.
+		{"alice", []string{"get", "pod", "nope", "-n", "a"}, `pods "nope" not found`},
+		{"alice", []string{"get", "pods", "-n", "a"}, `pods is forbidden: ` + forbidden("alice", "list", "pods", "", "a")},
+		{"alice", []string{"get", "pod", "nope", "-n", "b"}, forbidden("alice", "get", "pods", "", "b")},
+		{"alice", []string{"get", "pods", "nope", "-n", "a", "--subresource=status"}, forbidden("alice", "get", "pods/status", "", "a")},
+		// A ClusterRole bound in one namespace.
+		{"bob", []string{"get", "pods", "-n", "b"}, ""},
+		{"bob", []string{"get", "pods", "-n", "a"}, forbidden("bob", "list", "pods", "", "a")},
+		{"bob", []string{"get", "pods", "-A"}, forbidden("bob", "list", "pods", "", "")},
+		// view, edit, admin.
+		{"carol", []string{"get", "deployments", "-n", "c"}, ""},
+		{"carol", []string{"get", "secrets", "-n", "c"}, forbidden("carol", "list", "secrets", "", "c")},
+		{"carol", []string{"create", "configmap", "x", "-n", "c"}, forbidden("carol", "create", "configmaps", "", "c")},
+		{"dave", []string{"create", "configmap", "x", "-n", "c"}, ""},
+		{"dave", []string{"get", "secrets", "-n", "c"}, ""},
+		{"dave", []string{"create", "role", "r", "--verb=get", "--resource=pods", "-n", "c"}, forbidden("dave", "create", "roles", "rbac.authorization.k8s.io", "c")},
+		{"erin", []string{"create", "role", "r", "--verb=get", "--resource=pods", "-n", "c"}, ""},
+		{"erin", []string{"get", "namespaces"}, forbidden("erin", "list", "namespaces", "", "")},
+		// A group's ClusterRoleBinding.
+		{"frank", []string{"get", "pods", "-A"}, ""},
+		{"frank", []string{"delete", "deployment", "web", "-n", "c"}, forbidden("frank", "delete", "deployments", "apps", "c")},
+		// resourceNames.
+		{"grace", []string{"get", "secret", "s1", "-n", "c"}, ""},
+		{"grace", []string{"get", "secret", "s2", "-n", "c"}, forbidden("grace", "get", "secrets", "", "c")},
+		{"grace", []string{"get", "secrets", "-n", "c"}, forbidden("grace", "list", "secrets", "", "c")},
+		// Subresources: deployments/scale without the deployment itself.
+		{"henry", []string{"scale", "deployment", "web", "--replicas=2", "-n", "c"}, ""},
+		{"henry", []string{"label", "deployment", "web", "x=y", "-n", "c"}, forbidden("henry", "patch", "deployments", "apps", "c")},
+		{"henry", []string{"logs", "pod-x", "-n", "c"}, forbidden("henry", "get", "pods", "", "c")},
+		{"dave", []string{"logs", "pod-x", "-n", "c"}, `pods "pod-x" not found`},
+		{"carol", []string{"exec", "pod-x", "-n", "c", "--", "true"}, `pods "pod-x" not found`},
+		// Non-resource URLs.
+		{"alice", []string{"get", "--raw", "/metrics"}, `User "alice" cannot get path "/metrics"`},
+		{"alice", []string{"get", "--raw", "/version"}, ""},
+		// Impersonation needs the impersonate verb.
+		{"alice", []string{"get", "pods", "-n", "b", "--as", "bob"}, `users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope`},
+		// Escalation: erin (admin of c) may not grant what she lacks.
+		{"erin", []string{"create", "role", "nodes", "--verb=get", "--resource=nodes", "-n", "c"}, "is attempting to grant RBAC permissions not currently held"},
+		{"erin", []string{"create", "rolebinding", "up", "--clusterrole=cluster-admin", "--user=erin", "-n", "c"}, "is attempting to grant RBAC permissions not currently held"},
+		{"erin", []string{"create", "rolebinding", "ok", "--clusterrole=view", "--user=bob", "-n", "c"}, ""},
+		{"erin", []string{"create", "clusterrolebinding", "up", "--clusterrole=view", "--user=erin"}, forbidden("erin", "create", "clusterrolebindings", "rbac.authorization.k8s.io", "")},
+	}
+	for _, c := range cases {
+		out, err := s.kubectlWith(kc[c.user], c.args...)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: kubectl %s: refused: %s", c.user, strings.Join(c.args, " "), out)
+		case c.want != "" && (err == nil || !strings.Contains(out, c.want)):
+			t.Errorf("%s: kubectl %s: want an error with %q, got %v:\n%s", c.user, strings.Join(c.args, " "), c.want, err, out)
+		}
+	}
+	// The scale went through; nothing else changed.
+	if out := s.mustKubectl("get", "deployment", "web", "-n", "c", "-o", "jsonpath={.spec.replicas} {.metadata.labels.x}"); out != "2 " {
+		t.Errorf("deployment web: %q, want replicas 2 and no label x", out)
+	}
+	// Granting impersonation lets alice act as bob, with bob's rights.
+	s.mustKubectl("create", "clusterrole", "impersonate-bob", "--verb=impersonate", "--resource=users", "--resource-name=bob")
+	s.mustKubectl("create", "clusterrolebinding", "alice-as-bob", "--clusterrole=impersonate-bob", "--user=alice")
+	poll.Eventually(t, 10*time.Second, func() error {
+		out, err := s.kubectlWith(kc["alice"], "auth", "whoami", "--as", "bob", "-o", "jsonpath={.status.userInfo.username}")
+		if err != nil || out != "bob" {
+			return fmt.Errorf("whoami as bob: %v %s", err, out)
+		}
+		return nil
+	})
+	if out, err := s.kubectlWith(kc["alice"], "get", "pods", "-n", "b", "--as", "bob"); err != nil {
+		t.Errorf("alice as bob lists pods in b: %v %s", err, out)
+	}
+	if out, err := s.kubectlWith(kc["alice"], "get", "pods", "-n", "b", "--as", "carol"); err == nil || !strings.Contains(out, `users "carol" is forbidden`) {
+		t.Errorf("alice as carol: %v %s", err, out)
+	}
+	// can-i and whoami as upstream's.
+	if out, err := s.kubectlWith(kc["bob"], "auth", "can-i", "list", "pods", "-n", "b"); err != nil || strings.TrimSpace(out) != "yes" {
+		t.Errorf("can-i list pods in b: %v %q", err, out)
+	}
+	if out, err := s.kubectlWith(kc["bob"], "auth", "can-i", "list", "pods", "-n", "a"); err == nil || strings.TrimSpace(out) != "no" {
+		t.Errorf("can-i list pods in a: %v %q", err, out)
+	}
+	list, err := s.kubectlWith(kc["bob"], "auth", "can-i", "--list", "-n", "b")
+	if err != nil || !strings.Contains(list, "pods ") || !strings.Contains(list, "selfsubjectaccessreviews.authorization.k8s.io") || strings.Contains(list, "secrets") {
+		t.Errorf("can-i --list in b:\n%s", list)
+	}
+	who, err := s.kubectlWith(kc["frank"], "auth", "whoami")
+	if err != nil || !strings.Contains(who, "frank") || !strings.Contains(who, "[team system:authenticated]") {
+		t.Errorf("whoami: %v\n%s", err, who)
+	}
+	// A role that did not exist when bound starts granting once it does.
+	s.mustKubectl("create", "rolebinding", "alice-later", "--role=later", "--user=alice", "-n", "b")
+	if out, err := s.kubectlWith(kc["alice"], "get", "configmaps", "-n", "b"); err == nil {
+		t.Errorf("a binding to a missing role granted: %s", out)
+	}
+	s.mustKubectl("create", "role", "later", "--verb=list", "--resource=configmaps", "-n", "b")
+	poll.Eventually(t, 10*time.Second, func() error {
+		if out, err := s.kubectlWith(kc["alice"], "get", "configmaps", "-n", "b"); err != nil {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		return nil
+	})
+}
+
+// TestAuthenticationFailures: bad credentials are 401 with nothing said of
+// why; no credentials are system:anonymous, allowed only the public paths.
+func TestAuthenticationFailures(t *testing.T) {
+	s := startServer(t)
+	base := s.restConfig().Host
+	get := func(path string, token string, certs ...tls.Certificate) (int, string) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: certs}}
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz", ""); code != 200 || body != "ok" {
+		t.Errorf("anonymous /healthz: %d %s", code, body)
+	}
+	if code, body := get("/version", ""); code != 200 {
+		t.Errorf("anonymous /version: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/namespaces", ""); code != 403 || !strings.Contains(body, `User \"system:anonymous\" cannot list resource \"namespaces\"`) {
+		t.Errorf("anonymous list namespaces: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/namespaces", "forged"); code != 401 || !strings.Contains(body, `"message":"Unauthorized"`) {
+		t.Errorf("a forged token: %d %s", code, body)
+	}
+	// A certificate from another CA, and an expired one from the right CA
+	// (made here with a throwaway key signed by a fresh CA): 401.
+	other := selfSignedClient(t, "mallory", time.Now().Add(time.Hour))
+	if code, body := get("/api/v1/namespaces", "", other); code != 401 || !strings.Contains(body, "Unauthorized") {
+		t.Errorf("a certificate from another CA: %d %s", code, body)
+	}
+
+	closed := startServer(t, "--anonymous-auth=false")
+	base = closed.restConfig().Host
+	if code, _ := get("/healthz", ""); code != 401 {
+		t.Errorf("--anonymous-auth=false /healthz: %d", code)
+	}
+}
+
+func selfSignedClient(t *testing.T, cn string, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{"system:masters"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestCertificateUser: a user whose client certificate the cluster CA
+// signed through a CertificateSigningRequest an admin approved is who its
+// certificate says, and nothing more: no Secrets of kube-system, no
+// ClusterRoleBinding to cluster-admin, no Node deletion.
+func TestCertificateUser(t *testing.T) {
+	s := startServer(t)
+	admin := s.client()
+	ctx := context.Background()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "alice", Organization: []string{"dev"}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := &certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: "alice"}, Spec: certificatesv1.CertificateSigningRequestSpec{
+		Request: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), SignerName: certificatesv1.KubeAPIServerClientSignerName,
+		Usages: []certificatesv1.KeyUsage{certificatesv1.UsageClientAuth, certificatesv1.UsageDigitalSignature}}}
+	if _, err := admin.CertificatesV1().CertificateSigningRequests().Create(ctx, csr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("certificate", "approve", "alice")
+	var certPEM []byte
+	poll.Eventually(t, settle, func() error {
+		c, err := admin.CertificatesV1().CertificateSigningRequests().Get(ctx, "alice", metav1.GetOptions{})
+		if err != nil || len(c.Status.Certificate) == 0 {
+			return fmt.Errorf("not issued yet: %v", err)
+		}
+		certPEM = c.Status.Certificate
+		return nil
+	})
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	cfg := rest.CopyConfig(s.restConfig())
+	cfg.CertData, cfg.KeyData = certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	alice := kubernetes.NewForConfigOrDie(cfg)
+	review, err := alice.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || review.Status.UserInfo.Username != "alice" {
+		t.Fatalf("whoami with the certificate: %v %+v", err, review)
+	}
+	if _, err := alice.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list kube-system secrets: %v, want Forbidden", err)
+	}
+	if err := alice.CoreV1().Nodes().Delete(ctx, "any", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("delete a node: %v, want Forbidden", err)
+	}
+	crb := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"mine"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"},"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"alice"}]}`
+	err = alice.RbacV1().RESTClient().Post().AbsPath("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings").Body([]byte(crb)).Do(ctx).Error()
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("bind cluster-admin: %v, want Forbidden", err)
+	}
+	// A Role allowing only get pods changes exactly that.
+	s.mustKubectl("create", "role", "getter", "--verb=get", "--resource=pods", "-n", "default")
+	s.mustKubectl("create", "rolebinding", "alice-gets", "--role=getter", "--user=alice", "-n", "default")
+	poll.Eventually(t, 10*time.Second, func() error {
+		_, err := alice.CoreV1().Pods("default").Get(ctx, "none", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get a pod: %v, want NotFound", err)
+		}
+		return nil
+	})
+	if _, err := alice.CoreV1().Pods("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list pods with get only: %v", err)
+	}
+}
