@@ -60,7 +60,7 @@ func urls(verbs []string, paths ...string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{Verbs: verbs, NonResourceURLs: paths}
 }
 
-func v(verbs ...string) []string { return verbs }
+func v(verbs ...string) []string  { return verbs }
 func g(groups ...string) []string { return groups }
 
 var core = g("")

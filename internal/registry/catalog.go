@@ -112,10 +112,26 @@ func Catalog() []*Resource {
 		with(def(authorizationv1.SchemeGroupVersion, "localsubjectaccessreviews", "LocalSubjectAccessReview", true, func() *authorizationv1.LocalSubjectAccessReview { return &authorizationv1.LocalSubjectAccessReview{} }, func() *authorizationv1.LocalSubjectAccessReview { return &authorizationv1.LocalSubjectAccessReview{} }), func(r *Resource) { reviewResource(r, localSubjectAccessReview) }),
 		with(def(authorizationv1.SchemeGroupVersion, "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, func() *authorizationv1.SelfSubjectRulesReview { return &authorizationv1.SelfSubjectRulesReview{} }, func() *authorizationv1.SelfSubjectRulesReview { return &authorizationv1.SelfSubjectRulesReview{} }), func(r *Resource) { reviewResource(r, selfSubjectRulesReview) }),
 		with(def(authnv1.SchemeGroupVersion, "selfsubjectreviews", "SelfSubjectReview", false, func() *authnv1.SelfSubjectReview { return &authnv1.SelfSubjectReview{} }, func() *authnv1.SelfSubjectReview { return &authnv1.SelfSubjectReview{} }), func(r *Resource) { reviewResource(r, selfSubjectReview) }),
-		with(def(rbacv1.SchemeGroupVersion, "roles", "Role", true, func() *rbacv1.Role { return &rbacv1.Role{} }, func() *rbacv1.RoleList { return &rbacv1.RoleList{} }), func(r *Resource) { r.NameFn = pathSegmentName; r.Guard = guardRole; r.Columns, r.Row = createdAtTable() }),
-		with(def(rbacv1.SchemeGroupVersion, "rolebindings", "RoleBinding", true, func() *rbacv1.RoleBinding { return &rbacv1.RoleBinding{} }, func() *rbacv1.RoleBindingList { return &rbacv1.RoleBindingList{} }), func(r *Resource) { r.NameFn = pathSegmentName; roleBindingStrategy(r); r.Columns, r.Row = roleBindingTable() }),
-		with(def(rbacv1.SchemeGroupVersion, "clusterroles", "ClusterRole", false, func() *rbacv1.ClusterRole { return &rbacv1.ClusterRole{} }, func() *rbacv1.ClusterRoleList { return &rbacv1.ClusterRoleList{} }), func(r *Resource) { r.NameFn = pathSegmentName; r.Guard = guardRole; r.Columns, r.Row = createdAtTable() }),
-		with(def(rbacv1.SchemeGroupVersion, "clusterrolebindings", "ClusterRoleBinding", false, func() *rbacv1.ClusterRoleBinding { return &rbacv1.ClusterRoleBinding{} }, func() *rbacv1.ClusterRoleBindingList { return &rbacv1.ClusterRoleBindingList{} }), func(r *Resource) { r.NameFn = pathSegmentName; clusterRoleBindingStrategy(r); r.Columns, r.Row = roleBindingTable() }),
+		with(def(rbacv1.SchemeGroupVersion, "roles", "Role", true, func() *rbacv1.Role { return &rbacv1.Role{} }, func() *rbacv1.RoleList { return &rbacv1.RoleList{} }), func(r *Resource) {
+			r.NameFn = pathSegmentName
+			r.Guard = guardRole
+			r.Columns, r.Row = createdAtTable()
+		}),
+		with(def(rbacv1.SchemeGroupVersion, "rolebindings", "RoleBinding", true, func() *rbacv1.RoleBinding { return &rbacv1.RoleBinding{} }, func() *rbacv1.RoleBindingList { return &rbacv1.RoleBindingList{} }), func(r *Resource) {
+			r.NameFn = pathSegmentName
+			roleBindingStrategy(r)
+			r.Columns, r.Row = roleBindingTable()
+		}),
+		with(def(rbacv1.SchemeGroupVersion, "clusterroles", "ClusterRole", false, func() *rbacv1.ClusterRole { return &rbacv1.ClusterRole{} }, func() *rbacv1.ClusterRoleList { return &rbacv1.ClusterRoleList{} }), func(r *Resource) {
+			r.NameFn = pathSegmentName
+			r.Guard = guardRole
+			r.Columns, r.Row = createdAtTable()
+		}),
+		with(def(rbacv1.SchemeGroupVersion, "clusterrolebindings", "ClusterRoleBinding", false, func() *rbacv1.ClusterRoleBinding { return &rbacv1.ClusterRoleBinding{} }, func() *rbacv1.ClusterRoleBindingList { return &rbacv1.ClusterRoleBindingList{} }), func(r *Resource) {
+			r.NameFn = pathSegmentName
+			clusterRoleBindingStrategy(r)
+			r.Columns, r.Row = roleBindingTable()
+		}),
 
 		with(def(storagev1.SchemeGroupVersion, "storageclasses", "StorageClass", false, func() *storagev1.StorageClass { return &storagev1.StorageClass{} }, func() *storagev1.StorageClassList { return &storagev1.StorageClassList{} }), storageClassStrategy),
 		with(def(storagev1.SchemeGroupVersion, "volumeattachments", "VolumeAttachment", false, func() *storagev1.VolumeAttachment { return &storagev1.VolumeAttachment{} }, func() *storagev1.VolumeAttachmentList { return &storagev1.VolumeAttachmentList{} }), func(r *Resource) { r.Status = true }),

@@ -26,7 +26,7 @@ type Resource struct {
 	// names: "minions" for nodes, "services/specs" for services).
 	StoragePrefix string
 	// Subresources this resource serves.
-	Status   bool
+	Status bool
 	// Actions are subresources whose body is a kind of its own (action.go),
 	// by name; "" is the resource itself (the create-only bindings).
 	Actions map[string]*Action
