@@ -31,6 +31,7 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&cfg.Watchers, "watchers", 100, "watchers for the fan-out test")
 	f.IntVar(&cfg.Updates, "updates", 1000, "updates for the fan-out test")
 	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding")
+	f.StringVar(&cfg.Namespace, "namespace", "", "existing namespace to work in (default: a new one, deleted afterwards)")
 	root.AddCommand(api)
 
 	dcfg := bench.DeploymentConfig{}

@@ -149,6 +149,8 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"another volume", res(n1, "get", "", "persistentvolumes", "", "", "pv-2"), false},
 		{"a token for its pod's service account", res(n1, "create", "", "serviceaccounts", "token", "a", "app"), true},
 		{"a token for another", res(n1, "create", "", "serviceaccounts", "token", "a", "default"), false},
+		{"its pod's service account", res(n1, "get", "", "serviceaccounts", "", "a", "app"), true},
+		{"list service accounts", res(n1, "list", "", "serviceaccounts", "", "a", ""), false},
 		{"its own node's status", res(n1, "patch", "", "nodes", "status", "", "n1"), true},
 		{"another node", res(n1, "patch", "", "nodes", "", "", "n2"), false},
 		{"another node's status", res(n1, "update", "", "nodes", "status", "", "n2"), false},

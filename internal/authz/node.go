@@ -29,8 +29,8 @@ const (
 func NodeOf(u auth.User) (string, bool) { return nodeName(Attributes{User: u}) }
 
 // Node is the Node authorizer: a node agent may read the Secrets,
-// ConfigMaps, PersistentVolumeClaims and PersistentVolumes of pods bound to
-// it and ask tokens for their ServiceAccounts, and may change only its own
+// ConfigMaps, PersistentVolumeClaims, PersistentVolumes and ServiceAccounts
+// of pods bound to it and ask tokens for those ServiceAccounts, and may change only its own
 // Node and Lease; everything else it may do is the node rules (upstream's
 // system:node role, which the authorizer applies itself rather than
 // through a binding). The graph of what each node's pods use is kept from
@@ -93,7 +93,7 @@ func (n *Node) Authorize(a Attributes) (Decision, string) {
 				return n.related(node, "persistentvolumes//"+a.Name)
 			}
 		case "serviceaccounts":
-			if a.Subresource == "token" && a.Verb == "create" {
+			if (a.Subresource == "token" && a.Verb == "create") || (a.Subresource == "" && a.Verb == "get") {
 				return n.related(node, "serviceaccounts/"+a.Namespace+"/"+a.Name)
 			}
 		case "nodes":

@@ -30,6 +30,10 @@ type APIConfig struct {
 	Watchers   int
 	Updates    int
 	Lists      int // LIST repetitions per encoding
+	// Namespace, when set, is an existing namespace to work in (a user
+	// who may not create namespaces, as for the authorization figures);
+	// its pods and ConfigMaps are deleted afterwards, not the namespace.
+	Namespace string
 }
 
 // APIResult holds the figures of one run.
@@ -96,11 +100,14 @@ func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error)
 	}
 	res := &APIResult{}
 	res.RSSBefore = serverRSS(ctx, cs)
-	ns := fmt.Sprintf("skiff-bench-%d", rand.IntN(1_000_000))
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create namespace: %w", err)
+	ns := c.Namespace
+	if ns == "" {
+		ns = fmt.Sprintf("skiff-bench-%d", rand.IntN(1_000_000))
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("create namespace: %w", err)
+		}
 	}
-	defer cleanup(cs, ns)
+	defer cleanup(cs, ns, c.Namespace == "")
 
 	for i, w := range c.Workers {
 		cr, err := createPods(ctx, cs, ns, fmt.Sprintf("p%d-", i), c.Pods, w)
@@ -302,12 +309,14 @@ func serverRSS(ctx context.Context, cs *kubernetes.Clientset) float64 {
 	return 0
 }
 
-func cleanup(cs *kubernetes.Clientset, ns string) {
+func cleanup(cs *kubernetes.Clientset, ns string, namespace bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	deletePods(ctx, cs, ns)
 	cs.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-	deleteNamespace(ctx, cs, ns)
+	if namespace {
+		deleteNamespace(ctx, cs, ns)
+	}
 }
 
 // deleteNamespace deletes ns and waits until it is gone, so that a run

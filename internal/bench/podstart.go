@@ -48,7 +48,7 @@ func RunPodStart(ctx context.Context, c PodStartConfig, out io.Writer) (*PodStar
 		return nil, fmt.Errorf("create namespace: %w", err)
 	}
 	if !c.Keep {
-		defer cleanup(cs, ns)
+		defer cleanup(cs, ns, true)
 	}
 	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +16,11 @@ import (
 	"github.com/skiff-sh/skiff/test/poll"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // A second machine — a second network namespace joined to the first by a
@@ -96,10 +101,47 @@ func TestSecondNodeJoins(t *testing.T) {
 		t.Fatalf("import into node-2: %v %s", err, out)
 	}
 	ns := namespace(t)
+	for _, name := range []string{"for-second", "only-first"} {
+		if _, err := cl.client.CoreV1().Secrets(ns).Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: map[string]string{"k": name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := busyboxPod(ns, "on-second", `echo hello-from-node-2; while true; do sleep 1; done`)
 	p.Spec.NodeSelector = map[string]string{v1.LabelHostname: "node-2"}
+	p.Spec.Containers[0].EnvFrom = []v1.EnvFromSource{{SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "for-second"}}}}
 	createPod(t, p)
+	onFirst := busyboxPod(ns, "on-first", `while true; do sleep 1; done`)
+	onFirst.Spec.NodeName = first.Name
+	onFirst.Spec.Containers[0].EnvFrom = []v1.EnvFromSource{{SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "only-first"}}}}
+	createPod(t, onFirst)
 	got := waitRunningReady(t, ns, "on-second")
+
+	// node-2's own credentials (the Node authorizer and NodeRestriction):
+	// the Secret its pod uses, not one only a pod on the first node uses;
+	// its own Node, not the first; no node-restriction.kubernetes.io/ label.
+	node2 := nodeClient(t, dir)
+	if s, err := node2.CoreV1().Secrets(ns).Get(ctx, "for-second", getOpts); err != nil || s.Data["k"] == nil {
+		t.Errorf("node-2 reading its pod's secret: %v", err)
+	}
+	if _, err := node2.CoreV1().Secrets(ns).Get(ctx, "only-first", getOpts); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "no relationship found between node 'node-2' and this object") {
+		t.Errorf("node-2 reading the first node's pod's secret: %v, want Forbidden", err)
+	}
+	if _, err := node2.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("node-2 listing secrets: %v, want Forbidden", err)
+	}
+	label := func(node, key string) error {
+		_, err := node2.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(`{"metadata":{"labels":{"`+key+`":"yes"}}}`), metav1.PatchOptions{})
+		return err
+	}
+	if err := label(first.Name, "example.com/evil"); !apierrors.IsForbidden(err) {
+		t.Errorf("node-2 patching %s: %v, want Forbidden", first.Name, err)
+	}
+	if err := label("node-2", "node-restriction.kubernetes.io/trusted"); !apierrors.IsForbidden(err) {
+		t.Errorf("node-2 setting a node-restriction label on itself: %v, want Forbidden", err)
+	}
+	if err := label("node-2", "example.com/own"); err != nil {
+		t.Errorf("node-2 labelling itself: %v", err)
+	}
 	if got.Spec.NodeName != "node-2" || got.Status.HostIP != ip2 || !strings.HasPrefix(got.Status.PodIP, "10.42.1.") {
 		t.Errorf("pod on %s, hostIP %s, podIP %s", got.Spec.NodeName, got.Status.HostIP, got.Status.PodIP)
 	}
@@ -128,4 +170,29 @@ func TestSecondNodeJoins(t *testing.T) {
 	})
 	stop()
 	_ = cl.client.CoreV1().Nodes().Delete(ctx, "node-2", metav1.DeleteOptions{})
+}
+
+// nodeClient is a client with the credentials a joined agent keeps in its
+// data dir (system:node:<name>).
+func nodeClient(t *testing.T, dir string) kubernetes.Interface {
+	t.Helper()
+	var base string
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && filepath.Base(p) == "kubelet-client.crt" {
+			base = strings.TrimSuffix(p, ".crt")
+		}
+		return nil
+	})
+	if base == "" {
+		t.Fatalf("no kubelet-client.crt under %s", dir)
+	}
+	cert, err1 := os.ReadFile(base + ".crt")
+	key, err2 := os.ReadFile(base + ".key")
+	cfg, err3 := clientcmd.BuildConfigFromFlags("", cl.kubeconfig)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CertData, cfg.KeyData, cfg.CertFile, cfg.KeyFile = cert, key, "", ""
+	cfg.Dial = cl.dialInNetns
+	return kubernetes.NewForConfigOrDie(cfg)
 }
