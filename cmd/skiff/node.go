@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -28,6 +29,7 @@ type nodeOptions struct {
 	disableProxy, disableDNS           bool
 	clusterDNS, clusterDomain          string
 	resolvConf                         string
+	tokenRefresh                       time.Duration
 }
 
 func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
@@ -52,6 +54,8 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.clusterDNS, "cluster-dns", "10.43.0.10", "ClusterIP of the cluster DNS Service, the nameserver of ClusterFirst pods (empty: pods use the node's resolvers)")
 	f.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster")
 	f.StringVar(&o.resolvConf, "resolv-conf", "/etc/resolv.conf", "the node's resolver configuration: for dnsPolicy Default pods and the names the cluster DNS forwards")
+	f.DurationVar(&o.tokenRefresh, "service-account-token-refresh", 0, "renew projected ServiceAccount tokens at least this often (0: at 80 % of their life, at most daily)")
+	_ = f.MarkHidden("service-account-token-refresh") // for tests that watch a renewal
 	f.IntVar(&o.deadPer, "maximum-dead-containers-per-container", kubelet.DefaultGCPolicy.DeadPerContainer, "exited instances kept per container besides the newest")
 }
 
@@ -59,7 +63,7 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 func (o *nodeOptions) config(dataDir, version string, log *slog.Logger) (agent.Config, error) {
 	cfg := agent.Config{
 		DataDir: filepath.Join(dataDir, "agent"), NodeName: o.name, RuntimeEndpoint: o.runtimeEndpoint,
-		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Address: o.address, Version: version, Log: log,
+		PodCIDR: o.podCIDR, MaxPods: o.maxPods, Port: o.port, Address: o.address, Version: version, Log: log, TokenRefresh: o.tokenRefresh,
 	}
 	cfg.StaticPodDir = o.manifests
 	if cfg.StaticPodDir == "" {

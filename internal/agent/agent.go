@@ -58,6 +58,9 @@ type Config struct {
 	Taints       []v1.Taint
 	Reserved     v1.ResourceList
 	EvictionHard []kubelet.Threshold
+	// TokenRefresh renews projected ServiceAccount tokens at least this
+	// often (0: at 80 % of their life, at most daily).
+	TokenRefresh time.Duration
 	GC           kubelet.GCPolicy
 	MaxPods      int
 	Port         int
@@ -203,7 +206,7 @@ func (n *node) startKubelet(context.Context) error {
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: cfg.DataDir, CNIConfDir: n.cniDir,
 		PodCIDR: cfg.PodCIDR, StaticPodDir: cfg.StaticPodDir, Labels: cfg.Labels, Taints: cfg.Taints, Reserved: cfg.Reserved,
 		MaxPods: cfg.MaxPods, Port: cfg.Port, Version: cfg.Version, Log: n.log,
-		EvictionHard: cfg.EvictionHard, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
+		EvictionHard: cfg.EvictionHard, TokenRefresh: cfg.TokenRefresh, GC: cfg.GC, PinnedImages: []string{runtime.PauseImage},
 		ImageMounts: imageMounts(n.sup, n.endpoint),
 	}, n.client, n.rt)
 	n.kubelet = k

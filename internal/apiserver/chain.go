@@ -203,6 +203,13 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		s.serveHealth(w, r, true)
 	case p == "/version", p == "/version/":
 		writeJSON(w, http.StatusOK, s.version)
+	case (p == "/.well-known/openid-configuration" || p == "/openid/v1/jwks") && s.saKey != nil:
+		doc, ct := s.saKey.Discovery(s.externalURL), "application/json"
+		if p == "/openid/v1/jwks" {
+			doc, ct = s.saKey.JWKS(), "application/jwk-set+json"
+		}
+		w.Header().Set("Content-Type", ct)
+		_, _ = w.Write(doc)
 	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
 		servePprof(w, r)
 	case p == "/metrics":

@@ -24,6 +24,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/satoken"
 )
 
 // maxBodyBytes is the largest request body accepted (3 MiB, as upstream).
@@ -48,6 +49,10 @@ type Config struct {
 	Profiling bool
 	// CAPEM is the cluster CA certificate served at /cacerts.
 	CAPEM []byte
+	// ServiceAccountKey publishes the OIDC discovery documents of
+	// ServiceAccount tokens; ExternalURL is where the API is reached.
+	ServiceAccountKey *satoken.Key
+	ExternalURL       string
 	// Authorizer decides every request (nil: AlwaysAllow).
 	Authorizer authz.Authorizer
 	// Anonymous serves requests without credentials as system:anonymous
@@ -66,6 +71,8 @@ type Server struct {
 	authn          *auth.Authenticator
 	authz          authz.Authorizer
 	anonymous      bool
+	saKey          *satoken.Key
+	externalURL    string
 	log            *slog.Logger
 	version        version.Info
 	ready          func(ctx context.Context) error
@@ -93,7 +100,7 @@ type Server struct {
 // New builds the server.
 func New(cfg Config) *Server {
 	s := &Server{
-		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, log: cfg.Log, version: cfg.Version,
+		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, saKey: cfg.ServiceAccountKey, externalURL: cfg.ExternalURL, log: cfg.Log, version: cfg.Version,
 		ready: cfg.Ready, profiling: cfg.Profiling, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",

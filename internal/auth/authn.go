@@ -20,12 +20,28 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	// Extra is what the credential says besides (a ServiceAccount token's
+	// pod and node, its ID).
+	Extra map[string][]string
+}
+
+// TokenAuthenticator authenticates bearer tokens a static list does not
+// hold (ServiceAccount tokens): the user, or false for a token it does not
+// accept for any of the audiences.
+type TokenAuthenticator interface {
+	AuthenticateToken(token string, audiences []string) (User, bool)
 }
 
 // Authenticator identifies the user of a request.
 type Authenticator struct {
 	mu     sync.RWMutex
 	tokens map[string]User
+	// Tokens authenticates the bearer tokens the static list does not
+	// hold (ServiceAccount tokens); nil: none.
+	Tokens TokenAuthenticator
+	// Audiences are the API server's own audiences: a ServiceAccount
+	// token must be meant for one of them.
+	Audiences []string
 	// ClientCAs verify client certificates. The TLS listener only asks
 	// for a certificate; verifying it here turns one from another CA, or
 	// expired, into a 401 rather than a failed handshake, as upstream.
@@ -119,16 +135,35 @@ func (a *Authenticator) Authenticate(r *http.Request) (User, bool, error) {
 		if !ok {
 			return User{}, false, ErrUnauthorized
 		}
-		tok = strings.TrimSpace(tok)
-		a.mu.RLock()
-		defer a.mu.RUnlock()
-		for t, u := range a.tokens {
-			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
-				u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")
-				return u, true, nil
-			}
+		u, ok := a.AuthenticateToken(strings.TrimSpace(tok), a.Audiences)
+		if !ok {
+			return User{}, false, ErrUnauthorized
 		}
-		return User{}, false, ErrUnauthorized
+		return u, true, nil
 	}
 	return User{}, false, nil
+}
+
+// AuthenticateToken authenticates a bearer token for one of audiences (the
+// API server's, or a TokenReview's): the token file's and join tokens
+// first, then ServiceAccount tokens. The user is in system:authenticated.
+func (a *Authenticator) AuthenticateToken(tok string, audiences []string) (User, bool) {
+	a.mu.RLock()
+	for t, u := range a.tokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+			a.mu.RUnlock()
+			u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")
+			return u, true
+		}
+	}
+	a.mu.RUnlock()
+	if a.Tokens == nil {
+		return User{}, false
+	}
+	u, ok := a.Tokens.AuthenticateToken(tok, audiences)
+	if !ok {
+		return User{}, false
+	}
+	u.Groups = append(append([]string{}, u.Groups...), "system:authenticated")
+	return u, true
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/satoken"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
@@ -35,7 +36,10 @@ type Context struct {
 	// namespace as the kube-root-ca.crt ConfigMap.
 	RootCA []byte
 	// CA signs certificates (nil when the server has no CA key).
-	CA       *pki.CA
+	CA *pki.CA
+	// TokenKey signs the tokens of ServiceAccount token Secrets (nil:
+	// none are filled).
+	TokenKey *satoken.Key
 	Settings Settings
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/kubeclient"
 	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/satoken"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
@@ -32,6 +33,7 @@ type ManagerConfig struct {
 	Identity string
 	RootCA   []byte
 	CA       *pki.CA
+	TokenKey *satoken.Key
 	Settings Settings
 	Log      *slog.Logger
 }
@@ -84,6 +86,7 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 		Log:               cfg.Log,
 		RootCA:            cfg.RootCA,
 		CA:                cfg.CA,
+		TokenKey:          cfg.TokenKey,
 		Settings:          cfg.Settings,
 	}
 	type running struct {

@@ -30,6 +30,12 @@ func bootstrapObjects(serviceIP, serviceCIDR, clusterDNS string, withIngress boo
 	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	// Their default ServiceAccounts (the serviceaccount controller makes
+	// those of later namespaces): a pod created as soon as the API is
+	// ready finds one, which ServiceAccount admission requires.
+	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		objs = append(objs, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}})
+	}
 	objs = append(objs,
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-node-critical"}, Value: 2000001000, Description: "Used for system critical pods that must not be moved from their current node."},
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-cluster-critical"}, Value: 2000000000, Description: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."},

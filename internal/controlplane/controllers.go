@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/servicelb"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
+	"github.com/skiff-sh/skiff/internal/controller/tokens"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 	"github.com/skiff-sh/skiff/internal/controller/volumebinding"
 )
@@ -52,6 +53,7 @@ func Controllers() []controller.Registration {
 		{Name: "replicaset", New: replicaset.New, Workers: 5},
 		{Name: "replicationcontroller", New: replicaset.NewReplicationController, Workers: 5},
 		{Name: "serviceaccount", New: serviceaccount.New, Workers: 2},
+		{Name: "serviceaccount-token", New: tokens.New, Workers: 2},
 		{Name: "service-lb", New: servicelb.New, Workers: 2},
 		{Name: "resourcequota", New: resourcequota.New, Workers: 2},
 		{Name: "root-ca-cert-publisher", New: rootca.New, Workers: 2},

@@ -51,6 +51,9 @@ type Config struct {
 	// AuthorizationModes are the authorizers in order (Node, RBAC,
 	// AlwaysAllow); empty is Node,RBAC.
 	AuthorizationModes []string
+	// ServiceAccountIssuer is the iss claim of ServiceAccount tokens and
+	// the API's own audience.
+	ServiceAccountIssuer string
 	// AnonymousAuth serves requests without credentials as
 	// system:anonymous; false refuses them with 401.
 	AnonymousAuth bool

@@ -35,6 +35,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/procmem"
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/satoken"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -71,6 +72,8 @@ type server struct {
 	reg    *registry.Registry
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches context.CancelFunc
+	// saKey signs ServiceAccount tokens.
+	saKey *satoken.Key
 	// feed keeps the authorizers' policy current; stopFeed ends it.
 	feed         *policyFeed
 	stopFeed     context.CancelFunc
@@ -303,10 +306,23 @@ func (s *server) startAPI(ctx context.Context) error {
 	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
 	authn.ClientCAs = x509.NewCertPool()
 	authn.ClientCAs.AddCert(s.ca.Cert)
+	issuer := s.cfg.ServiceAccountIssuer
+	if issuer == "" {
+		issuer = "https://kubernetes.default.svc.cluster.local"
+	}
+	saKey, err := satoken.LoadOrCreate(filepath.Join(s.cfg.DataDir, "pki"), issuer)
+	if err != nil {
+		return err
+	}
+	s.saKey = saKey
+	authn.Audiences = []string{issuer}
+	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
+	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM,
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
+		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
 		Version:   versionInfo(s.cfg.Version),
 		Profiling: s.cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
@@ -393,5 +409,5 @@ func (s *server) runScheduler(ctx context.Context) error {
 }
 
 func (s *server) runControllers(ctx context.Context) error {
-	return controller.RunManager(ctx, controller.ManagerConfig{Rest: s.tls.loopback, Controllers: s.controllers, Identity: identity(), RootCA: s.tls.loopback.TLSClientConfig.CAData, CA: s.ca, Settings: s.cfg.ControllerSettings, Log: s.log})
+	return controller.RunManager(ctx, controller.ManagerConfig{Rest: s.tls.loopback, Controllers: s.controllers, Identity: identity(), RootCA: s.tls.loopback.TLSClientConfig.CAData, CA: s.ca, TokenKey: s.saKey, Settings: s.cfg.ControllerSettings, Log: s.log})
 }

@@ -59,6 +59,9 @@ type Config struct {
 	Version string
 	// EvictionHard are the hard eviction thresholds (none: no eviction).
 	EvictionHard []Threshold
+	// TokenRefresh renews projected ServiceAccount tokens at least this
+	// often (0: at 80 % of their life, at most daily).
+	TokenRefresh time.Duration
 	// GC bounds dead containers and unused images (zero: DefaultGCPolicy).
 	GC GCPolicy
 	// PinnedImages are never garbage collected (the pause image).
@@ -123,6 +126,7 @@ type Kubelet struct {
 	services     corelisters.ServiceLister
 	probes       *probeManager
 	podCerts     podCerts
+	tokens       tokenCache
 	// resized: container ID → the resources an in-place resize applied
 	resized sync.Map
 	metrics *metrics

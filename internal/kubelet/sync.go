@@ -502,6 +502,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, st *plan.PodStat
 	removeCgroups(string(uid))
 	k.probes.forget(uid)
 	k.podCerts.forget(uid)
+	k.tokens.forget(uid)
 	for _, list := range st.Containers {
 		for _, cs := range list {
 			k.resized.Delete(cs.ID)

@@ -80,7 +80,11 @@ func Catalog() []*Resource {
 		}),
 		with(def(core, "configmaps", "ConfigMap", true, func() *corev1.ConfigMap { return &corev1.ConfigMap{} }, func() *corev1.ConfigMapList { return &corev1.ConfigMapList{} }), configMapStrategy),
 		with(def(core, "secrets", "Secret", true, func() *corev1.Secret { return &corev1.Secret{} }, func() *corev1.SecretList { return &corev1.SecretList{} }), secretStrategy),
-		with(def(core, "serviceaccounts", "ServiceAccount", true, func() *corev1.ServiceAccount { return &corev1.ServiceAccount{} }, func() *corev1.ServiceAccountList { return &corev1.ServiceAccountList{} }), func(r *Resource) { r.ShortNames = []string{"sa"}; r.Columns, r.Row = serviceAccountTable() }),
+		with(def(core, "serviceaccounts", "ServiceAccount", true, func() *corev1.ServiceAccount { return &corev1.ServiceAccount{} }, func() *corev1.ServiceAccountList { return &corev1.ServiceAccountList{} }), func(r *Resource) {
+			r.ShortNames = []string{"sa"}
+			r.Columns, r.Row = serviceAccountTable()
+			addAction(r, "token", tokenAction)
+		}),
 		with(def(core, "events", "Event", true, func() *corev1.Event { return &corev1.Event{} }, func() *corev1.EventList { return &corev1.EventList{} }), eventStrategy),
 		with(def(core, "persistentvolumes", "PersistentVolume", false, func() *corev1.PersistentVolume { return &corev1.PersistentVolume{} }, func() *corev1.PersistentVolumeList { return &corev1.PersistentVolumeList{} }), pvStrategy),
 		with(def(core, "persistentvolumeclaims", "PersistentVolumeClaim", true, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} }, func() *corev1.PersistentVolumeClaimList { return &corev1.PersistentVolumeClaimList{} }), pvcStrategy),
@@ -111,6 +115,7 @@ func Catalog() []*Resource {
 		with(def(authorizationv1.SchemeGroupVersion, "subjectaccessreviews", "SubjectAccessReview", false, func() *authorizationv1.SubjectAccessReview { return &authorizationv1.SubjectAccessReview{} }, func() *authorizationv1.SubjectAccessReview { return &authorizationv1.SubjectAccessReview{} }), func(r *Resource) { reviewResource(r, subjectAccessReview) }),
 		with(def(authorizationv1.SchemeGroupVersion, "localsubjectaccessreviews", "LocalSubjectAccessReview", true, func() *authorizationv1.LocalSubjectAccessReview { return &authorizationv1.LocalSubjectAccessReview{} }, func() *authorizationv1.LocalSubjectAccessReview { return &authorizationv1.LocalSubjectAccessReview{} }), func(r *Resource) { reviewResource(r, localSubjectAccessReview) }),
 		with(def(authorizationv1.SchemeGroupVersion, "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, func() *authorizationv1.SelfSubjectRulesReview { return &authorizationv1.SelfSubjectRulesReview{} }, func() *authorizationv1.SelfSubjectRulesReview { return &authorizationv1.SelfSubjectRulesReview{} }), func(r *Resource) { reviewResource(r, selfSubjectRulesReview) }),
+		with(def(authnv1.SchemeGroupVersion, "tokenreviews", "TokenReview", false, func() *authnv1.TokenReview { return &authnv1.TokenReview{} }, func() *authnv1.TokenReview { return &authnv1.TokenReview{} }), func(r *Resource) { reviewResource(r, tokenReview) }),
 		with(def(authnv1.SchemeGroupVersion, "selfsubjectreviews", "SelfSubjectReview", false, func() *authnv1.SelfSubjectReview { return &authnv1.SelfSubjectReview{} }, func() *authnv1.SelfSubjectReview { return &authnv1.SelfSubjectReview{} }), func(r *Resource) { reviewResource(r, selfSubjectReview) }),
 		with(def(rbacv1.SchemeGroupVersion, "roles", "Role", true, func() *rbacv1.Role { return &rbacv1.Role{} }, func() *rbacv1.RoleList { return &rbacv1.RoleList{} }), func(r *Resource) {
 			r.NameFn = pathSegmentName

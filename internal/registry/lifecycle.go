@@ -104,6 +104,11 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
 		return nil, err
 	}
+	// ServiceAccount admission mutates (a volume, mounts): before
+	// validation, which checks what it added.
+	if err := g.admitServiceAccount(ctx, r, obj); err != nil {
+		return nil, err
+	}
 	if errs := g.validate(r, obj, nil); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
 	}
@@ -293,6 +298,11 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 		r.Default(obj)
 	}
 	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
+		return nil, err
+	}
+	// ServiceAccount admission mutates (a volume, mounts): before
+	// validation, which checks what it added.
+	if err := g.admitServiceAccount(ctx, r, obj); err != nil {
 		return nil, err
 	}
 	if errs := g.validate(r, obj, nil); len(errs) > 0 {

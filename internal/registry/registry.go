@@ -34,6 +34,9 @@ type Registry struct {
 	managers  map[managerKey]Fields
 	warm      *warmPool
 	types     managedfields.TypeConverter
+	// Tokens issues ServiceAccount tokens and reviews tokens; nil refuses
+	// both (the API server sets it).
+	Tokens *Tokens
 	// Authz answers the review APIs and checks RBAC writes for
 	// escalation; nil refuses both (the API server sets it).
 	Authz Authorization

@@ -36,9 +36,6 @@ func reviewResource(r *Resource, act func(ctx context.Context, g *Registry, ns s
 			if err != nil {
 				return nil, err
 			}
-			if g.Authz == nil {
-				return nil, apierrors.NewServiceUnavailable("authorization is not ready")
-			}
 			return act(ctx, g, ns, in)
 		}})
 }
@@ -56,6 +53,15 @@ func accessAttributes(u auth.User, res *authorizationv1.ResourceAttributes, nonR
 		Resource: res.Resource, Subresource: res.Subresource, Namespace: res.Namespace, Name: res.Name}, nil
 }
 
+// ready refuses a review while the authorizers are not wired (a registry
+// without an API server, in tests).
+func ready(g *Registry) error {
+	if g.Authz == nil {
+		return apierrors.NewServiceUnavailable("authorization is not ready")
+	}
+	return nil
+}
+
 func accessStatus(d authz.Decision, reason string) authorizationv1.SubjectAccessReviewStatus {
 	return authorizationv1.SubjectAccessReviewStatus{Allowed: d == authz.Allow, Denied: d == authz.Deny, Reason: reason}
 }
@@ -66,6 +72,9 @@ func invalid(kind string, errs field.ErrorList) error {
 
 // selfSubjectAccessReview: may I? (kubectl auth can-i)
 func selfSubjectAccessReview(ctx context.Context, g *Registry, _ string, in runtime.Object) (runtime.Object, error) {
+	if err := ready(g); err != nil {
+		return nil, err
+	}
 	r := in.(*authorizationv1.SelfSubjectAccessReview)
 	u, _ := auth.UserFrom(ctx)
 	a, errs := accessAttributes(u, r.Spec.ResourceAttributes, r.Spec.NonResourceAttributes)
@@ -78,6 +87,9 @@ func selfSubjectAccessReview(ctx context.Context, g *Registry, _ string, in runt
 
 // subjectAccessReview: may this user? (webhooks, aggregated servers)
 func subjectAccessReview(_ context.Context, g *Registry, _ string, in runtime.Object) (runtime.Object, error) {
+	if err := ready(g); err != nil {
+		return nil, err
+	}
 	r := in.(*authorizationv1.SubjectAccessReview)
 	if r.Spec.User == "" && len(r.Spec.Groups) == 0 {
 		return nil, invalid("SubjectAccessReview", field.ErrorList{field.Invalid(field.NewPath("spec", "user"), r.Spec.User, `at least one of user or group must be specified`)})
@@ -92,6 +104,9 @@ func subjectAccessReview(_ context.Context, g *Registry, _ string, in runtime.Ob
 
 // localSubjectAccessReview: may this user, in this namespace?
 func localSubjectAccessReview(_ context.Context, g *Registry, ns string, in runtime.Object) (runtime.Object, error) {
+	if err := ready(g); err != nil {
+		return nil, err
+	}
 	r := in.(*authorizationv1.LocalSubjectAccessReview)
 	if r.Spec.ResourceAttributes == nil || r.Spec.ResourceAttributes.Namespace != ns {
 		return nil, invalid("LocalSubjectAccessReview", field.ErrorList{field.Invalid(field.NewPath("spec", "resourceAttributes", "namespace"), ns, "must match metadata.namespace")})
@@ -111,6 +126,9 @@ func localSubjectAccessReview(_ context.Context, g *Registry, ns string, in runt
 // selfSubjectRulesReview: what may I do in this namespace? (kubectl auth
 // can-i --list)
 func selfSubjectRulesReview(ctx context.Context, g *Registry, _ string, in runtime.Object) (runtime.Object, error) {
+	if err := ready(g); err != nil {
+		return nil, err
+	}
 	r := in.(*authorizationv1.SelfSubjectRulesReview)
 	if r.Spec.Namespace == "" {
 		return nil, invalid("SelfSubjectRulesReview", field.ErrorList{field.Required(field.NewPath("spec", "namespace"), "")})

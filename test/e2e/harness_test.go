@@ -155,7 +155,9 @@ func startCluster(work, netns, nodeIP string) (*cluster, error) {
 	// hide the cgroup mounts runc needs (RUNTIME-NOTES).
 	c.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "server",
 		"--data-dir", c.dataDir, "--bind-address", "0.0.0.0", "--node-ip", nodeIP, "--node-name", "node-"+strings.ReplaceAll(nodeIP, ".", "-"),
-		"--advertise-address", nodeIP, "--ingress", "--log-level", "debug")
+		"--advertise-address", nodeIP, "--ingress", "--log-level", "debug",
+		// Projected tokens renew within the in-cluster test's run.
+		"--service-account-token-refresh", "15s")
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.cmd.Start(); err != nil {

@@ -47,6 +47,13 @@ func namespace(t *testing.T) string {
 	t.Cleanup(func() {
 		_ = cl.client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
+	// Pods need the namespace's default ServiceAccount (ServiceAccount
+	// admission), which the controller makes right after: wait for it, as
+	// upstream's e2e framework does.
+	poll.Eventually(t, 30*time.Second, func() error {
+		_, err := cl.client.CoreV1().ServiceAccounts(name).Get(context.Background(), "default", getOpts)
+		return err
+	})
 	return name
 }
 
