@@ -196,9 +196,10 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *res
 		// The certificate is verified by the authenticator, so one from
 		// another CA (or expired) is a 401, as upstream, not a failed
 		// handshake.
-		ClientAuth: tls.RequestClientCert,
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
+		ClientAuth:   tls.RequestClientCert,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: pki.CipherSuites,
+		NextProtos:   []string{"h2", "http/1.1"},
 	}, loopback, scheduler, nil
 }
 
@@ -233,7 +234,7 @@ func nodeCredentials(cfg Config, loopback *rest.Config) (NodeCredentials, error)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	return NodeCredentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12}}, nil
+	return NodeCredentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}}, nil
 }
 
 // kubeletClientTLS is the API server's side of connections to kubelets.

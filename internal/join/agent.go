@@ -23,6 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/skiff-sh/skiff/internal/pki"
 )
 
 // Credentials are a node's identity toward the API and its kubelet
@@ -100,7 +102,7 @@ func Obtain(ctx context.Context, r Request) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	return Credentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12}}, nil
+	return Credentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}}, nil
 }
 
 // fetchCA downloads the server's CA without trusting the connection and

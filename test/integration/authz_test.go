@@ -266,6 +266,24 @@ func TestAuthenticationFailures(t *testing.T) {
 		t.Errorf("a certificate from another CA: %d %s", code, body)
 	}
 
+	// TLS: 1.2 with forward-secret AEAD suites only (no CBC with SHA-1).
+	addr := strings.TrimPrefix(base, "https://")
+	for _, c := range []struct {
+		suites []uint16
+		ok     bool
+	}{
+		{[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA}, false},
+		{[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, true},
+	} {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: c.suites})
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("TLS 1.2 with %v: %v, want ok=%v", c.suites, err, c.ok)
+		}
+	}
+
 	closed := startServer(t, "--anonymous-auth=false")
 	base = closed.restConfig().Host
 	if code, _ := get("/healthz", ""); code != 401 {
