@@ -56,6 +56,12 @@ func TestSecondNodeJoins(t *testing.T) {
 		}
 		return nil
 	})
+	// Another machine may not take the name of a node that is Ready.
+	out, err = exec.Command("nsenter", "--net=/var/run/netns/"+ns2, skiffBin, "agent", "--server", server, "--token", tok,
+		"--data-dir", filepath.Join(dir, "impostor"), "--node-name", "node-2", "--node-ip", ip2).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `node "node-2" is registered and Ready`) {
+		t.Errorf("an agent taking node-2's name: err %v, output %s", err, out)
+	}
 	// --pod-cidr is registered as the node's range; the server's own node,
 	// started without one, got its range from the node IPAM controller.
 	if n, err := cl.client.CoreV1().Nodes().Get(ctx, "node-2", getOpts); err != nil || n.Spec.PodCIDR != "10.42.1.0/24" || len(n.Spec.PodCIDRs) != 1 {
