@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/version"
@@ -137,19 +138,64 @@ func loopbackHost(bind string) string {
 }
 
 // certificates ensures the CA, the serving and admin certificates and the
-// admin kubeconfig, and returns the server's TLS configuration.
-func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *rest.Config, error) {
+// admin kubeconfig, and returns the server's TLS configuration and the
+// client configurations of the controller manager and the scheduler. The
+// clients read their certificates from files, which client-go reloads when
+// they change; the serving certificate comes from serving.current, which
+// renew replaces: a renewal while running needs no restart.
+func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *rest.Config, *servingCert, error) {
+	dir := filepath.Join(cfg.DataDir, "pki")
+	serving := &servingCert{cfg: cfg, advertise: advertise}
+	if err := serving.renew(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	loopback := &rest.Config{
+		Host: "https://" + net.JoinHostPort(loopbackHost(cfg.BindAddress), strconv.Itoa(cfg.SecurePort)),
+		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, ServerName: "localhost",
+			CertFile: filepath.Join(dir, "controller-manager.crt"), KeyFile: filepath.Join(dir, "controller-manager.key")},
+	}
+	scheduler := rest.CopyConfig(loopback)
+	scheduler.TLSClientConfig.CertFile, scheduler.TLSClientConfig.KeyFile = filepath.Join(dir, "scheduler.crt"), filepath.Join(dir, "scheduler.key")
+	return &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.current.Load(), nil },
+		// The certificate is verified by the authenticator, so one from
+		// another CA (or expired) is a 401, as upstream, not a failed
+		// handshake.
+		ClientAuth:   tls.RequestClientCert,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: pki.CipherSuites,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, loopback, scheduler, serving, nil
+}
+
+// servingCert is the API's serving certificate and the certificates of
+// the server's own clients, issued again when fewer than pki.RenewBefore
+// remain (or the names changed).
+type servingCert struct {
+	cfg       Config
+	advertise net.IP
+	current   atomic.Pointer[tls.Certificate]
+}
+
+// renew ensures every certificate of the server (serving, admin and its
+// kubeconfig, controller manager, scheduler) and loads the serving one.
+func (s *servingCert) renew() error {
+	cfg := s.cfg
 	dir := filepath.Join(cfg.DataDir, "pki")
 	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	host, _ := os.Hostname()
 	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
 	if host != "" {
 		dns = append(dns, host)
 	}
-	ips := []net.IP{net.ParseIP("127.0.0.1"), advertise}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), s.advertise}
 	ips = append(ips, localIPs()...)
 	if first, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
 		ips = append(ips, first)
@@ -163,44 +209,32 @@ func certificates(cfg Config, advertise net.IP) (*tls.Config, *rest.Config, *res
 	}
 	certPEM, keyPEM, err := ca.EnsureLeaf(filepath.Join(dir, "serving"), pki.LeafSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	adminCert, adminKey, err := ca.EnsureLeaf(filepath.Join(dir, "admin"), pki.LeafSpec{CommonName: "system:admin", Organization: []string{"system:masters"}, Client: true})
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	server := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.SecurePort))
 	if err := pki.WriteKubeconfig(filepath.Join(cfg.DataDir, "admin.kubeconfig"), server, ca.CertPEM, adminCert, adminKey); err != nil {
-		return nil, nil, nil, err
+		return err
+	}
+	for name, cn := range map[string]string{"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler"} {
+		if _, _, err := ca.EnsureLeaf(filepath.Join(dir, name), pki.LeafSpec{CommonName: cn, Client: true}); err != nil {
+			return err
+		}
+	}
+	if cfg.NodeName != "" && cfg.Agent != nil {
+		if _, _, err := ca.EnsureLeaf(filepath.Join(dir, "node-"+cfg.NodeName), pki.LeafSpec{CommonName: "system:node:" + cfg.NodeName, Organization: []string{"system:nodes"}, Client: true}); err != nil {
+			return err
+		}
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load serving certificate: %w", err)
+		return fmt.Errorf("load serving certificate: %w", err)
 	}
-	cmCert, cmKey, err := ca.EnsureLeaf(filepath.Join(dir, "controller-manager"), pki.LeafSpec{CommonName: "system:kube-controller-manager", Client: true})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	loopback := &rest.Config{
-		Host:            "https://" + net.JoinHostPort(loopbackHost(cfg.BindAddress), strconv.Itoa(cfg.SecurePort)),
-		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: cmCert, KeyData: cmKey, ServerName: "localhost"},
-	}
-	schedCert, schedKey, err := ca.EnsureLeaf(filepath.Join(dir, "scheduler"), pki.LeafSpec{CommonName: "system:kube-scheduler", Client: true})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	scheduler := rest.CopyConfig(loopback)
-	scheduler.TLSClientConfig.CertData, scheduler.TLSClientConfig.KeyData = schedCert, schedKey
-	return &tls.Config{
-		Certificates: []tls.Certificate{pair},
-		// The certificate is verified by the authenticator, so one from
-		// another CA (or expired) is a 401, as upstream, not a failed
-		// handshake.
-		ClientAuth:   tls.RequestClientCert,
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: pki.CipherSuites,
-		NextProtos:   []string{"h2", "http/1.1"},
-	}, loopback, scheduler, nil
+	s.current.Store(&pair)
+	return nil
 }
 
 // nodeCredentials issues the in-process node agent's client certificate
@@ -213,12 +247,14 @@ func nodeCredentials(cfg Config, loopback *rest.Config) (NodeCredentials, error)
 		return NodeCredentials{}, err
 	}
 	user := "system:node:" + cfg.NodeName
-	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "node-"+cfg.NodeName), pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, Client: true})
-	if err != nil {
+	base := filepath.Join(dir, "node-"+cfg.NodeName)
+	if _, _, err := ca.EnsureLeaf(base, pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, Client: true}); err != nil {
 		return NodeCredentials{}, err
 	}
+	// From files, as the server's own clients: client-go reloads a renewed
+	// certificate.
 	node := rest.CopyConfig(loopback)
-	node.TLSClientConfig.CertData, node.TLSClientConfig.KeyData = cert, key
+	node.TLSClientConfig.CertFile, node.TLSClientConfig.KeyFile = base+".crt", base+".key"
 	node.UserAgent = "skiff-kubelet/" + cfg.NodeName
 	ips := []net.IP{net.ParseIP("127.0.0.1")}
 	if cfg.NodeIP != nil {

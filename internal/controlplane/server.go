@@ -96,6 +96,8 @@ type tlsSetup struct {
 	serving   *tls.Config
 	loopback  *rest.Config
 	scheduler *rest.Config
+	// certs issues the server's certificates again as they near expiry.
+	certs *servingCert
 }
 
 // Run serves until ctx ends, then shuts down cleanly: the components below
@@ -167,11 +169,11 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	}()
 	s.cfg.SecurePort = s.listener.Addr().(*net.TCPAddr).Port
 	cfg = s.cfg
-	serving, loopback, schedulerRest, err := certificates(cfg, s.advertise)
+	serving, loopback, schedulerRest, certs, err := certificates(cfg, s.advertise)
 	if err != nil {
 		return nil, err
 	}
-	s.tls = &tlsSetup{serving: serving, loopback: loopback, scheduler: schedulerRest}
+	s.tls = &tlsSetup{serving: serving, loopback: loopback, scheduler: schedulerRest, certs: certs}
 	if s.controllers, err = controller.Select(Controllers(), cfg.Controllers); err != nil {
 		return nil, err
 	}
@@ -284,6 +286,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.reg.Authz = reviewAuthz{decide: authorizer, rbac: s.feed.rbac}
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	s.stopFeed = stopFeed
+	go s.renewCertificates(feedCtx)
 	if err := s.feed.start(ctx, feedCtx, s.reg); err != nil {
 		return err
 	}
@@ -410,4 +413,25 @@ func (s *server) runScheduler(ctx context.Context) error {
 
 func (s *server) runControllers(ctx context.Context) error {
 	return controller.RunManager(ctx, controller.ManagerConfig{Rest: s.tls.loopback, Controllers: s.controllers, Identity: identity(), RootCA: s.tls.loopback.TLSClientConfig.CAData, CA: s.ca, TokenKey: s.saKey, Settings: s.cfg.ControllerSettings, Log: s.log})
+}
+
+// certRenewCheck is how often a running server looks at its certificates'
+// expiry (each is issued again when fewer than pki.RenewBefore remain).
+const certRenewCheck = 12 * time.Hour
+
+// renewCertificates keeps the server's certificates current while it runs:
+// the serving one is swapped in place, clients reload theirs from files.
+func (s *server) renewCertificates(ctx context.Context) {
+	t := time.NewTicker(certRenewCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.tls.certs.renew(); err != nil {
+				s.log.Warn("renew certificates", "err", err)
+			}
+		}
+	}
 }

@@ -69,33 +69,47 @@ func Obtain(ctx context.Context, r Request) (Credentials, error) {
 	base := &rest.Config{Host: r.Server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "skiff-agent/" + r.NodeName}
 	user := "system:node:" + r.NodeName
 
-	clientCert, clientKey, err := loadPair(filepath.Join(r.Dir, "kubelet-client"))
-	if err != nil {
+	clientTmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: user, Organization: []string{"system:nodes"}}}
+	clientUsages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	clientCert, clientKey, state := loadPair(filepath.Join(r.Dir, "kubelet-client"))
+	switch state {
+	case pairMissing:
 		boot := rest.CopyConfig(base)
 		boot.BearerToken = r.Token.Bearer()
-		tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: user, Organization: []string{"system:nodes"}}}
-		clientCert, clientKey, err = requestCertificate(ctx, boot, tmpl, certificatesv1.KubeAPIServerClientKubeletSignerName,
-			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth})
+		clientCert, clientKey, err = requestCertificate(ctx, boot, clientTmpl, certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages)
 		if err != nil {
 			return Credentials{}, fmt.Errorf("node client certificate: %w", err)
 		}
 		if err := savePair(filepath.Join(r.Dir, "kubelet-client"), clientCert, clientKey); err != nil {
 			return Credentials{}, err
 		}
+	case pairExpiring:
+		// Renewed by the node itself while its certificate still works
+		// (approved as selfnodeclient); on failure the old one serves on.
+		self := rest.CopyConfig(base)
+		self.TLSClientConfig.CertData, self.TLSClientConfig.KeyData = clientCert, clientKey
+		if c, k, err := requestCertificate(ctx, self, clientTmpl, certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages); err == nil {
+			if err := savePair(filepath.Join(r.Dir, "kubelet-client"), c, k); err == nil {
+				clientCert, clientKey = c, k
+			}
+		}
 	}
 	node := rest.CopyConfig(base)
 	node.TLSClientConfig.CertData, node.TLSClientConfig.KeyData = clientCert, clientKey
 
-	servingCert, servingKey, err := loadPair(filepath.Join(r.Dir, "kubelet-serving"))
-	if err != nil {
+	servingCert, servingKey, state := loadPair(filepath.Join(r.Dir, "kubelet-serving"))
+	if state != pairFresh {
 		tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: user, Organization: []string{"system:nodes"}}, DNSNames: []string{r.NodeName}, IPAddresses: r.NodeIPs}
-		servingCert, servingKey, err = requestCertificate(ctx, node, tmpl, certificatesv1.KubeletServingSignerName,
+		c, k, err := requestCertificate(ctx, node, tmpl, certificatesv1.KubeletServingSignerName,
 			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment, certificatesv1.UsageServerAuth})
-		if err != nil {
+		switch {
+		case err == nil:
+			if err := savePair(filepath.Join(r.Dir, "kubelet-serving"), c, k); err != nil {
+				return Credentials{}, err
+			}
+			servingCert, servingKey = c, k
+		case state == pairMissing:
 			return Credentials{}, fmt.Errorf("kubelet serving certificate: %w", err)
-		}
-		if err := savePair(filepath.Join(r.Dir, "kubelet-serving"), servingCert, servingKey); err != nil {
-			return Credentials{}, err
 		}
 	}
 	pair, err := tls.X509KeyPair(servingCert, servingKey)
@@ -192,24 +206,38 @@ func requestCertificate(ctx context.Context, cfg *rest.Config, tmpl *x509.Certif
 	return nil, nil, fmt.Errorf("CertificateSigningRequest %s not signed within 2 minutes (kubectl certificate approve %s)", created.Name, created.Name)
 }
 
-func loadPair(base string) ([]byte, []byte, error) {
+// pairState is what loadPair found.
+type pairState int
+
+const (
+	pairFresh    pairState = iota // valid for more than pki.RenewBefore
+	pairExpiring                  // still valid, but due for renewal
+	pairMissing                   // absent, unreadable or expired
+)
+
+// loadPair reads base.crt/base.key and says whether they are fresh, due
+// for renewal or unusable.
+func loadPair(base string) ([]byte, []byte, pairState) {
 	c, err := os.ReadFile(base + ".crt")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pairMissing
 	}
 	k, err := os.ReadFile(base + ".key")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pairMissing
 	}
 	pair, err := tls.X509KeyPair(c, k)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pairMissing
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil || time.Until(leaf.NotAfter) < 24*time.Hour {
-		return nil, nil, errors.New("expired or unreadable")
+	switch {
+	case err != nil || time.Until(leaf.NotAfter) < time.Hour:
+		return nil, nil, pairMissing
+	case time.Until(leaf.NotAfter) < pki.RenewBefore:
+		return c, k, pairExpiring
 	}
-	return c, k, nil
+	return c, k, pairFresh
 }
 
 func savePair(base string, cert, key []byte) error {

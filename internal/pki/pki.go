@@ -21,6 +21,10 @@ import (
 	"time"
 )
 
+// RenewBefore is how long before its expiry a certificate skiff issued is
+// issued again (at start, and by servers while they run).
+const RenewBefore = 90 * 24 * time.Hour
+
 // validity is how long issued certificates last; the CA lasts ten times longer.
 const validity = 365 * 24 * time.Hour
 
@@ -125,7 +129,7 @@ func (ca *CA) EnsureLeaf(base string, spec LeafSpec) (certPEM, keyPEM []byte, er
 // covers reports whether cert still carries every name and IP of spec and is
 // not close to expiry.
 func covers(cert *x509.Certificate, spec LeafSpec) bool {
-	if time.Until(cert.NotAfter) < 30*24*time.Hour || cert.Subject.CommonName != spec.CommonName {
+	if time.Until(cert.NotAfter) < RenewBefore || cert.Subject.CommonName != spec.CommonName {
 		return false
 	}
 	for _, d := range spec.DNSNames {
