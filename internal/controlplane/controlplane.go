@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/ingress"
 	"github.com/skiff-sh/skiff/internal/pki"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
+	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // KubernetesVersion is the API release skiff serves.
@@ -29,14 +30,17 @@ const KubernetesVersion = "v1.37.2"
 
 // Config is skiff server's configuration.
 type Config struct {
-	DataDir        string
-	BindAddress    string
-	SecurePort     int
-	AdvertiseIP    string
-	TLSSANs        []string
-	EtcdEndpoints  []string
-	EtcdClientPort int
-	EtcdPeerPort   int
+	DataDir       string
+	BindAddress   string
+	SecurePort    int
+	AdvertiseIP   string
+	TLSSANs       []string
+	EtcdEndpoints []string
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile are the client TLS of an
+	// external etcd (its CA; this server's certificate and key).
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	EtcdClientPort                        int
+	EtcdPeerPort                          int
 	// EtcdDiskReserve is the embedded etcd's free-space floor (0: default).
 	EtcdDiskReserve uint64
 	ServiceCIDR     string
@@ -306,4 +310,28 @@ func firstServiceIP(cidr string) (net.IP, error) {
 	copy(out, ip)
 	out[3]++
 	return out, nil
+}
+
+// etcdCertificates are the embedded etcd's TLS: its own CA (pki/etcd), so
+// that no certificate the cluster CA signs for users opens the database; a
+// serving and peer certificate for loopback; and a client certificate
+// (etcd-client.crt) for tools and for other servers pointed at this etcd
+// with --etcd-endpoints.
+func etcdCertificates(dataDir string) (*storage.TLSFiles, error) {
+	dir := filepath.Join(dataDir, "pki", "etcd")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadOrCreateCA(dir, "skiff-etcd-ca")
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := ca.EnsureLeaf(filepath.Join(dir, "server"), pki.LeafSpec{CommonName: "etcd", DNSNames: []string{"localhost"},
+		IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true, Client: true}); err != nil {
+		return nil, err
+	}
+	if _, _, err := ca.EnsureLeaf(filepath.Join(dir, "etcd-client"), pki.LeafSpec{CommonName: "kube-apiserver-etcd-client", Client: true}); err != nil {
+		return nil, err
+	}
+	return &storage.TLSFiles{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key"), CAFile: filepath.Join(dir, "ca.crt")}, nil
 }

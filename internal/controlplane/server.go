@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -194,14 +195,26 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 // member.
 func (s *server) startEtcd(context.Context) error {
 	if endpoints := s.cfg.EtcdEndpoints; len(endpoints) > 0 {
-		client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+		var tlsCfg *tls.Config
+		if s.cfg.EtcdCAFile != "" || s.cfg.EtcdCertFile != "" {
+			info := transport.TLSInfo{CertFile: s.cfg.EtcdCertFile, KeyFile: s.cfg.EtcdKeyFile, TrustedCAFile: s.cfg.EtcdCAFile}
+			var err error
+			if tlsCfg, err = info.ClientConfig(); err != nil {
+				return fmt.Errorf("etcd client TLS: %w", err)
+			}
+		}
+		client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
 		if err != nil {
 			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 		}
 		s.client = client
 		return nil
 	}
-	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(s.cfg.DataDir, "etcd"), ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: "skiff", DiskReserve: s.cfg.EtcdDiskReserve}, s.log)
+	etcdTLS, err := etcdCertificates(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(s.cfg.DataDir, "etcd"), ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: "skiff", DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS}, s.log)
 	if err != nil {
 		return err
 	}

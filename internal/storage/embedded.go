@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -24,8 +25,18 @@ type EmbeddedConfig struct {
 	// DiskReserve is the free space under which writes are refused
 	// (0: DefaultDiskReserve).
 	DiskReserve uint64
+	// TLS, when set, serves the client and peer listeners over TLS and
+	// asks every client and peer for a certificate its CA signed; without
+	// it they are plain HTTP (tests only: the server always sets it).
+	TLS *TLSFiles
 	// withoutGuard leaves the space guard off (tests that drive it).
 	withoutGuard bool
+}
+
+// TLSFiles are a certificate, its key and the CA that clients' and peers'
+// certificates must chain to.
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
 }
 
 // Embedded is a running single-member etcd.
@@ -47,8 +58,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec.Name = cfg.Name
 	ec.Dir = cfg.DataDir
 	ec.WalDir = filepath.Join(cfg.DataDir, "wal")
-	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cfg.ClientPort)}
-	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cfg.PeerPort)}
+	scheme := "http"
+	if t := cfg.TLS; t != nil {
+		scheme = "https"
+		info := transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.CAFile, ClientCertAuth: true}
+		ec.ClientTLSInfo, ec.PeerTLSInfo = info, info
+	}
+	client := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cfg.ClientPort)}
+	peer := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cfg.PeerPort)}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/skiff-sh/skiff/test/poll"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -254,10 +253,7 @@ func TestListPaginationAndSelectors(t *testing.T) {
 
 	// Once the first page's revision is compacted away, continuing is 410
 	// Gone with a token that resumes at the newest revision.
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	etcd := s.etcdClient()
 	defer etcd.Close()
 	cms.Create(ctx, cm("p-98", nil), metav1.CreateOptions{})
 	now, err := etcd.Get(ctx, "compact-probe")

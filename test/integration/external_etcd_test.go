@@ -2,7 +2,12 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +24,8 @@ import (
 // other, and ClusterIPs allocated through both at once never collide.
 func TestExternalEtcd(t *testing.T) {
 	a := startServer(t)
-	b := startServer(t, "--etcd-endpoints", fmt.Sprintf("http://127.0.0.1:%d", a.etcdPort))
+	caFile, certFile, keyFile := a.etcdTLS()
+	b := startServer(t, "--etcd-endpoints", fmt.Sprintf("https://127.0.0.1:%d", a.etcdPort), "--etcd-cafile", caFile, "--etcd-certfile", certFile, "--etcd-keyfile", keyFile)
 	ctx := context.Background()
 	ca, cb := a.client(), b.client()
 
@@ -76,5 +82,51 @@ func TestExternalEtcd(t *testing.T) {
 	}
 	if len(seen) != 2*perServer {
 		t.Errorf("%d distinct ClusterIPs for %d services", len(seen), 2*perServer)
+	}
+}
+
+// TestEtcdTLS: the embedded etcd answers only clients holding a
+// certificate of its own CA — not plain HTTP, not TLS without a
+// certificate, not the cluster CA's admin certificate.
+func TestEtcdTLS(t *testing.T) {
+	s := startServer(t)
+	caFile, certFile, keyFile := s.etcdTLS()
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	own, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := tls.LoadX509KeyPair(filepath.Join(s.dataDir, "pki", "admin.crt"), filepath.Join(s.dataDir, "pki", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(scheme string, certs ...tls.Certificate) error {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+		resp, err := c.Get(fmt.Sprintf("%s://127.0.0.1:%d/version", scheme, s.etcdPort))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get("https", own); err != nil {
+		t.Fatalf("with etcd's client certificate: %v", err)
+	}
+	if err := get("http"); err == nil {
+		t.Error("plain HTTP was answered")
+	}
+	if err := get("https"); err == nil {
+		t.Error("TLS without a client certificate was answered")
+	}
+	if err := get("https", admin); err == nil {
+		t.Error("the cluster CA's admin certificate opened etcd")
 	}
 }

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -84,7 +87,7 @@ func (l *logBuffer) String() string {
 // The addresses a server on port 0 reports in its log.
 var (
 	apiAddress  = regexp.MustCompile(`msg="serving the Kubernetes API" address=https://127\.0\.0\.1:(\d+)`)
-	etcdAddress = regexp.MustCompile(`msg="embedded etcd ready" endpoint=http://127\.0\.0\.1:(\d+)`)
+	etcdAddress = regexp.MustCompile(`msg="embedded etcd ready" endpoint=https://127\.0\.0\.1:(\d+)`)
 )
 
 // startServer starts skiff server on loopback with a fresh data dir and
@@ -213,4 +216,26 @@ func (s *server) mustKubectl(args ...string) string {
 		s.t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 	}
 	return out
+}
+
+// etcdTLS is the client side of the server's embedded etcd: its CA and the
+// client certificate the server leaves for tools and other servers.
+func (s *server) etcdTLS() (caFile, certFile, keyFile string) {
+	dir := filepath.Join(s.dataDir, "pki", "etcd")
+	return filepath.Join(dir, "ca.crt"), filepath.Join(dir, "etcd-client.crt"), filepath.Join(dir, "etcd-client.key")
+}
+
+// etcdClient connects to the server's embedded etcd over TLS.
+func (s *server) etcdClient() *clientv3.Client {
+	s.t.Helper()
+	ca, cert, key := s.etcdTLS()
+	tlsCfg, err := (transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: ca}).ClientConfig()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("https://127.0.0.1:%d", s.etcdPort)}, TLS: tlsCfg, DialTimeout: 5 * time.Second})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
 }
