@@ -157,6 +157,9 @@ func TestNodeAuthorizer(t *testing.T) {
 		{"its own lease", res(n1, "update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n1"), true},
 		{"another lease", res(n1, "update", "coordination.k8s.io", "leases", "", "kube-node-lease", "n2"), false},
 		{"pods to run", res(n1, "list", "", "pods", "", "", ""), true},
+		{"delete its own pod", res(n1, "delete", "", "pods", "", "a", "p"), true},
+		{"delete another node's pod", res(n1, "delete", "", "pods", "", "a", "q"), false},
+		{"evict another node's pod", res(n1, "create", "", "pods", "eviction", "a", "q"), false},
 		{"delete a namespace", res(n1, "delete", "", "namespaces", "", "", "a"), false},
 		{"endpoint slices for the proxy", res(n1, "watch", "discovery.k8s.io", "endpointslices", "", "", ""), true},
 	}

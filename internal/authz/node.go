@@ -96,6 +96,16 @@ func (n *Node) Authorize(a Attributes) (Decision, string) {
 			if (a.Subresource == "token" && a.Verb == "create") || (a.Subresource == "" && a.Verb == "get") {
 				return n.related(node, "serviceaccounts/"+a.Namespace+"/"+a.Name)
 			}
+		case "pods":
+			// A node deletes or evicts only pods bound to it.
+			if (a.Verb == "delete" && a.Subresource == "") || (a.Verb == "create" && a.Subresource == "eviction") {
+				n.mu.RLock()
+				p := n.pods[a.Namespace+"/"+a.Name]
+				n.mu.RUnlock()
+				if p == nil || p.node != node {
+					return NoOpinion, fmt.Sprintf("node %q can only %s pods bound to itself", node, map[string]string{"delete": "delete", "create": "evict"}[a.Verb])
+				}
+			}
 		case "nodes":
 			switch a.Verb {
 			case "update", "patch", "delete":
