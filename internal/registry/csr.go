@@ -2,15 +2,19 @@ package registry
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,6 +31,7 @@ func csrStrategy(r *Resource) {
 	})
 	r.Status = true
 	r.Parts = map[string]Part{"approval": {Take: approvalPart}}
+	r.Guard = guardCSR
 	r.OnCreate = func(ctx context.Context, o runtime.Object, _ bool) error {
 		// The requester is whoever created it, never what the body claims.
 		c := o.(*certificatesv1.CertificateSigningRequest)
@@ -123,4 +128,53 @@ func approvalPart(req, cur runtime.Object) (runtime.Object, field.ErrorList) {
 		}
 	}
 	return next, errs
+}
+
+// guardCSR is upstream's certificate admission: no client certificate for
+// system:masters through the kube-apiserver-client signer
+// (CertificateSubjectRestriction, for everyone); an approval or denial only
+// by a user who may "approve" the request's signer (CertificateApproval),
+// an issued certificate only by one who may "sign" it
+// (CertificateSigning). The signer is checked by name and as "domain/*".
+func guardCSR(ctx context.Context, g *Registry, obj, old runtime.Object) error {
+	c := obj.(*certificatesv1.CertificateSigningRequest)
+	gr := certificatesv1.Resource("certificatesigningrequests")
+	if old == nil {
+		if c.Spec.SignerName == certificatesv1.KubeAPIServerClientSignerName {
+			if block, _ := pem.Decode(c.Spec.Request); block != nil {
+				if req, err := x509.ParseCertificateRequest(block.Bytes); err == nil && slices.Contains(req.Subject.Organization, authz.Masters) {
+					return apierrors.NewForbidden(gr, c.Name, fmt.Errorf("use of %s signer with %s group is not allowed", c.Spec.SignerName, authz.Masters))
+				}
+			}
+		}
+		return nil
+	}
+	u, ok := privileged(ctx)
+	if ok {
+		return nil
+	}
+	prev := old.(*certificatesv1.CertificateSigningRequest)
+	signer := func(verb string) bool {
+		domain, _, _ := strings.Cut(c.Spec.SignerName, "/")
+		return may(g, u, verb, "signers", "", c.Spec.SignerName) || may(g, u, verb, "signers", "", domain+"/*")
+	}
+	if decided(c) != decided(prev) && !signer("approve") {
+		return apierrors.NewForbidden(gr, c.Name, fmt.Errorf("user not permitted to approve requests with signerName %q", c.Spec.SignerName))
+	}
+	if string(c.Status.Certificate) != string(prev.Status.Certificate) && !signer("sign") {
+		return apierrors.NewForbidden(gr, c.Name, fmt.Errorf("user not permitted to sign requests with signerName %q", c.Spec.SignerName))
+	}
+	return nil
+}
+
+// decided is a request's approval state: its Approved and Denied
+// conditions.
+func decided(c *certificatesv1.CertificateSigningRequest) string {
+	var out []string
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == certificatesv1.CertificateApproved || cond.Type == certificatesv1.CertificateDenied {
+			out = append(out, string(cond.Type)+"="+string(cond.Status))
+		}
+	}
+	return strings.Join(out, ",")
 }
