@@ -58,58 +58,29 @@ type policyFeed struct {
 	seen map[string]int64 // resource → last revision applied
 }
 
+// follows applies one resource's events: set on add or update, del on
+// delete.
+func follows[T metav1.Object](set func(T), del func(namespace, name string)) func(watch.EventType, any) {
+	return func(t watch.EventType, o any) {
+		obj := o.(T)
+		if t == watch.Deleted {
+			del(obj.GetNamespace(), obj.GetName())
+			return
+		}
+		set(obj)
+	}
+}
+
 // feeds are the resources the authorizers follow and how each event applies.
 func (f *policyFeed) feeds() map[schema.GroupVersionResource]func(ev watch.EventType, obj any) {
-	rbacGV := rbacv1.SchemeGroupVersion
+	rbacGV, core := rbacv1.SchemeGroupVersion, corev1.SchemeGroupVersion
 	return map[schema.GroupVersionResource]func(watch.EventType, any){
-		rbacGV.WithResource("roles"): func(t watch.EventType, o any) {
-			r := o.(*rbacv1.Role)
-			if t == watch.Deleted {
-				f.rbac.DeleteRole(r.Namespace, r.Name)
-				return
-			}
-			f.rbac.SetRole(r)
-		},
-		rbacGV.WithResource("clusterroles"): func(t watch.EventType, o any) {
-			r := o.(*rbacv1.ClusterRole)
-			if t == watch.Deleted {
-				f.rbac.DeleteClusterRole(r.Name)
-				return
-			}
-			f.rbac.SetClusterRole(r)
-		},
-		rbacGV.WithResource("rolebindings"): func(t watch.EventType, o any) {
-			b := o.(*rbacv1.RoleBinding)
-			if t == watch.Deleted {
-				f.rbac.DeleteRoleBinding(b.Namespace, b.Name)
-				return
-			}
-			f.rbac.SetRoleBinding(b)
-		},
-		rbacGV.WithResource("clusterrolebindings"): func(t watch.EventType, o any) {
-			b := o.(*rbacv1.ClusterRoleBinding)
-			if t == watch.Deleted {
-				f.rbac.DeleteClusterRoleBinding(b.Name)
-				return
-			}
-			f.rbac.SetClusterRoleBinding(b)
-		},
-		corev1.SchemeGroupVersion.WithResource("pods"): func(t watch.EventType, o any) {
-			p := o.(*corev1.Pod)
-			if t == watch.Deleted {
-				f.node.DeletePod(p.Namespace, p.Name)
-				return
-			}
-			f.node.SetPod(p)
-		},
-		corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims"): func(t watch.EventType, o any) {
-			c := o.(*corev1.PersistentVolumeClaim)
-			if t == watch.Deleted {
-				f.node.DeleteClaim(c.Namespace, c.Name)
-				return
-			}
-			f.node.SetClaim(c)
-		},
+		rbacGV.WithResource("roles"):                follows(f.rbac.SetRole, f.rbac.DeleteRole),
+		rbacGV.WithResource("clusterroles"):         follows(f.rbac.SetClusterRole, func(_, name string) { f.rbac.DeleteClusterRole(name) }),
+		rbacGV.WithResource("rolebindings"):         follows(f.rbac.SetRoleBinding, f.rbac.DeleteRoleBinding),
+		rbacGV.WithResource("clusterrolebindings"):  follows(f.rbac.SetClusterRoleBinding, func(_, name string) { f.rbac.DeleteClusterRoleBinding(name) }),
+		core.WithResource("pods"):                   follows(f.node.SetPod, f.node.DeletePod),
+		core.WithResource("persistentvolumeclaims"): follows(f.node.SetClaim, f.node.DeleteClaim),
 	}
 }
 

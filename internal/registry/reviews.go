@@ -87,40 +87,38 @@ func selfSubjectAccessReview(ctx context.Context, g *Registry, _ string, in runt
 
 // subjectAccessReview: may this user? (webhooks, aggregated servers)
 func subjectAccessReview(_ context.Context, g *Registry, _ string, in runtime.Object) (runtime.Object, error) {
-	if err := ready(g); err != nil {
-		return nil, err
-	}
 	r := in.(*authorizationv1.SubjectAccessReview)
-	if r.Spec.User == "" && len(r.Spec.Groups) == 0 {
-		return nil, invalid("SubjectAccessReview", field.ErrorList{field.Invalid(field.NewPath("spec", "user"), r.Spec.User, `at least one of user or group must be specified`)})
-	}
-	a, errs := accessAttributes(auth.User{Name: r.Spec.User, UID: r.Spec.UID, Groups: r.Spec.Groups}, r.Spec.ResourceAttributes, r.Spec.NonResourceAttributes)
-	if len(errs) > 0 {
-		return nil, invalid("SubjectAccessReview", errs)
-	}
-	r.Status = accessStatus(g.Authz.Authorize(a))
-	return r, nil
+	status, err := reviewSubject(g, "SubjectAccessReview", r.Spec)
+	r.Status = status
+	return r, err
 }
 
 // localSubjectAccessReview: may this user, in this namespace?
 func localSubjectAccessReview(_ context.Context, g *Registry, ns string, in runtime.Object) (runtime.Object, error) {
-	if err := ready(g); err != nil {
-		return nil, err
-	}
 	r := in.(*authorizationv1.LocalSubjectAccessReview)
 	if r.Spec.ResourceAttributes == nil || r.Spec.ResourceAttributes.Namespace != ns {
 		return nil, invalid("LocalSubjectAccessReview", field.ErrorList{field.Invalid(field.NewPath("spec", "resourceAttributes", "namespace"), ns, "must match metadata.namespace")})
 	}
-	if r.Spec.User == "" && len(r.Spec.Groups) == 0 {
-		return nil, invalid("LocalSubjectAccessReview", field.ErrorList{field.Invalid(field.NewPath("spec", "user"), r.Spec.User, `at least one of user or group must be specified`)})
-	}
-	a, errs := accessAttributes(auth.User{Name: r.Spec.User, UID: r.Spec.UID, Groups: r.Spec.Groups}, r.Spec.ResourceAttributes, r.Spec.NonResourceAttributes)
-	if len(errs) > 0 {
-		return nil, invalid("LocalSubjectAccessReview", errs)
-	}
 	r.Namespace = ns
-	r.Status = accessStatus(g.Authz.Authorize(a))
-	return r, nil
+	status, err := reviewSubject(g, "LocalSubjectAccessReview", r.Spec)
+	r.Status = status
+	return r, err
+}
+
+// reviewSubject decides a SubjectAccessReview's spec: a user or groups,
+// and exactly one of resource or non-resource attributes.
+func reviewSubject(g *Registry, kind string, spec authorizationv1.SubjectAccessReviewSpec) (authorizationv1.SubjectAccessReviewStatus, error) {
+	if err := ready(g); err != nil {
+		return authorizationv1.SubjectAccessReviewStatus{}, err
+	}
+	if spec.User == "" && len(spec.Groups) == 0 {
+		return authorizationv1.SubjectAccessReviewStatus{}, invalid(kind, field.ErrorList{field.Invalid(field.NewPath("spec", "user"), spec.User, `at least one of user or group must be specified`)})
+	}
+	a, errs := accessAttributes(auth.User{Name: spec.User, UID: spec.UID, Groups: spec.Groups}, spec.ResourceAttributes, spec.NonResourceAttributes)
+	if len(errs) > 0 {
+		return authorizationv1.SubjectAccessReviewStatus{}, invalid(kind, errs)
+	}
+	return accessStatus(g.Authz.Authorize(a)), nil
 }
 
 // selfSubjectRulesReview: what may I do in this namespace? (kubectl auth
