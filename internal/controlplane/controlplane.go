@@ -284,7 +284,9 @@ func kubeletClientTLS(dataDir string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "apiserver-kubelet-client"), pki.LeafSpec{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true})
+	// Not in system:masters: the kubelet admits it by name, and were it to
+	// leak it would not be an administrator of the API.
+	cert, key, err := ca.EnsureLeaf(filepath.Join(dir, "apiserver-kubelet-client"), pki.LeafSpec{CommonName: "kube-apiserver-kubelet-client", Client: true})
 	if err != nil {
 		return nil, err
 	}

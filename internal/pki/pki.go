@@ -129,7 +129,7 @@ func (ca *CA) EnsureLeaf(base string, spec LeafSpec) (certPEM, keyPEM []byte, er
 // covers reports whether cert still carries every name and IP of spec and is
 // not close to expiry.
 func covers(cert *x509.Certificate, spec LeafSpec) bool {
-	if time.Until(cert.NotAfter) < RenewBefore || cert.Subject.CommonName != spec.CommonName {
+	if time.Until(cert.NotAfter) < RenewBefore || cert.Subject.CommonName != spec.CommonName || !slices.Equal(cert.Subject.Organization, spec.Organization) {
 		return false
 	}
 	for _, d := range spec.DNSNames {

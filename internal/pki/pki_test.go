@@ -56,3 +56,28 @@ func TestEnsureLeafRenews(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureLeafOrganization: a certificate whose groups (O) differ from
+// the spec is issued again (the API server's kubelet client certificate
+// left system:masters this way).
+func TestEnsureLeafOrganization(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(dir, "test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "client")
+	old, _, err := ca.EnsureLeaf(base, LeafSpec{CommonName: "c", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, _, err := ca.EnsureLeaf(base, LeafSpec{CommonName: "c", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(now)
+	cert, _ := x509.ParseCertificate(block.Bytes)
+	if string(now) == string(old) || len(cert.Subject.Organization) != 0 {
+		t.Errorf("organization kept: %v", cert.Subject.Organization)
+	}
+}
