@@ -79,13 +79,17 @@ func csrStrategy(r *Resource) {
 }
 
 // approvalPart is certificatesigningrequests/approval: it writes the
-// conditions only (the certificate and the spec stay the stored ones), as
+// conditions and metadata (the certificate and the spec stay the stored
+// ones), as
 // upstream's approval strategy, with its rules: Approved and Denied are
 // True if present, exclusive, not repeated, and never withdrawn.
 func approvalPart(req, cur runtime.Object) (runtime.Object, field.ErrorList) {
 	in, old := req.(*certificatesv1.CertificateSigningRequest), cur.(*certificatesv1.CertificateSigningRequest)
-	next := old.DeepCopy()
-	next.Status.Conditions = append([]certificatesv1.CertificateSigningRequestCondition(nil), in.Status.Conditions...)
+	// The request's metadata (annotations, labels) applies, as upstream's
+	// approval strategy keeps it; the spec and the certificate stay.
+	next := in.DeepCopy()
+	next.Spec = *old.Spec.DeepCopy()
+	next.Status.Certificate = old.Status.Certificate
 	now := metav1.Now()
 	var errs field.ErrorList
 	p := field.NewPath("status", "conditions")
@@ -156,7 +160,7 @@ func guardCSR(ctx context.Context, g *Registry, obj, old runtime.Object) error {
 	prev := old.(*certificatesv1.CertificateSigningRequest)
 	signer := func(verb string) bool {
 		domain, _, _ := strings.Cut(c.Spec.SignerName, "/")
-		return may(g, u, verb, "signers", "", c.Spec.SignerName) || may(g, u, verb, "signers", "", domain+"/*")
+		return may(g, u, verb, certificatesv1.GroupName, "signers", "", c.Spec.SignerName) || may(g, u, verb, certificatesv1.GroupName, "signers", "", domain+"/*")
 	}
 	if decided(c) != decided(prev) && !signer("approve") {
 		return apierrors.NewForbidden(gr, c.Name, fmt.Errorf("user not permitted to approve requests with signerName %q", c.Spec.SignerName))

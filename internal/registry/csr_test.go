@@ -19,11 +19,11 @@ import (
 	"github.com/skiff-sh/skiff/internal/authz"
 )
 
-// grants allows exactly the (verb, resource name) pairs it lists.
+// grants allows exactly the "verb group/resource name" it lists.
 type grants map[string]bool
 
 func (g grants) Authorize(a authz.Attributes) (authz.Decision, string) {
-	if g[a.Verb+" "+a.Name] {
+	if g[a.Verb+" "+a.APIGroup+"/"+a.Resource+" "+a.Name] {
 		return authz.Allow, ""
 	}
 	return authz.NoOpinion, ""
@@ -48,7 +48,7 @@ func TestGuardCSR(t *testing.T) {
 		n.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}}
 		return n
 	}
-	g := &Registry{Authz: grants{"approve example.com/*": true, "sign example.com/signer": true}}
+	g := &Registry{Authz: grants{"approve certificates.k8s.io/signers example.com/*": true, "sign certificates.k8s.io/signers example.com/signer": true}}
 	carol := auth.WithUser(context.Background(), auth.User{Name: "carol", Groups: []string{"system:authenticated"}})
 	admin := auth.WithUser(context.Background(), auth.User{Name: "admin", Groups: []string{"system:masters"}})
 	ours, theirs := csr("example.com/signer", req()), csr("kubernetes.io/kube-apiserver-client", req())

@@ -37,13 +37,14 @@ func TestApprovalPart(t *testing.T) {
 		req.Spec.Username = "mallory"
 		req.Status.Certificate = []byte("FORGED")
 		req.Status.Conditions = c.conds
+		req.Annotations = map[string]string{"patched": "yes"}
 		next, errs := approvalPart(req, c.cur)
 		if got := errs.ToAggregate(); (got == nil) != (c.errSub == "") || (got != nil && !strings.Contains(got.Error(), c.errSub)) {
 			t.Errorf("%s: errors %v, want %q", c.name, got, c.errSub)
 			continue
 		}
 		csr := next.(*certificatesv1.CertificateSigningRequest)
-		if csr.Spec.Username != "alice" || string(csr.Status.Certificate) != "CERT" {
+		if csr.Spec.Username != "alice" || string(csr.Status.Certificate) != "CERT" || csr.Annotations["patched"] != "yes" {
 			t.Errorf("%s: the approval changed more than conditions: %+v", c.name, csr)
 		}
 		if c.errSub == "" && (len(csr.Status.Conditions) != len(c.conds) || csr.Status.Conditions[0].LastUpdateTime.IsZero()) {

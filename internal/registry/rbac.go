@@ -57,12 +57,13 @@ func privileged(ctx context.Context) (auth.User, bool) {
 	return u, !ok || slices.Contains(u.Groups, authz.Masters)
 }
 
-// may asks the authorizers whether u may verb (escalate, bind) the role.
-func may(g *Registry, u auth.User, verb, resource, ns, name string) bool {
+// may asks the authorizers whether u may verb (escalate, bind, approve,
+// sign) the named object of group/resource.
+func may(g *Registry, u auth.User, verb, group, resource, ns, name string) bool {
 	if g.Authz == nil {
 		return false
 	}
-	d, _ := g.Authz.Authorize(authz.Attributes{User: u, Verb: verb, IsResource: true, APIGroup: rbacv1.GroupName, Resource: resource, Namespace: ns, Name: name})
+	d, _ := g.Authz.Authorize(authz.Attributes{User: u, Verb: verb, IsResource: true, APIGroup: group, Resource: resource, Namespace: ns, Name: name})
 	return d == authz.Allow
 }
 
@@ -78,11 +79,11 @@ func guardRole(ctx context.Context, g *Registry, obj, _ runtime.Object) error {
 		ns, name, resource, rules = o.Namespace, o.Name, "roles", o.Rules
 	case *rbacv1.ClusterRole:
 		name, resource, rules = o.Name, "clusterroles", o.Rules
-		if o.AggregationRule != nil && !may(g, u, "escalate", resource, "", name) {
+		if o.AggregationRule != nil && !may(g, u, "escalate", rbacv1.GroupName, resource, "", name) {
 			return apierrors.NewForbidden(rbacGroupResource(resource), name, errors.New("must have cluster-admin privileges to use the aggregationRule"))
 		}
 	}
-	if may(g, u, "escalate", resource, ns, name) {
+	if may(g, u, "escalate", rbacv1.GroupName, resource, ns, name) {
 		return nil
 	}
 	if g.Authz == nil {
@@ -115,7 +116,7 @@ func guardBinding(ctx context.Context, g *Registry, obj, _ runtime.Object) error
 	}
 	// Binding in a namespace: "bind" is asked there, even for a
 	// ClusterRole, as upstream.
-	if may(g, u, "bind", roleResource, ns, ref.Name) {
+	if may(g, u, "bind", rbacv1.GroupName, roleResource, ns, ref.Name) {
 		return nil
 	}
 	if g.Authz == nil {
@@ -179,8 +180,22 @@ func validateSubjects(subjects []rbacv1.Subject, cluster bool) field.ErrorList {
 	return errs
 }
 
+// defaultBinding is upstream's rbac/v1 defaulting: an empty roleRef
+// apiGroup is RBAC's, as is a User's or Group's subject apiGroup.
+func defaultBinding(ref *rbacv1.RoleRef, subjects []rbacv1.Subject) {
+	if ref.APIGroup == "" {
+		ref.APIGroup = rbacv1.GroupName
+	}
+	for i := range subjects {
+		if s := &subjects[i]; s.APIGroup == "" && (s.Kind == rbacv1.UserKind || s.Kind == rbacv1.GroupKind) {
+			s.APIGroup = rbacv1.GroupName
+		}
+	}
+}
+
 func roleBindingStrategy(r *Resource) {
 	r.Guard = guardBinding
+	r.Default = asDefault(func(b *rbacv1.RoleBinding) { defaultBinding(&b.RoleRef, b.Subjects) })
 	r.Validate = asValidate(func(b *rbacv1.RoleBinding) field.ErrorList {
 		return append(validateRoleRef(b.RoleRef, false), validateSubjects(b.Subjects, false)...)
 	})
@@ -194,6 +209,7 @@ func roleBindingStrategy(r *Resource) {
 
 func clusterRoleBindingStrategy(r *Resource) {
 	r.Guard = guardBinding
+	r.Default = asDefault(func(b *rbacv1.ClusterRoleBinding) { defaultBinding(&b.RoleRef, b.Subjects) })
 	r.Validate = asValidate(func(b *rbacv1.ClusterRoleBinding) field.ErrorList {
 		return append(validateRoleRef(b.RoleRef, true), validateSubjects(b.Subjects, true)...)
 	})

@@ -372,3 +372,16 @@ func TestCertificateUser(t *testing.T) {
 		t.Errorf("list pods with get only: %v", err)
 	}
 }
+
+// TestRBACDefaults: bindings written without apiGroups get RBAC's, as
+// upstream's rbac/v1 defaulting does (clients such as the e2e framework
+// leave roleRef.apiGroup empty).
+func TestRBACDefaults(t *testing.T) {
+	s := startServer(t)
+	b := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"bare","namespace":"default"},"roleRef":{"kind":"ClusterRole","name":"view"},"subjects":[{"kind":"User","name":"alice"},{"kind":"ServiceAccount","name":"default","namespace":"default"}]}`
+	s.mustKubectlStdin(b, "create", "-f", "-")
+	got := s.mustKubectl("get", "rolebinding", "bare", "-o", "jsonpath={.roleRef.apiGroup} {.subjects[0].apiGroup} [{.subjects[1].apiGroup}]")
+	if got != "rbac.authorization.k8s.io rbac.authorization.k8s.io []" {
+		t.Errorf("defaulted binding: %q", got)
+	}
+}

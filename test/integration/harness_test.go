@@ -239,3 +239,13 @@ func (s *server) etcdClient() *clientv3.Client {
 	}
 	return c
 }
+
+// mustKubectlStdin runs kubectl with stdin and fails the test on error.
+func (s *server) mustKubectlStdin(stdin string, args ...string) string {
+	s.t.Helper()
+	out, errOut, err := s.kubectlStdin(stdin, args...)
+	if err != nil {
+		s.t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
