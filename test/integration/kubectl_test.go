@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiff-sh/skiff/test/poll"
 )
 
 // TestKubectlEverydayCommands drives the real kubectl through the commands
@@ -185,18 +188,30 @@ func TestKubectlEverydayCommands(t *testing.T) {
 	})
 
 	t.Run("get --watch", func(t *testing.T) {
-		cmd := exec.Command(skiffBin, "kubectl", "--kubeconfig", s.kubeconfig, "get", "cm", "-n", "demo", "--watch", "--request-timeout=4s")
-		var buf strings.Builder
-		cmd.Stdout = &buf
+		cmd := exec.Command(skiffBin, "kubectl", "--kubeconfig", s.kubeconfig, "get", "cm", "-n", "demo", "--watch", "--request-timeout=60s")
+		buf := &logBuffer{}
+		cmd.Stdout = buf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(700 * time.Millisecond)
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		// The initial list first (however long a loaded machine takes to
+		// start kubectl), then the changes as they happen.
+		poll.Eventually(t, 20*time.Second, func() error {
+			if !strings.Contains(buf.String(), "web-config") {
+				return fmt.Errorf("no initial list yet: %q", buf.String())
+			}
+			return nil
+		})
 		s.mustKubectl("create", "cm", "watched", "-n", "demo", "--from-literal=a=b")
 		s.mustKubectl("delete", "cm", "watched", "-n", "demo")
-		cmd.Wait()
-		out := buf.String()
-		if strings.Count(out, "NAME") != 1 || strings.Count(out, "watched") < 2 || !strings.Contains(out, "web-config") {
+		poll.Eventually(t, 20*time.Second, func() error {
+			if strings.Count(buf.String(), "watched") < 2 {
+				return fmt.Errorf("the create and delete not both printed: %q", buf.String())
+			}
+			return nil
+		})
+		if out := buf.String(); strings.Count(out, "NAME") != 1 {
 			t.Errorf("get --watch printed:\n%s", out)
 		}
 	})
