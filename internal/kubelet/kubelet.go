@@ -127,6 +127,7 @@ type Kubelet struct {
 	probes       *probeManager
 	podCerts     podCerts
 	tokens       tokenCache
+	reviews      reviews
 	// resized: container ID → the resources an in-place resize applied
 	resized sync.Map
 	metrics *metrics

@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +23,11 @@ import (
 )
 
 // Serve runs the kubelet's HTTPS server on addr until ctx ends. Clients
-// must present a certificate from the cluster CA naming the API server's
-// kubelet client or a cluster administrator.
+// present a certificate of the cluster CA or a bearer token; the API server
+// decides what they may do (authz.go).
 func (k *Kubelet) Serve(ctx context.Context, addr string, tlsCfg *tls.Config) error {
 	tlsCfg = tlsCfg.Clone()
-	tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
+	tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
 	tlsCfg.NextProtos = []string{"http/1.1"} // upgrades (SPDY) need HTTP/1.1
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -44,26 +43,6 @@ func (k *Kubelet) Serve(ctx context.Context, addr string, tlsCfg *tls.Config) er
 		return fmt.Errorf("kubelet server: %w", err)
 	}
 	return nil
-}
-
-// authorize admits the API server and cluster administrators.
-func (k *Kubelet) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
-		subj := r.TLS.PeerCertificates[0].Subject
-		if subj.CommonName != "kube-apiserver-kubelet-client" && !slices.Contains(subj.Organization, "system:masters") {
-			http.Error(w, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource=proxy)", subj.CommonName, strings.ToLower(r.Method)), http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (k *Kubelet) routes() http.Handler {

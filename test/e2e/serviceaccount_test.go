@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,4 +104,74 @@ func TestInClusterClient(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNodeAPIAuthorization: the node agent's HTTPS API asks the API server
+// who a token is and what it may do: a ServiceAccount granted nodes/stats
+// reads /stats/summary and nothing else there; one without the grant and a
+// request without credentials are refused.
+func TestNodeAPIAuthorization(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	for _, sa := range []string{"stats-reader", "nobody"} {
+		if _, err := cl.client.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role := "e2e-node-stats-" + ns
+	if _, err := cl.client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"nodes/stats"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cl.client.RbacV1().ClusterRoles().Delete(context.Background(), role, metav1.DeleteOptions{})
+	})
+	if _, err := cl.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "stats-reader", Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cl.client.RbacV1().ClusterRoleBindings().Delete(context.Background(), role, metav1.DeleteOptions{})
+	})
+	token := func(sa string) string {
+		tr, err := cl.client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: cl.dialInNetns, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	get := func(path, tok string) int {
+		req, _ := http.NewRequest("GET", "https://"+cl.nodeIP+":10250"+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	reader, nobody := token("stats-reader"), token("nobody")
+	poll.Eventually(t, 20*time.Second, func() error {
+		if code := get("/stats/summary", reader); code != http.StatusOK {
+			return fmt.Errorf("stats with nodes/stats: %d", code)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		path, tok string
+		want      int
+	}{
+		{"/pods", reader, http.StatusForbidden},
+		{"/stats/summary", nobody, http.StatusForbidden},
+		{"/stats/summary", "", http.StatusUnauthorized},
+		{"/stats/summary", "forged", http.StatusUnauthorized},
+	} {
+		if code := get(c.path, c.tok); code != c.want {
+			t.Errorf("GET %s with token %.8q: %d, want %d", c.path, c.tok, code, c.want)
+		}
+	}
 }
