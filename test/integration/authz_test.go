@@ -17,12 +17,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -383,5 +386,111 @@ func TestRBACDefaults(t *testing.T) {
 	got := s.mustKubectl("get", "rolebinding", "bare", "-o", "jsonpath={.roleRef.apiGroup} {.subjects[0].apiGroup} [{.subjects[1].apiGroup}]")
 	if got != "rbac.authorization.k8s.io rbac.authorization.k8s.io []" {
 		t.Errorf("defaulted binding: %q", got)
+	}
+}
+
+// TestBootstrapPolicyReconciled: at every start the default roles get back
+// what they lost, keep what a user added, and one marked autoupdate "false"
+// is left as its user made it.
+func TestBootstrapPolicyReconciled(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	rbac := s.client().RbacV1()
+	disc, err := rbac.ClusterRoles().Get(ctx, "system:discovery", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc.Rules = []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/mine"}}}
+	if _, err := rbac.ClusterRoles().Update(ctx, disc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rbac.ClusterRoles().Get(ctx, "system:public-info-viewer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Annotations["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+	pub.Rules = []rbacv1.PolicyRule{{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz"}}}
+	if _, err := rbac.ClusterRoles().Update(ctx, pub, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rbac.ClusterRoleBindings().Delete(ctx, "system:basic-user", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s.start()
+	rbac = s.client().RbacV1()
+	disc, err = rbac.ClusterRoles().Get(ctx, "system:discovery", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, r := range disc.Rules {
+		paths = append(paths, r.NonResourceURLs...)
+	}
+	if !slices.Contains(paths, "/mine") || !slices.Contains(paths, "/apis/*") || !slices.Contains(paths, "/version") {
+		t.Errorf("system:discovery after a restart: %v (want the defaults back and /mine kept)", paths)
+	}
+	pub, err = rbac.ClusterRoles().Get(ctx, "system:public-info-viewer", metav1.GetOptions{})
+	if err != nil || len(pub.Rules) != 1 || len(pub.Rules[0].NonResourceURLs) != 1 {
+		t.Errorf("autoupdate=false role after a restart: %+v %v", pub.Rules, err)
+	}
+	if b, err := rbac.ClusterRoleBindings().Get(ctx, "system:basic-user", metav1.GetOptions{}); err != nil || len(b.Subjects) != 1 || b.Subjects[0].Name != "system:authenticated" {
+		t.Errorf("deleted default binding after a restart: %+v %v", b, err)
+	}
+}
+
+// TestAccessReviewsAndImpersonation: SubjectAccessReview and
+// LocalSubjectAccessReview answer for another user; impersonating groups
+// and a UID needs its own grant, as upstream.
+func TestAccessReviewsAndImpersonation(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(tokenFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerIn(t, filepath.Join(dir, "data"), "--token-auth-file", tokens)
+	ctx := context.Background()
+	admin := s.client()
+	s.mustKubectl("create", "namespace", "b")
+	s.mustKubectl("create", "rolebinding", "team-views", "--clusterrole=view", "--group=team", "-n", "b")
+	sar := func(user string, groups ...string) bool {
+		r, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: groups, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "b", Verb: "list", Resource: "pods"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status.Allowed
+	}
+	poll.Eventually(t, 10*time.Second, func() error {
+		if !sar("bob", "team") {
+			return fmt.Errorf("bob in team may not list pods in b")
+		}
+		return nil
+	})
+	if sar("bob") {
+		t.Error("bob without team may list pods in b")
+	}
+	lsar, err := admin.AuthorizationV1().LocalSubjectAccessReviews("b").Create(ctx, &authorizationv1.LocalSubjectAccessReview{ObjectMeta: metav1.ObjectMeta{Namespace: "b"},
+		Spec: authorizationv1.SubjectAccessReviewSpec{User: "bob", Groups: []string{"team"}, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "b", Verb: "get", Resource: "pods"}}}, metav1.CreateOptions{})
+	if err != nil || !lsar.Status.Allowed {
+		t.Errorf("local review: %+v %v", lsar, err)
+	}
+	if _, err := admin.AuthorizationV1().LocalSubjectAccessReviews("b").Create(ctx, &authorizationv1.LocalSubjectAccessReview{ObjectMeta: metav1.ObjectMeta{Namespace: "b"},
+		Spec: authorizationv1.SubjectAccessReviewSpec{User: "bob", ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "other", Verb: "get", Resource: "pods"}}}, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
+		t.Errorf("a local review for another namespace: %v, want Invalid", err)
+	}
+	// --as-group: bob with team's grant.
+	if out, _, err := s.kubectl("get", "pods", "-n", "b", "--as", "bob", "--as-group", "team"); err != nil {
+		t.Errorf("as bob in team: %v %s", err, out)
+	}
+	// alice may impersonate the user bob, not a UID: asking for one is refused.
+	s.mustKubectl("create", "clusterrole", "impersonate-bob", "--verb=impersonate", "--resource=users", "--resource-name=bob")
+	s.mustKubectl("create", "clusterrolebinding", "alice-as-bob", "--clusterrole=impersonate-bob", "--user=alice")
+	cfg := rest.AnonymousClientConfig(s.restConfig())
+	cfg.BearerToken = "alice-token"
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "bob", UID: "u-bob"}
+	_, err = kubernetes.NewForConfigOrDie(cfg).CoreV1().Pods("b").List(ctx, metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `uids.authentication.k8s.io "u-bob" is forbidden`) {
+		t.Errorf("impersonating a UID without the grant: %v", err)
 	}
 }
