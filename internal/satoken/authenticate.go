@@ -1,7 +1,10 @@
 package satoken
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/auth"
@@ -36,7 +39,25 @@ type Authenticator struct {
 	Key     *Key
 	Objects Objects
 	Now     func() time.Time
+
+	// cache keeps recent verdicts for cacheTTL, as upstream's cached token
+	// authenticator: an in-cluster client sends the same token with every
+	// request, and an RSA verification costs tens of microseconds. A token
+	// whose object is deleted stays valid for at most cacheTTL more.
+	mu    sync.Mutex
+	cache map[[32]byte]verdict
 }
+
+type verdict struct {
+	user auth.User
+	ok   bool
+	at   time.Time
+}
+
+const (
+	cacheTTL  = 10 * time.Second
+	cacheSize = 4096
+)
 
 // AuthenticateToken implements auth.TokenAuthenticator.
 func (a *Authenticator) AuthenticateToken(tok string, audiences []string) (auth.User, bool) {
@@ -47,6 +68,24 @@ func (a *Authenticator) AuthenticateToken(tok string, audiences []string) (auth.
 	if a.Now != nil {
 		now = a.Now()
 	}
+	key := sha256.Sum256([]byte(strings.Join(audiences, "\x00") + "\x00" + tok))
+	a.mu.Lock()
+	if v, ok := a.cache[key]; ok && now.Sub(v.at) < cacheTTL {
+		a.mu.Unlock()
+		return v.user, v.ok
+	}
+	a.mu.Unlock()
+	u, ok := a.authenticate(tok, audiences, now)
+	a.mu.Lock()
+	if a.cache == nil || len(a.cache) >= cacheSize {
+		a.cache = map[[32]byte]verdict{}
+	}
+	a.cache[key] = verdict{user: u, ok: ok, at: now}
+	a.mu.Unlock()
+	return u, ok
+}
+
+func (a *Authenticator) authenticate(tok string, audiences []string, now time.Time) (auth.User, bool) {
 	c, err := a.Key.Verify(tok, audiences, now)
 	if err != nil {
 		return auth.User{}, false

@@ -125,21 +125,30 @@ func TestAuthenticator(t *testing.T) {
 	if !ok || u.Name != "system:serviceaccount:a:app" || u.UID != "sa-uid" || u.Extra[ExtraPodName][0] != "p" || len(u.Groups) != 2 || u.Groups[1] != "system:serviceaccounts:a" {
 		t.Fatalf("pod-bound token: %+v %v", u, ok)
 	}
+	// Verdicts are reused for ten seconds (as upstream's cache): the pod's
+	// deletion ends its token at the next look after that.
 	objs.uids["Pod/a/p"] = "another-pod"
+	if _, ok := a.AuthenticateToken(tok, []string{iss}); !ok {
+		t.Error("a verdict of a moment ago was not reused")
+	}
+	now = now.Add(11 * time.Second)
 	if _, ok := a.AuthenticateToken(tok, []string{iss}); ok {
 		t.Error("a token of a deleted (recreated) pod still works")
 	}
 	objs.uids["Pod/a/p"] = "p-uid"
 	objs.uids["ServiceAccount/a/app"] = "new-sa"
+	now = now.Add(11 * time.Second)
 	if _, ok := a.AuthenticateToken(tok, []string{iss}); ok {
 		t.Error("a token of a recreated ServiceAccount still works")
 	}
 	objs.uids["ServiceAccount/a/app"] = "sa-uid"
+	now = now.Add(11 * time.Second)
 	legacy, _ := k.Sign(Claims{Issuer: LegacyIssuer, Subject: Subject("a", "app"), LegacyNamespace: "a", LegacyName: "app", LegacySecret: "app-token", LegacyUID: "sa-uid"})
 	if _, ok := a.AuthenticateToken(legacy, []string{iss}); ok {
 		t.Error("a legacy token without its Secret works")
 	}
 	objs.secrets["a/app-token"] = []byte(legacy)
+	now = now.Add(11 * time.Second)
 	if u, ok := a.AuthenticateToken(legacy, []string{iss}); !ok || u.Name != "system:serviceaccount:a:app" {
 		t.Errorf("legacy token: %+v %v", u, ok)
 	}
