@@ -119,38 +119,12 @@ func NodeRules() []rbacv1.PolicyRule {
 	}
 }
 
-// controllerManagerRules are what skiff's controllers do, held by the
-// controller manager's own identity until each controller has its own
-// ServiceAccount credentials (upstream's --use-service-account-credentials).
-func controllerManagerRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		// The garbage collector, namespace deletion and quota follow
-		// every kind there is.
-		r(v("get", "list", "watch", "patch", "update", "delete", "deletecollection"), g("*"), "*"),
-		r(v("create"), core, "pods", "pods/eviction", "pods/binding", "endpoints", "serviceaccounts", "configmaps", "persistentvolumes", "persistentvolumeclaims", "secrets", "services", "events"),
-		r(v("create"), g("apps"), "replicasets", "controllerrevisions", "daemonsets", "deployments"),
-		r(v("create"), g("batch"), "jobs"),
-		r(v("create"), g("discovery.k8s.io"), "endpointslices"),
-		r(v("create"), g("events.k8s.io"), "events"),
-		r(v("create"), g("coordination.k8s.io"), "leases"),
-		r(v("create"), g("networking.k8s.io"), "ingresses", "ipaddresses", "servicecidrs"),
-		r(v("create"), g("authentication.k8s.io"), "tokenreviews"),
-		r(v("create"), g("authorization.k8s.io"), "subjectaccessreviews"),
-		r(v("create"), core, "serviceaccounts/token"),
-		named(r(v("approve", "sign"), g("certificates.k8s.io"), "signers"),
-			"kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown"),
-		// rbac: the clusterrole-aggregation controller writes aggregated
-		// roles' rules, which needs escalate.
-		r(v("escalate"), g("rbac.authorization.k8s.io"), "clusterroles"),
-	}
-}
-
 // ClusterRoles are the default ClusterRoles.
 func ClusterRoles() []rbacv1.ClusterRole {
 	toAdmin := map[string]string{AggregateToAdmin: "true"}
 	toEdit := map[string]string{AggregateToEdit: "true"}
 	toView := map[string]string{AggregateToView: "true"}
-	return []rbacv1.ClusterRole{
+	return append([]rbacv1.ClusterRole{
 		clusterRole("cluster-admin", nil, r(v("*"), g("*"), "*"), urls(v("*"), "*")),
 		aggregated("admin", nil, AggregateToAdmin),
 		aggregated("edit", toAdmin, AggregateToEdit),
@@ -257,7 +231,6 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			r(v("list", "watch"), g("*"), "*"),
 			r(v("create"), core, "serviceaccounts/token"),
 		),
-		clusterRole("skiff:controller-manager", nil, controllerManagerRules()...),
 		clusterRole("system:kubelet-api-admin", nil,
 			r(read, core, "nodes"),
 			r(v("proxy"), core, "nodes"),
@@ -275,7 +248,7 @@ func ClusterRoles() []rbacv1.ClusterRole {
 			named(r(v("approve"), g("certificates.k8s.io"), "signers"), "kubernetes.io/kubelet-serving")),
 		clusterRole("system:certificates.k8s.io:legacy-unknown-approver", nil,
 			named(r(v("approve"), g("certificates.k8s.io"), "signers"), "kubernetes.io/legacy-unknown")),
-	}
+	}, controllerClusterRoles()...)
 }
 
 func crb(name, role string, subjects ...rbacv1.Subject) rbacv1.ClusterRoleBinding {
@@ -298,7 +271,7 @@ func group(name string) rbacv1.Subject {
 
 // ClusterRoleBindings are the default ClusterRoleBindings.
 func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
-	return []rbacv1.ClusterRoleBinding{
+	return append([]rbacv1.ClusterRoleBinding{
 		crb("cluster-admin", "cluster-admin", group(Masters)),
 		crb("system:basic-user", "system:basic-user", group(Authenticated)),
 		crb("system:discovery", "system:discovery", group(Authenticated)),
@@ -308,7 +281,6 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		crb("system:kube-scheduler", "system:kube-scheduler", user(SchedulerUser)),
 		crb("system:volume-scheduler", "system:volume-scheduler", user(SchedulerUser)),
 		crb("system:kube-controller-manager", "system:kube-controller-manager", user(ControllerManagerUser)),
-		crb("skiff:controller-manager", "skiff:controller-manager", user(ControllerManagerUser)),
 		crb("system:kube-dns", "system:kube-dns", rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "kube-dns", Namespace: "kube-system"}),
 		crb("system:node-proxier", "system:node-proxier", user(ProxyUser)),
 		// Upstream binds system:node to nobody: the Node authorizer
@@ -317,5 +289,12 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 		crb("system:node-bootstrapper", "system:node-bootstrapper", group(BootstrappersGroup)),
 		crb("system:certificates.k8s.io:certificatesigningrequests:nodeclient", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", group(BootstrappersGroup)),
 		crb("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", group(NodesGroup)),
-	}
+	}, controllerClusterRoleBindings()...)
 }
+
+// Retired names default ClusterRoles and ClusterRoleBindings of earlier
+// skiff versions that the bootstrap reconciler deletes: a grant that no
+// longer exists in the policy must not outlive an upgrade.
+// skiff:controller-manager held every controller's rights under one
+// identity before each controller had its own ServiceAccount.
+var Retired = []string{"skiff:controller-manager"}

@@ -25,8 +25,13 @@ import (
 // Context is what every controller is built from: clients, the process's
 // one informer factory (and its metadata-only twin), events, time, logs.
 type Context struct {
-	Client            kubernetes.Interface
-	Metadata          metadata.Interface
+	// Client and Metadata write as the controller's own ServiceAccount
+	// (or as the controller manager, for a controller without one).
+	Client   kubernetes.Interface
+	Metadata metadata.Interface
+	// InformerClient lists and watches as the controller manager, as the
+	// shared informer factories do, for a controller's own informers.
+	InformerClient    kubernetes.Interface
 	Informers         informers.SharedInformerFactory
 	MetadataInformers metadatainformer.SharedInformerFactory
 	Events            record.EventBroadcaster
@@ -74,11 +79,17 @@ type Controller interface {
 // Factory builds a controller from the shared context.
 type Factory func(*Context) (Controller, error)
 
-// Registration names a controller and says how many workers it gets.
+// Registration names a controller, says how many workers it gets and whose
+// credentials it writes with.
 type Registration struct {
 	Name    string
 	New     Factory
 	Workers int
+	// ServiceAccount is the controller's account in kube-system (bound to
+	// the ClusterRole system:controller:<account>); empty runs it as the
+	// controller manager itself, as upstream does for the token
+	// controller, which makes credentials.
+	ServiceAccount string
 }
 
 // Select picks the registrations a --controllers list enables, with

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/kubeclient"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/satoken"
@@ -73,15 +74,12 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 	if err != nil {
 		return err
 	}
-	events := record.NewBroadcaster(record.WithContext(ctx))
-	defer events.Shutdown()
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	cc := &Context{
+	shared := &Context{
 		Client:            client,
 		Metadata:          md,
+		InformerClient:    client,
 		Informers:         informers.NewSharedInformerFactory(client, resyncPeriod),
 		MetadataInformers: metadatainformer.NewSharedInformerFactory(md, resyncPeriod),
-		Events:            events,
 		Clock:             clock.RealClock{},
 		Log:               cfg.Log,
 		RootCA:            cfg.RootCA,
@@ -89,12 +87,44 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 		TokenKey:          cfg.TokenKey,
 		Settings:          cfg.Settings,
 	}
+	// One context per identity: the manager's own, and each controller
+	// ServiceAccount's (two controllers may share one, as upstream's node
+	// lifecycle and IPAM controllers do).
+	contexts := map[string]*Context{}
+	contextFor := func(account string) (*Context, error) {
+		if cc, ok := contexts[account]; ok {
+			return cc, nil
+		}
+		cc := *shared
+		if account != "" {
+			acfg := accountConfig(restCfg, client, authz.ControllerNamespace, account, cc.Clock)
+			if cc.Client, err = kubernetes.NewForConfig(acfg); err != nil {
+				return nil, err
+			}
+			if cc.Metadata, err = metadata.NewForConfig(acfg); err != nil {
+				return nil, err
+			}
+		}
+		cc.Events = record.NewBroadcaster(record.WithContext(ctx))
+		cc.Events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cc.Client.CoreV1().Events("")})
+		contexts[account] = &cc
+		return &cc, nil
+	}
+	defer func() {
+		for _, cc := range contexts {
+			cc.Events.Shutdown()
+		}
+	}()
 	type running struct {
 		c       Controller
 		workers int
 	}
 	var all []running
 	for _, r := range cfg.Controllers {
+		cc, err := contextFor(r.ServiceAccount)
+		if err != nil {
+			return fmt.Errorf("controller %s credentials: %w", r.Name, err)
+		}
 		c, err := r.New(cc)
 		if err != nil {
 			return fmt.Errorf("controller %s: %w", r.Name, err)
@@ -102,8 +132,8 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 		all = append(all, running{c, r.Workers})
 	}
 	// Informers are registered by the constructors above; start them all.
-	cc.Informers.Start(ctx.Done())
-	cc.MetadataInformers.Start(ctx.Done())
+	shared.Informers.Start(ctx.Done())
+	shared.MetadataInformers.Start(ctx.Done())
 	done := make(chan struct{}, len(all))
 	for _, r := range all {
 		go func() {
@@ -114,8 +144,8 @@ func runTerm(ctx context.Context, cfg ManagerConfig, restCfg *rest.Config, clien
 	for range all {
 		<-done
 	}
-	cc.Informers.Shutdown()
-	cc.MetadataInformers.Shutdown()
+	shared.Informers.Shutdown()
+	shared.MetadataInformers.Shutdown()
 	return nil
 }
 

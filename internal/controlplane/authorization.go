@@ -225,13 +225,26 @@ func (c cacheObjects) get(kind, namespace, name string) metav1.Object {
 	if res == nil {
 		return nil
 	}
-	o := c.reg.Cache(res).Get(res.Key(namespace, name))
-	if o == nil {
+	if o := c.reg.Cache(res).Get(res.Key(namespace, name)); o != nil {
+		m, _ := o.Obj.(metav1.Object)
+		return m
+	}
+	// A miss may be an object created a moment ago that the cache has not
+	// seen yet (a controller's ServiceAccount, then its first token): ask
+	// the store. Only a correctly signed token gets here, and its verdict
+	// is reused, so this is no read per request.
+	ctx, cancel := context.WithTimeout(context.Background(), objectReadTimeout)
+	defer cancel()
+	obj, err := c.reg.Get(ctx, res, namespace, name)
+	if err != nil {
 		return nil
 	}
-	m, _ := o.Obj.(metav1.Object)
+	m, _ := obj.(metav1.Object)
 	return m
 }
+
+// objectReadTimeout bounds the store read behind a cache miss.
+const objectReadTimeout = 5 * time.Second
 
 func (c cacheObjects) UID(kind, namespace, name string) (string, bool) {
 	m := c.get(kind, namespace, name)

@@ -77,10 +77,36 @@ func reconcilePolicy(ctx context.Context, reg *registry.Registry, feed *policyFe
 			return err
 		}
 	}
+	for _, name := range authz.Retired {
+		for _, res := range []*registry.Resource{bindings, roles} {
+			if err := deleteRetired(ctx, reg, res, name); err != nil {
+				return err
+			}
+		}
+	}
 	for r, rv := range last {
 		if err := feed.waitFor(ctx, r, rv); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteRetired deletes a default object an earlier version made, unless
+// a user took it over (it no longer carries the bootstrapping label).
+func deleteRetired(ctx context.Context, reg *registry.Registry, res *registry.Resource, name string) error {
+	obj, err := reg.Get(ctx, res, "", name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if obj.(metav1.Object).GetLabels()["kubernetes.io/bootstrapping"] != "rbac-defaults" {
+		return nil
+	}
+	if _, _, err := reg.Delete(ctx, res, "", name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("retired bootstrap policy %s %s: %w", res.Kind, name, err)
 	}
 	return nil
 }

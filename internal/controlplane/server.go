@@ -30,7 +30,6 @@ import (
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/component"
 	"github.com/skiff-sh/skiff/internal/controller"
-	"github.com/skiff-sh/skiff/internal/ingress"
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -183,7 +182,7 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 		if settings.StatusIP == "" {
 			settings.StatusIP = s.advertise.String()
 		}
-		s.controllers = append(s.controllers, controller.Registration{Name: "ingress", New: ingress.Factory(settings), Workers: 1})
+		s.controllers = append(s.controllers, ingressRegistration(settings))
 	}
 	if s.cfg.Scheduler == nil {
 		s.cfg.Scheduler = schedconfig.Default()

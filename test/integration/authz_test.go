@@ -22,9 +22,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +34,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/test/poll"
 )
 
@@ -394,6 +398,9 @@ func TestRBACDefaults(t *testing.T) {
 // is left as its user made it.
 func TestBootstrapPolicyReconciled(t *testing.T) {
 	s := startServer(t)
+	// Taking /api from system:discovery refuses the controllers' discovery
+	// until the restart restores it.
+	s.refusalsExpected = true
 	ctx := context.Background()
 	rbac := s.client().RbacV1()
 	disc, err := rbac.ClusterRoles().Get(ctx, "system:discovery", metav1.GetOptions{})
@@ -418,6 +425,7 @@ func TestBootstrapPolicyReconciled(t *testing.T) {
 	}
 	s.stop()
 	s.start()
+	s.refusalsExpected = false
 	rbac = s.client().RbacV1()
 	disc, err = rbac.ClusterRoles().Get(ctx, "system:discovery", metav1.GetOptions{})
 	if err != nil {
@@ -493,4 +501,77 @@ func TestAccessReviewsAndImpersonation(t *testing.T) {
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `uids.authentication.k8s.io "u-bob" is forbidden`) {
 		t.Errorf("impersonating a UID without the grant: %v", err)
 	}
+}
+
+// TestControllersUseTheirOwnAccounts: each controller writes as its
+// ServiceAccount in kube-system, held to its system:controller role, as
+// upstream's --use-service-account-credentials. The test takes the
+// ReplicaSet controller's binding away: the controller is refused (and the
+// server says so in its log) and makes no pod, while the Deployment
+// controller, on its own account, still makes the ReplicaSet; a restart
+// brings the default binding back and the pod comes.
+func TestControllersUseTheirOwnAccounts(t *testing.T) {
+	s := startServer(t)
+	s.refusalsExpected = true
+	ctx := context.Background()
+	cs := s.client()
+	for _, sa := range authz.ControllerAccounts() {
+		b, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, authz.ControllerRolePrefix+sa, metav1.GetOptions{})
+		if err != nil || len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Namespace != "kube-system" || b.Subjects[0].Name != sa || b.RoleRef.Name != authz.ControllerRolePrefix+sa {
+			t.Errorf("binding of %s: %+v %v", sa, b, err)
+		}
+	}
+	// What upstream's roles allow and refuse, asked of the server.
+	for _, c := range []struct {
+		sa, verb, group, resource string
+		allowed                   bool
+	}{
+		{"deployment-controller", "create", "apps", "replicasets", true},
+		{"deployment-controller", "create", "", "pods", false},
+		{"replicaset-controller", "create", "", "pods", true},
+		{"replicaset-controller", "get", "", "secrets", false},
+		{"namespace-controller", "deletecollection", "apps", "deployments", true},
+		{"job-controller", "delete", "apps", "deployments", false},
+	} {
+		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: "system:serviceaccount:kube-system:" + c.sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: c.resource, Namespace: "default"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != c.allowed {
+			t.Errorf("%s %s %s/%s: allowed %v, want %v", c.sa, c.verb, c.group, c.resource, sar.Status.Allowed, c.allowed)
+		}
+	}
+
+	if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, "system:controller:replicaset-controller", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "own-account"}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "own-account"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Eventually(t, settle, poll.State("the ReplicaSet controller refused", func() (bool, string) {
+		refused := componentRefusals(s.logs.String())
+		return strings.Contains(refused, "system:serviceaccount:kube-system:replicaset-controller") && strings.Contains(refused, "pods"), refused
+	}))
+	rs, err := cs.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=own-account"})
+	if err != nil || len(rs.Items) != 1 {
+		t.Fatalf("the Deployment controller made no ReplicaSet: %v %v", rs, err)
+	}
+	if pods, _ := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=own-account"}); len(pods.Items) != 0 {
+		t.Fatalf("a pod was made without the ReplicaSet controller's binding: %s", pods.Items[0].Name)
+	}
+	s.stop()
+	s.start()
+	s.refusalsExpected = false // the restored policy must refuse nothing
+	cs = s.client()
+	poll.Eventually(t, settle, poll.State("the pod, once the binding is back", func() (bool, string) {
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=own-account"})
+		return err == nil && len(pods.Items) == 1, fmt.Sprint(err)
+	}))
 }

@@ -60,6 +60,9 @@ type server struct {
 	cmd        *exec.Cmd
 	logs       *logBuffer
 	extraArgs  []string
+	// refusalsExpected: the test takes a permission from a component on
+	// purpose, so its refusals in the log are no failure.
+	refusalsExpected bool
 }
 
 // settle is how long a controller or the scheduler gets to bring the
@@ -156,11 +159,17 @@ func (s *server) waitReady() {
 	s.t.Fatalf("skiff server did not become ready; logs:\n%s", s.logs.String())
 }
 
-// stop sends SIGTERM and waits; SIGKILL after 15 s.
+// stop sends SIGTERM and waits; SIGKILL after 15 s. A server that refused
+// its own components (see componentRefusals) fails the test.
 func (s *server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
+	defer func() {
+		if refused := componentRefusals(s.logs.String()); refused != "" && !s.refusalsExpected {
+			s.t.Errorf("the server refused its own components (a gap in the bootstrap policy):\n%s", refused)
+		}
+	}()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { s.cmd.Wait(); close(done) }()
@@ -248,4 +257,17 @@ func (s *server) mustKubectlStdin(stdin string, args ...string) string {
 		s.t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 	}
 	return out
+}
+
+// componentRefusals returns the log lines where the API server refused the
+// scheduler, the controller manager or a controller's ServiceAccount: every
+// test checks that the default policy lets them do their work.
+func componentRefusals(logs string) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "a cluster component was refused") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

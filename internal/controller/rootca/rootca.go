@@ -45,7 +45,7 @@ type Controller struct {
 // by name only, not all of them.
 func New(cc *controller.Context) (controller.Controller, error) {
 	ns := cc.Informers.Core().V1().Namespaces()
-	lw := cache.NewFilteredListWatchFromClient(cc.Client.CoreV1().RESTClient(), "configmaps", metav1.NamespaceAll, func(o *metav1.ListOptions) {
+	lw := cache.NewFilteredListWatchFromClient(cc.InformerClient.CoreV1().RESTClient(), "configmaps", metav1.NamespaceAll, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", Name).String()
 	})
 	cms := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
