@@ -64,6 +64,7 @@ func agentCommand() *cobra.Command {
 				return fmt.Errorf("join %s: %w", server, err)
 			}
 			log.Info("joined the cluster", "server", server, "node", ncfg.NodeName)
+			go creds.KeepRenewed(ctx, join.RenewInterval, log)
 			ncfg.ServingTLS = creds.ServingTLS
 			return agent.Run(ctx, ncfg, creds.Rest)
 		},

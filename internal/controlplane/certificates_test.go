@@ -79,4 +79,32 @@ func TestServingCertificateRenewal(t *testing.T) {
 	if time.Until(cm.NotAfter) < 300*24*time.Hour {
 		t.Errorf("the controller manager's certificate file was not renewed: expires %v", cm.NotAfter)
 	}
+
+	// The in-process node's certificates: its serving one is swapped in
+	// place, its client one renewed in the file client-go reads.
+	cfg.NodeName = "n1"
+	node, creds, err := nodeCredentials(cfg, loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring(filepath.Join(dir, "pki", "kubelet-n1"), &x509.Certificate{Subject: pkix.Name{CommonName: "system:node:n1", Organization: []string{"system:nodes"}}, DNSNames: []string{"n1", "localhost"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	expiring(filepath.Join(dir, "pki", "node-n1"), &x509.Certificate{Subject: pkix.Name{CommonName: "system:node:n1", Organization: []string{"system:nodes"}}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err := node.renew(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := creds.ServingTLS.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf, _ := x509.ParseCertificate(c.Certificate[0]); time.Until(leaf.NotAfter) < 300*24*time.Hour || leaf.Subject.CommonName != "system:node:n1" {
+		t.Errorf("kubelet serving certificate after renew: %s, expires %v", leaf.Subject, leaf.NotAfter)
+	}
+	b, err = os.ReadFile(creds.Rest.TLSClientConfig.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ = pem.Decode(b)
+	if nc, _ := x509.ParseCertificate(block.Bytes); time.Until(nc.NotAfter) < 300*24*time.Hour {
+		t.Errorf("the node's client certificate file was not renewed: expires %v", nc.NotAfter)
+	}
 }

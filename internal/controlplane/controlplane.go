@@ -241,40 +241,64 @@ func (s *servingCert) renew() error {
 	return nil
 }
 
-// nodeCredentials issues the in-process node agent's client certificate
-// (CN system:node:<name>, O system:nodes, as the node authorizer expects)
-// and its kubelet serving certificate.
-func nodeCredentials(cfg Config, loopback *rest.Config) (NodeCredentials, error) {
-	dir := filepath.Join(cfg.DataDir, "pki")
-	ca, err := pki.LoadOrCreateCA(dir, "skiff-ca")
-	if err != nil {
-		return NodeCredentials{}, err
+// nodePKI issues the in-process node agent's client certificate (CN
+// system:node:<name>, O system:nodes, as the node authorizer expects) and
+// its kubelet serving certificate, and issues them again when they are due
+// (renew, at start and with the server's own).
+type nodePKI struct {
+	cfg     Config
+	ca      *pki.CA
+	serving atomic.Pointer[tls.Certificate]
+}
+
+func (n *nodePKI) clientBase() string {
+	return filepath.Join(n.cfg.DataDir, "pki", "node-"+n.cfg.NodeName)
+}
+
+// renew ensures both certificates and loads the serving one.
+func (n *nodePKI) renew() error {
+	user := "system:node:" + n.cfg.NodeName
+	if _, _, err := n.ca.EnsureLeaf(n.clientBase(), pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, Client: true}); err != nil {
+		return err
 	}
-	user := "system:node:" + cfg.NodeName
-	base := filepath.Join(dir, "node-"+cfg.NodeName)
-	if _, _, err := ca.EnsureLeaf(base, pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, Client: true}); err != nil {
-		return NodeCredentials{}, err
+	ips := []net.IP{net.ParseIP("127.0.0.1")}
+	if n.cfg.NodeIP != nil {
+		ips = append(ips, n.cfg.NodeIP)
+	}
+	scert, skey, err := n.ca.EnsureLeaf(filepath.Join(n.cfg.DataDir, "pki", "kubelet-"+n.cfg.NodeName),
+		pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, DNSNames: []string{n.cfg.NodeName, "localhost"}, IPs: ips, Server: true})
+	if err != nil {
+		return err
+	}
+	pair, err := tls.X509KeyPair(scert, skey)
+	if err != nil {
+		return fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	n.serving.Store(&pair)
+	return nil
+}
+
+// nodeCredentials makes the in-process node's certificates and the
+// configurations that use them.
+func nodeCredentials(cfg Config, loopback *rest.Config) (*nodePKI, NodeCredentials, error) {
+	ca, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"), "skiff-ca")
+	if err != nil {
+		return nil, NodeCredentials{}, err
+	}
+	n := &nodePKI{cfg: cfg, ca: ca}
+	if err := n.renew(); err != nil {
+		return nil, NodeCredentials{}, err
 	}
 	// From files, as the server's own clients: client-go reloads a renewed
 	// certificate.
 	node := rest.CopyConfig(loopback)
-	node.TLSClientConfig.CertFile, node.TLSClientConfig.KeyFile = base+".crt", base+".key"
+	node.TLSClientConfig.CertFile, node.TLSClientConfig.KeyFile = n.clientBase()+".crt", n.clientBase()+".key"
 	node.UserAgent = "skiff-kubelet/" + cfg.NodeName
-	ips := []net.IP{net.ParseIP("127.0.0.1")}
-	if cfg.NodeIP != nil {
-		ips = append(ips, cfg.NodeIP)
-	}
-	scert, skey, err := ca.EnsureLeaf(filepath.Join(dir, "kubelet-"+cfg.NodeName), pki.LeafSpec{CommonName: user, Organization: []string{"system:nodes"}, DNSNames: []string{cfg.NodeName, "localhost"}, IPs: ips, Server: true})
-	if err != nil {
-		return NodeCredentials{}, err
-	}
-	pair, err := tls.X509KeyPair(scert, skey)
-	if err != nil {
-		return NodeCredentials{}, fmt.Errorf("kubelet serving certificate: %w", err)
-	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	return NodeCredentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}}, nil
+	serving := &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.serving.Load(), nil },
+		ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}
+	return n, NodeCredentials{Rest: node, ServingTLS: serving}, nil
 }
 
 // kubeletClientTLS is the API server's side of connections to kubelets.

@@ -87,6 +87,9 @@ type server struct {
 	schedMetrics *scheduler.Metrics
 	scheme       *runtime.Scheme
 	nodeCreds    NodeCredentials
+	// nodePKI renews the in-process node's certificates (nil until the
+	// agent starts, or without one).
+	nodePKI atomic.Pointer[nodePKI]
 	// failed carries an error that ends the server (the API listener's).
 	failed chan error
 }
@@ -129,10 +132,11 @@ func (s *server) components() []component.Component {
 		run := agent.Start
 		agent.Start = func(ctx context.Context) error {
 			// Credentials first: without them the node cannot start at all.
-			creds, err := nodeCredentials(s.cfg, s.tls.loopback)
+			n, creds, err := nodeCredentials(s.cfg, s.tls.loopback)
 			if err != nil {
 				return err
 			}
+			s.nodePKI.Store(n)
 			s.nodeCreds = creds
 			return run(ctx)
 		}
@@ -443,6 +447,11 @@ func (s *server) renewCertificates(ctx context.Context) {
 		case <-t.C:
 			if err := s.tls.certs.renew(); err != nil {
 				s.log.Warn("renew certificates", "err", err)
+			}
+			if n := s.nodePKI.Load(); n != nil {
+				if err := n.renew(); err != nil {
+					s.log.Warn("renew the node's certificates", "err", err)
+				}
 			}
 		}
 	}

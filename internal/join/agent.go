@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -28,10 +30,16 @@ import (
 )
 
 // Credentials are a node's identity toward the API and its kubelet
-// serving certificate.
+// serving certificate. Both are renewed in place by Renew: the client
+// certificate in the files Rest names (client-go reloads them), the serving
+// one behind ServingTLS.GetCertificate.
 type Credentials struct {
 	Rest       *rest.Config
 	ServingTLS *tls.Config
+
+	req     Request
+	base    *rest.Config
+	serving atomic.Pointer[tls.Certificate]
 }
 
 // Request describes the node asking to join.
@@ -47,76 +55,112 @@ type Request struct {
 // Obtain returns the node's credentials: from Dir when an earlier join
 // left valid ones, otherwise by joining: fetch the CA and check it against
 // the token, then have the node's client and serving certificates signed
-// through CertificateSigningRequests.
-func Obtain(ctx context.Context, r Request) (Credentials, error) {
+// through CertificateSigningRequests. Certificates due for renewal are
+// renewed on the way.
+func Obtain(ctx context.Context, r Request) (*Credentials, error) {
 	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return Credentials{}, err
+		return nil, err
 	}
 	caPath := filepath.Join(r.Dir, "ca.crt")
 	caPEM, err := os.ReadFile(caPath)
 	if err != nil {
 		if caPEM, err = fetchCA(ctx, r.Server, r.Token); err != nil {
-			return Credentials{}, err
+			return nil, err
 		}
 		if err := os.WriteFile(caPath, caPEM, 0o600); err != nil {
-			return Credentials{}, err
+			return nil, err
 		}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return Credentials{}, fmt.Errorf("%s: no certificate", caPath)
+		return nil, fmt.Errorf("%s: no certificate", caPath)
 	}
-	base := &rest.Config{Host: r.Server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "skiff-agent/" + r.NodeName}
-	user := "system:node:" + r.NodeName
-
-	clientTmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: user, Organization: []string{"system:nodes"}}}
-	clientUsages := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
-	clientCert, clientKey, state := loadPair(filepath.Join(r.Dir, "kubelet-client"))
-	switch state {
-	case pairMissing:
-		boot := rest.CopyConfig(base)
+	c := &Credentials{req: r, base: &rest.Config{Host: r.Server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "skiff-agent/" + r.NodeName}}
+	if _, _, state := loadPair(c.clientBase()); state == pairMissing {
+		boot := rest.CopyConfig(c.base)
 		boot.BearerToken = r.Token.Bearer()
-		clientCert, clientKey, err = requestCertificate(ctx, boot, clientTmpl, certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages)
+		cert, key, err := requestCertificate(ctx, boot, c.clientTemplate(), certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages)
 		if err != nil {
-			return Credentials{}, fmt.Errorf("node client certificate: %w", err)
+			return nil, fmt.Errorf("node client certificate: %w", err)
 		}
-		if err := savePair(filepath.Join(r.Dir, "kubelet-client"), clientCert, clientKey); err != nil {
-			return Credentials{}, err
-		}
-	case pairExpiring:
-		// Renewed by the node itself while its certificate still works
-		// (approved as selfnodeclient); on failure the old one serves on.
-		self := rest.CopyConfig(base)
-		self.TLSClientConfig.CertData, self.TLSClientConfig.KeyData = clientCert, clientKey
-		if c, k, err := requestCertificate(ctx, self, clientTmpl, certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages); err == nil {
-			if err := savePair(filepath.Join(r.Dir, "kubelet-client"), c, k); err == nil {
-				clientCert, clientKey = c, k
-			}
+		if err := savePair(c.clientBase(), cert, key); err != nil {
+			return nil, err
 		}
 	}
-	node := rest.CopyConfig(base)
-	node.TLSClientConfig.CertData, node.TLSClientConfig.KeyData = clientCert, clientKey
+	c.Rest = rest.CopyConfig(c.base)
+	c.Rest.TLSClientConfig.CertFile, c.Rest.TLSClientConfig.KeyFile = c.clientBase()+".crt", c.clientBase()+".key"
+	if err := c.Renew(ctx); err != nil {
+		return nil, err
+	}
+	c.ServingTLS = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.serving.Load(), nil },
+		ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}
+	return c, nil
+}
 
-	servingCert, servingKey, state := loadPair(filepath.Join(r.Dir, "kubelet-serving"))
+var clientUsages = []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+
+func (c *Credentials) clientBase() string  { return filepath.Join(c.req.Dir, "kubelet-client") }
+func (c *Credentials) servingBase() string { return filepath.Join(c.req.Dir, "kubelet-serving") }
+
+func (c *Credentials) clientTemplate() *x509.CertificateRequest {
+	return &x509.CertificateRequest{Subject: pkix.Name{CommonName: "system:node:" + c.req.NodeName, Organization: []string{"system:nodes"}}}
+}
+
+// Renew has the node's certificates that are due signed again, by the node
+// itself while its client certificate still works (approved as
+// selfnodeclient); on failure the old ones serve on. Only a serving
+// certificate that is missing altogether is an error.
+func (c *Credentials) Renew(ctx context.Context) error {
+	if cert, key, state := loadPair(c.clientBase()); state == pairExpiring {
+		self := rest.CopyConfig(c.base)
+		self.TLSClientConfig.CertData, self.TLSClientConfig.KeyData = cert, key
+		if cert, key, err := requestCertificate(ctx, self, c.clientTemplate(), certificatesv1.KubeAPIServerClientKubeletSignerName, clientUsages); err == nil {
+			_ = savePair(c.clientBase(), cert, key)
+		}
+	}
+	cert, key, state := loadPair(c.servingBase())
 	if state != pairFresh {
-		tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: user, Organization: []string{"system:nodes"}}, DNSNames: []string{r.NodeName}, IPAddresses: r.NodeIPs}
-		c, k, err := requestCertificate(ctx, node, tmpl, certificatesv1.KubeletServingSignerName,
+		tmpl := c.clientTemplate()
+		tmpl.DNSNames, tmpl.IPAddresses = []string{c.req.NodeName}, c.req.NodeIPs
+		nc, nk, err := requestCertificate(ctx, c.Rest, tmpl, certificatesv1.KubeletServingSignerName,
 			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment, certificatesv1.UsageServerAuth})
 		switch {
 		case err == nil:
-			if err := savePair(filepath.Join(r.Dir, "kubelet-serving"), c, k); err != nil {
-				return Credentials{}, err
+			if err := savePair(c.servingBase(), nc, nk); err != nil {
+				return err
 			}
-			servingCert, servingKey = c, k
+			cert, key = nc, nk
 		case state == pairMissing:
-			return Credentials{}, fmt.Errorf("kubelet serving certificate: %w", err)
+			return fmt.Errorf("kubelet serving certificate: %w", err)
 		}
 	}
-	pair, err := tls.X509KeyPair(servingCert, servingKey)
+	pair, err := tls.X509KeyPair(cert, key)
 	if err != nil {
-		return Credentials{}, err
+		return err
 	}
-	return Credentials{Rest: node, ServingTLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, MinVersion: tls.VersionTLS12, CipherSuites: pki.CipherSuites}}, nil
+	c.serving.Store(&pair)
+	return nil
+}
+
+// RenewInterval is how often a running node looks at its certificates'
+// expiry, as the server does for its own.
+const RenewInterval = 12 * time.Hour
+
+// KeepRenewed runs Renew every interval until ctx ends, so a node that runs
+// for more than a year keeps working.
+func (c *Credentials) KeepRenewed(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Renew(ctx); err != nil {
+				log.Warn("renew the node's certificates", "err", err)
+			}
+		}
+	}
 }
 
 // fetchCA downloads the server's CA without trusting the connection and
