@@ -120,6 +120,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
 	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{controlplane.ModeNode, controlplane.ModeRBAC}, "authorizers in order: Node, RBAC, AlwaysAllow (experiments only)")
+	f.BoolVar(&cfg.ServiceAccountExtendTokenExpiration, "service-account-extend-token-expiration", true, "sign pods' kube-api-access tokens valid for a year, with the hour they were asked for as their warnafter claim (the node still refreshes them hourly)")
 	f.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "issuer (iss) of ServiceAccount tokens, and the API's audience; /.well-known/openid-configuration names it")
 	f.BoolVar(&cfg.AnonymousAuth, "anonymous-auth", true, "serve requests without credentials as system:anonymous (RBAC decides; by default only /healthz, /livez, /readyz and /version); false refuses them with 401")
 	f.DurationVar(&cfg.ControllerSettings.JobBackoff, "job-pod-failure-backoff", job.DefaultBackoff, "first delay before a Job replaces a failed pod (doubles per failure, at most 6m)")

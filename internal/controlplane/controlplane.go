@@ -59,6 +59,9 @@ type Config struct {
 	// ServiceAccountIssuer is the iss claim of ServiceAccount tokens and
 	// the API's own audience.
 	ServiceAccountIssuer string
+	// ServiceAccountExtendTokenExpiration signs pods' kube-api-access
+	// tokens valid for a year (see registry.Tokens.ExtendExpiration).
+	ServiceAccountExtendTokenExpiration bool
 	// AnonymousAuth serves requests without credentials as
 	// system:anonymous; false refuses them with 401.
 	AnonymousAuth bool

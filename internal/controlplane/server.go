@@ -336,7 +336,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.saKey = saKey
 	authn.Audiences = []string{issuer}
 	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
-	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn}
+	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM,

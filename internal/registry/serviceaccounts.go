@@ -26,6 +26,12 @@ type Tokens struct {
 	// Audiences are the API server's own: a TokenRequest without any gets
 	// these, and a TokenReview without any is checked against them.
 	Audiences []string
+	// ExtendExpiration: a pod's kube-api-access token (asked for 3607
+	// seconds) is signed valid for a year and carries the hour as its
+	// warnafter claim, as upstream's --service-account-extend-token-expiration:
+	// a client that fails to reload its token keeps working while the node
+	// refreshes it hourly anyway.
+	ExtendExpiration bool
 	// Authn authenticates a TokenReview's token as the API server would.
 	Authn interface {
 		AuthenticateToken(token string, audiences []string) (auth.User, bool)
@@ -130,6 +136,11 @@ func requestToken(ctx context.Context, g *Registry, ns, name string, body func(r
 		}
 		// A bound token ends with its object anyway: its expiry is kept.
 	}
+	if g.Tokens.ExtendExpiration && claims.K8s.Pod != nil && exp == apiAccessTokenSeconds &&
+		!slices.ContainsFunc(claims.Audience, func(a string) bool { return !slices.Contains(g.Tokens.Audiences, a) }) {
+		claims.K8s.WarnAfter = claims.Expiry
+		claims.Expiry = now.Add(extendedTokenLife).Unix()
+	}
 	tok, err := g.Tokens.Key.Sign(claims)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -139,7 +150,7 @@ func requestToken(ctx context.Context, g *Registry, ns, name string, body func(r
 	out.CreationTimestamp = metav1.NewTime(now)
 	out.Spec.Audiences = claims.Audience
 	out.Spec.ExpirationSeconds = ptr.To(exp)
-	out.Status = authnv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.NewTime(time.Unix(claims.Expiry, 0))}
+	out.Status = authnv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.NewTime(now.Add(time.Duration(exp) * time.Second))}
 	return out, nil
 }
 
@@ -184,6 +195,10 @@ const ServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"
 // apiAccessTokenSeconds is the token life of kube-api-access volumes
 // (upstream's 3607: an hour, recognisable as an admission default).
 const apiAccessTokenSeconds = 3607
+
+// extendedTokenLife is how long an extended kube-api-access token is
+// signed valid for (upstream's one year).
+const extendedTokenLife = 365 * 24 * time.Hour
 
 func (g *Registry) admitServiceAccount(ctx context.Context, r *Resource, obj runtime.Object) error {
 	pod, ok := obj.(*corev1.Pod)

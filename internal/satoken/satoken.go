@@ -41,6 +41,9 @@ type Private struct {
 	Pod            *Ref   `json:"pod,omitempty"`
 	Secret         *Ref   `json:"secret,omitempty"`
 	Node           *Ref   `json:"node,omitempty"`
+	// WarnAfter is when an extended token (see registry.Tokens) would
+	// have expired unextended.
+	WarnAfter int64 `json:"warnafter,omitempty"`
 }
 
 // Claims are a token's claims: the registered ones, the kubernetes.io

@@ -115,6 +115,39 @@ func TestServiceAccountTokens(t *testing.T) {
 		return nil
 	})
 
+	// A pod's kube-api-access token (3607 s) is signed for a year with the
+	// hour as warnafter (--service-account-extend-token-expiration); any
+	// other life is signed as asked.
+	pod, err := admin.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "holder"},
+		Spec: corev1.PodSpec{ServiceAccountName: "robot", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		seconds  int64
+		extended bool
+	}{{3607, true}, {3600, false}} {
+		asked := time.Now()
+		tr, err := admin.CoreV1().ServiceAccounts("apps").CreateToken(ctx, "robot", &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
+			ExpirationSeconds: ptr.To(c.seconds), BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "holder", UID: pod.UID}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := tr.Status.ExpirationTimestamp.Sub(asked); d < time.Duration(c.seconds-5)*time.Second || d > time.Duration(c.seconds+5)*time.Second {
+			t.Errorf("%d s token: status expires in %v", c.seconds, d)
+		}
+		claims := claimsOf(t, tr.Status.Token)
+		exp := time.Unix(int64(claims["exp"].(float64)), 0).Sub(asked)
+		warn, hasWarn := claims["kubernetes.io"].(map[string]any)["warnafter"]
+		if c.extended {
+			if exp < 364*24*time.Hour || !hasWarn || time.Unix(int64(warn.(float64)), 0).Sub(asked) > time.Duration(c.seconds+5)*time.Second {
+				t.Errorf("kube-api-access token: exp in %v, warnafter %v; want a year and the hour", exp, warn)
+			}
+		} else if exp > time.Duration(c.seconds+5)*time.Second || hasWarn {
+			t.Errorf("%d s token: exp in %v, warnafter %v; want as asked", c.seconds, exp, warn)
+		}
+	}
+
 	// TokenReview: valid for the API's audience, not for another.
 	review := func(token string, aud ...string) authnv1.TokenReviewStatus {
 		r, err := admin.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: aud}}, metav1.CreateOptions{})
