@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/job"
@@ -120,6 +121,8 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
 	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{controlplane.ModeNode, controlplane.ModeRBAC}, "authorizers in order: Node, RBAC, AlwaysAllow (experiments only)")
+	f.StringSliceVar(&cfg.EnableAdmissionPlugins, "enable-admission-plugins", nil, "admission plugins to turn on besides the defaults ("+strings.Join(admission.Defaults(), ", ")+"); skiff has "+strings.Join(admission.Names(), ", ")+"; they run in that order whatever the order here")
+	f.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins to turn off, even if on by default")
 	f.BoolVar(&cfg.ServiceAccountExtendTokenExpiration, "service-account-extend-token-expiration", true, "sign pods' kube-api-access tokens valid for a year, with the hour they were asked for as their warnafter claim (the node still refreshes them hourly)")
 	f.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "issuer (iss) of ServiceAccount tokens, and the API's audience; /.well-known/openid-configuration names it")
 	f.BoolVar(&cfg.AnonymousAuth, "anonymous-auth", true, "serve requests without credentials as system:anonymous (RBAC decides; by default only /healthz, /livez, /readyz and /version); false refuses them with 401")

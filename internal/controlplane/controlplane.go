@@ -59,6 +59,10 @@ type Config struct {
 	// ServiceAccountIssuer is the iss claim of ServiceAccount tokens and
 	// the API's own audience.
 	ServiceAccountIssuer string
+	// EnableAdmissionPlugins and DisableAdmissionPlugins change the
+	// default admission chain (upstream's flags of the same names).
+	EnableAdmissionPlugins  []string
+	DisableAdmissionPlugins []string
 	// ServiceAccountExtendTokenExpiration signs pods' kube-api-access
 	// tokens valid for a year (see registry.Tokens.ExtendExpiration).
 	ServiceAccountExtendTokenExpiration bool

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
@@ -336,6 +337,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.saKey = saKey
 	authn.Audiences = []string{issuer}
 	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
+	if s.reg.Admission, err = admission.New(s.reg.AdmissionObjects(), s.cfg.EnableAdmissionPlugins, s.cfg.DisableAdmissionPlugins); err != nil {
+		return err
+	}
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{

@@ -90,7 +90,7 @@ func Catalog() []*Resource {
 		with(def(core, "persistentvolumeclaims", "PersistentVolumeClaim", true, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} }, func() *corev1.PersistentVolumeClaimList { return &corev1.PersistentVolumeClaimList{} }), pvcStrategy),
 		with(def(core, "replicationcontrollers", "ReplicationController", true, func() *corev1.ReplicationController { return &corev1.ReplicationController{} }, func() *corev1.ReplicationControllerList { return &corev1.ReplicationControllerList{} }), rcStrategy),
 		with(def(core, "resourcequotas", "ResourceQuota", true, func() *corev1.ResourceQuota { return &corev1.ResourceQuota{} }, func() *corev1.ResourceQuotaList { return &corev1.ResourceQuotaList{} }), func(r *Resource) { r.ShortNames = []string{"quota"}; r.Status = true; r.Columns, r.Row = quotaTable() }),
-		with(def(core, "limitranges", "LimitRange", true, func() *corev1.LimitRange { return &corev1.LimitRange{} }, func() *corev1.LimitRangeList { return &corev1.LimitRangeList{} }), func(r *Resource) { r.ShortNames = []string{"limits"} }),
+		with(def(core, "limitranges", "LimitRange", true, func() *corev1.LimitRange { return &corev1.LimitRange{} }, func() *corev1.LimitRangeList { return &corev1.LimitRangeList{} }), limitRangeStrategy),
 		with(def(core, "podtemplates", "PodTemplate", true, func() *corev1.PodTemplate { return &corev1.PodTemplate{} }, func() *corev1.PodTemplateList { return &corev1.PodTemplateList{} }), podTemplateStrategy),
 		with(def(core, "bindings", "Binding", true, func() *corev1.Binding { return &corev1.Binding{} }, func() *corev1.PodList { return &corev1.PodList{} }), func(r *Resource) { r.Verbs = []string{"create"}; addAction(r, "", bindingAction) }),
 

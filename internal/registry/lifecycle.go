@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -101,36 +101,7 @@ func (g *Registry) Create(ctx context.Context, r *Resource, ns string, obj runti
 	if r.Default != nil {
 		r.Default(obj)
 	}
-	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
-		return nil, err
-	}
-	// ServiceAccount admission mutates (a volume, mounts): before
-	// validation, which checks what it added.
-	if err := g.admitServiceAccount(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	if errs := g.validate(r, obj, nil); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
-	}
-	if r.OnCreate != nil {
-		if err := r.OnCreate(ctx, obj, o.DryRun); err != nil {
-			return nil, err
-		}
-	}
-	if r.Guard != nil {
-		if err := r.Guard(ctx, g, obj, nil); err != nil {
-			return nil, err
-		}
-	}
-	if err := g.admitPriority(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	if err := g.admitRuntimeClass(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	g.admitDefaultStorageClass(r, obj)
-	g.admitDefaultIngressClass(r, obj)
-	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
+	if err := g.admitCreate(ctx, r, obj, o); err != nil {
 		return nil, err
 	}
 	fm := g.FieldManager(r, "")
@@ -179,38 +150,6 @@ func (g *Registry) setNamespace(r *Resource, acc metav1.Object, ns string) error
 		acc.SetNamespace(ns)
 	} else if acc.GetNamespace() != ns {
 		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
-	}
-	return nil
-}
-
-// admitNamespace refuses objects in a namespace that is missing or being
-// deleted, as upstream's NamespaceLifecycle admission does.
-func (g *Registry) admitNamespace(ctx context.Context, r *Resource, ns string) error {
-	if !r.Namespaced {
-		return nil
-	}
-	nsRes := g.Lookup(corev1.SchemeGroupVersion.WithResource("namespaces"))
-	cache := g.Cache(nsRes)
-	o := cache.Get(ns)
-	if o == nil {
-		// The cache may lag a namespace created a moment ago.
-		got, err := g.Store(nsRes).Get(ctx, ns)
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
-			}
-			return err
-		}
-		return admitPhase(got.(*corev1.Namespace), r)
-	}
-	return admitPhase(o.Obj.(*corev1.Namespace), r)
-}
-
-func admitPhase(ns *corev1.Namespace, r *Resource) error {
-	if ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil {
-		err := apierrors.NewForbidden(r.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns.Name))
-		err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns.Name), Field: "metadata.namespace"}}
-		return err
 	}
 	return nil
 }
@@ -297,36 +236,7 @@ func (g *Registry) prepareCreate(ctx context.Context, r *Resource, ns string, ob
 	if r.Default != nil {
 		r.Default(obj)
 	}
-	if err := g.admitNamespace(ctx, r, acc.GetNamespace()); err != nil {
-		return nil, err
-	}
-	// ServiceAccount admission mutates (a volume, mounts): before
-	// validation, which checks what it added.
-	if err := g.admitServiceAccount(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	if errs := g.validate(r, obj, nil); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
-	}
-	if r.OnCreate != nil {
-		if err := r.OnCreate(ctx, obj, o.DryRun); err != nil {
-			return nil, err
-		}
-	}
-	if r.Guard != nil {
-		if err := r.Guard(ctx, g, obj, nil); err != nil {
-			return nil, err
-		}
-	}
-	if err := g.admitPriority(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	if err := g.admitRuntimeClass(ctx, r, obj); err != nil {
-		return nil, err
-	}
-	g.admitDefaultStorageClass(r, obj)
-	g.admitDefaultIngressClass(r, obj)
-	if err := g.admitQuota(ctx, r, obj, o.DryRun); err != nil {
+	if err := g.admitCreate(ctx, r, obj, o); err != nil {
 		return nil, err
 	}
 	return g.toStorage(r, obj)
@@ -384,10 +294,9 @@ func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name stri
 	if r.Default != nil {
 		r.Default(obj)
 	}
-	if pod, ok := obj.(*corev1.Pod); ok && o.Subresource == "" {
-		// DefaultTolerationSeconds admits updates as well as creates: a
-		// client that replaces a pod's tolerations gets the defaults back.
-		admitTolerations(&pod.Spec)
+	attrs := g.attributes(ctx, r, admission.Update, obj, cur, o)
+	if err := g.Admission.Admit(ctx, attrs); err != nil {
+		return nil, err
 	}
 	if old.GetDeletionTimestamp() != nil {
 		// No new finalizers may be added to an object being deleted.
@@ -411,6 +320,9 @@ func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name stri
 		if err := r.Guard(ctx, g, obj, cur); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.Admission.Validate(ctx, attrs); err != nil {
+		return nil, err
 	}
 	out := obj
 	if !o.Applied && !o.KeepManagedFields {

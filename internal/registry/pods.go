@@ -13,12 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 )
-
-// defaultTolerationSeconds is what upstream's DefaultTolerationSeconds
-// admission gives pods for the not-ready and unreachable taints.
-const defaultTolerationSeconds = 300
 
 // wellKnownPriorities are the built-in PriorityClasses' values.
 var wellKnownPriorities = map[string]int32{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
@@ -42,7 +37,6 @@ func podStrategy(r *Resource) {
 	r.OnCreate = func(_ context.Context, o runtime.Object, _ bool) error {
 		p := o.(*corev1.Pod)
 		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podspec.QOSClass(&p.Spec)}
-		admitTolerations(&p.Spec)
 		if len(p.Spec.SchedulingGates) > 0 {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonSchedulingGated, Message: "Scheduling is blocked due to non-empty scheduling gates"}}
 		}
@@ -93,20 +87,6 @@ func podGrace(o runtime.Object, requested *int64) (int64, bool) {
 		grace = 1
 	}
 	return grace, true
-}
-
-func admitTolerations(s *corev1.PodSpec) {
-	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
-		found := false
-		for _, t := range s.Tolerations {
-			if (t.Key == key || t.Key == "" && t.Operator == corev1.TolerationOpExists) && (t.Effect == "" || t.Effect == corev1.TaintEffectNoExecute) {
-				found = true
-			}
-		}
-		if !found {
-			s.Tolerations = append(s.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](defaultTolerationSeconds)})
-		}
-	}
 }
 
 // validatePodSpecUpdate forbids changes outside the fields upstream lets a

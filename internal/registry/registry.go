@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -40,6 +41,9 @@ type Registry struct {
 	// Authz answers the review APIs and checks RBAC writes for
 	// escalation; nil refuses both (the API server sets it).
 	Authz Authorization
+	// Admission is the admission chain every create and update passes;
+	// nil admits everything (the API server sets it).
+	Admission *admission.Chain
 	// Allocators for Service ClusterIPs and NodePorts.
 	IPs   *Allocator
 	Ports *Allocator

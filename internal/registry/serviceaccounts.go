@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/satoken"
 )
@@ -136,7 +137,7 @@ func requestToken(ctx context.Context, g *Registry, ns, name string, body func(r
 		}
 		// A bound token ends with its object anyway: its expiry is kept.
 	}
-	if g.Tokens.ExtendExpiration && claims.K8s.Pod != nil && exp == apiAccessTokenSeconds &&
+	if g.Tokens.ExtendExpiration && claims.K8s.Pod != nil && exp == admission.APIAccessTokenSeconds &&
 		!slices.ContainsFunc(claims.Audience, func(a string) bool { return !slices.Contains(g.Tokens.Audiences, a) }) {
 		claims.K8s.WarnAfter = claims.Expiry
 		claims.Expiry = now.Add(extendedTokenLife).Unix()
@@ -182,81 +183,6 @@ func tokenReview(_ context.Context, g *Registry, _ string, in runtime.Object) (r
 	return r, nil
 }
 
-// The ServiceAccount admission of pods, as upstream's: the default
-// ServiceAccount if none is named, which must exist; and unless the pod or
-// its ServiceAccount opts out, the kube-api-access-<suffix> projected
-// volume (a bound token the node refreshes, the cluster CA, the namespace)
-// mounted at /var/run/secrets/kubernetes.io/serviceaccount in every
-// container.
-
-// ServiceAccountMountPath is where in-cluster clients find their token.
-const ServiceAccountMountPath = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-// apiAccessTokenSeconds is the token life of kube-api-access volumes
-// (upstream's 3607: an hour, recognisable as an admission default).
-const apiAccessTokenSeconds = 3607
-
 // extendedTokenLife is how long an extended kube-api-access token is
 // signed valid for (upstream's one year).
 const extendedTokenLife = 365 * 24 * time.Hour
-
-func (g *Registry) admitServiceAccount(ctx context.Context, r *Resource, obj runtime.Object) error {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || r.GVR.Resource != "pods" {
-		return nil
-	}
-	if _, mirror := pod.Annotations[mirrorAnnotation]; mirror {
-		// The node's own pods run without the API's identities.
-		return nil
-	}
-	if pod.Spec.ServiceAccountName == "" {
-		pod.Spec.ServiceAccountName = "default"
-	}
-	saObj, err := g.Get(ctx, g.Lookup(corev1.SchemeGroupVersion.WithResource("serviceaccounts")), pod.Namespace, pod.Spec.ServiceAccountName)
-	if apierrors.IsNotFound(err) {
-		return apierrors.NewForbidden(corev1.Resource("pods"), pod.Name, fmt.Errorf("error looking up service account %s/%s: serviceaccount %q not found", pod.Namespace, pod.Spec.ServiceAccountName, pod.Spec.ServiceAccountName))
-	}
-	if err != nil {
-		return err
-	}
-	sa := saObj.(*corev1.ServiceAccount)
-	mount := true
-	if sa.AutomountServiceAccountToken != nil {
-		mount = *sa.AutomountServiceAccountToken
-	}
-	if pod.Spec.AutomountServiceAccountToken != nil {
-		mount = *pod.Spec.AutomountServiceAccountToken
-	}
-	if !mount {
-		return nil
-	}
-	// A pod that already mounts something there keeps it.
-	for _, c := range allContainers(pod) {
-		for _, m := range c.VolumeMounts {
-			if m.MountPath == ServiceAccountMountPath {
-				return nil
-			}
-		}
-	}
-	name := "kube-api-access-" + randomSuffix()
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-		DefaultMode: ptr.To[int32](0o644),
-		Sources: []corev1.VolumeProjection{
-			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To[int64](apiAccessTokenSeconds), Path: "token"}},
-			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
-			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
-		},
-	}}})
-	m := corev1.VolumeMount{Name: name, ReadOnly: true, MountPath: ServiceAccountMountPath}
-	for i := range pod.Spec.InitContainers {
-		pod.Spec.InitContainers[i].VolumeMounts = append(pod.Spec.InitContainers[i].VolumeMounts, m)
-	}
-	for i := range pod.Spec.Containers {
-		pod.Spec.Containers[i].VolumeMounts = append(pod.Spec.Containers[i].VolumeMounts, m)
-	}
-	return nil
-}
-
-func allContainers(p *corev1.Pod) []corev1.Container {
-	return slices.Concat(p.Spec.InitContainers, p.Spec.Containers)
-}

@@ -115,3 +115,103 @@ func TestRuntimeClassAdmission(t *testing.T) {
 		}
 	}
 }
+
+const limitRangeYAML = `apiVersion: v1
+kind: LimitRange
+metadata:
+  name: limits
+  namespace: lr
+spec:
+  limits:
+  - type: Container
+    max: {cpu: "1", memory: 1Gi}
+    defaultRequest: {cpu: 100m}
+  - type: PersistentVolumeClaim
+    max: {storage: 2Gi}
+`
+
+// TestLimitRangerAdmission: with real kubectl, a LimitRange is defaulted as
+// upstream's (max is the default limit, which is the default request), a
+// bare pod gets the defaults and the kubernetes.io/limit-ranger note, a
+// container or claim over a max is refused with upstream's 403, and
+// --disable-admission-plugins=LimitRanger turns it all off.
+func TestLimitRangerAdmission(t *testing.T) {
+	s := startServer(t)
+	s.mustKubectl("create", "namespace", "lr")
+	s.mustKubectlStdin(limitRangeYAML, "apply", "-f", "-")
+	if got := s.mustKubectl("-n", "lr", "get", "limitrange", "limits", "-o", "jsonpath={.spec.limits[0].default.cpu} {.spec.limits[0].default.memory} {.spec.limits[0].defaultRequest.cpu} {.spec.limits[0].defaultRequest.memory}"); got != "1 1Gi 100m 1Gi" {
+		t.Errorf("defaulted LimitRange: %q", got)
+	}
+	s.mustKubectl("-n", "lr", "run", "bare", "--image=busybox", "--restart=Never")
+	got := s.mustKubectl("-n", "lr", "get", "pod", "bare", "-o", `jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.requests.memory} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.limits.memory} {.status.qosClass}|{.metadata.annotations.kubernetes\.io/limit-ranger}`)
+	if want := "100m 1Gi 1 1Gi Burstable|LimitRanger plugin set: cpu, memory request for container bare; cpu, memory limit for container bare"; got != want {
+		t.Errorf("bare pod:\n got %q\nwant %q", got, want)
+	}
+	big := `apiVersion: v1
+kind: Pod
+metadata: {name: big, namespace: lr}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    resources: {limits: {cpu: "2"}}
+`
+	_, stderr, err := s.kubectlStdin(big, "apply", "-f", "-")
+	if want := `pods "big" is forbidden: maximum cpu usage per Container is 1, but limit is 2`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("a container over max: %v %q, want %q", err, stderr, want)
+	}
+	claim := `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: huge, namespace: lr}
+spec:
+  storageClassName: ""
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 5Gi}}
+`
+	_, stderr, err = s.kubectlStdin(claim, "apply", "-f", "-")
+	if want := `persistentvolumeclaims "huge" is forbidden: maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("a claim over max: %v %q, want %q", err, stderr, want)
+	}
+
+	s.stop()
+	s.extraArgs = append(s.extraArgs, "--disable-admission-plugins=LimitRanger")
+	s.start()
+	s.mustKubectlStdin(big, "apply", "-f", "-")
+	if got := s.mustKubectl("-n", "lr", "get", "pod", "big", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu}"); got != "2" {
+		t.Errorf("without LimitRanger the pod keeps its own resources: request %q", got)
+	}
+}
+
+// TestQuotaChargesUpdates: an update that grows what an object uses is
+// charged to its namespace's quota (a Service turned NodePort takes a
+// services.nodeports), and refused when the quota is full.
+func TestQuotaChargesUpdates(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	c := s.client()
+	s.mustKubectl("create", "namespace", "qu")
+	s.mustKubectl("-n", "qu", "create", "quota", "ports", "--hard=services.nodeports=1")
+	waitQuotaStatus(t, s, "ports", "-n", "qu")
+	for _, name := range []string{"a", "b"} {
+		s.mustKubectl("-n", "qu", "create", "service", "clusterip", name, "--tcp=80:80")
+	}
+	toNodePort := func(name string) error {
+		svc, err := c.CoreV1().Services("qu").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		svc.Spec.Type = corev1.ServiceTypeNodePort
+		_, err = c.CoreV1().Services("qu").Update(ctx, svc, metav1.UpdateOptions{})
+		return err
+	}
+	if err := toNodePort("a"); err != nil {
+		t.Fatalf("the first NodePort: %v", err)
+	}
+	if got := s.mustKubectl("-n", "qu", "get", "quota", "ports", "-o", "jsonpath={.status.used.services\\.nodeports}"); got != "1" {
+		t.Errorf("used after the update: %q, want 1", got)
+	}
+	err := toNodePort("b")
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota: ports, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1") {
+		t.Errorf("the second NodePort: %v, want a 403 for the quota", err)
+	}
+}

@@ -1,0 +1,252 @@
+package admission
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// memObjects is an in-memory Objects for plugin tests.
+type memObjects map[string]runtime.Object
+
+func key(gvr schema.GroupVersionResource, ns, name string) string {
+	return gvr.Resource + "/" + ns + "/" + name
+}
+
+func (m memObjects) add(gvr schema.GroupVersionResource, o runtime.Object) {
+	a := o.(metav1.Object)
+	m[key(gvr, a.GetNamespace(), a.GetName())] = o
+}
+
+func (m memObjects) Get(_ context.Context, gvr schema.GroupVersionResource, ns, name string) (runtime.Object, error) {
+	if o, ok := m[key(gvr, ns, name)]; ok {
+		return o, nil
+	}
+	return nil, apierrors.NewNotFound(gvr.GroupResource(), name)
+}
+
+func (m memObjects) Read(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (runtime.Object, error) {
+	return m.Get(ctx, gvr, ns, name)
+}
+
+func (m memObjects) List(gvr schema.GroupVersionResource, ns string) []runtime.Object {
+	var out []runtime.Object
+	for k, o := range m {
+		if strings.HasPrefix(k, gvr.Resource+"/"+ns+"/") || ns == "" && strings.HasPrefix(k, gvr.Resource+"/") {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (m memObjects) Update(ctx context.Context, gvr schema.GroupVersionResource, ns, name, _ string, fn func(runtime.Object) (runtime.Object, error)) error {
+	cur, err := m.Get(ctx, gvr, ns, name)
+	if err != nil {
+		return err
+	}
+	next, err := fn(cur.DeepCopyObject())
+	if err != nil {
+		return err
+	}
+	m[key(gvr, ns, name)] = next
+	return nil
+}
+
+func TestNew(t *testing.T) {
+	for _, c := range []struct {
+		enable, disable []string
+		want            []string
+		err             string
+	}{
+		{want: Defaults()},
+		{disable: []string{"LimitRanger", "ResourceQuota"}, want: slices.DeleteFunc(Defaults(), func(n string) bool { return n == "LimitRanger" || n == "ResourceQuota" })},
+		// The order is the catalog's, not the flag's.
+		{enable: []string{"ResourceQuota", "NamespaceLifecycle"}, want: Defaults()},
+		{enable: []string{"AlwaysPullImages"}, err: `unknown admission plugin "AlwaysPullImages"`},
+		{enable: []string{"Priority"}, disable: []string{"Priority"}, err: "both enabled and disabled"},
+	} {
+		chain, err := New(memObjects{}, c.enable, c.disable)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("New(%v, %v) = %v, want error %q", c.enable, c.disable, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(chain.Names(), c.want) {
+			t.Errorf("New(%v, %v) = %v, %v; want %v", c.enable, c.disable, chain.Names(), err, c.want)
+		}
+	}
+	if Defaults()[0] != "NamespaceLifecycle" || Defaults()[len(Defaults())-1] != "ResourceQuota" {
+		t.Errorf("the namespace must be checked first and quota charged last: %v", Defaults())
+	}
+}
+
+func q(s string) resource.Quantity { return resource.MustParse(s) }
+
+func rl(kv ...string) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		out[corev1.ResourceName(kv[i])] = q(kv[i+1])
+	}
+	return out
+}
+
+func limitRange(items ...corev1.LimitRangeItem) *corev1.LimitRange {
+	return &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "limits", Namespace: "ns"}, Spec: corev1.LimitRangeSpec{Limits: items}}
+}
+
+func container(name string, req, lim corev1.ResourceList) corev1.Container {
+	return corev1.Container{Name: name, Resources: corev1.ResourceRequirements{Requests: req, Limits: lim}}
+}
+
+func podOf(cs ...corev1.Container) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{Containers: cs}}
+}
+
+func TestLimitRangerDefaults(t *testing.T) {
+	lr := limitRange(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Default: rl("cpu", "500m", "memory", "256Mi"), DefaultRequest: rl("cpu", "100m", "memory", "128Mi")})
+	pod := podOf(container("named", rl("cpu", "200m"), nil), container("bare", nil, nil))
+	pod.Spec.InitContainers = []corev1.Container{container("init", nil, rl("memory", "64Mi"))}
+	DefaultContainerResources(pod, lr)
+	for _, c := range []struct {
+		got      corev1.ResourceList
+		name     corev1.ResourceName
+		want     string
+		resource string
+	}{
+		{pod.Spec.Containers[0].Resources.Requests, "cpu", "200m", "named's own cpu request"},
+		{pod.Spec.Containers[0].Resources.Requests, "memory", "128Mi", "named's default memory request"},
+		{pod.Spec.Containers[1].Resources.Limits, "cpu", "500m", "bare's default cpu limit"},
+		{pod.Spec.InitContainers[0].Resources.Limits, "memory", "64Mi", "init's own memory limit"},
+		{pod.Spec.InitContainers[0].Resources.Requests, "cpu", "100m", "init's default cpu request"},
+	} {
+		if v, ok := c.got[c.name]; !ok || v.String() != c.want {
+			t.Errorf("%s = %v, want %s", c.resource, c.got[c.name], c.want)
+		}
+	}
+	want := "LimitRanger plugin set: memory request for container named; cpu, memory limit for container named; cpu, memory request for container bare; cpu, memory limit for container bare; cpu, memory request for init container init; cpu limit for init container init"
+	if got := pod.Annotations[LimitRangerAnnotation]; got != want {
+		t.Errorf("annotation\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestLimitRangerChecks(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		item corev1.LimitRangeItem
+		pod  *corev1.Pod
+		want []string
+	}{
+		{"within", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: rl("cpu", "100m"), Max: rl("cpu", "1")},
+			podOf(container("c", rl("cpu", "200m"), rl("cpu", "500m"))), nil},
+		{"over max limit", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Max: rl("memory", "1Gi")},
+			podOf(container("c", nil, rl("memory", "2Gi"))), []string{"maximum memory usage per Container is 1Gi, but limit is 2Gi"}},
+		{"no limit under a max", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Max: rl("cpu", "1")},
+			podOf(container("c", rl("cpu", "1"), nil)), []string{"maximum cpu usage per Container is 1.  No limit is specified"}},
+		{"under min", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: rl("cpu", "100m")},
+			podOf(container("c", rl("cpu", "50m"), nil)), []string{"minimum cpu usage per Container is 100m, but request is 50m"}},
+		{"no request over a min", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: rl("cpu", "100m")},
+			podOf(container("c", nil, nil)), []string{"minimum cpu usage per Container is 100m.  No request is specified"}},
+		{"ratio", corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, MaxLimitRequestRatio: rl("cpu", "2")},
+			podOf(container("c", rl("cpu", "100m"), rl("cpu", "500m"))), []string{"cpu max limit to request ratio per Container is 2, but provided ratio is 5.000000"}},
+		{"pod total over max", corev1.LimitRangeItem{Type: corev1.LimitTypePod, Max: rl("cpu", "1")},
+			podOf(container("a", rl("cpu", "600m"), rl("cpu", "600m")), container("b", rl("cpu", "600m"), rl("cpu", "600m"))),
+			[]string{"maximum cpu usage per Pod is 1, but limit is 1200m"}},
+	} {
+		var got []string
+		for _, err := range PodLimitErrors(c.pod, limitRange(c.item)) {
+			got = append(got, err.Error())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	claim := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: rl("storage", "5Gi")}}}
+	errs := ClaimLimitErrors(claim, limitRange(corev1.LimitRangeItem{Type: corev1.LimitTypePersistentVolumeClaim, Min: rl("storage", "1Gi"), Max: rl("storage", "2Gi")}))
+	if len(errs) != 1 || errs[0].Error() != "maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi" {
+		t.Errorf("claim over max: %v", errs)
+	}
+}
+
+// The plugin refuses with one 403 listing every violation, and leaves pod
+// updates alone (their resources cannot change).
+func TestLimitRangerPlugin(t *testing.T) {
+	objs := memObjects{}
+	objs.add(limitRangesGVR, limitRange(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Max: rl("cpu", "1", "memory", "1Gi")}))
+	chain, _ := New(objs, nil, []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "ResourceQuota"})
+	pod := podOf(container("c", nil, rl("cpu", "2", "memory", "2Gi")))
+	a := &Attributes{Operation: Create, Resource: podsGVR, Namespace: "ns", Name: "p", Object: pod}
+	err := chain.Validate(context.Background(), a)
+	want := `pods "p" is forbidden: [maximum cpu usage per Container is 1, but limit is 2, maximum memory usage per Container is 1Gi, but limit is 2Gi]`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("create: %v\nwant %s", err, want)
+	}
+	a.Operation, a.OldObject = Update, pod
+	if err := chain.Validate(context.Background(), a); err != nil {
+		t.Errorf("update of a pod: %v", err)
+	}
+}
+
+func TestDefaultTolerationSecondsAndNodeTaint(t *testing.T) {
+	pod := podOf()
+	pod.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+	if err := (defaultTolerationSeconds{}).Admit(context.Background(), &Attributes{Operation: Create, Resource: podsGVR, Object: pod}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.Tolerations) != 2 || pod.Spec.Tolerations[1].Key != corev1.TaintNodeNotReady || *pod.Spec.Tolerations[1].TolerationSeconds != 300 {
+		t.Errorf("tolerations: %+v", pod.Spec.Tolerations)
+	}
+	node := &corev1.Node{}
+	if err := (taintNodesByCondition{}).Admit(context.Background(), &Attributes{Operation: Create, Resource: nodesGVR, Object: node}); err != nil {
+		t.Fatal(err)
+	}
+	if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != corev1.TaintNodeNotReady || node.Spec.Taints[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("new node's taints: %+v", node.Spec.Taints)
+	}
+}
+
+// An update is charged what it grows by; one that does not grow is free.
+func TestQuotaChargesUpdates(t *testing.T) {
+	objs := memObjects{}
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns", ResourceVersion: "1"},
+		Spec:   corev1.ResourceQuotaSpec{Hard: rl("requests.storage", "10Gi")},
+		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.storage", "10Gi"), Used: rl("requests.storage", "4Gi")}}
+	objs.add(resourceQuotasGVR, quota)
+	claim := func(size string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns"},
+			Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: rl("storage", size)}}}
+	}
+	p := &resourceQuota{objects: objs}
+	used := func() string {
+		o, _ := objs.Get(context.Background(), resourceQuotasGVR, "ns", "q")
+		u := o.(*corev1.ResourceQuota).Status.Used["requests.storage"]
+		return u.String()
+	}
+	for _, c := range []struct {
+		from, to string
+		err      string
+		used     string
+	}{
+		{"4Gi", "4Gi", "", "4Gi"},
+		{"4Gi", "6Gi", "", "6Gi"},
+		{"6Gi", "20Gi", "exceeded quota", "6Gi"},
+		{"6Gi", "2Gi", "", "6Gi"}, // shrinking is not refunded here: the controller recounts
+	} {
+		a := &Attributes{Operation: Update, Resource: claimsGVR, Namespace: "ns", Name: "c", Object: claim(c.to), OldObject: claim(c.from)}
+		err := p.Validate(context.Background(), a)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s→%s: %v, want %q", c.from, c.to, err, c.err)
+		}
+		if got := used(); got != c.used {
+			t.Errorf("%s→%s: used %s, want %s", c.from, c.to, got, c.used)
+		}
+	}
+}
