@@ -272,4 +272,3 @@ func ratioConstraint(kind corev1.LimitType, name corev1.ResourceName, enforced r
 	}
 	return nil
 }
-
