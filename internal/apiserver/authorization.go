@@ -57,8 +57,8 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		}
 		for _, ask := range asks {
 			if d, reason := s.authz.Authorize(ask); d != authz.Allow {
-				if component(u) {
-					s.log.Warn("a cluster component was refused: its role lacks a permission it uses",
+				if authz.Component(u) {
+					s.log.Warn(authz.ComponentRefused,
 						"user", u.Name, "verb", ask.Verb, "group", ask.APIGroup, "resource", ask.Resource,
 						"subresource", ask.Subresource, "namespace", ask.Namespace, "name", ask.Name, "path", ask.Path)
 				}
@@ -68,15 +68,6 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// component tells skiff's own control-plane identities (the scheduler, the
-// controller manager and its controllers' kube-system ServiceAccounts) from
-// users: a refusal of one of them is a gap in the bootstrap policy, worth a
-// line in the log, where a user's is routine.
-func component(u auth.User) bool {
-	return u.Name == authz.SchedulerUser || u.Name == authz.ControllerManagerUser ||
-		strings.HasPrefix(u.Name, "system:serviceaccount:"+authz.ControllerNamespace+":")
 }
 
 // Impersonation headers, as upstream's.

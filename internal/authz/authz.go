@@ -113,3 +113,16 @@ func forbiddenMessage(a Attributes) string {
 	}
 	return fmt.Sprintf("User %q cannot %s resource %q in API group %q at the cluster scope", a.User.Name, a.Verb, resource, a.APIGroup)
 }
+
+// Component tells skiff's own control-plane identities (the scheduler, the
+// controller manager and its controllers' kube-system ServiceAccounts) from
+// users: a refusal of one of them is a gap in the bootstrap policy, worth a
+// line in the log (ComponentRefused), where a user's is routine.
+func Component(u auth.User) bool {
+	return u.Name == SchedulerUser || u.Name == ControllerManagerUser ||
+		strings.HasPrefix(u.Name, "system:serviceaccount:"+ControllerNamespace+":")
+}
+
+// ComponentRefused is the log message of a refused component; the test
+// suites fail on it.
+const ComponentRefused = "a cluster component was refused: its role lacks a permission it uses"

@@ -30,7 +30,10 @@ func controllerRules() map[string][]rbacv1.PolicyRule {
 		"certificate-controller": {
 			r(v("get", "list", "watch", "delete"), g("certificates.k8s.io"), "certificatesigningrequests"),
 			r(v("update"), g("certificates.k8s.io"), "certificatesigningrequests/approval", "certificatesigningrequests/status"),
-			named(r(v("approve"), g("certificates.k8s.io"), "signers"), "kubernetes.io/kube-apiserver-client-kubelet"),
+			// kubelet-serving: skiff's approver also approves a node's
+			// serving certificate for its own names (upstream leaves that
+			// to an external approver).
+			named(r(v("approve"), g("certificates.k8s.io"), "signers"), "kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving"),
 			named(r(v("sign"), g("certificates.k8s.io"), "signers"),
 				"kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown"),
 			r(v("create"), g("authorization.k8s.io"), "subjectaccessreviews"),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -34,10 +35,19 @@ func (g *Registry) admitCreate(ctx context.Context, r *Resource, obj runtime.Obj
 	}
 	if r.Guard != nil {
 		if err := r.Guard(ctx, g, obj, nil); err != nil {
+			g.noteRefusal(ctx, r, err)
 			return err
 		}
 	}
 	return g.Admission.Validate(ctx, attrs)
+}
+
+// noteRefusal logs a guard's refusal of one of skiff's own components, as
+// the API server logs an authorization refusal (see authz.Component).
+func (g *Registry) noteRefusal(ctx context.Context, r *Resource, err error) {
+	if u, ok := auth.UserFrom(ctx); ok && apierrors.IsForbidden(err) && authz.Component(u) && g.Log != nil {
+		g.Log.Warn(authz.ComponentRefused, "user", u.Name, "resource", r.GVR.Resource, "err", err)
+	}
 }
 
 func (g *Registry) attributes(ctx context.Context, r *Resource, op admission.Operation, obj, old runtime.Object, o WriteOptions) *admission.Attributes {

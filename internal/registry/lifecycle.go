@@ -318,6 +318,7 @@ func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name stri
 	}
 	if r.Guard != nil {
 		if err := r.Guard(ctx, g, obj, cur); err != nil {
+			g.noteRefusal(ctx, r, err)
 			return nil, err
 		}
 	}

@@ -67,7 +67,7 @@ func applyKinds(csr, ca string) []applyKind {
 		{"CoreV1", "PersistentVolumeClaims", gv("", "v1", "persistentvolumeclaims"), true, "spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, storageClassName: manual}", "PersistentVolumeClaim", ""},
 		{"CoreV1", "ReplicationControllers", gv("", "v1", "replicationcontrollers"), true, "spec:\n  replicas: 0\n  selector: {app: ssa}\n  template:" + podTemplateYAML, "ReplicationController", ""},
 		{"CoreV1", "ResourceQuotas", gv("", "v1", "resourcequotas"), true, "spec: {hard: {pods: \"10\"}}", "ResourceQuota", ""},
-		{"CoreV1", "LimitRanges", gv("", "v1", "limitranges"), true, "spec: {limits: [{type: Container, default: {cpu: 100m}}]}", "LimitRange", ""},
+		{"CoreV1", "LimitRanges", gv("", "v1", "limitranges"), true, "spec: {limits: [{type: Container, default: {cpu: 100m}, defaultRequest: {cpu: 100m}}]}", "LimitRange", ""},
 		{"CoreV1", "PodTemplates", gv("", "v1", "podtemplates"), true, "template:" + podTemplateYAML, "PodTemplate", ""},
 		{"AppsV1", "Deployments", gv("apps", "v1", "deployments"), true, "spec:\n  replicas: 0\n  selector: {matchLabels: {app: ssa}}\n  template:" + podTemplateYAML, "Deployment", ""},
 		{"AppsV1", "ReplicaSets", gv("apps", "v1", "replicasets"), true, "spec:\n  replicas: 0\n  selector: {matchLabels: {app: ssa}}\n  template:" + podTemplateYAML, "ReplicaSet", ""},

@@ -22,11 +22,11 @@ func TestDaemonSet(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go fakeNode(ctx, cs, "default")
+	// Ready nodes: a new node is tainted not-ready (TaintNodesByCondition)
+	// until the node lifecycle controller sees it Ready.
 	node := func(name, role string, taints ...corev1.Taint) {
 		t.Helper()
-		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"role": role}}, Spec: corev1.NodeSpec{Taints: taints}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		addNode(t, cs, name, map[string]string{"role": role}, taints...)
 	}
 	node("n1", "worker")
 	node("n2", "worker")
