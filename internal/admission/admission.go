@@ -148,6 +148,7 @@ var catalog = []entry{
 	{"Priority", true, func(o Objects) Plugin { return &priority{objects: o} }},
 	{"DefaultTolerationSeconds", true, func(Objects) Plugin { return defaultTolerationSeconds{} }},
 	{"DefaultStorageClass", true, func(o Objects) Plugin { return &defaultClass{objects: o, kind: storageClassDefault} }},
+	{"StorageObjectInUseProtection", true, func(Objects) Plugin { return storageObjectInUseProtection{} }},
 	{"RuntimeClass", true, func(o Objects) Plugin { return &runtimeClass{objects: o} }},
 	{"DefaultIngressClass", true, func(o Objects) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
 	{"ResourceQuota", true, func(o Objects) Plugin { return &resourceQuota{objects: o} }},

@@ -150,6 +150,15 @@ func controllerRules() map[string][]rbacv1.PolicyRule {
 			r(read, core, "nodes"),
 			r(v("patch"), core, "pods/status"),
 		},
+		"pvc-protection-controller": {
+			r(v("get", "list", "watch", "update"), core, "persistentvolumeclaims"),
+			r(v("list", "watch", "get"), core, "pods"),
+			eventsRule(),
+		},
+		"pv-protection-controller": {
+			r(v("get", "list", "watch", "update"), core, "persistentvolumes"),
+			eventsRule(),
+		},
 		"replicaset-controller": {
 			r(v("get", "list", "watch", "update"), g("apps", "extensions"), "replicasets"),
 			r(v("update"), g("apps", "extensions"), "replicasets/status", "replicasets/finalizers"),

@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/tokens"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 	"github.com/skiff-sh/skiff/internal/controller/volumebinding"
+	"github.com/skiff-sh/skiff/internal/controller/volumeprotection"
 	"github.com/skiff-sh/skiff/internal/ingress"
 )
 
@@ -51,6 +52,8 @@ func Controllers() []controller.Registration {
 		{Name: "node-lifecycle", New: nodelifecycle.New, Workers: 1, ServiceAccount: "node-controller"},
 		{Name: "nodeipam", New: nodeipam.New, Workers: 1, ServiceAccount: "node-controller"},
 		{Name: "persistentvolume-binder", New: volumebinding.New, Workers: 1, ServiceAccount: "persistent-volume-binder"},
+		{Name: "pv-protection", New: volumeprotection.NewVolumes, Workers: 1, ServiceAccount: "pv-protection-controller"},
+		{Name: "pvc-protection", New: volumeprotection.NewClaims, Workers: 1, ServiceAccount: "pvc-protection-controller"},
 		{Name: "pod-garbage-collector", New: podgc.New, Workers: 1, ServiceAccount: "pod-garbage-collector"},
 		{Name: "replicaset", New: replicaset.New, Workers: 5, ServiceAccount: "replicaset-controller"},
 		{Name: "replicationcontroller", New: replicaset.NewReplicationController, Workers: 5, ServiceAccount: "replication-controller"},

@@ -328,7 +328,13 @@ func pvStrategy(r *Resource) {
 		if pv.Spec.VolumeMode != nil {
 			mode = string(*pv.Spec.VolumeMode)
 		}
-		return []any{pv.Name, q.String(), accessModes(pv.Spec.AccessModes), string(pv.Spec.PersistentVolumeReclaimPolicy), string(pv.Status.Phase), claim, pv.Spec.StorageClassName, orDefault(ptrString(pv.Spec.VolumeAttributesClassName), "<unset>"), pv.Status.Reason, age(pv.CreationTimestamp), mode}
+		// As upstream's printer: a deleted volume kept by its finalizer
+		// is Terminating.
+		phase := string(pv.Status.Phase)
+		if pv.DeletionTimestamp != nil {
+			phase = "Terminating"
+		}
+		return []any{pv.Name, q.String(), accessModes(pv.Spec.AccessModes), string(pv.Spec.PersistentVolumeReclaimPolicy), phase, claim, pv.Spec.StorageClassName, orDefault(ptrString(pv.Spec.VolumeAttributesClassName), "<unset>"), pv.Status.Reason, age(pv.CreationTimestamp), mode}
 	})
 }
 
@@ -380,7 +386,11 @@ func pvcStrategy(r *Resource) {
 		if pvc.Spec.VolumeMode != nil {
 			mode = string(*pvc.Spec.VolumeMode)
 		}
-		return []any{pvc.Name, string(pvc.Status.Phase), pvc.Spec.VolumeName, capacity, accessModes(pvc.Status.AccessModes), ptrString(pvc.Spec.StorageClassName), orDefault(ptrString(pvc.Spec.VolumeAttributesClassName), "<unset>"), age(pvc.CreationTimestamp), mode}
+		phase := string(pvc.Status.Phase)
+		if pvc.DeletionTimestamp != nil {
+			phase = "Terminating"
+		}
+		return []any{pvc.Name, phase, pvc.Spec.VolumeName, capacity, accessModes(pvc.Status.AccessModes), ptrString(pvc.Spec.StorageClassName), orDefault(ptrString(pvc.Spec.VolumeAttributesClassName), "<unset>"), age(pvc.CreationTimestamp), mode}
 	})
 }
 

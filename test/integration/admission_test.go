@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/test/poll"
 )
 
 // Objects created without a class get the default one, as upstream's
@@ -214,4 +217,71 @@ func TestQuotaChargesUpdates(t *testing.T) {
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota: ports, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1") {
 		t.Errorf("the second NodePort: %v, want a 403 for the quota", err)
 	}
+}
+
+// TestStorageObjectInUseProtection: new claims and volumes carry upstream's
+// protection finalizers; a claim a pod uses survives its deletion
+// (Terminating) until the pod goes, and a volume bound to a claim until
+// the claim goes.
+func TestStorageObjectInUseProtection(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	c := s.client()
+	s.mustKubectlStdin(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: disk}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: /tmp/disk}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec:
+  storageClassName: ""
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: user, namespace: default}
+spec:
+  containers: [{name: c, image: busybox}]
+  volumes: [{name: v, persistentVolumeClaim: {claimName: data}}]
+`, "apply", "-f", "-")
+	if got := s.mustKubectl("get", "pvc", "data", "-o", "jsonpath={.metadata.finalizers}"); got != `["kubernetes.io/pvc-protection"]` {
+		t.Errorf("claim finalizers: %s", got)
+	}
+	if got := s.mustKubectl("get", "pv", "disk", "-o", "jsonpath={.metadata.finalizers}"); got != `["kubernetes.io/pv-protection"]` {
+		t.Errorf("volume finalizers: %s", got)
+	}
+	poll.Eventually(t, settle, poll.State("claim bound", func() (bool, string) {
+		got := s.mustKubectl("get", "pvc", "data", "-o", "jsonpath={.status.phase}")
+		return got == "Bound", got
+	}))
+
+	s.mustKubectl("delete", "pv", "disk", "--wait=false")
+	s.mustKubectl("delete", "pvc", "data", "--wait=false")
+	// The controllers run at once on these changes: give them the time
+	// they would need to (wrongly) let go, then look.
+	poll.Eventually(t, settle, poll.State("kubectl shows the claim Terminating", func() (bool, string) {
+		got := s.mustKubectl("get", "pvc", "data", "--no-headers")
+		return strings.Contains(got, "Terminating"), got
+	}))
+	for _, what := range []string{"pvc/data", "pv/disk"} {
+		if _, stderr, err := s.kubectl("get", what); err != nil {
+			t.Errorf("%s went while in use: %s", what, stderr)
+		}
+	}
+	if err := c.CoreV1().Pods("default").Delete(ctx, "user", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Eventually(t, settle, poll.State("claim and volume gone once unused", func() (bool, string) {
+		_, claimErr := c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
+		_, volErr := c.CoreV1().PersistentVolumes().Get(ctx, "disk", metav1.GetOptions{})
+		return apierrors.IsNotFound(claimErr) && apierrors.IsNotFound(volErr), fmt.Sprint(claimErr, volErr)
+	}))
 }

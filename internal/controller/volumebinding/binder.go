@@ -92,7 +92,9 @@ func (c *Controller) pass(ctx context.Context) error {
 	// Volumes whose claim is gone: Released, or deleted when asked to.
 	for _, pv := range pvs {
 		ref := pv.Spec.ClaimRef
-		if ref == nil || ref.UID == "" || pv.Status.Phase == corev1.VolumeReleased {
+		released := pv.Status.Phase == corev1.VolumeReleased &&
+			(pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.DeletionTimestamp != nil)
+		if ref == nil || ref.UID == "" || released {
 			continue
 		}
 		if claimUIDs[string(ref.UID)] != nil {
@@ -194,19 +196,25 @@ func (c *Controller) bind(ctx context.Context, pv *corev1.PersistentVolume, cl *
 	return nil
 }
 
-// release marks a volume whose claim is gone Released, or deletes it when
-// its reclaim policy is Delete.
+// release marks a volume whose claim is gone Released and then, when its
+// reclaim policy is Delete, deletes it: Released first, as upstream, so the
+// pv-protection controller sees it unbound and lets it go.
 func (c *Controller) release(ctx context.Context, pv *corev1.PersistentVolume) error {
-	if pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
-		err := c.client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+	if pv.Status.Phase != corev1.VolumeReleased {
+		v := pv.DeepCopy()
+		v.Status.Phase = corev1.VolumeReleased
+		_, err := c.client.CoreV1().PersistentVolumes().UpdateStatus(ctx, v, metav1.UpdateOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
 	}
-	v := pv.DeepCopy()
-	v.Status.Phase = corev1.VolumeReleased
-	_, err := c.client.CoreV1().PersistentVolumes().UpdateStatus(ctx, v, metav1.UpdateOptions{})
+	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
+		return nil
+	}
+	err := c.client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
