@@ -121,6 +121,8 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "CSV file of bearer tokens: token,user,uid,\"group1,group2\"")
 	f.BoolVar(&cfg.Profiling, "profiling", true, "serve /debug/pprof to authenticated users")
 	f.StringSliceVar(&cfg.AuthorizationModes, "authorization-mode", []string{controlplane.ModeNode, controlplane.ModeRBAC}, "authorizers in order: Node, RBAC, AlwaysAllow (experiments only)")
+	f.StringVar(&cfg.EncryptionProviderConfig, "encryption-provider-config", "", "EncryptionConfiguration file (apiserver.config.k8s.io/v1: aescbc, aesgcm, secretbox, identity) saying which resources are encrypted in etcd and with which keys")
+	f.BoolVar(&cfg.SecretsEncryption, "secrets-encryption", true, "without --encryption-provider-config, encrypt Secrets in etcd with a key the server makes in <data-dir>/pki/encryption-config.yaml")
 	f.StringSliceVar(&cfg.EnableAdmissionPlugins, "enable-admission-plugins", nil, "admission plugins to turn on besides the defaults ("+strings.Join(admission.Defaults(), ", ")+"); skiff has "+strings.Join(admission.Names(), ", ")+"; they run in that order whatever the order here")
 	f.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins to turn off, even if on by default")
 	f.BoolVar(&cfg.ServiceAccountExtendTokenExpiration, "service-account-extend-token-expiration", true, "sign pods' kube-api-access tokens valid for a year, with the hour they were asked for as their warnafter claim (the node still refreshes them hourly)")

@@ -59,6 +59,10 @@ type Config struct {
 	// ServiceAccountIssuer is the iss claim of ServiceAccount tokens and
 	// the API's own audience.
 	ServiceAccountIssuer string
+	// EncryptionProviderConfig is an EncryptionConfiguration file; without
+	// one, SecretsEncryption encrypts Secrets with the data dir's own key.
+	EncryptionProviderConfig string
+	SecretsEncryption        bool
 	// EnableAdmissionPlugins and DisableAdmissionPlugins change the
 	// default admission chain (upstream's flags of the same names).
 	EnableAdmissionPlugins  []string

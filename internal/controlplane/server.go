@@ -40,6 +40,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/scheduler"
 	schedconfig "github.com/skiff-sh/skiff/internal/scheduler/config"
 	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/storage/encryption"
 )
 
 // Time limits of the stop order: the controllers and scheduler release
@@ -88,6 +89,8 @@ type server struct {
 	schedMetrics *scheduler.Metrics
 	scheme       *runtime.Scheme
 	nodeCreds    NodeCredentials
+	// encryption says which resources are encrypted in etcd (nil: none).
+	encryption *encryption.Config
 	// nodePKI renews the in-process node's certificates (nil until the
 	// agent starts, or without one).
 	nodePKI atomic.Pointer[nodePKI]
@@ -182,6 +185,11 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	if s.controllers, err = controller.Select(Controllers(), cfg.Controllers); err != nil {
 		return nil, err
 	}
+	// A bad encryption configuration stops the server before anything
+	// starts, naming the file and field.
+	if s.encryption, err = encryptionConfig(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Ingress != nil {
 		settings := *cfg.Ingress
 		if settings.StatusIP == "" {
@@ -244,6 +252,9 @@ func (s *server) startRegistry(ctx context.Context) error {
 	}
 	s.reg, err = registry.New(s.client, s.scheme, newProtoCodec(s.scheme), registry.AllocatorConfig{ServiceCIDR: s.cfg.ServiceCIDR, NodePortMin: s.cfg.NodePortMin, NodePortMax: s.cfg.NodePortMax}, s.log)
 	if err != nil {
+		return err
+	}
+	if err := s.reg.SetEncryption(s.encryption); err != nil {
 		return err
 	}
 	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
@@ -459,4 +470,17 @@ func (s *server) renewCertificates(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// encryptionConfig is what encrypts resources in etcd: the file of
+// --encryption-provider-config, else (--secrets-encryption, on by default)
+// the data dir's own, made with a fresh key on first start; nil: nothing.
+func encryptionConfig(cfg Config) (*encryption.Config, error) {
+	switch {
+	case cfg.EncryptionProviderConfig != "":
+		return encryption.Load(cfg.EncryptionProviderConfig)
+	case cfg.SecretsEncryption:
+		return encryption.EnsureDefault(filepath.Join(cfg.DataDir, "pki", "encryption-config.yaml"), time.Now())
+	}
+	return nil, nil
 }

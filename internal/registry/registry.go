@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/storage/encryption"
 )
 
 // Registry holds every resource and its storage, and runs the generic
@@ -175,4 +176,19 @@ func (g *Registry) Caches() []*storage.Cache {
 // FieldManager is the managed-fields tracker of r's endpoint subresource.
 func (g *Registry) FieldManager(r *Resource, sub string) Fields {
 	return g.managers[managerKey{r.GVK(), sub}]
+}
+
+// SetEncryption seals the values of the resources cfg names (nil: none);
+// call it before the caches run.
+func (g *Registry) SetEncryption(cfg *encryption.Config) error {
+	for _, st := range g.stores {
+		t, err := cfg.For(st.Resource())
+		if err != nil {
+			return fmt.Errorf("encryption of %s: %w", st.Resource(), err)
+		}
+		if t != nil {
+			st.SetTransformer(t)
+		}
+	}
+	return nil
 }

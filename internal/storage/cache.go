@@ -177,6 +177,9 @@ func (c *Cache) follow(ctx context.Context) error {
 		return err
 	}
 	kvs, rev := page.KVs, page.Rev
+	for _, key := range page.Undecryptable {
+		c.log.Error("cannot decrypt an object: it is left out until the encryption configuration has its key", "key", key)
+	}
 	c.replace(kvs, rev)
 	c.log.Debug("watch cache primed", "resource", c.store.resource.String(), "objects", len(kvs), "listed", listed.String(), "took", time.Since(start).String())
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -192,7 +195,7 @@ func (c *Cache) follow(ctx context.Context) error {
 				c.apply(key, nil, ev.Kv.ModRevision)
 				continue
 			}
-			obj, err := c.store.decode(ev.Kv.Value, ev.Kv.ModRevision)
+			obj, err := c.store.decode(ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
 			if err != nil {
 				c.log.Error("undecodable object in etcd", "key", string(ev.Kv.Key), "err", err)
 				continue

@@ -31,6 +31,15 @@ type Codec interface {
 	Decode(data []byte) (runtime.Object, error)
 }
 
+// Transformer seals values for etcd and opens them (encryption at rest).
+// The etcd key is given so a value cannot be moved to another key.
+type Transformer interface {
+	ToStorage(key string, plain []byte) ([]byte, error)
+	// FromStorage opens data; stale says a rewrite would seal it
+	// differently (another key or provider wrote it).
+	FromStorage(key string, data []byte) (plain []byte, stale bool, err error)
+}
+
 // Store is the etcd-backed storage of one resource. Every key it is given is
 // relative to its prefix ("<namespace>/<name>" or "<name>").
 type Store struct {
@@ -38,6 +47,29 @@ type Store struct {
 	codec    Codec
 	prefix   string
 	resource schema.GroupResource
+	// transformer seals values (nil: kept as encoded).
+	transformer Transformer
+}
+
+// SetTransformer makes the store seal what it writes and open what it
+// reads with t; set before the store is used.
+func (s *Store) SetTransformer(t Transformer) { s.transformer = t }
+
+// encode is obj as kept at the etcd key full.
+func (s *Store) encode(full string, obj runtime.Object) ([]byte, error) {
+	data, err := s.codec.Encode(obj)
+	if err != nil || s.transformer == nil {
+		return data, err
+	}
+	return s.transformer.ToStorage(full, data)
+}
+
+// open is the plain encoding of the value at the etcd key full.
+func (s *Store) open(full string, data []byte) (plain []byte, stale bool, err error) {
+	if s.transformer == nil {
+		return data, false, nil
+	}
+	return s.transformer.FromStorage(full, data)
 }
 
 // NewStore returns the store for resource under prefix (which ends in "/").
@@ -63,11 +95,11 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	if err := setRV(obj, 0); err != nil {
 		return nil, err
 	}
-	data, err := s.codec.Encode(obj)
+	full := s.prefix + key
+	data, err := s.encode(full, obj)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", s.resource, key, err)
 	}
-	full := s.prefix + key
 	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(full), "=", 0)).Then(clientv3.OpPut(full, string(data))).Commit()
 	if err != nil {
 		return nil, storageErr(err)
@@ -88,7 +120,7 @@ func (s *Store) Get(ctx context.Context, key string) (runtime.Object, error) {
 	if len(resp.Kvs) == 0 {
 		return nil, apierrors.NewNotFound(s.resource, nameOf(key))
 	}
-	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	return s.decode(resp.Kvs[0].Key, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 }
 
 // UpdateFunc computes the new object from the current one. Returning a nil
@@ -107,11 +139,14 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, update UpdateF
 		}
 		var cur runtime.Object
 		var rev int64
-		var oldData []byte
+		var oldPlain []byte
+		stale := false
 		if len(resp.Kvs) > 0 {
 			rev = resp.Kvs[0].ModRevision
-			oldData = resp.Kvs[0].Value
-			if cur, err = s.decode(oldData, rev); err != nil {
+			if oldPlain, stale, err = s.open(full, resp.Kvs[0].Value); err != nil {
+				return nil, s.undecryptable(full, err)
+			}
+			if cur, err = s.decodePlain(oldPlain, rev); err != nil {
 				return nil, err
 			}
 		}
@@ -130,11 +165,20 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, update UpdateF
 			if err := setRV(next, 0); err != nil {
 				return nil, err
 			}
-			if data, err = s.codec.Encode(next); err != nil {
+			plain, err := s.codec.Encode(next)
+			if err != nil {
 				return nil, fmt.Errorf("encode %s %s: %w", s.resource, key, err)
 			}
-			if cur != nil && bytes.Equal(data, oldData) {
+			// Unchanged is not written, unless it was sealed with a key
+			// or provider no longer the writing one (a rotation rewrites).
+			if cur != nil && !stale && bytes.Equal(plain, oldPlain) {
 				return cur, nil
+			}
+			data = plain
+			if s.transformer != nil {
+				if data, err = s.transformer.ToStorage(full, plain); err != nil {
+					return nil, fmt.Errorf("encrypt %s %s: %w", s.resource, key, err)
+				}
 			}
 			op = clientv3.OpPut(full, string(data))
 		}
@@ -170,7 +214,14 @@ type Page struct {
 	// Count is the number of keys from the page's start to the end of the
 	// prefix, the page included.
 	Count int64
+	// Undecryptable are the keys (and why) of values no provider of the
+	// encryption configuration opens: left out of KVs, so a lost key
+	// costs those objects and not the whole resource.
+	Undecryptable []string
 }
+
+// errUndecryptable marks a value no provider opens.
+var errUndecryptable = errors.New("undecryptable")
 
 // ListPage reads up to limit objects with keys in [prefix+from, end of prefix)
 // at revision rev (0: now).
@@ -194,7 +245,15 @@ func (s *Store) ListPage(ctx context.Context, prefix, from string, rev, limit in
 	if err != nil {
 		return Page{}, err
 	}
-	return Page{KVs: out, Rev: resp.Header.Revision, More: resp.More, Count: resp.Count}, nil
+	page := Page{Rev: resp.Header.Revision, More: resp.More, Count: resp.Count}
+	for i, kv := range out {
+		if kv.Obj == nil {
+			page.Undecryptable = append(page.Undecryptable, s.prefix+kv.Key)
+			continue
+		}
+		page.KVs = append(page.KVs, out[i])
+	}
+	return page, nil
 }
 
 // decodeChunk is how many objects one goroutine decodes at a time; large
@@ -209,7 +268,11 @@ func (s *Store) decodeAll(kvs []*mvccpb.KeyValue) ([]KV, error) {
 		hi := min(lo+decodeChunk, len(kvs))
 		g.Go(func() error {
 			for i := lo; i < hi; i++ {
-				obj, err := s.decode(kvs[i].Value, kvs[i].ModRevision)
+				obj, err := s.decode(kvs[i].Key, kvs[i].Value, kvs[i].ModRevision)
+				if errors.Is(err, errUndecryptable) {
+					out[i] = KV{Key: string(kvs[i].Key[len(s.prefix):])}
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -235,7 +298,27 @@ func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
+// decode is the object of the value data read at the etcd key full.
+func (s *Store) decode(full, data []byte, rev int64) (runtime.Object, error) {
+	plain, _, err := s.open(string(full), data)
+	if err != nil {
+		return nil, s.undecryptable(string(full), err)
+	}
+	return s.decodePlain(plain, rev)
+}
+
+// undecryptable is the error of a value no provider opens: a 500 naming
+// the key, so an operator who lost a key knows what is unreadable.
+func (s *Store) undecryptable(full string, err error) error {
+	return undecryptableError{apierrors.NewInternalError(fmt.Errorf("decrypt %s: %w", full, err))}
+}
+
+// undecryptableError is a 500 that errors.Is tells apart as errUndecryptable.
+type undecryptableError struct{ *apierrors.StatusError }
+
+func (e undecryptableError) Unwrap() error { return errUndecryptable }
+
+func (s *Store) decodePlain(data []byte, rev int64) (runtime.Object, error) {
 	obj, err := s.codec.Decode(data)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("decode stored %s: %w", s.resource, err))

@@ -1,0 +1,162 @@
+package encryption
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+var (
+	key16 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 16))
+	key32 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	keyB  = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
+)
+
+func config(t *testing.T, providers string) *Config {
+	t.Helper()
+	c, err := Parse([]byte("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets, '*.apps']\n  providers:\n" + providers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var secrets = schema.GroupResource{Resource: "secrets"}
+
+func TestParseErrors(t *testing.T) {
+	head := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+	for _, c := range []struct{ doc, want string }{
+		{"apiVersion: v1\nkind: Config\n", `kind "Config"`},
+		{head + "- resources: [secrets]\n  providers: []\n", "resources[0].providers: Required value"},
+		{head + "- resources: [Secrets]\n  providers: [{identity: {}}]\n", `resources[0].resources[0]: Invalid value "Secrets"`},
+		{head + "- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: " + base64.StdEncoding.EncodeToString([]byte("short")) + "}]}}]\n", "resources[0].providers[0].aescbc.keys[0].secret: Invalid value: a 5-byte key"},
+		{head + "- resources: [secrets]\n  providers: [{secretbox: {keys: [{name: k, secret: " + key16 + "}]}}]\n", "secretbox takes [32] bytes"},
+		{head + "- resources: [secrets]\n  providers: [{aesgcm: {keys: [{name: a, secret: " + key16 + "}, {name: a, secret: " + key16 + "}]}}]\n", `aesgcm.keys[1].name: Duplicate value "a"`},
+		{head + "- resources: [secrets]\n  providers: [{identity: {}, aescbc: {keys: [{name: a, secret: " + key16 + "}]}}]\n", "exactly one provider"},
+		{head + "- resources: [secrets]\n  providers: [{kms: {name: x}}]\n", ".kms: Unsupported value"},
+		{head + "- resources: [secrets]\n  providers: [{identity: {}}]\n  extra: 1\n", "unknown field"},
+	} {
+		_, err := Parse([]byte(c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.doc, err, c.want)
+		}
+	}
+}
+
+// Each provider seals so that only it opens, marks the value with
+// upstream's prefix, and never leaves the plain text in it.
+func TestRoundTrips(t *testing.T) {
+	plain := []byte("the password is hunter2")
+	for _, p := range []string{"aescbc", "aesgcm", "secretbox"} {
+		secret := key32
+		c := config(t, "  - "+p+": {keys: [{name: k1, secret: "+secret+"}]}\n")
+		tr, err := c.For(secrets)
+		if err != nil || tr == nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		sealed, err := tr.ToStorage("/registry/secrets/ns/a", plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(sealed, []byte("k8s:enc:"+p+":v1:k1:")) || bytes.Contains(sealed, []byte("hunter2")) {
+			t.Errorf("%s sealed: %q", p, sealed)
+		}
+		got, stale, err := tr.FromStorage("/registry/secrets/ns/a", sealed)
+		if err != nil || !bytes.Equal(got, plain) || stale {
+			t.Errorf("%s opened: %q stale=%v %v", p, got, stale, err)
+		}
+		// The same value at another key: aesgcm binds it to its key.
+		_, _, err = tr.FromStorage("/registry/secrets/ns/b", sealed)
+		if (p == "aesgcm") != (err != nil) {
+			t.Errorf("%s value moved to another key: %v", p, err)
+		}
+	}
+}
+
+// The aescbc format is upstream's: a 16-byte IV, then PKCS#7-padded CBC.
+func TestAESCBCFormat(t *testing.T) {
+	tr, _ := config(t, "  - aescbc: {keys: [{name: k, secret: "+key16+"}]}\n").For(secrets)
+	sealed, _ := tr.ToStorage("/k", []byte("abc"))
+	body := bytes.TrimPrefix(sealed, []byte("k8s:enc:aescbc:v1:k:"))
+	block, _ := aes.NewCipher(bytes.Repeat([]byte{1}, 16))
+	out := make([]byte, len(body)-16)
+	cipher.NewCBCDecrypter(block, body[:16]).CryptBlocks(out, body[16:])
+	if want := append([]byte("abc"), bytes.Repeat([]byte{13}, 13)...); !bytes.Equal(out, want) {
+		t.Errorf("decrypted by hand: %q", out)
+	}
+}
+
+// Reading follows the providers listed: an older key and plain values
+// still read (and are stale), a value of an unknown key does not.
+func TestReadsAndStaleness(t *testing.T) {
+	old, _ := config(t, "  - secretbox: {keys: [{name: old, secret: "+key32+"}]}\n").For(secrets)
+	oldSealed, _ := old.ToStorage("/k", []byte("v"))
+	rotated, _ := config(t, "  - secretbox: {keys: [{name: new, secret: "+keyB+"}, {name: old, secret: "+key32+"}]}\n  - identity: {}\n").For(secrets)
+	for _, c := range []struct {
+		name      string
+		data      []byte
+		stale     bool
+		wantError string
+	}{
+		{"old key", oldSealed, true, ""},
+		{"plain", []byte("v"), true, ""},
+	} {
+		got, stale, err := rotated.FromStorage("/k", c.data)
+		if err != nil || string(got) != "v" || stale != c.stale {
+			t.Errorf("%s: %q stale=%v %v", c.name, got, stale, err)
+		}
+	}
+	fresh, _ := rotated.ToStorage("/k", []byte("v"))
+	if _, stale, _ := rotated.FromStorage("/k", fresh); stale || !bytes.HasPrefix(fresh, []byte("k8s:enc:secretbox:v1:new:")) {
+		t.Errorf("written with the new key: %q stale=%v", fresh, stale)
+	}
+	noIdentity, _ := config(t, "  - secretbox: {keys: [{name: new, secret: "+keyB+"}]}\n").For(secrets)
+	if _, _, err := noIdentity.FromStorage("/k", []byte("v")); err == nil {
+		t.Error("a plain value read without identity listed")
+	}
+	if _, _, err := noIdentity.FromStorage("/k", oldSealed); err == nil || !strings.Contains(err.Error(), `secretbox key "old"`) {
+		t.Errorf("a value of a lost key: %v", err)
+	}
+}
+
+func TestFor(t *testing.T) {
+	c := config(t, "  - identity: {}\n")
+	for _, c2 := range []struct {
+		gr   schema.GroupResource
+		want bool
+	}{
+		{secrets, true},
+		{schema.GroupResource{Group: "apps", Resource: "deployments"}, true},
+		{schema.GroupResource{Resource: "configmaps"}, false},
+	} {
+		if tr, _ := c.For(c2.gr); (tr != nil) != c2.want {
+			t.Errorf("%s: %v", c2.gr, tr != nil)
+		}
+	}
+}
+
+func TestEnsureDefault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pki", "encryption-config.yaml")
+	first, err := EnsureDefault(path, time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config file: %v %v", fi, err)
+	}
+	again, err := EnsureDefault(path, time.Now())
+	if err != nil || again.Resources[0].Providers[0].Secretbox.Keys[0] != first.Resources[0].Providers[0].Secretbox.Keys[0] {
+		t.Errorf("a second start made another key: %v", err)
+	}
+	if first.Resources[0].Providers[0].Secretbox.Keys[0].Name != "key-20261205000000" || first.Resources[0].Providers[1].Identity == nil {
+		t.Errorf("default config: %+v", first.Resources[0])
+	}
+}
