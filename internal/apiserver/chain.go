@@ -212,6 +212,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		_, _ = w.Write(doc)
 	case strings.HasPrefix(p, "/debug/pprof") && s.profiling:
 		servePprof(w, r)
+	case s.operations[p] != nil:
+		s.operations[p].ServeHTTP(w, r)
 	case p == "/metrics":
 		promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	case p == "/openapi/v2":

@@ -354,7 +354,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM,
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,

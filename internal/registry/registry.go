@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -191,4 +192,15 @@ func (g *Registry) SetEncryption(cfg *encryption.Config) error {
 		}
 	}
 	return nil
+}
+
+// Rewrite seals again every object of gr whose value an older key or
+// provider wrote (see storage.Store.Rewrite).
+func (g *Registry) Rewrite(ctx context.Context, gr schema.GroupResource) (int, error) {
+	for _, st := range g.stores {
+		if st.Resource() == gr {
+			return st.Rewrite(ctx)
+		}
+	}
+	return 0, fmt.Errorf("no resource %s", gr)
 }

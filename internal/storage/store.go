@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"net/http"
 	goruntime "runtime"
 	"strconv"
@@ -47,29 +48,51 @@ type Store struct {
 	codec    Codec
 	prefix   string
 	resource schema.GroupResource
-	// transformer seals values (nil: kept as encoded).
-	transformer Transformer
+	// transformer seals values (nil: kept as encoded); swapped whole when
+	// the encryption configuration changes (a key rotation).
+	transformer atomic.Pointer[Transformer]
 }
 
 // SetTransformer makes the store seal what it writes and open what it
-// reads with t; set before the store is used.
-func (s *Store) SetTransformer(t Transformer) { s.transformer = t }
+// reads with t (nil: neither); safe while the store is in use.
+func (s *Store) SetTransformer(t Transformer) {
+	if t == nil {
+		s.transformer.Store(nil)
+		return
+	}
+	s.transformer.Store(&t)
+}
+
+func (s *Store) sealer() Transformer {
+	if t := s.transformer.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
+
+// seal is plain as kept at the etcd key full.
+func (s *Store) seal(full string, plain []byte) ([]byte, error) {
+	if t := s.sealer(); t != nil {
+		return t.ToStorage(full, plain)
+	}
+	return plain, nil
+}
 
 // encode is obj as kept at the etcd key full.
 func (s *Store) encode(full string, obj runtime.Object) ([]byte, error) {
 	data, err := s.codec.Encode(obj)
-	if err != nil || s.transformer == nil {
-		return data, err
+	if err != nil {
+		return nil, err
 	}
-	return s.transformer.ToStorage(full, data)
+	return s.seal(full, data)
 }
 
 // open is the plain encoding of the value at the etcd key full.
 func (s *Store) open(full string, data []byte) (plain []byte, stale bool, err error) {
-	if s.transformer == nil {
-		return data, false, nil
+	if t := s.sealer(); t != nil {
+		return t.FromStorage(full, data)
 	}
-	return s.transformer.FromStorage(full, data)
+	return data, false, nil
 }
 
 // NewStore returns the store for resource under prefix (which ends in "/").
@@ -174,11 +197,8 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, update UpdateF
 			if cur != nil && !stale && bytes.Equal(plain, oldPlain) {
 				return cur, nil
 			}
-			data = plain
-			if s.transformer != nil {
-				if data, err = s.transformer.ToStorage(full, plain); err != nil {
-					return nil, fmt.Errorf("encrypt %s %s: %w", s.resource, key, err)
-				}
+			if data, err = s.seal(full, plain); err != nil {
+				return nil, fmt.Errorf("encrypt %s %s: %w", s.resource, key, err)
 			}
 			op = clientv3.OpPut(full, string(data))
 		}
@@ -366,3 +386,50 @@ func noSpace(err error) error {
 		Message: fmt.Sprintf("storage is full, writes are refused until space is freed: %v", err),
 	}}
 }
+
+// Rewrite writes every object again whose value is stale (sealed by a key
+// or provider that no longer writes), leaves the rest untouched, and says
+// how many it rewrote. A value no key opens is an error: it would be lost.
+func (s *Store) Rewrite(ctx context.Context) (int, error) {
+	n, from := 0, ""
+	for {
+		resp, err := s.client.Get(ctx, s.prefix+from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix)), clientv3.WithLimit(rewriteBatch))
+		if err != nil {
+			return n, storageErr(err)
+		}
+		for _, kv := range resp.Kvs {
+			full := string(kv.Key)
+			_, stale, err := s.open(full, kv.Value)
+			if err != nil {
+				return n, s.undecryptable(full, err)
+			}
+			if !stale {
+				continue
+			}
+			// The update writes the same object: GuaranteedUpdate seals it
+			// anew because the value read was stale.
+			_, err = s.GuaranteedUpdate(ctx, full[len(s.prefix):], func(cur runtime.Object) (runtime.Object, error) {
+				if cur == nil {
+					return nil, errGone
+				}
+				return cur, nil
+			})
+			switch {
+			case errors.Is(err, errGone) || apierrors.IsNotFound(err):
+			case err != nil:
+				return n, fmt.Errorf("rewrite %s: %w", full, err)
+			default:
+				n++
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return n, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key[len(s.prefix):]) + "\x00"
+	}
+}
+
+// rewriteBatch is how many values Rewrite reads at a time.
+const rewriteBatch = 500
+
+var errGone = errors.New("gone")

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -33,16 +35,120 @@ func EnsureDefault(path string, now time.Time) (*Config, error) {
 			{Identity: &struct{}{}},
 		},
 	}}}
-	b, err := yaml.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", tmp, err)
+	return c, Save(path, c)
+}
+
+// Save writes c to path atomically (mode 0600): a crash leaves the old
+// file or the new one, never half of one.
+func Save(path string, c *Config) error {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return err
 	}
-	return c, os.Rename(tmp, path)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// WithNewKey is c with a fresh key of its first provider put first, so it
+// writes with the new key and still reads with the old ones (the first
+// step of a rotation). The first provider must have keys.
+func WithNewKey(c *Config, now time.Time) (*Config, string, error) {
+	next := c.clone()
+	if len(next.Resources) == 0 {
+		return nil, "", errors.New("the encryption configuration names no resources")
+	}
+	p := &next.Resources[0].Providers[0]
+	kc := p.keysConfig()
+	if kc == nil {
+		return nil, "", errors.New("the first provider is identity: nothing to rotate")
+	}
+	name, _ := p.keys()
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, "", err
+	}
+	base := "key-" + now.UTC().Format("20060102150405")
+	key := Key{Name: base, Secret: base64.StdEncoding.EncodeToString(secret)}
+	// Two rotations within a second get distinct names.
+	for i := 1; slices.ContainsFunc(kc.Keys, func(k Key) bool { return k.Name == key.Name }); i++ {
+		key.Name = fmt.Sprintf("%s-%d", base, i)
+	}
+	kc.Keys = append([]Key{key}, kc.Keys...)
+	return next, name + ":" + key.Name, nil
+}
+
+// WithoutOldKeys is c with only the writing key left in its first provider
+// (the last step of a rotation, once every value is sealed with it).
+func WithoutOldKeys(c *Config) *Config {
+	next := c.clone()
+	if len(next.Resources) > 0 {
+		if kc := next.Resources[0].Providers[0].keysConfig(); kc != nil && len(kc.Keys) > 1 {
+			kc.Keys = kc.Keys[:1]
+		}
+	}
+	return next
+}
+
+// WriteKey names the provider and key the first resource entry writes
+// with ("identity" when it does not encrypt).
+func (c *Config) WriteKey() string {
+	if c == nil || len(c.Resources) == 0 {
+		return "identity"
+	}
+	name, keys := c.Resources[0].Providers[0].keys()
+	if len(keys) == 0 {
+		return name
+	}
+	return name + ":" + keys[0].Name
+}
+
+func (p *ProviderConfig) keysConfig() *KeysConfig {
+	switch {
+	case p.AESCBC != nil:
+		return p.AESCBC
+	case p.AESGCM != nil:
+		return p.AESGCM
+	case p.Secretbox != nil:
+		return p.Secretbox
+	}
+	return nil
+}
+
+// clone is a deep copy, through the file format.
+func (c *Config) clone() *Config {
+	b, _ := yaml.Marshal(c)
+	var out Config
+	_ = yaml.Unmarshal(b, &out)
+	return &out
+}
+
+// KeyOf names the provider and key a stored value was sealed with
+// ("identity" for a plain one).
+func KeyOf(value []byte) string {
+	s := string(value)
+	if !strings.HasPrefix(s, encryptedPrefix) {
+		return "identity"
+	}
+	rest := strings.TrimPrefix(s, encryptedPrefix)
+	provider, rest, _ := strings.Cut(rest, ":v1:")
+	key, _, _ := strings.Cut(rest, ":")
+	return provider + ":" + key
 }

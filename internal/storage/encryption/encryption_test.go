@@ -160,3 +160,27 @@ func TestEnsureDefault(t *testing.T) {
 		t.Errorf("default config: %+v", first.Resources[0])
 	}
 }
+
+// A rotation puts a new key first, keeps the old ones for reading, then
+// retires them; two within a second get distinct names.
+func TestRotationConfigs(t *testing.T) {
+	c := config(t, "  - secretbox: {keys: [{name: key-20261205000000, secret: "+key32+"}]}\n  - identity: {}\n")
+	at := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	next, name, err := WithNewKey(c, at)
+	if err != nil || name != "secretbox:key-20261205000000-1" || next.WriteKey() != name {
+		t.Fatalf("new key: %s %s %v", name, next.WriteKey(), err)
+	}
+	if keys := next.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 2 || keys[1].Name != "key-20261205000000" {
+		t.Errorf("keys after adding: %+v", keys)
+	}
+	if c.WriteKey() != "secretbox:key-20261205000000" {
+		t.Errorf("the original config changed: %s", c.WriteKey())
+	}
+	done := WithoutOldKeys(next)
+	if keys := done.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 1 || keys[0].Name != "key-20261205000000-1" || done.Resources[0].Providers[1].Identity == nil {
+		t.Errorf("after retiring: %+v", done.Resources[0])
+	}
+	if KeyOf([]byte("k8s:enc:aesgcm:v1:two:xyz")) != "aesgcm:two" || KeyOf([]byte("k8s\x00plain")) != "identity" {
+		t.Error("KeyOf")
+	}
+}

@@ -1,0 +1,161 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-sh/skiff/internal/storage/encryption"
+)
+
+// Paths of the secrets-encryption operations (`skiff secrets-encrypt`).
+const (
+	SecretsEncryptionPath       = "/skiff/v1/secrets-encryption"
+	SecretsEncryptionRotatePath = "/skiff/v1/secrets-encryption/rotate"
+)
+
+// EncryptionStatus is what `skiff secrets-encrypt status` shows.
+type EncryptionStatus struct {
+	// Mode is "default" (the data dir's key), "file"
+	// (--encryption-provider-config) or "off".
+	Mode string `json:"mode"`
+	// WriteKey is the provider and key new Secrets are sealed with.
+	WriteKey string `json:"writeKey"`
+	// Secrets counts the stored Secrets by the key they are sealed with.
+	Secrets map[string]int `json:"secrets"`
+	// Rewritten is how many Secrets a rotation sealed again.
+	Rewritten int `json:"rewritten,omitempty"`
+}
+
+// secretsEncryption runs the operations: status, and a rotation that adds
+// a key (written first, the old ones still read), seals every Secret with
+// it, then retires the old keys. Each step's configuration is saved before
+// it takes effect, so a crash at any point leaves every Secret readable.
+type secretsEncryption struct {
+	s  *server
+	mu sync.Mutex // one rotation at a time
+	// cfgMu guards s.encryption, which a rotation replaces.
+	cfgMu sync.Mutex
+}
+
+func (e *secretsEncryption) current() *encryption.Config {
+	e.cfgMu.Lock()
+	defer e.cfgMu.Unlock()
+	return e.s.encryption
+}
+
+func (e *secretsEncryption) path() string {
+	return filepath.Join(e.s.cfg.DataDir, "pki", "encryption-config.yaml")
+}
+
+func (e *secretsEncryption) mode() string {
+	switch {
+	case e.s.cfg.EncryptionProviderConfig != "":
+		return "file"
+	case e.s.cfg.SecretsEncryption:
+		return "default"
+	}
+	return "off"
+}
+
+func (e *secretsEncryption) handlers() map[string]http.Handler {
+	return map[string]http.Handler{
+		SecretsEncryptionPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet {
+				http.Error(w, "GET only", http.StatusMethodNotAllowed)
+				return
+			}
+			st, err := e.status(r.Context())
+			reply(w, st, err)
+		}),
+		SecretsEncryptionRotatePath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "POST only", http.StatusMethodNotAllowed)
+				return
+			}
+			st, err := e.rotate(r.Context())
+			reply(w, st, err)
+		}),
+	}
+}
+
+func reply(w http.ResponseWriter, st EncryptionStatus, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(st)
+}
+
+func (e *secretsEncryption) status(ctx context.Context) (EncryptionStatus, error) {
+	st := EncryptionStatus{Mode: e.mode(), WriteKey: e.current().WriteKey(), Secrets: map[string]int{}}
+	prefix := "/registry/secrets/"
+	from := prefix
+	for {
+		resp, err := e.s.client.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(500))
+		if err != nil {
+			return st, err
+		}
+		for _, kv := range resp.Kvs {
+			st.Secrets[encryption.KeyOf(kv.Value)]++
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return st, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// rotate: (1) save and load a config with a new key first; (2) seal every
+// Secret with it; (3) save and load the config without the old keys.
+// Killed after (1) the old keys still read; after (2) as well; (3) comes
+// only once nothing needs them.
+func (e *secretsEncryption) rotate(ctx context.Context) (EncryptionStatus, error) {
+	if e.mode() != "default" {
+		return EncryptionStatus{}, fmt.Errorf("rotation manages the data dir's key (--secrets-encryption); this server uses %s: change its keys there", map[string]string{"file": "--encryption-provider-config", "off": "no encryption"}[e.mode()])
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next, _, err := encryption.WithNewKey(e.current(), time.Now())
+	if err != nil {
+		return EncryptionStatus{}, err
+	}
+	if err := e.apply(next); err != nil {
+		return EncryptionStatus{}, err
+	}
+	n, err := e.s.reg.Rewrite(ctx, corev1.Resource("secrets"))
+	if err != nil {
+		return EncryptionStatus{}, fmt.Errorf("seal the Secrets with the new key (the old ones still read; run rotate again): %w", err)
+	}
+	if err := e.apply(encryption.WithoutOldKeys(next)); err != nil {
+		return EncryptionStatus{}, err
+	}
+	e.s.log.Info("secrets encryption key rotated", "key", next.WriteKey(), "rewritten", n)
+	st, err := e.status(ctx)
+	st.Rewritten = n
+	return st, err
+}
+
+// apply saves c as the data dir's configuration, then makes it the one
+// the stores seal and open with.
+func (e *secretsEncryption) apply(c *encryption.Config) error {
+	if err := encryption.Save(e.path(), c); err != nil {
+		return fmt.Errorf("save %s: %w", e.path(), err)
+	}
+	if err := e.s.reg.SetEncryption(c); err != nil {
+		return err
+	}
+	e.cfgMu.Lock()
+	e.s.encryption = c
+	e.cfgMu.Unlock()
+	return nil
+}
