@@ -56,7 +56,12 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			asks = []authz.Attributes{create}
 		}
 		for _, ask := range asks {
-			if d, reason := s.authz.Authorize(ask); d != authz.Allow {
+			d, reason := s.authz.Authorize(ask)
+			if reason != "" {
+				annotate(r.Context(), "authorization.k8s.io/reason", reason)
+			}
+			if d != authz.Allow {
+				annotate(r.Context(), "authorization.k8s.io/decision", "forbid")
 				if authz.Component(u) {
 					s.log.Warn(authz.ComponentRefused,
 						"user", u.Name, "verb", ask.Verb, "group", ask.APIGroup, "resource", ask.Resource,
@@ -66,6 +71,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 				return
 			}
 		}
+		annotate(r.Context(), "authorization.k8s.io/decision", "allow")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -133,6 +139,10 @@ func (s *Server) withImpersonation(next http.Handler) http.Handler {
 		}
 		if name != authz.Anonymous && !slices.Contains(target.Groups, authz.Authenticated) {
 			target.Groups = append(target.Groups, authz.Authenticated)
+		}
+		if rec := auditRecordFrom(r.Context()); rec != nil {
+			iu := userInfo(target)
+			rec.impersonated = &iu
 		}
 		r = r.Clone(auth.WithUser(r.Context(), target))
 		for k := range r.Header {

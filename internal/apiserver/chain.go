@@ -29,6 +29,8 @@ type stage func(http.Handler) http.Handler
 //     before it has any credential, and checks it against its token);
 //   - authentication comes before anything that reads a body or touches
 //     state; a request without credentials is system:anonymous;
+//   - the audit log records the authenticated user's request, and what
+//     impersonation and authorization then decide about it;
 //   - impersonation swaps the user only after the real one was allowed to
 //     impersonate, so everything after it sees the impersonated user;
 //   - authorization decides on the request's attributes alone, before
@@ -43,6 +45,7 @@ func (s *Server) chain() []stage {
 		s.withRecovery,
 		s.withPublicPaths,
 		s.withAuthentication,
+		s.withAudit,
 		s.withImpersonation,
 		s.withAuthorization,
 		s.withBootstrapLimit,

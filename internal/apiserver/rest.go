@@ -177,6 +177,7 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, body []byte,
 		return nil, badRequest("the object provided is unrecognized (kind %s)", gvk)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(expected)
+	recordRequestObject(r.Context(), obj)
 	return obj, nil
 }
 
@@ -209,6 +210,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 		}
 	}
 	s.codecs.setKind(obj, schema.GroupVersion{})
+	recordResponseObject(r.Context(), obj)
 	b, err := s.codecs.EncodeAs(out, obj)
 	if err != nil {
 		return err

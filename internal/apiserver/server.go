@@ -62,6 +62,8 @@ type Config struct {
 	// authorized as a non-resource URL, so only those granted it, such as
 	// cluster-admin, reach it).
 	Operations map[string]http.Handler
+	// Audit records requests (nil: none are).
+	Audit *Audit
 	// KubeletTLS is the client side of connections to kubelets (client
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
@@ -79,6 +81,7 @@ type Server struct {
 	externalURL    string
 	log            *slog.Logger
 	operations     map[string]http.Handler
+	audit          *Audit
 	version        version.Info
 	ready          func(ctx context.Context) error
 	metrics        *prometheus.Registry
@@ -106,7 +109,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, saKey: cfg.ServiceAccountKey, externalURL: cfg.ExternalURL, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-sh/skiff/internal/audit"
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/ingress"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -63,6 +64,10 @@ type Config struct {
 	// one, SecretsEncryption encrypts Secrets with the data dir's own key.
 	EncryptionProviderConfig string
 	SecretsEncryption        bool
+	// AuditPolicyFile and AuditLog record requests (upstream's
+	// --audit-policy-file and --audit-log-*); both are needed.
+	AuditPolicyFile string
+	AuditLog        audit.LogConfig
 	// EnableAdmissionPlugins and DisableAdmissionPlugins change the
 	// default admission chain (upstream's flags of the same names).
 	EnableAdmissionPlugins  []string

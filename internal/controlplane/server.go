@@ -27,6 +27,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/audit"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/component"
@@ -91,6 +92,8 @@ type server struct {
 	nodeCreds    NodeCredentials
 	// encryption says which resources are encrypted in etcd (nil: none).
 	encryption *encryption.Config
+	// audit records requests (nil: none are).
+	audit *apiserver.Audit
 	// nodePKI renews the in-process node's certificates (nil until the
 	// agent starts, or without one).
 	nodePKI atomic.Pointer[nodePKI]
@@ -185,10 +188,19 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	if s.controllers, err = controller.Select(Controllers(), cfg.Controllers); err != nil {
 		return nil, err
 	}
-	// A bad encryption configuration stops the server before anything
-	// starts, naming the file and field.
+	// A bad encryption configuration or audit policy stops the server
+	// before anything starts, naming the file and field.
 	if s.encryption, err = encryptionConfig(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.AuditPolicyFile != "" && cfg.AuditLog.Path != "" {
+		s.audit = &apiserver.Audit{}
+		if s.audit.Policy, err = audit.LoadPolicy(cfg.AuditPolicyFile); err != nil {
+			return nil, err
+		}
+		if s.audit.Log, err = audit.NewLog(cfg.AuditLog); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Ingress != nil {
 		settings := *cfg.Ingress
@@ -354,7 +366,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(),
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit,
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
