@@ -129,6 +129,7 @@ func serverCommand() *cobra.Command {
 	f.IntVar(&cfg.AuditLog.MaxBackup, "audit-log-maxbackup", 0, "rotated audit log files to keep (0: no limit)")
 	f.IntVar(&cfg.AuditLog.MaxSize, "audit-log-maxsize", 0, "megabytes an audit log file grows to before it is rotated (0: 100)")
 	f.StringSliceVar(&cfg.EnableAdmissionPlugins, "enable-admission-plugins", nil, "admission plugins to turn on besides the defaults ("+strings.Join(admission.Defaults(), ", ")+"); skiff has "+strings.Join(admission.Names(), ", ")+"; they run in that order whatever the order here")
+	f.StringVar(&cfg.AdmissionControlConfigFile, "admission-control-config-file", "", "AdmissionConfiguration file (apiserver.config.k8s.io/v1) configuring admission plugins: PodSecurity's defaults and exemptions")
 	f.StringSliceVar(&cfg.DisableAdmissionPlugins, "disable-admission-plugins", nil, "admission plugins to turn off, even if on by default")
 	f.BoolVar(&cfg.ServiceAccountExtendTokenExpiration, "service-account-extend-token-expiration", true, "sign pods' kube-api-access tokens valid for a year, with the hour they were asked for as their warnafter claim (the node still refreshes them hourly)")
 	f.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "issuer (iss) of ServiceAccount tokens, and the API's audience; /.well-known/openid-configuration names it")

@@ -131,7 +131,12 @@ type Objects interface {
 type entry struct {
 	name string
 	on   bool
-	new  func(Objects) Plugin
+	new  func(Objects, Options) Plugin
+}
+
+// Options configure plugins (upstream's AdmissionConfiguration file).
+type Options struct {
+	PodSecurity PodSecurityConfig
 }
 
 // catalog is every plugin skiff has, in the order they run. The order is
@@ -141,17 +146,18 @@ type entry struct {
 // are filled in before the plugins that judge them; ResourceQuota comes
 // last, so it charges the object as it will be stored.
 var catalog = []entry{
-	{"NamespaceLifecycle", true, func(o Objects) Plugin { return &namespaceLifecycle{objects: o} }},
-	{"LimitRanger", true, func(o Objects) Plugin { return &limitRanger{objects: o} }},
-	{"ServiceAccount", true, func(o Objects) Plugin { return &serviceAccount{objects: o} }},
-	{"TaintNodesByCondition", true, func(Objects) Plugin { return taintNodesByCondition{} }},
-	{"Priority", true, func(o Objects) Plugin { return &priority{objects: o} }},
-	{"DefaultTolerationSeconds", true, func(Objects) Plugin { return defaultTolerationSeconds{} }},
-	{"DefaultStorageClass", true, func(o Objects) Plugin { return &defaultClass{objects: o, kind: storageClassDefault} }},
-	{"StorageObjectInUseProtection", true, func(Objects) Plugin { return storageObjectInUseProtection{} }},
-	{"RuntimeClass", true, func(o Objects) Plugin { return &runtimeClass{objects: o} }},
-	{"DefaultIngressClass", true, func(o Objects) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
-	{"ResourceQuota", true, func(o Objects) Plugin { return &resourceQuota{objects: o} }},
+	{"NamespaceLifecycle", true, func(o Objects, _ Options) Plugin { return &namespaceLifecycle{objects: o} }},
+	{"LimitRanger", true, func(o Objects, _ Options) Plugin { return &limitRanger{objects: o} }},
+	{"ServiceAccount", true, func(o Objects, _ Options) Plugin { return &serviceAccount{objects: o} }},
+	{"TaintNodesByCondition", true, func(Objects, Options) Plugin { return taintNodesByCondition{} }},
+	{"PodSecurity", true, func(o Objects, opts Options) Plugin { return &podSecurity{objects: o, config: opts.PodSecurity} }},
+	{"Priority", true, func(o Objects, _ Options) Plugin { return &priority{objects: o} }},
+	{"DefaultTolerationSeconds", true, func(Objects, Options) Plugin { return defaultTolerationSeconds{} }},
+	{"DefaultStorageClass", true, func(o Objects, _ Options) Plugin { return &defaultClass{objects: o, kind: storageClassDefault} }},
+	{"StorageObjectInUseProtection", true, func(Objects, Options) Plugin { return storageObjectInUseProtection{} }},
+	{"RuntimeClass", true, func(o Objects, _ Options) Plugin { return &runtimeClass{objects: o} }},
+	{"DefaultIngressClass", true, func(o Objects, _ Options) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
+	{"ResourceQuota", true, func(o Objects, _ Options) Plugin { return &resourceQuota{objects: o} }},
 }
 
 // Names lists the plugins skiff has, in order.
@@ -177,7 +183,7 @@ func Defaults() []string {
 // New assembles the chain: the default plugins, plus enable, minus disable
 // (upstream's --enable-admission-plugins and --disable-admission-plugins;
 // the order is always the catalog's, whatever the flags' order).
-func New(objects Objects, enable, disable []string) (*Chain, error) {
+func New(objects Objects, enable, disable []string, opts Options) (*Chain, error) {
 	known := map[string]bool{}
 	for _, e := range catalog {
 		known[e.name] = true
@@ -194,7 +200,7 @@ func New(objects Objects, enable, disable []string) (*Chain, error) {
 	for _, e := range catalog {
 		if (e.on || slices.Contains(enable, e.name)) && !slices.Contains(disable, e.name) {
 			c.names = append(c.names, e.name)
-			c.plugins = append(c.plugins, e.new(objects))
+			c.plugins = append(c.plugins, e.new(objects, opts))
 		}
 	}
 	return c, nil

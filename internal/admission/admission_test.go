@@ -2,16 +2,21 @@ package admission
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/auth"
 )
 
 // memObjects is an in-memory Objects for plugin tests.
@@ -73,7 +78,7 @@ func TestNew(t *testing.T) {
 		{enable: []string{"AlwaysPullImages"}, err: `unknown admission plugin "AlwaysPullImages"`},
 		{enable: []string{"Priority"}, disable: []string{"Priority"}, err: "both enabled and disabled"},
 	} {
-		chain, err := New(memObjects{}, c.enable, c.disable)
+		chain, err := New(memObjects{}, c.enable, c.disable, Options{})
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("New(%v, %v) = %v, want error %q", c.enable, c.disable, err, c.err)
@@ -181,7 +186,7 @@ func TestLimitRangerChecks(t *testing.T) {
 func TestLimitRangerPlugin(t *testing.T) {
 	objs := memObjects{}
 	objs.add(limitRangesGVR, limitRange(corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Max: rl("cpu", "1", "memory", "1Gi")}))
-	chain, _ := New(objs, nil, []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "ResourceQuota"})
+	chain, _ := New(objs, nil, []string{"NamespaceLifecycle", "ServiceAccount", "Priority", "ResourceQuota", "PodSecurity"}, Options{})
 	pod := podOf(container("c", nil, rl("cpu", "2", "memory", "2Gi")))
 	a := &Attributes{Operation: Create, Resource: podsGVR, Namespace: "ns", Name: "p", Object: pod}
 	err := chain.Validate(context.Background(), a)
@@ -248,5 +253,78 @@ func TestQuotaChargesUpdates(t *testing.T) {
 		if got := used(); got != c.used {
 			t.Errorf("%s→%s: used %s, want %s", c.from, c.to, got, c.used)
 		}
+	}
+}
+
+func TestPodSecurity(t *testing.T) {
+	ctx := context.Background()
+	objs := memObjects{}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns", Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/warn-version": "v1.37"}}}
+	objs.add(namespacesGVR, ns)
+	p := &podSecurity{objects: objs, config: PodSecurityConfig{Exemptions: PodSecurityExemptions{Usernames: []string{"ci-bot"}}}}
+	var warnings []string
+	wctx := WithWarnings(ctx, func(m string) { warnings = append(warnings, m) })
+
+	host := podOf(container("c", nil, nil))
+	host.Spec.HostNetwork = true
+	err := p.Validate(wctx, &Attributes{Operation: Create, Resource: podsGVR, Namespace: "ns", Name: "p", Object: host})
+	if want := `pods "p" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`; err == nil || err.Error() != want {
+		t.Errorf("enforced: %v\nwant %s", err, want)
+	}
+	if err := p.Validate(wctx, &Attributes{Operation: Create, Resource: podsGVR, Namespace: "ns", Name: "p", Object: host, User: auth.User{Name: "ci-bot"}}); err != nil {
+		t.Errorf("exempt user: %v", err)
+	}
+	warnings = nil
+	if err := p.Validate(wctx, &Attributes{Operation: Create, Resource: podsGVR, Namespace: "ns", Name: "p", Object: podOf(container("c", nil, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], `would violate PodSecurity "restricted:v1.37": allowPrivilegeEscalation != false (container "c" must set`) {
+		t.Errorf("warnings: %q", warnings)
+	}
+	// A workload is warned about, never refused.
+	warnings = nil
+	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: host.Spec}}}
+	if err := p.Validate(wctx, &Attributes{Operation: Create, Resource: appsv1.SchemeGroupVersion.WithResource("deployments"), Namespace: "ns", Name: "d", Object: d}); err != nil || len(warnings) != 1 {
+		t.Errorf("deployment: %v %q", err, warnings)
+	}
+
+	bad := ns.DeepCopy()
+	bad.Labels["pod-security.kubernetes.io/enforce"] = "strict"
+	err = p.Validate(wctx, &Attributes{Operation: Update, Resource: namespacesGVR, Name: "ns", Object: bad, OldObject: ns})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: "strict"`) {
+		t.Errorf("bad label: %v", err)
+	}
+	objs.add(podsGVR, host)
+	stricter := ns.DeepCopy()
+	stricter.Labels["pod-security.kubernetes.io/enforce"] = "restricted"
+	warnings = nil
+	if err := p.Validate(wctx, &Attributes{Operation: Update, Resource: namespacesGVR, Name: "ns", Object: stricter, OldObject: ns}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`existing pods in namespace "ns" violate the new PodSecurity enforce level "restricted:latest"`,
+		"p: host namespaces, allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"}; !slices.Equal(warnings, want) {
+		t.Errorf("warnings of a stricter namespace:\n got %q\nwant %q", warnings, want)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("pss.yaml", "apiVersion: pod-security.admission.config.k8s.io/v1\nkind: PodSecurityConfiguration\ndefaults: {enforce: baseline, warn: restricted}\nexemptions: {namespaces: [kube-system]}\n")
+	good := write("admission.yaml", "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  path: pss.yaml\n")
+	opts, err := LoadConfig(good)
+	if err != nil || opts.PodSecurity.Defaults.Enforce != "baseline" || opts.PodSecurity.Exemptions.Namespaces[0] != "kube-system" {
+		t.Fatalf("config: %+v %v", opts, err)
+	}
+	bad := write("bad.yaml", "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  configuration:\n    apiVersion: pod-security.admission.config.k8s.io/v1\n    kind: PodSecurityConfiguration\n    defaults: {enforce: strict}\n")
+	if _, err := LoadConfig(bad); err == nil || !strings.Contains(err.Error(), bad+`: plugins[0].configuration: defaults.enforce: Invalid value: "strict"`) {
+		t.Errorf("bad config: %v", err)
 	}
 }

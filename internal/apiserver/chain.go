@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
 )
@@ -38,7 +39,9 @@ type stage func(http.Handler) http.Handler
 //   - the join token's limit narrows a bootstrap identity further (it
 //     holds in AlwaysAllow mode too);
 //   - the body limit refuses an oversized declared body before any handler
-//     reads it (handlers also cap what they read, for chunked bodies).
+//     reads it (handlers also cap what they read, for chunked bodies);
+//   - warnings (admission's) become Warning headers, before any handler
+//     writes its answer.
 func (s *Server) chain() []stage {
 	return []stage{
 		s.withRequestInfo,
@@ -50,6 +53,7 @@ func (s *Server) chain() []stage {
 		s.withAuthorization,
 		s.withBootstrapLimit,
 		s.withBodyLimit,
+		s.withWarnings,
 	}
 }
 
@@ -235,3 +239,21 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// withWarnings lets admission plugins warn the client: each distinct
+// warning becomes a Warning header (code 299), which kubectl prints.
+func (s *Server) withWarnings(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen := map[string]bool{}
+		ctx := admission.WithWarnings(r.Context(), func(msg string) {
+			if !seen[msg] && len(seen) < maxWarnings {
+				seen[msg] = true
+				w.Header().Add("Warning", fmt.Sprintf("299 - %q", msg))
+			}
+		})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// maxWarnings bounds the Warning headers of one response.
+const maxWarnings = 50

@@ -72,6 +72,9 @@ type Config struct {
 	// default admission chain (upstream's flags of the same names).
 	EnableAdmissionPlugins  []string
 	DisableAdmissionPlugins []string
+	// AdmissionControlConfigFile configures plugins (PodSecurity's
+	// defaults and exemptions), as upstream's AdmissionConfiguration.
+	AdmissionControlConfigFile string
 	// ServiceAccountExtendTokenExpiration signs pods' kube-api-access
 	// tokens valid for a year (see registry.Tokens.ExtendExpiration).
 	ServiceAccountExtendTokenExpiration bool

@@ -94,6 +94,8 @@ type server struct {
 	encryption *encryption.Config
 	// audit records requests (nil: none are).
 	audit *apiserver.Audit
+	// admissionOptions configure admission plugins (PodSecurity).
+	admissionOptions admission.Options
 	// nodePKI renews the in-process node's certificates (nil until the
 	// agent starts, or without one).
 	nodePKI atomic.Pointer[nodePKI]
@@ -192,6 +194,11 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	// before anything starts, naming the file and field.
 	if s.encryption, err = encryptionConfig(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.AdmissionControlConfigFile != "" {
+		if s.admissionOptions, err = admission.LoadConfig(cfg.AdmissionControlConfigFile); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.AuditPolicyFile != "" && cfg.AuditLog.Path != "" {
 		s.audit = &apiserver.Audit{}
@@ -360,7 +367,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.saKey = saKey
 	authn.Audiences = []string{issuer}
 	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
-	if s.reg.Admission, err = admission.New(s.reg.AdmissionObjects(), s.cfg.EnableAdmissionPlugins, s.cfg.DisableAdmissionPlugins); err != nil {
+	if s.reg.Admission, err = admission.New(s.reg.AdmissionObjects(), s.cfg.EnableAdmissionPlugins, s.cfg.DisableAdmissionPlugins, s.admissionOptions); err != nil {
 		return err
 	}
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}

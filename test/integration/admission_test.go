@@ -285,3 +285,32 @@ spec:
 		return apierrors.IsNotFound(claimErr) && apierrors.IsNotFound(volErr), fmt.Sprint(claimErr, volErr)
 	}))
 }
+
+// TestPodSecurityAdmission: with real kubectl, a namespace's Pod Security
+// labels refuse a pod above its enforced level with upstream's 403, warn
+// (kubectl prints "Warning: ...") about one above its warn level, warn
+// about existing pods when the enforced level is raised, and bad label
+// values are refused.
+func TestPodSecurityAdmission(t *testing.T) {
+	s := startServer(t)
+	s.mustKubectl("create", "namespace", "psa")
+	s.mustKubectl("label", "namespace", "psa", "pod-security.kubernetes.io/enforce=baseline", "pod-security.kubernetes.io/warn=restricted")
+	_, stderr, err := s.kubectl("-n", "psa", "run", "plain", "--image=busybox", "--restart=Never")
+	if want := `Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "plain" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container "plain" must set securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container "plain" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "plain" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`; err != nil || !strings.Contains(stderr, want) {
+		t.Errorf("a pod above the warn level: %v\n got %s\nwant %s", err, stderr, want)
+	}
+	host := "apiVersion: v1\nkind: Pod\nmetadata: {name: host, namespace: psa}\nspec:\n  hostNetwork: true\n  containers: [{name: c, image: busybox}]\n"
+	_, stderr, err = s.kubectlStdin(host, "apply", "-f", "-")
+	if want := `pods "host" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("a pod above the enforced level: %v %s", err, stderr)
+	}
+	_, stderr, err = s.kubectl("label", "namespace", "psa", "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
+	if err != nil || !strings.Contains(stderr, `Warning: existing pods in namespace "psa" violate the new PodSecurity enforce level "restricted:latest"`) ||
+		!strings.Contains(stderr, "Warning: plain: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile") {
+		t.Errorf("raising the enforced level: %v %s", err, stderr)
+	}
+	_, stderr, err = s.kubectl("label", "namespace", "psa", "pod-security.kubernetes.io/enforce=strict", "--overwrite")
+	if err == nil || !strings.Contains(stderr, `metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: "strict": must be one of privileged, baseline, restricted`) {
+		t.Errorf("a bad level: %v %s", err, stderr)
+	}
+}
