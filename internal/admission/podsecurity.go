@@ -162,8 +162,14 @@ func (p *podSecurity) judge(ctx context.Context, a *Attributes, meta *metav1.Obj
 	}
 	pol := p.policies(o.(*corev1.Namespace).Labels)
 	if enforce {
+		Annotate(ctx, podSecurityPrefix+"enforce-policy", pol[modeEnforce].String())
 		if vs := podsecurity.Evaluate(pol[modeEnforce].level, meta, spec); len(vs) > 0 {
 			return a.forbidden(fmt.Errorf("violates PodSecurity %q: %s", pol[modeEnforce], reasons(vs)))
+		}
+	}
+	if au := pol[modeAudit]; au.level != podsecurity.Privileged {
+		if vs := podsecurity.Evaluate(au.level, meta, spec); len(vs) > 0 {
+			Annotate(ctx, podSecurityPrefix+"audit-violations", fmt.Sprintf("would violate PodSecurity %q: %s", au, reasons(vs)))
 		}
 	}
 	if w := pol[modeWarn]; w.level != podsecurity.Privileged {

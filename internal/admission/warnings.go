@@ -16,3 +16,19 @@ func Warn(ctx context.Context, msg string) {
 		sink(msg)
 	}
 }
+
+type annotationsKey struct{}
+
+// WithAnnotations gives plugins a way to annotate the request's audit
+// event.
+func WithAnnotations(ctx context.Context, sink func(key, value string)) context.Context {
+	return context.WithValue(ctx, annotationsKey{}, sink)
+}
+
+// Annotate adds key=value to the audit event of the request ctx belongs
+// to, if it is audited.
+func Annotate(ctx context.Context, key, value string) {
+	if sink, ok := ctx.Value(annotationsKey{}).(func(string, string)); ok {
+		sink(key, value)
+	}
+}

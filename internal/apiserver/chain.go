@@ -240,8 +240,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// withWarnings lets admission plugins warn the client: each distinct
-// warning becomes a Warning header (code 299), which kubectl prints.
+// withWarnings lets admission plugins warn the client (each distinct
+// warning becomes a Warning header, code 299, which kubectl prints) and
+// annotate the request's audit event.
 func (s *Server) withWarnings(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen := map[string]bool{}
@@ -251,6 +252,7 @@ func (s *Server) withWarnings(next http.Handler) http.Handler {
 				w.Header().Add("Warning", fmt.Sprintf("299 - %q", msg))
 			}
 		})
+		ctx = admission.WithAnnotations(ctx, func(k, v string) { annotate(ctx, k, v) })
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -78,6 +78,9 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal("alice listed pods")
 	}
 	s.mustKubectl("delete", "configmap", "audited")
+	s.mustKubectl("create", "namespace", "aud")
+	s.mustKubectl("label", "namespace", "aud", "pod-security.kubernetes.io/audit=restricted")
+	s.mustKubectl("-n", "aud", "run", "loose", "--image=busybox", "--restart=Never")
 
 	events := readAudit(t, logPath)
 	find := func(verb, resource, name string, stage string) *auditEvent {
@@ -120,6 +123,13 @@ func TestAuditLog(t *testing.T) {
 	}
 	if forbidden == nil || forbidden.User.Username != "system:admin" || forbidden.ResponseStatus.Code != 403 || forbidden.Annotations["authorization.k8s.io/decision"] != "forbid" {
 		t.Errorf("alice's list: %+v", forbidden)
+	}
+
+	// PodSecurity's audit mode annotates the pod's event.
+	if pod := find("create", "pods", "", "ResponseComplete"); pod == nil ||
+		!strings.HasPrefix(pod.Annotations["pod-security.kubernetes.io/audit-violations"], `would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false`) ||
+		pod.Annotations["pod-security.kubernetes.io/enforce-policy"] != "privileged:latest" {
+		t.Errorf("the audited pod's event: %+v", pod)
 	}
 
 	// Over a megabyte of events: the file is rotated, two backups kept.
