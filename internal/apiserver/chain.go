@@ -36,6 +36,8 @@ type stage func(http.Handler) http.Handler
 //     impersonate, so everything after it sees the impersonated user;
 //   - authorization decides on the request's attributes alone, before
 //     any handler (health, discovery and OpenAPI included) runs;
+//   - priority and fairness classify what authorization let in, and hold
+//     it for a seat of its priority level (a refused request takes none);
 //   - the join token's limit narrows a bootstrap identity further (it
 //     holds in AlwaysAllow mode too);
 //   - the body limit refuses an oversized declared body before any handler
@@ -51,6 +53,7 @@ func (s *Server) chain() []stage {
 		s.withAudit,
 		s.withImpersonation,
 		s.withAuthorization,
+		s.withPriorityAndFairness,
 		s.withBootstrapLimit,
 		s.withBodyLimit,
 		s.withWarnings,

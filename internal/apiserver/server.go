@@ -23,6 +23,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
+	"github.com/skiff-sh/skiff/internal/flowcontrol"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/satoken"
 )
@@ -64,6 +65,9 @@ type Config struct {
 	Operations map[string]http.Handler
 	// Audit records requests (nil: none are).
 	Audit *Audit
+	// FlowControl is API Priority and Fairness (nil: every request runs
+	// at once).
+	FlowControl *flowcontrol.Controller
 	// KubeletTLS is the client side of connections to kubelets (client
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
@@ -82,6 +86,8 @@ type Server struct {
 	log            *slog.Logger
 	operations     map[string]http.Handler
 	audit          *Audit
+	flow           *flowcontrol.Controller
+	flowMetrics    *flowMetrics
 	version        version.Info
 	ready          func(ctx context.Context) error
 	metrics        *prometheus.Registry
@@ -109,13 +115,16 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, saKey: cfg.ServiceAccountKey, externalURL: cfg.ExternalURL, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, flow: cfg.FlowControl, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
 	}
 	if s.metrics != nil {
 		s.metrics.MustRegister(s.requests, s.latency)
+	}
+	if s.flow != nil {
+		s.flowMetrics = newFlowMetrics(s.metrics, s.flow)
 	}
 	if s.authz == nil {
 		s.authz = authz.AlwaysAllow

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
+	"github.com/skiff-sh/skiff/internal/flowcontrol"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
@@ -53,6 +55,9 @@ func authorizer(modes []string, rbac *authz.RBAC, node *authz.Node) (authz.Autho
 type policyFeed struct {
 	rbac *authz.RBAC
 	node *authz.Node
+	// flow is API Priority and Fairness, which follows the flow schemas
+	// and priority levels the same way.
+	flow *flowcontrol.Controller
 
 	mu   sync.Mutex
 	seen map[string]int64 // resource → last revision applied
@@ -75,12 +80,14 @@ func follows[T metav1.Object](set func(T), del func(namespace, name string)) fun
 func (f *policyFeed) feeds() map[schema.GroupVersionResource]func(ev watch.EventType, obj any) {
 	rbacGV, core := rbacv1.SchemeGroupVersion, corev1.SchemeGroupVersion
 	return map[schema.GroupVersionResource]func(watch.EventType, any){
-		rbacGV.WithResource("roles"):                follows(f.rbac.SetRole, f.rbac.DeleteRole),
-		rbacGV.WithResource("clusterroles"):         follows(f.rbac.SetClusterRole, func(_, name string) { f.rbac.DeleteClusterRole(name) }),
-		rbacGV.WithResource("rolebindings"):         follows(f.rbac.SetRoleBinding, f.rbac.DeleteRoleBinding),
-		rbacGV.WithResource("clusterrolebindings"):  follows(f.rbac.SetClusterRoleBinding, func(_, name string) { f.rbac.DeleteClusterRoleBinding(name) }),
-		core.WithResource("pods"):                   follows(f.node.SetPod, f.node.DeletePod),
-		core.WithResource("persistentvolumeclaims"): follows(f.node.SetClaim, f.node.DeleteClaim),
+		rbacGV.WithResource("roles"):                                                 follows(f.rbac.SetRole, f.rbac.DeleteRole),
+		rbacGV.WithResource("clusterroles"):                                          follows(f.rbac.SetClusterRole, func(_, name string) { f.rbac.DeleteClusterRole(name) }),
+		rbacGV.WithResource("rolebindings"):                                          follows(f.rbac.SetRoleBinding, f.rbac.DeleteRoleBinding),
+		rbacGV.WithResource("clusterrolebindings"):                                   follows(f.rbac.SetClusterRoleBinding, func(_, name string) { f.rbac.DeleteClusterRoleBinding(name) }),
+		core.WithResource("pods"):                                                    follows(f.node.SetPod, f.node.DeletePod),
+		core.WithResource("persistentvolumeclaims"):                                  follows(f.node.SetClaim, f.node.DeleteClaim),
+		flowcontrolv1.SchemeGroupVersion.WithResource("flowschemas"):                 follows(f.flow.SetFlowSchema, f.flow.DeleteFlowSchema),
+		flowcontrolv1.SchemeGroupVersion.WithResource("prioritylevelconfigurations"): follows(f.flow.SetPriorityLevel, f.flow.DeletePriorityLevel),
 	}
 }
 

@@ -64,6 +64,12 @@ type Config struct {
 	// one, SecretsEncryption encrypts Secrets with the data dir's own key.
 	EncryptionProviderConfig string
 	SecretsEncryption        bool
+	// EnablePriorityAndFairness classifies and queues requests (API
+	// Priority and Fairness) among MaxRequestsInflight +
+	// MaxMutatingRequestsInflight seats, as upstream shares them.
+	EnablePriorityAndFairness   bool
+	MaxRequestsInflight         int
+	MaxMutatingRequestsInflight int
 	// AuditPolicyFile and AuditLog record requests (upstream's
 	// --audit-policy-file and --audit-log-*); both are needed.
 	AuditPolicyFile string

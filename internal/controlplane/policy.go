@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/controller/clusterroleaggregation"
+	"github.com/skiff-sh/skiff/internal/flowcontrol"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
@@ -153,6 +155,65 @@ func aggregateAll(ctx context.Context, reg *registry.Registry, res *registry.Res
 		}
 		if !changed {
 			return nil
+		}
+	}
+	return nil
+}
+
+// reconcileFlowControl makes the bootstrap flow schemas and priority
+// levels as upstream's configuration controller does: missing ones are
+// created; one still annotated apf.kubernetes.io/autoupdate-spec: "true"
+// gets its default spec back; the mandatory exempt and catch-all ones
+// always do.
+func reconcileFlowControl(ctx context.Context, reg *registry.Registry) error {
+	gv := flowcontrolv1.SchemeGroupVersion
+	type object interface {
+		runtime.Object
+		metav1.Object
+	}
+	sync := func(res *registry.Resource, want object, sameSpec func(runtime.Object) bool, setSpec func(runtime.Object) runtime.Object) error {
+		cur, err := reg.Get(ctx, res, "", want.GetName())
+		if apierrors.IsNotFound(err) {
+			_, err = reg.Create(ctx, res, "", want, registry.WriteOptions{FieldManager: "api-priority-and-fairness-config-producer-v1"})
+			if apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		mandatory := want.GetName() == flowcontrol.Exempt || want.GetName() == flowcontrol.CatchAll
+		if sameSpec(cur) || !mandatory && cur.(metav1.Object).GetAnnotations()[flowcontrol.AutoUpdate] != "true" {
+			return nil
+		}
+		_, _, err = reg.Update(ctx, res, "", want.GetName(), func(cur runtime.Object) (runtime.Object, error) {
+			return setSpec(cur), nil
+		}, registry.WriteOptions{FieldManager: "api-priority-and-fairness-config-producer-v1"}, false)
+		return err
+	}
+	pls := reg.Lookup(gv.WithResource("prioritylevelconfigurations"))
+	for _, want := range flowcontrol.PriorityLevels() {
+		if err := sync(pls, &want, func(cur runtime.Object) bool {
+			return apiequality.Semantic.DeepEqual(cur.(*flowcontrolv1.PriorityLevelConfiguration).Spec, want.Spec)
+		}, func(cur runtime.Object) runtime.Object {
+			next := cur.(*flowcontrolv1.PriorityLevelConfiguration).DeepCopy()
+			next.Spec = want.Spec
+			return next
+		}); err != nil {
+			return fmt.Errorf("bootstrap priority level %s: %w", want.Name, err)
+		}
+	}
+	fss := reg.Lookup(gv.WithResource("flowschemas"))
+	for _, want := range flowcontrol.FlowSchemas() {
+		if err := sync(fss, &want, func(cur runtime.Object) bool {
+			return apiequality.Semantic.DeepEqual(cur.(*flowcontrolv1.FlowSchema).Spec, want.Spec)
+		}, func(cur runtime.Object) runtime.Object {
+			next := cur.(*flowcontrolv1.FlowSchema).DeepCopy()
+			next.Spec = want.Spec
+			return next
+		}); err != nil {
+			return fmt.Errorf("bootstrap flow schema %s: %w", want.Name, err)
 		}
 	}
 	return nil

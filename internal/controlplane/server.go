@@ -32,6 +32,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/component"
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/flowcontrol"
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -325,7 +326,8 @@ func (s *server) startAPI(ctx context.Context) error {
 	if len(modes) == 0 {
 		modes = []string{ModeNode, ModeRBAC}
 	}
-	s.feed = &policyFeed{rbac: authz.NewRBAC(), node: authz.NewNode(authz.NodeRules())}
+	s.feed = &policyFeed{rbac: authz.NewRBAC(), node: authz.NewNode(authz.NodeRules()),
+		flow: &flowcontrol.Controller{Seats: s.cfg.MaxRequestsInflight + s.cfg.MaxMutatingRequestsInflight}}
 	authorizer, err := authorizer(modes, s.feed.rbac, s.feed.node)
 	if err != nil {
 		return err
@@ -373,7 +375,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit,
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit, FlowControl: s.flowControl(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
@@ -435,6 +437,9 @@ func (s *server) bootstrap(ctx context.Context) error {
 		err := bootstrap(bctx, s.reg, objs)
 		if err == nil {
 			err = reconcilePolicy(bctx, s.reg, s.feed)
+		}
+		if err == nil && s.cfg.EnablePriorityAndFairness {
+			err = reconcileFlowControl(bctx, s.reg)
 		}
 		cancel()
 		if err == nil {
@@ -502,4 +507,12 @@ func encryptionConfig(cfg Config) (*encryption.Config, error) {
 		return encryption.EnsureDefault(filepath.Join(cfg.DataDir, "pki", "encryption-config.yaml"), time.Now())
 	}
 	return nil, nil
+}
+
+// flowControl is API Priority and Fairness, unless it is turned off.
+func (s *server) flowControl() *flowcontrol.Controller {
+	if !s.cfg.EnablePriorityAndFairness {
+		return nil
+	}
+	return s.feed.flow
 }

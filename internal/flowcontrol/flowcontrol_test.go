@@ -1,0 +1,157 @@
+package flowcontrol
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+)
+
+func bootstrapped(seats int) *Controller {
+	c := &Controller{Seats: seats, QueueWait: 5 * time.Second}
+	for _, pl := range PriorityLevels() {
+		c.SetPriorityLevel(&pl)
+	}
+	for _, fs := range FlowSchemas() {
+		c.SetFlowSchema(&fs)
+	}
+	return c
+}
+
+func TestClassify(t *testing.T) {
+	c := bootstrapped(600)
+	authn := []string{"system:authenticated"}
+	for _, tc := range []struct {
+		name         string
+		r            Request
+		schema, flow string
+	}{
+		{"the admin", Request{User: "system:admin", Groups: []string{"system:masters", "system:authenticated"}, Verb: "list", IsResource: true, Resource: "pods", Namespace: "a"}, "exempt", "exempt"},
+		{"a probe", Request{User: "system:anonymous", Groups: []string{"system:unauthenticated"}, Verb: "get", Path: "/readyz"}, "probes", "probes"},
+		{"a node's lease", Request{User: "system:node:n1", Groups: []string{"system:nodes", "system:authenticated"}, Verb: "update", IsResource: true, APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease"}, "system-node-high", "system-node-high\x00system:node:n1"},
+		{"a node's pods", Request{User: "system:node:n1", Groups: []string{"system:nodes", "system:authenticated"}, Verb: "list", IsResource: true, Resource: "pods"}, "system-nodes", "system-nodes\x00system:node:n1"},
+		{"a controller", Request{User: "system:serviceaccount:kube-system:job-controller", Groups: []string{"system:serviceaccounts", "system:authenticated"}, Verb: "create", IsResource: true, Resource: "pods", Namespace: "a"}, "kube-system-service-accounts", "kube-system-service-accounts\x00system:serviceaccount:kube-system:job-controller"},
+		{"a workload's account", Request{User: "system:serviceaccount:a:default", Groups: []string{"system:serviceaccounts", "system:authenticated"}, Verb: "get", IsResource: true, Resource: "configmaps", Namespace: "a"}, "service-accounts", "service-accounts\x00system:serviceaccount:a:default"},
+		{"a user", Request{User: "alice", Groups: authn, Verb: "list", IsResource: true, Resource: "pods", Namespace: "a"}, "global-default", "global-default\x00alice"},
+		{"a user's URL", Request{User: "alice", Groups: authn, Verb: "get", Path: "/version"}, "global-default", "global-default\x00alice"},
+	} {
+		d, flow := c.Classify(tc.r)
+		if d.Schema == nil || d.Schema.Name != tc.schema || flow != tc.flow {
+			t.Errorf("%s: %v %q, want %s %q", tc.name, d.Schema.GetName(), flow, tc.schema, tc.flow)
+		}
+	}
+	// A schema naming a missing level falls to catch-all.
+	fs := FlowSchemas()[6]
+	fs.Name, fs.Spec.MatchingPrecedence, fs.Spec.PriorityLevelConfiguration.Name = "mine", 3, "missing"
+	c.SetFlowSchema(&fs)
+	if d, _ := c.Classify(Request{User: "system:kube-controller-manager", Verb: "get", IsResource: true, Resource: "pods", Namespace: "a"}); d.Level.Name != CatchAll {
+		t.Errorf("missing level: %s", d.Level.Name)
+	}
+}
+
+func TestSeatsShared(t *testing.T) {
+	stats := bootstrapped(600).LevelStats()
+	// 245 shares in all: workload-low's 100 get ceil(600*100/245) seats.
+	for name, want := range map[string]int{"workload-low": 245, "global-default": 49, "catch-all": 13, "leader-election": 25} {
+		if got := stats[name].Seats; got != want {
+			t.Errorf("%s: %d seats, want %d", name, got, want)
+		}
+	}
+	if _, ok := stats["exempt"]; ok {
+		t.Error("the exempt level has seats")
+	}
+}
+
+func limitedLevel(seats, queues, hand, length int32) *level {
+	lv := &level{name: "l"}
+	lv.configure(int(seats), flowcontrolv1.LimitResponse{Type: flowcontrolv1.LimitResponseTypeQueue,
+		Queuing: &flowcontrolv1.QueuingConfiguration{Queues: queues, HandSize: hand, QueueLengthLimit: length}})
+	return lv
+}
+
+// One flow's flood does not starve another: when a seat frees, the queues
+// take turns.
+func TestFairness(t *testing.T) {
+	lv := limitedLevel(1, 8, 1, 50)
+	ctx := context.Background()
+	hold, err := lv.admit(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	enter := func(flow string) {
+		defer wg.Done()
+		done, err := lv.admit(ctx, flow)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		order = append(order, flow)
+		mu.Unlock()
+		done()
+	}
+	for range 5 {
+		wg.Add(1)
+		go enter("busy")
+	}
+	for lv.stats().Waiting < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Add(1)
+	go enter("quiet")
+	for lv.stats().Waiting < 6 {
+		time.Sleep(time.Millisecond)
+	}
+	hold()
+	wg.Wait()
+	if len(order) != 6 {
+		t.Fatalf("order: %v", order)
+	}
+	pos := -1
+	for i, f := range order {
+		if f == "quiet" {
+			pos = i
+		}
+	}
+	if pos < 0 || pos > 1 {
+		t.Errorf("the quiet flow was served %dth after a flood of 5: %v", pos+1, order)
+	}
+}
+
+// A full queue, a rejecting level and a wait that runs out are refusals.
+func TestRejections(t *testing.T) {
+	lv := limitedLevel(1, 1, 1, 1)
+	ctx := context.Background()
+	hold, _ := lv.admit(ctx, "a")
+	defer hold()
+	wctx, cancel := context.WithCancel(ctx)
+	go func() { _, _ = lv.admit(wctx, "a") }()
+	for lv.stats().Waiting < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := lv.admit(ctx, "a"); !errors.Is(err, ErrRejected) {
+		t.Errorf("a full queue: %v", err)
+	}
+	cancel()
+	for lv.stats().Waiting > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	short, stop := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer stop()
+	if _, err := lv.admit(short, "b"); !errors.Is(err, ErrRejected) {
+		t.Errorf("a wait that ran out: %v", err)
+	}
+	rej := &level{name: "r"}
+	rej.configure(1, flowcontrolv1.LimitResponse{Type: flowcontrolv1.LimitResponseTypeReject})
+	h, _ := rej.admit(ctx, "x")
+	defer h()
+	if _, err := rej.admit(ctx, "x"); !errors.Is(err, ErrRejected) {
+		t.Errorf("a rejecting level: %v", err)
+	}
+}
