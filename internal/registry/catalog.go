@@ -15,8 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -177,7 +177,9 @@ func Catalog() []*Resource {
 			return &certificatesv1.PodCertificateRequestList{}
 		}), podCertificateRequestStrategy),
 		with(def(flowcontrolv1.SchemeGroupVersion, "flowschemas", "FlowSchema", false, func() *flowcontrolv1.FlowSchema { return &flowcontrolv1.FlowSchema{} }, func() *flowcontrolv1.FlowSchemaList { return &flowcontrolv1.FlowSchemaList{} }), flowSchemaStrategy),
-		with(def(flowcontrolv1.SchemeGroupVersion, "prioritylevelconfigurations", "PriorityLevelConfiguration", false, func() *flowcontrolv1.PriorityLevelConfiguration { return &flowcontrolv1.PriorityLevelConfiguration{} }, func() *flowcontrolv1.PriorityLevelConfigurationList { return &flowcontrolv1.PriorityLevelConfigurationList{} }), priorityLevelStrategy),
+		with(def(flowcontrolv1.SchemeGroupVersion, "prioritylevelconfigurations", "PriorityLevelConfiguration", false, func() *flowcontrolv1.PriorityLevelConfiguration { return &flowcontrolv1.PriorityLevelConfiguration{} }, func() *flowcontrolv1.PriorityLevelConfigurationList {
+			return &flowcontrolv1.PriorityLevelConfigurationList{}
+		}), priorityLevelStrategy),
 		with(def(nodev1.SchemeGroupVersion, "runtimeclasses", "RuntimeClass", false, func() *nodev1.RuntimeClass { return &nodev1.RuntimeClass{} }, func() *nodev1.RuntimeClassList { return &nodev1.RuntimeClassList{} }), func(r *Resource) { r.NameFn = apivalidation.NameIsDNSSubdomain; r.Columns, r.Row = runtimeClassTable() }),
 	}
 }

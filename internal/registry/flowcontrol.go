@@ -99,7 +99,9 @@ func priorityLevelStrategy(r *Resource) {
 		}
 	})
 	r.Validate = asValidate(validatePriorityLevel)
-	r.ValidateUpdate = asValidateUpdate(func(pl, _ *flowcontrolv1.PriorityLevelConfiguration) field.ErrorList { return validatePriorityLevel(pl) })
+	r.ValidateUpdate = asValidateUpdate(func(pl, _ *flowcontrolv1.PriorityLevelConfiguration) field.ErrorList {
+		return validatePriorityLevel(pl)
+	})
 	r.Columns = []metav1.TableColumnDefinition{nameCol, col("Type", "string", 0, ""), col("NominalConcurrencyShares", "string", 0, ""),
 		col("Queues", "string", 0, ""), col("HandSize", "string", 0, ""), col("QueueLengthLimit", "string", 0, ""), ageCol}
 	r.Row = asRow(func(pl *flowcontrolv1.PriorityLevelConfiguration, _ bool) []any {
