@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +34,26 @@ func benchCommand() *cobra.Command {
 	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding")
 	f.StringVar(&cfg.Namespace, "namespace", "", "existing namespace to work in (default: a new one, deleted afterwards)")
 	root.AddCommand(api)
+
+	fcfg := bench.FairnessConfig{}
+	fair := &cobra.Command{
+		Use:   "fairness",
+		Short: "One user's GET latency while greedy clients of another list in a loop",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := bench.RunFairness(cmd.Context(), fcfg, os.Stdout)
+			return err
+		},
+	}
+	ff := fair.Flags()
+	ff.StringVar(&fcfg.Kubeconfig, "kubeconfig", "", "kubeconfig that makes the objects listed")
+	ff.StringVar(&fcfg.Greedy, "greedy-kubeconfig", "", "kubeconfig of the greedy user")
+	ff.StringVar(&fcfg.Victim, "victim-kubeconfig", "", "kubeconfig of the user whose GETs are timed")
+	ff.IntVar(&fcfg.Clients, "clients", 64, "greedy clients, each listing in a loop")
+	ff.IntVar(&fcfg.Objects, "objects", 1000, "ConfigMaps (1 KiB each) the greedy clients list")
+	ff.DurationVar(&fcfg.Duration, "duration", 20*time.Second, "how long the flood lasts")
+	ff.StringVar(&fcfg.Namespace, "namespace", "default", "namespace of the objects")
+	root.AddCommand(fair)
 
 	dcfg := bench.DeploymentConfig{}
 	dep := &cobra.Command{
