@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/serverlog"
+
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -99,7 +101,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	if refused := componentRefusals(cl.logs.String()); refused != "" {
+	if refused := serverlog.Refusals(cl.logs.String()); refused != "" {
 		fmt.Fprintf(os.Stderr, "e2e: the server refused its own components (a gap in the bootstrap policy):\n%s\n", refused)
 		code = 1
 	}
@@ -395,17 +397,4 @@ func removeNewPodNetns(before map[string]bool) {
 			_ = exec.Command("ip", "netns", "del", name).Run()
 		}
 	}
-}
-
-// componentRefusals returns the log lines where the API server refused the
-// scheduler, the controller manager or a controller's ServiceAccount: every
-// test run checks that the default policy lets them do their work.
-func componentRefusals(logs string) string {
-	var out []string
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, "a cluster component was refused") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/serverlog"
+
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -556,7 +558,7 @@ func TestControllersUseTheirOwnAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Eventually(t, settle, poll.State("the ReplicaSet controller refused", func() (bool, string) {
-		refused := componentRefusals(s.logs.String())
+		refused := serverlog.Refusals(s.logs.String())
 		return strings.Contains(refused, "system:serviceaccount:kube-system:replicaset-controller") && strings.Contains(refused, "pods"), refused
 	}))
 	rs, err := cs.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=own-account"})

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiff-sh/skiff/test/serverlog"
+
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -166,7 +168,7 @@ func (s *server) stop() {
 		return
 	}
 	defer func() {
-		if refused := componentRefusals(s.logs.String()); refused != "" && !s.refusalsExpected {
+		if refused := serverlog.Refusals(s.logs.String()); refused != "" && !s.refusalsExpected {
 			s.t.Errorf("the server refused its own components (a gap in the bootstrap policy):\n%s", refused)
 		}
 	}()
@@ -257,17 +259,4 @@ func (s *server) mustKubectlStdin(stdin string, args ...string) string {
 		s.t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 	}
 	return out
-}
-
-// componentRefusals returns the log lines where the API server refused the
-// scheduler, the controller manager or a controller's ServiceAccount: every
-// test checks that the default policy lets them do their work.
-func componentRefusals(logs string) string {
-	var out []string
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, "a cluster component was refused") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
