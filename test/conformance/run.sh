@@ -299,7 +299,9 @@ if [ -n "$FOCUS" ]; then
 else
 	rm -rf "$OUT/reports/focused"
 fi
-go -C "$HERE" run ./report --reports "$reports" --commit "$(git -C "$ROOT" rev-parse --short HEAD)" \
+# The commit is the binary's own (skiff --version), not the checkout's:
+# the two differ when a copy of an older build is measured.
+go -C "$HERE" run ./report --reports "$reports" --commit "$("$SKIFF" --version | awk '{print $NF}')" \
 	--minutes "$minutes" --out "$report"
 log "report: $report"
 [ "$scheduler_ok" = 1 ]
