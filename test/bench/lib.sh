@@ -29,10 +29,15 @@ start_server() { # prefix, server flags...
 
 # user_kubeconfig NAME TOKEN writes $DIR/NAME.kubeconfig for a token user.
 user_kubeconfig() {
-	local k="$SKIFF kubectl --kubeconfig $DIR/data/admin.kubeconfig"
-	$k config view --raw --minify >"$DIR/$1.kubeconfig"
-	KUBECONFIG="$DIR/$1.kubeconfig" $k config set-credentials "$1" --token="$2" >/dev/null
-	KUBECONFIG="$DIR/$1.kubeconfig" $k config set-context --current --user="$1" >/dev/null
+	"$SKIFF" kubectl --kubeconfig "$DIR/data/admin.kubeconfig" config view --raw --minify >"$DIR/$1.kubeconfig"
+	"$SKIFF" kubectl --kubeconfig "$DIR/$1.kubeconfig" config set-credentials "$1" --token="$2" >/dev/null
+	"$SKIFF" kubectl --kubeconfig "$DIR/$1.kubeconfig" config set-context --current --user="$1" >/dev/null
+}
+
+# wait_default_sa NAMESPACE waits for the namespace's default
+# ServiceAccount (ServiceAccount admission refuses pods until it exists).
+wait_default_sa() {
+	until "$SKIFF" kubectl --kubeconfig "$DIR/data/admin.kubeconfig" -n "$1" get serviceaccount default >/dev/null 2>&1; do sleep 0.05; done
 }
 
 machine() {
