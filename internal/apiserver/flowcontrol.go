@@ -1,9 +1,11 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,14 +67,22 @@ func (c levelCollector) Collect(ch chan<- prometheus.Metric) {
 // withPriorityAndFairness classifies every request after authorization,
 // names its FlowSchema and priority level in the response headers, and
 // holds it until its level has a seat (429 when the level's queues are
-// full or the wait runs out). Exempt levels (system:masters, probes) and
-// long-running requests (watches, streams) do not take seats.
+// full or the wait runs out). Exempt levels (system:masters, probes) take
+// no seat. As upstream's: long-running requests other than watches
+// (exec, attach, port-forward, proxy, followed logs) bypass the filter
+// altogether, and a watch holds its seat only until it is initialized
+// (its initial events sent), not for its whole life.
 func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 	if s.flow == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := requestInfoFrom(r.Context())
+		watching := ri.Verb == "watch"
+		if longRunning(ri, r) && !watching {
+			next.ServeHTTP(w, r)
+			return
+		}
 		u, _ := auth.UserFrom(r.Context())
 		req := flowcontrol.Request{User: u.Name, Groups: u.Groups, Verb: ri.Verb, IsResource: ri.IsResource, APIGroup: ri.Group,
 			Resource: ri.Resource, Subresource: ri.Subresource, Namespace: ri.Namespace, Path: r.URL.Path}
@@ -84,7 +94,7 @@ func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 			w.Header().Set(headerFlowSchemaUID, string(d.Schema.UID))
 			w.Header().Set(headerPriorityLevelUID, string(d.Level.UID))
 		}
-		if d.Exempt || longRunning(ri, r) {
+		if d.Exempt {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -97,8 +107,24 @@ func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 			s.writeError(w, r, st)
 			return
 		}
-		defer done()
+		release := sync.OnceFunc(done)
+		defer release()
 		s.flowMetrics.dispatched.WithLabelValues(d.Schema.Name, d.Level.Name).Inc()
+		if watching {
+			r = r.WithContext(context.WithValue(r.Context(), watchInitKey{}, release))
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// watchInitKey holds, in a watch's context, what gives its priority
+// level seat back once the watch is initialized.
+type watchInitKey struct{}
+
+// watchInitialized tells priority and fairness that the watch of ctx has
+// sent its initial events; from then on it holds no seat.
+func watchInitialized(ctx context.Context) {
+	if release, ok := ctx.Value(watchInitKey{}).(func()); ok {
+		release()
+	}
 }

@@ -225,6 +225,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 		}
 	}
 	flush()
+	watchInitialized(r.Context())
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(bookmarkInterval)

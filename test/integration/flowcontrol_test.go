@@ -144,6 +144,30 @@ func TestPriorityAndFairness(t *testing.T) {
 	if refused == 0 || ok == 0 {
 		t.Errorf("alice's flood of 40: %d served, %d refused with 429; want both", ok, refused)
 	}
+	// A watch takes a seat of its level while it sends its initial events
+	// and gives it back once initialized: three watches of alice's held
+	// open do not keep her next request from the level's one seat.
+	// (From the current resourceVersion: the initial events of 2,000
+	// large objects would wait on a client that does not read them.)
+	list, err := admin.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dispatched(t, s, "tight")
+	for range 3 {
+		w, err := alices[0].CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+	}
+	if err := alices[1].CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces/default/configmaps/load-3").MaxRetries(0).Do(ctx).Error(); err != nil {
+		t.Errorf("alice's GET with three of her watches open: %v", err)
+	}
+	if got := dispatched(t, s, "tight") - before; got != 4 {
+		t.Errorf("requests dispatched by the tight level for three watches and a GET: %d, want 4", got)
+	}
+
 	metrics := s.mustKubectl("get", "--raw", "/metrics")
 	if !strings.Contains(metrics, `apiserver_flowcontrol_rejected_requests_total{flow_schema="tight",priority_level="tight",reason="queue-full"}`) ||
 		!strings.Contains(metrics, `apiserver_flowcontrol_nominal_limit_seats{priority_level="tight"} 1`) {
@@ -155,4 +179,22 @@ func TestPriorityAndFairness(t *testing.T) {
 		}
 		t.Errorf("flowcontrol metrics missing from /metrics:\n%s", strings.Join(lines, "\n"))
 	}
+}
+
+// dispatched is apiserver_flowcontrol_dispatched_requests_total for the
+// priority level named level, summed over its flow schemas.
+func dispatched(t *testing.T, s *server, level string) int {
+	t.Helper()
+	n := 0
+	for _, l := range strings.Split(s.mustKubectl("get", "--raw", "/metrics"), "\n") {
+		if !strings.HasPrefix(l, "apiserver_flowcontrol_dispatched_requests_total{") || !strings.Contains(l, `priority_level="`+level+`"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v); err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		n += int(v)
+	}
+	return n
 }
