@@ -324,7 +324,17 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatalf("config: %+v %v", opts, err)
 	}
 	bad := write("bad.yaml", "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  configuration:\n    apiVersion: pod-security.admission.config.k8s.io/v1\n    kind: PodSecurityConfiguration\n    defaults: {enforce: strict}\n")
-	if _, err := LoadConfig(bad); err == nil || !strings.Contains(err.Error(), bad+`: plugins[0].configuration: defaults.enforce: Invalid value: "strict"`) {
+	if _, err := LoadConfig(bad); err == nil || !strings.Contains(err.Error(), bad+`: line 8: plugins[0].configuration.defaults.enforce: Invalid value: "strict"`) {
 		t.Errorf("bad config: %v", err)
+	}
+	// A plugin's own file: its errors name that file and its lines.
+	write("pss-bad.yaml", "apiVersion: pod-security.admission.config.k8s.io/v1\nkind: PodSecurityConfiguration\ndefaults:\n  enforce: baseline\n  enforce-versoin: latest\n")
+	badPath := write("bad-path.yaml", "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  path: pss-bad.yaml\n")
+	if _, err := LoadConfig(badPath); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "pss-bad.yaml")+`: line 5: defaults.enforce-versoin: unknown field`) {
+		t.Errorf("bad plugin file: %v", err)
+	}
+	unknown := write("unknown.yaml", "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n- name: NoSuchPlugin\n")
+	if _, err := LoadConfig(unknown); err == nil || !strings.Contains(err.Error(), unknown+`: line 5: plugins[1].name: Unsupported value: "NoSuchPlugin"`) {
+		t.Errorf("unknown plugin: %v", err)
 	}
 }

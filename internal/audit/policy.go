@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"github.com/skiff-sh/skiff/internal/configfile"
 )
 
 // Level is how much of a request is recorded.
@@ -92,12 +92,20 @@ func LoadPolicy(path string) (*Policy, error) {
 
 // ParsePolicy decodes and checks a policy (unknown fields are errors).
 func ParsePolicy(b []byte) (*Policy, error) {
+	v, err := parsePolicy(b)
+	if err != nil {
+		return nil, configfile.Locate(b, "", err)
+	}
+	return v, nil
+}
+
+func parsePolicy(b []byte) (*Policy, error) {
 	var p Policy
-	if err := yaml.UnmarshalStrict(b, &p); err != nil {
+	if err := configfile.Decode(b, &p); err != nil {
 		return nil, err
 	}
 	if p.Kind != "Policy" || (p.APIVersion != "audit.k8s.io/v1") {
-		return nil, fmt.Errorf("kind %q, apiVersion %q: want Policy, audit.k8s.io/v1", p.Kind, p.APIVersion)
+		return nil, configfile.Errorf("kind", "kind %q, apiVersion %q: want Policy, audit.k8s.io/v1", p.Kind, p.APIVersion)
 	}
 	if err := checkStages("omitStages", p.OmitStages); err != nil {
 		return nil, err
@@ -105,14 +113,14 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	for i, r := range p.Rules {
 		at := fmt.Sprintf("rules[%d]", i)
 		if !slices.Contains(levels, r.Level) {
-			return nil, fmt.Errorf("%s.level: Unsupported value: %q: supported values: \"None\", \"Metadata\", \"Request\", \"RequestResponse\"", at, r.Level)
+			return nil, configfile.Errorf(at+".level", "Unsupported value: %q: supported values: \"None\", \"Metadata\", \"Request\", \"RequestResponse\"", r.Level)
 		}
 		if len(r.NonResourceURLs) > 0 && (len(r.Resources) > 0 || len(r.Namespaces) > 0) {
-			return nil, fmt.Errorf("%s.nonResourceURLs: Invalid value: rules cannot apply to both regular resources and non-resource URLs", at)
+			return nil, configfile.Errorf(at+".nonResourceURLs", "Invalid value: rules cannot apply to both regular resources and non-resource URLs")
 		}
 		for j, u := range r.NonResourceURLs {
 			if !strings.HasPrefix(u, "/") && u != "*" || strings.Contains(strings.TrimSuffix(u, "*"), "*") {
-				return nil, fmt.Errorf("%s.nonResourceURLs[%d]: Invalid value: %q: a path starting with /, with * only at its end", at, j, u)
+				return nil, configfile.Errorf(fmt.Sprintf("%s.nonResourceURLs[%d]", at, j), "Invalid value: %q: a path starting with /, with * only at its end", u)
 			}
 		}
 		if err := checkStages(at+".omitStages", r.OmitStages); err != nil {
@@ -125,7 +133,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 func checkStages(at string, s []Stage) error {
 	for i, st := range s {
 		if !slices.Contains(stages, st) {
-			return fmt.Errorf("%s[%d]: Unsupported value: %q", at, i, st)
+			return configfile.Errorf(fmt.Sprintf("%s[%d]", at, i), "Unsupported value: %q", st)
 		}
 	}
 	return nil

@@ -70,11 +70,11 @@ func TestParsePolicyErrors(t *testing.T) {
 	head := "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
 	for _, c := range []struct{ doc, want string }{
 		{"apiVersion: audit.k8s.io/v1beta1\nkind: Policy\n", "want Policy, audit.k8s.io/v1"},
-		{head + "rules:\n- level: Everything\n", `rules[0].level: Unsupported value: "Everything"`},
-		{head + "rules:\n- level: None\n  nonResourceURLs: [/x]\n  namespaces: [a]\n", "rules[0].nonResourceURLs: Invalid value"},
-		{head + "rules:\n- level: None\n  nonResourceURLs: [healthz]\n", `rules[0].nonResourceURLs[0]: Invalid value: "healthz"`},
-		{head + "omitStages: [Later]\nrules: []\n", `omitStages[0]: Unsupported value: "Later"`},
-		{head + "rules:\n- level: None\n  userz: [a]\n", "unknown field"},
+		{head + "rules:\n- level: Everything\n", `line 4: rules[0].level: Unsupported value: "Everything"`},
+		{head + "rules:\n- level: None\n  nonResourceURLs: [/x]\n  namespaces: [a]\n", "line 5: rules[0].nonResourceURLs: Invalid value"},
+		{head + "rules:\n- level: None\n  nonResourceURLs: [healthz]\n", `line 5: rules[0].nonResourceURLs[0]: Invalid value: "healthz"`},
+		{head + "omitStages: [Later]\nrules: []\n", `line 3: omitStages[0]: Unsupported value: "Later"`},
+		{head + "rules:\n- level: None\n  userz: [a]\n", "line 5: rules[0].userz: unknown field"},
 	} {
 		if _, err := ParsePolicy([]byte(c.doc)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.doc, err, c.want)

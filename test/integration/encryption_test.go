@@ -58,7 +58,7 @@ const encryptionHead = "apiVersion: apiserver.config.k8s.io/v1\nkind: Encryption
 // with aesgcm; a new key put first seals new writes while the old one still
 // reads; a config that lost the key serves everything else and says which
 // key it lacks for what it cannot read; a malformed file stops the server
-// naming the file and field.
+// naming the file, line and field.
 func TestEncryptionProviderConfig(t *testing.T) {
 	dir := t.TempDir()
 	k1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
@@ -104,7 +104,7 @@ func TestEncryptionProviderConfig(t *testing.T) {
 	write("  - aesgcm: {keys: [{name: bad, secret: c2hvcnQ=}]}\n")
 	out, err := exec.Command(skiffBin, "server", "--data-dir", filepath.Join(dir, "data"), "--bind-address", "127.0.0.1", "--secure-port", "0",
 		"--etcd-client-port", "0", "--etcd-peer-port", "0", "--disable-agent", "--encryption-provider-config", file).CombinedOutput()
-	if want := file + ": resources[0].providers[0].aesgcm.keys[0].secret: Invalid value: a 5-byte key"; err == nil || !strings.Contains(string(out), want) {
+	if want := file + ": line 6: resources[0].providers[0].aesgcm.keys[0].secret: Invalid value: a 5-byte key"; err == nil || !strings.Contains(string(out), want) {
 		t.Errorf("a malformed file: %v %s, want %q", err, out, want)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"github.com/skiff-sh/skiff/internal/configfile"
 )
 
 // Config is an EncryptionConfiguration file.
@@ -68,34 +68,42 @@ func Load(path string) (*Config, error) {
 // Parse decodes and checks an EncryptionConfiguration (unknown fields are
 // refused, as a typo must not leave Secrets in plain text).
 func Parse(b []byte) (*Config, error) {
+	v, err := parse(b)
+	if err != nil {
+		return nil, configfile.Locate(b, "", err)
+	}
+	return v, nil
+}
+
+func parse(b []byte) (*Config, error) {
 	var c Config
-	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+	if err := configfile.Decode(b, &c); err != nil {
 		return nil, err
 	}
 	if c.Kind != "EncryptionConfiguration" || c.APIVersion != "apiserver.config.k8s.io/v1" {
-		return nil, fmt.Errorf("kind %q, apiVersion %q: want EncryptionConfiguration, apiserver.config.k8s.io/v1", c.Kind, c.APIVersion)
+		return nil, configfile.Errorf("kind", "kind %q, apiVersion %q: want EncryptionConfiguration, apiserver.config.k8s.io/v1", c.Kind, c.APIVersion)
 	}
 	seen := map[string]bool{}
 	for i, rc := range c.Resources {
 		at := fmt.Sprintf("resources[%d]", i)
 		if len(rc.Resources) == 0 {
-			return nil, fmt.Errorf("%s.resources: Required value", at)
+			return nil, configfile.Errorf(at+".resources", "Required value")
 		}
 		for j, r := range rc.Resources {
 			if r == "" || strings.ToLower(r) != r {
-				return nil, fmt.Errorf("%s.resources[%d]: Invalid value %q: a lowercase resource name, resource.group, *.group or *.*", at, j, r)
+				return nil, configfile.Errorf(fmt.Sprintf("%s.resources[%d]", at, j), "Invalid value %q: a lowercase resource name, resource.group, *.group or *.*", r)
 			}
 			if seen[r] {
-				return nil, fmt.Errorf("%s.resources[%d]: Duplicate value %q", at, j, r)
+				return nil, configfile.Errorf(fmt.Sprintf("%s.resources[%d]", at, j), "Duplicate value %q", r)
 			}
 			seen[r] = true
 		}
 		if len(rc.Providers) == 0 {
-			return nil, fmt.Errorf("%s.providers: Required value", at)
+			return nil, configfile.Errorf(at+".providers", "Required value")
 		}
 		for j, p := range rc.Providers {
-			if err := p.check(); err != nil {
-				return nil, fmt.Errorf("%s.providers[%d]%s", at, j, err)
+			if err := p.check(fmt.Sprintf("%s.providers[%d]", at, j)); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -105,7 +113,8 @@ func Parse(b []byte) (*Config, error) {
 // sizes are each provider's valid key lengths, in bytes.
 var sizes = map[string][]int{"aescbc": {16, 24, 32}, "aesgcm": {16, 24, 32}, "secretbox": {32}}
 
-func (p ProviderConfig) check() error {
+// check is p, at path, valid.
+func (p ProviderConfig) check(at string) error {
 	set := 0
 	for _, ok := range []bool{p.AESCBC != nil, p.AESGCM != nil, p.Secretbox != nil, p.Identity != nil, p.KMS != nil} {
 		if ok {
@@ -113,33 +122,34 @@ func (p ProviderConfig) check() error {
 		}
 	}
 	if set != 1 {
-		return fmt.Errorf(": Invalid value: exactly one provider must be set (aescbc, aesgcm, secretbox or identity)")
+		return configfile.Errorf(at, "Invalid value: exactly one provider must be set (aescbc, aesgcm, secretbox or identity)")
 	}
 	if p.KMS != nil {
-		return fmt.Errorf(".kms: Unsupported value: skiff has aescbc, aesgcm, secretbox and identity")
+		return configfile.Errorf(at+".kms", "Unsupported value: skiff has aescbc, aesgcm, secretbox and identity")
 	}
 	name, keys := p.keys()
 	if name == "identity" {
 		return nil
 	}
 	if len(keys) == 0 {
-		return fmt.Errorf(".%s.keys: Required value", name)
+		return configfile.Errorf(at+"."+name+".keys", "Required value")
 	}
 	names := map[string]bool{}
 	for k, key := range keys {
+		kat := fmt.Sprintf("%s.%s.keys[%d]", at, name, k)
 		if key.Name == "" || strings.Contains(key.Name, ":") {
-			return fmt.Errorf(".%s.keys[%d].name: Invalid value %q: a name without ':'", name, k, key.Name)
+			return configfile.Errorf(kat+".name", "Invalid value %q: a name without ':'", key.Name)
 		}
 		if names[key.Name] {
-			return fmt.Errorf(".%s.keys[%d].name: Duplicate value %q", name, k, key.Name)
+			return configfile.Errorf(kat+".name", "Duplicate value %q", key.Name)
 		}
 		names[key.Name] = true
 		secret, err := base64.StdEncoding.DecodeString(key.Secret)
 		if err != nil {
-			return fmt.Errorf(".%s.keys[%d].secret: Invalid value: not base64: %v", name, k, err)
+			return configfile.Errorf(kat+".secret", "Invalid value: not base64: %v", err)
 		}
 		if !slices.Contains(sizes[name], len(secret)) {
-			return fmt.Errorf(".%s.keys[%d].secret: Invalid value: a %d-byte key; %s takes %v bytes", name, k, len(secret), name, sizes[name])
+			return configfile.Errorf(kat+".secret", "Invalid value: a %d-byte key; %s takes %v bytes", len(secret), name, sizes[name])
 		}
 	}
 	return nil

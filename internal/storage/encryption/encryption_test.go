@@ -34,15 +34,15 @@ var secrets = schema.GroupResource{Resource: "secrets"}
 func TestParseErrors(t *testing.T) {
 	head := "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
 	for _, c := range []struct{ doc, want string }{
-		{"apiVersion: v1\nkind: Config\n", `kind "Config"`},
-		{head + "- resources: [secrets]\n  providers: []\n", "resources[0].providers: Required value"},
-		{head + "- resources: [Secrets]\n  providers: [{identity: {}}]\n", `resources[0].resources[0]: Invalid value "Secrets"`},
-		{head + "- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: " + base64.StdEncoding.EncodeToString([]byte("short")) + "}]}}]\n", "resources[0].providers[0].aescbc.keys[0].secret: Invalid value: a 5-byte key"},
+		{"apiVersion: v1\nkind: Config\n", `line 2: kind: kind "Config"`},
+		{head + "- resources: [secrets]\n  providers: []\n", "line 5: resources[0].providers: Required value"},
+		{head + "- resources: [Secrets]\n  providers: [{identity: {}}]\n", `line 4: resources[0].resources[0]: Invalid value "Secrets"`},
+		{head + "- resources: [secrets]\n  providers: [{aescbc: {keys: [{name: k, secret: " + base64.StdEncoding.EncodeToString([]byte("short")) + "}]}}]\n", "line 5: resources[0].providers[0].aescbc.keys[0].secret: Invalid value: a 5-byte key"},
 		{head + "- resources: [secrets]\n  providers: [{secretbox: {keys: [{name: k, secret: " + key16 + "}]}}]\n", "secretbox takes [32] bytes"},
-		{head + "- resources: [secrets]\n  providers: [{aesgcm: {keys: [{name: a, secret: " + key16 + "}, {name: a, secret: " + key16 + "}]}}]\n", `aesgcm.keys[1].name: Duplicate value "a"`},
+		{head + "- resources: [secrets]\n  providers: [{aesgcm: {keys: [{name: a, secret: " + key16 + "}, {name: a, secret: " + key16 + "}]}}]\n", `line 5: resources[0].providers[0].aesgcm.keys[1].name: Duplicate value "a"`},
 		{head + "- resources: [secrets]\n  providers: [{identity: {}, aescbc: {keys: [{name: a, secret: " + key16 + "}]}}]\n", "exactly one provider"},
-		{head + "- resources: [secrets]\n  providers: [{kms: {name: x}}]\n", ".kms: Unsupported value"},
-		{head + "- resources: [secrets]\n  providers: [{identity: {}}]\n  extra: 1\n", "unknown field"},
+		{head + "- resources: [secrets]\n  providers: [{kms: {name: x}}]\n", "line 5: resources[0].providers[0].kms: Unsupported value"},
+		{head + "- resources: [secrets]\n  providers: [{identity: {}}]\n  extra: 1\n", "line 6: resources[0].extra: unknown field"},
 	} {
 		_, err := Parse([]byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
