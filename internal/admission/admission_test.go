@@ -338,3 +338,31 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("unknown plugin: %v", err)
 	}
 }
+
+func TestNamespaceLifecycleDeletes(t *testing.T) {
+	c, err := New(memObjects{}, nil, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c2 := range []struct {
+		gvr     schema.GroupVersionResource
+		name    string
+		refused bool
+	}{
+		{namespacesGVR, "default", true},
+		{namespacesGVR, "kube-system", true},
+		{namespacesGVR, "kube-public", true},
+		{namespacesGVR, "kube-node-lease", false},
+		{namespacesGVR, "team-a", false},
+		{corev1.SchemeGroupVersion.WithResource("configmaps"), "default", false},
+	} {
+		err := c.Validate(context.Background(), &Attributes{Operation: Delete, Resource: c2.gvr, Name: c2.name,
+			OldObject: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c2.name}}})
+		if got := apierrors.IsForbidden(err); got != c2.refused {
+			t.Errorf("delete %s %s: %v, refused %v", c2.gvr.Resource, c2.name, err, c2.refused)
+		}
+		if c2.refused && err.Error() != `namespaces "`+c2.name+`" is forbidden: this namespace may not be deleted` {
+			t.Errorf("refusal: %v", err)
+		}
+	}
+}

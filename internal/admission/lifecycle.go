@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,13 +13,24 @@ import (
 var namespacesGVR = corev1.SchemeGroupVersion.WithResource("namespaces")
 
 // namespaceLifecycle is upstream's NamespaceLifecycle: nothing is created
-// in a namespace that does not exist or is being deleted.
+// in a namespace that does not exist or is being deleted, and the
+// namespaces the cluster itself needs are never deleted.
 type namespaceLifecycle struct{ objects Objects }
 
-func (*namespaceLifecycle) Handles(op Operation) bool { return op == Create }
+func (*namespaceLifecycle) Handles(op Operation) bool { return op == Create || op == Delete }
+
+// immortal are the namespaces upstream refuses to delete.
+var immortal = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
+
+func (p *namespaceLifecycle) Validate(_ context.Context, a *Attributes) error {
+	if a.Operation == Delete && a.Is(namespacesGVR) && immortal[a.Name] {
+		return a.forbidden(errors.New("this namespace may not be deleted"))
+	}
+	return nil
+}
 
 func (p *namespaceLifecycle) Admit(ctx context.Context, a *Attributes) error {
-	if a.Namespace == "" {
+	if a.Operation != Create || a.Namespace == "" {
 		return nil
 	}
 	o, err := p.objects.Get(ctx, namespacesGVR, "", a.Namespace)

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiff-sh/skiff/internal/admission"
 )
 
 // Delete deletes ns/name as opts ask. It returns the object as it was last
@@ -28,6 +30,13 @@ func (g *Registry) Delete(ctx context.Context, r *Resource, ns, name string, opt
 			return nil, err
 		}
 		last = cur
+		// Validating admission sees the object as it is before the delete
+		// (NamespaceLifecycle keeps the cluster's own namespaces).
+		attrs := g.attributes(ctx, r, admission.Delete, cur, cur, WriteOptions{DryRun: dryRun})
+		attrs.Object = nil
+		if err := g.Admission.Validate(ctx, attrs); err != nil {
+			return nil, err
+		}
 		next, err := g.deleteStep(r, name, cur, opts)
 		if err != nil {
 			return nil, err

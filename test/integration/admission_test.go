@@ -314,3 +314,27 @@ func TestPodSecurityAdmission(t *testing.T) {
 		t.Errorf("a bad level: %v %s", err, stderr)
 	}
 }
+
+// TestImmortalNamespaces: deletes are admitted too; NamespaceLifecycle
+// refuses to delete default, kube-system and kube-public with upstream's
+// words (kubectl and a dry run alike), while another namespace goes.
+func TestImmortalNamespaces(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	for _, ns := range []string{"default", "kube-system", "kube-public"} {
+		_, stderr, err := s.kubectl("delete", "namespace", ns)
+		if want := fmt.Sprintf(`namespaces %q is forbidden: this namespace may not be deleted`, ns); err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("kubectl delete namespace %s: %v %s, want %q", ns, err, stderr, want)
+		}
+		err = s.client().CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("dry-run delete of %s: %v, want 403", ns, err)
+		}
+		got, err := s.client().CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil || got.DeletionTimestamp != nil {
+			t.Errorf("namespace %s after the refused deletes: %v %v", ns, err, got.GetDeletionTimestamp())
+		}
+	}
+	s.mustKubectl("create", "namespace", "mortal")
+	s.mustKubectl("delete", "namespace", "mortal", "--wait=false")
+}
