@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,26 +106,8 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 			next.ServeHTTP(rw, r)
 			return
 		}
-		id := uuid.NewString()
-		rw.Header().Set("Audit-Id", id)
-		ev := &audit.Event{Kind: "Event", APIVersion: "audit.k8s.io/v1", Level: d.Level, AuditID: id, RequestURI: r.URL.RequestURI(),
-			Verb: verb, User: userInfo(u), UserAgent: r.UserAgent(), RequestReceivedTimestamp: audit.MicroTime(time.Now())}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			ev.SourceIPs = []string{host}
-		}
-		if ri.IsResource {
-			ev.ObjectRef = &audit.ObjectReference{Resource: ri.Resource, Namespace: ri.Namespace, Name: ri.Name, APIGroup: ri.Group, APIVersion: ri.Version, Subresource: ri.Subresource}
-		}
-		emit := func(stage audit.Stage) {
-			if slices.Contains(d.OmitStages, stage) {
-				return
-			}
-			e := *ev
-			e.Stage, e.StageTimestamp = stage, audit.MicroTime(time.Now())
-			if err := s.audit.Log.Write(&e); err != nil {
-				s.log.Error("write audit event", "err", err)
-			}
-		}
+		ev := newAuditEvent(rw, r, ri, verb, u, d.Level)
+		emit := func(stage audit.Stage) { s.emitAudit(ev, d, stage) }
 		emit(audit.StageRequestReceived)
 		rec := &auditRecord{annotations: map[string]string{}, level: d.Level}
 		r = r.WithContext(context.WithValue(r.Context(), auditKey{}, rec))
@@ -177,6 +160,74 @@ func (s *Server) withAudit(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// newAuditEvent is the event of request r by u at level, with its
+// Audit-Id set on the response.
+func newAuditEvent(rw http.ResponseWriter, r *http.Request, ri RequestInfo, verb string, u auth.User, level audit.Level) *audit.Event {
+	id := uuid.NewString()
+	rw.Header().Set("Audit-Id", id)
+	ev := &audit.Event{Kind: "Event", APIVersion: "audit.k8s.io/v1", Level: level, AuditID: id, RequestURI: r.URL.RequestURI(),
+		Verb: verb, User: userInfo(u), UserAgent: r.UserAgent(), RequestReceivedTimestamp: audit.MicroTime(time.Now())}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ev.SourceIPs = []string{host}
+	}
+	if ri.IsResource {
+		ev.ObjectRef = &audit.ObjectReference{Resource: ri.Resource, Namespace: ri.Namespace, Name: ri.Name, APIGroup: ri.Group, APIVersion: ri.Version, Subresource: ri.Subresource}
+	}
+	return ev
+}
+
+// emitAudit writes ev at stage unless the policy's decision d omits it.
+func (s *Server) emitAudit(ev *audit.Event, d audit.Decision, stage audit.Stage) {
+	if slices.Contains(d.OmitStages, stage) {
+		return
+	}
+	e := *ev
+	e.Stage, e.StageTimestamp = stage, audit.MicroTime(time.Now())
+	if err := s.audit.Log.Write(&e); err != nil {
+		s.log.Error("write audit event", "err", err)
+	}
+}
+
+// auditFailedAuthentication records a request refused with 401 as
+// upstream does: no user, one ResponseStarted event whose status message
+// names the credentials tried, at the level the policy gives a request
+// without a user.
+func (s *Server) auditFailedAuthentication(rw http.ResponseWriter, r *http.Request) {
+	if s.audit == nil || s.audit.Log == nil {
+		return
+	}
+	ri := requestInfoFrom(r.Context())
+	verb := ri.Verb
+	if verb == "" {
+		verb = nonResourceVerb(r.Method)
+	}
+	d := s.audit.Policy.Decide(audit.Attributes{Verb: verb, IsResource: ri.IsResource, Group: ri.Group,
+		Resource: ri.Resource, Subresource: ri.Subresource, Namespace: ri.Namespace, Name: ri.Name, Path: r.URL.Path})
+	if d.Level == audit.LevelNone {
+		return
+	}
+	ev := newAuditEvent(rw, r, ri, verb, auth.User{}, d.Level)
+	ev.ResponseStatus = &audit.ResponseStatus{Code: http.StatusUnauthorized, Message: "Authentication failed, attempted: " + strings.Join(authMethods(r), ", ")}
+	s.emitAudit(ev, d, audit.StageResponseStarted)
+}
+
+// authMethods are the kinds of credential r carries, as upstream's
+// failed-authentication audit names them.
+func authMethods(r *http.Request) []string {
+	var out []string
+	h := r.Header.Get("Authorization")
+	if strings.HasPrefix(h, "Basic ") {
+		out = append(out, "basic")
+	}
+	if strings.HasPrefix(h, "Bearer ") {
+		out = append(out, "bearer")
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		out = append(out, "x509")
+	}
+	return out
 }
 
 // compactObject is a recorded body, without managedFields if asked.

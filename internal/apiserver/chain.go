@@ -142,6 +142,7 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 		user, ok, err := s.authn.Authenticate(r)
 		switch {
 		case err != nil, !ok && !s.anonymous:
+			s.auditFailedAuthentication(w, r)
 			s.writeError(w, r, statusError(http.StatusUnauthorized, "Unauthorized", "Unauthorized"))
 			return
 		case !ok:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 )
 
 const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
@@ -34,9 +36,12 @@ type auditEvent struct {
 	User                                                      struct{ Username string }
 	ImpersonatedUser                                          *struct{ Username string }
 	ObjectRef                                                 *struct{ Resource, Namespace, Name string }
-	ResponseStatus                                            *struct{ Code int }
-	RequestObject, ResponseObject                             json.RawMessage
-	Annotations                                               map[string]string
+	ResponseStatus                                            *struct {
+		Code    int
+		Message string
+	}
+	RequestObject, ResponseObject json.RawMessage
+	Annotations                   map[string]string
 }
 
 func readAudit(t *testing.T, path string) []auditEvent {
@@ -76,6 +81,15 @@ func TestAuditLog(t *testing.T) {
 	s.mustKubectl("create", "secret", "generic", "hidden", "--from-literal=k=never-in-log")
 	if _, _, err := s.kubectl("get", "pods", "--as", "alice"); err == nil {
 		t.Fatal("alice listed pods")
+	}
+	// A wrong token: 401, and an event without a user.
+	req, _ := http.NewRequest(http.MethodGet, s.restConfig().Host+"/api/v1/namespaces/default/configmaps/audited", nil)
+	req.Header.Set("Authorization", "Bearer not-a-token")
+	rt, _ := rest.TransportFor(rest.AnonymousClientConfig(s.restConfig()))
+	if resp, err := (&http.Client{Transport: rt}).Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	s.mustKubectl("delete", "configmap", "audited")
 	s.mustKubectl("create", "namespace", "aud")
@@ -123,6 +137,12 @@ func TestAuditLog(t *testing.T) {
 	}
 	if forbidden == nil || forbidden.User.Username != "system:admin" || forbidden.ResponseStatus.Code != 403 || forbidden.Annotations["authorization.k8s.io/decision"] != "forbid" {
 		t.Errorf("alice's list: %+v", forbidden)
+	}
+
+	unauthenticated := find("get", "configmaps", "audited", "ResponseStarted")
+	if unauthenticated == nil || unauthenticated.User.Username != "" || unauthenticated.ResponseStatus == nil || unauthenticated.ResponseStatus.Code != 401 ||
+		unauthenticated.ResponseStatus.Message != "Authentication failed, attempted: bearer" {
+		t.Errorf("the wrong token's request: %+v", unauthenticated)
 	}
 
 	// PodSecurity's audit mode annotates the pod's event.
