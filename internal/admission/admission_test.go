@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff-sh/skiff/internal/auth"
 )
@@ -282,6 +283,31 @@ func TestPodSecurity(t *testing.T) {
 	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], `would violate PodSecurity "restricted:v1.37": allowPrivilegeEscalation != false (container "c" must set`) {
 		t.Errorf("warnings: %q", warnings)
 	}
+	// Updates: a label change to a pod admitted before the level was
+	// raised passes; an ephemeral container that breaks the level, or a
+	// changed image of a pod that breaks it, is refused.
+	relabeled := host.DeepCopy()
+	relabeled.Labels = map[string]string{"tier": "x"}
+	if err := p.Validate(wctx, &Attributes{Operation: Update, Resource: podsGVR, Namespace: "ns", Name: "p", Object: relabeled, OldObject: host}); err != nil {
+		t.Errorf("a label update of an existing pod: %v", err)
+	}
+	if err := p.Validate(wctx, &Attributes{Operation: Update, Resource: podsGVR, Subresource: "status", Namespace: "ns", Name: "p", Object: host, OldObject: host}); err != nil {
+		t.Errorf("a status update: %v", err)
+	}
+	reimaged := host.DeepCopy()
+	reimaged.Spec.Containers[0].Image = "other"
+	if err := p.Validate(wctx, &Attributes{Operation: Update, Resource: podsGVR, Namespace: "ns", Name: "p", Object: reimaged, OldObject: host}); !apierrors.IsForbidden(err) {
+		t.Errorf("a new image in a pod on the host network: %v, want 403", err)
+	}
+	plain := podOf(container("c", nil, nil))
+	debugged := plain.DeepCopy()
+	debugged.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox",
+		SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}}
+	err = p.Validate(wctx, &Attributes{Operation: Update, Resource: podsGVR, Subresource: "ephemeralcontainers", Namespace: "ns", Name: "p", Object: debugged, OldObject: plain})
+	if want := `pods "p" is forbidden: violates PodSecurity "baseline:latest": privileged (container "debug" must not set securityContext.privileged=true)`; err == nil || err.Error() != want {
+		t.Errorf("a privileged ephemeral container: %v\nwant %s", err, want)
+	}
+
 	// A workload is warned about, never refused.
 	warnings = nil
 	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: host.Spec}}}

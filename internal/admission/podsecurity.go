@@ -75,8 +75,14 @@ func (p *podSecurity) Validate(ctx context.Context, a *Attributes) error {
 	switch {
 	case a.Is(namespacesGVR):
 		return p.namespace(ctx, a)
-	case a.Is(podsGVR) && a.Operation == Create:
-		pod := a.Object.(*corev1.Pod)
+	case a.Resource == podsGVR && (a.Subresource == "" || a.Subresource == "ephemeralcontainers"):
+		pod, ok := a.Object.(*corev1.Pod)
+		if !ok {
+			return nil
+		}
+		if old, ok := a.OldObject.(*corev1.Pod); ok && a.Operation == Update && !significantPodUpdate(pod, old) {
+			return nil
+		}
 		return p.judge(ctx, a, &pod.ObjectMeta, &pod.Spec, true)
 	case a.Subresource == "" && workloads[a.Resource.Resource]:
 		if meta, spec := template(a.Object); spec != nil {
@@ -84,6 +90,42 @@ func (p *podSecurity) Validate(ctx context.Context, a *Attributes) error {
 		}
 	}
 	return nil
+}
+
+// significantPodUpdate says whether an update can change what PodSecurity
+// judged, as upstream's: a container added or removed (an ephemeral one,
+// most often), or a container's image or seccomp annotation changed. Most
+// of a pod's spec is immutable, so other updates (labels, status, the
+// kubelet's) are let through unjudged, and a pod admitted before its
+// namespace's level was raised can still be updated.
+func significantPodUpdate(pod, old *corev1.Pod) bool {
+	if pod.Annotations[corev1.SeccompPodAnnotationKey] != old.Annotations[corev1.SeccompPodAnnotationKey] {
+		return true
+	}
+	if len(pod.Spec.Containers) != len(old.Spec.Containers) || len(pod.Spec.InitContainers) != len(old.Spec.InitContainers) ||
+		len(pod.Spec.EphemeralContainers) != len(old.Spec.EphemeralContainers) {
+		return true
+	}
+	changed := func(name, image, oldName, oldImage string) bool {
+		key := corev1.SeccompContainerAnnotationKeyPrefix
+		return image != oldImage || pod.Annotations[key+name] != old.Annotations[key+oldName]
+	}
+	for i, c := range pod.Spec.Containers {
+		if o := old.Spec.Containers[i]; changed(c.Name, c.Image, o.Name, o.Image) {
+			return true
+		}
+	}
+	for i, c := range pod.Spec.InitContainers {
+		if o := old.Spec.InitContainers[i]; changed(c.Name, c.Image, o.Name, o.Image) {
+			return true
+		}
+	}
+	for i, c := range pod.Spec.EphemeralContainers {
+		if o := old.Spec.EphemeralContainers[i]; changed(c.Name, c.Image, o.Name, o.Image) {
+			return true
+		}
+	}
+	return false
 }
 
 // template is a workload's pod template.

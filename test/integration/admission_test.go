@@ -304,6 +304,15 @@ func TestPodSecurityAdmission(t *testing.T) {
 	if want := `pods "host" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)`; err == nil || !strings.Contains(stderr, want) {
 		t.Errorf("a pod above the enforced level: %v %s", err, stderr)
 	}
+	// kubectl debug adds an ephemeral container: a privileged one breaks
+	// the enforced level, a plain one does not.
+	_, stderr, err = s.kubectl("-n", "psa", "debug", "plain", "--image=busybox", "--profile=sysadmin", "--attach=false", "--container=dbg")
+	if want := `violates PodSecurity "baseline:latest": privileged (container "dbg" must not set securityContext.privileged=true)`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("a privileged ephemeral container: %v\n got %s\nwant %s", err, stderr, want)
+	}
+	s.mustKubectl("-n", "psa", "debug", "plain", "--image=busybox", "--profile=baseline", "--attach=false", "--container=dbg2")
+	// Labelling a pod is not judged again.
+	s.mustKubectl("-n", "psa", "label", "pod", "plain", "tier=web")
 	_, stderr, err = s.kubectl("label", "namespace", "psa", "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
 	if err != nil || !strings.Contains(stderr, `Warning: existing pods in namespace "psa" violate the new PodSecurity enforce level "restricted:latest"`) ||
 		!strings.Contains(stderr, "Warning: plain: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile") {
