@@ -58,6 +58,9 @@ type policyFeed struct {
 	// flow is API Priority and Fairness, which follows the flow schemas
 	// and priority levels the same way.
 	flow *flowcontrol.Controller
+	// flowChanged is signalled (without blocking) after a flow schema or
+	// priority level event, for the schemas' status writer.
+	flowChanged chan struct{}
 
 	mu   sync.Mutex
 	seen map[string]int64 // resource → last revision applied
@@ -76,6 +79,17 @@ func follows[T metav1.Object](set func(T), del func(namespace, name string)) fun
 	}
 }
 
+// notifying is apply, then a signal on flowChanged (when there is one).
+func (f *policyFeed) notifying(apply func(watch.EventType, any)) func(watch.EventType, any) {
+	return func(t watch.EventType, o any) {
+		apply(t, o)
+		select {
+		case f.flowChanged <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // feeds are the resources the authorizers follow and how each event applies.
 func (f *policyFeed) feeds() map[schema.GroupVersionResource]func(ev watch.EventType, obj any) {
 	rbacGV, core := rbacv1.SchemeGroupVersion, corev1.SchemeGroupVersion
@@ -86,8 +100,8 @@ func (f *policyFeed) feeds() map[schema.GroupVersionResource]func(ev watch.Event
 		rbacGV.WithResource("clusterrolebindings"):                                   follows(f.rbac.SetClusterRoleBinding, func(_, name string) { f.rbac.DeleteClusterRoleBinding(name) }),
 		core.WithResource("pods"):                                                    follows(f.node.SetPod, f.node.DeletePod),
 		core.WithResource("persistentvolumeclaims"):                                  follows(f.node.SetClaim, f.node.DeleteClaim),
-		flowcontrolv1.SchemeGroupVersion.WithResource("flowschemas"):                 follows(f.flow.SetFlowSchema, f.flow.DeleteFlowSchema),
-		flowcontrolv1.SchemeGroupVersion.WithResource("prioritylevelconfigurations"): follows(f.flow.SetPriorityLevel, f.flow.DeletePriorityLevel),
+		flowcontrolv1.SchemeGroupVersion.WithResource("flowschemas"):                 f.notifying(follows(f.flow.SetFlowSchema, f.flow.DeleteFlowSchema)),
+		flowcontrolv1.SchemeGroupVersion.WithResource("prioritylevelconfigurations"): f.notifying(follows(f.flow.SetPriorityLevel, f.flow.DeletePriorityLevel)),
 	}
 }
 

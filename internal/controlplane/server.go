@@ -327,7 +327,7 @@ func (s *server) startAPI(ctx context.Context) error {
 		modes = []string{ModeNode, ModeRBAC}
 	}
 	s.feed = &policyFeed{rbac: authz.NewRBAC(), node: authz.NewNode(authz.NodeRules()),
-		flow: &flowcontrol.Controller{Seats: s.cfg.MaxRequestsInflight + s.cfg.MaxMutatingRequestsInflight}}
+		flow: &flowcontrol.Controller{Seats: s.cfg.MaxRequestsInflight + s.cfg.MaxMutatingRequestsInflight}, flowChanged: make(chan struct{}, 1)}
 	authorizer, err := authorizer(modes, s.feed.rbac, s.feed.node)
 	if err != nil {
 		return err
@@ -336,6 +336,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	s.stopFeed = stopFeed
 	go s.renewCertificates(feedCtx)
+	go s.keepFlowSchemaStatus(feedCtx, s.feed.flowChanged)
 	if err := s.feed.start(ctx, feedCtx, s.reg); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func bootstrapped(seats int) *Controller {
@@ -153,5 +154,28 @@ func TestRejections(t *testing.T) {
 	defer h()
 	if _, err := rej.admit(ctx, "x"); !errors.Is(err, ErrRejected) {
 		t.Errorf("a rejecting level: %v", err)
+	}
+}
+
+func TestDanglingCondition(t *testing.T) {
+	fs := &flowcontrolv1.FlowSchema{Spec: flowcontrolv1.FlowSchemaSpec{PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "gold"}}}
+	t0, t1 := metav1.Unix(100, 0), metav1.Unix(200, 0)
+	found := Dangling(fs, true, t0)
+	if found.Status != flowcontrolv1.ConditionFalse || found.Reason != "Found" ||
+		found.Message != `This FlowSchema references the PriorityLevelConfiguration object named "gold" and it exists` {
+		t.Errorf("found: %+v", found)
+	}
+	st, changed := WithCondition(flowcontrolv1.FlowSchemaStatus{}, found)
+	if !changed || len(st.Conditions) != 1 {
+		t.Fatalf("first condition: %+v %v", st, changed)
+	}
+	if _, changed := WithCondition(st, Dangling(fs, true, t1)); changed {
+		t.Error("the same condition at a later time counts as a change")
+	}
+	missing := Dangling(fs, false, t1)
+	st2, changed := WithCondition(st, missing)
+	if !changed || len(st2.Conditions) != 1 || st2.Conditions[0].Status != flowcontrolv1.ConditionTrue || st2.Conditions[0].Reason != "NotFound" ||
+		!st2.Conditions[0].LastTransitionTime.Equal(&t1) {
+		t.Errorf("level deleted: %+v", st2)
 	}
 }

@@ -9,12 +9,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/skiff-sh/skiff/test/poll"
 )
 
 // A level with few seats and short queues, and a schema sending alice's
@@ -74,6 +77,34 @@ func TestPriorityAndFairness(t *testing.T) {
 		t.Errorf("workload-low: %q", out)
 	}
 	s.mustKubectl("create", "clusterrolebinding", "readers", "--clusterrole=view", "--user=alice", "--user=bob", "--user=carol")
+
+	// Each schema's Dangling condition says whether its level exists
+	// (kubectl's MISSINGPL column), kept as levels come and go.
+	missingPL := func(name string) string {
+		out := strings.Fields(s.mustKubectl("get", "flowschemas", name, "--no-headers"))
+		return out[len(out)-1]
+	}
+	poll.Eventually(t, 10*time.Second, poll.State("global-default's MISSINGPL is False", func() (bool, string) {
+		v := missingPL("global-default")
+		return v == "False", v
+	}))
+	s.mustKubectlStdin("apiVersion: flowcontrol.apiserver.k8s.io/v1\nkind: FlowSchema\nmetadata: {name: orphan}\nspec:\n  priorityLevelConfiguration: {name: nowhere}\n  matchingPrecedence: 9000\n", "apply", "-f", "-")
+	poll.Eventually(t, 10*time.Second, poll.State("orphan's MISSINGPL is True", func() (bool, string) {
+		v := missingPL("orphan")
+		return v == "True", v
+	}))
+	fs, err := s.client().FlowcontrolV1().FlowSchemas().Get(ctx, "orphan", metav1.GetOptions{})
+	if err != nil || len(fs.Status.Conditions) != 1 || fs.Status.Conditions[0].Reason != "NotFound" ||
+		fs.Status.Conditions[0].Message != `This FlowSchema references the PriorityLevelConfiguration object named "nowhere" but there is no such object` {
+		t.Errorf("orphan's status: %+v %v", fs.Status, err)
+	}
+	s.mustKubectlStdin("apiVersion: flowcontrol.apiserver.k8s.io/v1\nkind: PriorityLevelConfiguration\nmetadata: {name: nowhere}\nspec:\n  type: Limited\n  limited: {nominalConcurrencyShares: 1, limitResponse: {type: Reject}}\n", "apply", "-f", "-")
+	poll.Eventually(t, 10*time.Second, poll.State("orphan's MISSINGPL is False once its level exists", func() (bool, string) {
+		v := missingPL("orphan")
+		return v == "False", v
+	}))
+	s.mustKubectl("delete", "flowschema", "orphan")
+	s.mustKubectl("delete", "prioritylevelconfiguration", "nowhere")
 
 	// carol is classified global-default; the headers say so.
 	gd, err := s.client().FlowcontrolV1().FlowSchemas().Get(ctx, "global-default", metav1.GetOptions{})
