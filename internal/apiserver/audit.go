@@ -61,6 +61,17 @@ func recordResponseObject(ctx context.Context, obj runtime.Object) {
 	}
 }
 
+// recordResponseBody notes an answer already encoded (a list), as JSON
+// from encode, for an event at RequestResponse level; encode runs only
+// when the event records it.
+func recordResponseBody(ctx context.Context, encode func() ([]byte, error)) {
+	if rec := auditRecordFrom(ctx); rec != nil && rec.level == audit.LevelRequestResponse {
+		if b, err := encode(); err == nil {
+			rec.responseObject = b
+		}
+	}
+}
+
 type auditKey struct{}
 
 func auditRecordFrom(ctx context.Context) *auditRecord {

@@ -350,6 +350,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 		return err
 	}
 	var body []byte
+	var answer runtime.Object // a Table or metadata list (nil: the list itself)
 	switch {
 	case out.Table:
 		objs := make([]runtime.Object, 0, len(lr.items))
@@ -365,6 +366,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 			return err
 		}
 		tbl.ResourceVersion, tbl.Continue, tbl.RemainingItemCount = strconv.FormatInt(lr.rv, 10), lr.continue_, lr.remaining
+		answer = tbl
 		body, err = s.codecs.EncodeAs(out, tbl)
 		if err != nil {
 			return err
@@ -378,6 +380,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 			p.TypeMeta = metav1.TypeMeta{}
 			pl.Items = append(pl.Items, *p)
 		}
+		answer = pl
 		if body, err = s.codecs.EncodeAs(out, pl); err != nil {
 			return err
 		}
@@ -386,6 +389,18 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 			return err
 		}
 	}
+	recordResponseBody(r.Context(), func() ([]byte, error) {
+		if out.Media == mediaJSON {
+			return body, nil
+		}
+		// The event holds JSON whatever the wire format.
+		jsonOut := out
+		jsonOut.Media, jsonOut.Pretty = mediaJSON, false
+		if answer != nil {
+			return s.codecs.EncodeAs(jsonOut, answer)
+		}
+		return s.encodeList(res, jsonOut, lr)
+	})
 	w.Header().Set("Content-Type", out.ContentType())
 	w.Header().Set("Cache-Control", "no-cache, private")
 	w.WriteHeader(http.StatusOK)

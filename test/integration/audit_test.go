@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -32,11 +33,11 @@ rules:
 
 // auditEvent is the part of an audit.k8s.io/v1 Event the test reads.
 type auditEvent struct {
-	Kind, APIVersion, Level, AuditID, Stage, RequestURI, Verb string
-	User                                                      struct{ Username string }
-	ImpersonatedUser                                          *struct{ Username string }
-	ObjectRef                                                 *struct{ Resource, Namespace, Name string }
-	ResponseStatus                                            *struct {
+	Kind, APIVersion, Level, AuditID, Stage, RequestURI, Verb, UserAgent string
+	User                                                                 struct{ Username string }
+	ImpersonatedUser                                                     *struct{ Username string }
+	ObjectRef                                                            *struct{ Resource, Namespace, Name string }
+	ResponseStatus                                                       *struct {
 		Code    int
 		Message string
 	}
@@ -78,6 +79,12 @@ func TestAuditLog(t *testing.T) {
 	s := startServer(t, "--audit-policy-file", policy, "--audit-log-path", logPath, "--audit-log-maxsize", "1", "--audit-log-maxbackup", "2")
 	s.mustKubectl("create", "configmap", "audited", "--from-literal=k=seen-in-log")
 	s.mustKubectl("get", "configmap", "audited", "-o", "json")
+	s.mustKubectl("get", "configmaps", "-o", "json")
+	protoCfg := s.restConfig()
+	protoCfg.ContentType = "application/vnd.kubernetes.protobuf"
+	if _, err := kubernetes.NewForConfigOrDie(protoCfg).CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	s.mustKubectl("create", "secret", "generic", "hidden", "--from-literal=k=never-in-log")
 	if _, _, err := s.kubectl("get", "pods", "--as", "alice"); err == nil {
 		t.Fatal("alice listed pods")
@@ -117,6 +124,24 @@ func TestAuditLog(t *testing.T) {
 	}
 	if get := find("get", "configmaps", "audited", "ResponseComplete"); get == nil || !strings.Contains(string(get.ResponseObject), "seen-in-log") {
 		t.Errorf("configmap get: %+v", get)
+	}
+	// Lists' responses are recorded as JSON, whatever the wire format.
+	var kubectlList, protoList bool
+	for _, e := range events {
+		if e.Verb == "list" && e.Stage == "ResponseComplete" && e.ObjectRef != nil && e.ObjectRef.Resource == "configmaps" {
+			if !strings.Contains(string(e.ResponseObject), `"kind":"ConfigMapList"`) || !strings.Contains(string(e.ResponseObject), "seen-in-log") {
+				t.Errorf("a configmap list's recorded response: %.300s (%s)", e.ResponseObject, e.UserAgent)
+			}
+			// client-go names the test binary in its user agent.
+			if strings.HasPrefix(e.UserAgent, filepath.Base(os.Args[0])) {
+				protoList = true
+			} else {
+				kubectlList = true
+			}
+		}
+	}
+	if !kubectlList || !protoList {
+		t.Errorf("list events: kubectl's %v, client-go's (protobuf) %v", kubectlList, protoList)
 	}
 	if del := find("delete", "configmaps", "audited", "ResponseComplete"); del == nil || del.ResponseStatus.Code != 200 {
 		t.Errorf("configmap delete: %+v", del)
