@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/flowcontrol"
@@ -46,7 +47,7 @@ type levelCollector struct{ fc *flowcontrol.Controller }
 
 var (
 	descSeats     = prometheus.NewDesc("apiserver_flowcontrol_nominal_limit_seats", "Nominal number of execution seats configured for each priority level", []string{"priority_level"}, nil)
-	descExecuting = prometheus.NewDesc("apiserver_flowcontrol_current_executing_requests", "Number of requests in initial (for a WATCH) or any (for a non-WATCH) execution stage in the API Priority and Fairness subsystem", []string{"priority_level"}, nil)
+	descExecuting = prometheus.NewDesc("apiserver_flowcontrol_current_executing_seats", "Concurrency (number of seats) occupied by the currently executing (initial stage for a WATCH, any stage otherwise) requests in the API Priority and Fairness subsystem", []string{"priority_level"}, nil)
 	descInQueue   = prometheus.NewDesc("apiserver_flowcontrol_current_inqueue_requests", "Number of requests currently pending in queues of the API Priority and Fairness subsystem", []string{"priority_level"}, nil)
 )
 
@@ -66,9 +67,10 @@ func (c levelCollector) Collect(ch chan<- prometheus.Metric) {
 
 // withPriorityAndFairness classifies every request after authorization,
 // names its FlowSchema and priority level in the response headers, and
-// holds it until its level has a seat (429 when the level's queues are
-// full or the wait runs out). Exempt levels (system:masters, probes) take
-// no seat. As upstream's: long-running requests other than watches
+// holds it until its level has the seats it takes (one; a list's or a
+// watch's by the objects it goes through, see flowcontrol.Width), 429
+// when the level's queues are full or the wait runs out. Exempt levels
+// (system:masters, probes) take no seat. As upstream's: long-running requests other than watches
 // (exec, attach, port-forward, proxy, followed logs) bypass the filter
 // altogether, and a watch holds its seat only until it is initialized
 // (its initial events sent), not for its whole life.
@@ -98,7 +100,7 @@ func (s *Server) withPriorityAndFairness(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		done, err := s.flow.Admit(r.Context(), d, flow)
+		done, err := s.flow.Admit(r.Context(), d, flow, flowcontrol.Width(ri.Verb, s.storedObjects(ri)))
 		if errors.Is(err, flowcontrol.ErrRejected) {
 			s.flowMetrics.rejected.WithLabelValues(d.Schema.Name, d.Level.Name, "queue-full").Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
@@ -127,4 +129,18 @@ func watchInitialized(ctx context.Context) {
 	if release, ok := ctx.Value(watchInitKey{}).(func()); ok {
 		release()
 	}
+}
+
+// storedObjects is how many objects of the request's resource the server
+// holds (0 when it is not a resource the registry serves), for the width
+// of a list or watch.
+func (s *Server) storedObjects(ri RequestInfo) int {
+	if !ri.IsResource || ri.Verb != "list" && ri.Verb != "watch" {
+		return 0
+	}
+	res := s.reg.Lookup(schema.GroupVersionResource{Group: ri.Group, Version: ri.Version, Resource: ri.Resource})
+	if res == nil {
+		return 0
+	}
+	return s.reg.Cache(res).Len()
 }

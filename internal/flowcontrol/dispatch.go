@@ -12,6 +12,23 @@ import (
 	"k8s.io/utils/ptr"
 )
 
+// Width is how many seats a request takes, as upstream's work estimator
+// reckons it: a list (or a watch's initial events) one seat per
+// ObjectsPerSeat objects it goes through, the objects stored of its
+// resource, at most MaxSeats; anything else one.
+func Width(verb string, stored int) int {
+	if verb != "list" && verb != "watch" {
+		return 1
+	}
+	return max(1, min(MaxSeats, (stored+ObjectsPerSeat-1)/ObjectsPerSeat))
+}
+
+// Upstream's work estimator's defaults.
+const (
+	ObjectsPerSeat = 100
+	MaxSeats       = 10
+)
+
 // ErrRejected is a request its priority level has no room for.
 var ErrRejected = errors.New("too many requests")
 
@@ -133,10 +150,10 @@ func (c *Controller) Classify(r Request) (Decision, string) {
 	return Decision{Exempt: true}, ""
 }
 
-// Admit waits for a seat of d's level for flow, and returns the function
-// that gives it back; ErrRejected when the level's queues are full (or it
-// rejects rather than queues) or the wait ran out.
-func (c *Controller) Admit(ctx context.Context, d Decision, flow string) (func(), error) {
+// Admit waits for width seats of d's level for flow (see Width), and
+// returns the function that gives them back; ErrRejected when the level's
+// queues are full (or it rejects rather than queues) or the wait ran out.
+func (c *Controller) Admit(ctx context.Context, d Decision, flow string, width int) (func(), error) {
 	if d.Exempt || d.Level == nil {
 		return func() {}, nil
 	}
@@ -152,10 +169,11 @@ func (c *Controller) Admit(ctx context.Context, d Decision, flow string) (func()
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	return lv.admit(ctx, flow)
+	return lv.admit(ctx, flow, width)
 }
 
-// Stats are a level's counts, for metrics.
+// Stats are a level's counts, for metrics: its seats, those in use, and
+// the requests waiting for some.
 type Stats struct {
 	Seats, Executing, Waiting int
 }
@@ -187,6 +205,7 @@ type level struct {
 
 type waiter struct {
 	ready chan struct{}
+	width int // seats it takes
 	gone  bool
 }
 
@@ -215,7 +234,7 @@ func (lv *level) release() {
 	for _, q := range lv.queues {
 		for _, w := range q {
 			if !w.gone {
-				lv.executing++
+				lv.executing += w.width
 				close(w.ready)
 			}
 		}
@@ -232,12 +251,15 @@ func (lv *level) stats() Stats {
 	return s
 }
 
-func (lv *level) admit(ctx context.Context, flow string) (func(), error) {
+func (lv *level) admit(ctx context.Context, flow string, width int) (func(), error) {
 	lv.mu.Lock()
-	if lv.executing < lv.seats && lv.waiting() == 0 {
-		lv.executing++
+	// A request wider than the level runs alone on all of its seats.
+	width = max(1, min(width, lv.seats))
+	done := func() { lv.done(width) }
+	if lv.executing+width <= lv.seats && lv.waiting() == 0 {
+		lv.executing += width
 		lv.mu.Unlock()
-		return lv.done, nil
+		return done, nil
 	}
 	if lv.reject {
 		lv.mu.Unlock()
@@ -248,19 +270,19 @@ func (lv *level) admit(ctx context.Context, flow string) (func(), error) {
 		lv.mu.Unlock()
 		return nil, ErrRejected
 	}
-	w := &waiter{ready: make(chan struct{})}
+	w := &waiter{ready: make(chan struct{}), width: width}
 	lv.queues[qi] = append(lv.queues[qi], w)
 	lv.mu.Unlock()
 	select {
 	case <-w.ready:
-		return lv.done, nil
+		return done, nil
 	case <-ctx.Done():
 		lv.mu.Lock()
 		defer lv.mu.Unlock()
 		select {
 		case <-w.ready:
-			// Dispatched meanwhile: give the seat back.
-			lv.executing--
+			// Dispatched meanwhile: give the seats back.
+			lv.executing -= width
 			lv.dispatch()
 		default:
 			w.gone = true
@@ -311,34 +333,37 @@ func (lv *level) pick(flow string) int {
 	return best
 }
 
-// done gives a seat back and lets the next waiter in.
-func (lv *level) done() {
+// done gives width seats back and lets the next waiters in.
+func (lv *level) done(width int) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	lv.executing--
+	lv.executing -= width
 	lv.dispatch()
 }
 
 // dispatch hands free seats to waiters, one queue after another, so each
-// queue (and the flows on it) gets its turn whatever its length.
+// queue (and the flows on it) gets its turn whatever its length. The queue
+// whose turn it is waits until its first request's seats are all free (a
+// wide request is not passed over for narrower ones forever).
 func (lv *level) dispatch() {
-	for lv.executing < lv.seats {
-		found := false
+	for {
+		qi := -1
 		for i := range lv.queues {
-			qi := (lv.next + i) % len(lv.queues)
-			if len(lv.queues[qi]) == 0 {
-				continue
+			if j := (lv.next + i) % len(lv.queues); len(lv.queues[j]) > 0 {
+				qi = j
+				break
 			}
-			w := lv.queues[qi][0]
-			lv.queues[qi] = lv.queues[qi][1:]
-			lv.next = (qi + 1) % len(lv.queues)
-			lv.executing++
-			close(w.ready)
-			found = true
-			break
 		}
-		if !found {
+		if qi < 0 {
 			return
 		}
+		w := lv.queues[qi][0]
+		if lv.executing+min(w.width, lv.seats) > lv.seats {
+			return
+		}
+		lv.queues[qi] = lv.queues[qi][1:]
+		lv.next = (qi + 1) % len(lv.queues)
+		lv.executing += w.width
+		close(w.ready)
 	}
 }

@@ -78,7 +78,7 @@ func limitedLevel(seats, queues, hand, length int32) *level {
 func TestFairness(t *testing.T) {
 	lv := limitedLevel(1, 8, 1, 50)
 	ctx := context.Background()
-	hold, err := lv.admit(ctx, "busy")
+	hold, err := lv.admit(ctx, "busy", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestFairness(t *testing.T) {
 	var wg sync.WaitGroup
 	enter := func(flow string) {
 		defer wg.Done()
-		done, err := lv.admit(ctx, flow)
+		done, err := lv.admit(ctx, flow, 1)
 		if err != nil {
 			t.Error(err)
 			return
@@ -129,14 +129,14 @@ func TestFairness(t *testing.T) {
 func TestRejections(t *testing.T) {
 	lv := limitedLevel(1, 1, 1, 1)
 	ctx := context.Background()
-	hold, _ := lv.admit(ctx, "a")
+	hold, _ := lv.admit(ctx, "a", 1)
 	defer hold()
 	wctx, cancel := context.WithCancel(ctx)
-	go func() { _, _ = lv.admit(wctx, "a") }()
+	go func() { _, _ = lv.admit(wctx, "a", 1) }()
 	for lv.stats().Waiting < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := lv.admit(ctx, "a"); !errors.Is(err, ErrRejected) {
+	if _, err := lv.admit(ctx, "a", 1); !errors.Is(err, ErrRejected) {
 		t.Errorf("a full queue: %v", err)
 	}
 	cancel()
@@ -145,14 +145,14 @@ func TestRejections(t *testing.T) {
 	}
 	short, stop := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer stop()
-	if _, err := lv.admit(short, "b"); !errors.Is(err, ErrRejected) {
+	if _, err := lv.admit(short, "b", 1); !errors.Is(err, ErrRejected) {
 		t.Errorf("a wait that ran out: %v", err)
 	}
 	rej := &level{name: "r"}
 	rej.configure(1, flowcontrolv1.LimitResponse{Type: flowcontrolv1.LimitResponseTypeReject})
-	h, _ := rej.admit(ctx, "x")
+	h, _ := rej.admit(ctx, "x", 1)
 	defer h()
-	if _, err := rej.admit(ctx, "x"); !errors.Is(err, ErrRejected) {
+	if _, err := rej.admit(ctx, "x", 1); !errors.Is(err, ErrRejected) {
 		t.Errorf("a rejecting level: %v", err)
 	}
 }
@@ -177,5 +177,76 @@ func TestDanglingCondition(t *testing.T) {
 	if !changed || len(st2.Conditions) != 1 || st2.Conditions[0].Status != flowcontrolv1.ConditionTrue || st2.Conditions[0].Reason != "NotFound" ||
 		!st2.Conditions[0].LastTransitionTime.Equal(&t1) {
 		t.Errorf("level deleted: %+v", st2)
+	}
+}
+
+// A wide request takes several seats: it waits until they are all free,
+// narrower requests behind it wait their turn, and one wider than the
+// level runs alone on all of its seats.
+func TestWidth(t *testing.T) {
+	for _, c := range []struct {
+		verb   string
+		stored int
+		want   int
+	}{
+		{"get", 5000, 1}, {"create", 0, 1}, {"list", 0, 1}, {"list", 100, 1}, {"list", 101, 2},
+		{"list", 950, 10}, {"list", 100000, 10}, {"watch", 250, 3},
+	} {
+		if got := Width(c.verb, c.stored); got != c.want {
+			t.Errorf("Width(%s, %d) = %d, want %d", c.verb, c.stored, got, c.want)
+		}
+	}
+
+	lv := limitedLevel(4, 8, 2, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wide, err := lv.admit(ctx, "a", 3)
+	if err != nil || lv.stats().Executing != 3 {
+		t.Fatalf("a width-3 request: %v, executing %d", err, lv.stats().Executing)
+	}
+	got := make(chan string, 2)
+	go func() {
+		done, err := lv.admit(ctx, "b", 2)
+		if err == nil {
+			got <- "b"
+			defer done()
+			<-ctx.Done()
+		}
+	}()
+	poll := func(cond func() bool) {
+		t.Helper()
+		for range 1000 {
+			if cond() {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatalf("level stats: %+v", lv.stats())
+	}
+	poll(func() bool { return lv.stats().Waiting == 1 })
+	select {
+	case <-got:
+		t.Fatal("a width-2 request ran beside a width-3 one on four seats")
+	default:
+	}
+	wide()
+	if <-got != "b" || lv.stats().Executing != 2 {
+		t.Fatalf("after the wide request: %+v", lv.stats())
+	}
+	// Two seats are free: a width-2 request runs at once.
+	d2, err := lv.admit(ctx, "c", 2)
+	if err != nil || lv.stats().Executing != 4 {
+		t.Fatalf("a second width-2 request: %v %+v", err, lv.stats())
+	}
+	d2()
+
+	huge := limitedLevel(4, 8, 2, 10)
+	all, err := huge.admit(ctx, "x", 10)
+	if err != nil || huge.stats().Executing != 4 {
+		t.Fatalf("a request wider than its level: %v %+v", err, huge.stats())
+	}
+	all()
+	if huge.stats().Executing != 0 {
+		t.Errorf("seats after it: %+v", huge.stats())
 	}
 }

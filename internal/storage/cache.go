@@ -377,6 +377,13 @@ func (c *Cache) Snapshot(f Filter) ([]*Object, int64) {
 	return out, rv
 }
 
+// Len is how many objects the cache holds.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.items)
+}
+
 // Get returns the cached object at key, or nil.
 func (c *Cache) Get(key string) *Object {
 	c.mu.RLock()
