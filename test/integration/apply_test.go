@@ -109,6 +109,8 @@ func applyKinds(csr, ca string) []applyKind {
 		// The stub request is a real ECDSA P-256 PKCS#10 request: the API checks its signature.
 		{"CertificatesV1", "PodCertificateRequests", gv("certificates.k8s.io", "v1", "podcertificaterequests"), true, "spec: {signerName: example.com/signer, podName: p, podUID: u1, serviceAccountName: default, serviceAccountUID: u2, nodeName: n1, nodeUID: u3, stubPKCS10Request: MIG6MGICAQAwADBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABF0wsYbntokOlTah+vYUSCUNNzl6Qr/bJQyVvBNJ8a4BcFHu7UN/lIqUGCtPisbsUxjYgP+obM6KoES+zz4701agADAKBggqhkjOPQQDAgNIADBFAiAyWMP+a3n3+eWCVysDRfbPgyU+85GBOWNBLIy298/WoAIhAObQCDlEJAcKuSVpWFXI/H0Kj9jI+/Jy7+aTlfWXvgjH}", "PodCertificateRequest", ""},
 		{"NodeV1", "RuntimeClasses", gv("node.k8s.io", "v1", "runtimeclasses"), false, "handler: runc", "RuntimeClass", ""},
+		{"FlowcontrolV1", "FlowSchemas", gv("flowcontrol.apiserver.k8s.io", "v1", "flowschemas"), false, "spec: {priorityLevelConfiguration: {name: global-default}, matchingPrecedence: 5000, distinguisherMethod: {type: ByUser}, rules: [{subjects: [{kind: User, user: {name: ssa}}], resourceRules: [{verbs: [get], apiGroups: [\"\"], resources: [pods], namespaces: [\"*\"]}]}]}", "FlowSchema", ""},
+		{"FlowcontrolV1", "PriorityLevelConfigurations", gv("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations"), false, "spec: {type: Limited, limited: {nominalConcurrencyShares: 5, limitResponse: {type: Reject}}}", "PriorityLevelConfiguration", ""},
 	}
 }
 
