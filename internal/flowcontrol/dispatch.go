@@ -200,12 +200,17 @@ type level struct {
 	hand      int
 	limit     int
 	queues    [][]*waiter
+	// inUse are the seats each queue's dispatched requests hold: the
+	// next seats go to the waiting queue holding fewest (upstream's fair
+	// queuing evens out what queues get in the same way).
+	inUse []int
 	next      int // round-robin position among the queues
 }
 
 type waiter struct {
 	ready chan struct{}
 	width int // seats it takes
+	queue int // the queue it waited in
 	gone  bool
 }
 
@@ -217,13 +222,13 @@ func (lv *level) configure(seats int, resp flowcontrolv1.LimitResponse) {
 	if lv.reject {
 		lv.hand, lv.limit = 0, 0
 		lv.release()
-		lv.queues = nil
+		lv.queues, lv.inUse = nil, nil
 		return
 	}
 	q := resp.Queuing
 	if len(lv.queues) != int(q.Queues) {
 		lv.release()
-		lv.queues = make([][]*waiter, q.Queues)
+		lv.queues, lv.inUse = make([][]*waiter, q.Queues), make([]int, q.Queues)
 	}
 	lv.hand, lv.limit = int(q.HandSize), int(q.QueueLengthLimit)
 	lv.dispatch()
@@ -255,11 +260,16 @@ func (lv *level) admit(ctx context.Context, flow string, width int) (func(), err
 	lv.mu.Lock()
 	// A request wider than the level runs alone on all of its seats.
 	width = max(1, min(width, lv.seats))
-	done := func() { lv.done(width) }
 	if lv.executing+width <= lv.seats && lv.waiting() == 0 {
+		// Seats taken at once still count for the flow's queue.
+		qi := -1
+		if len(lv.queues) > 0 {
+			qi = lv.pick(flow)
+			lv.inUse[qi] += width
+		}
 		lv.executing += width
 		lv.mu.Unlock()
-		return done, nil
+		return func() { lv.done(width, qi) }, nil
 	}
 	if lv.reject {
 		lv.mu.Unlock()
@@ -270,9 +280,10 @@ func (lv *level) admit(ctx context.Context, flow string, width int) (func(), err
 		lv.mu.Unlock()
 		return nil, ErrRejected
 	}
-	w := &waiter{ready: make(chan struct{}), width: width}
+	w := &waiter{ready: make(chan struct{}), width: width, queue: qi}
 	lv.queues[qi] = append(lv.queues[qi], w)
 	lv.mu.Unlock()
+	done := func() { lv.done(width, qi) }
 	select {
 	case <-w.ready:
 		return done, nil
@@ -282,7 +293,7 @@ func (lv *level) admit(ctx context.Context, flow string, width int) (func(), err
 		select {
 		case <-w.ready:
 			// Dispatched meanwhile: give the seats back.
-			lv.executing -= width
+			lv.give(width, qi)
 			lv.dispatch()
 		default:
 			w.gone = true
@@ -333,25 +344,36 @@ func (lv *level) pick(flow string) int {
 	return best
 }
 
-// done gives width seats back and lets the next waiters in.
-func (lv *level) done(width int) {
+// done gives width seats, taken through queue qi (-1: none), back and
+// lets the next waiters in.
+func (lv *level) done(width, qi int) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	lv.executing -= width
+	lv.give(width, qi)
 	lv.dispatch()
 }
 
-// dispatch hands free seats to waiters, one queue after another, so each
-// queue (and the flows on it) gets its turn whatever its length. The queue
-// whose turn it is waits until its first request's seats are all free (a
-// wide request is not passed over for narrower ones forever).
+// give returns width seats taken through queue qi (-1: none).
+func (lv *level) give(width, qi int) {
+	lv.executing -= width
+	if qi >= 0 && qi < len(lv.inUse) {
+		lv.inUse[qi] = max(0, lv.inUse[qi]-width)
+	}
+}
+
+// dispatch hands free seats to waiters: next is the waiting queue whose
+// dispatched requests hold the fewest seats (ties taken in turn), so a
+// light flow is served before a heavy one's next request and no queue
+// waits behind another's length. The chosen queue's first request waits
+// until its seats are all free (a wide request is not passed over for
+// narrower ones forever).
 func (lv *level) dispatch() {
 	for {
 		qi := -1
 		for i := range lv.queues {
-			if j := (lv.next + i) % len(lv.queues); len(lv.queues[j]) > 0 {
+			j := (lv.next + i) % len(lv.queues)
+			if len(lv.queues[j]) > 0 && (qi < 0 || lv.inUse[j] < lv.inUse[qi]) {
 				qi = j
-				break
 			}
 		}
 		if qi < 0 {
@@ -364,6 +386,7 @@ func (lv *level) dispatch() {
 		lv.queues[qi] = lv.queues[qi][1:]
 		lv.next = (qi + 1) % len(lv.queues)
 		lv.executing += w.width
+		lv.inUse[qi] += w.width
 		close(w.ready)
 	}
 }

@@ -250,3 +250,47 @@ func TestWidth(t *testing.T) {
 		t.Errorf("seats after it: %+v", huge.stats())
 	}
 }
+
+// When seats free, the waiting queue whose requests hold the fewest seats
+// goes first: a light flow's request is not kept behind a heavy flow's
+// next one.
+func TestLightFlowFirst(t *testing.T) {
+	lv := limitedLevel(2, 64, 1, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h1, err := lv.admit(ctx, "heavy", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := lv.admit(ctx, "heavy", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 2)
+	enter := func(flow string) {
+		done, err := lv.admit(ctx, flow, 1)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		order <- flow
+		<-ctx.Done()
+		done()
+	}
+	go enter("heavy") // queued first
+	for lv.stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	go enter("light")
+	for lv.stats().Waiting != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	h1()
+	if first := <-order; first != "light" {
+		t.Errorf("first served when a seat freed: %s, want light (heavy holds a seat already)", first)
+	}
+	h2()
+	if second := <-order; second != "heavy" {
+		t.Errorf("then: %s", second)
+	}
+}
