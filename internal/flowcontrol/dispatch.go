@@ -204,7 +204,7 @@ type level struct {
 	// next seats go to the waiting queue holding fewest (upstream's fair
 	// queuing evens out what queues get in the same way).
 	inUse []int
-	next      int // round-robin position among the queues
+	next  int // round-robin position among the queues
 }
 
 type waiter struct {
