@@ -205,17 +205,17 @@ func (p *podSecurity) judge(ctx context.Context, a *Attributes, meta *metav1.Obj
 	pol := p.policies(o.(*corev1.Namespace).Labels)
 	if enforce {
 		Annotate(ctx, podSecurityPrefix+"enforce-policy", pol[modeEnforce].String())
-		if vs := podsecurity.Evaluate(pol[modeEnforce].level, meta, spec); len(vs) > 0 {
+		if vs := podsecurity.Evaluate(pol[modeEnforce].level, pol[modeEnforce].version, meta, spec); len(vs) > 0 {
 			return a.forbidden(fmt.Errorf("violates PodSecurity %q: %s", pol[modeEnforce], reasons(vs)))
 		}
 	}
 	if au := pol[modeAudit]; au.level != podsecurity.Privileged {
-		if vs := podsecurity.Evaluate(au.level, meta, spec); len(vs) > 0 {
+		if vs := podsecurity.Evaluate(au.level, au.version, meta, spec); len(vs) > 0 {
 			Annotate(ctx, podSecurityPrefix+"audit-violations", fmt.Sprintf("would violate PodSecurity %q: %s", au, reasons(vs)))
 		}
 	}
 	if w := pol[modeWarn]; w.level != podsecurity.Privileged {
-		if vs := podsecurity.Evaluate(w.level, meta, spec); len(vs) > 0 {
+		if vs := podsecurity.Evaluate(w.level, w.version, meta, spec); len(vs) > 0 {
 			Warn(ctx, fmt.Sprintf("would violate PodSecurity %q: %s", w, reasons(vs)))
 		}
 	}
@@ -253,7 +253,7 @@ func (p *podSecurity) namespace(ctx context.Context, a *Attributes) error {
 	var bad []string
 	for _, o := range p.objects.List(podsGVR, ns.Name) {
 		pod := o.(*corev1.Pod)
-		if vs := podsecurity.Evaluate(now.level, &pod.ObjectMeta, &pod.Spec); len(vs) > 0 {
+		if vs := podsecurity.Evaluate(now.level, now.version, &pod.ObjectMeta, &pod.Spec); len(vs) > 0 {
 			names := make([]string, len(vs))
 			for i, v := range vs {
 				names[i] = v.Reason

@@ -38,48 +38,74 @@ func (v Violation) String() string {
 }
 
 // check is one standard's rule; overlap marks a baseline check a
-// restricted one replaces.
+// restricted one replaces; since is the release (1.since) whose standard
+// brought it in, so a namespace pinned to an older version is not judged
+// by it.
 type check struct {
 	level   Level
 	overlap bool
+	since   int
 	fn      func(*metav1.ObjectMeta, *corev1.PodSpec) *Violation
+	// at, when set, is the check as release 1.minor words it (its allowed
+	// values changed between releases).
+	at func(minor int) func(*metav1.ObjectMeta, *corev1.PodSpec) *Violation
 }
 
 // checks are upstream's, in upstream's order (baseline results come
 // first, then restricted, each in this order).
 var checks = []check{
-	{Restricted, false, allowPrivilegeEscalation},
-	{Baseline, false, appArmor},
-	{Baseline, false, capabilitiesBaseline},
-	{Restricted, false, capabilitiesRestricted},
-	{Baseline, false, hostNamespaces},
-	{Baseline, false, hostPathVolumes},
-	{Baseline, false, hostPorts},
-	{Baseline, false, hostProbes},
-	{Baseline, false, privileged},
-	{Baseline, false, procMount},
-	{Restricted, false, restrictedVolumes},
-	{Restricted, false, runAsNonRoot},
-	{Restricted, false, runAsUser},
-	{Baseline, false, seLinuxOptions},
-	{Baseline, true, seccompBaseline},
-	{Restricted, false, seccompRestricted},
-	{Baseline, false, sysctls},
-	{Baseline, false, windowsHostProcess},
+	{level: Restricted, since: 8, fn: allowPrivilegeEscalation},
+	{level: Baseline, fn: appArmor},
+	{level: Baseline, fn: capabilitiesBaseline},
+	{level: Restricted, since: 22, fn: capabilitiesRestricted},
+	{level: Baseline, fn: hostNamespaces},
+	{level: Baseline, fn: hostPathVolumes},
+	{level: Baseline, fn: hostPorts},
+	{level: Baseline, since: 34, fn: hostProbes},
+	{level: Baseline, fn: privileged},
+	{level: Baseline, fn: procMount},
+	{level: Restricted, fn: restrictedVolumes},
+	{level: Restricted, fn: runAsNonRoot},
+	{level: Restricted, since: 23, fn: runAsUser},
+	{level: Baseline, fn: seLinuxOptions},
+	{level: Baseline, overlap: true, fn: seccompBaseline},
+	{level: Restricted, since: 19, fn: seccompRestricted},
+	{level: Baseline, at: sysctlsAt},
+	{level: Baseline, fn: windowsHostProcess},
 }
 
-// Evaluate is what pod breaks at level (nothing at privileged).
-func Evaluate(level Level, meta *metav1.ObjectMeta, spec *corev1.PodSpec) []Violation {
+// Latest is the newest release whose standard skiff knows; a version label
+// naming a newer one (or "latest") is judged by it.
+const Latest = 37
+
+// Minor is the release a pod-security.kubernetes.io/*-version label names:
+// "v1.25" is 25; "latest", "" and releases after Latest are Latest.
+func Minor(version string) int {
+	var minor int
+	if n, err := fmt.Sscanf(version, "v1.%d", &minor); err != nil || n != 1 || minor > Latest {
+		return Latest
+	}
+	return minor
+}
+
+// Evaluate is what pod breaks at level as release version ("latest" or
+// "v1.x") of the standard words it (nothing at privileged).
+func Evaluate(level Level, version string, meta *metav1.ObjectMeta, spec *corev1.PodSpec) []Violation {
 	if level == Privileged || level == "" {
 		return nil
 	}
+	minor := Minor(version)
 	var out []Violation
 	for _, pass := range []Level{Baseline, Restricted} {
 		for _, c := range checks {
-			if c.level != pass || pass == Restricted && level == Baseline || c.overlap && level == Restricted {
+			if c.level != pass || pass == Restricted && level == Baseline || c.overlap && level == Restricted || c.since > minor {
 				continue
 			}
-			if v := c.fn(meta, spec); v != nil {
+			fn := c.fn
+			if c.at != nil {
+				fn = c.at(minor)
+			}
+			if v := fn(meta, spec); v != nil {
 				out = append(out, *v)
 			}
 		}
@@ -575,25 +601,41 @@ func seccompRestricted(_ *metav1.ObjectMeta, spec *corev1.PodSpec) *Violation {
 	return nil
 }
 
-// safeSysctls are those baseline allows (upstream 1.37).
-var safeSysctls = []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
-	"net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
-	"net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}
+// safeSysctls are those baseline allows, by the release that allowed
+// them.
+var safeSysctls = []struct {
+	since int
+	names []string
+}{
+	{0, []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range"}},
+	{27, []string{"net.ipv4.ip_local_reserved_ports"}},
+	{29, []string{"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}},
+	{32, []string{"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}},
+}
 
-func sysctls(_ *metav1.ObjectMeta, spec *corev1.PodSpec) *Violation {
-	if spec.SecurityContext == nil {
-		return nil
-	}
-	var bad []string
-	for _, s := range spec.SecurityContext.Sysctls {
-		if !slices.Contains(safeSysctls, s.Name) {
-			bad = append(bad, s.Name)
+// sysctlsAt is the sysctls check of release 1.minor.
+func sysctlsAt(minor int) func(*metav1.ObjectMeta, *corev1.PodSpec) *Violation {
+	var safe []string
+	for _, s := range safeSysctls {
+		if s.since <= minor {
+			safe = append(safe, s.names...)
 		}
 	}
-	if len(bad) == 0 {
-		return nil
+	return func(_ *metav1.ObjectMeta, spec *corev1.PodSpec) *Violation {
+		if spec.SecurityContext == nil {
+			return nil
+		}
+		var bad []string
+		for _, s := range spec.SecurityContext.Sysctls {
+			if !slices.Contains(safe, s.Name) {
+				bad = append(bad, s.Name)
+			}
+		}
+		if len(bad) == 0 {
+			return nil
+		}
+		return &Violation{"forbidden sysctls", strings.Join(bad, ", ")}
 	}
-	return &Violation{"forbidden sysctls", strings.Join(bad, ", ")}
 }
 
 func windowsHostProcess(_ *metav1.ObjectMeta, spec *corev1.PodSpec) *Violation {

@@ -84,11 +84,62 @@ func TestEvaluate(t *testing.T) {
 	} {
 		meta, spec := pod(c.mutate)
 		var got []string
-		for _, v := range Evaluate(c.level, meta, spec) {
+		for _, v := range Evaluate(c.level, "latest", meta, spec) {
 			got = append(got, v.String())
 		}
 		if s := strings.Join(got, ", "); s != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, s, c.want)
+		}
+	}
+}
+
+// A namespace pinned to an older release of the standard is judged by the
+// checks of that release: newer checks do not apply, and a sysctl allowed
+// later is still forbidden.
+func TestEvaluateVersions(t *testing.T) {
+	reasons := func(level Level, version string, meta *metav1.ObjectMeta, spec *corev1.PodSpec) string {
+		var out []string
+		for _, v := range Evaluate(level, version, meta, spec) {
+			out = append(out, v.Reason)
+		}
+		return strings.Join(out, ", ")
+	}
+	rootPlain := func(s *corev1.PodSpec, _ *metav1.ObjectMeta) {
+		s.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](0)}
+	}
+	meta, spec := pod(rootPlain)
+	for _, c := range []struct{ version, want string }{
+		{"latest", "allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, runAsUser=0, seccompProfile"},
+		{"v1.23", "allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, runAsUser=0, seccompProfile"},
+		{"v1.22", "allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"},
+		{"v1.21", "allowPrivilegeEscalation != false, runAsNonRoot != true, seccompProfile"},
+		{"v1.18", "allowPrivilegeEscalation != false, runAsNonRoot != true"},
+		{"v1.7", "runAsNonRoot != true"},
+		{"v1.99", "allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, runAsUser=0, seccompProfile"},
+	} {
+		if got := reasons(Restricted, c.version, meta, spec); got != c.want {
+			t.Errorf("restricted:%s: %q, want %q", c.version, got, c.want)
+		}
+	}
+
+	meta, spec = pod(func(s *corev1.PodSpec, _ *metav1.ObjectMeta) {
+		s.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Host: "10.0.0.1"}}}
+		s.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.tcp_keepalive_time", Value: "60"}}}
+	})
+	for _, c := range []struct{ version, want string }{
+		{"latest", "probe or lifecycle host"},
+		{"v1.34", "probe or lifecycle host"},
+		{"v1.33", ""},
+		{"v1.29", ""},
+		{"v1.28", "forbidden sysctls"},
+	} {
+		if got := reasons(Baseline, c.version, meta, spec); got != c.want {
+			t.Errorf("baseline:%s: %q, want %q", c.version, got, c.want)
+		}
+	}
+	for v, want := range map[string]int{"latest": Latest, "": Latest, "v1.25": 25, "v1.99": Latest, "v2.0": Latest} {
+		if got := Minor(v); got != want {
+			t.Errorf("Minor(%q) = %d, want %d", v, got, want)
 		}
 	}
 }
