@@ -15,6 +15,8 @@ import (
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"sigs.k8s.io/yaml"
+
+	"github.com/skiff-sh/skiff/internal/registry"
 )
 
 // Media types skiff speaks.
@@ -174,6 +176,16 @@ func (o Output) ContentType() string {
 // Negotiate picks the response form from an Accept header, as upstream's
 // content negotiation does: the first acceptable entry wins.
 func Negotiate(accept string, allowTable bool) (Output, error) {
+	return negotiate(accept, allowTable, false)
+}
+
+// negotiateFor picks the response form for res: custom objects have no
+// protobuf form (their Table and metadata views do), as upstream.
+func negotiateFor(accept string, res *registry.Resource) (Output, error) {
+	return negotiate(accept, true, res != nil && res.Custom != nil)
+}
+
+func negotiate(accept string, allowTable, jsonOnly bool) (Output, error) {
 	if strings.TrimSpace(accept) == "" {
 		return Output{Media: mediaJSON}, nil
 	}
@@ -193,6 +205,9 @@ func Negotiate(accept string, allowTable bool) (Output, error) {
 		default:
 			continue
 		}
+		if jsonOnly && media == mediaProtobuf && params["as"] == "" {
+			continue
+		}
 		out := Output{Media: media, Pretty: params["pretty"] == "1"}
 		switch params["as"] {
 		case "":
@@ -210,6 +225,9 @@ func Negotiate(accept string, allowTable bool) (Output, error) {
 			continue
 		}
 		return out, nil
+	}
+	if jsonOnly {
+		return Output{}, apierrors.NewGenericServerResponse(406, "get", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: %s, %s", mediaJSON, mediaYAML), 0, false)
 	}
 	return Output{}, apierrors.NewGenericServerResponse(406, "get", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: %s, %s, %s", mediaJSON, mediaYAML, mediaProtobuf), 0, false)
 }

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 )
@@ -20,6 +21,15 @@ import (
 // groupPriority orders groups in discovery as upstream does (core first,
 // then the most used groups).
 var groupPriority = map[string]int{"": 0, "apps": 1, "events.k8s.io": 2, "authentication.k8s.io": 3, "authorization.k8s.io": 4, "autoscaling": 5, "batch": 6, "certificates.k8s.io": 7, "networking.k8s.io": 8, "policy": 9, "rbac.authorization.k8s.io": 10, "storage.k8s.io": 11, "admissionregistration.k8s.io": 12, "apiextensions.k8s.io": 13, "scheduling.k8s.io": 14, "coordination.k8s.io": 15, "node.k8s.io": 16, "discovery.k8s.io": 17}
+
+// groupOrder places built-in groups by groupPriority and the groups of
+// custom resources after them all, as upstream does.
+func groupOrder(g string, custom map[string]bool) int {
+	if custom[g] {
+		return 1000
+	}
+	return groupPriority[g]
+}
 
 // preferredVersion of each group (the newest stable one).
 func preferredVersion(group string, versions []string) string {
@@ -33,6 +43,9 @@ func preferredVersion(group string, versions []string) string {
 
 // discoveryDocs holds the precomputed discovery responses.
 type discoveryDocs struct {
+	// generation is the registry's custom-resource generation the
+	// documents were built at.
+	generation uint64
 	legacy    []byte // /api
 	groups    []byte // /apis
 	group     map[string][]byte
@@ -56,15 +69,25 @@ func buildDiscovery(reg *registry.Registry) *discoveryDocs {
 		}
 		byGV[gv] = append(byGV[gv], r)
 	}
+	custom := map[string]bool{}
+	for _, r := range reg.Resources() {
+		if r.Custom != nil {
+			custom[r.GVR.Group] = true
+		}
+	}
 	for g := range groupVersions {
-		sort.Slice(groupVersions[g], func(i, j int) bool { return groupVersions[g][i] > groupVersions[g][j] })
+		// Newest first, as upstream orders versions: GA before beta before
+		// alpha, higher numbers first.
+		sort.Slice(groupVersions[g], func(i, j int) bool {
+			return version.CompareKubeAwareVersionStrings(groupVersions[g][i], groupVersions[g][j]) > 0
+		})
 	}
 	groups := make([]string, 0, len(groupVersions))
 	for g := range groupVersions {
 		groups = append(groups, g)
 	}
 	sort.Slice(groups, func(i, j int) bool {
-		pi, pj := groupPriority[groups[i]], groupPriority[groups[j]]
+		pi, pj := groupOrder(groups[i], custom), groupOrder(groups[j], custom)
 		if pi != pj {
 			return pi < pj
 		}
@@ -225,24 +248,43 @@ func wantsAggregated(accept string) (string, bool) {
 	return "", false
 }
 
+// docs are the discovery documents, built anew after custom resources
+// change.
+func (s *Server) docs() *discoveryDocs {
+	gen := s.reg.CustomGeneration()
+	if d := s.discovery.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	s.discoveryMu.Lock()
+	defer s.discoveryMu.Unlock()
+	if d := s.discovery.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	d := buildDiscovery(s.reg)
+	d.generation = gen
+	s.discovery.Store(d)
+	return d
+}
+
 func (s *Server) serveDiscoveryRoot(w http.ResponseWriter, r *http.Request) error {
 	legacy := strings.HasPrefix(r.URL.Path, "/api") && !strings.HasPrefix(r.URL.Path, "/apis")
+	docs := s.docs()
 	if ct, ok := wantsAggregated(r.Header.Get("Accept")); ok {
 		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Vary", "Accept")
 		if legacy {
-			w.Write(s.discovery.aggLegacy)
+			w.Write(docs.aggLegacy)
 		} else {
-			w.Write(s.discovery.aggGroups)
+			w.Write(docs.aggGroups)
 		}
 		return nil
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Header().Set("Vary", "Accept")
 	if legacy {
-		w.Write(s.discovery.legacy)
+		w.Write(docs.legacy)
 	} else {
-		w.Write(s.discovery.groups)
+		w.Write(docs.groups)
 	}
 	return nil
 }
@@ -252,12 +294,13 @@ func (s *Server) serveGroupDiscovery(w http.ResponseWriter, r *http.Request, ri 
 		return apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method)
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	docs := s.docs()
 	var body []byte
 	switch {
 	case parts[0] == "apis" && len(parts) == 2:
-		body = s.discovery.group[parts[1]]
+		body = docs.group[parts[1]]
 	case ri.Version != "":
-		body = s.discovery.resources[schema.GroupVersion{Group: ri.Group, Version: ri.Version}]
+		body = docs.resources[schema.GroupVersion{Group: ri.Group, Version: ri.Version}]
 	}
 	if body == nil {
 		return apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path)

@@ -341,7 +341,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 	if err != nil {
 		return err
 	}
-	out, err := Negotiate(r.Header.Get("Accept"), true)
+	out, err := negotiateFor(r.Header.Get("Accept"), res)
 	if err != nil {
 		return err
 	}

@@ -61,12 +61,18 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 	var warnings []string
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
 		if pt == mediaApply {
-			return s.applyPatch(res, ns, ri.Name, cur, body, o, force, validation)
+			obj, warn, err := s.applyPatch(res, ns, ri.Name, cur, body, o, force, validation)
+			warnings = warn
+			return obj, err
 		}
 		if cur == nil {
 			return nil, apierrors.NewNotFound(res.GroupResource(), ri.Name)
 		}
 		withKind(res, cur)
+		if pt == mediaSMP && res.Custom != nil {
+			return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType,
+				fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mediaJSONPatch, mediaMergePatch, mediaApply))
+		}
 		if pt == mediaSMP {
 			obj, warn, err := strategicPatch(res, cur, body, validation)
 			if err != nil {
@@ -99,6 +105,11 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 		if gvk != nil && *gvk != res.GVK() {
 			return nil, badRequest("the patch changed apiVersion or kind to %s", gvk)
 		}
+		warn, err := unknownFields(res, obj, validation)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, warn...)
 		// A patch does not carry a resourceVersion precondition unless the
 		// patch itself sets one.
 		return obj, checkPatchedName(obj, ri.Name)
@@ -170,30 +181,36 @@ func applyPatch(pt string, doc, patch []byte, schemaObj runtime.Object) ([]byte,
 
 // applyPatch runs server-side apply of an apply configuration (YAML or
 // JSON) against cur (nil: the object is created).
-func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime.Object, body []byte, o registry.WriteOptions, force bool, validation string) (runtime.Object, error) {
+func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime.Object, body []byte, o registry.WriteOptions, force bool, validation string) (runtime.Object, []string, error) {
 	js, err := yaml.YAMLToJSON(body)
 	if err != nil {
-		return nil, badRequest("error decoding YAML: %v", err)
+		return nil, nil, badRequest("error decoding YAML: %v", err)
 	}
 	patch := &unstructured.Unstructured{}
 	if err := patch.UnmarshalJSON(js); err != nil {
-		return nil, badRequest("error decoding apply configuration: %v", err)
+		return nil, nil, badRequest("error decoding apply configuration: %v", err)
 	}
 	if patch.GroupVersionKind() != res.GVK() {
-		return nil, badRequest("the API version/kind in the apply configuration (%s) does not match the expected (%s)", patch.GroupVersionKind(), res.GVK())
+		return nil, nil, badRequest("the API version/kind in the apply configuration (%s) does not match the expected (%s)", patch.GroupVersionKind(), res.GVK())
 	}
 	if patch.GetName() != name {
-		return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", patch.GetName(), name)
+		return nil, nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", patch.GetName(), name)
 	}
 	if res.Namespaced && patch.GetNamespace() != "" && patch.GetNamespace() != ns {
-		return nil, badRequest("the namespace of the provided object does not match the namespace sent on the request")
+		return nil, nil, badRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
 	if len(patch.GetManagedFields()) > 0 {
-		return nil, badRequest("metadata.managedFields must be nil")
+		return nil, nil, badRequest("metadata.managedFields must be nil")
+	}
+	// A custom object's configuration loses the fields its schema does
+	// not know (or the request fails, under Strict).
+	warnings, err := unknownFields(res, patch, validation)
+	if err != nil {
+		return nil, nil, err
 	}
 	if validation == "Strict" {
 		if _, _, err := s.codecs.Strict.Decode(js, nil, res.New()); err != nil && runtime.IsStrictDecodingError(err) {
-			return nil, badRequest("%v", err)
+			return nil, nil, badRequest("%v", err)
 		}
 	}
 	live := cur
@@ -211,18 +228,18 @@ func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime
 	if err != nil && strings.HasPrefix(err.Error(), "failed to create typed patch object") {
 		// The configuration does not fit the kind's schema (a string
 		// where an object belongs, say): the client's mistake, not ours.
-		return nil, badRequest("%v", err)
+		return nil, nil, badRequest("%v", err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	typed, ok := out.(runtime.Unstructured)
 	if ok {
 		obj := res.New()
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(typed.UnstructuredContent(), obj); err != nil {
-			return nil, badPatch(err)
+			return nil, nil, badPatch(err)
 		}
-		return obj, nil
+		return obj, warnings, nil
 	}
-	return out, nil
+	return out, warnings, nil
 }

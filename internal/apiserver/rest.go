@@ -181,6 +181,64 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, body []byte,
 	return obj, nil
 }
 
+// decodeResource decodes a request's object of res. A custom object comes
+// as JSON or YAML only, and the fields its schema does not know are pruned:
+// refused, warned about or dropped silently as fieldValidation says.
+func (s *Server) decodeResource(w http.ResponseWriter, r *http.Request, body []byte, res *registry.Resource) (runtime.Object, error) {
+	if res.Custom == nil {
+		return s.decodeBody(w, r, body, res.GVK(), res.New())
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == mediaProtobuf {
+		return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s", mediaJSON, mediaYAML))
+	}
+	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
+	if err != nil {
+		return nil, err
+	}
+	if err := pruneUnknown(w, r, res, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// pruneUnknown drops a custom object's unknown fields, as fieldValidation
+// asks (see unknownFields).
+func pruneUnknown(w http.ResponseWriter, r *http.Request, res *registry.Resource, obj runtime.Object) error {
+	validation, err := fieldValidation(r)
+	if err != nil {
+		return err
+	}
+	warnings, err := unknownFields(res, obj, validation)
+	for _, m := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+	}
+	return err
+}
+
+// unknownFields prunes the fields of a custom object its schema does not
+// know: Strict refuses the request naming them, Warn returns a warning for
+// each, Ignore drops them silently.
+func unknownFields(res *registry.Resource, obj runtime.Object, validation string) ([]string, error) {
+	if res.Custom == nil {
+		return nil, nil
+	}
+	unknown := res.Custom.UnknownFields(obj)
+	if len(unknown) == 0 {
+		return nil, nil
+	}
+	msgs := make([]string, len(unknown))
+	for i, f := range unknown {
+		msgs[i] = fmt.Sprintf("unknown field %q", f)
+	}
+	switch validation {
+	case "Strict":
+		return nil, badRequest("strict decoding error: %s", strings.Join(msgs, ", "))
+	case "Warn":
+		return msgs, nil
+	}
+	return nil, nil
+}
+
 func strictErrors(err error) []string {
 	msg := strings.TrimPrefix(err.Error(), "strict decoding error: ")
 	return strings.Split(msg, ", ")
@@ -189,7 +247,7 @@ func strictErrors(err error) []string {
 // respond writes obj (which carries its kind) with code in the negotiated
 // form.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
-	out, err := Negotiate(r.Header.Get("Accept"), true)
+	out, err := negotiateFor(r.Header.Get("Accept"), res)
 	if err != nil {
 		return err
 	}
@@ -284,7 +342,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, res *regis
 	if ri.Name != "" || ri.Subresource != "" {
 		return apierrors.NewMethodNotSupported(res.GroupResource(), "create")
 	}
-	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
+	obj, err := s.decodeResource(w, r, body, res)
 	if err != nil {
 		return err
 	}
@@ -304,7 +362,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, res *regis
 	if err != nil {
 		return err
 	}
-	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
+	obj, err := s.decodeResource(w, r, body, res)
 	if err != nil {
 		return err
 	}

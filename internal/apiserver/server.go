@@ -97,7 +97,8 @@ type Server struct {
 	openapiV2      func() ([]byte, error)
 	openapiV2Proto func() ([]byte, error)
 	openapiV3      func(path string) ([]byte, bool, error)
-	discovery      *discoveryDocs
+	discovery      atomic.Pointer[discoveryDocs]
+	discoveryMu    sync.Mutex
 	profiling      bool
 	kubeletTLS     *tls.Config
 	caPEM          []byte
@@ -129,7 +130,7 @@ func New(cfg Config) *Server {
 	if s.authz == nil {
 		s.authz = authz.AlwaysAllow
 	}
-	s.discovery = buildDiscovery(cfg.Registry)
+	s.docs()
 	s.podTransport = newPodTransport()
 	s.handler = build(s.chain(), http.HandlerFunc(s.route))
 	return s

@@ -159,7 +159,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 	if err != nil {
 		return err
 	}
-	out, err := Negotiate(r.Header.Get("Accept"), true)
+	out, err := negotiateFor(r.Header.Get("Accept"), res)
 	if err != nil {
 		return err
 	}

@@ -291,6 +291,7 @@ func (s *server) startRegistry(ctx context.Context) error {
 	for _, c := range s.reg.Caches() {
 		go c.Run(cacheCtx)
 	}
+	s.reg.RunCustom(cacheCtx)
 	return nil
 }
 
@@ -374,6 +375,7 @@ func (s *server) startAPI(ctx context.Context) error {
 		return err
 	}
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
+	go s.serveCustomResources(feedCtx)
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit, FlowControl: s.flowControl(),

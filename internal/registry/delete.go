@@ -83,6 +83,13 @@ func (g *Registry) deleteStep(r *Resource, name string, cur runtime.Object, opts
 	obj := cur.DeepCopyObject()
 	oa, _ := meta.Accessor(obj)
 	finalizers := propagationFinalizers(oa.GetFinalizers(), opts)
+	if acc.GetDeletionTimestamp() == nil {
+		for _, f := range r.DeleteFinalizers {
+			if !slices.Contains(finalizers, f) {
+				finalizers = append(finalizers, f)
+			}
+		}
+	}
 	changedFinalizers := !slices.Equal(finalizers, oa.GetFinalizers())
 	oa.SetFinalizers(finalizers)
 	now := metav1.NewTime(g.Now().Truncate(1e9))

@@ -27,6 +27,7 @@ import (
 type Registry struct {
 	Scheme *runtime.Scheme
 	Codec  storage.Codec
+	client *clientv3.Client
 	Now    func() time.Time
 	Log    *slog.Logger
 
@@ -51,6 +52,10 @@ type Registry struct {
 	Ports *Allocator
 
 	serviceCIDR string
+
+	// custom holds the resources CustomResourceDefinitions define,
+	// replaced whole on each change (see custom.go).
+	custom customState
 }
 
 type managerKey struct {
@@ -62,7 +67,7 @@ type managerKey struct {
 // Run before the registry serves reads.
 func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, alloc AllocatorConfig, log *slog.Logger) (*Registry, error) {
 	g := &Registry{
-		Scheme: scheme, Codec: codec, Now: time.Now, Log: log,
+		Scheme: scheme, Codec: codec, Now: time.Now, Log: log, client: client,
 		byGVR:    map[schema.GroupVersionResource]*Resource{},
 		stores:   map[string]*storage.Store{},
 		caches:   map[string]*storage.Cache{},
@@ -152,17 +157,43 @@ func (d defaulter) Default(obj runtime.Object) {
 	}
 }
 
-// Resources lists every resource in catalog order.
-func (g *Registry) Resources() []*Resource { return g.resources }
+// Resources lists every resource: the built-in ones in catalog order, then
+// the custom ones by group, version and name.
+func (g *Registry) Resources() []*Resource {
+	set := g.custom.set.Load()
+	if set == nil || len(set.list) == 0 {
+		return g.resources
+	}
+	out := make([]*Resource, 0, len(g.resources)+len(set.list))
+	return append(append(out, g.resources...), set.list...)
+}
 
 // Lookup finds a resource by group, version and plural name.
-func (g *Registry) Lookup(gvr schema.GroupVersionResource) *Resource { return g.byGVR[gvr] }
+func (g *Registry) Lookup(gvr schema.GroupVersionResource) *Resource {
+	if r, ok := g.byGVR[gvr]; ok {
+		return r
+	}
+	if set := g.custom.set.Load(); set != nil {
+		return set.byGVR[gvr]
+	}
+	return nil
+}
 
 // Cache is the watch cache behind r.
-func (g *Registry) Cache(r *Resource) *storage.Cache { return g.caches[r.StoragePrefix] }
+func (g *Registry) Cache(r *Resource) *storage.Cache {
+	if r.Custom != nil {
+		return r.Custom.entry.cache
+	}
+	return g.caches[r.StoragePrefix]
+}
 
 // Store is the etcd store behind r.
-func (g *Registry) Store(r *Resource) *storage.Store { return g.stores[r.StoragePrefix] }
+func (g *Registry) Store(r *Resource) *storage.Store {
+	if r.Custom != nil {
+		return r.Custom.entry.store
+	}
+	return g.stores[r.StoragePrefix]
+}
 
 // Caches lists every cache once.
 func (g *Registry) Caches() []*storage.Cache {
@@ -176,6 +207,9 @@ func (g *Registry) Caches() []*storage.Cache {
 
 // FieldManager is the managed-fields tracker of r's endpoint subresource.
 func (g *Registry) FieldManager(r *Resource, sub string) Fields {
+	if r.Custom != nil {
+		return r.Custom.fields[sub]
+	}
 	return g.managers[managerKey{r.GVK(), sub}]
 }
 

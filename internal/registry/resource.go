@@ -74,11 +74,17 @@ type Resource struct {
 	// Guard refuses a create (old nil) or update by who asks, after
 	// validation: RBAC's escalation prevention.
 	Guard func(ctx context.Context, g *Registry, obj, old runtime.Object) error
+	// DeleteFinalizers are added when an object's deletion begins, holding
+	// it until their owners are done (a CRD's objects are removed first).
+	DeleteFinalizers []string
 	// Verbs overrides the default verb list (for create-only resources).
 	Verbs []string
 	// Virtual resources are computed, never stored (the review APIs):
 	// they have no etcd prefix and no cache.
 	Virtual bool
+	// Custom is set for a resource a CustomResourceDefinition defines
+	// (served as JSON only, stored as JSON, added and removed at run time).
+	Custom *Custom
 }
 
 // GVK is the resource's kind in its group-version.

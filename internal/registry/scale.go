@@ -23,7 +23,7 @@ func withScale(r *Resource) {
 		New:   func() runtime.Object { return &autoscalingv1.Scale{} },
 		View:  func(obj runtime.Object) (runtime.Object, error) { return ScaleOf(obj) },
 		Act: func(ctx context.Context, g *Registry, ns, name string, body func(runtime.Object) (runtime.Object, error), o WriteOptions) (runtime.Object, error) {
-			return updateScale(ctx, g, r, ns, name, body, o)
+			return updateScale(ctx, g, r, ns, name, body, o, ScaleOf, setReplicas)
 		},
 	})
 }
@@ -65,12 +65,14 @@ func setReplicas(obj runtime.Object, n int32) {
 
 // updateScale changes a workload's replicas to what body makes of its
 // current Scale.
-func updateScale(ctx context.Context, g *Registry, r *Resource, ns, name string, body func(runtime.Object) (runtime.Object, error), o WriteOptions) (runtime.Object, error) {
+// scaleOf reads an object's Scale; setScale writes its desired replicas.
+func updateScale(ctx context.Context, g *Registry, r *Resource, ns, name string, body func(runtime.Object) (runtime.Object, error), o WriteOptions,
+	scaleOf func(runtime.Object) (*autoscalingv1.Scale, error), setScale func(runtime.Object, int32)) (runtime.Object, error) {
 	mutate := func(cur runtime.Object) (runtime.Object, error) {
 		if cur == nil {
 			return nil, apierrors.NewNotFound(r.GroupResource(), name)
 		}
-		sc, err := ScaleOf(cur)
+		sc, err := scaleOf(cur)
 		if err != nil {
 			return nil, err
 		}
@@ -90,12 +92,12 @@ func updateScale(ctx context.Context, g *Registry, r *Resource, ns, name string,
 		if want.ResourceVersion != "" {
 			acc.SetResourceVersion(want.ResourceVersion)
 		}
-		setReplicas(obj, want.Spec.Replicas)
+		setScale(obj, want.Spec.Replicas)
 		return obj, nil
 	}
 	out, _, err := g.Update(ctx, r, ns, name, mutate, o, false)
 	if err != nil {
 		return nil, err
 	}
-	return ScaleOf(out)
+	return scaleOf(out)
 }

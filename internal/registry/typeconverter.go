@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sync"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsapply "k8s.io/apiextensions-apiserver/pkg/client/applyconfiguration"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -41,7 +44,25 @@ type rootType struct {
 var _ managedfields.TypeConverter = (*typeConverter)(nil)
 
 func newTypeConverter(scheme *runtime.Scheme) *typeConverter {
-	return &typeConverter{inner: applyconfigurations.NewTypeConverter(scheme), new: scheme.New}
+	return &typeConverter{inner: byGroup{
+		core:          applyconfigurations.NewTypeConverter(scheme),
+		apiextensions: apiextensionsapply.NewTypeConverter(scheme),
+	}, new: scheme.New}
+}
+
+// byGroup picks the schemas of an object's group: client-go's for the core
+// groups, apiextensions' for CustomResourceDefinitions.
+type byGroup struct{ core, apiextensions managedfields.TypeConverter }
+
+func (b byGroup) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	if obj.GetObjectKind().GroupVersionKind().Group == apiextensionsv1.GroupName {
+		return b.apiextensions.ObjectToTyped(obj, opts...)
+	}
+	return b.core.ObjectToTyped(obj, opts...)
+}
+
+func (b byGroup) TypedToObject(v *typed.TypedValue) (runtime.Object, error) {
+	return b.core.TypedToObject(v)
 }
 
 // ObjectToTyped converts obj, validating it unless it is a typed object
