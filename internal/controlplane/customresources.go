@@ -112,20 +112,23 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 		view := c.DeepCopy()
 		view.Status = want
 		granted = append(granted, view)
+		// Served before Established is stored: a client that waits for
+		// the condition finds the resource at once.
+		if crd.Established(view) {
+			if key := servedKey(view); served[c.Name] != key {
+				if err := s.reg.ServeCustom(view, crd.Terminating(view)); err != nil {
+					note(fmt.Errorf("serve %s: %w", c.Name, err))
+					continue
+				}
+				served[c.Name] = key
+			}
+		}
 		if !sameStatus(c.Status, want) {
 			note(s.writeCRDStatus(ctx, res, c.Name, want))
-			continue // served once the status is stored and seen
+			continue
 		}
 		if !crd.Established(c) {
 			continue
-		}
-		key := servedKey(c)
-		if served[c.Name] != key {
-			if err := s.reg.ServeCustom(c, crd.Terminating(c)); err != nil {
-				note(fmt.Errorf("serve %s: %w", c.Name, err))
-				continue
-			}
-			served[c.Name] = key
 		}
 		if crd.Terminating(c) && slices.Contains(c.Finalizers, crd.CleanupFinalizer) {
 			done, err := s.removeCustomObjects(ctx, c)

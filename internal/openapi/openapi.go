@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	openapiv2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
@@ -22,92 +23,174 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
-// Spec serves the OpenAPI documents, built once on first use.
+// Spec serves the OpenAPI documents. The built-in resources' parts are
+// built once on first use; the documents are assembled again after the
+// custom resources change (their schemas come from their definitions).
 type Spec struct {
-	reg  *registry.Registry
-	once sync.Once
-	err  error
-	v2   []byte
-	v2pb []byte
-	v3   map[string][]byte // "api/v1", "apis/apps/v1"
-	root []byte
+	reg *registry.Registry
+
+	once     sync.Once
+	err      error
+	defs2    map[string]any // built-in definitions, v2 references
+	schemas3 map[string]any // built-in schemas, v3 references
+	paths2   map[string]any // built-in operations, v2
+	v3       map[string][]byte
+
+	mu  sync.Mutex
+	cur atomic.Pointer[documents]
+}
+
+// documents are the served documents at one custom-resource generation.
+type documents struct {
+	generation uint64
+	err        error
+	v2, v2pb   []byte
+	v3         map[string][]byte // "api/v1", "apis/apps/v1"
+	root       []byte
 }
 
 // New returns the spec for reg's resources.
 func New(reg *registry.Registry) *Spec { return &Spec{reg: reg} }
 
-func (s *Spec) build() {
+// builtin builds the built-in resources' definitions, operations and v3
+// documents.
+func (s *Spec) builtin() {
 	s.once.Do(func() {
 		g := newGenerator(s.reg.Scheme)
-		for _, r := range s.reg.Resources() {
-			g.addKind(r.GVK(), r.New())
-			g.addKind(r.GVK().GroupVersion().WithKind(r.Kind+"List"), r.NewList())
-		}
-		g.addMeta()
 		byGV := map[schema.GroupVersion][]*registry.Resource{}
 		for _, r := range s.reg.Resources() {
+			if r.Custom != nil {
+				continue
+			}
+			g.addKind(r.GVK(), r.New())
+			g.addKind(r.GVK().GroupVersion().WithKind(r.Kind+"List"), r.NewList())
 			byGV[r.GVK().GroupVersion()] = append(byGV[r.GVK().GroupVersion()], r)
 		}
-		v2Paths := map[string]any{}
+		g.addMeta()
+		s.paths2 = map[string]any{}
 		for gv, rs := range byGV {
-			maps.Copy(v2Paths, swagger.paths(gv, rs))
+			maps.Copy(s.paths2, swagger.paths(gv, rs))
 		}
-		v2 := map[string]any{
-			"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-			"paths": v2Paths, "definitions": g.defs("#/definitions/"),
-		}
-		if s.v2, s.err = json.Marshal(v2); s.err != nil {
-			return
-		}
-		doc, err := openapiv2.ParseDocument(s.v2)
-		if err != nil {
-			s.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
-			return
-		}
-		if s.v2pb, s.err = proto.Marshal(doc); s.err != nil {
-			return
-		}
-		schemas := g.defs("#/components/schemas/")
+		s.defs2 = g.defs("#/definitions/")
+		s.schemas3 = g.defs("#/components/schemas/")
 		s.v3 = map[string][]byte{}
-		rootPaths := map[string]any{}
 		for gv, rs := range byGV {
-			key := "apis/" + gv.Group + "/" + gv.Version
-			if gv.Group == "" {
-				key = "api/" + gv.Version
-			}
 			doc := map[string]any{
 				"openapi": "3.0.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-				"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": schemas},
+				"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": s.schemas3},
 			}
 			b, err := json.Marshal(doc)
 			if err != nil {
 				s.err = err
 				return
 			}
-			s.v3[key] = b
-			sum := sha512.Sum512(b)
-			rootPaths[key] = map[string]any{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
+			s.v3[v3Key(gv)] = b
 		}
-		s.root, s.err = json.Marshal(map[string]any{"paths": rootPaths})
 	})
 }
 
+func v3Key(gv schema.GroupVersion) string {
+	if gv.Group == "" {
+		return "api/" + gv.Version
+	}
+	return "apis/" + gv.Group + "/" + gv.Version
+}
+
+// docs are the documents for the registry's current custom resources.
+func (s *Spec) docs() *documents {
+	s.builtin()
+	gen := s.reg.CustomGeneration()
+	if d := s.cur.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.cur.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	d := s.assemble()
+	d.generation = gen
+	s.cur.Store(d)
+	return d
+}
+
+// assemble joins the built-in parts and the custom resources' into the
+// served documents.
+func (s *Spec) assemble() *documents {
+	d := &documents{err: s.err}
+	if d.err != nil {
+		return d
+	}
+	custom := map[schema.GroupVersion][]*registry.Resource{}
+	for _, r := range s.reg.Resources() {
+		if r.Custom != nil {
+			custom[r.GVK().GroupVersion()] = append(custom[r.GVK().GroupVersion()], r)
+		}
+	}
+	paths2, defs2 := s.paths2, s.defs2
+	if len(custom) > 0 {
+		paths2, defs2 = maps.Clone(s.paths2), maps.Clone(s.defs2)
+	}
+	d.v3 = maps.Clone(s.v3)
+	meta3 := metaSchemas(s.schemas3)
+	for gv, rs := range custom {
+		maps.Copy(paths2, swagger.paths(gv, rs))
+		schemas := maps.Clone(meta3)
+		for _, r := range rs {
+			maps.Copy(defs2, customDefinitions(r, swagger))
+			maps.Copy(schemas, customDefinitions(r, openAPI))
+		}
+		doc := map[string]any{
+			"openapi": "3.0.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
+			"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": schemas},
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			d.err = err
+			return d
+		}
+		d.v3[v3Key(gv)] = b
+	}
+	v2 := map[string]any{
+		"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
+		"paths": paths2, "definitions": defs2,
+	}
+	if d.v2, d.err = json.Marshal(v2); d.err != nil {
+		return d
+	}
+	doc, err := openapiv2.ParseDocument(d.v2)
+	if err != nil {
+		d.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
+		return d
+	}
+	if d.v2pb, d.err = proto.Marshal(doc); d.err != nil {
+		return d
+	}
+	rootPaths := map[string]any{}
+	for key, b := range d.v3 {
+		sum := sha512.Sum512(b)
+		rootPaths[key] = map[string]any{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
+	}
+	d.root, d.err = json.Marshal(map[string]any{"paths": rootPaths})
+	return d
+}
+
 // V2 is /openapi/v2 in JSON.
-func (s *Spec) V2() ([]byte, error) { s.build(); return s.v2, s.err }
+func (s *Spec) V2() ([]byte, error) { d := s.docs(); return d.v2, d.err }
 
 // V2Proto is /openapi/v2 as gnostic protobuf (what kubectl asks for).
-func (s *Spec) V2Proto() ([]byte, error) { s.build(); return s.v2pb, s.err }
+func (s *Spec) V2Proto() ([]byte, error) { d := s.docs(); return d.v2pb, d.err }
 
 // V3 serves /openapi/v3 ("") and /openapi/v3/<path>.
 func (s *Spec) V3(path string) ([]byte, bool, error) {
-	s.build()
-	if s.err != nil {
-		return nil, false, s.err
+	d := s.docs()
+	if d.err != nil {
+		return nil, false, d.err
 	}
 	if path == "" {
-		return s.root, true, nil
+		return d.root, true, nil
 	}
-	b, ok := s.v3[path]
+	b, ok := d.v3[path]
 	return b, ok, nil
 }
 
@@ -160,7 +243,7 @@ func (d dialect) paths(gv schema.GroupVersion, rs []*registry.Resource) map[stri
 			base += "/namespaces/{namespace}"
 		}
 		gvk := map[string]string{"group": gv.Group, "version": gv.Version, "kind": r.Kind}
-		ref := map[string]any{"$ref": d.refBase + defName(r.New())}
+		ref := map[string]any{"$ref": d.refBase + kindName(r)}
 		op := func(action string, params []map[string]any) map[string]any {
 			o := map[string]any{"operationId": action + r.Kind, "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk}
 			if d.v2 {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/work"
@@ -20,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -82,13 +84,18 @@ type Collector struct {
 	metadata  metadata.Interface
 	discovery discovery.DiscoveryInterface
 	informers metadatainformer.SharedInformerFactory
-	kinds     map[schema.GroupKind]resource
-	graph     *graph
-	changes   workqueue.TypedInterface[*change]
-	toDelete  workqueue.TypedRateLimitingInterface[objectRef]
-	toOrphan  workqueue.TypedRateLimitingInterface[objectRef]
-	synced    []cache.InformerSynced
-	log       *slog.Logger
+	cc        *controller.Context
+	// mu guards kinds and monitors, which grow as custom resources appear.
+	mu       sync.RWMutex
+	kinds    map[schema.GroupKind]resource
+	monitors map[schema.GroupVersionResource]context.CancelFunc
+	started  bool
+	graph    *graph
+	changes  workqueue.TypedInterface[*change]
+	toDelete workqueue.TypedRateLimitingInterface[objectRef]
+	toOrphan workqueue.TypedRateLimitingInterface[objectRef]
+	synced   []cache.InformerSynced
+	log      *slog.Logger
 }
 
 // New discovers the resources to follow and registers metadata informers
@@ -98,21 +105,40 @@ func New(cc *controller.Context) (controller.Controller, error) {
 		metadata:  cc.Metadata,
 		discovery: cc.Client.Discovery(),
 		informers: cc.MetadataInformers,
+		cc:        cc,
 		kinds:     map[schema.GroupKind]resource{},
+		monitors:  map[schema.GroupVersionResource]context.CancelFunc{},
 		graph:     newGraph(),
 		changes:   workqueue.NewTyped[*change](),
 		toDelete:  work.NewQueue[objectRef]("garbage_collector_attempt_to_delete"),
 		toOrphan:  work.NewQueue[objectRef]("garbage_collector_attempt_to_orphan"),
 		log:       cc.Log.With("controller", "garbagecollector"),
 	}
-	lists, err := c.discovery.ServerPreferredResources()
-	if err != nil {
-		return nil, fmt.Errorf("discover resources: %w", err)
+	if err := c.syncMonitors(context.Background()); err != nil {
+		return nil, err
 	}
+	return c, nil
+}
+
+// monitorResync is how often the collector looks for resources that came
+// or went (custom resources), as upstream's periodic resync does.
+const monitorResync = 30 * time.Second
+
+// syncMonitors follows every deletable resource discovery lists: new ones
+// get an informer (from the shared factories before the collector runs, of
+// their own after), and custom resources no longer served are let go.
+func (c *Collector) syncMonitors(ctx context.Context) error {
+	lists, err := c.discovery.ServerPreferredResources()
+	if err != nil && len(lists) == 0 {
+		return fmt.Errorf("discover resources: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[schema.GroupVersionResource]bool{}
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, r := range l.APIResources {
 			if strings.Contains(r.Name, "/") {
@@ -123,23 +149,75 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			if ignored[gvr.GroupResource()] || !hasVerbs(r.Verbs, "list", "watch", "delete") {
 				continue
 			}
-			var inf cache.SharedIndexInformer
-			if typedShared[gvr.GroupResource()] {
-				gi, err := cc.Informers.ForResource(gvr)
-				if err != nil {
-					return nil, fmt.Errorf("shared informer for %s: %w", gvr, err)
-				}
-				inf = gi.Informer()
-			} else {
-				inf = c.informers.ForResource(gvr).Informer()
+			seen[gvr] = true
+			if _, ok := c.monitors[gvr]; ok {
+				continue
 			}
-			if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
-				return nil, err
+			if err := c.monitor(ctx, gvr); err != nil {
+				return err
 			}
-			c.synced = append(c.synced, inf.HasSynced)
 		}
 	}
-	return c, nil
+	for gvr, stop := range c.monitors {
+		if !seen[gvr] && stop != nil {
+			stop()
+			delete(c.monitors, gvr)
+			for gk, r := range c.kinds {
+				if r.gvr == gvr {
+					delete(c.kinds, gk)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// monitor starts following gvr; the caller holds mu.
+func (c *Collector) monitor(ctx context.Context, gvr schema.GroupVersionResource) error {
+	if !c.started {
+		var inf cache.SharedIndexInformer
+		if typedShared[gvr.GroupResource()] {
+			gi, err := c.cc.Informers.ForResource(gvr)
+			if err != nil {
+				return fmt.Errorf("shared informer for %s: %w", gvr, err)
+			}
+			inf = gi.Informer()
+		} else {
+			inf = c.informers.ForResource(gvr).Informer()
+		}
+		if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
+			return err
+		}
+		c.synced = append(c.synced, inf.HasSynced)
+		c.monitors[gvr] = nil // lives as long as the factories
+		return nil
+	}
+	inf := metadatainformer.NewFilteredMetadataInformer(c.metadata, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
+		return err
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	c.monitors[gvr] = cancel
+	go inf.RunWithContext(mctx)
+	return nil
+}
+
+// kind is how to reach objects of gk, rediscovering once when it is not
+// known.
+func (c *Collector) kind(ctx context.Context, gk schema.GroupKind) (resource, bool) {
+	c.mu.RLock()
+	r, ok := c.kinds[gk]
+	c.mu.RUnlock()
+	if ok {
+		return r, true
+	}
+	if err := c.syncMonitors(ctx); err != nil {
+		return resource{}, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok = c.kinds[gk]
+	return r, ok
 }
 
 func hasVerbs(have []string, want ...string) bool {
@@ -193,6 +271,14 @@ func (c *Collector) Run(ctx context.Context, workers int) {
 	if !work.WaitForSync(ctx, c.synced...) {
 		return
 	}
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if err := c.syncMonitors(ctx); err != nil {
+			c.log.Warn("resync monitors", "err", err)
+		}
+	}, monitorResync)
 	go work.Work(ctx, c.log, c.toOrphan, workers, c.attemptToOrphan)
 	work.Work(ctx, c.log, c.toDelete, workers, c.attemptToDelete)
 }
@@ -360,9 +446,11 @@ func (c *Collector) ownerState(ctx context.Context, o metav1.OwnerReference, nam
 	if err != nil {
 		return ownerDangling, nil // an owner that cannot exist
 	}
-	r, ok := c.kinds[gv.WithKind(o.Kind).GroupKind()]
+	r, ok := c.kind(ctx, gv.WithKind(o.Kind).GroupKind())
 	if !ok {
-		return ownerDangling, nil // no such kind is served
+		// Not (yet) known: a custom resource may have just appeared, so
+		// its dependents are kept and looked at again, as upstream.
+		return ownerSolid, fmt.Errorf("owner kind %s is not served", gv.WithKind(o.Kind))
 	}
 	ns := namespace
 	if !r.namespaced {

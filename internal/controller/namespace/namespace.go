@@ -133,6 +133,8 @@ func (l leftovers) empty() bool { return len(l.instances) == 0 }
 // left, and which deletions failed.
 func (c *Controller) deleteContent(ctx context.Context, ns string) (leftovers, []string) {
 	left := leftovers{instances: map[string]int{}, finalizers: map[string]int{}}
+	// Custom resources come and go: each pass asks discovery afresh.
+	c.discovery.Invalidate()
 	resources, err := deletableResources(c.discovery)
 	if err != nil {
 		c.discovery.Invalidate()
