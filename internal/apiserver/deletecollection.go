@@ -47,5 +47,5 @@ func (s *Server) handleDeleteCollection(w http.ResponseWriter, r *http.Request, 
 		la.SetResourceVersion(strconv.FormatInt(lr.rv, 10))
 	}
 	s.codecs.setKind(list, res.GVK().GroupVersion())
-	return s.respond(w, r, nil, http.StatusOK, list)
+	return s.respond(w, r, res, http.StatusOK, list)
 }

@@ -254,7 +254,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 	if r.URL.Query().Get("pretty") == "true" {
 		out.Pretty = true
 	}
-	if out.Table && res != nil {
+	if out.Table && res != nil && !meta.IsListType(obj) {
 		if _, isStatus := obj.(*metav1.Status); !isStatus {
 			tbl, err := s.tableFor(res, []runtime.Object{obj}, "", r.URL.Query().Get("includeObject"), false)
 			if err != nil {
@@ -263,7 +263,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 			obj = tbl
 		}
 	} else if out.PartialMetadata {
-		if acc, err := meta.Accessor(obj); err == nil {
+		if meta.IsListType(obj) {
+			obj = partialList(obj)
+		} else if acc, err := meta.Accessor(obj); err == nil {
 			obj = partial(acc)
 		}
 	}
@@ -278,6 +280,22 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 	w.WriteHeader(code)
 	w.Write(b)
 	return nil
+}
+
+// partialList is a list's PartialObjectMetadataList form (what a metadata
+// client's deletecollection reads).
+func partialList(list runtime.Object) runtime.Object {
+	out := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
+	if la, err := meta.ListAccessor(list); err == nil {
+		out.ResourceVersion = la.GetResourceVersion()
+	}
+	_ = meta.EachListItem(list, func(item runtime.Object) error {
+		if acc, err := meta.Accessor(item); err == nil {
+			out.Items = append(out.Items, *partial(acc))
+		}
+		return nil
+	})
+	return out
 }
 
 func partial(acc metav1.Object) *metav1.PartialObjectMetadata {

@@ -86,7 +86,8 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 	for _, o := range objs {
 		crds = append(crds, o.Obj.(*apiextensionsv1.CustomResourceDefinition))
 	}
-	// The oldest definition keeps a contested name.
+	// Between two definitions that both ask for a free name, the older
+	// gets it.
 	slices.SortFunc(crds, func(a, b *apiextensionsv1.CustomResourceDefinition) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
@@ -105,13 +106,15 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 		}
 	}
 	current := map[string]bool{}
-	granted := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(crds))
-	for _, c := range crds {
+	// Names are granted against what the others hold: their stored
+	// accepted names, or what this pass just granted them.
+	granted := slices.Clone(crds)
+	for i, c := range crds {
 		current[c.Name] = true
 		want := crd.Status(c, granted, now)
 		view := c.DeepCopy()
 		view.Status = want
-		granted = append(granted, view)
+		granted[i] = view
 		// Served before Established is stored: a client that waits for
 		// the condition finds the resource at once.
 		if crd.Established(view) {

@@ -16,10 +16,10 @@ import (
 // subresource its definition describes by paths (specReplicasPath,
 // statusReplicasPath, labelSelectorPath).
 func withCustomScale(r *Resource, sc *apiextensionsv1.CustomResourceSubresourceScale) {
-	specPath, statusPath := fieldsOf(sc.SpecReplicasPath), fieldsOf(sc.StatusReplicasPath)
+	specPath, statusPath := scalePath(sc.SpecReplicasPath), scalePath(sc.StatusReplicasPath)
 	var selectorPath []string
 	if sc.LabelSelectorPath != nil {
-		selectorPath = fieldsOf(*sc.LabelSelectorPath)
+		selectorPath = scalePath(*sc.LabelSelectorPath)
 	}
 	view := func(obj runtime.Object) (*autoscalingv1.Scale, error) {
 		u, ok := obj.(*unstructured.Unstructured)
@@ -60,7 +60,7 @@ func withCustomScale(r *Resource, sc *apiextensionsv1.CustomResourceSubresourceS
 	})
 }
 
-// fieldsOf splits a simple JSON path (".spec.replicas") into its fields.
-func fieldsOf(path string) []string {
+// scalePath splits a simple JSON path (".spec.replicas") into its fields.
+func scalePath(path string) []string {
 	return strings.Split(strings.TrimPrefix(path, "."), ".")
 }

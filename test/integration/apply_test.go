@@ -16,6 +16,12 @@ import (
 	"strings"
 	"testing"
 
+	apiextensionsapply "k8s.io/apiextensions-apiserver/pkg/client/applyconfiguration"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsscheme "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/scheme"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,7 +30,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/yaml"
@@ -109,6 +114,7 @@ func applyKinds(csr, ca string) []applyKind {
 		// The stub request is a real ECDSA P-256 PKCS#10 request: the API checks its signature.
 		{"CertificatesV1", "PodCertificateRequests", gv("certificates.k8s.io", "v1", "podcertificaterequests"), true, "spec: {signerName: example.com/signer, podName: p, podUID: u1, serviceAccountName: default, serviceAccountUID: u2, nodeName: n1, nodeUID: u3, stubPKCS10Request: MIG6MGICAQAwADBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABF0wsYbntokOlTah+vYUSCUNNzl6Qr/bJQyVvBNJ8a4BcFHu7UN/lIqUGCtPisbsUxjYgP+obM6KoES+zz4701agADAKBggqhkjOPQQDAgNIADBFAiAyWMP+a3n3+eWCVysDRfbPgyU+85GBOWNBLIy298/WoAIhAObQCDlEJAcKuSVpWFXI/H0Kj9jI+/Jy7+aTlfWXvgjH}", "PodCertificateRequest", ""},
 		{"NodeV1", "RuntimeClasses", gv("node.k8s.io", "v1", "runtimeclasses"), false, "handler: runc", "RuntimeClass", ""},
+		{"ApiextensionsV1", "CustomResourceDefinitions", gv("apiextensions.k8s.io", "v1", "customresourcedefinitions"), false, "spec: {group: ssa.example.com, scope: Namespaced, names: {plural: ssas, kind: Ssa}, versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]}", "CustomResourceDefinition", ""},
 		{"FlowcontrolV1", "FlowSchemas", gv("flowcontrol.apiserver.k8s.io", "v1", "flowschemas"), false, "spec: {priorityLevelConfiguration: {name: global-default}, matchingPrecedence: 5000, distinguisherMethod: {type: ByUser}, rules: [{subjects: [{kind: User, user: {name: ssa}}], resourceRules: [{verbs: [get], apiGroups: [\"\"], resources: [pods], namespaces: [\"*\"]}]}]}", "FlowSchema", ""},
 		{"FlowcontrolV1", "PriorityLevelConfigurations", gv("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations"), false, "spec: {type: Limited, limited: {nominalConcurrencyShares: 5, limitResponse: {type: Reject}}}", "PriorityLevelConfiguration", ""},
 	}
@@ -158,12 +164,16 @@ func TestServerSideApplyEveryKind(t *testing.T) {
 		}
 	}
 
-	types := applyconfigurations.NewTypeConverter(scheme.Scheme)
+	types := groupTypes{core: applyconfigurations.NewTypeConverter(scheme.Scheme), apiextensions: apiextensionsapply.NewTypeConverter(apiextensionsscheme.Scheme)}
+	ext := apiextensionsclient.NewForConfigOrDie(s.restConfig())
 	for _, k := range kinds {
 		t.Run(k.gvr.Group+"/"+k.gvr.Version+"/"+k.gvr.Resource, func(t *testing.T) {
 			name := "ssa-" + k.gvr.Version + "-" + k.gvr.Resource
-			if k.kind == "IPAddress" {
+			switch k.kind {
+			case "IPAddress":
 				name = "10.99.0.5" // an IPAddress is named by its address
+			case "CustomResourceDefinition":
+				name = "ssas.ssa.example.com" // a definition is named plural.group
 			}
 			doc := func(labels string) string {
 				meta := "metadata:\n  name: " + name + "\n"
@@ -234,7 +244,7 @@ func TestServerSideApplyEveryKind(t *testing.T) {
 
 			// client-go's typed Apply, through the kind's own client.
 			carol := doc("carol: \"yes\"")
-			if err := typedApply(ctx, cs, k, carol, "carol"); err != nil {
+			if err := typedApply(ctx, []any{cs, ext}, k, carol, "carol"); err != nil {
 				t.Fatalf("typed Apply: %v", err)
 			}
 			u = get()
@@ -358,10 +368,15 @@ func checkManaged(t *testing.T, types managedfields.TypeConverter, u *unstructur
 // typedApply calls <group>().<resource>(ns).Apply(ctx, cfg, opts) on the
 // clientset, with cfg decoded from manifest into the kind's generated
 // apply configuration.
-func typedApply(ctx context.Context, cs *kubernetes.Clientset, k applyKind, manifest, manager string) error {
-	group := reflect.ValueOf(cs).MethodByName(k.group)
+func typedApply(ctx context.Context, clientsets []any, k applyKind, manifest, manager string) error {
+	var group reflect.Value
+	for _, cs := range clientsets {
+		if group = reflect.ValueOf(cs).MethodByName(k.group); group.IsValid() {
+			break
+		}
+	}
 	if !group.IsValid() {
-		return fmt.Errorf("clientset has no %s", k.group)
+		return fmt.Errorf("no clientset has %s", k.group)
 	}
 	res := group.Call(nil)[0].MethodByName(k.resource)
 	if !res.IsValid() {
@@ -389,6 +404,21 @@ func typedApply(ctx context.Context, cs *kubernetes.Clientset, k applyKind, mani
 		return err
 	}
 	return nil
+}
+
+// groupTypes reads applied configurations by the schemas of their group:
+// client-go's, or apiextensions' for CustomResourceDefinitions.
+type groupTypes struct{ core, apiextensions managedfields.TypeConverter }
+
+func (g groupTypes) ObjectToTyped(obj runtime.Object, opts ...typed.ValidationOptions) (*typed.TypedValue, error) {
+	if obj.GetObjectKind().GroupVersionKind().Group == "apiextensions.k8s.io" {
+		return g.apiextensions.ObjectToTyped(obj, opts...)
+	}
+	return g.core.ObjectToTyped(obj, opts...)
+}
+
+func (g groupTypes) TypedToObject(v *typed.TypedValue) (runtime.Object, error) {
+	return g.core.TypedToObject(v)
 }
 
 func apiVersion(r schema.GroupVersionResource) string {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
 	"github.com/skiff-sh/skiff/internal/work"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +39,9 @@ const resync = 15 * time.Second
 type Controller struct {
 	client   kubernetes.Interface
 	metadata metadata.Interface
+	// mapper finds the served version of a counted resource (custom
+	// resources are seldom v1), refreshed when one is not found.
+	mapper   *restmapper.DeferredDiscoveryRESTMapper
 	quotas   corelisters.ResourceQuotaLister
 	pods     corelisters.PodLister
 	services corelisters.ServiceLister
@@ -51,7 +57,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 	f := cc.Informers.Core().V1()
 	q, p, s, pvc := f.ResourceQuotas(), f.Pods(), f.Services(), f.PersistentVolumeClaims()
 	c := &Controller{
-		client: cc.Client, metadata: cc.Metadata, quotas: q.Lister(), pods: p.Lister(), services: s.Lister(), claims: pvc.Lister(),
+		client: cc.Client, metadata: cc.Metadata, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cc.Client.Discovery())), quotas: q.Lister(), pods: p.Lister(), services: s.Lister(), claims: pvc.Lister(),
 		synced: []cache.InformerSynced{q.Informer().HasSynced, p.Informer().HasSynced, s.Informer().HasSynced, pvc.Informer().HasSynced},
 		queue:  work.NewQueue[string]("resourcequota"),
 		clock:  cc.Clock, log: cc.Log.With("controller", "resourcequota"),
@@ -172,7 +178,6 @@ func (c *Controller) sync(ctx context.Context, ns string) error {
 
 // count lists (metadata only) the object kinds the quotas count that no
 // informer here follows; keys are "configmaps", "deployments.apps", ...
-// Every group quota counts serves v1.
 func (c *Controller) count(ctx context.Context, ns string, quotas []*corev1.ResourceQuota) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, q := range quotas {
@@ -182,7 +187,11 @@ func (c *Controller) count(ctx context.Context, ns string, quotas []*corev1.Reso
 				continue
 			}
 			resourceName, group, _ := strings.Cut(key, ".")
-			l, err := c.metadata.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: resourceName}).Namespace(ns).List(ctx, metav1.ListOptions{})
+			gvr, ok := c.servedVersion(schema.GroupResource{Group: group, Resource: resourceName})
+			if !ok {
+				continue
+			}
+			l, err := c.metadata.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				if apierrors.IsNotFound(err) {
 					continue
@@ -193,4 +202,17 @@ func (c *Controller) count(ctx context.Context, ns string, quotas []*corev1.Reso
 		}
 	}
 	return out, nil
+}
+
+// servedVersion is gr at its preferred served version, asking discovery
+// again once when gr is not known (it may be a new custom resource).
+func (c *Controller) servedVersion(gr schema.GroupResource) (schema.GroupVersionResource, bool) {
+	gvr, err := c.mapper.ResourceFor(gr.WithVersion(""))
+	if err != nil {
+		c.mapper.Reset()
+		if gvr, err = c.mapper.ResourceFor(gr.WithVersion("")); err != nil {
+			return schema.GroupVersionResource{}, false
+		}
+	}
+	return gvr, true
 }

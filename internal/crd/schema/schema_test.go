@@ -1,0 +1,187 @@
+package schema
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+)
+
+// testSchema is a structural schema in YAML, as a definition carries it.
+const testSchema = `
+type: object
+properties:
+  spec:
+    type: object
+    required: [name]
+    properties:
+      name: {type: string, minLength: 2, maxLength: 5, pattern: '^[a-z]+$'}
+      replicas: {type: integer, minimum: 1, maximum: 3, default: 1}
+      mode: {type: string, enum: [Up, Down], default: Up}
+      ratio: {type: number, nullable: true}
+      port: {x-kubernetes-int-or-string: true}
+      email: {type: string, format: email}
+      tags: {type: array, maxItems: 2, items: {type: string}}
+      labels: {type: object, additionalProperties: {type: string}}
+      free: {type: object, x-kubernetes-preserve-unknown-fields: true}
+      items:
+        type: array
+        items:
+          type: object
+          properties:
+            size: {type: integer, default: 10}
+      template:
+        type: object
+        x-kubernetes-embedded-resource: true
+        properties:
+          spec: {type: object, properties: {x: {type: string}}}
+  status:
+    type: object
+    properties:
+      ready: {type: boolean}
+`
+
+func props(t *testing.T) *Props {
+	t.Helper()
+	p := &Props{}
+	if err := yaml.Unmarshal([]byte(testSchema), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func object(t *testing.T, y string) map[string]any {
+	t.Helper()
+	js, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := unmarshalNumbers(js, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.(map[string]any)
+}
+
+func TestPrune(t *testing.T) {
+	obj := object(t, `
+apiVersion: example.com/v1
+kind: Thing
+metadata: {name: a, labels: {x: y}, bogus: 1}
+spec:
+  name: abc
+  unknown: 1
+  labels: {any: thing}
+  free: {kept: {deep: true}}
+  items: [{size: 1, extra: 2}]
+  template: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {x: a, z: b}, other: 1}
+status: {ready: true, phase: Up}
+extra: top
+`)
+	pruned := Prune(obj, props(t))
+	want := []string{"extra", "metadata.bogus", "spec.items[0].extra", "spec.template.other", "spec.template.spec.z", "spec.unknown", "status.phase"}
+	if diff := cmp.Diff(want, pruned); diff != "" {
+		t.Errorf("pruned paths (-want +got):\n%s", diff)
+	}
+	wantObj := object(t, `
+apiVersion: example.com/v1
+kind: Thing
+metadata: {name: a, labels: {x: y}}
+spec:
+  name: abc
+  labels: {any: thing}
+  free: {kept: {deep: true}}
+  items: [{size: 1}]
+  template: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {x: a}}
+status: {ready: true}
+`)
+	if diff := cmp.Diff(wantObj, obj); diff != "" {
+		t.Errorf("pruned object (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"missing fields get defaults", `spec: {name: ab}`, `spec: {name: ab, replicas: 1, mode: Up}`},
+		{"set fields are kept", `spec: {name: ab, replicas: 3, mode: Down}`, `spec: {name: ab, replicas: 3, mode: Down}`},
+		{"null non-nullable field with a default is defaulted", `spec: {name: ab, replicas: null}`, `spec: {name: ab, replicas: 1, mode: Up}`},
+		{"null non-nullable field without a default is dropped", `spec: {name: null}`, `spec: {replicas: 1, mode: Up}`},
+		{"nullable null stays", `spec: {name: ab, ratio: null}`, `spec: {name: ab, ratio: null, replicas: 1, mode: Up}`},
+		{"array items are defaulted", `spec: {name: ab, items: [{}, {size: 2}]}`, `spec: {name: ab, replicas: 1, mode: Up, items: [{size: 10}, {size: 2}]}`},
+		{"absent parent is not created", `{}`, `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := object(t, tc.in)
+			Default(obj, props(t))
+			if diff := cmp.Diff(object(t, tc.want), obj); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	v, err := NewValidator(props(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []string // each error as field error text
+	}{
+		{"valid", `spec: {name: abc, replicas: 2, port: 80, email: a@b.co, tags: [x]}`, nil},
+		{"int-or-string takes a string", `spec: {name: abc, port: http}`, nil},
+		{"required", `spec: {replicas: 2}`, []string{"spec.name: Required value"}},
+		{"bounds and pattern", `spec: {name: ABC, replicas: 9}`, []string{
+			`spec.name: Invalid value: "ABC": spec.name in body should match '^[a-z]+$'`,
+			`spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 3`,
+		}},
+		{"length", `spec: {name: abcdefg}`, []string{`spec.name: Too long: may not be more than 5 bytes`}},
+		{"enum", `spec: {name: abc, mode: Maybe}`, []string{`spec.mode: Unsupported value: "Maybe": supported values: "Up", "Down"`}},
+		{"type", `spec: {name: abc, replicas: two}`, []string{`spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"`}},
+		{"int-or-string refuses a bool", `spec: {name: abc, port: true}`, []string{`spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean"`}},
+		{"too many items", `spec: {name: abc, tags: [a, b, c]}`, []string{"spec.tags: Too many: 3: must have at most 2 items"}},
+		{"format", `spec: {name: abc, email: not-an-email}`, []string{`spec.email: Invalid value: "not-an-email": spec.email in body must be of type email: "not-an-email"`}},
+		{"map values", `spec: {name: abc, labels: {a: 1}}`, []string{`spec.labels.a: Invalid value: "integer": spec.labels.a in body must be of type string: "integer"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, e := range v.Validate(object(t, tc.in)) {
+				got = append(got, e.Error())
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("errors %q, want %q", got, tc.want)
+			}
+			for _, w := range tc.want {
+				if !containsString(got, w) {
+					t.Errorf("missing %q in %q", w, got)
+				}
+			}
+		})
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if strings.Contains(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestToOpenAPIKeepsExtensions(t *testing.T) {
+	s, err := ToOpenAPI(props(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(s)
+	for _, want := range []string{`"x-kubernetes-int-or-string":true`, `"x-kubernetes-preserve-unknown-fields":true`, `"x-kubernetes-embedded-resource":true`, `"nullable":true`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("converted schema lacks %s", want)
+		}
+	}
+}
