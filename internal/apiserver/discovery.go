@@ -46,12 +46,12 @@ type discoveryDocs struct {
 	// generation is the registry's custom-resource generation the
 	// documents were built at.
 	generation uint64
-	legacy    []byte // /api
-	groups    []byte // /apis
-	group     map[string][]byte
-	resources map[schema.GroupVersion][]byte
-	aggLegacy []byte
-	aggGroups []byte
+	legacy     []byte // /api
+	groups     []byte // /apis
+	group      map[string][]byte
+	resources  map[schema.GroupVersion][]byte
+	aggLegacy  []byte
+	aggGroups  []byte
 }
 
 type gvResources struct {
