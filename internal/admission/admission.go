@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiff-sh/skiff/internal/admission/webhook"
 	"github.com/skiff-sh/skiff/internal/auth"
 )
 
@@ -36,6 +37,8 @@ type Attributes struct {
 	Subresource string
 	Namespace   string
 	Name        string
+	// Kind is the object's kind in the request's version.
+	Kind schema.GroupVersionKind
 	// Object is the object to store; mutating plugins change it in place.
 	// OldObject is the stored one, on update.
 	Object, OldObject runtime.Object
@@ -137,6 +140,15 @@ type entry struct {
 // Options configure plugins (upstream's AdmissionConfiguration file).
 type Options struct {
 	PodSecurity PodSecurityConfig
+	// Webhooks calls admission webhooks (its resolver finds Services).
+	Webhooks *webhook.Client
+}
+
+func (o Options) webhookClient() *webhook.Client {
+	if o.Webhooks == nil {
+		return &webhook.Client{}
+	}
+	return o.Webhooks
 }
 
 // catalog is every plugin skiff has, in the order they run. The order is
@@ -157,6 +169,10 @@ var catalog = []entry{
 	{"StorageObjectInUseProtection", true, func(Objects, Options) Plugin { return storageObjectInUseProtection{} }},
 	{"RuntimeClass", true, func(o Objects, _ Options) Plugin { return &runtimeClass{objects: o} }},
 	{"DefaultIngressClass", true, func(o Objects, _ Options) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
+	{"MutatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
+		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true}
+	}},
+	{"ValidatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin { return &webhooks{objects: o, client: opts.webhookClient()} }},
 	{"ResourceQuota", true, func(o Objects, _ Options) Plugin { return &resourceQuota{objects: o} }},
 }
 

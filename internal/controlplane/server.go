@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/admission"
+	"github.com/skiff-sh/skiff/internal/admission/webhook"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/audit"
 	"github.com/skiff-sh/skiff/internal/auth"
@@ -371,6 +372,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.saKey = saKey
 	authn.Audiences = []string{issuer}
 	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
+	s.admissionOptions.Webhooks = &webhook.Client{Resolve: serviceEndpoint(s.reg)}
 	if s.reg.Admission, err = admission.New(s.reg.AdmissionObjects(), s.cfg.EnableAdmissionPlugins, s.cfg.DisableAdmissionPlugins, s.admissionOptions); err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (g *Registry) noteRefusal(ctx context.Context, r *Resource, err error) {
 func (g *Registry) attributes(ctx context.Context, r *Resource, op admission.Operation, obj, old runtime.Object, o WriteOptions) *admission.Attributes {
 	acc, _ := meta.Accessor(obj)
 	u, _ := auth.UserFrom(ctx)
-	return &admission.Attributes{Operation: op, Resource: r.GVR, Subresource: o.Subresource,
+	return &admission.Attributes{Operation: op, Resource: r.GVR, Kind: r.GVK(), Subresource: o.Subresource,
 		Namespace: acc.GetNamespace(), Name: acc.GetName(), Object: obj, OldObject: old, DryRun: o.DryRun, User: u}
 }
 

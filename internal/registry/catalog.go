@@ -5,6 +5,7 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -181,6 +182,16 @@ func Catalog() []*Resource {
 		with(def(flowcontrolv1.SchemeGroupVersion, "prioritylevelconfigurations", "PriorityLevelConfiguration", false, func() *flowcontrolv1.PriorityLevelConfiguration { return &flowcontrolv1.PriorityLevelConfiguration{} }, func() *flowcontrolv1.PriorityLevelConfigurationList {
 			return &flowcontrolv1.PriorityLevelConfigurationList{}
 		}), priorityLevelStrategy),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, func() *admissionregistrationv1.MutatingWebhookConfiguration {
+			return &admissionregistrationv1.MutatingWebhookConfiguration{}
+		}, func() *admissionregistrationv1.MutatingWebhookConfigurationList {
+			return &admissionregistrationv1.MutatingWebhookConfigurationList{}
+		}), webhookConfigStrategy),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, func() *admissionregistrationv1.ValidatingWebhookConfiguration {
+			return &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		}, func() *admissionregistrationv1.ValidatingWebhookConfigurationList {
+			return &admissionregistrationv1.ValidatingWebhookConfigurationList{}
+		}), webhookConfigStrategy),
 		with(def(apiextensionsv1.SchemeGroupVersion, "customresourcedefinitions", "CustomResourceDefinition", false, func() *apiextensionsv1.CustomResourceDefinition {
 			return &apiextensionsv1.CustomResourceDefinition{}
 		}, func() *apiextensionsv1.CustomResourceDefinitionList {

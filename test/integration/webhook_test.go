@@ -1,0 +1,274 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// webhookServer is an admission webhook served over HTTPS on loopback by
+// the test itself, with a certificate from its own CA.
+type webhookServer struct {
+	url    string
+	caPEM  []byte
+	mu     sync.Mutex
+	seen   []admissionv1.AdmissionRequest
+	server *http.Server
+}
+
+// testCA makes a CA and a serving certificate for 127.0.0.1 it signed.
+func testCA(t *testing.T) (caPEM []byte, serving tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "webhook-ca"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "webhook"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// startWebhook serves the admission webhooks of the test: /mutate labels
+// ConfigMaps and warns, /deny refuses ConfigMaps holding a "forbidden" key,
+// /slow answers after two seconds, /garbage answers what is not a review.
+func startWebhook(t *testing.T) *webhookServer {
+	t.Helper()
+	caPEM, cert := testCA(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &webhookServer{url: "https://" + ln.Addr().String(), caPEM: caPEM}
+	mux := http.NewServeMux()
+	answer := func(w http.ResponseWriter, r *http.Request, decide func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) {
+		var review admissionv1.AdmissionReview
+		if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
+			http.Error(w, "bad review", http.StatusBadRequest)
+			return
+		}
+		ws.mu.Lock()
+		ws.seen = append(ws.seen, *review.Request)
+		ws.mu.Unlock()
+		resp := decide(review.Request)
+		resp.UID = review.Request.UID
+		review.Response, review.Request = resp, nil
+		_ = json.NewEncoder(w).Encode(review)
+	}
+	mux.HandleFunc("/mutate", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, r, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			var cm corev1.ConfigMap
+			_ = json.Unmarshal(req.Object.Raw, &cm)
+			op := "add"
+			patch := `[{"op":"add","path":"/metadata/labels","value":{"mutated":"yes"}}]`
+			if cm.Labels != nil {
+				_ = op
+				patch = `[{"op":"add","path":"/metadata/labels/mutated","value":"yes"}]`
+			}
+			pt := admissionv1.PatchTypeJSONPatch
+			return &admissionv1.AdmissionResponse{Allowed: true, Patch: []byte(patch), PatchType: &pt, Warnings: []string{"labelled by the test webhook"}}
+		})
+	})
+	mux.HandleFunc("/deny", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, r, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			obj := map[string]any{}
+			_ = json.Unmarshal(req.Object.Raw, &obj)
+			if data, _ := obj["data"].(map[string]any); data != nil && data["forbidden"] != nil {
+				return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Code: 403, Reason: metav1.StatusReasonForbidden, Message: "the key forbidden is not allowed"}}
+			}
+			return &admissionv1.AdmissionResponse{Allowed: true}
+		})
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+		answer(w, r, func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} })
+	})
+	mux.HandleFunc("/garbage", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("not a review")) })
+	ws.server = &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	go func() { _ = ws.server.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = ws.server.Close() })
+	return ws
+}
+
+func (ws *webhookServer) requests() []admissionv1.AdmissionRequest {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return append([]admissionv1.AdmissionRequest(nil), ws.seen...)
+}
+
+func (ws *webhookServer) clientConfig(path string, ca []byte) admissionregistrationv1.WebhookClientConfig {
+	return admissionregistrationv1.WebhookClientConfig{URL: ptr.To(ws.url + path), CABundle: ca}
+}
+
+var configMapRule = []admissionregistrationv1.RuleWithOperations{{
+	Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+	Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+}}
+
+// TestAdmissionWebhooks: mutating and validating webhooks served over HTTPS
+// and verified by caBundle see the requests their rules and selectors
+// match; their patches, refusals and warnings reach the client; a webhook
+// that cannot be trusted, is too slow or answers nonsense fails the request
+// under failurePolicy Fail and is passed over under Ignore.
+func TestAdmissionWebhooks(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	cs := s.client()
+	ws := startWebhook(t)
+	none := admissionregistrationv1.SideEffectClassNone
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "hooked", Labels: map[string]string{"webhooks": "on"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "plain"}},
+	} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"webhooks": "on"}}
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "label"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "label.test.example.com", ClientConfig: ws.clientConfig("/mutate", ws.caPEM),
+			Rules: configMapRule, NamespaceSelector: selector, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "deny.test.example.com", ClientConfig: ws.clientConfig("/deny", ws.caPEM),
+			Rules: configMapRule, NamespaceSelector: selector, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Defaults as upstream's.
+	v, _ := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "deny", metav1.GetOptions{})
+	if w := v.Webhooks[0]; *w.FailurePolicy != admissionregistrationv1.Fail || *w.TimeoutSeconds != 10 || *w.MatchPolicy != admissionregistrationv1.Equivalent || w.ObjectSelector == nil {
+		t.Errorf("webhook defaults: %+v", w)
+	}
+
+	// The mutating webhook labels; kubectl prints its warning.
+	out, errOut, err := s.kubectl("create", "configmap", "one", "-n", "hooked", "--from-literal=a=b")
+	if err != nil {
+		t.Fatalf("create: %v %s", err, errOut)
+	}
+	if !strings.Contains(errOut, "Warning: labelled by the test webhook") {
+		t.Errorf("webhook warning not shown by kubectl: %q %q", out, errOut)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("hooked").Get(ctx, "one", metav1.GetOptions{})
+	if err != nil || cm.Labels["mutated"] != "yes" {
+		t.Errorf("mutated ConfigMap: %v %v", cm.Labels, err)
+	}
+	// Outside the selected namespace nothing is sent.
+	before := len(ws.requests())
+	if _, err := cs.CoreV1().ConfigMaps("plain").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "one"}, Data: map[string]string{"forbidden": "x"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("create outside the selected namespace: %v", err)
+	}
+	if after := len(ws.requests()); after != before {
+		t.Errorf("%d requests sent for a namespace the selector does not match", after-before)
+	}
+
+	// The validating webhook refuses, with its message and code.
+	_, err = cs.CoreV1().ConfigMaps("hooked").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "two"}, Data: map[string]string{"forbidden": "x"}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `admission webhook "deny.test.example.com" denied the request: the key forbidden is not allowed`) {
+		t.Errorf("refused create: %v", err)
+	}
+	// An update is sent with the old object and the user.
+	cm.Data = map[string]string{"a": "c"}
+	if _, err := cs.CoreV1().ConfigMaps("hooked").Update(ctx, cm, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	var update *admissionv1.AdmissionRequest
+	for _, r := range ws.requests() {
+		if r.Operation == admissionv1.Update && r.Name == "one" {
+			update = &r
+		}
+	}
+	if update == nil || len(update.OldObject.Raw) == 0 || update.UserInfo.Username == "" || update.Kind.Kind != "ConfigMap" ||
+		update.Resource.Resource != "configmaps" || update.Namespace != "hooked" || update.DryRun == nil || !*update.DryRun {
+		t.Errorf("update review: %+v", update)
+	}
+
+	// Failures: an untrusted certificate, a timeout, a nonsense answer.
+	otherCA, _ := testCA(t)
+	for _, c := range []struct {
+		name, path string
+		ca         []byte
+		timeout    int32
+		want       string
+	}{
+		{"untrusted", "/deny", otherCA, 5, "x509: certificate signed by unknown authority"},
+		{"slow", "/slow", ws.caPEM, 1, "context deadline exceeded"},
+		{"garbage", "/garbage", ws.caPEM, 5, "received invalid webhook response"},
+	} {
+		for _, policy := range []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail, admissionregistrationv1.Ignore} {
+			cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "failing"},
+				Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: c.name + ".test.example.com", ClientConfig: ws.clientConfig(c.path, c.ca),
+					Rules: configMapRule, ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"case": c.name}},
+					FailurePolicy: &policy, TimeoutSeconds: ptr.To(c.timeout), SideEffects: &none, AdmissionReviewVersions: []string{"v1"}}}}
+			if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err := cs.CoreV1().ConfigMaps("plain").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "f-", Labels: map[string]string{"case": c.name}}}, metav1.CreateOptions{})
+			took := time.Since(start)
+			switch policy {
+			case admissionregistrationv1.Fail:
+				if err == nil || !strings.Contains(err.Error(), `failed calling webhook "`+c.name+`.test.example.com"`) || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("%s, Fail: %v", c.name, err)
+				}
+			case admissionregistrationv1.Ignore:
+				if err != nil {
+					t.Errorf("%s, Ignore: %v", c.name, err)
+				}
+			}
+			if took > time.Duration(c.timeout)*time.Second+3*time.Second {
+				t.Errorf("%s: the request took %s, beyond the webhook's timeout", c.name, took)
+			}
+			if err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "failing", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Bad configurations are refused with their causes.
+	bad := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "short", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("http://127.0.0.1/x")},
+			TimeoutSeconds: ptr.To[int32](60), AdmissionReviewVersions: []string{"v2"}}}}
+	_, err = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, bad, metav1.CreateOptions{})
+	for _, want := range []string{"webhooks[0].name", "at least three segments", "'https' is the only allowed URL scheme", "webhooks[0].sideEffects: Required value",
+		"the timeout value must be between 1 and 30 seconds", "must include at least one of v1, v1beta1"} {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad configuration: want %q in %v", want, err)
+		}
+	}
+}
