@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -87,10 +89,8 @@ func startWebhook(t *testing.T) *webhookServer {
 		answer(w, r, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 			var cm corev1.ConfigMap
 			_ = json.Unmarshal(req.Object.Raw, &cm)
-			op := "add"
 			patch := `[{"op":"add","path":"/metadata/labels","value":{"mutated":"yes"}}]`
 			if cm.Labels != nil {
-				_ = op
 				patch = `[{"op":"add","path":"/metadata/labels/mutated","value":"yes"}]`
 			}
 			pt := admissionv1.PatchTypeJSONPatch
@@ -112,10 +112,14 @@ func startWebhook(t *testing.T) *webhookServer {
 		case <-time.After(2 * time.Second):
 		case <-r.Context().Done():
 		}
-		answer(w, r, func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} })
+		answer(w, r, func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			return &admissionv1.AdmissionResponse{Allowed: true}
+		})
 	})
 	mux.HandleFunc("/garbage", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("not a review")) })
-	ws.server = &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	// Handshakes the API server refuses (the untrusted-CA case) are
+	// expected; they are not logged.
+	ws.server = &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = ws.server.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = ws.server.Close() })
 	return ws

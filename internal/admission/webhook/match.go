@@ -47,7 +47,7 @@ func FromMutating(c *admissionregistrationv1.MutatingWebhookConfiguration) []Hoo
 			FailurePolicy: deref(w.FailurePolicy, admissionregistrationv1.Fail), MatchPolicy: deref(w.MatchPolicy, admissionregistrationv1.Equivalent),
 			NamespaceSelector: w.NamespaceSelector, ObjectSelector: w.ObjectSelector, SideEffects: deref(w.SideEffects, ""),
 			TimeoutSeconds: deref(w.TimeoutSeconds, 10), ReviewVersions: w.AdmissionReviewVersions,
-			Reinvoke: deref(w.ReinvocationPolicy, admissionregistrationv1.NeverReinvocationPolicy) == admissionregistrationv1.IfNeededReinvocationPolicy,
+			Reinvoke:        deref(w.ReinvocationPolicy, admissionregistrationv1.NeverReinvocationPolicy) == admissionregistrationv1.IfNeededReinvocationPolicy,
 			MatchConditions: w.MatchConditions,
 		})
 	}
