@@ -3,6 +3,8 @@ package crd
 import (
 	"strings"
 
+	crdschema "github.com/skiff-sh/skiff/internal/crd/schema"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -140,7 +142,13 @@ func validateVersions(c *CRD, path *field.Path) field.ErrorList {
 		if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
 			errs = append(errs, field.Required(vp.Child("schema", "openAPIV3Schema"), "schemas are required"))
 		} else {
-			errs = append(errs, Structural(v.Schema.OpenAPIV3Schema, vp.Child("schema", "openAPIV3Schema"))...)
+			sp := vp.Child("schema", "openAPIV3Schema")
+			structural := Structural(v.Schema.OpenAPIV3Schema, sp)
+			errs = append(errs, structural...)
+			if len(structural) == 0 {
+				_, ruleErrs := crdschema.CompileRules(v.Schema.OpenAPIV3Schema, sp)
+				errs = append(errs, ruleErrs...)
+			}
 		}
 		errs = append(errs, validateSubresources(v.Subresources, vp.Child("subresources"))...)
 		for j, col := range v.AdditionalPrinterColumns {

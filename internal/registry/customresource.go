@@ -33,6 +33,7 @@ type Custom struct {
 	StorageVersion string
 
 	validator *crdschema.Validator
+	rules     *crdschema.Rules
 	entry     *customEntry
 	fields    map[string]Fields
 }
@@ -91,6 +92,11 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 				return nil, fmt.Errorf("schema of %s: %w", gvk, err)
 			}
 			cu.validator = val
+			rules, errs := crdschema.CompileRules(cu.Schema, field.NewPath("spec", "versions").Index(i).Child("schema", "openAPIV3Schema"))
+			if len(errs) > 0 {
+				return nil, fmt.Errorf("validation rules of %s: %w", gvk, errs.ToAggregate())
+			}
+			cu.rules = rules
 		}
 		r.Custom = cu
 		r.Default = func(obj runtime.Object) {
@@ -99,7 +105,8 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 				crdschema.Default(u.Object, cu.Schema)
 			}
 		}
-		r.Validate = func(obj runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj) }
+		r.Validate = func(obj runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, nil) }
+		r.ValidateUpdate = func(obj, old runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, old) }
 		if v.Name != storage {
 			r.StorageGVK = schema.GroupVersionKind{Group: c.Spec.Group, Version: storage, Kind: names.Kind}
 			r.ToStorage = func(obj runtime.Object) (runtime.Object, error) { return withVersion(obj, r.StorageGVK), nil }
@@ -126,7 +133,8 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 
 // validateCustom checks a custom object: its kind and apiVersion are the
 // resource's, and it follows the version's schema.
-func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj runtime.Object) field.ErrorList {
+// CEL rules see the old object on update (transition rules).
+func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj, old runtime.Object) field.ErrorList {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("%T is not a custom object", obj))}
@@ -138,7 +146,15 @@ func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj runtime.Object)
 	if u.GetAPIVersion() != gvk.GroupVersion().String() {
 		errs = append(errs, field.Invalid(field.NewPath("apiVersion"), u.GetAPIVersion(), "must be "+gvk.GroupVersion().String()))
 	}
-	return append(errs, cu.validator.Validate(u.Object)...)
+	errs = append(errs, cu.validator.Validate(u.Object)...)
+	if len(errs) > 0 {
+		return errs // rules assume a value of the schema's shape
+	}
+	var oldObj map[string]any
+	if o, ok := old.(*unstructured.Unstructured); ok {
+		oldObj = o.Object
+	}
+	return cu.rules.Validate(u.Object, oldObj)
 }
 
 // withVersion is a copy of a custom object at another version of its kind

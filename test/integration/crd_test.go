@@ -56,6 +56,9 @@ spec:
           spec:
             type: object
             required: [cronSpec]
+            x-kubernetes-validations:
+            - {rule: "self.policy == 'Allow' || self.replicas <= 2", message: a Forbid policy allows at most 2 replicas}
+            - {rule: "!has(oldSelf.image) || has(self.image)", message: image cannot be removed once set}
             properties:
               cronSpec: {type: string, pattern: '^(\d+|\*)(/\d+)?(\s+(\d+|\*)(/\d+)?){4}$'}
               image: {type: string}
@@ -169,6 +172,20 @@ spec: {cronSpec: "every day", replicas: 20, policy: Sometimes, ports: [{port: 1}
 	}
 	if _, err := ct.Get(ctx, "broken", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the invalid object was stored: %v", err)
+	}
+
+	// CEL rules: a plain rule and a transition rule, with their messages.
+	_, errOut, err = s.kubectlStdin(`apiVersion: stable.example.com/v1
+kind: CronTab
+metadata: {name: strict}
+spec: {cronSpec: "* * * * *", policy: Forbid, replicas: 3}
+`, "create", "-f", "-")
+	if err == nil || !strings.Contains(errOut, `spec: Invalid value: "object": a Forbid policy allows at most 2 replicas`) {
+		t.Errorf("CEL rule: %v %s", err, errOut)
+	}
+	_, errOut, err = s.kubectl("patch", "ct", "nightly", "--type=json", "-p", `[{"op":"remove","path":"/spec/image"}]`)
+	if err == nil || !strings.Contains(errOut, "image cannot be removed once set") {
+		t.Errorf("CEL transition rule: %v %s", err, errOut)
 	}
 
 	// Unknown fields: refused under Strict (kubectl's default), pruned
@@ -462,6 +479,27 @@ spec:
   versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {properties: {spec: {properties: {a: {type: string}}}}}}}]
 `, []string{"spec.versions[0].schema.openAPIV3Schema.type: Required value: must not be empty at the root",
 			"spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"}},
+		{"a rule that does not compile and one over the cost budget", `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.bad.example.com}
+spec:
+  group: bad.example.com
+  scope: Namespaced
+  names: {plural: things, kind: Thing}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          l: {type: array, items: {type: string}}
+        x-kubernetes-validations:
+        - rule: "self.l.all(a, self.l.all(b, a == b))"
+        - rule: "self.nope +"
+`, []string{"spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule", "estimated rule cost exceeds budget",
+			"spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[1].rule", "compilation failed"}},
 		{"two storage versions and a bad name", `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: things.bad.example.com}

@@ -185,3 +185,95 @@ func TestToOpenAPIKeepsExtensions(t *testing.T) {
 		}
 	}
 }
+
+const rulesSchema = `
+type: object
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations:
+    - rule: self.min <= self.max
+      message: min must not exceed max
+    - rule: "!has(self.name) || self.name.startsWith('x-')"
+      messageExpression: "'name ' + self.name + ' must start with x-'"
+      fieldPath: .name
+    - rule: self.tags.all(t, t.size() <= 3)
+      reason: FieldValueForbidden
+    properties:
+      min: {type: integer}
+      max: {type: integer}
+      name: {type: string}
+      id:
+        type: string
+        x-kubernetes-validations: [{rule: self == oldSelf, message: id is immutable}]
+      tags: {type: array, maxItems: 10, items: {type: string, maxLength: 10}}
+      ports:
+        type: array
+        x-kubernetes-list-type: map
+        x-kubernetes-list-map-keys: [name]
+        maxItems: 5
+        items:
+          type: object
+          properties:
+            name: {type: string, maxLength: 10}
+            port: {type: integer, x-kubernetes-validations: [{rule: self >= oldSelf, message: ports only grow}]}
+`
+
+func TestRules(t *testing.T) {
+	p := &Props{}
+	if err := yaml.Unmarshal([]byte(rulesSchema), p); err != nil {
+		t.Fatal(err)
+	}
+	rules, errs := CompileRules(p, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	base := `spec: {min: 1, max: 2, name: x-a, id: one, tags: [a], ports: [{name: http, port: 80}]}`
+	for _, tc := range []struct {
+		name, obj, old string
+		want           []string
+	}{
+		{"valid create", base, "", nil},
+		{"rule with message", `spec: {min: 3, max: 2, tags: []}`, "", []string{`spec: Invalid value: "object": min must not exceed max`}},
+		{"messageExpression and fieldPath", `spec: {min: 1, max: 2, name: bad, tags: []}`, "", []string{`spec.name: Invalid value: "object": name bad must start with x-`}},
+		{"reason", `spec: {min: 1, max: 2, tags: [long]}`, "", []string{`spec: Forbidden: failed rule: self.tags.all(t, t.size() <= 3)`}},
+		{"transition rule holds", base, base, nil},
+		{"transition rule breaks", `spec: {min: 1, max: 2, name: x-a, id: two, tags: [a], ports: [{name: http, port: 80}]}`, base, []string{`spec.id: Invalid value: "string": id is immutable`}},
+		{"list items correlate by key", `spec: {min: 1, max: 2, name: x-a, id: one, tags: [a], ports: [{name: web, port: 1}, {name: http, port: 79}]}`, base,
+			[]string{`spec.ports[1].port: Invalid value: "integer": ports only grow`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var old map[string]any
+			if tc.old != "" {
+				old = object(t, tc.old)
+			}
+			var got []string
+			for _, e := range rules.Validate(object(t, tc.obj), old) {
+				got = append(got, e.Error())
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRulesRefusedWhenWritten(t *testing.T) {
+	for _, tc := range []struct{ name, schema, want string }{
+		{"does not compile", `{type: object, x-kubernetes-validations: [{rule: "self.a +"}]}`, "compilation failed"},
+		{"not a bool", `{type: object, x-kubernetes-validations: [{rule: "1 + 2"}]}`, "must evaluate to a bool"},
+		{"over the cost budget", `{type: object, properties: {l: {type: array, items: {type: string}}}, x-kubernetes-validations: [{rule: "self.l.all(a, self.l.all(b, a.size() == b.size()))"}]}`, "estimated rule cost exceeds budget"},
+		{"bad messageExpression", `{type: object, x-kubernetes-validations: [{rule: "true", messageExpression: "self.("}]}`, "messageExpression"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Props{}
+			if err := yaml.Unmarshal([]byte(tc.schema), p); err != nil {
+				t.Fatal(err)
+			}
+			_, errs := CompileRules(p, nil)
+			if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), tc.want) {
+				t.Errorf("errors %v, want %q", errs, tc.want)
+			}
+		})
+	}
+}
