@@ -127,6 +127,9 @@ type Objects interface {
 	// Update changes one object (or its subresource) with fn, as a
 	// compare-and-swap against what fn was given.
 	Update(ctx context.Context, gvr schema.GroupVersionResource, namespace, name, subresource string, fn func(runtime.Object) (runtime.Object, error)) error
+	// ResourceFor finds the resource serving a kind, and whether it is
+	// namespaced.
+	ResourceFor(gvk schema.GroupVersionKind) (gvr schema.GroupVersionResource, namespaced, ok bool)
 }
 
 // entry is one plugin skiff has: its upstream name, whether it is on by
@@ -172,6 +175,7 @@ var catalog = []entry{
 	{"MutatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
 		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true}
 	}},
+	{"ValidatingAdmissionPolicy", true, func(o Objects, _ Options) Plugin { return &validatingPolicies{objects: o} }},
 	{"ValidatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin { return &webhooks{objects: o, client: opts.webhookClient()} }},
 	{"ResourceQuota", true, func(o Objects, _ Options) Plugin { return &resourceQuota{objects: o} }},
 }

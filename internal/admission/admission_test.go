@@ -39,6 +39,14 @@ func (m memObjects) Get(_ context.Context, gvr schema.GroupVersionResource, ns, 
 	return nil, apierrors.NewNotFound(gvr.GroupResource(), name)
 }
 
+// ResourceFor knows the core kinds the tests use as params.
+func (m memObjects) ResourceFor(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool, bool) {
+	if gvk.Group == "" && gvk.Kind == "ConfigMap" {
+		return corev1.SchemeGroupVersion.WithResource("configmaps"), true, true
+	}
+	return schema.GroupVersionResource{}, false, false
+}
+
 func (m memObjects) Read(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (runtime.Object, error) {
 	return m.Get(ctx, gvr, ns, name)
 }

@@ -116,3 +116,12 @@ func (a admissionObjects) Update(ctx context.Context, gvr schema.GroupVersionRes
 	_, _, err = a.g.Update(ctx, r, ns, name, fn, WriteOptions{Subresource: subresource}, false)
 	return err
 }
+
+func (a admissionObjects) ResourceFor(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool, bool) {
+	for _, r := range a.g.Resources() {
+		if r.GVK() == gvk && !r.Virtual {
+			return r.GVR, r.Namespaced, true
+		}
+	}
+	return schema.GroupVersionResource{}, false, false
+}

@@ -192,6 +192,16 @@ func Catalog() []*Resource {
 		}, func() *admissionregistrationv1.ValidatingWebhookConfigurationList {
 			return &admissionregistrationv1.ValidatingWebhookConfigurationList{}
 		}), webhookConfigStrategy),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "validatingadmissionpolicies", "ValidatingAdmissionPolicy", false, func() *admissionregistrationv1.ValidatingAdmissionPolicy {
+			return &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		}, func() *admissionregistrationv1.ValidatingAdmissionPolicyList {
+			return &admissionregistrationv1.ValidatingAdmissionPolicyList{}
+		}), func(r *Resource) { admissionPolicyStrategy(r); r.Status = true }),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", false, func() *admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+			return &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+		}, func() *admissionregistrationv1.ValidatingAdmissionPolicyBindingList {
+			return &admissionregistrationv1.ValidatingAdmissionPolicyBindingList{}
+		}), admissionPolicyStrategy),
 		with(def(apiextensionsv1.SchemeGroupVersion, "customresourcedefinitions", "CustomResourceDefinition", false, func() *apiextensionsv1.CustomResourceDefinition {
 			return &apiextensionsv1.CustomResourceDefinition{}
 		}, func() *apiextensionsv1.CustomResourceDefinitionList {

@@ -191,3 +191,87 @@ func validateClientConfig(p *field.Path, cc admissionregistrationv1.WebhookClien
 	}
 	return nil
 }
+
+// admissionPolicyStrategy: ValidatingAdmissionPolicies and their bindings,
+// validated as upstream (expressions are compiled when used: a policy whose
+// expressions do not compile fails its bindings' requests under their
+// failure policy).
+func admissionPolicyStrategy(r *Resource) {
+	r.Columns, r.Row = createdAtTable()
+	r.Default = func(obj runtime.Object) {
+		switch p := obj.(type) {
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			if p.Spec.FailurePolicy == nil {
+				p.Spec.FailurePolicy = ptr.To(admissionregistrationv1.Fail)
+			}
+			if m := p.Spec.MatchConstraints; m != nil {
+				defaultMatchResources(m)
+			}
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			if m := p.Spec.MatchResources; m != nil {
+				defaultMatchResources(m)
+			}
+		}
+	}
+	r.Validate = func(obj runtime.Object) field.ErrorList {
+		var errs field.ErrorList
+		switch p := obj.(type) {
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			spec := field.NewPath("spec")
+			if len(p.Spec.Validations) == 0 && len(p.Spec.AuditAnnotations) == 0 {
+				errs = append(errs, field.Required(spec.Child("validations"), "validations or auditAnnotations must contain at least one item"))
+			}
+			if p.Spec.MatchConstraints == nil || len(p.Spec.MatchConstraints.ResourceRules) == 0 {
+				errs = append(errs, field.Required(spec.Child("matchConstraints", "resourceRules"), ""))
+			}
+			for i, v := range p.Spec.Validations {
+				if strings.TrimSpace(v.Expression) == "" {
+					errs = append(errs, field.Required(spec.Child("validations").Index(i).Child("expression"), "expression is not specified"))
+				}
+			}
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			spec := field.NewPath("spec")
+			if p.Spec.PolicyName == "" {
+				errs = append(errs, field.Required(spec.Child("policyName"), ""))
+			}
+			if len(p.Spec.ValidationActions) == 0 {
+				errs = append(errs, field.Required(spec.Child("validationActions"), ""))
+			}
+			seen := sets.New[admissionregistrationv1.ValidationAction]()
+			for i, a := range p.Spec.ValidationActions {
+				ap := spec.Child("validationActions").Index(i)
+				switch {
+				case seen.Has(a):
+					errs = append(errs, field.Duplicate(ap, a))
+				case a != admissionregistrationv1.Deny && a != admissionregistrationv1.Warn && a != admissionregistrationv1.Audit:
+					errs = append(errs, field.NotSupported(ap, a, []string{"Audit", "Deny", "Warn"}))
+				}
+				seen.Insert(a)
+			}
+			if seen.Has(admissionregistrationv1.Deny) && seen.Has(admissionregistrationv1.Warn) {
+				errs = append(errs, field.Invalid(spec.Child("validationActions"), p.Spec.ValidationActions, "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"))
+			}
+			if ref := p.Spec.ParamRef; ref != nil && ref.ParameterNotFoundAction == nil {
+				errs = append(errs, field.Required(spec.Child("paramRef", "parameterNotFoundAction"), ""))
+			}
+		}
+		return errs
+	}
+}
+
+func defaultMatchResources(m *admissionregistrationv1.MatchResources) {
+	if m.NamespaceSelector == nil {
+		m.NamespaceSelector = &metav1.LabelSelector{}
+	}
+	if m.ObjectSelector == nil {
+		m.ObjectSelector = &metav1.LabelSelector{}
+	}
+	if m.MatchPolicy == nil {
+		m.MatchPolicy = ptr.To(admissionregistrationv1.Equivalent)
+	}
+	for i := range m.ResourceRules {
+		if m.ResourceRules[i].Scope == nil {
+			m.ResourceRules[i].Scope = ptr.To(admissionregistrationv1.AllScopes)
+		}
+	}
+}

@@ -276,3 +276,77 @@ func TestAdmissionWebhooks(t *testing.T) {
 		}
 	}
 }
+
+// TestValidatingAdmissionPolicy: a policy and its bindings, applied with
+// kubectl, refuse a Deployment over the replicas its param allows (with
+// the policy's message), warn in another namespace, and let the rest in.
+func TestValidatingAdmissionPolicy(t *testing.T) {
+	s := startServer(t)
+	s.mustKubectlStdin(`apiVersion: v1
+kind: Namespace
+metadata: {name: prod, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev, labels: {env: dev}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: limits, namespace: prod}
+data: {max: "3"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: max-replicas}
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  variables:
+  - {name: max, expression: "int(params.data.max)"}
+  validations:
+  - expression: "object.spec.replicas <= variables.max"
+    messageExpression: "'replicas must be at most ' + string(variables.max)"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: max-replicas-prod}
+spec:
+  policyName: max-replicas
+  validationActions: [Deny]
+  paramRef: {name: limits, namespace: prod, parameterNotFoundAction: Deny}
+  matchResources: {namespaceSelector: {matchLabels: {env: prod}}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: max-replicas-dev}
+spec:
+  policyName: max-replicas
+  validationActions: [Warn]
+  paramRef: {name: limits, namespace: prod, parameterNotFoundAction: Deny}
+  matchResources: {namespaceSelector: {matchLabels: {env: dev}}}
+`, "apply", "-f", "-")
+	_, errOut, err := s.kubectl("create", "deployment", "web", "-n", "prod", "--image=busybox", "--replicas=5")
+	if err == nil || !strings.Contains(errOut, "ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-prod' denied request: replicas must be at most 3") {
+		t.Errorf("over the limit in prod: %v %s", err, errOut)
+	}
+	s.mustKubectl("create", "deployment", "web", "-n", "prod", "--image=busybox", "--replicas=2")
+	_, errOut, err = s.kubectl("create", "deployment", "web", "-n", "dev", "--image=busybox", "--replicas=5")
+	if err != nil || !strings.Contains(errOut, "Warning: Validation failed for ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-dev': replicas must be at most 3") {
+		t.Errorf("over the limit in dev (Warn): %v %s", err, errOut)
+	}
+	_, errOut, err = s.kubectl("scale", "deployment", "web", "-n", "prod", "--replicas=4")
+	if err == nil || !strings.Contains(errOut, "replicas must be at most 3") {
+		t.Errorf("scaling over the limit in prod: %v %s", err, errOut)
+	}
+	_, errOut, err = s.kubectlStdin(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: bad}
+spec: {validationActions: [Deny, Warn]}
+`, "create", "-f", "-")
+	if err == nil || !strings.Contains(errOut, "spec.policyName: Required value") || !strings.Contains(errOut, "must not contain both Deny and Warn") {
+		t.Errorf("bad binding: %v %s", err, errOut)
+	}
+}

@@ -1,0 +1,68 @@
+package admission
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/auth"
+)
+
+// TestValidatingAdmissionPolicy: a policy limiting replicas by a param,
+// bound with Deny in one namespace and Warn in another.
+func TestValidatingAdmissionPolicy(t *testing.T) {
+	objs := memObjects{}
+	objs.add(namespacesGVR, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "prod", Labels: map[string]string{"env": "prod"}}})
+	objs.add(namespacesGVR, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dev", Labels: map[string]string{"env": "dev"}}})
+	objs.add(corev1.SchemeGroupVersion.WithResource("configmaps"), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "limits", Namespace: "prod"}, Data: map[string]string{"max": "3"}})
+	objs.add(policiesGVR, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "replicas", UID: "p1", Generation: 1},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			ParamKind: &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}}}}}},
+			Variables:   []admissionregistrationv1.Variable{{Name: "max", Expression: "int(params.data.max)"}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.replicas <= variables.max", MessageExpression: "'replicas must be at most ' + string(variables.max)"}},
+		}})
+	bind := func(name, env string, actions ...admissionregistrationv1.ValidationAction) {
+		objs.add(bindingsGVR, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "replicas", ValidationActions: actions,
+				ParamRef:       &admissionregistrationv1.ParamRef{Name: "limits", Namespace: "prod", ParameterNotFoundAction: ptr.To(admissionregistrationv1.DenyAction)},
+				MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": env}}}}})
+	}
+	bind("deny-prod", "prod", admissionregistrationv1.Deny)
+	bind("warn-dev", "dev", admissionregistrationv1.Warn)
+	p := &validatingPolicies{objects: objs}
+	deploy := func(ns string, n int32) *Attributes {
+		return &Attributes{Operation: Create, Resource: appsv1.SchemeGroupVersion.WithResource("deployments"), Kind: appsv1.SchemeGroupVersion.WithKind("Deployment"),
+			Namespace: ns, Name: "web", User: auth.User{Name: "alice"},
+			Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(n)}}}
+	}
+	if err := p.Validate(context.Background(), deploy("prod", 3)); err != nil {
+		t.Errorf("within the limit: %v", err)
+	}
+	err := p.Validate(context.Background(), deploy("prod", 5))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'replicas' with binding 'deny-prod' denied request: replicas must be at most 3") {
+		t.Errorf("over the limit: %v", err)
+	}
+	var warnings []string
+	ctx := WithWarnings(context.Background(), func(w string) { warnings = append(warnings, w) })
+	if err := p.Validate(ctx, deploy("dev", 5)); err != nil {
+		t.Errorf("Warn binding denied: %v", err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "Validation failed for ValidatingAdmissionPolicy 'replicas' with binding 'warn-dev': replicas must be at most 3") {
+		t.Errorf("warnings %q", warnings)
+	}
+	// The param the Deny binding names is gone: the request is refused.
+	delete(objs, key(corev1.SchemeGroupVersion.WithResource("configmaps"), "prod", "limits"))
+	if err := p.Validate(context.Background(), deploy("prod", 1)); err == nil || !strings.Contains(err.Error(), "no params found") {
+		t.Errorf("missing param: %v", err)
+	}
+}
