@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -67,7 +68,7 @@ func (s *server) serveCustomResources(ctx context.Context) {
 			retry.Reset(10 * time.Millisecond)
 			continue
 		}
-		again, err := s.syncCustomResources(ctx, res, cache, served)
+		again, err := s.syncCustomResourcesSafely(ctx, res, cache, served)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("custom resource definitions", "err", err)
 			again = true
@@ -76,6 +77,17 @@ func (s *server) serveCustomResources(ctx context.Context) {
 			retry.Reset(crdRetry)
 		}
 	}
+}
+
+// syncCustomResourcesSafely is one pass that, should it panic, is logged
+// and tried again rather than taking the API server down.
+func (s *server) syncCustomResourcesSafely(ctx context.Context, res *registry.Resource, cache *storage.Cache, served map[string]string) (again bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			again, err = true, fmt.Errorf("panic in a custom resource definitions pass: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return s.syncCustomResources(ctx, res, cache, served)
 }
 
 // syncCustomResources is one pass over every definition; it says whether

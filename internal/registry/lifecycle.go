@@ -185,14 +185,16 @@ func (g *Registry) Update(ctx context.Context, r *Resource, ns, name string, mut
 				return nil, err
 			}
 		}
+		// A mutation sees nil only when it may create: callers need not
+		// guard against an object deleted under them.
+		if cur == nil && !allowCreate {
+			return nil, apierrors.NewNotFound(r.GroupResource(), name)
+		}
 		obj, err := mutate(cur)
 		if err != nil {
 			return nil, err
 		}
 		if cur == nil {
-			if !allowCreate {
-				return nil, apierrors.NewNotFound(r.GroupResource(), name)
-			}
 			created = true
 			return g.prepareCreate(ctx, r, ns, obj, o)
 		}
