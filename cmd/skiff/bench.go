@@ -35,6 +35,29 @@ func benchCommand() *cobra.Command {
 	f.StringVar(&cfg.Namespace, "namespace", "", "existing namespace to work in (default: a new one, deleted afterwards)")
 	root.AddCommand(api)
 
+	ccfg := bench.CRDConfig{}
+	crd := &cobra.Command{
+		Use:   "crd",
+		Short: "Custom resources: definition to first object, creates with a 50-field schema, discovery and OpenAPI with many definitions, a webhook's cost",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ccfg.Kubeconfig == "" {
+				ccfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			_, err := bench.RunCRD(cmd.Context(), ccfg, os.Stdout)
+			return err
+		},
+	}
+	cf := crd.Flags()
+	cf.StringVar(&ccfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to measure (default $KUBECONFIG)")
+	cf.IntVar(&ccfg.Objects, "objects", 10000, "custom objects to create for each worker count")
+	cf.IntSliceVar(&ccfg.Workers, "workers", []int{64}, "concurrent creators")
+	cf.IntVar(&ccfg.CRDs, "crds", 200, "definitions installed for the discovery, OpenAPI and memory figures")
+	cf.IntVar(&ccfg.Readies, "readies", 5, "definitions timed from create to first object served")
+	cf.IntVar(&ccfg.Requests, "requests", 100, "discovery and OpenAPI requests timed")
+	cf.BoolVar(&ccfg.Webhook, "webhook", true, "also time creates through a validating webhook served on loopback")
+	root.AddCommand(crd)
+
 	fcfg := bench.FairnessConfig{}
 	fair := &cobra.Command{
 		Use:   "fairness",

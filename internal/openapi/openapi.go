@@ -5,6 +5,7 @@
 package openapi
 
 import (
+	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -24,20 +25,23 @@ import (
 )
 
 // Spec serves the OpenAPI documents. The built-in resources' parts are
-// built once on first use; the documents are assembled again after the
-// custom resources change (their schemas come from their definitions).
+// built once on first use, with each v3 document's hash; after custom
+// resources change, only their documents are made again (v3 at once, v2
+// when next asked for), the built-in parts spliced in as encoded.
 type Spec struct {
 	reg *registry.Registry
 
 	once     sync.Once
 	err      error
 	defs2    map[string]any // built-in definitions, v2 references
-	schemas3 map[string]any // built-in schemas, v3 references
 	paths2   map[string]any // built-in operations, v2
+	meta3    []byte         // the meta schemas' v3 entries, encoded: "name":{...},...
 	v3       map[string][]byte
+	v3hashes map[string]string
 
 	mu  sync.Mutex
 	cur atomic.Pointer[documents]
+	v2  atomic.Pointer[documents]
 }
 
 // documents are the served documents at one custom-resource generation.
@@ -45,7 +49,7 @@ type documents struct {
 	generation uint64
 	err        error
 	v2, v2pb   []byte
-	v3         map[string][]byte // "api/v1", "apis/apps/v1"
+	v3         map[string][]byte // "api/v1", "apis/apps/v1": custom ones only
 	root       []byte
 }
 
@@ -72,12 +76,18 @@ func (s *Spec) builtin() {
 			maps.Copy(s.paths2, swagger.paths(gv, rs))
 		}
 		s.defs2 = g.defs("#/definitions/")
-		s.schemas3 = g.defs("#/components/schemas/")
-		s.v3 = map[string][]byte{}
+		schemas3 := g.defs("#/components/schemas/")
+		meta, err := json.Marshal(metaSchemas(schemas3))
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.meta3 = meta[1 : len(meta)-1]
+		s.v3, s.v3hashes = map[string][]byte{}, map[string]string{}
 		for gv, rs := range byGV {
 			doc := map[string]any{
 				"openapi": "3.0.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-				"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": s.schemas3},
+				"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": schemas3},
 			}
 			b, err := json.Marshal(doc)
 			if err != nil {
@@ -85,8 +95,14 @@ func (s *Spec) builtin() {
 				return
 			}
 			s.v3[v3Key(gv)] = b
+			s.v3hashes[v3Key(gv)] = hashOf(b)
 		}
 	})
+}
+
+func hashOf(b []byte) string {
+	sum := sha512.Sum512(b)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 func v3Key(gv schema.GroupVersion) string {
@@ -96,7 +112,18 @@ func v3Key(gv schema.GroupVersion) string {
 	return "apis/" + gv.Group + "/" + gv.Version
 }
 
-// docs are the documents for the registry's current custom resources.
+// custom groups the custom resources by group-version.
+func (s *Spec) custom() map[schema.GroupVersion][]*registry.Resource {
+	out := map[schema.GroupVersion][]*registry.Resource{}
+	for _, r := range s.reg.Resources() {
+		if r.Custom != nil {
+			out[r.GVK().GroupVersion()] = append(out[r.GVK().GroupVersion()], r)
+		}
+	}
+	return out
+}
+
+// docs are the v3 documents for the registry's current custom resources.
 func (s *Spec) docs() *documents {
 	s.builtin()
 	gen := s.reg.CustomGeneration()
@@ -108,78 +135,103 @@ func (s *Spec) docs() *documents {
 	if d := s.cur.Load(); d != nil && d.generation == gen {
 		return d
 	}
-	d := s.assemble()
+	d := s.assembleV3()
 	d.generation = gen
 	s.cur.Store(d)
 	return d
 }
 
-// assemble joins the built-in parts and the custom resources' into the
-// served documents.
-func (s *Spec) assemble() *documents {
-	d := &documents{err: s.err}
+// assembleV3 makes each custom group-version's document (the meta schemas
+// spliced in as encoded) and the root listing every document by hash.
+func (s *Spec) assembleV3() *documents {
+	d := &documents{err: s.err, v3: map[string][]byte{}}
 	if d.err != nil {
 		return d
 	}
-	custom := map[schema.GroupVersion][]*registry.Resource{}
-	for _, r := range s.reg.Resources() {
-		if r.Custom != nil {
-			custom[r.GVK().GroupVersion()] = append(custom[r.GVK().GroupVersion()], r)
-		}
-	}
-	paths2, defs2 := s.paths2, s.defs2
-	if len(custom) > 0 {
-		paths2, defs2 = maps.Clone(s.paths2), maps.Clone(s.defs2)
-	}
-	d.v3 = maps.Clone(s.v3)
-	meta3 := metaSchemas(s.schemas3)
-	for gv, rs := range custom {
-		maps.Copy(paths2, swagger.paths(gv, rs))
-		schemas := maps.Clone(meta3)
+	hashes := maps.Clone(s.v3hashes)
+	for gv, rs := range s.custom() {
+		schemas := map[string]any{}
 		for _, r := range rs {
-			maps.Copy(defs2, customDefinitions(r, swagger))
 			maps.Copy(schemas, customDefinitions(r, openAPI))
 		}
-		doc := map[string]any{
-			"openapi": "3.0.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-			"paths": openAPI.paths(gv, rs), "components": map[string]any{"schemas": schemas},
-		}
-		b, err := json.Marshal(doc)
+		paths, err := json.Marshal(openAPI.paths(gv, rs))
 		if err != nil {
 			d.err = err
 			return d
 		}
-		d.v3[v3Key(gv)] = b
-	}
-	v2 := map[string]any{
-		"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-		"paths": paths2, "definitions": defs2,
-	}
-	if d.v2, d.err = json.Marshal(v2); d.err != nil {
-		return d
-	}
-	doc, err := openapiv2.ParseDocument(d.v2)
-	if err != nil {
-		d.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
-		return d
-	}
-	if d.v2pb, d.err = proto.Marshal(doc); d.err != nil {
-		return d
+		own, err := json.Marshal(schemas)
+		if err != nil {
+			d.err = err
+			return d
+		}
+		var b bytes.Buffer
+		b.WriteString(`{"components":{"schemas":{`)
+		b.Write(s.meta3)
+		if len(own) > 2 {
+			b.WriteByte(',')
+			b.Write(own[1 : len(own)-1])
+		}
+		b.WriteString(`}},"info":{"title":"Kubernetes","version":"v1.37.2"},"openapi":"3.0.0","paths":`)
+		b.Write(paths)
+		b.WriteByte('}')
+		d.v3[v3Key(gv)] = b.Bytes()
+		hashes[v3Key(gv)] = hashOf(b.Bytes())
 	}
 	rootPaths := map[string]any{}
-	for key, b := range d.v3 {
-		sum := sha512.Sum512(b)
-		rootPaths[key] = map[string]any{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
+	for key, h := range hashes {
+		rootPaths[key] = map[string]any{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + h}
 	}
 	d.root, d.err = json.Marshal(map[string]any{"paths": rootPaths})
 	return d
 }
 
+// docsV2 is /openapi/v2 for the current custom resources, made when asked
+// for (its protobuf form costs most).
+func (s *Spec) docsV2() *documents {
+	s.builtin()
+	gen := s.reg.CustomGeneration()
+	if d := s.v2.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.v2.Load(); d != nil && d.generation == gen {
+		return d
+	}
+	d := &documents{generation: gen, err: s.err}
+	if d.err == nil {
+		paths2, defs2 := s.paths2, s.defs2
+		if custom := s.custom(); len(custom) > 0 {
+			paths2, defs2 = maps.Clone(s.paths2), maps.Clone(s.defs2)
+			for gv, rs := range custom {
+				maps.Copy(paths2, swagger.paths(gv, rs))
+				for _, r := range rs {
+					maps.Copy(defs2, customDefinitions(r, swagger))
+				}
+			}
+		}
+		v2 := map[string]any{
+			"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
+			"paths": paths2, "definitions": defs2,
+		}
+		if d.v2, d.err = json.Marshal(v2); d.err == nil {
+			doc, err := openapiv2.ParseDocument(d.v2)
+			if err != nil {
+				d.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
+			} else {
+				d.v2pb, d.err = proto.Marshal(doc)
+			}
+		}
+	}
+	s.v2.Store(d)
+	return d
+}
+
 // V2 is /openapi/v2 in JSON.
-func (s *Spec) V2() ([]byte, error) { d := s.docs(); return d.v2, d.err }
+func (s *Spec) V2() ([]byte, error) { d := s.docsV2(); return d.v2, d.err }
 
 // V2Proto is /openapi/v2 as gnostic protobuf (what kubectl asks for).
-func (s *Spec) V2Proto() ([]byte, error) { d := s.docs(); return d.v2pb, d.err }
+func (s *Spec) V2Proto() ([]byte, error) { d := s.docsV2(); return d.v2pb, d.err }
 
 // V3 serves /openapi/v3 ("") and /openapi/v3/<path>.
 func (s *Spec) V3(path string) ([]byte, bool, error) {
@@ -190,7 +242,10 @@ func (s *Spec) V3(path string) ([]byte, bool, error) {
 	if path == "" {
 		return d.root, true, nil
 	}
-	b, ok := d.v3[path]
+	if b, ok := d.v3[path]; ok {
+		return b, true, nil
+	}
+	b, ok := s.v3[path]
 	return b, ok, nil
 }
 
