@@ -44,6 +44,9 @@ type Attributes struct {
 	Object, OldObject runtime.Object
 	DryRun            bool
 	User              auth.User
+	// Mutated is set by a mutating webhook or policy that changed Object:
+	// the registry defaults it again.
+	Mutated bool
 }
 
 // Is says whether the request is to resource gvr itself (no subresource).

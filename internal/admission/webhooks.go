@@ -102,10 +102,27 @@ func (w *webhooks) dispatch(ctx context.Context, a *Attributes) error {
 	}
 	req := w.request(ctx, a)
 	var matched []webhook.Hook
+	var vars map[string]any
 	for _, h := range hooks {
-		if webhook.Matches(h, req) {
-			matched = append(matched, h)
+		if !webhook.Matches(h, req) {
+			continue
 		}
+		if len(h.MatchConditions) > 0 {
+			if vars == nil {
+				vars = conditionVars(a)
+			}
+			ok, err := webhook.ConditionsMet(h.MatchConditions, vars)
+			if err != nil {
+				if ferr := failed(ctx, h, err); ferr != nil {
+					return ferr
+				}
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		matched = append(matched, h)
 	}
 	if len(matched) == 0 {
 		return nil
@@ -144,6 +161,18 @@ func (w *webhooks) request(ctx context.Context, a *Attributes) webhook.Request {
 		}
 	}
 	return r
+}
+
+// conditionVars are what match conditions see of a.
+func conditionVars(a *Attributes) map[string]any {
+	obj, _ := jsonForm(a.Object, a)
+	old, _ := jsonForm(a.OldObject, a)
+	return map[string]any{"object": obj, "oldObject": old, "request": map[string]any{
+		"kind":        map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind},
+		"resource":    map[string]any{"group": a.Resource.Group, "version": a.Resource.Version, "resource": a.Resource.Resource},
+		"subResource": a.Subresource, "name": a.Name, "namespace": a.Namespace, "operation": string(a.Operation), "dryRun": a.DryRun,
+		"userInfo": map[string]any{"username": a.User.Name, "uid": a.User.UID, "groups": stringsAny(a.User.Groups)},
+	}}
 }
 
 // review builds the AdmissionRequest for a (objects in their JSON form).
@@ -313,6 +342,7 @@ func applyPatch(a *Attributes, doc, patch []byte) (bool, error) {
 		}
 		reflect.ValueOf(a.Object).Elem().Set(v.Elem())
 	}
+	a.Mutated = true
 	return true, nil
 }
 

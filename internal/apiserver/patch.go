@@ -182,7 +182,12 @@ func applyPatch(pt string, doc, patch []byte, schemaObj runtime.Object) ([]byte,
 // applyPatch runs server-side apply of an apply configuration (YAML or
 // JSON) against cur (nil: the object is created).
 func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime.Object, body []byte, o registry.WriteOptions, force bool, validation string) (runtime.Object, []string, error) {
-	js, err := yaml.YAMLToJSON(body)
+	toJSON := yaml.YAMLToJSON
+	if validation == "Strict" {
+		// Duplicate keys are refused with their line, as upstream.
+		toJSON = yaml.YAMLToJSONStrict
+	}
+	js, err := toJSON(body)
 	if err != nil {
 		return nil, nil, badRequest("error decoding YAML: %v", err)
 	}
@@ -203,10 +208,13 @@ func (s *Server) applyPatch(res *registry.Resource, ns, name string, cur runtime
 		return nil, nil, badRequest("metadata.managedFields must be nil")
 	}
 	// A custom object's configuration loses the fields its schema does
-	// not know (or the request fails, under Strict).
-	warnings, err := unknownFields(res, patch, validation)
-	if err != nil {
-		return nil, nil, err
+	// not know; under Strict they stay, and the schema's type converter
+	// refuses them as upstream ("field not declared in schema").
+	var warnings []string
+	if validation != "Strict" {
+		if warnings, err = unknownFields(res, patch, validation); err != nil {
+			return nil, nil, err
+		}
 	}
 	if validation == "Strict" {
 		if _, _, err := s.codecs.Strict.Decode(js, nil, res.New()); err != nil && runtime.IsStrictDecodingError(err) {

@@ -25,6 +25,7 @@ func (g *Registry) admitCreate(ctx context.Context, r *Resource, obj runtime.Obj
 	if err := g.Admission.Admit(ctx, attrs); err != nil {
 		return err
 	}
+	g.redefault(r, obj, attrs)
 	if errs := g.validate(r, obj, nil); len(errs) > 0 {
 		return apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
 	}
@@ -40,6 +41,15 @@ func (g *Registry) admitCreate(ctx context.Context, r *Resource, obj runtime.Obj
 		}
 	}
 	return g.Admission.Validate(ctx, attrs)
+}
+
+// redefault applies the resource's defaults (and, for a custom resource,
+// its pruning) again to an object a webhook changed, as upstream decodes a
+// patched object with defaulting.
+func (g *Registry) redefault(r *Resource, obj runtime.Object, attrs *admission.Attributes) {
+	if attrs.Mutated && r.Default != nil {
+		r.Default(obj)
+	}
 }
 
 // noteRefusal logs a guard's refusal of one of skiff's own components, as

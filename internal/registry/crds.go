@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"slices"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,7 +20,13 @@ func crdStrategy(r *Resource) {
 	r.Status = true
 	r.DeleteFinalizers = []string{crd.CleanupFinalizer}
 	r.Default = func(obj runtime.Object) {
-		apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(obj.(*apiextensionsv1.CustomResourceDefinition))
+		c := obj.(*apiextensionsv1.CustomResourceDefinition)
+		apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(c)
+		// A new storage version joins status.storedVersions, as upstream's
+		// strategy adds it on update.
+		if sv := crd.StorageVersion(c); sv != "" && !slices.Contains(c.Status.StoredVersions, sv) {
+			c.Status.StoredVersions = append(c.Status.StoredVersions, sv)
+		}
 	}
 	r.Validate = func(obj runtime.Object) field.ErrorList {
 		return crd.Validate(obj.(*apiextensionsv1.CustomResourceDefinition))

@@ -110,6 +110,20 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 		if v.Name != storage {
 			r.StorageGVK = schema.GroupVersionKind{Group: c.Spec.Group, Version: storage, Kind: names.Kind}
 			r.ToStorage = func(obj runtime.Object) (runtime.Object, error) { return withVersion(obj, r.StorageGVK), nil }
+		}
+		// Objects read from storage get the version's defaults, as
+		// upstream defaults on decoding (a default added after an object
+		// was written shows on read).
+		// Without defaults, the storage version's objects are served as
+		// stored (and their encodings cached once).
+		switch {
+		case cu.Schema != nil && crdschema.HasDefaults(cu.Schema):
+			r.FromStorage = func(obj runtime.Object) (runtime.Object, error) {
+				out := withVersion(obj, gvk)
+				crdschema.Default(out.(*unstructured.Unstructured).Object, cu.Schema)
+				return out, nil
+			}
+		case v.Name != storage:
 			r.FromStorage = func(obj runtime.Object) (runtime.Object, error) { return withVersion(obj, gvk), nil }
 		}
 		r.Columns, r.Row = customTable(v.AdditionalPrinterColumns)

@@ -300,6 +300,7 @@ func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name stri
 	if err := g.Admission.Admit(ctx, attrs); err != nil {
 		return nil, err
 	}
+	g.redefault(r, obj, attrs)
 	if old.GetDeletionTimestamp() != nil {
 		// No new finalizers may be added to an object being deleted.
 		for _, f := range acc.GetFinalizers() {

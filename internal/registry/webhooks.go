@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/skiff-sh/skiff/internal/admission/webhook"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -147,6 +149,8 @@ func validateWebhook(p *field.Path, names sets.Set[string], name string, cc admi
 		condNames.Insert(c.Name)
 		if c.Expression == "" {
 			errs = append(errs, field.Required(cp.Child("expression"), ""))
+		} else if _, err := webhook.CompileCondition(c.Expression); err != nil {
+			errs = append(errs, field.Invalid(cp.Child("expression"), c.Expression, err.Error()))
 		}
 	}
 	return errs
@@ -181,7 +185,7 @@ func validateClientConfig(p *field.Path, cc admissionregistrationv1.WebhookClien
 		if s.Namespace == "" {
 			errs = append(errs, field.Required(p.Child("service", "namespace"), "service namespace is required"))
 		}
-		if s.Path != nil && !strings.HasPrefix(*s.Path, "/") {
+		if s.Path != nil && *s.Path != "" && !strings.HasPrefix(*s.Path, "/") {
 			errs = append(errs, field.Invalid(p.Child("service", "path"), *s.Path, "must start with a '/'"))
 		}
 		if s.Port != nil && (*s.Port < 1 || *s.Port > 65535) {

@@ -53,6 +53,26 @@ func defaultValue(v any, s *Props) {
 	}
 }
 
+// HasDefaults reports whether any node of s declares a default.
+func HasDefaults(s *Props) bool {
+	if s == nil {
+		return false
+	}
+	if s.Default != nil {
+		return true
+	}
+	for k := range s.Properties {
+		p := s.Properties[k]
+		if HasDefaults(&p) {
+			return true
+		}
+	}
+	if s.Items != nil && HasDefaults(s.Items.Schema) {
+		return true
+	}
+	return s.AdditionalProperties != nil && HasDefaults(s.AdditionalProperties.Schema)
+}
+
 // decodeDefault is a default's value as a fresh copy in the object's JSON
 // form (integers as int64, as the unstructured decoder makes them).
 func decodeDefault(raw []byte) any {
