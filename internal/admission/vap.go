@@ -42,7 +42,9 @@ type compiledPolicy struct {
 	c          *vapolicy.Compiled
 }
 
-func (*validatingPolicies) Handles(op Operation) bool { return op == Create || op == Update || op == Delete }
+func (*validatingPolicies) Handles(op Operation) bool {
+	return op == Create || op == Update || op == Delete
+}
 
 func (p *validatingPolicies) program(vap *admissionregistrationv1.ValidatingAdmissionPolicy) *vapolicy.Compiled {
 	p.mu.Lock()

@@ -46,7 +46,9 @@ func Matches(m *admissionregistrationv1.MatchResources, r Request) bool {
 	return !slices.ContainsFunc(m.ExcludeResourceRules, func(rule admissionregistrationv1.NamedRuleWithOperations) bool { return ruleMatches(rule, r) })
 }
 
-func isNamespace(r Request) bool { return r.Resource.Group == "" && r.Resource.Resource == "namespaces" }
+func isNamespace(r Request) bool {
+	return r.Resource.Group == "" && r.Resource.Resource == "namespaces"
+}
 
 func selects(sel *metav1.LabelSelector, lbls map[string]string, clusterScoped bool) bool {
 	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) || clusterScoped {
@@ -76,7 +78,9 @@ func ruleMatches(rule admissionregistrationv1.NamedRuleWithOperations, r Request
 	}) {
 		return false
 	}
-	any := func(list []string, v string) bool { return slices.ContainsFunc(list, func(s string) bool { return s == "*" || s == v }) }
+	any := func(list []string, v string) bool {
+		return slices.ContainsFunc(list, func(s string) bool { return s == "*" || s == v })
+	}
 	if !any(rule.APIGroups, r.Resource.Group) || !any(rule.APIVersions, r.Resource.Version) {
 		return false
 	}
