@@ -175,6 +175,9 @@ var catalog = []entry{
 	{"StorageObjectInUseProtection", true, func(Objects, Options) Plugin { return storageObjectInUseProtection{} }},
 	{"RuntimeClass", true, func(o Objects, _ Options) Plugin { return &runtimeClass{objects: o} }},
 	{"DefaultIngressClass", true, func(o Objects, _ Options) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
+	{"MutatingAdmissionPolicy", true, func(o Objects, _ Options) Plugin {
+		return &mutatingPolicies{objects: o, vap: &validatingPolicies{objects: o}}
+	}},
 	{"MutatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
 		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true}
 	}},

@@ -39,7 +39,15 @@ type Var struct {
 }
 
 // NewEnv is the base environment with vars declared.
-func NewEnv(vars ...Var) (*cel.Env, error) {
+func NewEnv(vars ...Var) (*cel.Env, error) { return newEnv(nil, vars) }
+
+// NewMutationEnv is NewEnv where Object{...} and JSONPatch{...} values can
+// be built (mutating admission policies).
+func NewMutationEnv(vars ...Var) (*cel.Env, error) {
+	return newEnv([]cel.EnvOption{WithObjectTypes()}, vars)
+}
+
+func newEnv(extra []cel.EnvOption, vars []Var) (*cel.Env, error) {
 	opts := []cel.EnvOption{
 		cel.HomogeneousAggregateLiterals(),
 		cel.DefaultUTCTimeZone(true),
@@ -54,6 +62,7 @@ func NewEnv(vars ...Var) (*cel.Env, error) {
 		ext.Network(),
 		listsLibrary(),
 	}
+	opts = append(opts, extra...)
 	for _, v := range vars {
 		t := v.Type
 		if t == nil {

@@ -202,6 +202,16 @@ func Catalog() []*Resource {
 		}, func() *admissionregistrationv1.ValidatingAdmissionPolicyBindingList {
 			return &admissionregistrationv1.ValidatingAdmissionPolicyBindingList{}
 		}), admissionPolicyStrategy),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "mutatingadmissionpolicies", "MutatingAdmissionPolicy", false, func() *admissionregistrationv1.MutatingAdmissionPolicy {
+			return &admissionregistrationv1.MutatingAdmissionPolicy{}
+		}, func() *admissionregistrationv1.MutatingAdmissionPolicyList {
+			return &admissionregistrationv1.MutatingAdmissionPolicyList{}
+		}), mutatingPolicyStrategy),
+		with(def(admissionregistrationv1.SchemeGroupVersion, "mutatingadmissionpolicybindings", "MutatingAdmissionPolicyBinding", false, func() *admissionregistrationv1.MutatingAdmissionPolicyBinding {
+			return &admissionregistrationv1.MutatingAdmissionPolicyBinding{}
+		}, func() *admissionregistrationv1.MutatingAdmissionPolicyBindingList {
+			return &admissionregistrationv1.MutatingAdmissionPolicyBindingList{}
+		}), mutatingPolicyStrategy),
 		with(def(apiextensionsv1.SchemeGroupVersion, "customresourcedefinitions", "CustomResourceDefinition", false, func() *apiextensionsv1.CustomResourceDefinition {
 			return &apiextensionsv1.CustomResourceDefinition{}
 		}, func() *apiextensionsv1.CustomResourceDefinitionList {

@@ -279,3 +279,59 @@ func defaultMatchResources(m *admissionregistrationv1.MatchResources) {
 		}
 	}
 }
+
+// mutatingPolicyStrategy: MutatingAdmissionPolicies and their bindings.
+func mutatingPolicyStrategy(r *Resource) {
+	r.Columns, r.Row = createdAtTable()
+	r.Default = func(obj runtime.Object) {
+		switch p := obj.(type) {
+		case *admissionregistrationv1.MutatingAdmissionPolicy:
+			if p.Spec.FailurePolicy == nil {
+				p.Spec.FailurePolicy = ptr.To(admissionregistrationv1.Fail)
+			}
+			if p.Spec.ReinvocationPolicy == "" {
+				p.Spec.ReinvocationPolicy = admissionregistrationv1.NeverReinvocationPolicy
+			}
+			if m := p.Spec.MatchConstraints; m != nil {
+				defaultMatchResources(m)
+			}
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			if m := p.Spec.MatchResources; m != nil {
+				defaultMatchResources(m)
+			}
+		}
+	}
+	r.Validate = func(obj runtime.Object) field.ErrorList {
+		var errs field.ErrorList
+		spec := field.NewPath("spec")
+		switch p := obj.(type) {
+		case *admissionregistrationv1.MutatingAdmissionPolicy:
+			if len(p.Spec.Mutations) == 0 {
+				errs = append(errs, field.Required(spec.Child("mutations"), "mutations must contain at least one item"))
+			}
+			for i, m := range p.Spec.Mutations {
+				mp := spec.Child("mutations").Index(i)
+				switch m.PatchType {
+				case admissionregistrationv1.PatchTypeApplyConfiguration:
+					if m.ApplyConfiguration == nil || m.ApplyConfiguration.Expression == "" {
+						errs = append(errs, field.Required(mp.Child("applyConfiguration"), "applyConfiguration.expression is required when patchType is ApplyConfiguration"))
+					}
+				case admissionregistrationv1.PatchTypeJSONPatch:
+					if m.JSONPatch == nil || m.JSONPatch.Expression == "" {
+						errs = append(errs, field.Required(mp.Child("jsonPatch"), "jsonPatch.expression is required when patchType is JSONPatch"))
+					}
+				default:
+					errs = append(errs, field.NotSupported(mp.Child("patchType"), m.PatchType, []string{"ApplyConfiguration", "JSONPatch"}))
+				}
+			}
+			if p.Spec.MatchConstraints == nil || len(p.Spec.MatchConstraints.ResourceRules) == 0 {
+				errs = append(errs, field.Required(spec.Child("matchConstraints", "resourceRules"), ""))
+			}
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			if p.Spec.PolicyName == "" {
+				errs = append(errs, field.Required(spec.Child("policyName"), ""))
+			}
+		}
+		return errs
+	}
+}

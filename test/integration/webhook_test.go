@@ -350,3 +350,56 @@ spec: {validationActions: [Deny, Warn]}
 		t.Errorf("bad binding: %v %s", err, errOut)
 	}
 }
+
+// TestMutatingAdmissionPolicy: an apply-configuration mutation and a JSON
+// patch mutation, bound to one namespace, set fields of the Deployments
+// created there; elsewhere nothing changes.
+func TestMutatingAdmissionPolicy(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	s.mustKubectlStdin(`apiVersion: v1
+kind: Namespace
+metadata: {name: mutated, labels: {mutate: "yes"}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: defaults}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: 'Object{metadata: Object.metadata{annotations: {"mutated-by": "admission-policy"}}, spec: Object.spec{replicas: 3}}'
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/tier", value: "web"}]'
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: defaults}
+spec:
+  policyName: defaults
+  matchResources: {namespaceSelector: {matchLabels: {mutate: "yes"}}}
+`, "apply", "-f", "-")
+	s.mustKubectl("create", "deployment", "web", "-n", "mutated", "--image=busybox")
+	s.mustKubectl("create", "deployment", "web", "-n", "default", "--image=busybox")
+	d, err := s.client().AppsV1().Deployments("mutated").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Annotations["mutated-by"] != "admission-policy" || *d.Spec.Replicas != 3 || d.Labels["tier"] != "web" || d.Labels["app"] != "web" {
+		t.Errorf("mutated deployment: annotations %v, labels %v, replicas %d", d.Annotations, d.Labels, *d.Spec.Replicas)
+	}
+	if d.Spec.Template.Spec.Containers[0].TerminationMessagePolicy != "File" {
+		t.Errorf("defaults lost after mutation: %+v", d.Spec.Template.Spec.Containers[0])
+	}
+	other, err := s.client().AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Annotations["mutated-by"] != "" || *other.Spec.Replicas != 1 {
+		t.Errorf("a Deployment outside the binding was mutated: %v %d", other.Annotations, *other.Spec.Replicas)
+	}
+}
