@@ -83,6 +83,7 @@ func (g *Registry) ServeCustom(c *apiextensionsv1.CustomResourceDefinition, term
 	if err != nil {
 		return err
 	}
+	g.withConversionWebhook(c, rs)
 	for _, r := range rs {
 		if r.Custom.fields, err = g.customFieldManagers(r); err != nil {
 			return err

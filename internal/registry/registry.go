@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/skiff-sh/skiff/internal/admission"
+	"github.com/skiff-sh/skiff/internal/admission/webhook"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/storage/encryption"
 )
@@ -47,6 +48,8 @@ type Registry struct {
 	// Admission is the admission chain every create and update passes;
 	// nil admits everything (the API server sets it).
 	Admission *admission.Chain
+	// Webhooks calls conversion webhooks (the API server sets it).
+	Webhooks *webhook.Client
 	// Allocators for Service ClusterIPs and NodePorts.
 	IPs   *Allocator
 	Ports *Allocator

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -19,6 +20,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -115,6 +120,38 @@ func startWebhook(t *testing.T) *webhookServer {
 		answer(w, r, func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 			return &admissionv1.AdmissionResponse{Allowed: true}
 		})
+	})
+	mux.HandleFunc("/convert", func(w http.ResponseWriter, r *http.Request) {
+		var review apiextensionsv1.ConversionReview
+		if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
+			http.Error(w, "bad review", http.StatusBadRequest)
+			return
+		}
+		resp := &apiextensionsv1.ConversionResponse{UID: review.Request.UID, Result: metav1.Status{Status: metav1.StatusSuccess}}
+		for _, raw := range review.Request.Objects {
+			obj := map[string]any{}
+			_ = json.Unmarshal(raw.Raw, &obj)
+			spec, _ := obj["spec"].(map[string]any)
+			switch review.Request.DesiredAPIVersion {
+			case "stable.example.com/v2": // hostPort "h:p" -> host, port
+				if hp, ok := spec["hostPort"].(string); ok {
+					h, p, _ := strings.Cut(hp, ":")
+					delete(spec, "hostPort")
+					spec["host"], spec["port"] = h, p
+				}
+			case "stable.example.com/v1":
+				if h, ok := spec["host"].(string); ok {
+					spec["hostPort"] = h + ":" + fmt.Sprint(spec["port"])
+					delete(spec, "host")
+					delete(spec, "port")
+				}
+			}
+			obj["apiVersion"] = review.Request.DesiredAPIVersion
+			b, _ := json.Marshal(obj)
+			resp.ConvertedObjects = append(resp.ConvertedObjects, runtime.RawExtension{Raw: b})
+		}
+		review.Response, review.Request = resp, nil
+		_ = json.NewEncoder(w).Encode(review)
 	})
 	mux.HandleFunc("/garbage", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("not a review")) })
 	// Handshakes the API server refuses (the untrusted-CA case) are
@@ -401,5 +438,50 @@ spec:
 	}
 	if other.Annotations["mutated-by"] != "" || *other.Spec.Replicas != 1 {
 		t.Errorf("a Deployment outside the binding was mutated: %v %d", other.Annotations, *other.Spec.Replicas)
+	}
+}
+
+// TestConversionWebhook: a definition with two versions of different shape
+// converts through its webhook: written at v2, stored at v1, read at both.
+func TestConversionWebhook(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	ws := startWebhook(t)
+	ext := apiextensionsclient.NewForConfigOrDie(s.restConfig()).ApiextensionsV1().CustomResourceDefinitions()
+	str := apiextensionsv1.JSONSchemaProps{Type: "string"}
+	version := func(name string, storage bool, props map[string]apiextensionsv1.JSONSchemaProps) apiextensionsv1.CustomResourceDefinitionVersion {
+		return apiextensionsv1.CustomResourceDefinitionVersion{Name: name, Served: true, Storage: storage, Schema: &apiextensionsv1.CustomResourceValidation{
+			OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"spec": {Type: "object", Properties: props}}}}}
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "endpoints.stable.example.com"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "endpoints", Kind: "Endpoint"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
+				version("v1", true, map[string]apiextensionsv1.JSONSchemaProps{"hostPort": str}),
+				version("v2", false, map[string]apiextensionsv1.JSONSchemaProps{"host": str, "port": str}),
+			},
+			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter, Webhook: &apiextensionsv1.WebhookConversion{
+				ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: ptr.To(ws.url + "/convert"), CABundle: ws.caPEM}}}}}
+	if _, err := ext.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustKubectl("wait", "--for=condition=Established", "--timeout=10s", "crd/endpoints.stable.example.com")
+	s.mustKubectlStdin(`apiVersion: stable.example.com/v2
+kind: Endpoint
+metadata: {name: db}
+spec: {host: db.internal, port: "5432"}
+`, "apply", "-f", "-")
+	if got := s.mustKubectl("get", "endpoints.v1.stable.example.com", "db", "-o", "jsonpath={.spec.hostPort}"); got != "db.internal:5432" {
+		t.Errorf("read at v1: hostPort %q", got)
+	}
+	if got := s.mustKubectl("get", "endpoints.v2.stable.example.com", "db", "-o", "jsonpath={.spec.host} {.spec.port}"); got != "db.internal 5432" {
+		t.Errorf("read at v2: %q", got)
+	}
+	if raw := s.etcdValue(t, "/registry/stable.example.com/endpoints/default/db"); !strings.Contains(string(raw), `"hostPort":"db.internal:5432"`) {
+		t.Errorf("stored object is not at v1: %s", raw)
+	}
+	l := s.mustKubectl("get", "endpoints.v2.stable.example.com", "-o", "jsonpath={.items[*].spec.host}")
+	if l != "db.internal" {
+		t.Errorf("list at v2: %q", l)
 	}
 }

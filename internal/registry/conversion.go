@@ -1,0 +1,124 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+)
+
+// conversionTimeout bounds a conversion webhook call, as upstream's.
+const conversionTimeout = 30 * time.Second
+
+// withConversionWebhook makes a definition's versions convert through its
+// conversion webhook (ConversionReview v1 over HTTPS, verified by its
+// caBundle): what a client writes at one version is stored at the storage
+// version, and what is read is returned at the version asked for.
+func (g *Registry) withConversionWebhook(c *apiextensionsv1.CustomResourceDefinition, rs []*Resource) {
+	conv := c.Spec.Conversion
+	if conv == nil || conv.Strategy != apiextensionsv1.WebhookConverter || conv.Webhook == nil || conv.Webhook.ClientConfig == nil {
+		return
+	}
+	cc := conv.Webhook.ClientConfig
+	target := admissionregistrationv1.WebhookClientConfig{URL: cc.URL, CABundle: cc.CABundle}
+	if s := cc.Service; s != nil {
+		target.Service = &admissionregistrationv1.ServiceReference{Namespace: s.Namespace, Name: s.Name, Path: s.Path, Port: s.Port}
+	}
+	convert := func(obj runtime.Object, to schema.GroupVersionKind) (runtime.Object, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || u.GroupVersionKind() == to {
+			return withVersion(obj, to), nil
+		}
+		out, err := g.callConversion(target, u, to)
+		if err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("conversion webhook for %s failed: %w", to, err))
+		}
+		return out, nil
+	}
+	for _, r := range rs {
+		gvk := r.GVK()
+		storage := schema.GroupVersionKind{Group: gvk.Group, Version: r.Custom.StorageVersion, Kind: gvk.Kind}
+		def := r.Default
+		schemaProps := r.Custom.Schema
+		if gvk.Version != storage.Version {
+			r.StorageGVK = storage
+			r.ToStorage = func(obj runtime.Object) (runtime.Object, error) { return convert(obj, storage) }
+		}
+		r.FromStorage = func(obj runtime.Object) (runtime.Object, error) {
+			out, err := convert(obj, gvk)
+			if err == nil && def != nil && schemaProps != nil {
+				def(out)
+			}
+			return out, err
+		}
+	}
+}
+
+// callConversion sends one object to the conversion webhook.
+func (g *Registry) callConversion(cc admissionregistrationv1.WebhookClientConfig, obj *unstructured.Unstructured, to schema.GroupVersionKind) (runtime.Object, error) {
+	if g.Webhooks == nil {
+		return nil, fmt.Errorf("no webhook client")
+	}
+	raw, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	uid := types.UID(uuid.NewString())
+	body, err := json.Marshal(apiextensionsv1.ConversionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "ConversionReview"},
+		Request:  &apiextensionsv1.ConversionRequest{UID: uid, DesiredAPIVersion: to.GroupVersion().String(), Objects: []runtime.RawExtension{{Raw: raw}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := g.Webhooks.Post(context.Background(), cc, conversionTimeout, body)
+	if err != nil {
+		return nil, err
+	}
+	var review apiextensionsv1.ConversionReview
+	if err := json.Unmarshal(out, &review); err != nil {
+		return nil, fmt.Errorf("received invalid webhook response: %w", err)
+	}
+	resp := review.Response
+	switch {
+	case resp == nil:
+		return nil, fmt.Errorf("conversion webhook response was absent")
+	case resp.UID != uid:
+		return nil, fmt.Errorf("expected response.uid=%q, got %q", uid, resp.UID)
+	case resp.Result.Status != metav1.StatusSuccess:
+		return nil, fmt.Errorf("conversion webhook failed: %s", resp.Result.Message)
+	case len(resp.ConvertedObjects) != 1:
+		return nil, fmt.Errorf("expected 1 converted object, got %d", len(resp.ConvertedObjects))
+	}
+	converted := &unstructured.Unstructured{}
+	if err := converted.UnmarshalJSON(resp.ConvertedObjects[0].Raw); err != nil {
+		return nil, fmt.Errorf("invalid converted object: %w", err)
+	}
+	if converted.GroupVersionKind() != to {
+		return nil, fmt.Errorf("invalid converted object: expected %s, got %s", to, converted.GroupVersionKind())
+	}
+	// The webhook may change only labels and annotations of metadata.
+	meta := runtime.DeepCopyJSONValue(obj.Object["metadata"]).(map[string]any)
+	if m, ok := converted.Object["metadata"].(map[string]any); ok {
+		for _, k := range []string{"labels", "annotations"} {
+			if v, ok := m[k]; ok {
+				meta[k] = v
+			} else {
+				delete(meta, k)
+			}
+		}
+	}
+	converted.Object["metadata"] = meta
+	return converted, nil
+}
