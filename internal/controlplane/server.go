@@ -293,6 +293,11 @@ func (s *server) startRegistry(ctx context.Context) error {
 		go c.Run(cacheCtx)
 	}
 	s.reg.RunCustom(cacheCtx)
+	// APIService is served as a built-in definition of the registry's
+	// custom-resource machinery.
+	if err := s.reg.ServeCustom(apiServiceDefinition(), false); err != nil {
+		return fmt.Errorf("serve APIService: %w", err)
+	}
 	return nil
 }
 
@@ -379,6 +384,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	go s.serveCustomResources(feedCtx)
+	go s.keepLocalAPIServices(feedCtx)
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit, FlowControl: s.flowControl(),

@@ -84,6 +84,10 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 			},
 			NameFn: apivalidation.NameIsDNSSubdomain,
 		}
+		if c.Spec.Group == "apiregistration.k8s.io" {
+			// APIServices are named version.group: the core group's is "v1.".
+			r.NameFn = pathSegmentName
+		}
 		cu := &Custom{CRD: c.Name, StorageVersion: storage}
 		if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 			cu.Schema = v.Schema.OpenAPIV3Schema.DeepCopy()
