@@ -28,6 +28,9 @@ const (
 	Create Operation = "CREATE"
 	Update Operation = "UPDATE"
 	Delete Operation = "DELETE"
+	// Connect is exec, attach and port-forward; only validating webhooks
+	// and policies see it.
+	Connect Operation = "CONNECT"
 )
 
 // Attributes describe one request to admit.

@@ -46,7 +46,9 @@ type webhooks struct {
 	mutating bool
 }
 
-func (*webhooks) Handles(op Operation) bool { return op == Create || op == Update || op == Delete }
+func (w *webhooks) Handles(op Operation) bool {
+	return op == Create || op == Update || op == Delete || (op == Connect && !w.mutating)
+}
 
 // Admit runs the mutating webhooks (creates and updates).
 func (w *webhooks) Admit(ctx context.Context, a *Attributes) error {
@@ -193,8 +195,12 @@ func review(a *Attributes) (*admissionv1.AdmissionRequest, error) {
 	if req.OldObject.Raw, err = encodeObject(a.OldObject, a); err != nil {
 		return nil, err
 	}
-	opts := map[Operation]string{Create: "CreateOptions", Update: "UpdateOptions", Delete: "DeleteOptions"}[a.Operation]
-	req.Options.Raw, _ = json.Marshal(map[string]string{"apiVersion": "meta.k8s.io/v1", "kind": opts})
+	// A CONNECT's object is its options (PodExecOptions, ...), as upstream
+	// sends it; the others carry their operation's options.
+	if a.Operation != Connect {
+		opts := map[Operation]string{Create: "CreateOptions", Update: "UpdateOptions", Delete: "DeleteOptions"}[a.Operation]
+		req.Options.Raw, _ = json.Marshal(map[string]string{"apiVersion": "meta.k8s.io/v1", "kind": opts})
+	}
 	return req, nil
 }
 

@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
@@ -25,6 +27,17 @@ var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true
 func isNodeStream(ri RequestInfo) bool {
 	sub, _, _ := strings.Cut(ri.Subresource, "/")
 	return (ri.Resource == "pods" || ri.Resource == "nodes") && ri.Group == "" && nodeSubresources[sub]
+}
+
+// connectOptions is the options object a CONNECT request is admitted with.
+func connectOptions(sub, container string, q url.Values) runtime.Object {
+	flag := func(k string) bool { return q.Get(k) == "true" || q.Get(k) == "1" }
+	if sub == "exec" {
+		return &corev1.PodExecOptions{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodExecOptions"}, Container: container, Command: q["command"],
+			Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr"), TTY: flag("tty")}
+	}
+	return &corev1.PodAttachOptions{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodAttachOptions"}, Container: container,
+		Stdin: flag("stdin"), Stdout: flag("stdout"), Stderr: flag("stderr"), TTY: flag("tty")}
 }
 
 // serveNodeStream proxies pods/log, pods/exec, pods/attach,
@@ -65,6 +78,13 @@ func (s *Server) serveNodeStream(w http.ResponseWriter, r *http.Request, res *re
 		container, err := podContainer(pod, q.Get("container"))
 		if err != nil {
 			return err
+		}
+		if sub != "log" {
+			// exec and attach are CONNECT requests validating admission
+			// (webhooks, policies) may refuse, as upstream.
+			if err := s.reg.AdmitConnect(r.Context(), res, pod, sub, connectOptions(sub, container, q)); err != nil {
+				return err
+			}
 		}
 		q.Del("container")
 		if sub == "log" {

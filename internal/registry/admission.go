@@ -6,6 +6,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -134,4 +135,13 @@ func (a admissionObjects) ResourceFor(gvk schema.GroupVersionKind) (schema.Group
 		}
 	}
 	return schema.GroupVersionResource{}, false, false
+}
+
+// AdmitConnect runs the validating plugins over a CONNECT request to a
+// pod's subresource (exec, attach), the options object as the object.
+func (g *Registry) AdmitConnect(ctx context.Context, r *Resource, pod metav1.Object, sub string, opts runtime.Object) error {
+	u, _ := auth.UserFrom(ctx)
+	attrs := &admission.Attributes{Operation: admission.Connect, Resource: r.GVR, Subresource: sub, Kind: opts.GetObjectKind().GroupVersionKind(),
+		Namespace: pod.GetNamespace(), Name: pod.GetName(), Object: opts, User: u}
+	return g.Admission.Validate(ctx, attrs)
 }
