@@ -36,6 +36,10 @@ type Spec struct {
 	defs2    map[string]any // built-in definitions, v2 references
 	paths2   map[string]any // built-in operations, v2
 	meta3    []byte         // the meta schemas' v3 entries, encoded: "name":{...},...
+	// paths2JSON and defs2JSON are paths2 and defs2 encoded, without
+	// their braces.
+	v2once                sync.Once
+	paths2JSON, defs2JSON []byte
 	v3       map[string][]byte
 	v3hashes map[string]string
 
@@ -99,6 +103,8 @@ func (s *Spec) builtin() {
 		}
 	})
 }
+
+func protoMarshal(doc *openapiv2.Document) ([]byte, error) { return proto.Marshal(doc) }
 
 func hashOf(b []byte) string {
 	sum := sha512.Sum512(b)
@@ -186,52 +192,91 @@ func (s *Spec) assembleV3() *documents {
 }
 
 // docsV2 is /openapi/v2 for the current custom resources, made when asked
-// for (its protobuf form costs most).
-func (s *Spec) docsV2() *documents {
+// for: the built-in paths and definitions spliced in as encoded once, the
+// protobuf form made only when that is asked for.
+func (s *Spec) docsV2(proto bool) *documents {
 	s.builtin()
 	gen := s.reg.CustomGeneration()
-	if d := s.v2.Load(); d != nil && d.generation == gen {
+	if d := s.v2.Load(); d != nil && d.generation == gen && (!proto || d.v2pb != nil || d.err != nil) {
 		return d
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d := s.v2.Load(); d != nil && d.generation == gen {
-		return d
+	d := s.v2.Load()
+	if d == nil || d.generation != gen {
+		d = &documents{generation: gen, err: s.err}
+		if d.err == nil {
+			d.v2, d.err = s.assembleV2()
+		}
 	}
-	d := &documents{generation: gen, err: s.err}
-	if d.err == nil {
-		paths2, defs2 := s.paths2, s.defs2
-		if custom := s.custom(); len(custom) > 0 {
-			paths2, defs2 = maps.Clone(s.paths2), maps.Clone(s.defs2)
-			for gv, rs := range custom {
-				maps.Copy(paths2, swagger.paths(gv, rs))
-				for _, r := range rs {
-					maps.Copy(defs2, customDefinitions(r, swagger))
-				}
-			}
+	if proto && d.v2pb == nil && d.err == nil {
+		next := *d
+		doc, err := openapiv2.ParseDocument(d.v2)
+		if err != nil {
+			next.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
+		} else {
+			next.v2pb, next.err = protoMarshal(doc)
 		}
-		v2 := map[string]any{
-			"swagger": "2.0", "info": map[string]any{"title": "Kubernetes", "version": "v1.37.2"},
-			"paths": paths2, "definitions": defs2,
-		}
-		if d.v2, d.err = json.Marshal(v2); d.err == nil {
-			doc, err := openapiv2.ParseDocument(d.v2)
-			if err != nil {
-				d.err = fmt.Errorf("openapi v2 to protobuf: %w", err)
-			} else {
-				d.v2pb, d.err = proto.Marshal(doc)
-			}
-		}
+		d = &next
 	}
 	s.v2.Store(d)
 	return d
 }
 
+// assembleV2 writes the v2 document: the built-in paths and definitions
+// as encoded once, then the custom resources'.
+func (s *Spec) assembleV2() ([]byte, error) {
+	s.v2once.Do(func() {
+		var paths, defs []byte
+		if paths, s.err = json.Marshal(s.paths2); s.err != nil {
+			return
+		}
+		if defs, s.err = json.Marshal(s.defs2); s.err != nil {
+			return
+		}
+		s.paths2JSON, s.defs2JSON = paths[1:len(paths)-1], defs[1:len(defs)-1]
+	})
+	if s.err != nil {
+		return nil, s.err
+	}
+	paths, defs := map[string]any{}, map[string]any{}
+	for gv, rs := range s.custom() {
+		maps.Copy(paths, swagger.paths(gv, rs))
+		for _, r := range rs {
+			maps.Copy(defs, customDefinitions(r, swagger))
+		}
+	}
+	cp, err := json.Marshal(paths)
+	if err != nil {
+		return nil, err
+	}
+	cd, err := json.Marshal(defs)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(s.paths2JSON) + len(s.defs2JSON) + len(cp) + len(cd) + 128)
+	b.WriteString(`{"definitions":{`)
+	b.Write(s.defs2JSON)
+	if len(cd) > 2 {
+		b.WriteByte(',')
+		b.Write(cd[1 : len(cd)-1])
+	}
+	b.WriteString(`},"info":{"title":"Kubernetes","version":"v1.37.2"},"paths":{`)
+	b.Write(s.paths2JSON)
+	if len(cp) > 2 {
+		b.WriteByte(',')
+		b.Write(cp[1 : len(cp)-1])
+	}
+	b.WriteString(`},"swagger":"2.0"}`)
+	return b.Bytes(), nil
+}
+
 // V2 is /openapi/v2 in JSON.
-func (s *Spec) V2() ([]byte, error) { d := s.docsV2(); return d.v2, d.err }
+func (s *Spec) V2() ([]byte, error) { d := s.docsV2(false); return d.v2, d.err }
 
 // V2Proto is /openapi/v2 as gnostic protobuf (what kubectl asks for).
-func (s *Spec) V2Proto() ([]byte, error) { d := s.docsV2(); return d.v2pb, d.err }
+func (s *Spec) V2Proto() ([]byte, error) { d := s.docsV2(true); return d.v2pb, d.err }
 
 // V3 serves /openapi/v3 ("") and /openapi/v3/<path>.
 func (s *Spec) V3(path string) ([]byte, bool, error) {
