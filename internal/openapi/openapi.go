@@ -31,17 +31,17 @@ import (
 type Spec struct {
 	reg *registry.Registry
 
-	once     sync.Once
-	err      error
-	defs2    map[string]any // built-in definitions, v2 references
-	paths2   map[string]any // built-in operations, v2
-	meta3    []byte         // the meta schemas' v3 entries, encoded: "name":{...},...
+	once   sync.Once
+	err    error
+	defs2  map[string]any // built-in definitions, v2 references
+	paths2 map[string]any // built-in operations, v2
+	meta3  []byte         // the meta schemas' v3 entries, encoded: "name":{...},...
 	// paths2JSON and defs2JSON are paths2 and defs2 encoded, without
 	// their braces.
 	v2once                sync.Once
 	paths2JSON, defs2JSON []byte
-	v3       map[string][]byte
-	v3hashes map[string]string
+	v3                    map[string][]byte
+	v3hashes              map[string]string
 
 	mu  sync.Mutex
 	cur atomic.Pointer[documents]
