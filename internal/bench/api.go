@@ -182,8 +182,15 @@ func benchPod(name string) *corev1.Pod {
 }
 
 func createPods(ctx context.Context, cs *kubernetes.Clientset, ns, prefix string, n, workers int) (CreateResult, error) {
-	var next atomic.Int64
-	var errs atomic.Int64
+	return timeCreates(n, workers, func(i int) error {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(fmt.Sprintf("%s%05d", prefix, i)), metav1.CreateOptions{})
+		return err
+	}), nil
+}
+
+// timeCreates runs n creates from workers goroutines and times them.
+func timeCreates(n, workers int, create func(i int) error) CreateResult {
+	var next, errs atomic.Int64
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -197,7 +204,7 @@ func createPods(ctx context.Context, cs *kubernetes.Clientset, ns, prefix string
 					return
 				}
 				t0 := time.Now()
-				_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(fmt.Sprintf("%s%05d", prefix, i)), metav1.CreateOptions{})
+				err := create(i)
 				lat[i] = time.Since(t0)
 				if err != nil {
 					errs.Add(1)
@@ -208,7 +215,7 @@ func createPods(ctx context.Context, cs *kubernetes.Clientset, ns, prefix string
 	wg.Wait()
 	el := time.Since(start)
 	slices.Sort(lat)
-	return CreateResult{Workers: workers, Pods: n, PerSec: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100], Errors: errs.Load()}, nil
+	return CreateResult{Workers: workers, Pods: n, PerSec: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100], Errors: errs.Load()}
 }
 
 func deletePods(ctx context.Context, cs *kubernetes.Clientset, ns string) error {

@@ -17,8 +17,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -252,32 +250,10 @@ func waitServed(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVers
 }
 
 func createCustom(ctx context.Context, ri dynamic.ResourceInterface, gvk schema.GroupVersionKind, prefix string, n, workers int) CreateResult {
-	var next, errs atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				_, err := ri.Create(ctx, benchObject(gvk, fmt.Sprintf("%s%05d", prefix, i)), metav1.CreateOptions{})
-				lat[i] = time.Since(t0)
-				if err != nil {
-					errs.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	slices.Sort(lat)
-	return CreateResult{Workers: workers, Pods: n, PerSec: float64(n) / el.Seconds(), P50: lat[n/2], P99: lat[n*99/100], Errors: errs.Load()}
+	return timeCreates(n, workers, func(i int) error {
+		_, err := ri.Create(ctx, benchObject(gvk, fmt.Sprintf("%s%05d", prefix, i)), metav1.CreateOptions{})
+		return err
+	})
 }
 
 // webhookFigure times one-at-a-time creates without and with a validating

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -104,7 +105,7 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
 		}
-		return compare(a.Name, b.Name)
+		return strings.Compare(a.Name, b.Name)
 	})
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	again := false
@@ -240,14 +241,4 @@ func (s *server) liftCleanupFinalizer(ctx context.Context, res *registry.Resourc
 		return next, nil
 	}, registry.WriteOptions{FieldManager: crdFieldManager}, false)
 	return err
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -161,18 +162,8 @@ func (s *customSet) rebuild() {
 		}
 	}
 	slices.SortFunc(s.list, func(a, b *Resource) int {
-		return compareStrings(a.GVR.Group+"/"+a.GVR.Version+"/"+a.GVR.Resource, b.GVR.Group+"/"+b.GVR.Version+"/"+b.GVR.Resource)
+		return strings.Compare(a.GVR.Group+"/"+a.GVR.Version+"/"+a.GVR.Resource, b.GVR.Group+"/"+b.GVR.Version+"/"+b.GVR.Resource)
 	})
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // customAttrs indexes a custom object's labels and fields by the storage

@@ -68,16 +68,7 @@ func toFieldError(err error) *field.Error {
 			max = i
 		}
 		return field.TooLongMaxLength(path, value, int(max))
-	case openapierrors.MaxItemsFailCode:
-		actual, max := int64(-1), int64(-1)
-		if i, ok := verr.Value.(int64); ok {
-			actual = i
-		}
-		if i, ok := verr.Valid.(int64); ok {
-			max = i
-		}
-		return field.TooMany(path, int(actual), int(max))
-	case openapierrors.TooManyPropertiesCode:
+	case openapierrors.MaxItemsFailCode, openapierrors.TooManyPropertiesCode:
 		actual, max := int64(-1), int64(-1)
 		if i, ok := verr.Value.(int64); ok {
 			actual = i
