@@ -14,6 +14,9 @@ import (
 // Validator checks custom objects against one version's schema.
 type Validator struct {
 	schema *spec.Schema
+	// sv is made once and shared by every request, as upstream keeps one
+	// per served version.
+	sv *validate.SchemaValidator
 }
 
 // NewValidator prepares s for validating objects.
@@ -23,7 +26,7 @@ func NewValidator(s *Props) (*Validator, error) {
 		return nil, err
 	}
 	forValidation(converted)
-	return &Validator{schema: converted}, nil
+	return &Validator{schema: converted, sv: validate.NewSchemaValidator(converted, nil, "", strfmt.Default)}, nil
 }
 
 // Validate checks obj, a custom object's JSON form, and names each broken
@@ -33,7 +36,7 @@ func (v *Validator) Validate(obj map[string]any) field.ErrorList {
 	if v == nil || v.schema == nil {
 		return nil
 	}
-	res := validate.NewSchemaValidator(v.schema, nil, "", strfmt.Default).Validate(obj)
+	res := v.sv.Validate(obj)
 	var errs field.ErrorList
 	for _, e := range res.Errors {
 		errs = append(errs, toFieldError(e))
