@@ -90,9 +90,10 @@ func (d dialect) metaRef(kind, desc string) map[string]any {
 	return map[string]any{"allOf": []any{ref}, "description": desc}
 }
 
-// stripForV2 removes, throughout a schema, the keywords OpenAPI v2 lacks.
+// stripForV2 removes, throughout a schema, the keywords OpenAPI v2 lacks
+// (and, as upstream's v2 publishing, x-kubernetes-preserve-unknown-fields).
 func stripForV2(s map[string]any) {
-	for _, k := range []string{"nullable", "anyOf", "oneOf", "not", "x-kubernetes-validations"} {
+	for _, k := range []string{"nullable", "anyOf", "oneOf", "not", "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields"} {
 		delete(s, k)
 	}
 	for k, v := range s {
