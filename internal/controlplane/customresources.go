@@ -125,8 +125,14 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 	for i, c := range crds {
 		current[c.Name] = true
 		want := crd.Status(c, granted, now)
-		view := c.DeepCopy()
-		view.Status = want
+		unchanged := sameStatus(c.Status, want)
+		// The definition as it will be (copied only when its status
+		// changes: a pass runs over every definition on every event).
+		view := c
+		if !unchanged {
+			view = c.DeepCopy()
+			view.Status = want
+		}
 		granted[i] = view
 		// Served before Established is stored: a client that waits for
 		// the condition finds the resource at once.
@@ -139,7 +145,7 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 				served[c.Name] = key
 			}
 		}
-		if !sameStatus(c.Status, want) {
+		if !unchanged {
 			note(s.writeCRDStatus(ctx, res, c.Name, want))
 			continue
 		}

@@ -90,7 +90,9 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 		}
 		cu := &Custom{CRD: c.Name, StorageVersion: storage}
 		if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
-			cu.Schema = v.Schema.OpenAPIV3Schema.DeepCopy()
+			// Shared, not copied: the definition comes from the watch cache,
+			// whose objects are never changed in place.
+			cu.Schema = v.Schema.OpenAPIV3Schema
 			val, err := crdschema.NewValidator(cu.Schema)
 			if err != nil {
 				return nil, fmt.Errorf("schema of %s: %w", gvk, err)
