@@ -46,7 +46,9 @@ func (s *server) serveCustomResources(ctx context.Context) {
 		if w == nil {
 			var err error
 			if w, _, _, err = cache.Watch(storage.Filter{}, cache.RV(), false); err != nil {
+				// No watch yet (the cache is loading): look again soon.
 				w = nil
+				retry.Reset(100 * time.Millisecond)
 			}
 		}
 		var events <-chan *storage.Event
