@@ -43,6 +43,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri Reques
 		// generic 404, not a missing object's.
 		return apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false)
 	}
+	if res.Custom != nil && res.Custom.Deprecation != "" {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", res.Custom.Deprecation))
+	}
 	if ri.Name != "" && isResourceProxy(ri) {
 		return s.serveResourceProxy(w, r, res, ri)
 	}

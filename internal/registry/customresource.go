@@ -31,6 +31,9 @@ type Custom struct {
 	Schema *apiextensionsv1.JSONSchemaProps
 	// StorageVersion is the version objects are stored in.
 	StorageVersion string
+	// Deprecation is the warning every request to a deprecated version
+	// gets ("" when the version is not deprecated).
+	Deprecation string
 
 	validator *crdschema.Validator
 	rules     *crdschema.Rules
@@ -89,6 +92,12 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 			r.NameFn = pathSegmentName
 		}
 		cu := &Custom{CRD: c.Name, StorageVersion: storage}
+		if v.Deprecated {
+			cu.Deprecation = gv.String() + " " + names.Kind + " is deprecated"
+			if v.DeprecationWarning != nil {
+				cu.Deprecation = *v.DeprecationWarning
+			}
+		}
 		if v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
 			// Shared, not copied: the definition comes from the watch cache,
 			// whose objects are never changed in place.

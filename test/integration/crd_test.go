@@ -465,6 +465,26 @@ spec:
 		t.Errorf("a definition whose names were refused is served: %v", err)
 	}
 
+	// A deprecated version warns every request, as kubectl shows.
+	s.mustKubectlStdin(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: olds.names.example.com}
+spec:
+  group: names.example.com
+  scope: Cluster
+  names: {plural: olds, kind: Old}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+  - {name: v1beta1, served: true, storage: false, deprecated: true, schema: {openAPIV3Schema: {type: object}}}
+`, "apply", "-f", "-")
+	s.mustKubectl("wait", "--for=condition=Established", "--timeout=10s", "crd/olds.names.example.com")
+	if _, errOut, err := s.kubectl("get", "olds.v1beta1.names.example.com"); err != nil || !strings.Contains(errOut, "Warning: names.example.com/v1beta1 Old is deprecated") {
+		t.Errorf("deprecated version: %v %q", err, errOut)
+	}
+	if _, errOut, _ := s.kubectl("get", "olds.v1.names.example.com"); strings.Contains(errOut, "deprecated") {
+		t.Errorf("the served version warns: %q", errOut)
+	}
+
 	for _, c := range []struct {
 		name, manifest string
 		causes         []string
