@@ -116,7 +116,7 @@ func (p *mutatingPolicies) Admit(ctx context.Context, a *Attributes) error {
 	slices.SortFunc(bindings, func(x, y runtime.Object) int {
 		return strings.Compare(x.(metav1.Object).GetName(), y.(metav1.Object).GetName())
 	})
-	req := p.vap.request(ctx, a)
+	req := matchRequest(ctx, p.objects, a)
 	for _, o := range bindings {
 		b := o.(*admissionregistrationv1.MutatingAdmissionPolicyBinding)
 		po, err := p.objects.Get(ctx, mutatingPoliciesGVR, "", b.Spec.PolicyName)

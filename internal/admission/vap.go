@@ -71,7 +71,7 @@ func (p *validatingPolicies) Validate(ctx context.Context, a *Attributes) error 
 	slices.SortFunc(bindings, func(x, y runtime.Object) int {
 		return strings.Compare(x.(metav1.Object).GetName(), y.(metav1.Object).GetName())
 	})
-	req := p.request(ctx, a)
+	req := matchRequest(ctx, p.objects, a)
 	var input *vapolicy.Input
 	for _, o := range bindings {
 		b := o.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
@@ -211,30 +211,6 @@ func (p *validatingPolicies) params(ctx context.Context, a *Attributes, vap *adm
 	return out, nil
 }
 
-func (p *validatingPolicies) request(ctx context.Context, a *Attributes) vapolicy.Request {
-	r := vapolicy.Request{Operation: admissionregistrationv1.OperationType(a.Operation), Resource: a.Resource, Subresource: a.Subresource,
-		Name: a.Name, Namespaced: a.Namespace != ""}
-	if a.Object != nil {
-		if acc, err := meta.Accessor(a.Object); err == nil {
-			r.HasObject, r.ObjectLabels = true, acc.GetLabels()
-		}
-	}
-	if a.OldObject != nil {
-		if acc, err := meta.Accessor(a.OldObject); err == nil {
-			r.HasOldObject, r.OldObjectLabels = true, acc.GetLabels()
-		}
-	}
-	switch {
-	case a.Resource == namespacesGVR:
-		r.NamespaceLabels = r.ObjectLabels
-	case a.Namespace != "":
-		if ns, err := p.objects.Get(ctx, namespacesGVR, "", a.Namespace); err == nil {
-			r.NamespaceLabels = ns.(*corev1.Namespace).Labels
-		}
-	}
-	return r
-}
-
 // input is the request as expressions see it: objects in their JSON form.
 func (p *validatingPolicies) input(ctx context.Context, a *Attributes) (vapolicy.Input, error) {
 	var in vapolicy.Input
@@ -250,17 +226,7 @@ func (p *validatingPolicies) input(ctx context.Context, a *Attributes) (vapolicy
 			in.Namespace, _ = jsonForm(ns, &Attributes{Kind: corev1.SchemeGroupVersion.WithKind("Namespace")})
 		}
 	}
-	req, err := review(a)
-	if err != nil {
-		return in, err
-	}
-	in.Request = map[string]any{
-		"uid": string(req.UID), "kind": map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind},
-		"resource":    map[string]any{"group": a.Resource.Group, "version": a.Resource.Version, "resource": a.Resource.Resource},
-		"requestKind": map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind},
-		"subResource": a.Subresource, "name": a.Name, "namespace": a.Namespace, "operation": string(a.Operation), "dryRun": a.DryRun,
-		"userInfo": map[string]any{"username": a.User.Name, "uid": a.User.UID, "groups": stringsAny(a.User.Groups)},
-	}
+	in.Request = requestVars(a)
 	return in, nil
 }
 

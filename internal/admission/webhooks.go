@@ -102,7 +102,7 @@ func (w *webhooks) dispatch(ctx context.Context, a *Attributes) error {
 	if len(hooks) == 0 {
 		return nil
 	}
-	req := w.request(ctx, a)
+	req := matchRequest(ctx, w.objects, a)
 	var matched []webhook.Hook
 	var vars map[string]any
 	for _, h := range hooks {
@@ -135,10 +135,10 @@ func (w *webhooks) dispatch(ctx context.Context, a *Attributes) error {
 	return w.validate(ctx, a, matched)
 }
 
-// request is what matching needs to know of a.
-func (w *webhooks) request(ctx context.Context, a *Attributes) webhook.Request {
+// matchRequest is what webhook and policy matching needs to know of a.
+func matchRequest(ctx context.Context, objects Objects, a *Attributes) webhook.Request {
 	r := webhook.Request{Operation: admissionregistrationv1.OperationType(a.Operation), Resource: a.Resource, Subresource: a.Subresource,
-		Namespaced: a.Namespace != "", Namespace: a.Namespace}
+		Name: a.Name, Namespaced: a.Namespace != "", Namespace: a.Namespace}
 	if a.Object != nil {
 		r.HasObject = true
 		if acc, err := meta.Accessor(a.Object); err == nil {
@@ -158,11 +158,23 @@ func (w *webhooks) request(ctx context.Context, a *Attributes) webhook.Request {
 			r.NamespaceLabels = r.OldObjectLabels
 		}
 	case a.Namespace != "":
-		if ns, err := w.objects.Get(ctx, namespacesGVR, "", a.Namespace); err == nil {
+		if ns, err := objects.Get(ctx, namespacesGVR, "", a.Namespace); err == nil {
 			r.NamespaceLabels = ns.(*corev1.Namespace).Labels
 		}
 	}
 	return r
+}
+
+// requestVars is the request as CEL expressions see it (match
+// conditions, policies).
+func requestVars(a *Attributes) map[string]any {
+	kind := map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind}
+	return map[string]any{
+		"kind": kind, "requestKind": kind,
+		"resource":    map[string]any{"group": a.Resource.Group, "version": a.Resource.Version, "resource": a.Resource.Resource},
+		"subResource": a.Subresource, "name": a.Name, "namespace": a.Namespace, "operation": string(a.Operation), "dryRun": a.DryRun,
+		"userInfo": map[string]any{"username": a.User.Name, "uid": a.User.UID, "groups": stringsAny(a.User.Groups)},
+	}
 }
 
 // conditionVars are what match conditions see of a.

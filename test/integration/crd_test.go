@@ -124,6 +124,11 @@ func TestCustomResources(t *testing.T) {
 	if got := crd.Status.StoredVersions; len(got) != 1 || got[0] != "v1" {
 		t.Errorf("stored versions %v", got)
 	}
+	// The group-version has its local APIService, Available.
+	waitFor(t, 10*time.Second, "the local APIService", func() bool {
+		out, _, err := s.kubectl("get", "apiservice", "v1.stable.example.com", "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
+		return err == nil && out == "True"
+	})
 
 	// Defaults fill what the object leaves out.
 	s.mustKubectlStdin(`apiVersion: stable.example.com/v1
@@ -197,6 +202,11 @@ spec: {cronSpec: "* * * * *", colour: blue}
 `
 	if _, errOut, err := s.kubectlStdin(unknown, "create", "-f", "-"); err == nil || !strings.Contains(errOut, `strict decoding error: unknown field "spec.colour"`) {
 		t.Errorf("unknown field under Strict: %v %s", err, errOut)
+	}
+	// Warn: created, each dropped field named in a warning.
+	_, errOut, err = s.kubectlStdin(strings.Replace(unknown, "name: loose", "name: warned", 1), "create", "--validate=warn", "-f", "-")
+	if err != nil || !strings.Contains(errOut, `Warning: unknown field "spec.colour"`) {
+		t.Errorf("unknown field under Warn: %v %s", err, errOut)
 	}
 	s.mustKubectlStdin(unknown, "create", "--validate=false", "-f", "-")
 	u, err = ct.Get(ctx, "loose", metav1.GetOptions{})

@@ -77,7 +77,9 @@ func deref[T any](p *T, def T) T {
 
 // Request is what matching looks at.
 type Request struct {
-	Operation   admissionregistrationv1.OperationType
+	Operation admissionregistrationv1.OperationType
+	// Name is the object's (a policy rule may name the objects it takes).
+	Name        string
 	Resource    schema.GroupVersionResource
 	Subresource string
 	Namespaced  bool
@@ -94,16 +96,15 @@ type Request struct {
 // Matches says whether h is to be called for r. A selector that does not
 // parse matches nothing (validation refuses such configurations).
 func Matches(h Hook, r Request) bool {
-	if !slices.ContainsFunc(h.Rules, func(rule admissionregistrationv1.RuleWithOperations) bool { return ruleMatches(rule, r) }) {
+	if !slices.ContainsFunc(h.Rules, func(rule admissionregistrationv1.RuleWithOperations) bool { return RuleMatches(rule, r) }) {
 		return false
 	}
-	if !namespaceMatches(h.NamespaceSelector, r) {
-		return false
-	}
-	return objectMatches(h.ObjectSelector, r)
+	return NamespaceMatches(h.NamespaceSelector, r) && ObjectMatches(h.ObjectSelector, r)
 }
 
-func ruleMatches(rule admissionregistrationv1.RuleWithOperations, r Request) bool {
+// RuleMatches says whether a rule (operations, groups, versions,
+// resources, scope) takes r; admission policies' rules read the same.
+func RuleMatches(rule admissionregistrationv1.RuleWithOperations, r Request) bool {
 	if !slices.ContainsFunc(rule.Operations, func(op admissionregistrationv1.OperationType) bool {
 		return op == admissionregistrationv1.OperationAll || op == r.Operation
 	}) {
@@ -140,7 +141,9 @@ func resourceMatches(rule, resource, sub string) bool {
 	return (rr == "*" || rr == resource) && (rs == "*" || rs == sub)
 }
 
-func namespaceMatches(sel *metav1.LabelSelector, r Request) bool {
+// NamespaceMatches says whether a namespace selector takes r (a
+// cluster-scoped object other than a Namespace is always taken).
+func NamespaceMatches(sel *metav1.LabelSelector, r Request) bool {
 	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
 		return true
 	}
@@ -155,7 +158,9 @@ func namespaceMatches(sel *metav1.LabelSelector, r Request) bool {
 	return s.Matches(labels.Set(r.NamespaceLabels))
 }
 
-func objectMatches(sel *metav1.LabelSelector, r Request) bool {
+// ObjectMatches says whether an object selector takes r's object or the
+// stored one.
+func ObjectMatches(sel *metav1.LabelSelector, r Request) bool {
 	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
 		return true
 	}
