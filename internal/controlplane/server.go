@@ -295,7 +295,7 @@ func (s *server) startRegistry(ctx context.Context) error {
 	s.reg.RunCustom(cacheCtx)
 	// APIService is served as a built-in definition of the registry's
 	// custom-resource machinery.
-	if err := s.reg.ServeCustom(apiServiceDefinition(), false); err != nil {
+	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.APIServiceName); err != nil {
 		return fmt.Errorf("serve APIService: %w", err)
 	}
 	return nil

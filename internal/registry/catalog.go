@@ -228,6 +228,10 @@ func noStrategy(*Resource) {}
 // (a generateName prefix is checked the same way, as upstream does).
 func pathSegmentName(name string, _ bool) []string { return path.IsValidPathSegmentName(name) }
 
+// APIServiceName: APIServices are named version.group, the core group's
+// "v1." (any name usable in a URL path, as upstream checks).
+func APIServiceName(name string, prefix bool) []string { return pathSegmentName(name, prefix) }
+
 // ipAddressName: an IPAddress is named by its address, in canonical form.
 func ipAddressName(name string, _ bool) []string {
 	ip, err := netip.ParseAddr(name)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -80,7 +82,17 @@ func (g *Registry) CustomCacheReady(name string) bool {
 // established definition; terminating marks it as being deleted (no
 // creates).
 func (g *Registry) ServeCustom(c *apiextensionsv1.CustomResourceDefinition, terminating bool) error {
-	rs, err := customResources(c)
+	return g.serveCustom(c, terminating, apivalidation.NameIsDNSSubdomain)
+}
+
+// ServeBuiltin serves a kind skiff defines by a definition of its own
+// (APIService), whose objects are named as nameFn says.
+func (g *Registry) ServeBuiltin(c *apiextensionsv1.CustomResourceDefinition, nameFn func(string, bool) []string) error {
+	return g.serveCustom(c, false, nameFn)
+}
+
+func (g *Registry) serveCustom(c *apiextensionsv1.CustomResourceDefinition, terminating bool, nameFn func(string, bool) []string) error {
+	rs, err := customResources(c, nameFn)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -53,7 +52,8 @@ func (c *Custom) UnknownFields(obj runtime.Object) []string {
 
 // customResources describes the served versions of a definition as
 // resources, with the names it has been granted (status.acceptedNames).
-func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, error) {
+// Objects are named as nameFn says (custom resources: DNS subdomains).
+func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(string, bool) []string) ([]*Resource, error) {
 	names := c.Status.AcceptedNames
 	storage := ""
 	for _, v := range c.Spec.Versions {
@@ -85,11 +85,7 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition) ([]*Resource, 
 				l.SetGroupVersionKind(listGVK)
 				return l
 			},
-			NameFn: apivalidation.NameIsDNSSubdomain,
-		}
-		if c.Spec.Group == "apiregistration.k8s.io" {
-			// APIServices are named version.group: the core group's is "v1.".
-			r.NameFn = pathSegmentName
+			NameFn: nameFn,
 		}
 		cu := &Custom{CRD: c.Name, StorageVersion: storage}
 		if v.Deprecated {

@@ -124,11 +124,14 @@ func TestCustomResources(t *testing.T) {
 	if got := crd.Status.StoredVersions; len(got) != 1 || got[0] != "v1" {
 		t.Errorf("stored versions %v", got)
 	}
-	// The group-version has its local APIService, Available.
-	waitFor(t, 10*time.Second, "the local APIService", func() bool {
-		out, _, err := s.kubectl("get", "apiservice", "v1.stable.example.com", "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
-		return err == nil && out == "True"
-	})
+	// The group-version has its local APIService, Available, as the core
+	// group's has (named "v1.").
+	for _, name := range []string{"v1.stable.example.com", "v1."} {
+		waitFor(t, 10*time.Second, "the local APIService "+name, func() bool {
+			out, _, err := s.kubectl("get", "apiservice", name, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
+			return err == nil && out == "True"
+		})
+	}
 
 	// Defaults fill what the object leaves out.
 	s.mustKubectlStdin(`apiVersion: stable.example.com/v1
