@@ -234,10 +234,15 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	case p == "/api" || p == "/api/" || p == "/apis" || p == "/apis/":
 		return s.serveDiscoveryRoot(w, r)
 	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
-		if ri := requestInfoFrom(r.Context()); ri.IsResource {
+		ri := requestInfoFrom(r.Context())
+		if route := s.routes.Lookup(ri.Group, ri.Version); route != nil && ri.Version != "" {
+			s.serveAggregated(w, r, route, ri)
+			return nil
+		}
+		if ri.IsResource {
 			return s.serveResource(w, r, ri)
 		}
-		return s.serveGroupDiscovery(w, r, requestInfoFrom(r.Context()))
+		return s.serveGroupDiscovery(w, r, ri)
 	default:
 		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}

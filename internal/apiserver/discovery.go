@@ -15,21 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/skiff-sh/skiff/internal/aggregator"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
-
-// groupPriority orders groups in discovery as upstream does (core first,
-// then the most used groups).
-var groupPriority = map[string]int{"": 0, "apps": 1, "events.k8s.io": 2, "authentication.k8s.io": 3, "authorization.k8s.io": 4, "autoscaling": 5, "batch": 6, "certificates.k8s.io": 7, "networking.k8s.io": 8, "policy": 9, "rbac.authorization.k8s.io": 10, "storage.k8s.io": 11, "admissionregistration.k8s.io": 12, "apiextensions.k8s.io": 13, "scheduling.k8s.io": 14, "coordination.k8s.io": 15, "node.k8s.io": 16, "discovery.k8s.io": 17}
-
-// groupOrder places built-in groups by groupPriority and the groups of
-// custom resources after them all, as upstream does.
-func groupOrder(g string, custom map[string]bool) int {
-	if custom[g] {
-		return 1000
-	}
-	return groupPriority[g]
-}
 
 // preferredVersion of each group (the newest stable one).
 func preferredVersion(group string, versions []string) string {
@@ -46,6 +34,8 @@ type discoveryDocs struct {
 	// generation is the registry's custom-resource generation the
 	// documents were built at.
 	generation uint64
+	// remote is the aggregator table generation they include.
+	remote     uint64
 	legacy     []byte // /api
 	groups     []byte // /apis
 	group      map[string][]byte
@@ -54,42 +44,61 @@ type discoveryDocs struct {
 	aggGroups  []byte
 }
 
-type gvResources struct {
-	gv  schema.GroupVersion
-	res []*registry.Resource
+// groupVersion is one version of a group in discovery: served here
+// (resources) or by another server (route).
+type groupVersion struct {
+	version  string
+	priority int32
+	res      []*registry.Resource
+	route    *aggregator.Route
 }
 
-func buildDiscovery(reg *registry.Registry) *discoveryDocs {
-	byGV := map[schema.GroupVersion][]*registry.Resource{}
-	groupVersions := map[string][]string{}
+// buildDiscovery computes the discovery documents of the resources served
+// here and of the group-versions other servers serve (remote). Groups go
+// by priority, highest first, then by name, as upstream orders them (its
+// own groups by the priorities of their APIServices, custom resources'
+// groups at 1000, aggregated ones at their groupPriorityMinimum); versions
+// by priority, then newest first.
+func buildDiscovery(reg *registry.Registry, remote *aggregator.Table) *discoveryDocs {
+	versions := map[string][]*groupVersion{}
+	priority := map[string]int32{}
+	byGV := map[schema.GroupVersion]*groupVersion{}
 	for _, r := range reg.Resources() {
 		gv := r.GVK().GroupVersion()
-		if _, ok := byGV[gv]; !ok {
-			groupVersions[gv.Group] = append(groupVersions[gv.Group], gv.Version)
+		v := byGV[gv]
+		if v == nil {
+			gp, vp := aggregator.LocalPriority(gv.Group)
+			v = &groupVersion{version: gv.Version, priority: vp}
+			byGV[gv] = v
+			versions[gv.Group] = append(versions[gv.Group], v)
+			priority[gv.Group] = max(priority[gv.Group], gp)
 		}
-		byGV[gv] = append(byGV[gv], r)
+		v.res = append(v.res, r)
 	}
-	custom := map[string]bool{}
-	for _, r := range reg.Resources() {
-		if r.Custom != nil {
-			custom[r.GVR.Group] = true
+	hasRemote := map[string]bool{}
+	for gv, route := range remote.Routes {
+		hasRemote[gv.Group] = true
+		if v := byGV[gv]; v != nil {
+			// Another server serves it: the aggregator's route wins.
+			v.res, v.route, v.priority = nil, route, route.VersionPriority
+		} else {
+			versions[gv.Group] = append(versions[gv.Group], &groupVersion{version: gv.Version, priority: route.VersionPriority, route: route})
 		}
+		priority[gv.Group] = max(priority[gv.Group], route.GroupPriority)
 	}
-	for g := range groupVersions {
-		// Newest first, as upstream orders versions: GA before beta before
-		// alpha, higher numbers first.
-		sort.Slice(groupVersions[g], func(i, j int) bool {
-			return version.CompareKubeAwareVersionStrings(groupVersions[g][i], groupVersions[g][j]) > 0
+	for _, vs := range versions {
+		sort.Slice(vs, func(i, j int) bool {
+			if vs[i].priority != vs[j].priority {
+				return vs[i].priority > vs[j].priority
+			}
+			// GA before beta before alpha, higher numbers first.
+			return version.CompareKubeAwareVersionStrings(vs[i].version, vs[j].version) > 0
 		})
 	}
-	groups := make([]string, 0, len(groupVersions))
-	for g := range groupVersions {
-		groups = append(groups, g)
-	}
+	groups := slices.Collect(maps.Keys(versions))
 	sort.Slice(groups, func(i, j int) bool {
-		pi, pj := groupOrder(groups[i], custom), groupOrder(groups[j], custom)
-		if pi != pj {
-			return pi < pj
+		if priority[groups[i]] != priority[groups[j]] {
+			return priority[groups[i]] > priority[groups[j]]
 		}
 		return groups[i] < groups[j]
 	})
@@ -100,15 +109,26 @@ func buildDiscovery(reg *registry.Registry) *discoveryDocs {
 	aggLegacy := apidiscoveryv2.APIGroupDiscoveryList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: "apidiscovery.k8s.io/v2"}}
 	aggGroups := aggLegacy
 	for _, g := range groups {
-		vs := groupVersions[g]
-		pref := preferredVersion(g, vs)
+		vs := versions[g]
+		names := make([]string, len(vs))
+		for i, v := range vs {
+			names[i] = v.version
+		}
+		pref := names[0]
+		if !hasRemote[g] {
+			pref = preferredVersion(g, names)
+		}
 		ag := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: g}}
 		var gvds []metav1.GroupVersionForDiscovery
 		for _, v := range vs {
-			gv := schema.GroupVersion{Group: g, Version: v}
-			gvds = append(gvds, metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: v})
-			d.resources[gv], _ = json.Marshal(resourceList(gv, byGV[gv]))
-			ag.Versions = append(ag.Versions, aggregatedVersion(gv, byGV[gv]))
+			gv := schema.GroupVersion{Group: g, Version: v.version}
+			gvds = append(gvds, metav1.GroupVersionForDiscovery{GroupVersion: gv.String(), Version: v.version})
+			if v.route != nil {
+				ag.Versions = append(ag.Versions, remoteVersion(v.route))
+				continue
+			}
+			d.resources[gv], _ = json.Marshal(resourceList(gv, v.res))
+			ag.Versions = append(ag.Versions, aggregatedVersion(gv, v.res))
 		}
 		// The preferred version goes first in aggregated discovery.
 		sort.SliceStable(ag.Versions, func(i, j int) bool { return ag.Versions[i].Version == pref && ag.Versions[j].Version != pref })
@@ -127,6 +147,21 @@ func buildDiscovery(reg *registry.Registry) *discoveryDocs {
 	d.aggLegacy, _ = json.Marshal(aggLegacy)
 	d.aggGroups, _ = json.Marshal(aggGroups)
 	return d
+}
+
+// remoteVersion is the aggregated discovery of a version another server
+// serves: what it last said, Stale when the last attempt failed (upstream
+// lists the version even then, with no resources if it never answered).
+func remoteVersion(r *aggregator.Route) apidiscoveryv2.APIVersionDiscovery {
+	v := apidiscoveryv2.APIVersionDiscovery{Version: r.GV.Version}
+	if r.Discovery != nil {
+		v = *r.Discovery
+	}
+	v.Freshness = apidiscoveryv2.DiscoveryFreshnessCurrent
+	if !r.Fresh {
+		v.Freshness = apidiscoveryv2.DiscoveryFreshnessStale
+	}
+	return v
 }
 
 func resourceList(gv schema.GroupVersion, rs []*registry.Resource) metav1.APIResourceList {
@@ -251,17 +286,17 @@ func wantsAggregated(accept string) (string, bool) {
 // docs are the discovery documents, built anew after custom resources
 // change.
 func (s *Server) docs() *discoveryDocs {
-	gen := s.reg.CustomGeneration()
-	if d := s.discovery.Load(); d != nil && d.generation == gen {
+	gen, remote := s.reg.CustomGeneration(), s.routes.Load()
+	if d := s.discovery.Load(); d != nil && d.generation == gen && d.remote == remote.Generation {
 		return d
 	}
 	s.discoveryMu.Lock()
 	defer s.discoveryMu.Unlock()
-	if d := s.discovery.Load(); d != nil && d.generation == gen {
+	if d := s.discovery.Load(); d != nil && d.generation == gen && d.remote == remote.Generation {
 		return d
 	}
-	d := buildDiscovery(s.reg)
-	d.generation = gen
+	d := buildDiscovery(s.reg, remote)
+	d.generation, d.remote = gen, remote.Generation
 	s.discovery.Store(d)
 	return d
 }

@@ -69,11 +69,11 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 			return nil, apierrors.NewNotFound(res.GroupResource(), ri.Name)
 		}
 		withKind(res, cur)
-		if pt == mediaSMP && res.Custom != nil {
+		if pt == mediaSMP && res.Custom != nil && res.Custom.PatchStruct == nil {
 			return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType,
 				fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", mediaJSONPatch, mediaMergePatch, mediaApply))
 		}
-		if pt == mediaSMP {
+		if pt == mediaSMP && res.Custom == nil {
 			obj, warn, err := strategicPatch(res, cur, body, validation)
 			if err != nil {
 				return nil, err
@@ -85,8 +85,14 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, res *regist
 		if err != nil {
 			return nil, err
 		}
-		patched, err := applyPatch(pt, curJSON, body, res.New())
-		if err != nil {
+		var patched []byte
+		if pt == mediaSMP {
+			// A kind skiff defines itself, patched by its Go struct's
+			// directives.
+			if patched, err = strategicpatch.StrategicMergePatch(curJSON, body, res.Custom.PatchStruct); err != nil {
+				return nil, badRequest("the strategic merge patch could not be applied: %v", err)
+			}
+		} else if patched, err = applyPatch(pt, curJSON, body, res.New()); err != nil {
 			return nil, err
 		}
 		obj, gvk, err := s.codecs.Strict.Decode(patched, nil, res.New())

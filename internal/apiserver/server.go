@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/skiff-sh/skiff/internal/aggregator"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
 	"github.com/skiff-sh/skiff/internal/flowcontrol"
@@ -72,6 +73,9 @@ type Config struct {
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
 	KubeletTLS *tls.Config
+	// Aggregator routes the group-versions other servers serve
+	// (APIServices with a Service); nil: none are.
+	Aggregator *aggregator.Routes
 }
 
 // Server is the HTTP handler of the API.
@@ -101,6 +105,7 @@ type Server struct {
 	discoveryMu    sync.Mutex
 	profiling      bool
 	kubeletTLS     *tls.Config
+	routes         *aggregator.Routes
 	caPEM          []byte
 	kubeletOnce    sync.Once
 	kubeletRT      http.RoundTripper
@@ -116,7 +121,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, saKey: cfg.ServiceAccountKey, externalURL: cfg.ExternalURL, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, flow: cfg.FlowControl, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3,
+		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, flow: cfg.FlowControl, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3, routes: cfg.Aggregator,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),
@@ -129,6 +134,9 @@ func New(cfg Config) *Server {
 	}
 	if s.authz == nil {
 		s.authz = authz.AlwaysAllow
+	}
+	if s.routes == nil {
+		s.routes = &aggregator.Routes{}
 	}
 	s.docs()
 	s.podTransport = newPodTransport()

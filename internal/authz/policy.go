@@ -298,3 +298,25 @@ func ClusterRoleBindings() []rbacv1.ClusterRoleBinding {
 // skiff:controller-manager held every controller's rights under one
 // identity before each controller had its own ServiceAccount.
 var Retired = []string{"skiff:controller-manager"}
+
+// Roles are the default Roles (all in kube-system): who may read the
+// ConfigMap that tells aggregated API servers whom to trust.
+func Roles() []rbacv1.Role {
+	cr := clusterRole("extension-apiserver-authentication-reader", nil,
+		named(r(v("get", "list", "watch"), core, "configmaps"), "extension-apiserver-authentication"))
+	return []rbacv1.Role{{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: withNamespace(cr.ObjectMeta, "kube-system"), Rules: cr.Rules}}
+}
+
+// RoleBindings are the default RoleBindings (all in kube-system), as
+// upstream binds the reader Role to its controller manager and scheduler.
+func RoleBindings() []rbacv1.RoleBinding {
+	b := crb("system::extension-apiserver-authentication-reader", "extension-apiserver-authentication-reader", user(ControllerManagerUser), user(SchedulerUser))
+	return []rbacv1.RoleBinding{{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: withNamespace(b.ObjectMeta, "kube-system"), RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: b.RoleRef.Name}, Subjects: b.Subjects}}
+}
+
+func withNamespace(m metav1.ObjectMeta, ns string) metav1.ObjectMeta {
+	m.Namespace = ns
+	return m
+}

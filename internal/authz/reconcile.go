@@ -133,3 +133,29 @@ func Aggregate(role *rbacv1.ClusterRole, all []*rbacv1.ClusterRole, matches func
 	}
 	return rules
 }
+
+// ReconcileRole is ReconcileClusterRole for a namespaced Role.
+func ReconcileRole(stored *rbacv1.Role, want rbacv1.Role) *rbacv1.Role {
+	var s *rbacv1.ClusterRole
+	if stored != nil {
+		s = &rbacv1.ClusterRole{TypeMeta: stored.TypeMeta, ObjectMeta: stored.ObjectMeta, Rules: stored.Rules}
+	}
+	next := ReconcileClusterRole(s, rbacv1.ClusterRole{TypeMeta: want.TypeMeta, ObjectMeta: want.ObjectMeta, Rules: want.Rules})
+	if next == nil {
+		return nil
+	}
+	return &rbacv1.Role{TypeMeta: want.TypeMeta, ObjectMeta: next.ObjectMeta, Rules: next.Rules}
+}
+
+// ReconcileRoleBinding is ReconcileClusterRoleBinding for a RoleBinding.
+func ReconcileRoleBinding(stored *rbacv1.RoleBinding, want rbacv1.RoleBinding) (*rbacv1.RoleBinding, bool) {
+	var s *rbacv1.ClusterRoleBinding
+	if stored != nil {
+		s = &rbacv1.ClusterRoleBinding{TypeMeta: stored.TypeMeta, ObjectMeta: stored.ObjectMeta, RoleRef: stored.RoleRef, Subjects: stored.Subjects}
+	}
+	next, recreate := ReconcileClusterRoleBinding(s, rbacv1.ClusterRoleBinding{TypeMeta: want.TypeMeta, ObjectMeta: want.ObjectMeta, RoleRef: want.RoleRef, Subjects: want.Subjects})
+	if next == nil {
+		return nil, false
+	}
+	return &rbacv1.RoleBinding{TypeMeta: want.TypeMeta, ObjectMeta: next.ObjectMeta, RoleRef: next.RoleRef, Subjects: next.Subjects}, recreate
+}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/aggregator"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
@@ -43,7 +44,8 @@ func apiServiceDefinition() *apiextensionsv1.CustomResourceDefinition {
 					"spec": {Type: "object", Required: []string{"groupPriorityMinimum", "versionPriority"}, Properties: map[string]apiextensionsv1.JSONSchemaProps{
 						"group": str, "version": str, "groupPriorityMinimum": integer, "versionPriority": integer,
 						"insecureSkipTLSVerify": {Type: "boolean"}, "caBundle": {Type: "string", Format: "byte"},
-						"service": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"namespace": str, "name": str, "port": integer}},
+						"service": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"namespace": str, "name": str,
+							"port": {Type: "integer", Format: "int32", Default: &apiextensionsv1.JSON{Raw: []byte("443")}}}},
 					}},
 					"status": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
 						"conditions": {Type: "array", XListType: ptr.To("map"), XListMapKeys: []string{"type"}, Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{
@@ -55,19 +57,6 @@ func apiServiceDefinition() *apiextensionsv1.CustomResourceDefinition {
 	}
 	c.Status.AcceptedNames = c.Spec.Names
 	return c
-}
-
-// groupPriority is the APIService priorities upstream gives its groups
-// (others: 1000 and version priority 100, as CRDs get).
-func apiServicePriority(group string) (int64, int64) {
-	if p, ok := map[string]int64{"": 18000, "apps": 17800, "events.k8s.io": 17750, "authentication.k8s.io": 17700, "authorization.k8s.io": 17600,
-		"autoscaling": 17500, "batch": 17400, "certificates.k8s.io": 17300, "networking.k8s.io": 17200, "policy": 17100,
-		"rbac.authorization.k8s.io": 17000, "storage.k8s.io": 16800, "admissionregistration.k8s.io": 16700, "apiextensions.k8s.io": 16700,
-		"scheduling.k8s.io": 16600, "coordination.k8s.io": 16500, "node.k8s.io": 16300, "discovery.k8s.io": 16200,
-		"flowcontrol.apiserver.k8s.io": 16100, "resource.k8s.io": 15900, "apiregistration.k8s.io": 18000}[group]; ok {
-		return p, 15
-	}
-	return 1000, 100
 }
 
 // keepLocalAPIServices keeps one local APIService (no service: served by
@@ -112,11 +101,11 @@ func syncLocalAPIServices(ctx context.Context, reg *registry.Registry) error {
 		if _, ok := have[name]; ok {
 			continue
 		}
-		gp, vp := apiServicePriority(gv.Group)
+		gp, vp := aggregator.LocalPriority(gv.Group)
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
 			"metadata": map[string]any{"name": name, "labels": map[string]any{"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
-			"spec":     map[string]any{"group": gv.Group, "version": gv.Version, "groupPriorityMinimum": gp, "versionPriority": vp},
+			"spec":     map[string]any{"group": gv.Group, "version": gv.Version, "groupPriorityMinimum": int64(gp), "versionPriority": int64(vp)},
 		}}
 		out, err := reg.Create(ctx, res, "", u, registry.WriteOptions{FieldManager: "kube-apiserver"})
 		if err != nil && !apierrors.IsAlreadyExists(err) {

@@ -79,6 +79,9 @@ func reconcilePolicy(ctx context.Context, reg *registry.Registry, feed *policyFe
 			return err
 		}
 	}
+	if err := reconcileNamespacedPolicy(ctx, reg); err != nil {
+		return err
+	}
 	for _, name := range authz.Retired {
 		for _, res := range []*registry.Resource{bindings, roles} {
 			if err := deleteRetired(ctx, reg, res, name); err != nil {
@@ -214,6 +217,66 @@ func reconcileFlowControl(ctx context.Context, reg *registry.Registry) error {
 			return next
 		}); err != nil {
 			return fmt.Errorf("bootstrap flow schema %s: %w", want.Name, err)
+		}
+	}
+	return nil
+}
+
+// reconcileNamespacedPolicy writes the default Roles and RoleBindings of
+// kube-system as the cluster-wide ones are written.
+func reconcileNamespacedPolicy(ctx context.Context, reg *registry.Registry) error {
+	roles := reg.Lookup(rbacv1.SchemeGroupVersion.WithResource("roles"))
+	bindings := reg.Lookup(rbacv1.SchemeGroupVersion.WithResource("rolebindings"))
+	write := func(res *registry.Resource, ns, name string, obj runtime.Object) error {
+		_, _, err := reg.Update(ctx, res, ns, name, func(cur runtime.Object) (runtime.Object, error) {
+			if cur != nil {
+				obj.(metav1.Object).SetResourceVersion(cur.(metav1.Object).GetResourceVersion())
+			}
+			return obj, nil
+		}, registry.WriteOptions{FieldManager: "skiff-bootstrap"}, true)
+		if err != nil {
+			return fmt.Errorf("bootstrap policy %s %s/%s: %w", res.Kind, ns, name, err)
+		}
+		return nil
+	}
+	for _, want := range authz.Roles() {
+		var stored *rbacv1.Role
+		obj, err := reg.Get(ctx, roles, want.Namespace, want.Name)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		default:
+			stored = obj.(*rbacv1.Role)
+		}
+		if next := authz.ReconcileRole(stored, want); next != nil {
+			if err := write(roles, want.Namespace, want.Name, next); err != nil {
+				return err
+			}
+		}
+	}
+	for _, want := range authz.RoleBindings() {
+		var stored *rbacv1.RoleBinding
+		obj, err := reg.Get(ctx, bindings, want.Namespace, want.Name)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		default:
+			stored = obj.(*rbacv1.RoleBinding)
+		}
+		next, recreate := authz.ReconcileRoleBinding(stored, want)
+		if next == nil {
+			continue
+		}
+		if recreate {
+			if _, _, err := reg.Delete(ctx, bindings, want.Namespace, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			next.ResourceVersion = ""
+		}
+		if err := write(bindings, want.Namespace, want.Name, next); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -22,11 +22,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/admission/webhook"
+	"github.com/skiff-sh/skiff/internal/aggregator"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/audit"
 	"github.com/skiff-sh/skiff/internal/auth"
@@ -75,6 +77,10 @@ type server struct {
 	etcd   *storage.Embedded
 	client *clientv3.Client
 	reg    *registry.Registry
+	// routes are the aggregated APIs the API server proxies to, and
+	// extensionAuth tells their servers whom to trust.
+	routes        aggregator.Routes
+	extensionAuth *corev1.ConfigMap
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches context.CancelFunc
 	// saKey signs ServiceAccount tokens.
@@ -295,7 +301,7 @@ func (s *server) startRegistry(ctx context.Context) error {
 	s.reg.RunCustom(cacheCtx)
 	// APIService is served as a built-in definition of the registry's
 	// custom-resource machinery.
-	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.APIServiceName); err != nil {
+	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.Builtin{NameFn: registry.APIServiceName, Validate: validateAPIService, PatchStruct: aggregator.APIService{}}); err != nil {
 		return fmt.Errorf("serve APIService: %w", err)
 	}
 	return nil
@@ -385,6 +391,12 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.reg.Tokens = &registry.Tokens{Key: saKey, Audiences: authn.Audiences, Authn: authn, ExtendExpiration: s.cfg.ServiceAccountExtendTokenExpiration}
 	go s.serveCustomResources(feedCtx)
 	go s.keepLocalAPIServices(feedCtx)
+	fp, err := loadFrontProxy(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
+	go s.keepAggregatedAPIs(feedCtx, fp)
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit, FlowControl: s.flowControl(),
@@ -392,7 +404,7 @@ func (s *server) startAPI(ctx context.Context) error {
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
 		Version:   versionInfo(s.cfg.Version),
-		Profiling: s.cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3,
+		Profiling: s.cfg.Profiling, OpenAPIV2: spec.V2, OpenAPIV2Proto: spec.V2Proto, OpenAPIV3: spec.V3, Aggregator: &s.routes,
 	})
 	var baseCtx context.Context
 	baseCtx, s.stopRequests = context.WithCancel(context.Background())
@@ -449,6 +461,9 @@ func (s *server) bootstrap(ctx context.Context) error {
 		err := bootstrap(bctx, s.reg, objs)
 		if err == nil {
 			err = reconcilePolicy(bctx, s.reg, s.feed)
+		}
+		if err == nil {
+			err = writeExtensionAuthentication(bctx, s.reg, s.extensionAuth)
 		}
 		if err == nil && s.cfg.EnablePriorityAndFairness {
 			err = reconcileFlowControl(bctx, s.reg)

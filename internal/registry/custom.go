@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -85,16 +86,42 @@ func (g *Registry) ServeCustom(c *apiextensionsv1.CustomResourceDefinition, term
 	return g.serveCustom(c, terminating, apivalidation.NameIsDNSSubdomain)
 }
 
-// ServeBuiltin serves a kind skiff defines by a definition of its own
-// (APIService), whose objects are named as nameFn says.
-func (g *Registry) ServeBuiltin(c *apiextensionsv1.CustomResourceDefinition, nameFn func(string, bool) []string) error {
-	return g.serveCustom(c, false, nameFn)
+// Builtin is what a kind skiff defines by a definition of its own
+// (APIService) has besides its schema.
+type Builtin struct {
+	// NameFn checks object names.
+	NameFn func(string, bool) []string
+	// Validate checks an object beyond its schema (on create and update).
+	Validate func(obj runtime.Object) field.ErrorList
+	// PatchStruct carries the kind's strategic merge patch directives.
+	PatchStruct any
 }
 
-func (g *Registry) serveCustom(c *apiextensionsv1.CustomResourceDefinition, terminating bool, nameFn func(string, bool) []string) error {
+// ServeBuiltin serves a kind skiff defines by a definition of its own
+// (APIService).
+func (g *Registry) ServeBuiltin(c *apiextensionsv1.CustomResourceDefinition, b Builtin) error {
+	return g.serveCustom(c, false, b.NameFn, func(r *Resource) {
+		r.Custom.PatchStruct = b.PatchStruct
+		if b.Validate == nil {
+			return
+		}
+		validate, validateUpdate := r.Validate, r.ValidateUpdate
+		r.Validate = func(obj runtime.Object) field.ErrorList { return append(validate(obj), b.Validate(obj)...) }
+		r.ValidateUpdate = func(obj, old runtime.Object) field.ErrorList {
+			return append(validateUpdate(obj, old), b.Validate(obj)...)
+		}
+	})
+}
+
+func (g *Registry) serveCustom(c *apiextensionsv1.CustomResourceDefinition, terminating bool, nameFn func(string, bool) []string, adjust ...func(*Resource)) error {
 	rs, err := customResources(c, nameFn)
 	if err != nil {
 		return err
+	}
+	for _, r := range rs {
+		for _, f := range adjust {
+			f(r)
+		}
 	}
 	g.withConversionWebhook(c, rs)
 	for _, r := range rs {

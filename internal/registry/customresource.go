@@ -33,6 +33,11 @@ type Custom struct {
 	// Deprecation is the warning every request to a deprecated version
 	// gets ("" when the version is not deprecated).
 	Deprecation string
+	// PatchStruct, for a kind skiff defines itself (APIService), is a Go
+	// struct whose tags carry the kind's strategic-merge-patch
+	// directives: such kinds take strategic merge patches, as upstream's
+	// built-in kinds do (custom resources never do).
+	PatchStruct any
 
 	validator *crdschema.Validator
 	rules     *crdschema.Rules

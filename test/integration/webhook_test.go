@@ -43,8 +43,9 @@ type webhookServer struct {
 	server *http.Server
 }
 
-// testCA makes a CA and a serving certificate for 127.0.0.1 it signed.
-func testCA(t *testing.T) (caPEM []byte, serving tls.Certificate) {
+// testCA makes a CA and a serving certificate for 127.0.0.1 (and any
+// DNS names given) it signed.
+func testCA(t *testing.T, dnsNames ...string) (caPEM []byte, serving tls.Certificate) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "webhook-ca"}, NotBefore: time.Now().Add(-time.Hour),
@@ -56,7 +57,7 @@ func testCA(t *testing.T) (caPEM []byte, serving tls.Certificate) {
 	ca, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "webhook"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: dnsNames, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
