@@ -127,7 +127,7 @@ func NewRoute(a *APIService, proxyCert *tls.Certificate, resolve Resolver) (*Rou
 	}
 	gp, vp := a.Spec.GroupPriorityMinimum, a.Spec.VersionPriority
 	return &Route{Name: a.Name, GV: schema.GroupVersion{Group: a.Spec.Group, Version: a.Spec.Version}, GroupPriority: gp, VersionPriority: vp,
-		Service: ServiceReference{Namespace: a.Spec.Service.Namespace, Name: a.Spec.Service.Name, Port: &[]int32{a.Port()}[0]},
+		Service:   ServiceReference{Namespace: a.Spec.Service.Namespace, Name: a.Spec.Service.Name, Port: &[]int32{a.Port()}[0]},
 		Available: a.IsAvailable(), transport: rt, resolve: resolve, failed: &atomic.Bool{}}, nil
 }
 

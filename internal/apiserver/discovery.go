@@ -35,13 +35,13 @@ type discoveryDocs struct {
 	// documents were built at.
 	generation uint64
 	// remote is the aggregator table generation they include.
-	remote     uint64
-	legacy     []byte // /api
-	groups     []byte // /apis
-	group      map[string][]byte
-	resources  map[schema.GroupVersion][]byte
-	aggLegacy  []byte
-	aggGroups  []byte
+	remote    uint64
+	legacy    []byte // /api
+	groups    []byte // /apis
+	group     map[string][]byte
+	resources map[schema.GroupVersion][]byte
+	aggLegacy []byte
+	aggGroups []byte
 }
 
 // groupVersion is one version of a group in discovery: served here
