@@ -126,3 +126,12 @@ build "$E2E/nonroot:1.5" "$WORK/busybox" --user 1234
 cp -a "$WORK/busybox" "$WORK/glibc"
 install -m 0755 "$BIN/coredns" "$WORK/glibc/coredns"
 build "$E2E/glibc-dns-testing:2.1.1" "$WORK/glibc"
+
+# The Aggregator test: upstream's sample API server, and etcd where its
+# image keeps it.
+base "$WORK/sample-apiserver"
+install -m 0755 "$BIN/sample-apiserver" "$WORK/sample-apiserver/sample-apiserver"
+build "$E2E/sample-apiserver:1.29.2" "$WORK/sample-apiserver" --entrypoint /sample-apiserver
+base "$WORK/etcd"
+install -D -m 0755 "$BIN/etcd" "$WORK/etcd/usr/local/bin/etcd"
+build registry.k8s.io/etcd:3.7.0-0 "$WORK/etcd" --cmd /usr/local/bin/etcd
