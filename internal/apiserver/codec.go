@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -182,7 +183,40 @@ func Negotiate(accept string, allowTable bool) (Output, error) {
 // negotiateFor picks the response form for res: custom objects have no
 // protobuf form (their Table and metadata views do), as upstream.
 func negotiateFor(accept string, res *registry.Resource) (Output, error) {
-	return negotiate(accept, true, res != nil && res.Custom != nil)
+	return negotiate(accept, true, res != nil && res.Custom != nil && res.Custom.Proto.Marshal == nil)
+}
+
+// protoObject gives an object of a kind skiff defines itself (held as
+// unstructured) the protobuf marshalling the serializer looks for.
+type protoObject struct {
+	runtime.Object
+	marshal func(runtime.Object) ([]byte, error)
+}
+
+func (p protoObject) Marshal() ([]byte, error) { return p.marshal(p.Object) }
+
+// forProto is obj ready for protobuf encoding as res's kind.
+func forProto(res *registry.Resource, obj runtime.Object) runtime.Object {
+	if res == nil || res.Custom == nil || res.Custom.Proto.Marshal == nil {
+		return obj
+	}
+	if _, ok := obj.(*unstructured.Unstructured); !ok {
+		return obj
+	}
+	return protoObject{Object: obj, marshal: res.Custom.Proto.Marshal}
+}
+
+// decodeProtoEnvelope reads the Kubernetes protobuf envelope (magic, then
+// runtime.Unknown) and returns its type and bare message.
+func decodeProtoEnvelope(body []byte) (runtime.TypeMeta, []byte, error) {
+	if !bytes.HasPrefix(body, protoMagic) {
+		return runtime.TypeMeta{}, nil, fmt.Errorf("provided data does not appear to be a protobuf message, expected prefix %v", protoMagic)
+	}
+	var unk runtime.Unknown
+	if err := unk.Unmarshal(body[len(protoMagic):]); err != nil {
+		return runtime.TypeMeta{}, nil, err
+	}
+	return unk.TypeMeta, unk.Raw, nil
 }
 
 func negotiate(accept string, allowTable, jsonOnly bool) (Output, error) {

@@ -469,9 +469,9 @@ func (s *Server) encodedItem(res *registry.Resource, it *storage.Object, format 
 		withKind(res, conv)
 		switch format {
 		case "pbraw":
-			return EncodeRawProto(conv)
+			return EncodeRawProto(forProto(res, conv))
 		case "pb":
-			return s.codecs.EncodeProto(conv)
+			return s.codecs.EncodeProto(forProto(res, conv))
 		}
 		return s.codecs.EncodeJSON(conv)
 	})

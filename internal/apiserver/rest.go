@@ -191,16 +191,37 @@ func (s *Server) decodeResource(w http.ResponseWriter, r *http.Request, body []b
 	if res.Custom == nil {
 		return s.decodeBody(w, r, body, res.GVK(), res.New())
 	}
+	var obj runtime.Object
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == mediaProtobuf {
-		return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s", mediaJSON, mediaYAML))
-	}
-	obj, err := s.decodeBody(w, r, body, res.GVK(), res.New())
-	if err != nil {
+		if res.Custom.Proto.Unmarshal == nil {
+			return nil, statusError(http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s", mediaJSON, mediaYAML))
+		}
+		if obj, err = s.decodeProto(r, body, res); err != nil {
+			return nil, err
+		}
+	} else if obj, err = s.decodeBody(w, r, body, res.GVK(), res.New()); err != nil {
 		return nil, err
 	}
 	if err := pruneUnknown(w, r, res, obj); err != nil {
 		return nil, err
 	}
+	return obj, nil
+}
+
+// decodeProto reads a protobuf body of a kind skiff defines itself.
+func (s *Server) decodeProto(r *http.Request, body []byte, res *registry.Resource) (runtime.Object, error) {
+	tm, raw, err := decodeProtoEnvelope(body)
+	if err != nil {
+		return nil, badRequest("the object provided is unrecognized or malformed: %v", err)
+	}
+	if want := res.GVK(); tm.APIVersion != want.GroupVersion().String() || tm.Kind != want.Kind {
+		return nil, badRequest("the kind in the data (%s, %s) does not match the expected kind (%s)", tm.APIVersion, tm.Kind, want)
+	}
+	obj, err := res.Custom.Proto.Unmarshal(raw)
+	if err != nil {
+		return nil, badRequest("the object provided is unrecognized or malformed: %v", err)
+	}
+	recordRequestObject(r.Context(), obj)
 	return obj, nil
 }
 
@@ -274,6 +295,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.R
 	}
 	s.codecs.setKind(obj, schema.GroupVersion{})
 	recordResponseObject(r.Context(), obj)
+	if out.Media == mediaProtobuf {
+		obj = forProto(res, obj)
+	}
 	b, err := s.codecs.EncodeAs(out, obj)
 	if err != nil {
 		return err

@@ -125,6 +125,9 @@ func (ws *watchStream) send(typ watch.EventType, it *storage.Object) error {
 
 func (ws *watchStream) sendObject(typ watch.EventType, obj runtime.Object) error {
 	ws.s.codecs.setKind(obj, ws.res.GVK().GroupVersion())
+	if ws.out.Media == mediaProtobuf {
+		obj = forProto(ws.res, obj)
+	}
 	b, err := ws.s.codecs.EncodeAs(Output{Media: ws.out.Media}, obj)
 	if err != nil {
 		return err

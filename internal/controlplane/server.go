@@ -301,7 +301,8 @@ func (s *server) startRegistry(ctx context.Context) error {
 	s.reg.RunCustom(cacheCtx)
 	// APIService is served as a built-in definition of the registry's
 	// custom-resource machinery.
-	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.Builtin{NameFn: registry.APIServiceName, Validate: validateAPIService, PatchStruct: aggregator.APIService{}}); err != nil {
+	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.Builtin{NameFn: registry.APIServiceName, Validate: validateAPIService, PatchStruct: aggregator.APIService{},
+		Proto: registry.ProtoCodec{Marshal: aggregator.MarshalProto, Unmarshal: func(raw []byte) (runtime.Object, error) { return aggregator.UnmarshalProto(raw) }}}); err != nil {
 		return fmt.Errorf("serve APIService: %w", err)
 	}
 	return nil

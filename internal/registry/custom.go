@@ -95,13 +95,15 @@ type Builtin struct {
 	Validate func(obj runtime.Object) field.ErrorList
 	// PatchStruct carries the kind's strategic merge patch directives.
 	PatchStruct any
+	// Proto is the kind's protobuf form.
+	Proto ProtoCodec
 }
 
 // ServeBuiltin serves a kind skiff defines by a definition of its own
 // (APIService).
 func (g *Registry) ServeBuiltin(c *apiextensionsv1.CustomResourceDefinition, b Builtin) error {
 	return g.serveCustom(c, false, b.NameFn, func(r *Resource) {
-		r.Custom.PatchStruct = b.PatchStruct
+		r.Custom.PatchStruct, r.Custom.Proto = b.PatchStruct, b.Proto
 		if b.Validate == nil {
 			return
 		}

@@ -38,11 +38,21 @@ type Custom struct {
 	// directives: such kinds take strategic merge patches, as upstream's
 	// built-in kinds do (custom resources never do).
 	PatchStruct any
+	// Proto, for a kind skiff defines itself, is its protobuf form (custom
+	// resources have none).
+	Proto ProtoCodec
 
 	validator *crdschema.Validator
 	rules     *crdschema.Rules
 	entry     *customEntry
 	fields    map[string]Fields
+}
+
+// ProtoCodec turns an object of a kind skiff defines itself into its bare
+// protobuf message and back.
+type ProtoCodec struct {
+	Marshal   func(obj runtime.Object) ([]byte, error)
+	Unmarshal func(raw []byte) (runtime.Object, error)
 }
 
 // UnknownFields prunes obj (a custom object) by the schema and returns the
