@@ -155,6 +155,36 @@ func selectableFields(res *registry.Resource) map[string]struct{} {
 	return out
 }
 
+// versionFields, for a custom resource served at a version other than
+// the stored one whose selectable fields differ, computes an object's
+// fields at the requested version (converting it, as upstream does);
+// nil otherwise: the cache's fields are the stored version's.
+func (s *Server) versionFields(res *registry.Resource) func(o *storage.Object) fields.Set {
+	if res.Custom == nil || res.GVR.Version == res.Custom.StorageVersion {
+		return nil
+	}
+	return func(o *storage.Object) fields.Set {
+		set := fields.Set{}
+		for _, k := range []string{"metadata.name", "metadata.namespace"} {
+			if v, ok := o.Fields[k]; ok {
+				set[k] = v
+			}
+		}
+		if res.Fields == nil {
+			return set
+		}
+		conv, err := s.reg.FromStorage(res, o.Obj)
+		if err != nil {
+			// An object that cannot be converted matches no field.
+			return set
+		}
+		for k, v := range res.Fields(conv) {
+			set[k] = v
+		}
+		return set
+	}
+}
+
 func (o listOptions) filter(ns string, name string) storage.Filter {
 	f := storage.Filter{Labels: o.Labels, Fields: o.Fields}
 	if ns != "" {
@@ -226,6 +256,7 @@ type listResult struct {
 func (s *Server) collect(ctx context.Context, res *registry.Resource, ns string, o listOptions) (listResult, error) {
 	cache := s.reg.Cache(res)
 	filter := o.filter(ns, "")
+	filter.FieldsOf = s.versionFields(res)
 	fromEtcd := o.Continue != "" || o.RVMatch == metav1.ResourceVersionMatchExact || (o.Limit > 0 && o.RV != "0")
 	if !fromEtcd {
 		switch o.RV {

@@ -189,7 +189,9 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, res *regist
 			return err
 		}
 	}
-	watcher, backlog, cacheRV, werr := cache.Watch(o.filter(ns, name), rv, initial)
+	filter := o.filter(ns, name)
+	filter.FieldsOf = s.versionFields(res)
+	watcher, backlog, cacheRV, werr := cache.Watch(filter, rv, initial)
 
 	timeout := time.Duration(o.TimeoutSeconds) * time.Second
 	if timeout <= 0 {

@@ -90,6 +90,10 @@ type Filter struct {
 	Key       string // exact key for a single-object watch
 	Labels    labels.Selector
 	Fields    fields.Selector
+	// FieldsOf, when set, gives the fields Fields is matched against
+	// instead of those the cache computed (a custom resource's fields at a
+	// version other than the stored one).
+	FieldsOf func(o *Object) fields.Set
 }
 
 // Matches reports whether o passes the filter.
@@ -106,8 +110,14 @@ func (f Filter) Matches(o *Object) bool {
 	if f.Labels != nil && !f.Labels.Empty() && !f.Labels.Matches(o.Labels) {
 		return false
 	}
-	if f.Fields != nil && !f.Fields.Empty() && !f.Fields.Matches(o.Fields) {
-		return false
+	if f.Fields != nil && !f.Fields.Empty() {
+		set := o.Fields
+		if f.FieldsOf != nil {
+			set = f.FieldsOf(o)
+		}
+		if !f.Fields.Matches(set) {
+			return false
+		}
 	}
 	return true
 }

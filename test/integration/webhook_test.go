@@ -458,8 +458,9 @@ func TestConversionWebhook(t *testing.T) {
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "stable.example.com", Scope: apiextensionsv1.NamespaceScoped,
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "endpoints", Kind: "Endpoint"},
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{
-				version("v1", true, map[string]apiextensionsv1.JSONSchemaProps{"hostPort": str}),
-				version("v2", false, map[string]apiextensionsv1.JSONSchemaProps{"host": str, "port": str}),
+				// Each version selects by a field of its own.
+				withSelectable(version("v1", true, map[string]apiextensionsv1.JSONSchemaProps{"hostPort": str}), ".spec.hostPort"),
+				withSelectable(version("v2", false, map[string]apiextensionsv1.JSONSchemaProps{"host": str, "port": str}), ".spec.host"),
 			},
 			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.WebhookConverter, Webhook: &apiextensionsv1.WebhookConversion{
 				ConversionReviewVersions: []string{"v1"}, ClientConfig: &apiextensionsv1.WebhookClientConfig{URL: ptr.To(ws.url + "/convert"), CABundle: ws.caPEM}}}}}
@@ -481,8 +482,29 @@ spec: {host: db.internal, port: "5432"}
 	if raw := s.etcdValue(t, "/registry/stable.example.com/endpoints/default/db"); !strings.Contains(string(raw), `"hostPort":"db.internal:5432"`) {
 		t.Errorf("stored object is not at v1: %s", raw)
 	}
+	// Field selectors are matched at the version asked for (the object
+	// converted to it), not the stored one.
+	for _, tc := range []struct{ resource, selector, want string }{
+		{"endpoints.v2.stable.example.com", "spec.host=db.internal", "db"},
+		{"endpoints.v2.stable.example.com", "spec.host=other", ""},
+		{"endpoints.v1.stable.example.com", "spec.hostPort=db.internal:5432", "db"},
+	} {
+		if got := s.mustKubectl("get", tc.resource, "--field-selector", tc.selector, "-o", "jsonpath={.items[*].metadata.name}"); got != tc.want {
+			t.Errorf("%s with %s: %q, want %q", tc.resource, tc.selector, got, tc.want)
+		}
+	}
+	if _, stderr, err := s.kubectl("get", "endpoints.v2.stable.example.com", "--field-selector", "spec.hostPort=db.internal:5432"); err == nil || !strings.Contains(stderr, "field label not supported: spec.hostPort") {
+		t.Errorf("v1's field at v2: %v %s", err, stderr)
+	}
 	l := s.mustKubectl("get", "endpoints.v2.stable.example.com", "-o", "jsonpath={.items[*].spec.host}")
 	if l != "db.internal" {
 		t.Errorf("list at v2: %q", l)
 	}
+}
+
+func withSelectable(v apiextensionsv1.CustomResourceDefinitionVersion, paths ...string) apiextensionsv1.CustomResourceDefinitionVersion {
+	for _, p := range paths {
+		v.SelectableFields = append(v.SelectableFields, apiextensionsv1.SelectableField{JSONPath: p})
+	}
+	return v
 }
