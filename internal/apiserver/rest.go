@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -463,6 +464,22 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, res *regis
 	return s.respond(w, r, nil, http.StatusOK, statusObject(st))
 }
 
+// decodeForeignDeleteOptions reads DeleteOptions sent with the apiVersion
+// of a group the scheme does not hold, as JSON or protobuf.
+func decodeForeignDeleteOptions(body []byte, opts *metav1.DeleteOptions) error {
+	if tm, raw, err := decodeProtoEnvelope(body); err == nil {
+		if tm.Kind != "DeleteOptions" {
+			return fmt.Errorf("kind %q", tm.Kind)
+		}
+		return opts.Unmarshal(raw)
+	}
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(body, &tm); err != nil || tm.Kind != "DeleteOptions" {
+		return fmt.Errorf("not DeleteOptions")
+	}
+	return json.Unmarshal(body, opts)
+}
+
 // deleteOptions reads DeleteOptions from the body and the query.
 func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	var opts metav1.DeleteOptions
@@ -473,7 +490,12 @@ func (s *Server) deleteOptions(r *http.Request) (metav1.DeleteOptions, error) {
 	if len(bytes.TrimSpace(body)) > 0 {
 		def := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
 		if _, _, err := s.codecs.Factory.UniversalDeserializer().Decode(body, &def, &opts); err != nil {
-			return opts, badRequest("invalid DeleteOptions: %v", err)
+			// Upstream takes DeleteOptions in the version of the resource
+			// deleted, also of groups this scheme does not hold (custom
+			// resources, APIService): read those for what they are.
+			if !runtime.IsNotRegisteredError(err) || decodeForeignDeleteOptions(body, &opts) != nil {
+				return opts, badRequest("invalid DeleteOptions: %v", err)
+			}
 		}
 	}
 	q := r.URL.Query()

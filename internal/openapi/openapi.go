@@ -43,8 +43,12 @@ type Spec struct {
 	v3                    map[string][]byte
 	v3hashes              map[string]string
 
-	mu  sync.Mutex
-	cur atomic.Pointer[documents]
+	mu sync.Mutex
+	// frag3 holds each custom resource's v3 schemas and paths, encoded
+	// (guarded by mu): a change re-encodes only the resources it made
+	// anew, and a group-version's document is their concatenation.
+	frag3 map[*registry.Resource]fragment
+	cur   atomic.Pointer[documents]
 	v2  atomic.Pointer[documents]
 }
 
@@ -56,6 +60,13 @@ type documents struct {
 	v3         map[string][]byte // "api/v1", "apis/apps/v1": custom ones only
 	root       []byte
 }
+
+// fragment is one resource's part of a v3 document: its schemas and its
+// paths, each encoded without the enclosing braces.
+type fragment struct{ schemas, paths []byte }
+
+// inner is an encoded JSON object without its braces.
+func inner(b []byte) []byte { return b[1 : len(b)-1] }
 
 // New returns the spec for reg's resources.
 func New(reg *registry.Registry) *Spec { return &Spec{reg: reg} }
@@ -155,31 +166,41 @@ func (s *Spec) assembleV3() *documents {
 		return d
 	}
 	hashes := maps.Clone(s.v3hashes)
+	frags := map[*registry.Resource]fragment{}
 	for gv, rs := range s.custom() {
-		schemas := map[string]any{}
-		for _, r := range rs {
-			maps.Copy(schemas, customDefinitions(r, openAPI))
-		}
-		paths, err := json.Marshal(openAPI.paths(gv, rs))
-		if err != nil {
-			d.err = err
-			return d
-		}
-		own, err := json.Marshal(schemas)
-		if err != nil {
-			d.err = err
-			return d
-		}
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Resource() < rs[j].Resource() })
 		var b bytes.Buffer
 		b.WriteString(`{"components":{"schemas":{`)
 		b.Write(s.meta3)
-		if len(own) > 2 {
-			b.WriteByte(',')
-			b.Write(own[1 : len(own)-1])
+		for _, r := range rs {
+			f, ok := s.frag3[r]
+			if !ok {
+				own, err := json.Marshal(customDefinitions(r, openAPI))
+				if err != nil {
+					d.err = err
+					return d
+				}
+				paths, err := json.Marshal(openAPI.paths(gv, []*registry.Resource{r}))
+				if err != nil {
+					d.err = err
+					return d
+				}
+				f = fragment{schemas: inner(own), paths: inner(paths)}
+			}
+			frags[r] = f
+			if len(f.schemas) > 0 {
+				b.WriteByte(',')
+				b.Write(f.schemas)
+			}
 		}
-		b.WriteString(`}},"info":{"title":"Kubernetes","version":"v1.37.2"},"openapi":"3.0.0","paths":`)
-		b.Write(paths)
-		b.WriteByte('}')
+		b.WriteString(`}},"info":{"title":"Kubernetes","version":"v1.37.2"},"openapi":"3.0.0","paths":{`)
+		for i, r := range rs {
+			if i > 0 && len(frags[r].paths) > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(frags[r].paths)
+		}
+		b.WriteString("}}")
 		d.v3[v3Key(gv)] = b.Bytes()
 		hashes[v3Key(gv)] = hashOf(b.Bytes())
 	}
@@ -188,6 +209,7 @@ func (s *Spec) assembleV3() *documents {
 		rootPaths[key] = map[string]any{"serverRelativeURL": "/openapi/v3/" + key + "?hash=" + h}
 	}
 	d.root, d.err = json.Marshal(map[string]any{"paths": rootPaths})
+	s.frag3 = frags
 	return d
 }
 

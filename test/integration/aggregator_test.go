@@ -374,7 +374,13 @@ metadata: {name: alpha, namespace: default}
 		t.Errorf("the rest of the API: %v", err)
 	}
 	// Deleting the APIService removes the group from discovery.
-	s.mustKubectl("delete", "apiservice", "v1alpha1.wardle.example.com", "v1.ghost.example.com")
+	s.mustKubectl("delete", "apiservice", "v1alpha1.wardle.example.com")
+	// DeleteOptions in the APIService's own version, as the aggregator's
+	// clientset sends them.
+	if code := rawStatus(t, s, http.MethodDelete, "/apis/apiregistration.k8s.io/v1/apiservices/v1.ghost.example.com", "application/json", "application/json",
+		[]byte(`{"kind":"DeleteOptions","apiVersion":"apiregistration.k8s.io/v1","propagationPolicy":"Background"}`)); code != http.StatusOK {
+		t.Errorf("delete with DeleteOptions of apiregistration.k8s.io/v1: %d", code)
+	}
 	poll.Eventually(t, 10*time.Second, func() error {
 		got := s.mustKubectl("get", "--raw", "/apis")
 		if strings.Contains(got, "wardle.example.com") || strings.Contains(got, "ghost.example.com") {
