@@ -44,6 +44,17 @@ type Config struct {
 	EtcdPeerPort                          int
 	// EtcdDiskReserve is the embedded etcd's free-space floor (0: default).
 	EtcdDiskReserve uint64
+	// EtcdSnapshotDir holds the snapshots (default <data-dir>/snapshots);
+	// EtcdSnapshotScheduleCron, when set, saves one at the times it names,
+	// keeping the newest EtcdSnapshotRetention.
+	EtcdSnapshotDir          string
+	EtcdSnapshotScheduleCron string
+	EtcdSnapshotRetention    int
+	// ClusterReset starts the embedded member as a new one-member cluster
+	// (etcd's force-new-cluster), keeping its data, or, with
+	// ClusterResetRestorePath, from that snapshot.
+	ClusterReset            bool
+	ClusterResetRestorePath string
 	ServiceCIDR     string
 	// Ingress, when set, runs the built-in ingress controller.
 	Ingress *ingress.Settings

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -81,6 +82,7 @@ type server struct {
 	// extensionAuth tells their servers whom to trust.
 	routes        aggregator.Routes
 	extensionAuth *corev1.ConfigMap
+	snapshots     *snapshots
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches context.CancelFunc
 	// saKey signs ServiceAccount tokens.
@@ -170,6 +172,13 @@ func (s *server) components() []component.Component {
 // advertised address, certificates and the controller selection.
 func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	s := &server{cfg: cfg, log: log, started: time.Now(), failed: make(chan error, 1)}
+	if err := checkSnapshotConfig(cfg); err != nil {
+		return nil, err
+	}
+	s.snapshots = &snapshots{s: s, dir: cfg.EtcdSnapshotDir}
+	if s.snapshots.dir == "" {
+		s.snapshots.dir = filepath.Join(cfg.DataDir, "snapshots")
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -230,8 +239,12 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	return s, nil
 }
 
+// etcdMemberName is the embedded member's name.
+const etcdMemberName = "skiff"
+
 // startEtcd connects to the external etcd cluster, or starts the embedded
-// member.
+// member: with --cluster-reset as a new one-member cluster, from the
+// snapshot --cluster-reset-restore-path names if set.
 func (s *server) startEtcd(context.Context) error {
 	if endpoints := s.cfg.EtcdEndpoints; len(endpoints) > 0 {
 		var tlsCfg *tls.Config
@@ -253,7 +266,21 @@ func (s *server) startEtcd(context.Context) error {
 	if err != nil {
 		return err
 	}
-	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: filepath.Join(s.cfg.DataDir, "etcd"), ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: "skiff", DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS}, s.log)
+	etcdDir := filepath.Join(s.cfg.DataDir, "etcd")
+	if path := s.cfg.ClusterResetRestorePath; path != "" {
+		// The member's recorded peer address (any port: a one-member
+		// cluster never dials it).
+		port := s.cfg.EtcdPeerPort
+		if port == 0 {
+			port = 2380
+		}
+		peer := fmt.Sprintf("https://127.0.0.1:%d", port)
+		if _, err := storage.RestoreSnapshot(path, etcdDir, etcdMemberName, peer, s.log); err != nil {
+			return err
+		}
+	}
+	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: etcdDir, ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: etcdMemberName,
+		DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS, ForceNewCluster: s.cfg.ClusterReset}, s.log)
 	if err != nil {
 		return err
 	}
@@ -398,9 +425,12 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
 	go s.keepAggregatedAPIs(feedCtx, fp)
+	if spec := s.cfg.EtcdSnapshotScheduleCron; spec != "" {
+		go s.snapshots.schedule(feedCtx, spec, s.cfg.EtcdSnapshotRetention)
+	}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: (&secretsEncryption{s: s}).handlers(), Audit: s.audit, FlowControl: s.flowControl(),
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Audit: s.audit, FlowControl: s.flowControl(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
@@ -435,6 +465,14 @@ func (s *server) startAPI(ctx context.Context) error {
 	}()
 	s.log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(s.cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(s.started).String())
 	return nil
+}
+
+// operations are skiff's own endpoints (cluster-admin only): secrets
+// encryption and etcd snapshots.
+func (s *server) operations() map[string]http.Handler {
+	ops := (&secretsEncryption{s: s}).handlers()
+	maps.Copy(ops, s.snapshots.handlers())
+	return ops
 }
 
 // stopAPI fails /readyz, ends requests in flight (watches) and closes the

@@ -29,6 +29,9 @@ type EmbeddedConfig struct {
 	// asks every client and peer for a certificate its CA signed; without
 	// it they are plain HTTP (tests only: the server always sets it).
 	TLS *TLSFiles
+	// ForceNewCluster starts the member as a new one-member cluster,
+	// keeping its data (a cluster that lost quorum; --cluster-reset).
+	ForceNewCluster bool
 	// withoutGuard leaves the space guard off (tests that drive it).
 	withoutGuard bool
 }
@@ -69,6 +72,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	ec.ForceNewCluster = cfg.ForceNewCluster
 	closing := new(atomic.Bool)
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(log, closing))
 	// Compact history older than five minutes, as upstream's apiserver does.
