@@ -200,10 +200,34 @@ func forProto(res *registry.Resource, obj runtime.Object) runtime.Object {
 	if res == nil || res.Custom == nil || res.Custom.Proto.Marshal == nil {
 		return obj
 	}
-	if _, ok := obj.(*unstructured.Unstructured); !ok {
-		return obj
+	switch obj.(type) {
+	case *unstructured.Unstructured:
+		return protoObject{Object: obj, marshal: res.Custom.Proto.Marshal}
+	case *unstructured.UnstructuredList:
+		return protoObject{Object: obj, marshal: func(o runtime.Object) ([]byte, error) {
+			return marshalProtoList(o.(*unstructured.UnstructuredList), res.Custom.Proto.Marshal)
+		}}
 	}
-	return protoObject{Object: obj, marshal: res.Custom.Proto.Marshal}
+	return obj
+}
+
+// marshalProtoList is a list's bare protobuf message: its ListMeta (field
+// 1), then each item (field 2), as every Kubernetes list is numbered.
+func marshalProtoList(l *unstructured.UnstructuredList, item func(runtime.Object) ([]byte, error)) ([]byte, error) {
+	lm := metav1.ListMeta{ResourceVersion: l.GetResourceVersion(), Continue: l.GetContinue(), RemainingItemCount: l.GetRemainingItemCount()}
+	raw, err := lm.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	out := appendProtoField(nil, 1, raw)
+	for i := range l.Items {
+		b, err := item(&l.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = appendProtoField(out, 2, b)
+	}
+	return out, nil
 }
 
 // decodeProtoEnvelope reads the Kubernetes protobuf envelope (magic, then

@@ -373,6 +373,17 @@ metadata: {name: alpha, namespace: default}
 	if _, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("the rest of the API: %v", err)
 	}
+	// Protobuf, as clients of the aggregator's clientset speak it: a list,
+	// and a deletecollection answering with the deleted list.
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/apis/apiregistration.k8s.io/v1/apiservices"},
+		{http.MethodGet, "/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.wardle.example.com"},
+		{http.MethodDelete, "/apis/apiregistration.k8s.io/v1/apiservices?labelSelector=nothing%3Dhere"},
+	} {
+		if code := rawStatus(t, s, req.method, req.path, "application/vnd.kubernetes.protobuf", "", nil); code != http.StatusOK {
+			t.Errorf("%s %s as protobuf: %d", req.method, req.path, code)
+		}
+	}
 	// Deleting the APIService removes the group from discovery.
 	s.mustKubectl("delete", "apiservice", "v1alpha1.wardle.example.com")
 	// DeleteOptions in the APIService's own version, as the aggregator's
