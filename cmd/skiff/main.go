@@ -26,7 +26,7 @@ func main() {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(serverCommand(), agentCommand(), benchCommand(), imagesCommand(), secretsEncryptCommand(), etcdSnapshotCommand(), &cobra.Command{
+	root.AddCommand(serverCommand(), agentCommand(), benchCommand(), imagesCommand(), secretsEncryptCommand(), etcdSnapshotCommand(), killallCommand(), uninstallCommand(), &cobra.Command{
 		Use:                "kubectl",
 		Short:              "Run kubectl against the local cluster (admin kubeconfig by default)",
 		DisableFlagParsing: true,
