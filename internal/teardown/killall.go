@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -226,6 +227,7 @@ func removeNetwork(log *slog.Logger) []error {
 	} else {
 		errs = append(errs, fmt.Errorf("nftables: %w", err))
 	}
+	errs = append(errs, removeCNINat(log)...)
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("routes: %w", err))
@@ -278,4 +280,83 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// removeCNINat removes what the portmap CNI plugin made in the nat tables
+// (through iptables-nft) as PlanNat decides.
+func removeCNINat(log *slog.Logger) []error {
+	conn, err := nftables.New()
+	if err != nil {
+		return []error{fmt.Errorf("nftables: %w", err)}
+	}
+	var errs []error
+	for _, family := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		tables, err := conn.ListTablesOfFamily(family)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, t := range tables {
+			if t.Name != "nat" {
+				continue
+			}
+			all, err := conn.ListChainsOfTableFamily(family)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			byName := map[string]*nftables.Chain{}
+			var chains []NatChain
+			for _, c := range all {
+				if c.Table == nil || c.Table.Name != t.Name {
+					continue
+				}
+				byName[c.Name] = c
+				nc := NatChain{Name: c.Name, Base: c.Hooknum != nil}
+				rules, err := conn.GetRules(t, c)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				for _, r := range rules {
+					nr := NatRule{Handle: r.Handle}
+					for _, e := range r.Exprs {
+						if v, ok := e.(*expr.Verdict); ok && (v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto) {
+							nr.Jump = v.Chain
+						}
+					}
+					nc.Rules = append(nc.Rules, nr)
+				}
+				chains = append(chains, nc)
+			}
+			plan := PlanNat(chains)
+			if len(plan.Chains) == 0 && len(plan.Rules) == 0 && !plan.Table {
+				continue
+			}
+			if plan.Table {
+				conn.DelTable(t)
+			} else {
+				for chain, handles := range plan.Rules {
+					for _, h := range handles {
+						if err := conn.DelRule(&nftables.Rule{Table: t, Chain: byName[chain], Handle: h}); err != nil {
+							errs = append(errs, err)
+						}
+					}
+				}
+				// Flushed first: a CNI chain may jump into another.
+				for _, name := range plan.Chains {
+					conn.FlushChain(byName[name])
+				}
+				for _, name := range plan.Chains {
+					conn.DelChain(byName[name])
+				}
+			}
+			if err := conn.Flush(); err != nil {
+				errs = append(errs, fmt.Errorf("remove the CNI plugins' nat rules: %w", err))
+			} else {
+				log.Info("removed the CNI plugins' nat rules", "table", t.Name, "chains", plan.Chains, "whole table", plan.Table)
+			}
+		}
+	}
+	return errs
 }

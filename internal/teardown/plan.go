@@ -123,3 +123,58 @@ func Unmounts(dataDir string, mountPoints []string) []string {
 	sort.SliceStable(out, func(i, j int) bool { return strings.Count(out[i], "/") > strings.Count(out[j], "/") })
 	return out
 }
+
+// NatChain is one chain of an iptables-nft nat table, as the portmap CNI
+// plugin fills them (hostPort): its rules, each by the chain it jumps to.
+type NatChain struct {
+	Name  string
+	Base  bool // hooked (PREROUTING, OUTPUT, POSTROUTING)
+	Rules []NatRule
+}
+
+// NatRule is a rule by its handle and the chain it jumps to ("" none).
+type NatRule struct {
+	Handle uint64
+	Jump   string
+}
+
+// cniChain reports whether a nat chain is the portmap plugin's: its shared
+// hostPort chains and one chain per container.
+func cniChain(name string) bool {
+	return strings.HasPrefix(name, "CNI-HOSTPORT-") || strings.HasPrefix(name, "CNI-DN-")
+}
+
+// NatPlan is what to remove from one nat table.
+type NatPlan struct {
+	Rules  map[string][]uint64 // chain → handles of rules jumping to a CNI chain
+	Chains []string            // the CNI chains themselves
+	// Table: nothing else is left in it (only empty hooked chains), so
+	// the table goes too.
+	Table bool
+}
+
+// PlanNat decides what of a nat table the CNI plugins made: the rules of
+// other chains that jump into theirs, their chains, and the table when
+// nothing but empty hooked chains would remain. Rules and chains of
+// anyone else stay.
+func PlanNat(chains []NatChain) NatPlan {
+	p := NatPlan{Rules: map[string][]uint64{}, Table: true}
+	for _, c := range chains {
+		if cniChain(c.Name) {
+			p.Chains = append(p.Chains, c.Name)
+			continue
+		}
+		kept := 0
+		for _, r := range c.Rules {
+			if cniChain(r.Jump) {
+				p.Rules[c.Name] = append(p.Rules[c.Name], r.Handle)
+			} else {
+				kept++
+			}
+		}
+		if !c.Base || kept > 0 {
+			p.Table = false
+		}
+	}
+	return p
+}

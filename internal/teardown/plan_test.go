@@ -61,3 +61,25 @@ func TestUnescapeMount(t *testing.T) {
 		t.Errorf("unescape: %q", got)
 	}
 }
+
+func TestPlanNat(t *testing.T) {
+	portmapOnly := []NatChain{
+		{Name: "PREROUTING", Base: true, Rules: []NatRule{{Handle: 1, Jump: "CNI-HOSTPORT-DNAT"}}},
+		{Name: "POSTROUTING", Base: true, Rules: []NatRule{{Handle: 2, Jump: "CNI-HOSTPORT-MASQ"}}},
+		{Name: "CNI-HOSTPORT-DNAT", Rules: []NatRule{{Handle: 3, Jump: "CNI-DN-abc"}}},
+		{Name: "CNI-DN-abc", Rules: []NatRule{{Handle: 4}}},
+		{Name: "CNI-HOSTPORT-MASQ", Rules: []NatRule{{Handle: 5}}},
+	}
+	p := PlanNat(portmapOnly)
+	if !p.Table || len(p.Chains) != 3 || !reflect.DeepEqual(p.Rules, map[string][]uint64{"PREROUTING": {1}, "POSTROUTING": {2}}) {
+		t.Errorf("portmap's table: %+v", p)
+	}
+	shared := append(portmapOnly, NatChain{Name: "DOCKER", Rules: []NatRule{{Handle: 9}}})
+	shared[1].Rules = append(shared[1].Rules, NatRule{Handle: 8, Jump: "MASQUERADE"})
+	if p := PlanNat(shared); p.Table || len(p.Chains) != 3 || len(p.Rules["POSTROUTING"]) != 1 {
+		t.Errorf("a table shared with others keeps theirs: %+v", p)
+	}
+	if p := PlanNat(nil); !p.Table {
+		t.Errorf("an empty table goes: %+v", p)
+	}
+}
