@@ -27,7 +27,9 @@ type stage func(http.Handler) http.Handler
 //   - recovery and metrics wrap everything else, so a panic anywhere below
 //     becomes a 500 Status and is counted;
 //   - the CA certificate is public (a joining node fetches /cacerts
-//     before it has any credential, and checks it against its token);
+//     before it has any credential, and checks it against its token), and
+//     so are the server-join endpoints, which check the server token
+//     themselves;
 //   - authentication comes before anything that reads a body or touches
 //     state; a request without credentials is system:anonymous;
 //   - the audit log records the authenticated user's request, and what
@@ -131,6 +133,10 @@ func (s *Server) withPublicPaths(next http.Handler) http.Handler {
 			// in its join token.
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			_, _ = w.Write(s.caPEM)
+			return
+		}
+		if h := s.public[r.URL.Path]; h != nil {
+			h.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -55,6 +55,12 @@ type Config struct {
 	// ClusterResetRestorePath, from that snapshot.
 	ClusterReset            bool
 	ClusterResetRestorePath string
+	// ClusterInit makes this server's embedded etcd the first member of a
+	// cluster of servers (peers on the advertise address); JoinServer and
+	// JoinToken (the first server's server-token) join another server's.
+	ClusterInit bool
+	JoinServer  string
+	JoinToken   string
 	ServiceCIDR     string
 	// Ingress, when set, runs the built-in ingress controller.
 	Ingress *ingress.Settings
@@ -379,7 +385,7 @@ func firstServiceIP(cidr string) (net.IP, error) {
 // serving and peer certificate for loopback; and a client certificate
 // (etcd-client.crt) for tools and for other servers pointed at this etcd
 // with --etcd-endpoints.
-func etcdCertificates(dataDir string) (*storage.TLSFiles, error) {
+func etcdCertificates(dataDir string, peerIPs ...net.IP) (*storage.TLSFiles, error) {
 	dir := filepath.Join(dataDir, "pki", "etcd")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -388,8 +394,11 @@ func etcdCertificates(dataDir string) (*storage.TLSFiles, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Also the peer address of a member of several (its peers dial it
+	// there and check this certificate; it is the member's client one to
+	// them too).
 	if _, _, err := ca.EnsureLeaf(filepath.Join(dir, "server"), pki.LeafSpec{CommonName: "etcd", DNSNames: []string{"localhost"},
-		IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true, Client: true}); err != nil {
+		IPs: append([]net.IP{net.ParseIP("127.0.0.1")}, peerIPs...), Server: true, Client: true}); err != nil {
 		return nil, err
 	}
 	if _, _, err := ca.EnsureLeaf(filepath.Join(dir, "etcd-client"), pki.LeafSpec{CommonName: "kube-apiserver-etcd-client", Client: true}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,8 @@ type server struct {
 	routes        aggregator.Routes
 	extensionAuth *corev1.ConfigMap
 	snapshots     *snapshots
+	// joiner is the server this one joins through (nil: not joining).
+	joiner *joinClient
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches context.CancelFunc
 	// saKey signs ServiceAccount tokens.
@@ -182,6 +185,9 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "pki"), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	if err := s.prepareCluster(); err != nil {
+		return nil, err
+	}
 	if s.advertise, err = advertiseIP(cfg.AdvertiseIP); err != nil {
 		return nil, err
 	}
@@ -239,13 +245,34 @@ func newServer(cfg Config, log *slog.Logger) (_ *server, err error) {
 	return s, nil
 }
 
-// etcdMemberName is the embedded member's name.
+// etcdMemberName is the embedded member's name when it is alone.
 const etcdMemberName = "skiff"
+
+// memberName is this server's etcd member name: "skiff" alone (as
+// always), its node name or host and advertise address in a cluster of
+// servers, where names must differ.
+func (s *server) memberName() string {
+	if !s.clusterMember() {
+		return etcdMemberName
+	}
+	name := s.cfg.NodeName
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	return name + "-" + strings.ReplaceAll(s.advertise.String(), ".", "-")
+}
+
+// clusterMember reports whether this server's etcd is one of several (or
+// was made ready to be: --cluster-init).
+func (s *server) clusterMember() bool {
+	_, err := os.Stat(filepath.Join(s.cfg.DataDir, haMarker))
+	return err == nil
+}
 
 // startEtcd connects to the external etcd cluster, or starts the embedded
 // member: with --cluster-reset as a new one-member cluster, from the
 // snapshot --cluster-reset-restore-path names if set.
-func (s *server) startEtcd(context.Context) error {
+func (s *server) startEtcd(ctx context.Context) error {
 	if endpoints := s.cfg.EtcdEndpoints; len(endpoints) > 0 {
 		var tlsCfg *tls.Config
 		if s.cfg.EtcdCAFile != "" || s.cfg.EtcdCertFile != "" {
@@ -262,11 +289,30 @@ func (s *server) startEtcd(context.Context) error {
 		s.client = client
 		return nil
 	}
-	etcdTLS, err := etcdCertificates(s.cfg.DataDir)
+	ha := s.clusterMember()
+	var peerIPs []net.IP
+	peerHost := ""
+	if ha {
+		if s.cfg.EtcdPeerPort == 0 {
+			return fmt.Errorf("a server of several needs a fixed --etcd-peer-port")
+		}
+		peerIPs, peerHost = []net.IP{s.advertise}, s.advertise.String()
+	}
+	etcdTLS, err := etcdCertificates(s.cfg.DataDir, peerIPs...)
 	if err != nil {
 		return err
 	}
 	etcdDir := filepath.Join(s.cfg.DataDir, "etcd")
+	var initialCluster string
+	if _, err := os.Stat(etcdDir); os.IsNotExist(err) && s.joiner != nil {
+		var ans memberAnswer
+		peer := "https://" + net.JoinHostPort(peerHost, strconv.Itoa(s.cfg.EtcdPeerPort))
+		if err := s.joiner.addMember(ctx, memberRequest{Name: s.memberName(), PeerURL: peer}, &ans, s.log); err != nil {
+			return fmt.Errorf("join the etcd cluster: %w", err)
+		}
+		initialCluster = ans.InitialCluster
+		s.log.Info("joining the etcd cluster as a learner", "initial_cluster", initialCluster)
+	}
 	if path := s.cfg.ClusterResetRestorePath; path != "" {
 		// The member's recorded peer address (any port: a one-member
 		// cluster never dials it).
@@ -279,10 +325,18 @@ func (s *server) startEtcd(context.Context) error {
 			return err
 		}
 	}
-	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: etcdDir, ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: etcdMemberName,
-		DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS, ForceNewCluster: s.cfg.ClusterReset}, s.log)
+	embedded, err := storage.StartEmbedded(storage.EmbeddedConfig{DataDir: etcdDir, ClientPort: s.cfg.EtcdClientPort, PeerPort: s.cfg.EtcdPeerPort, Name: s.memberName(),
+		DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS, ForceNewCluster: s.cfg.ClusterReset,
+		PeerHost: peerHost, InitialCluster: initialCluster, Existing: initialCluster != ""}, s.log)
 	if err != nil {
 		return err
+	}
+	if embedded.IsLearner() && s.joiner != nil {
+		if err := s.joiner.promote(ctx, embedded.ID(), embedded.IsLearner); err != nil {
+			embedded.Close()
+			return err
+		}
+		s.log.Info("etcd member promoted", "id", fmt.Sprintf("%x", embedded.ID()))
 	}
 	s.etcd, s.client = embedded, embedded.Client()
 	return nil
@@ -398,6 +452,12 @@ func (s *server) startAPI(ctx context.Context) error {
 		return err
 	}
 	authn.AddToken(token.Bearer(), auth.User{Name: token.User(), Groups: token.Groups()})
+	// The server token lets another server join (the shared CAs and keys,
+	// an etcd membership): it is no API identity at all.
+	serverToken, err := join.LoadOrCreate(filepath.Join(s.cfg.DataDir, serverTokenFile), s.ca.Cert.Raw)
+	if err != nil {
+		return err
+	}
 	authn.ClientCAs = x509.NewCertPool()
 	authn.ClientCAs.AddCert(s.ca.Cert)
 	issuer := s.cfg.ServiceAccountIssuer
@@ -425,12 +485,14 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
 	go s.keepAggregatedAPIs(feedCtx, fp)
+	go s.keepMasterLease(feedCtx)
+	go s.keepKubernetesEndpoints(feedCtx)
 	if spec := s.cfg.EtcdSnapshotScheduleCron; spec != "" {
 		go s.snapshots.schedule(feedCtx, spec, s.cfg.EtcdSnapshotRetention)
 	}
 	spec := openapi.New(s.reg)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Audit: s.audit, FlowControl: s.flowControl(),
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Public: s.bootstrapHandlers(serverToken), Audit: s.audit, FlowControl: s.flowControl(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,

@@ -290,3 +290,9 @@ func savePair(base string, cert, key []byte) error {
 	}
 	return os.WriteFile(base+".crt", cert, 0o600)
 }
+
+// FetchCA gets the server's CA certificate (PEM) and checks it against
+// the token's hash, as a joining node or server does before trusting it.
+func FetchCA(ctx context.Context, server string, tok Token) ([]byte, error) {
+	return fetchCA(ctx, server, tok)
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,15 @@ type EmbeddedConfig struct {
 	// asks every client and peer for a certificate its CA signed; without
 	// it they are plain HTTP (tests only: the server always sets it).
 	TLS *TLSFiles
+	// PeerHost, when set, is the address the member listens on for peers
+	// and advertises to them (a cluster of several servers); empty keeps
+	// peers on loopback (one server).
+	PeerHost string
+	// InitialCluster (name=peerURL,...) and Existing join a member to a
+	// cluster that exists, as the other members' MemberAdd announced it;
+	// empty starts (or restarts) from this member's own data.
+	InitialCluster string
+	Existing       bool
 	// ForceNewCluster starts the member as a new one-member cluster,
 	// keeping its data (a cluster that lost quorum; --cluster-reset).
 	ForceNewCluster bool
@@ -69,9 +80,18 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	}
 	client := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cfg.ClientPort)}
 	peer := url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cfg.PeerPort)}
+	if cfg.PeerHost != "" {
+		peer.Host = net.JoinHostPort(cfg.PeerHost, strconv.Itoa(cfg.PeerPort))
+	}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+	}
+	if cfg.Existing {
+		ec.ClusterState = embed.ClusterStateFlagExisting
+	}
 	ec.ForceNewCluster = cfg.ForceNewCluster
 	closing := new(atomic.Bool)
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(log, closing))
@@ -83,6 +103,10 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	// (the randomized timeout is up to twice the election time).
 	ec.TickMs = 20
 	ec.ElectionMs = 200
+	if cfg.PeerHost != "" {
+		// Peers on a network: etcd's own defaults.
+		ec.TickMs, ec.ElectionMs = 100, 1000
+	}
 	// etcd reads every retained WAL segment at start; smaller segments and
 	// fewer of them keep a restart fast. Entries before the last snapshot are
 	// in the backend already, so a single member needs no more. etcd exposes
@@ -106,6 +130,12 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	}
 	// Port 0 picks a free port; the endpoint is the listener's real address.
 	client.Host = e.Clients[0].Addr().String()
+	if cfg.PeerHost != "" {
+		if err := advertisePeer(e, peer.String(), log); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	log.Info("embedded etcd ready", "endpoint", client.String(), "dir", cfg.DataDir)
 	reserve := cfg.DiskReserve
 	if reserve == 0 {
@@ -135,3 +165,28 @@ func (e *Embedded) Close() {
 	<-e.guardDone
 	e.etcd.Close()
 }
+
+// advertisePeer updates this member's recorded peer URL when it differs
+// from the one it now serves (a server that ran alone on loopback and was
+// started again with --cluster-init), so that members it adds can reach it.
+func advertisePeer(e *embed.Etcd, peerURL string, log *slog.Logger) error {
+	self := e.Server.Cluster().Member(e.Server.MemberID())
+	if self == nil || (len(self.PeerURLs) == 1 && self.PeerURLs[0] == peerURL) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := v3client.New(e.Server)
+	defer cl.Close()
+	if _, err := cl.MemberUpdate(ctx, uint64(e.Server.MemberID()), []string{peerURL}); err != nil {
+		return fmt.Errorf("advertise the etcd peer address %s: %w", peerURL, err)
+	}
+	log.Info("etcd peer address updated", "peer", peerURL, "was", self.PeerURLs)
+	return nil
+}
+
+// ID is this member's etcd ID.
+func (e *Embedded) ID() uint64 { return uint64(e.etcd.Server.MemberID()) }
+
+// IsLearner reports whether this member is still a learner.
+func (e *Embedded) IsLearner() bool { return e.etcd.Server.IsLearner() }

@@ -1,0 +1,490 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skiff-sh/skiff/internal/join"
+	"github.com/skiff-sh/skiff/internal/registry"
+)
+
+// Server-join endpoints. They sit before the API's authentication (a
+// joining server holds no credential of the cluster yet) and answer only
+// to the server token, which no API identity has.
+const (
+	// BootstrapPath (POST) answers the files every server shares.
+	BootstrapPath = "/skiff/v1/bootstrap"
+	// BootstrapMemberPath (POST memberRequest) adds the joining server's
+	// etcd as a learner and answers the initial cluster it starts with.
+	BootstrapMemberPath = "/skiff/v1/bootstrap/etcd-member"
+	// BootstrapPromotePath (POST promoteRequest) promotes a caught-up
+	// learner to a voting member.
+	BootstrapPromotePath = "/skiff/v1/bootstrap/etcd-promote"
+)
+
+// serverTokenFile holds the token servers join with (agents use
+// node-token, which grants only node certificates).
+const serverTokenFile = "server-token"
+
+// sharedFiles are the files of the data dir every server of a cluster
+// holds the same: the CAs and their keys, the ServiceAccount signing key,
+// the encryption keys and both join tokens. A joining server receives
+// them before it makes anything of its own.
+var sharedFiles = []string{
+	"pki/ca.crt", "pki/ca.key", "pki/request-header/ca.crt", "pki/request-header/ca.key",
+	"pki/etcd/ca.crt", "pki/etcd/ca.key", "pki/sa.key", "pki/encryption-config.yaml",
+	"node-token", serverTokenFile,
+}
+
+// haMarker records in the data dir that this server's etcd is (or was
+// made) a member of a cluster of servers, so restarts keep its peer
+// address on the network without the flags that made it so.
+const haMarker = "etcd-cluster"
+
+type memberRequest struct {
+	Name    string `json:"name"`
+	PeerURL string `json:"peerURL"`
+}
+
+type memberAnswer struct {
+	InitialCluster string `json:"initialCluster"`
+	Error          string `json:"error,omitempty"`
+}
+
+type promoteRequest struct {
+	ID uint64 `json:"id"`
+}
+
+// bootstrapHandlers serve the server-join endpoints.
+func (s *server) bootstrapHandlers(token join.Token) map[string]http.Handler {
+	guard := func(h func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if r.Method != http.MethodPost || subtle.ConstantTimeCompare([]byte(bearer), []byte(token.Bearer())) != 1 {
+				w.WriteHeader(http.StatusUnauthorized)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": "a server token is required"})
+				return
+			}
+			out, err := h(w, r)
+			if err != nil {
+				w.WriteHeader(http.StatusConflict)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(out)
+		})
+	}
+	return map[string]http.Handler{
+		BootstrapPath: guard(func(http.ResponseWriter, *http.Request) (any, error) {
+			files := map[string][]byte{}
+			for _, f := range sharedFiles {
+				b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, f))
+				if errors.Is(err, os.ErrNotExist) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				files[f] = b
+			}
+			return files, nil
+		}),
+		BootstrapMemberPath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
+			var req memberRequest
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.Name == "" || req.PeerURL == "" {
+				return nil, fmt.Errorf("want {name, peerURL}")
+			}
+			if s.etcd == nil {
+				return nil, fmt.Errorf("this server uses an external etcd: start the new server with the same --etcd-endpoints")
+			}
+			return s.addLearner(r.Context(), req)
+		}),
+		BootstrapPromotePath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
+			var req promoteRequest
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.ID == 0 {
+				return nil, fmt.Errorf("want {id}")
+			}
+			_, err := s.client.MemberPromote(r.Context(), req.ID)
+			return map[string]string{}, err
+		}),
+	}
+}
+
+// addLearner adds a member as a learner (again the same answer when it is
+// already there, for a server retrying its join) and answers the initial
+// cluster it must start with.
+func (s *server) addLearner(ctx context.Context, req memberRequest) (memberAnswer, error) {
+	list, err := s.client.MemberList(ctx)
+	if err != nil {
+		return memberAnswer{}, err
+	}
+	found := false
+	for _, m := range list.Members {
+		for _, u := range m.PeerURLs {
+			if u == req.PeerURL {
+				found = true
+			}
+		}
+		if m.Name == req.Name && !found {
+			return memberAnswer{}, fmt.Errorf("an etcd member named %q already exists with another address %v: remove it first", req.Name, m.PeerURLs)
+		}
+	}
+	if !found {
+		if _, err := s.client.MemberAddAsLearner(ctx, []string{req.PeerURL}); err != nil {
+			return memberAnswer{}, fmt.Errorf("add etcd learner %s: %w", req.PeerURL, err)
+		}
+		if list, err = s.client.MemberList(ctx); err != nil {
+			return memberAnswer{}, err
+		}
+	}
+	var parts []string
+	for _, m := range list.Members {
+		name := m.Name
+		for _, u := range m.PeerURLs {
+			if u == req.PeerURL {
+				name = req.Name
+			}
+		}
+		if name == "" {
+			name = fmt.Sprintf("pending-%x", m.ID)
+		}
+		for _, u := range m.PeerURLs {
+			parts = append(parts, name+"="+u)
+		}
+	}
+	sort.Strings(parts)
+	s.log.Info("etcd learner added", "name", req.Name, "peer", req.PeerURL)
+	return memberAnswer{InitialCluster: strings.Join(parts, ",")}, nil
+}
+
+// joinClient talks to the server a new server joins through, trusting the
+// CA the token names and presenting the token.
+type joinClient struct {
+	server string
+	token  join.Token
+	http   *http.Client
+}
+
+func newJoinClient(ctx context.Context, server string, token join.Token) (*joinClient, error) {
+	caPEM, err := join.FetchCA(ctx, server, token)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &joinClient{server: strings.TrimSuffix(server, "/"), token: token,
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}, nil
+}
+
+func (c *joinClient) post(ctx context.Context, path string, in, out any) error {
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token.Bearer())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("%s refused the token: use the server token (%s in the first server's data dir), not the node token", c.server, serverTokenFile)
+		}
+		return fmt.Errorf("%s%s: %s %s", c.server, path, resp.Status, e.Error)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// fetchShared writes the cluster's shared files into a new server's data
+// dir. A data dir that already holds a CA is left alone: it must be this
+// cluster's (checked against the token's hash).
+func fetchShared(ctx context.Context, cfg Config, c *joinClient) error {
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "pki", "ca.crt")); err == nil {
+		der, err := firstCertDER(b)
+		if err != nil || !c.token.MatchesCA(der) {
+			return fmt.Errorf("the data dir %s belongs to another cluster (its CA is not the one the token names): use a fresh data dir to join", cfg.DataDir)
+		}
+		return nil
+	}
+	var files map[string][]byte
+	if err := c.post(ctx, BootstrapPath, struct{}{}, &files); err != nil {
+		return err
+	}
+	for _, f := range sharedFiles {
+		b, ok := files[f]
+		if !ok {
+			continue
+		}
+		path := filepath.Join(cfg.DataDir, f)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("joined through "+c.server+"\n"), 0o600)
+}
+
+func firstCertDER(pemBytes []byte) ([]byte, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("not a PEM certificate")
+	}
+	return block.Bytes, nil
+}
+
+// joinRetry bounds how long a join waits for the cluster to accept a new
+// member: etcd refuses a change of membership until the last one settled
+// (servers joining one after the other).
+const joinRetry = 2 * time.Minute
+
+// addMember asks for this server's etcd membership, again while etcd
+// refuses because an earlier change has not settled.
+func (c *joinClient) addMember(ctx context.Context, req memberRequest, ans *memberAnswer, log *slog.Logger) error {
+	deadline := time.Now().Add(joinRetry)
+	for {
+		err := c.post(ctx, BootstrapMemberPath, req, ans)
+		if err == nil || !strings.Contains(err.Error(), "unhealthy cluster") || time.Now().After(deadline) {
+			return err
+		}
+		log.Info("the etcd cluster is settling an earlier change; asking again", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// promote asks the cluster to promote this learner until it has caught
+// up (etcd refuses until then).
+func (c *joinClient) promote(ctx context.Context, id uint64, isLearner func() bool) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	var last error
+	for isLearner() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the etcd learner was not promoted: %w", last)
+		}
+		if last = c.post(ctx, BootstrapPromotePath, promoteRequest{ID: id}, &map[string]string{}); last == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	// The member sees its promotion once it applies it.
+	for isLearner() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// prepareCluster readies the data dir of a server that starts a cluster
+// of servers (--cluster-init: the marker) or joins one (--server: the
+// shared files fetched, the marker written), before anything reads it.
+func (s *server) prepareCluster() error {
+	cfg := s.cfg
+	if cfg.JoinServer != "" && cfg.ClusterInit {
+		return fmt.Errorf("--cluster-init starts a new cluster; --server joins one: give one of them")
+	}
+	if cfg.JoinServer != "" && len(cfg.EtcdEndpoints) > 0 {
+		return fmt.Errorf("--server joins the embedded etcd of another server; with --etcd-endpoints every server already shares the external etcd (and its token comes with --token only for agents)")
+	}
+	if cfg.ClusterInit {
+		if len(cfg.EtcdEndpoints) > 0 {
+			return fmt.Errorf("--cluster-init makes the embedded etcd a cluster; an external etcd (--etcd-endpoints) is one already")
+		}
+		return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("cluster-init\n"), 0o600)
+	}
+	if cfg.JoinServer == "" {
+		return nil
+	}
+	token, err := join.Parse(cfg.JoinToken)
+	if err != nil {
+		return fmt.Errorf("--token: %w (the first server writes it to <data-dir>/%s)", err, serverTokenFile)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := newJoinClient(ctx, cfg.JoinServer, token)
+	if err != nil {
+		return err
+	}
+	if err := fetchShared(ctx, cfg, c); err != nil {
+		return err
+	}
+	s.joiner = c
+	return nil
+}
+
+// Master leases: every server keeps a key named by its address under
+// masterLeasePrefix, bound to an etcd lease it renews while it runs; the
+// kubernetes Service's endpoints list the addresses whose keys live, as
+// upstream's lease endpoint reconciler keeps them.
+const (
+	masterLeasePrefix   = "/registry/masterleases/"
+	masterLeaseTTL      = 15 // seconds
+	endpointsReconcile  = 5 * time.Second
+	masterLeaseRetry    = time.Second
+	masterLeaseRevokeIn = 2 * time.Second
+)
+
+// keepMasterLease keeps this server's key alive until ctx ends, then
+// revokes it so the others drop this address at once.
+func (s *server) keepMasterLease(ctx context.Context) {
+	key := masterLeasePrefix + s.advertise.String()
+	var last clientv3.LeaseID
+	defer func() {
+		if last != 0 {
+			rctx, cancel := context.WithTimeout(context.Background(), masterLeaseRevokeIn)
+			_, _ = s.client.Revoke(rctx, last)
+			cancel()
+		}
+	}()
+	for ctx.Err() == nil {
+		lease, err := s.client.Grant(ctx, masterLeaseTTL)
+		if err == nil {
+			last = lease.ID
+			_, err = s.client.Put(ctx, key, s.advertise.String(), clientv3.WithLease(lease.ID))
+		}
+		if err == nil {
+			var alive <-chan *clientv3.LeaseKeepAliveResponse
+			if alive, err = s.client.KeepAlive(ctx, lease.ID); err == nil {
+				for range alive {
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("master lease", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(masterLeaseRetry):
+		}
+	}
+}
+
+// keepKubernetesEndpoints makes the kubernetes Service's Endpoints and
+// EndpointSlice list the live servers, until ctx ends.
+func (s *server) keepKubernetesEndpoints(ctx context.Context) {
+	t := time.NewTicker(endpointsReconcile)
+	defer t.Stop()
+	for {
+		if err := s.reconcileKubernetesEndpoints(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("kubernetes endpoints", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *server) reconcileKubernetesEndpoints(ctx context.Context) error {
+	resp, err := s.client.Get(ctx, masterLeasePrefix, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	var ips []string
+	for _, kv := range resp.Kvs {
+		ips = append(ips, strings.TrimPrefix(string(kv.Key), masterLeasePrefix))
+	}
+	if len(ips) == 0 {
+		return nil // not even this server's yet
+	}
+	sort.Strings(ips)
+	port := int32(s.cfg.SecurePort)
+	epRes := s.reg.Lookup(corev1.SchemeGroupVersion.WithResource("endpoints"))
+	if o := s.reg.Cache(epRes).Get(epRes.Key("default", "kubernetes")); o != nil && !sameAddresses(o.Obj.(*corev1.Endpoints), ips) {
+		if _, _, err := s.reg.Update(ctx, epRes, "default", "kubernetes", func(cur runtime.Object) (runtime.Object, error) {
+			if cur == nil {
+				return nil, apierrors.NewNotFound(epRes.GroupResource(), "kubernetes")
+			}
+			ep := cur.(*corev1.Endpoints).DeepCopy()
+			sub := corev1.EndpointSubset{Ports: []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}}}
+			for _, ip := range ips {
+				sub.Addresses = append(sub.Addresses, corev1.EndpointAddress{IP: ip})
+			}
+			ep.Subsets = []corev1.EndpointSubset{sub}
+			return ep, nil
+		}, registry.WriteOptions{FieldManager: "kube-apiserver"}, false); err != nil {
+			return err
+		}
+	}
+	sliceRes := s.reg.Lookup(discoveryv1.SchemeGroupVersion.WithResource("endpointslices"))
+	if o := s.reg.Cache(sliceRes).Get(sliceRes.Key("default", "kubernetes")); o != nil && !sameSliceAddresses(o.Obj.(*discoveryv1.EndpointSlice), ips) {
+		if _, _, err := s.reg.Update(ctx, sliceRes, "default", "kubernetes", func(cur runtime.Object) (runtime.Object, error) {
+			if cur == nil {
+				return nil, apierrors.NewNotFound(sliceRes.GroupResource(), "kubernetes")
+			}
+			sl := cur.(*discoveryv1.EndpointSlice).DeepCopy()
+			sl.Endpoints = nil
+			for _, ip := range ips {
+				sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+			}
+			return sl, nil
+		}, registry.WriteOptions{FieldManager: "kube-apiserver"}, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameAddresses(ep *corev1.Endpoints, ips []string) bool {
+	var have []string
+	for _, sub := range ep.Subsets {
+		for _, a := range sub.Addresses {
+			have = append(have, a.IP)
+		}
+	}
+	sort.Strings(have)
+	return slices.Equal(have, ips)
+}
+
+func sameSliceAddresses(sl *discoveryv1.EndpointSlice, ips []string) bool {
+	var have []string
+	for _, e := range sl.Endpoints {
+		have = append(have, e.Addresses...)
+	}
+	sort.Strings(have)
+	return slices.Equal(have, ips)
+}

@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/test/poll"
+)
+
+// haServer is one `skiff server` of a cluster of servers, in a network
+// namespace of its own on a bridge the test made.
+type haServer struct {
+	netns, ip, dir string
+	args           []string
+	cmd            *exec.Cmd
+	logs           *syncBuffer
+}
+
+func (h *haServer) start(t *testing.T) {
+	t.Helper()
+	h.logs = &syncBuffer{}
+	argv := append([]string{"--net=/var/run/netns/" + h.netns, skiffBin, "server", "--data-dir", h.dir, "--disable-agent",
+		"--bind-address", "0.0.0.0", "--advertise-address", h.ip}, h.args...)
+	h.cmd = exec.Command("nsenter", argv...)
+	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *haServer) kill() {
+	if h.cmd != nil && h.cmd.Process != nil && h.cmd.ProcessState == nil {
+		_ = h.cmd.Process.Kill()
+		_ = h.cmd.Wait()
+	}
+}
+
+func (h *haServer) stop() {
+	if h.cmd == nil || h.cmd.Process == nil || h.cmd.ProcessState != nil {
+		return
+	}
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// client reaches this server's API from inside its namespace; the admin
+// kubeconfig of any server works for all (they share the CA).
+func (h *haServer) client(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	var cfg = func() *kubernetes.Clientset {
+		rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.dir, "admin.kubeconfig"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		netns := h.netns
+		rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) { return dialIn(ctx, netns, network, addr) }
+		rc.Timeout = 10 * time.Second
+		return kubernetes.NewForConfigOrDie(rc)
+	}
+	return cfg()
+}
+
+func (h *haServer) waitReady(t *testing.T, within time.Duration) {
+	t.Helper()
+	poll.Eventually(t, within, func() error {
+		if _, err := os.Stat(filepath.Join(h.dir, "admin.kubeconfig")); err != nil {
+			return fmt.Errorf("%s: no kubeconfig yet", h.ip)
+		}
+		body, err := h.client(t).Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
+		if err != nil || string(body) != "ok" {
+			return fmt.Errorf("%s not ready: %v %s\n%s", h.ip, err, body, tail(h.logs.String(), 2000))
+		}
+		return nil
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// kubernetesEndpoints are the addresses the kubernetes Service lists.
+func kubernetesEndpoints(cs kubernetes.Interface) ([]string, error) {
+	ep, err := cs.CoreV1().Endpoints("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range ep.Subsets {
+		for _, a := range s.Addresses {
+			out = append(out, a.IP)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// TestHighAvailability: three servers on one embedded etcd cluster, each
+// in its own network namespace: the first with --cluster-init, two joining
+// with --server and the server token (their etcd members added as
+// learners and promoted). Every server serves the API and writes through
+// one serves reads through another; the kubernetes Service lists all
+// three. The server holding the controllers' lease is killed -9 while
+// writers work through the other two: the API answers, no acknowledged
+// write is lost, the lease moves, the dead server leaves the endpoints; it
+// comes back with its data dir and rejoins without operator action.
+func TestHighAvailability(t *testing.T) {
+	hub := fmt.Sprintf("skiff-ha-%d", os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", hub)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", hub).Run() })
+	run("-n", hub, "link", "add", "br0", "type", "bridge")
+	run("-n", hub, "link", "set", "br0", "up")
+	work := t.TempDir()
+	servers := make([]*haServer, 3)
+	for i := range servers {
+		h := &haServer{netns: fmt.Sprintf("%s-s%d", hub, i+1), ip: fmt.Sprintf("10.80.0.%d", i+1), dir: filepath.Join(work, fmt.Sprintf("s%d", i+1))}
+		servers[i] = h
+		run("netns", "add", h.netns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", h.netns).Run() })
+		run("-n", h.netns, "link", "set", "lo", "up")
+		run("-n", h.netns, "link", "add", "eth0", "type", "veth", "peer", "name", fmt.Sprintf("s%d", i+1), "netns", hub)
+		run("-n", h.netns, "addr", "add", h.ip+"/24", "dev", "eth0")
+		run("-n", h.netns, "link", "set", "eth0", "up")
+		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "master", "br0")
+		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "up")
+		t.Cleanup(h.kill)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("server %s log:\n%s", h.ip, tail(h.logs.String(), 6000))
+			}
+		})
+	}
+	first := servers[0]
+	first.args = []string{"--cluster-init"}
+	first.start(t)
+	first.waitReady(t, 60*time.Second)
+	token, err := os.ReadFile(filepath.Join(first.dir, "server-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node token is refused: it only grants node certificates.
+	nodeToken, _ := os.ReadFile(filepath.Join(first.dir, "node-token"))
+	out, err := exec.Command("nsenter", "--net=/var/run/netns/"+servers[1].netns, skiffBin, "server", "--data-dir", filepath.Join(work, "refused"),
+		"--disable-agent", "--advertise-address", servers[1].ip, "--server", "https://10.80.0.1:6443", "--token", strings.TrimSpace(string(nodeToken))).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "use the server token") {
+		t.Errorf("joining with the node token: %v\n%s", err, tail(string(out), 2000))
+	}
+	for _, h := range servers[1:] {
+		h.args = []string{"--server", "https://10.80.0.1:6443", "--token", strings.TrimSpace(string(token))}
+		h.start(t)
+		h.waitReady(t, 90*time.Second)
+	}
+	all := []string{"10.80.0.1", "10.80.0.2", "10.80.0.3"}
+	poll.Eventually(t, 30*time.Second, func() error {
+		got, err := kubernetesEndpoints(servers[2].client(t))
+		if err != nil || strings.Join(got, ",") != strings.Join(all, ",") {
+			return fmt.Errorf("kubernetes endpoints %v (%v), want %v", got, err, all)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := servers[2].client(t).CoreV1().ConfigMaps("default").Get(ctx, "shared", metav1.GetOptions{}); err != nil || got.Data["k"] != "v" {
+		t.Fatalf("read through the third server: %v %v", got, err)
+	}
+	lease, err := servers[1].client(t).CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		t.Fatalf("controller lease: %v %v", lease, err)
+	}
+	holder := *lease.Spec.HolderIdentity
+
+	// Writers on the two survivors while the first server dies.
+	var acked sync.Map
+	var failures atomic.Int64
+	stopWriters := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		cs := servers[1+w%2].client(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriters:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d-%d", w, i)
+				if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err == nil {
+					acked.Store(name, true)
+				} else {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	killed := time.Now()
+	first.kill()
+	// The API answers through the others within 5 s.
+	poll.Eventually(t, 5*time.Second, func() error {
+		_, err := servers[1].client(t).CoreV1().ConfigMaps("default").Get(ctx, "shared", metav1.GetOptions{})
+		return err
+	})
+	t.Logf("API through a survivor %s after the kill", time.Since(killed).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+	close(stopWriters)
+	wg.Wait()
+	n := 0
+	acked.Range(func(k, _ any) bool {
+		n++
+		if _, err := servers[2].client(t).CoreV1().ConfigMaps("default").Get(ctx, k.(string), metav1.GetOptions{}); err != nil {
+			t.Errorf("acknowledged write %s lost: %v", k, err)
+		}
+		return true
+	})
+	t.Logf("%d acknowledged writes, all present; %d failed during the failover", n, failures.Load())
+	if n == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	// The controllers' lease moves to a survivor within its duration
+	// (if the dead server held it), and the dead server leaves the
+	// endpoints once its master lease expires.
+	poll.Eventually(t, 40*time.Second, func() error {
+		l, err := servers[2].client(t).CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if h := *l.Spec.HolderIdentity; h == holder && l.Spec.RenewTime.Time.Before(killed) {
+			return fmt.Errorf("lease still held by %s, renewed %s", h, l.Spec.RenewTime)
+		}
+		return nil
+	})
+	poll.Eventually(t, 40*time.Second, func() error {
+		got, err := kubernetesEndpoints(servers[1].client(t))
+		if err != nil || strings.Join(got, ",") != "10.80.0.2,10.80.0.3" {
+			return fmt.Errorf("kubernetes endpoints %v (%v)", got, err)
+		}
+		return nil
+	})
+	// It comes back with its data dir and no flags of joining.
+	first.args = nil
+	first.start(t)
+	first.waitReady(t, 60*time.Second)
+	if got, err := first.client(t).CoreV1().ConfigMaps("default").Get(ctx, "w0-0", metav1.GetOptions{}); err != nil {
+		t.Errorf("the returned server does not see what was written while it was away: %v %v", got, err)
+	}
+	poll.Eventually(t, 30*time.Second, func() error {
+		got, err := kubernetesEndpoints(first.client(t))
+		if err != nil || strings.Join(got, ",") != strings.Join(all, ",") {
+			return fmt.Errorf("kubernetes endpoints %v (%v)", got, err)
+		}
+		return nil
+	})
+	for _, h := range servers {
+		h.stop()
+	}
+}
