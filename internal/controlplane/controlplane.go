@@ -61,7 +61,7 @@ type Config struct {
 	ClusterInit bool
 	JoinServer  string
 	JoinToken   string
-	ServiceCIDR     string
+	ServiceCIDR string
 	// Ingress, when set, runs the built-in ingress controller.
 	Ingress *ingress.Settings
 	// ClusterDNS is the ClusterIP of the kube-dns Service the control

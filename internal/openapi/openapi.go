@@ -49,7 +49,7 @@ type Spec struct {
 	// anew, and a group-version's document is their concatenation.
 	frag3 map[*registry.Resource]fragment
 	cur   atomic.Pointer[documents]
-	v2  atomic.Pointer[documents]
+	v2    atomic.Pointer[documents]
 }
 
 // documents are the served documents at one custom-resource generation.

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 

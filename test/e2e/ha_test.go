@@ -77,7 +77,9 @@ func (h *haServer) client(t *testing.T) kubernetes.Interface {
 			t.Fatal(err)
 		}
 		netns := h.netns
-		rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) { return dialIn(ctx, netns, network, addr) }
+		rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(ctx, netns, network, addr)
+		}
 		rc.Timeout = 10 * time.Second
 		return kubernetes.NewForConfigOrDie(rc)
 	}
