@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -44,7 +47,20 @@ const (
 	// BootstrapPromotePath (POST promoteRequest) promotes a caught-up
 	// learner to a voting member.
 	BootstrapPromotePath = "/skiff/v1/bootstrap/etcd-promote"
+	// BootstrapRemovePath (POST memberRequest, peerURL only) removes a
+	// leaving server's etcd member.
+	BootstrapRemovePath = "/skiff/v1/bootstrap/etcd-remove"
+	// EtcdMembersPath (GET, cluster-admin) lists the etcd members.
+	EtcdMembersPath = "/skiff/v1/etcd-members"
 )
+
+// EtcdMember is one member as EtcdMembersPath lists it.
+type EtcdMember struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	PeerURLs []string `json:"peerURLs"`
+	Learner  bool     `json:"learner"`
+}
 
 // serverTokenFile holds the token servers join with (agents use
 // node-token, which grants only node certificates).
@@ -123,6 +139,13 @@ func (s *server) bootstrapHandlers(token join.Token) map[string]http.Handler {
 				return nil, fmt.Errorf("this server uses an external etcd: start the new server with the same --etcd-endpoints")
 			}
 			return s.addLearner(r.Context(), req)
+		}),
+		BootstrapRemovePath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
+			var req memberRequest
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.PeerURL == "" {
+				return nil, fmt.Errorf("want {peerURL}")
+			}
+			return map[string]string{}, s.removeMember(r.Context(), req.PeerURL)
 		}),
 		BootstrapPromotePath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
 			var req promoteRequest
@@ -487,4 +510,92 @@ func sameSliceAddresses(sl *discoveryv1.EndpointSlice, ips []string) bool {
 	}
 	sort.Strings(have)
 	return slices.Equal(have, ips)
+}
+
+// removeMember removes the etcd member at peerURL (a server leaving);
+// this server's own member cannot leave through itself.
+func (s *server) removeMember(ctx context.Context, peerURL string) error {
+	list, err := s.client.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range list.Members {
+		if !slices.Contains(m.PeerURLs, peerURL) {
+			continue
+		}
+		if s.etcd != nil && m.ID == s.etcd.ID() {
+			return fmt.Errorf("%s is this server's own member: leave through another server", peerURL)
+		}
+		if _, err := s.client.MemberRemove(ctx, m.ID); err != nil {
+			return fmt.Errorf("remove etcd member %s: %w", peerURL, err)
+		}
+		s.log.Info("etcd member removed", "name", m.Name, "peer", peerURL)
+		return nil
+	}
+	return fmt.Errorf("no etcd member has the peer address %s", peerURL)
+}
+
+// membersHandler lists the etcd members (a skiff operation: cluster-admin).
+func (s *server) membersHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		list, err := s.client.MemberList(r.Context())
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		out := []EtcdMember{}
+		for _, m := range list.Members {
+			out = append(out, EtcdMember{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+// Leave takes a stopped server out of its cluster of servers: another
+// server (cfg.JoinServer) removes its etcd member, and its etcd data is
+// set aside (etcd.left-<time>) so that it cannot start as a member again.
+func Leave(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.JoinServer == "" {
+		return fmt.Errorf("--leave needs --server: the URL of a server that stays")
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, serverTokenFile))
+	if err != nil {
+		return fmt.Errorf("this data dir holds no server token (%w): is it a server's?", err)
+	}
+	token, err := join.Parse(string(raw))
+	if err != nil {
+		return err
+	}
+	adv, err := advertiseIP(cfg.AdvertiseIP)
+	if err != nil {
+		return err
+	}
+	// A running member holds its database locked: removing it would stop
+	// it under its server.
+	if f, err := os.Open(filepath.Join(cfg.DataDir, "etcd", "member", "snap", "db")); err == nil {
+		locked := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
+		f.Close()
+		if locked {
+			return fmt.Errorf("the server of %s still runs: stop it, then leave", cfg.DataDir)
+		}
+	}
+	c, err := newJoinClient(ctx, cfg.JoinServer, token)
+	if err != nil {
+		return err
+	}
+	peer := "https://" + net.JoinHostPort(adv.String(), strconv.Itoa(cfg.EtcdPeerPort))
+	if err := c.post(ctx, BootstrapRemovePath, memberRequest{PeerURL: peer}, &map[string]string{}); err != nil {
+		return err
+	}
+	etcdDir := filepath.Join(cfg.DataDir, "etcd")
+	kept := etcdDir + ".left-" + strconv.FormatInt(time.Now().Unix(), 10)
+	if err := os.Rename(etcdDir, kept); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	_ = os.Remove(filepath.Join(cfg.DataDir, haMarker))
+	log.Info("left the cluster of servers", "peer", peer, "etcd_data_kept_in", kept)
+	return nil
 }

@@ -534,6 +534,7 @@ func (s *server) startAPI(ctx context.Context) error {
 func (s *server) operations() map[string]http.Handler {
 	ops := (&secretsEncryption{s: s}).handlers()
 	maps.Copy(ops, s.snapshots.handlers())
+	ops[EtcdMembersPath] = s.membersHandler()
 	return ops
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -288,6 +289,48 @@ func TestHighAvailability(t *testing.T) {
 		}
 		return nil
 	})
+	members := func() []map[string]any {
+		t.Helper()
+		raw, err := servers[1].client(t).Discovery().RESTClient().Get().AbsPath("/skiff/v1/etcd-members").DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("etcd members: %v %s", err, raw)
+		}
+		var out []map[string]any
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if m := members(); len(m) != 3 || m[0]["learner"] == true || m[1]["learner"] == true || m[2]["learner"] == true {
+		t.Errorf("members after the joins: %v", m)
+	}
+	// Shrinking: a running server cannot leave; once stopped, it leaves
+	// through another and the cluster is two.
+	leave := func(h *haServer) (string, error) {
+		out, err := exec.Command("nsenter", "--net=/var/run/netns/"+h.netns, skiffBin, "server", "--leave", "--server", "https://10.80.0.1:6443",
+			"--data-dir", h.dir, "--advertise-address", h.ip, "--disable-agent").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := leave(servers[2]); err == nil || !strings.Contains(out, "still runs") {
+		t.Errorf("leaving while running: %v %s", err, out)
+	}
+	servers[2].stop()
+	if out, err := leave(servers[2]); err != nil {
+		t.Fatalf("leave: %v %s", err, out)
+	}
+	if m := members(); len(m) != 2 {
+		t.Errorf("members after the leave: %v", m)
+	}
+	poll.Eventually(t, 30*time.Second, func() error {
+		got, err := kubernetesEndpoints(servers[1].client(t))
+		if err != nil || strings.Join(got, ",") != "10.80.0.1,10.80.0.2" {
+			return fmt.Errorf("kubernetes endpoints %v (%v)", got, err)
+		}
+		return nil
+	})
+	if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-leave"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("a write on the two left: %v", err)
+	}
 	for _, h := range servers {
 		h.stop()
 	}
