@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-sh/skiff/internal/agent"
@@ -19,9 +21,14 @@ import (
 	"github.com/skiff-sh/skiff/internal/procmem"
 )
 
+// learnServersEvery is how often a node reads which servers the kubernetes
+// Service lists.
+const learnServersEvery = 10 * time.Second
+
 func agentCommand() *cobra.Command {
 	var node nodeOptions
-	var server, token, tokenFile, dataDir, logLevel, logFormat string
+	var servers []string
+	var token, tokenFile, dataDir, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Join a cluster as a node: kubelet with a supervised containerd",
@@ -30,8 +37,12 @@ func agentCommand() *cobra.Command {
 			if err := bindEnvAndConfig(cmd); err != nil {
 				return err
 			}
-			if server == "" {
-				return fmt.Errorf("--server is required (https://HOST:6443)")
+			if len(servers) == 0 {
+				return fmt.Errorf("--server is required (https://HOST:6443; several for a cluster of servers)")
+			}
+			balancer, err := join.NewBalancer(servers)
+			if err != nil {
+				return fmt.Errorf("--server: %w", err)
 			}
 			if tokenFile != "" {
 				b, err := os.ReadFile(tokenFile)
@@ -57,13 +68,17 @@ func agentCommand() *cobra.Command {
 			defer stop()
 			go procmem.ReturnWhenIdle(ctx, log)
 			creds, err := join.Obtain(ctx, join.Request{
-				Server: server, Token: tok, NodeName: ncfg.NodeName, NodeIPs: []net.IP{ncfg.NodeIP},
+				Server: servers[0], Balancer: balancer, Token: tok, NodeName: ncfg.NodeName, NodeIPs: []net.IP{ncfg.NodeIP},
 				Dir: filepath.Join(ncfg.DataDir, "pki"),
 			})
 			if err != nil {
-				return fmt.Errorf("join %s: %w", server, err)
+				return fmt.Errorf("join %v: %w", servers, err)
 			}
-			log.Info("joined the cluster", "server", server, "node", ncfg.NodeName)
+			log.Info("joined the cluster", "servers", balancer.Servers(), "node", ncfg.NodeName)
+			// The other servers, as the kubernetes Service lists them.
+			if cs, err := kubernetes.NewForConfig(creds.Rest); err == nil {
+				go balancer.Learn(ctx, cs, learnServersEvery)
+			}
 			go creds.KeepRenewed(ctx, join.RenewInterval, log)
 			ncfg.ServingTLS = creds.ServingTLS
 			return agent.Run(ctx, ncfg, creds.Rest)
@@ -71,7 +86,7 @@ func agentCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.String("config", "", "YAML file of settings (keys are flag names)")
-	f.StringVar(&server, "server", "", "API server URL of the cluster to join (https://HOST:6443)")
+	f.StringSliceVar(&servers, "server", nil, "API server URL of the cluster to join (https://HOST:6443); several (comma-separated or repeated) for a cluster of servers: the node balances over them and fails over, learning the others from the kubernetes Service")
 	f.StringVar(&token, "token", "", "node-join token (the server's <data-dir>/node-token)")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the node-join token")
 	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff", "directory for the node's certificates, containerd, pods and logs")

@@ -45,6 +45,9 @@ type Credentials struct {
 // Request describes the node asking to join.
 type Request struct {
 	Server   string // https://host:port of the API
+	// Balancer, when set, carries every connection to one of several
+	// servers (Server is then only the first of them).
+	Balancer *Balancer
 	Token    Token
 	NodeName string
 	NodeIPs  []net.IP
@@ -64,7 +67,7 @@ func Obtain(ctx context.Context, r Request) (*Credentials, error) {
 	caPath := filepath.Join(r.Dir, "ca.crt")
 	caPEM, err := os.ReadFile(caPath)
 	if err != nil {
-		if caPEM, err = fetchCA(ctx, r.Server, r.Token); err != nil {
+		if caPEM, err = r.fetchCA(ctx); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(caPath, caPEM, 0o600); err != nil {
@@ -76,6 +79,9 @@ func Obtain(ctx context.Context, r Request) (*Credentials, error) {
 		return nil, fmt.Errorf("%s: no certificate", caPath)
 	}
 	c := &Credentials{req: r, base: &rest.Config{Host: r.Server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "skiff-agent/" + r.NodeName}}
+	if r.Balancer != nil {
+		c.base.Host, c.base.Dial = BalancedHost, r.Balancer.Dial
+	}
 	if _, _, state := loadPair(c.clientBase()); state == pairMissing {
 		boot := rest.CopyConfig(c.base)
 		boot.BearerToken = r.Token.Bearer()
@@ -289,6 +295,22 @@ func savePair(base string, cert, key []byte) error {
 		return err
 	}
 	return os.WriteFile(base+".crt", cert, 0o600)
+}
+
+// fetchCA gets the CA from the first server that gives one.
+func (r Request) fetchCA(ctx context.Context) ([]byte, error) {
+	if r.Balancer == nil {
+		return fetchCA(ctx, r.Server, r.Token)
+	}
+	var last error
+	for _, s := range r.Balancer.Servers() {
+		ca, err := fetchCA(ctx, "https://"+s, r.Token)
+		if err == nil {
+			return ca, nil
+		}
+		last = err
+	}
+	return nil, last
 }
 
 // FetchCA gets the server's CA certificate (PEM) and checks it against

@@ -2,6 +2,7 @@ package join
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,26 @@ func TestTokenRoundTrip(t *testing.T) {
 	for _, bad := range []string{"", "K10abc::x.y", tok.ID + "." + tok.Secret, "K10" + tok.CAHash + "::short.secret"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBalancerOrder(t *testing.T) {
+	b, err := NewBalancer([]string{"https://10.0.0.1:6443", "https://10.0.0.2:6443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.setLearned([]string{"10.0.0.2:6443", "10.0.0.3:6443"})
+	if got := strings.Join(b.Servers(), ","); got != "10.0.0.1:6443,10.0.0.2:6443,10.0.0.3:6443" {
+		t.Errorf("order: %s", got)
+	}
+	b.good = "10.0.0.3:6443"
+	if got := strings.Join(b.Servers(), ","); got != "10.0.0.3:6443,10.0.0.1:6443,10.0.0.2:6443" {
+		t.Errorf("the last good server goes first: %s", got)
+	}
+	for _, bad := range []string{"http://x:1", "10.0.0.1:6443", ""} {
+		if _, err := NewBalancer([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

@@ -194,6 +194,77 @@ func TestHighAvailability(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
+
+	// A node that knows two of the servers (the first of which will die).
+	agentNetns, agentDir := hub+"-a1", filepath.Join(work, "a1")
+	run("netns", "add", agentNetns)
+	t.Cleanup(func() {
+		killShims(agentDir)
+		unmountUnder(agentDir)
+		_ = exec.Command("ip", "netns", "del", agentNetns).Run()
+	})
+	run("-n", agentNetns, "link", "set", "lo", "up")
+	run("-n", agentNetns, "link", "add", "eth0", "type", "veth", "peer", "name", "a1", "netns", hub)
+	run("-n", agentNetns, "addr", "add", "10.80.0.10/24", "dev", "eth0")
+	run("-n", agentNetns, "link", "set", "eth0", "up")
+	run("-n", hub, "link", "set", "a1", "master", "br0")
+	run("-n", hub, "link", "set", "a1", "up")
+	nodeTok, _ := os.ReadFile(filepath.Join(first.dir, "node-token"))
+	agentLogs := &syncBuffer{}
+	agent := exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "agent", "--server", "https://10.80.0.1:6443,https://10.80.0.2:6443",
+		"--token", strings.TrimSpace(string(nodeTok)), "--data-dir", agentDir, "--node-name", "ha-node", "--node-ip", "10.80.0.10")
+	agent.Stdout, agent.Stderr = agentLogs, agentLogs
+	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = agent.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = agent.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("agent log:\n%s", tail(agentLogs.String(), 6000))
+		}
+	})
+	nodeReady := func(cs kubernetes.Interface) error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, "ha-node", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !nodeReady(n) {
+			return fmt.Errorf("ha-node not Ready: %+v", n.Status.Conditions)
+		}
+		return nil
+	}
+	poll.Eventually(t, 60*time.Second, func() error { return nodeReady(servers[1].client(t)) })
+	if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "images", "import", "--data-dir", agentDir,
+		filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")).CombinedOutput(); err != nil {
+		t.Fatalf("import into ha-node: %v %s", err, out)
+	}
+	steady := busyboxPod("default", "steady", "while true; do sleep 1; done")
+	steady.Spec.NodeName = "ha-node"
+	if _, err := servers[1].client(t).CoreV1().Pods("default").Create(ctx, steady, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runningPod := func(cs kubernetes.Interface, name string) (*v1.Pod, error) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if p.Status.Phase != v1.PodRunning || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+			return nil, fmt.Errorf("pod %s: %s %+v", name, p.Status.Phase, p.Status.ContainerStatuses)
+		}
+		return p, nil
+	}
+	var before *v1.Pod
+	poll.Eventually(t, 60*time.Second, func() (err error) { before, err = runningPod(servers[1].client(t), "steady"); return err })
+
 	if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +339,22 @@ func TestHighAvailability(t *testing.T) {
 		}
 		return nil
 	})
+	// The node fails over: it stays Ready past the node monitor's grace
+	// period, its pod keeps its container, and a new pod starts on it.
+	fresh := busyboxPod("default", "after-failover", "while true; do sleep 1; done")
+	fresh.Spec.NodeName = "ha-node"
+	if _, err := servers[2].client(t).CoreV1().Pods("default").Create(ctx, fresh, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Eventually(t, 60*time.Second, func() error { _, err := runningPod(servers[2].client(t), "after-failover"); return err })
+	time.Sleep(time.Until(killed.Add(45 * time.Second)))
+	if err := nodeReady(servers[2].client(t)); err != nil {
+		t.Errorf("45 s after its server died: %v", err)
+	}
+	if after, err := runningPod(servers[2].client(t), "steady"); err != nil || after.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID ||
+		after.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the pod did not keep its container across the failover: %v %+v", err, after)
+	}
 	poll.Eventually(t, 40*time.Second, func() error {
 		got, err := kubernetesEndpoints(servers[1].client(t))
 		if err != nil || strings.Join(got, ",") != "10.80.0.2,10.80.0.3" {
