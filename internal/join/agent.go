@@ -44,7 +44,7 @@ type Credentials struct {
 
 // Request describes the node asking to join.
 type Request struct {
-	Server   string // https://host:port of the API
+	Server string // https://host:port of the API
 	// Balancer, when set, carries every connection to one of several
 	// servers (Server is then only the first of them).
 	Balancer *Balancer
