@@ -11,9 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,24 +54,8 @@ func serviceCert(t *testing.T, dnsName string) (caPEM, certPEM, keyPEM []byte) {
 // custom resource into a ConfigMap it owns (which the garbage collector
 // removes with its Widget).
 func TestExtensionPods(t *testing.T) {
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "extension"), "./testdata/extension")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the extension program: %v\n%s", err, out)
-	}
 	const image = "skiff.test/extension:1"
-	tar := filepath.Join(dir, "extension.tar")
-	if out, err := cl.skiff("images", "build", "--tag", image, "--from", root, "--entrypoint", "/extension", "-o", tar); err != nil {
-		t.Fatalf("image: %v %s", err, out)
-	}
-	if out, err := cl.skiff("images", "import", "--data-dir", cl.dataDir, tar); err != nil {
-		t.Fatalf("import: %v %s", err, out)
-	}
+	programImage(t, "extension", image)
 	ctx := context.Background()
 	ns := namespace(t)
 	caPEM, certPEM, keyPEM := serviceCert(t, "ext."+ns+".svc")

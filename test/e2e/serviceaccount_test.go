@@ -26,24 +26,8 @@ import (
 // kube-system, and keeps working after the node renewed its token (the
 // e2e cluster renews projected tokens every 15 s).
 func TestInClusterClient(t *testing.T) {
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "incluster"), "./testdata/incluster")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the in-cluster program: %v\n%s", err, out)
-	}
 	const image = "skiff.test/incluster:1"
-	tar := filepath.Join(dir, "incluster.tar")
-	if out, err := cl.skiff("images", "build", "--tag", image, "--from", root, "--entrypoint", "/incluster", "-o", tar); err != nil {
-		t.Fatalf("image: %v %s", err, out)
-	}
-	if out, err := cl.skiff("images", "import", "--data-dir", cl.dataDir, tar); err != nil {
-		t.Fatalf("import: %v %s", err, out)
-	}
+	programImage(t, "incluster", image)
 
 	ctx := context.Background()
 	ns := namespace(t)
@@ -173,5 +157,28 @@ func TestNodeAPIAuthorization(t *testing.T) {
 		if code := get(c.path, c.tok); code != c.want {
 			t.Errorf("GET %s with token %.8q: %d, want %d", c.path, c.tok, code, c.want)
 		}
+	}
+}
+
+// programImage builds the Go program ./testdata/<name> (static) into an
+// image whose entrypoint it is, and imports it into the cluster's node.
+func programImage(t *testing.T, name, image string) {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, name), "./testdata/"+name)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	tar := filepath.Join(dir, name+".tar")
+	if out, err := cl.skiff("images", "build", "--tag", image, "--from", root, "--entrypoint", "/"+name, "-o", tar); err != nil {
+		t.Fatalf("image: %v %s", err, out)
+	}
+	if out, err := cl.skiff("images", "import", "--data-dir", cl.dataDir, tar); err != nil {
+		t.Fatalf("import: %v %s", err, out)
 	}
 }
