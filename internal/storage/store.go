@@ -374,7 +374,23 @@ func storageErr(err error) error {
 	if errors.Is(err, rpctypes.ErrGRPCNoSpace) || errors.Is(err, rpctypes.ErrNoSpace) {
 		return noSpace(err)
 	}
+	if quorumLost(err) {
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("storage: etcd cannot commit (%s): a majority of the servers is not reachable; "+
+			"the API writes again once enough of them are back, and if they are lost for good, start one server with --cluster-reset", rpctypes.ErrorDesc(err)))
+	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("storage: %v", err))
+}
+
+// quorumLost reports whether etcd failed for want of a leader or of a
+// majority to commit with.
+func quorumLost(err error) bool {
+	switch rpctypes.ErrorDesc(err) {
+	case rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader), rpctypes.ErrorDesc(rpctypes.ErrGRPCTimeout),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCTimeoutDueToLeaderFail), rpctypes.ErrorDesc(rpctypes.ErrGRPCTimeoutDueToConnectionLost),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCLeaderChanged):
+		return true
+	}
+	return false
 }
 
 // noSpace is the answer to a write while etcd has raised its NOSPACE

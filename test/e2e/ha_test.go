@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -418,6 +419,25 @@ func TestHighAvailability(t *testing.T) {
 	if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-leave"}}, metav1.CreateOptions{}); err != nil {
 		t.Errorf("a write on the two left: %v", err)
 	}
+	// Two left; killing one loses the quorum: writes fail with a 503 that
+	// names the way out, within bounded time; the server back, they work.
+	servers[1].kill()
+	start := time.Now()
+	_, err = servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "no-quorum"}}, metav1.CreateOptions{})
+	if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "--cluster-reset") {
+		t.Errorf("a write without quorum: %v", err)
+	}
+	t.Logf("a write without quorum failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("a write without quorum took %s", time.Since(start))
+	}
+	servers[1].args = nil
+	servers[1].start(t)
+	servers[1].waitReady(t, 60*time.Second)
+	poll.Eventually(t, 30*time.Second, func() error {
+		_, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "quorum-back"}}, metav1.CreateOptions{})
+		return err
+	})
 	for _, h := range servers {
 		h.stop()
 	}
