@@ -108,6 +108,12 @@ func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error)
 		}
 	}
 	defer cleanup(cs, ns, c.Namespace == "")
+	// ServiceAccount admission refuses pods until the namespace's default
+	// ServiceAccount exists: creates are timed from then, not counted as
+	// errors before it.
+	if err := waitDefaultServiceAccount(ctx, cs, ns); err != nil {
+		return nil, err
+	}
 
 	for i, w := range c.Workers {
 		cr, err := createPods(ctx, cs, ns, fmt.Sprintf("p%d-", i), c.Pods, w)
@@ -339,5 +345,21 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitDefaultServiceAccount waits (30 s at most) for ns's default
+// ServiceAccount, which the serviceaccount controller makes.
+func waitDefaultServiceAccount(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("namespace %s has no default ServiceAccount after 30 s: %w", ns, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
