@@ -491,6 +491,7 @@ func (s *server) startAPI(ctx context.Context) error {
 		go s.snapshots.schedule(feedCtx, spec, s.cfg.EtcdSnapshotRetention)
 	}
 	spec := openapi.New(s.reg)
+	go spec.KeepWarm(feedCtx)
 	s.api = apiserver.New(apiserver.Config{
 		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Public: s.bootstrapHandlers(serverToken), Audit: s.audit, FlowControl: s.flowControl(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,

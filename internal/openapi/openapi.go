@@ -6,6 +6,7 @@ package openapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	openapiv2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
@@ -138,6 +140,29 @@ func (s *Spec) custom() map[schema.GroupVersion][]*registry.Resource {
 		}
 	}
 	return out
+}
+
+// warmEvery is how often KeepWarm looks for a change of custom resources.
+const warmEvery = 250 * time.Millisecond
+
+// KeepWarm makes the v3 documents again soon after custom resources
+// change, until ctx ends, so that a request finds them made instead of
+// paying for them (kubectl asks for them after installing definitions).
+func (s *Spec) KeepWarm(ctx context.Context) {
+	last := ^uint64(0)
+	t := time.NewTicker(warmEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if gen := s.reg.CustomGeneration(); gen != last {
+			s.docs()
+			last = gen
+		}
+	}
 }
 
 // docs are the v3 documents for the registry's current custom resources.
