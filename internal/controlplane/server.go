@@ -329,7 +329,7 @@ func (s *server) startEtcd(ctx context.Context) error {
 		DiskReserve: s.cfg.EtcdDiskReserve, TLS: etcdTLS, ForceNewCluster: s.cfg.ClusterReset,
 		PeerHost: peerHost, InitialCluster: initialCluster, Existing: initialCluster != ""}, s.log)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\n%s", err, s.restoreHint(etcdDir))
 	}
 	if embedded.IsLearner() && s.joiner != nil {
 		if err := s.joiner.promote(ctx, embedded.ID(), embedded.IsLearner); err != nil {

@@ -288,3 +288,14 @@ func (sn *snapshots) handlers() map[string]http.Handler {
 		}),
 	}
 }
+
+// restoreHint says how to recover an embedded etcd that cannot start: from
+// the newest snapshot there is, or from one the operator names.
+func (s *server) restoreHint(etcdDir string) string {
+	from := "FILE"
+	if all, err := s.snapshots.list(); err == nil && len(all) > 0 {
+		from = all[len(all)-1].Path
+	}
+	return fmt.Sprintf("the etcd data in %s cannot be used as it is; to start from a snapshot (the data dir is kept as etcd.old-<time>): "+
+		"skiff server --data-dir %s --cluster-reset --cluster-reset-restore-path %s", etcdDir, s.cfg.DataDir, from)
+}

@@ -171,3 +171,62 @@ func dirListing(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// TestDamagedEtcdWAL: a server whose etcd WAL is damaged refuses to start,
+// saying so and naming the command that restores its newest snapshot.
+func TestDamagedEtcdWAL(t *testing.T) {
+	s := startServer(t)
+	out, err := s.etcdSnapshot("save")
+	if err != nil {
+		t.Fatalf("save: %v %s", err, out)
+	}
+	snap := savedSnapshot.FindStringSubmatch(out)[3]
+	for i := range 50 {
+		if _, err := s.client().CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c" + strconv.Itoa(i)}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.stop()
+	wals, _ := filepath.Glob(filepath.Join(s.dataDir, "etcd", "wal", "*.wal"))
+	if len(wals) == 0 {
+		t.Fatal("no WAL file")
+	}
+	raw, err := os.ReadFile(wals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := len(raw)
+	for used > 0 && raw[used-1] == 0 {
+		used--
+	}
+	for i := used / 2; i < used/2+64 && i < used; i++ {
+		raw[i] ^= 0x5a
+	}
+	if err := os.WriteFile(wals[0], raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(skiffBin, "server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1", "--secure-port", "0", "--etcd-client-port", "0",
+		"--etcd-peer-port", "0", "--disable-agent")
+	done := make(chan struct{})
+	var got []byte
+	go func() { got, _ = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("a server with a damaged WAL did not stop:\n%s", got)
+	}
+	t.Logf("refusal: %s", tail(string(got), 600))
+	if cmd.ProcessState.ExitCode() == 0 || !strings.Contains(string(got), "--cluster-reset-restore-path "+snap) ||
+		!strings.Contains(string(got), filepath.Base(wals[0])) || !strings.Contains(string(got), "crc mismatch") {
+		t.Errorf("damaged WAL: exit %d\n%s", cmd.ProcessState.ExitCode(), got)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
