@@ -2,6 +2,8 @@ package aggregator
 
 import (
 	"context"
+	"crypto/sha512"
+	"encoding/hex"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -39,6 +41,11 @@ type Route struct {
 	// fetched), Fresh whether that was at the last attempt.
 	Discovery *apidiscoveryv2.APIVersionDiscovery
 	Fresh     bool
+	// OpenAPIV3 is the server's OpenAPI v3 document of the group-version
+	// (nil: it has none, or it could not be fetched), OpenAPIV3Hash its
+	// hash as the root listing names it.
+	OpenAPIV3     []byte
+	OpenAPIV3Hash string
 	transport http.RoundTripper
 	resolve   Resolver
 	// failed is set when a request could not reach the server, so that
@@ -137,6 +144,85 @@ func (r *Route) With(available bool, disc *apidiscoveryv2.APIVersionDiscovery, f
 	c := *r
 	c.Available, c.Discovery, c.Fresh = available, disc, fresh
 	return &c
+}
+
+// WithOpenAPI is a copy of the route holding doc as its OpenAPI v3.
+func (r *Route) WithOpenAPI(doc []byte) *Route {
+	c := *r
+	c.OpenAPIV3, c.OpenAPIV3Hash = doc, ""
+	if doc != nil {
+		sum := sha512.Sum512(doc)
+		c.OpenAPIV3Hash = strings.ToUpper(hex.EncodeToString(sum[:]))
+	}
+	return &c
+}
+
+// V3Key is where the group-version's document sits under /openapi/v3/.
+func (r *Route) V3Key() string {
+	if r.GV.Group == "" {
+		return "api/" + r.GV.Version
+	}
+	return "apis/" + r.GV.Group + "/" + r.GV.Version
+}
+
+// maxOpenAPIBytes bounds an OpenAPI document read from another server.
+const maxOpenAPIBytes = 32 << 20
+
+// FetchOpenAPIV3 reads the server's OpenAPI v3 document of the
+// group-version, as upstream's aggregator collects them: the root listing
+// first, then the document it points at.
+func (r *Route) FetchOpenAPIV3(ctx context.Context) ([]byte, error) {
+	get := func(path string, limit int64) ([]byte, error) {
+		host, err := r.resolve(ctx, r.Service.Namespace, r.Service.Name, *r.Service.Port)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "application/json")
+		transport.SetAuthProxyHeaders(req, aggregatorUser.Name, "", aggregatorUser.Groups, nil)
+		resp, err := (&http.Client{Transport: r.transport}).Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if err == nil && int64(len(b)) > limit {
+			err = fmt.Errorf("GET %s: larger than %d bytes", path, limit)
+		}
+		return b, err
+	}
+	raw, err := get("/openapi/v3", maxDiscoveryBytes)
+	if err != nil {
+		return nil, err
+	}
+	var root struct {
+		Paths map[string]struct {
+			URL string `json:"serverRelativeURL"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("/openapi/v3: %w", err)
+	}
+	p, ok := root.Paths[r.V3Key()]
+	if !ok || !strings.HasPrefix(p.URL, "/") {
+		return nil, fmt.Errorf("/openapi/v3 lists no %s", r.V3Key())
+	}
+	doc, err := get(p.URL, maxOpenAPIBytes)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(doc) {
+		return nil, fmt.Errorf("%s: not JSON", p.URL)
+	}
+	return doc, nil
 }
 
 // Close drops the route's idle connections.

@@ -234,9 +234,23 @@ func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) error {
 	if s.openapiV3 == nil {
 		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}
-	b, ok, err := s.openapiV3(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/openapi/v3"), "/"))
+	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/openapi/v3"), "/")
+	remote := s.routes.Load()
+	for _, route := range remote.Routes {
+		if route.OpenAPIV3 != nil && route.V3Key() == path {
+			w.Header().Set("Content-Type", mediaJSON)
+			w.Write(route.OpenAPIV3)
+			return nil
+		}
+	}
+	b, ok, err := s.openapiV3(path)
 	if err != nil {
 		return err
+	}
+	if path == "" && ok {
+		if b, err = withRemoteV3(b, remote); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		return apierrors.NewNotFound(emptyGR, r.URL.Path)
@@ -244,4 +258,29 @@ func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", mediaJSON)
 	w.Write(b)
 	return nil
+}
+
+// withRemoteV3 adds to the /openapi/v3 root listing the documents of the
+// group-versions other servers serve.
+func withRemoteV3(root []byte, remote *aggregator.Table) ([]byte, error) {
+	var extra []*aggregator.Route
+	for _, r := range remote.Routes {
+		if r.OpenAPIV3 != nil {
+			extra = append(extra, r)
+		}
+	}
+	if len(extra) == 0 {
+		return root, nil
+	}
+	var doc map[string]map[string]any
+	if err := json.Unmarshal(root, &doc); err != nil {
+		return nil, err
+	}
+	if doc["paths"] == nil {
+		doc["paths"] = map[string]any{}
+	}
+	for _, r := range extra {
+		doc["paths"][r.V3Key()] = map[string]any{"serverRelativeURL": "/openapi/v3/" + r.V3Key() + "?hash=" + r.OpenAPIV3Hash}
+	}
+	return json.Marshal(doc)
 }

@@ -232,6 +232,15 @@ func (s *server) syncAggregatedAPIs(ctx context.Context, res, svcRes, sliceRes *
 			disc = discs[i]
 		}
 		d.st.route = d.st.route.With(available, disc, fresh)
+		if fresh {
+			// Its OpenAPI, for `kubectl explain` and client-side
+			// validation (kept as it was when it cannot be read).
+			if doc, err := d.st.route.FetchOpenAPIV3(ctx); err == nil {
+				d.st.route = d.st.route.WithOpenAPI(doc)
+			} else {
+				s.log.Debug("aggregated OpenAPI", "apiservice", d.a.Name, "err", err)
+			}
+		}
 		d.st.next = time.Now().Add(failingRecheck)
 		if available {
 			d.st.next = time.Now().Add(availableRecheck)

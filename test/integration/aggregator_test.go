@@ -89,6 +89,21 @@ func (ws *wardleServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p := strings.TrimPrefix(r.URL.Path, prefix)
 	switch {
+	case r.URL.Path == "/openapi/v3":
+		writeJSON(http.StatusOK, map[string]any{"paths": map[string]any{"apis/wardle.example.com/v1alpha1": map[string]string{"serverRelativeURL": "/openapi/v3/apis/wardle.example.com/v1alpha1?hash=ABC"}}})
+	case r.URL.Path == "/openapi/v3/apis/wardle.example.com/v1alpha1":
+		gvk := map[string]string{"group": "wardle.example.com", "version": "v1alpha1", "kind": "Flunder"}
+		writeJSON(http.StatusOK, map[string]any{"openapi": "3.0.0", "info": map[string]string{"title": "wardle", "version": "v1alpha1"},
+			"paths": map[string]any{"/apis/wardle.example.com/v1alpha1/namespaces/{namespace}/flunders": map[string]any{
+				"get": map[string]any{"x-kubernetes-action": "list", "x-kubernetes-group-version-kind": gvk}}},
+			"components": map[string]any{"schemas": map[string]any{"com.example.wardle.v1alpha1.Flunder": map[string]any{
+				"type": "object", "description": "A Flunder is the test's aggregated kind.",
+				"properties": map[string]any{
+					"apiVersion": map[string]string{"type": "string"}, "kind": map[string]string{"type": "string"},
+					"spec": map[string]any{"type": "object", "description": "What the flunder wants.", "properties": map[string]any{"reference": map[string]string{"type": "string", "description": "Another flunder."}}},
+				},
+				"x-kubernetes-group-version-kind": []map[string]string{{"group": "wardle.example.com", "version": "v1alpha1", "kind": "Flunder"}},
+			}}}})
 	case r.URL.Path == prefix:
 		writeJSON(http.StatusOK, metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: "wardle.example.com/v1alpha1",
 			APIResources: []metav1.APIResource{
@@ -263,6 +278,15 @@ spec:
 		out, _, err := s.kubectl("api-resources", "--api-group=wardle.example.com", "--no-headers")
 		if err != nil || !strings.Contains(out, "flunders") || !strings.Contains(out, "fl ") {
 			return fmt.Errorf("kubectl api-resources: %q %v", out, err)
+		}
+		return nil
+	})
+
+	// Its OpenAPI joins this server's, so kubectl explains its kinds.
+	poll.Eventually(t, 10*time.Second, func() error {
+		out, stderr, err := s.kubectl("explain", "flunders.spec")
+		if err != nil || !strings.Contains(out, "What the flunder wants.") || !strings.Contains(out, "Another flunder.") {
+			return fmt.Errorf("kubectl explain flunders.spec: %v\n%s%s", err, out, stderr)
 		}
 		return nil
 	})
