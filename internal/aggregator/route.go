@@ -3,9 +3,9 @@ package aggregator
 import (
 	"context"
 	"crypto/sha512"
-	"encoding/hex"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,8 +46,8 @@ type Route struct {
 	// hash as the root listing names it.
 	OpenAPIV3     []byte
 	OpenAPIV3Hash string
-	transport http.RoundTripper
-	resolve   Resolver
+	transport     http.RoundTripper
+	resolve       Resolver
 	// failed is set when a request could not reach the server, so that
 	// the availability check runs again without waiting for its period
 	// (shared by the copies With makes).
