@@ -4,6 +4,7 @@ package apiserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -46,7 +47,8 @@ type Config struct {
 	// OpenAPIV2 and OpenAPIV3 serve /openapi/...; nil disables them.
 	OpenAPIV2      func() ([]byte, error)
 	OpenAPIV2Proto func() ([]byte, error)
-	OpenAPIV3      func(path string) ([]byte, bool, error)
+	// OpenAPIV3 answers as the pieces of the document, in order.
+	OpenAPIV3 func(path string) ([][]byte, bool, error)
 	// Profiling serves /debug/pprof to authenticated users.
 	Profiling bool
 	// CAPEM is the cluster CA certificate served at /cacerts.
@@ -103,7 +105,7 @@ type Server struct {
 	inflight       atomic.Int64
 	openapiV2      func() ([]byte, error)
 	openapiV2Proto func() ([]byte, error)
-	openapiV3      func(path string) ([]byte, bool, error)
+	openapiV3      func(path string) ([][]byte, bool, error)
 	discovery      atomic.Pointer[discoveryDocs]
 	discoveryMu    sync.Mutex
 	profiling      bool
@@ -243,20 +245,26 @@ func (s *Server) serveOpenAPIV3(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	b, ok, err := s.openapiV3(path)
+	parts, ok, err := s.openapiV3(path)
 	if err != nil {
 		return err
 	}
 	if path == "" && ok {
-		if b, err = withRemoteV3(b, remote); err != nil {
+		root, err := withRemoteV3(bytes.Join(parts, nil), remote)
+		if err != nil {
 			return err
 		}
+		parts = [][]byte{root}
 	}
 	if !ok {
 		return apierrors.NewNotFound(emptyGR, r.URL.Path)
 	}
 	w.Header().Set("Content-Type", mediaJSON)
-	w.Write(b)
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return nil // the client went away
+		}
+	}
 	return nil
 }
 

@@ -59,8 +59,11 @@ type documents struct {
 	generation uint64
 	err        error
 	v2, v2pb   []byte
-	v3         map[string][]byte // "api/v1", "apis/apps/v1": custom ones only
-	root       []byte
+	// v3 holds each custom group-version's document as the pieces it is
+	// written from (shared with the per-resource fragments, not copied
+	// into one buffer: the documents of many definitions are large).
+	v3   map[string][][]byte
+	root []byte
 }
 
 // fragment is one resource's part of a v3 document: its schemas and its
@@ -186,7 +189,7 @@ func (s *Spec) docs() *documents {
 // assembleV3 makes each custom group-version's document (the meta schemas
 // spliced in as encoded) and the root listing every document by hash.
 func (s *Spec) assembleV3() *documents {
-	d := &documents{err: s.err, v3: map[string][]byte{}}
+	d := &documents{err: s.err, v3: map[string][][]byte{}}
 	if d.err != nil {
 		return d
 	}
@@ -194,9 +197,7 @@ func (s *Spec) assembleV3() *documents {
 	frags := map[*registry.Resource]fragment{}
 	for gv, rs := range s.custom() {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Resource() < rs[j].Resource() })
-		var b bytes.Buffer
-		b.WriteString(`{"components":{"schemas":{`)
-		b.Write(s.meta3)
+		doc := [][]byte{[]byte(`{"components":{"schemas":{`), s.meta3}
 		for _, r := range rs {
 			f, ok := s.frag3[r]
 			if !ok {
@@ -214,20 +215,23 @@ func (s *Spec) assembleV3() *documents {
 			}
 			frags[r] = f
 			if len(f.schemas) > 0 {
-				b.WriteByte(',')
-				b.Write(f.schemas)
+				doc = append(doc, comma, f.schemas)
 			}
 		}
-		b.WriteString(`}},"info":{"title":"Kubernetes","version":"v1.37.2"},"openapi":"3.0.0","paths":{`)
+		doc = append(doc, []byte(`}},"info":{"title":"Kubernetes","version":"v1.37.2"},"openapi":"3.0.0","paths":{`))
 		for i, r := range rs {
 			if i > 0 && len(frags[r].paths) > 0 {
-				b.WriteByte(',')
+				doc = append(doc, comma)
 			}
-			b.Write(frags[r].paths)
+			doc = append(doc, frags[r].paths)
 		}
-		b.WriteString("}}")
-		d.v3[v3Key(gv)] = b.Bytes()
-		hashes[v3Key(gv)] = hashOf(b.Bytes())
+		doc = append(doc, []byte("}}"))
+		d.v3[v3Key(gv)] = doc
+		h := sha512.New()
+		for _, p := range doc {
+			h.Write(p)
+		}
+		hashes[v3Key(gv)] = strings.ToUpper(hex.EncodeToString(h.Sum(nil)))
 	}
 	rootPaths := map[string]any{}
 	for key, h := range hashes {
@@ -325,21 +329,24 @@ func (s *Spec) V2() ([]byte, error) { d := s.docsV2(false); return d.v2, d.err }
 // V2Proto is /openapi/v2 as gnostic protobuf (what kubectl asks for).
 func (s *Spec) V2Proto() ([]byte, error) { d := s.docsV2(true); return d.v2pb, d.err }
 
-// V3 serves /openapi/v3 ("") and /openapi/v3/<path>.
-func (s *Spec) V3(path string) ([]byte, bool, error) {
+// V3 serves /openapi/v3 ("") and /openapi/v3/<path>, as the pieces its
+// answer is written from, in order.
+func (s *Spec) V3(path string) ([][]byte, bool, error) {
 	d := s.docs()
 	if d.err != nil {
 		return nil, false, d.err
 	}
 	if path == "" {
-		return d.root, true, nil
+		return [][]byte{d.root}, true, nil
 	}
-	if b, ok := d.v3[path]; ok {
-		return b, true, nil
+	if doc, ok := d.v3[path]; ok {
+		return doc, true, nil
 	}
 	b, ok := s.v3[path]
-	return b, ok, nil
+	return [][]byte{b}, ok, nil
 }
+
+var comma = []byte(",")
 
 // dialect is how one OpenAPI version spells parameters, bodies and
 // responses; the operations are the same in both.
