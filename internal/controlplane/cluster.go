@@ -100,8 +100,13 @@ func (s *server) bootstrapHandlers(token join.Token) map[string]http.Handler {
 	guard := func(h func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
+			if r.Method != http.MethodPost {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": "POST only"})
+				return
+			}
 			bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if r.Method != http.MethodPost || subtle.ConstantTimeCompare([]byte(bearer), []byte(token.Bearer())) != 1 {
+			if subtle.ConstantTimeCompare([]byte(bearer), []byte(token.Bearer())) != 1 {
 				w.WriteHeader(http.StatusUnauthorized)
 				_ = json.NewEncoder(w).Encode(map[string]string{"error": "a server token is required"})
 				return
