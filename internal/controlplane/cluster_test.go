@@ -38,7 +38,7 @@ func TestBootstrapEndpointsNeedTheServerToken(t *testing.T) {
 	}{
 		"no token":     {http.MethodPost, "", http.StatusUnauthorized},
 		"node token":   {http.MethodPost, nodeToken.Bearer(), http.StatusUnauthorized},
-		"GET":          {http.MethodGet, serverToken.Bearer(), http.StatusUnauthorized},
+		"GET":          {http.MethodGet, serverToken.Bearer(), http.StatusMethodNotAllowed},
 		"server token": {http.MethodPost, serverToken.Bearer(), http.StatusOK},
 	} {
 		t.Run(name, func(t *testing.T) {
