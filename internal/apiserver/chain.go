@@ -268,6 +268,14 @@ func (s *Server) withWarnings(next http.Handler) http.Handler {
 			}
 		})
 		ctx = admission.WithAnnotations(ctx, func(k, v string) { annotate(ctx, k, v) })
+		// Without a quorum the answers come from this server's caches,
+		// which nothing updates: say so on every one.
+		if s.degraded != nil {
+			if msg := s.degraded(); msg != "" {
+				seen[msg] = true
+				w.Header().Add("Warning", fmt.Sprintf("299 - %q", msg))
+			}
+		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

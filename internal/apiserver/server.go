@@ -75,6 +75,9 @@ type Config struct {
 	// certificate and the CA their serving certificates chain to); nil
 	// disables pods/log, exec, attach, portforward and nodes/proxy.
 	KubeletTLS *tls.Config
+	// Degraded, when set, says why answers may be stale ("" when they are
+	// not): every response then carries it as a warning.
+	Degraded func() string
 	// Public are endpoints served before authentication, each checking
 	// its own secret (the server-join endpoints and their server token).
 	Public map[string]http.Handler
@@ -112,6 +115,7 @@ type Server struct {
 	kubeletTLS     *tls.Config
 	routes         *aggregator.Routes
 	public         map[string]http.Handler
+	degraded       func() string
 	caPEM          []byte
 	kubeletOnce    sync.Once
 	kubeletRT      http.RoundTripper
@@ -127,7 +131,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		reg: cfg.Registry, codecs: cfg.Codecs, authn: cfg.Authn, authz: cfg.Authorizer, anonymous: cfg.Anonymous, saKey: cfg.ServiceAccountKey, externalURL: cfg.ExternalURL, log: cfg.Log, version: cfg.Version,
-		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, flow: cfg.FlowControl, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3, routes: cfg.Aggregator, public: cfg.Public,
+		ready: cfg.Ready, profiling: cfg.Profiling, operations: cfg.Operations, audit: cfg.Audit, flow: cfg.FlowControl, kubeletTLS: cfg.KubeletTLS, caPEM: cfg.CAPEM, metrics: cfg.Metrics, openapiV2: cfg.OpenAPIV2, openapiV2Proto: cfg.OpenAPIV2Proto, openapiV3: cfg.OpenAPIV3, routes: cfg.Aggregator, public: cfg.Public, degraded: cfg.Degraded,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total", Help: "Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code."}, []string{"verb", "group", "version", "resource", "subresource", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds", Help: "Response latency distribution in seconds for each verb, group, version, resource and subresource.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"verb", "group", "version", "resource", "subresource"}),

@@ -493,7 +493,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	spec := openapi.New(s.reg)
 	go spec.KeepWarm(feedCtx)
 	s.api = apiserver.New(apiserver.Config{
-		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Public: s.bootstrapHandlers(serverToken), Audit: s.audit, FlowControl: s.flowControl(),
+		KubeletTLS: kubeletTLS, CAPEM: s.ca.CertPEM, Operations: s.operations(), Public: s.bootstrapHandlers(serverToken), Degraded: s.degraded, Audit: s.audit, FlowControl: s.flowControl(),
 		Registry: s.reg, Codecs: apiserver.NewCodecs(s.scheme), Authn: authn, Authorizer: authorizer, Anonymous: s.cfg.AnonymousAuth,
 		ServiceAccountKey: saKey, ExternalURL: "https://" + net.JoinHostPort(s.advertise.String(), strconv.Itoa(s.cfg.SecurePort)),
 		Log: s.log, Ready: s.ready, Metrics: s.metrics,
@@ -528,6 +528,16 @@ func (s *server) startAPI(ctx context.Context) error {
 	}()
 	s.log.Info("serving the Kubernetes API", "address", "https://"+addr, "kubeconfig", filepath.Join(s.cfg.DataDir, "admin.kubeconfig"), "since_start", time.Since(s.started).String())
 	return nil
+}
+
+// degraded is the warning every answer carries while this server's etcd
+// member knows no leader (a minority: writes fail, reads come from caches
+// nothing updates).
+func (s *server) degraded() string {
+	if s.etcd == nil || s.etcd.HasLeader() {
+		return ""
+	}
+	return "the cluster's etcd has lost its quorum: this server's answers may be stale and writes fail until a majority of the servers is back (or one is started with --cluster-reset)"
 }
 
 // operations are skiff's own endpoints (cluster-admin only): secrets

@@ -188,5 +188,9 @@ func advertisePeer(e *embed.Etcd, peerURL string, log *slog.Logger) error {
 // ID is this member's etcd ID.
 func (e *Embedded) ID() uint64 { return uint64(e.etcd.Server.MemberID()) }
 
+// HasLeader reports whether this member knows a leader (a member cut off
+// from the majority knows none once its election timeout passed).
+func (e *Embedded) HasLeader() bool { return e.etcd.Server.Leader() != 0 }
+
 // IsLearner reports whether this member is still a learner.
 func (e *Embedded) IsLearner() bool { return e.etcd.Server.IsLearner() }

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/test/poll"
@@ -73,19 +74,33 @@ func (h *haServer) stop() {
 // kubeconfig of any server works for all (they share the CA).
 func (h *haServer) client(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	var cfg = func() *kubernetes.Clientset {
-		rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.dir, "admin.kubeconfig"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		netns := h.netns
-		rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialIn(ctx, netns, network, addr)
-		}
-		rc.Timeout = 10 * time.Second
-		return kubernetes.NewForConfigOrDie(rc)
+	return kubernetes.NewForConfigOrDie(h.restConfig(t))
+}
+
+func (h *haServer) restConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.dir, "admin.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cfg()
+	netns := h.netns
+	rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialIn(ctx, netns, network, addr)
+	}
+	rc.Timeout = 10 * time.Second
+	return rc
+}
+
+// warnings collects the Warning headers a client receives.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
 }
 
 func (h *haServer) waitReady(t *testing.T, within time.Duration) {
@@ -430,6 +445,17 @@ func TestHighAvailability(t *testing.T) {
 	t.Logf("a write without quorum failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	if time.Since(start) > 20*time.Second {
 		t.Errorf("a write without quorum took %s", time.Since(start))
+	}
+	// Reads from the cache (resourceVersion 0, as informers list) still
+	// answer, and say they may be stale.
+	warned := &warnings{}
+	rc := servers[0].restConfig(t)
+	rc.WarningHandler = warned
+	if l, err := kubernetes.NewForConfigOrDie(rc).CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err != nil || len(l.Items) == 0 {
+		t.Errorf("a cached read without quorum: %v", err)
+	}
+	if len(warned.msgs) == 0 || !strings.Contains(warned.msgs[0], "lost its quorum") {
+		t.Errorf("a read without quorum is not marked: %q", warned.msgs)
 	}
 	servers[1].args = nil
 	servers[1].start(t)
