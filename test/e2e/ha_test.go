@@ -196,6 +196,34 @@ func TestHighAvailability(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "use the server token") {
 		t.Errorf("joining with the node token: %v\n%s", err, tail(string(out), 2000))
 	}
+	joinAttempt := func(dir, tok string) (string, error) {
+		out, err := exec.Command("nsenter", "--net=/var/run/netns/"+servers[1].netns, skiffBin, "server", "--data-dir", dir,
+			"--disable-agent", "--advertise-address", servers[1].ip, "--server", "https://10.80.0.1:6443", "--token", tok).CombinedOutput()
+		return string(out), err
+	}
+	// A token naming another CA: refused before anything is fetched.
+	wrongHash := "K10" + strings.Repeat("0", 64) + strings.TrimSpace(string(token))[67:]
+	if out, err := joinAttempt(filepath.Join(work, "wrong-hash"), wrongHash); err == nil || !strings.Contains(out, "does not match the join token's hash") {
+		t.Errorf("a token of another CA: %v\n%s", err, tail(out, 2000))
+	}
+	if _, err := os.Stat(filepath.Join(work, "wrong-hash", "pki", "ca.key")); err == nil {
+		t.Error("a refused join wrote the cluster's keys")
+	}
+	// A data dir of another cluster: refused, left as it was.
+	other := filepath.Join(work, "other-cluster")
+	otherCA, _, _ := serviceCert(t, "other")
+	if err := os.MkdirAll(filepath.Join(other, "pki"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "pki", "ca.crt"), otherCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := joinAttempt(other, strings.TrimSpace(string(token))); err == nil || !strings.Contains(out, "belongs to another cluster") {
+		t.Errorf("a data dir of another cluster: %v\n%s", err, tail(out, 2000))
+	}
+	if got, _ := os.ReadFile(filepath.Join(other, "pki", "ca.crt")); string(got) != string(otherCA) {
+		t.Error("a refused join changed the other cluster's CA")
+	}
 	for _, h := range servers[1:] {
 		h.args = []string{"--server", "https://10.80.0.1:6443", "--token", strings.TrimSpace(string(token))}
 		h.start(t)
