@@ -26,6 +26,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/join"
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // Server-join endpoints. They sit before the API's authentication (a
@@ -602,5 +604,66 @@ func Leave(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	_ = os.Remove(filepath.Join(cfg.DataDir, haMarker))
 	log.Info("left the cluster of servers", "peer", peer, "etcd_data_kept_in", kept)
+	return nil
+}
+
+// removeMembersOfDeletedNodes removes the etcd member of a server whose
+// Node is deleted (a server with a node agent is named for its Node), as
+// `kubectl delete node` takes a server out of a k3s cluster. Deletions are
+// events: a member whose server has not registered its Node yet is never
+// mistaken for a deleted one.
+func (s *server) removeMembersOfDeletedNodes(ctx context.Context) {
+	res := s.reg.Lookup(corev1.SchemeGroupVersion.WithResource("nodes"))
+	cache := s.reg.Cache(res)
+	for ctx.Err() == nil {
+		if !cache.Ready() {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		w, _, _, err := cache.Watch(storage.Filter{}, cache.RV(), false)
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		func() {
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-w.Events():
+					if !ok {
+						return
+					}
+					if ev.Type != watch.Deleted || ev.Obj == nil {
+						continue
+					}
+					if err := s.removeMemberNamed(ctx, ev.Obj.Obj.(*corev1.Node).Name); err != nil && ctx.Err() == nil {
+						s.log.Warn("remove the etcd member of a deleted node", "node", ev.Obj.Obj.(*corev1.Node).Name, "err", err)
+					}
+				}
+			}
+		}()
+	}
+}
+
+// removeMemberNamed removes the member called name, if there is one.
+func (s *server) removeMemberNamed(ctx context.Context, name string) error {
+	list, err := s.client.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range list.Members {
+		if m.Name != name {
+			continue
+		}
+		if len(list.Members) == 1 {
+			return fmt.Errorf("member %s is the last one: nothing would be left", name)
+		}
+		if _, err := s.client.MemberRemove(ctx, m.ID); err != nil && !strings.Contains(err.Error(), "member not found") {
+			return err
+		}
+		s.log.Info("etcd member of a deleted node removed", "member", name)
+	}
 	return nil
 }

@@ -255,6 +255,11 @@ func (s *server) memberName() string {
 	if !s.clusterMember() {
 		return etcdMemberName
 	}
+	if s.cfg.Agent != nil && s.cfg.NodeName != "" {
+		// Named for its Node, which is unique: deleting the Node
+		// removes the member (removeMembersOfDeletedNodes).
+		return s.cfg.NodeName
+	}
 	name := s.cfg.NodeName
 	if name == "" {
 		name, _ = os.Hostname()
@@ -486,6 +491,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
 	go s.keepAggregatedAPIs(feedCtx, fp)
 	go s.keepMasterLease(feedCtx)
+	if s.etcd != nil && s.clusterMember() {
+		go s.removeMembersOfDeletedNodes(feedCtx)
+	}
 	go s.keepKubernetesEndpoints(feedCtx)
 	if spec := s.cfg.EtcdSnapshotScheduleCron; spec != "" {
 		go s.snapshots.schedule(feedCtx, spec, s.cfg.EtcdSnapshotRetention)

@@ -31,6 +31,8 @@ import (
 type haServer struct {
 	netns, ip, dir string
 	args           []string
+	// node, when set, runs the server's node agent as this Node.
+	node string
 	cmd            *exec.Cmd
 	logs           *syncBuffer
 }
@@ -38,8 +40,14 @@ type haServer struct {
 func (h *haServer) start(t *testing.T) {
 	t.Helper()
 	h.logs = &syncBuffer{}
-	argv := append([]string{"--net=/var/run/netns/" + h.netns, skiffBin, "server", "--data-dir", h.dir, "--disable-agent",
-		"--bind-address", "0.0.0.0", "--advertise-address", h.ip}, h.args...)
+	argv := []string{"--net=/var/run/netns/" + h.netns, skiffBin, "server", "--data-dir", h.dir,
+		"--bind-address", "0.0.0.0", "--advertise-address", h.ip}
+	if h.node == "" {
+		argv = append(argv, "--disable-agent")
+	} else {
+		argv = append(argv, "--node-name", h.node, "--node-ip", h.ip)
+	}
+	argv = append(argv, h.args...)
 	h.cmd = exec.Command("nsenter", argv...)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -174,13 +182,20 @@ func TestHighAvailability(t *testing.T) {
 		run("-n", h.netns, "link", "set", "eth0", "up")
 		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "master", "br0")
 		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "up")
-		t.Cleanup(h.kill)
+		t.Cleanup(func() {
+			h.kill()
+			killShims(h.dir)
+			unmountUnder(h.dir)
+		})
 		t.Cleanup(func() {
 			if t.Failed() {
 				t.Logf("server %s log:\n%s", h.ip, tail(h.logs.String(), 6000))
 			}
 		})
 	}
+	// The second server also runs its node agent: deleting its Node
+	// removes its etcd member (the end of the test).
+	servers[1].node = "ha-s2"
 	first := servers[0]
 	first.args = []string{"--cluster-init"}
 	first.start(t)
@@ -490,6 +505,26 @@ func TestHighAvailability(t *testing.T) {
 	servers[1].waitReady(t, 60*time.Second)
 	poll.Eventually(t, 30*time.Second, func() error {
 		_, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "quorum-back"}}, metav1.CreateOptions{})
+		return err
+	})
+	// Deleting the Node of a server that runs a node agent removes its
+	// etcd member, as `kubectl delete node` does on k3s.
+	if err := servers[0].client(t).CoreV1().Nodes().Delete(ctx, "ha-s2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Eventually(t, 20*time.Second, func() error {
+		raw, err := servers[0].client(t).Discovery().RESTClient().Get().AbsPath("/skiff/v1/etcd-members").DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		var m []map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil || len(m) != 1 || m[0]["peerURLs"].([]any)[0] != "https://10.80.0.1:2380" {
+			return fmt.Errorf("members after deleting ha-s2's Node: %s", raw)
+		}
+		return nil
+	})
+	poll.Eventually(t, 30*time.Second, func() error {
+		_, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "alone-"}}, metav1.CreateOptions{})
 		return err
 	})
 	for _, h := range servers {
