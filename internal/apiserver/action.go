@@ -21,6 +21,12 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request, res *regist
 	if !slices.Contains(a.Verbs, ri.Verb) {
 		return apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb)
 	}
+	// These kinds have no Table form (upstream's storage for them has no
+	// table convertor): a client that accepts only a Table gets a 406,
+	// before anything is done.
+	if _, err := Negotiate(r.Header.Get("Accept"), false); err != nil {
+		return err
+	}
 	if ri.Verb == "get" {
 		obj, err := s.reg.Get(r.Context(), res, ns, ri.Name)
 		if err != nil {
