@@ -638,9 +638,23 @@ func (s *server) removeMembersOfDeletedNodes(ctx context.Context) {
 					if ev.Type != watch.Deleted || ev.Obj == nil {
 						continue
 					}
-					if err := s.removeMemberNamed(ctx, ev.Obj.Obj.(*corev1.Node).Name); err != nil && ctx.Err() == nil {
-						s.log.Warn("remove the etcd member of a deleted node", "node", ev.Obj.Obj.(*corev1.Node).Name, "err", err)
-					}
+					name := ev.Obj.Obj.(*corev1.Node).Name
+					go func() {
+						// etcd refuses a change of membership until the
+						// last one settled: ask again for a while.
+						deadline := time.Now().Add(joinRetry)
+						for {
+							err := s.removeMemberNamed(ctx, name)
+							if err == nil || ctx.Err() != nil {
+								return
+							}
+							if !strings.Contains(err.Error(), "unhealthy cluster") || time.Now().After(deadline) {
+								s.log.Warn("remove the etcd member of a deleted node", "node", name, "err", err)
+								return
+							}
+							time.Sleep(time.Second)
+						}
+					}()
 				}
 			}
 		}()
