@@ -33,8 +33,8 @@ type haServer struct {
 	args           []string
 	// node, when set, runs the server's node agent as this Node.
 	node string
-	cmd            *exec.Cmd
-	logs           *syncBuffer
+	cmd  *exec.Cmd
+	logs *syncBuffer
 }
 
 func (h *haServer) start(t *testing.T) {
