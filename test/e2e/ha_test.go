@@ -170,6 +170,18 @@ func TestHighAvailability(t *testing.T) {
 	run("-n", hub, "link", "add", "br0", "type", "bridge")
 	run("-n", hub, "link", "set", "br0", "up")
 	work := t.TempDir()
+	// Registered first, so it runs after every other cleanup: nothing the
+	// test started may be left running.
+	t.Cleanup(func() {
+		if left := processesNaming(work); len(left) > 0 {
+			t.Errorf("processes left after the test: %v", left)
+			for _, p := range left {
+				var pid int
+				fmt.Sscanf(p, "%d:", &pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	servers := make([]*haServer, 3)
 	for i := range servers {
 		h := &haServer{netns: fmt.Sprintf("%s-s%d", hub, i+1), ip: fmt.Sprintf("10.80.0.%d", i+1), dir: filepath.Join(work, fmt.Sprintf("s%d", i+1))}
@@ -184,6 +196,12 @@ func TestHighAvailability(t *testing.T) {
 		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "up")
 		t.Cleanup(func() {
 			h.kill()
+			if h.node != "" {
+				// Its node agent's containerd, shims and pods outlive a
+				// killed server by design: take them down as an operator
+				// would.
+				_ = exec.Command("nsenter", "--net=/var/run/netns/"+h.netns, skiffBin, "killall", "--data-dir", h.dir).Run()
+			}
 			killShims(h.dir)
 			unmountUnder(h.dir)
 		})
@@ -258,6 +276,7 @@ func TestHighAvailability(t *testing.T) {
 	agentNetns, agentDir := hub+"-a1", filepath.Join(work, "a1")
 	run("netns", "add", agentNetns)
 	t.Cleanup(func() {
+		_ = exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "killall", "--data-dir", agentDir).Run()
 		killShims(agentDir)
 		unmountUnder(agentDir)
 		_ = exec.Command("ip", "netns", "del", agentNetns).Run()
