@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // User is an authenticated identity.
@@ -46,6 +47,8 @@ type Authenticator struct {
 	// for a certificate; verifying it here turns one from another CA, or
 	// expired, into a 401 rather than a failed handshake, as upstream.
 	ClientCAs *x509.CertPool
+	// verified remembers chains that verified against ClientCAs.
+	verified certCache
 }
 
 // ErrUnauthorized is a request whose credentials are not valid: the
@@ -111,24 +114,13 @@ func New(tokenFile string) (*Authenticator, error) {
 // and O as groups.
 func (a *Authenticator) Authenticate(r *http.Request) (User, bool, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		certs := r.TLS.PeerCertificates
-		chains := r.TLS.VerifiedChains
-		if len(chains) == 0 {
-			if a.ClientCAs == nil {
-				return User{}, false, ErrUnauthorized
-			}
-			inter := x509.NewCertPool()
-			for _, c := range certs[1:] {
-				inter.AddCert(c)
-			}
-			var err error
-			chains, err = certs[0].Verify(x509.VerifyOptions{Roots: a.ClientCAs, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-			if err != nil || len(chains) == 0 {
-				return User{}, false, ErrUnauthorized
-			}
+		if chains := r.TLS.VerifiedChains; len(chains) > 0 {
+			return certUser(chains[0][0]), true, nil
 		}
-		c := chains[0][0]
-		return User{Name: c.Subject.CommonName, Groups: append(append([]string{}, c.Subject.Organization...), "system:authenticated")}, true, nil
+		if a.ClientCAs == nil {
+			return User{}, false, ErrUnauthorized
+		}
+		return a.verifyClientCert(r.TLS.PeerCertificates, time.Now())
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
@@ -142,6 +134,31 @@ func (a *Authenticator) Authenticate(r *http.Request) (User, bool, error) {
 		return u, true, nil
 	}
 	return User{}, false, nil
+}
+
+// verifyClientCert verifies a presented chain against ClientCAs, once per
+// chain while it is valid.
+func (a *Authenticator) verifyClientCert(certs []*x509.Certificate, now time.Time) (User, bool, error) {
+	key := chainKey(certs)
+	if u, ok := a.verified.lookup(key, now); ok {
+		return u, true, nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: a.ClientCAs, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil || len(chains) == 0 {
+		return User{}, false, ErrUnauthorized
+	}
+	u := certUser(chains[0][0])
+	a.verified.store(key, chains[0], u)
+	return u, true, nil
+}
+
+// certUser is a client certificate's user: CN as name, O as groups.
+func certUser(c *x509.Certificate) User {
+	return User{Name: c.Subject.CommonName, Groups: append(append([]string{}, c.Subject.Organization...), "system:authenticated")}
 }
 
 // AuthenticateToken authenticates a bearer token for one of audiences (the
