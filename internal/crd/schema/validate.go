@@ -17,6 +17,8 @@ type Validator struct {
 	// sv is made once and shared by every request, as upstream keeps one
 	// per served version.
 	sv *validate.SchemaValidator
+	// quick passes valid objects without sv (see quick).
+	quick *quick
 }
 
 // NewValidator prepares s for validating objects.
@@ -26,7 +28,7 @@ func NewValidator(s *Props) (*Validator, error) {
 		return nil, err
 	}
 	forValidation(converted)
-	return &Validator{schema: converted, sv: validate.NewSchemaValidator(converted, nil, "", strfmt.Default)}, nil
+	return &Validator{schema: converted, sv: validate.NewSchemaValidator(converted, nil, "", strfmt.Default), quick: compileQuick(converted)}, nil
 }
 
 // Validate checks obj, a custom object's JSON form, and names each broken
@@ -34,6 +36,9 @@ func NewValidator(s *Props) (*Validator, error) {
 // validator, as upstream's).
 func (v *Validator) Validate(obj map[string]any) field.ErrorList {
 	if v == nil || v.schema == nil {
+		return nil
+	}
+	if v.quick.valid(obj) {
 		return nil
 	}
 	res := v.sv.Validate(obj)
