@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiff-sh/skiff/internal/objectjson"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
@@ -78,6 +79,9 @@ func (c *Codecs) setKind(obj runtime.Object, gv schema.GroupVersion) {
 
 // EncodeJSON is the JSON form of obj, which must carry its kind.
 func (c *Codecs) EncodeJSON(obj runtime.Object) ([]byte, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.Object != nil {
+		return objectjson.Marshal(u.Object) // the same bytes, without reflection
+	}
 	var buf bytes.Buffer
 	if err := c.JSON.Encode(obj, &buf); err != nil {
 		return nil, err

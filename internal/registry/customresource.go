@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/util/jsonpath"
 
 	crdschema "github.com/skiff-sh/skiff/internal/crd/schema"
+	"github.com/skiff-sh/skiff/internal/objectjson"
 )
 
 // Custom is what a custom resource's entry carries beyond the generic
@@ -324,7 +325,12 @@ func selectedFields(paths []selectable, obj runtime.Object) fields.Set {
 // customCodec stores custom objects as JSON, as upstream does.
 type customCodec struct{}
 
-func (customCodec) Encode(obj runtime.Object) ([]byte, error) { return json.Marshal(obj) }
+func (customCodec) Encode(obj runtime.Object) ([]byte, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.Object != nil {
+		return objectjson.Marshal(u.Object)
+	}
+	return json.Marshal(obj)
+}
 
 func (customCodec) Decode(data []byte) (runtime.Object, error) {
 	u := &unstructured.Unstructured{}
