@@ -44,6 +44,7 @@ type Custom struct {
 	Proto ProtoCodec
 
 	validator *crdschema.Validator
+	shape     *crdschema.Shape
 	rules     *crdschema.Rules
 	entry     *customEntry
 	fields    map[string]Fields
@@ -63,7 +64,7 @@ func (c *Custom) UnknownFields(obj runtime.Object) []string {
 	if !ok || c.Schema == nil {
 		return nil
 	}
-	return crdschema.Prune(u.Object, c.Schema)
+	return c.shape.Prune(u.Object)
 }
 
 // customResources describes the served versions of a definition as
@@ -119,6 +120,7 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(st
 				return nil, fmt.Errorf("schema of %s: %w", gvk, err)
 			}
 			cu.validator = val
+			cu.shape = crdschema.NewShape(cu.Schema)
 			rules, errs := crdschema.CompileRules(cu.Schema, field.NewPath("spec", "versions").Index(i).Child("schema", "openAPIV3Schema"))
 			if len(errs) > 0 {
 				return nil, fmt.Errorf("validation rules of %s: %w", gvk, errs.ToAggregate())
@@ -128,8 +130,8 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(st
 		r.Custom = cu
 		r.Default = func(obj runtime.Object) {
 			if u, ok := obj.(*unstructured.Unstructured); ok && cu.Schema != nil {
-				crdschema.Prune(u.Object, cu.Schema)
-				crdschema.Default(u.Object, cu.Schema)
+				cu.shape.Prune(u.Object)
+				cu.shape.Default(u.Object)
 			}
 		}
 		r.Validate = func(obj runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, nil) }
@@ -144,10 +146,10 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(st
 		// Without defaults, the storage version's objects are served as
 		// stored (and their encodings cached once).
 		switch {
-		case cu.Schema != nil && crdschema.HasDefaults(cu.Schema):
+		case cu.shape.HasDefaults():
 			r.FromStorage = func(obj runtime.Object) (runtime.Object, error) {
 				out := withVersion(obj, gvk)
-				crdschema.Default(out.(*unstructured.Unstructured).Object, cu.Schema)
+				cu.shape.Default(out.(*unstructured.Unstructured).Object)
 				return out, nil
 			}
 		case v.Name != storage:

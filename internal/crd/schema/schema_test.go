@@ -80,7 +80,7 @@ spec:
 status: {ready: true, phase: Up}
 extra: top
 `)
-	pruned := Prune(obj, props(t))
+	pruned := NewShape(props(t)).Prune(obj)
 	want := []string{"extra", "metadata.bogus", "spec.items[0].extra", "spec.template.other", "spec.template.spec.z", "spec.unknown", "status.phase"}
 	if diff := cmp.Diff(want, pruned); diff != "" {
 		t.Errorf("pruned paths (-want +got):\n%s", diff)
@@ -114,7 +114,7 @@ func TestDefault(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := object(t, tc.in)
-			Default(obj, props(t))
+			NewShape(props(t)).Default(obj)
 			if diff := cmp.Diff(object(t, tc.want), obj); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
