@@ -14,11 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/skiff-sh/skiff/internal/objectjson"
 	"github.com/skiff-sh/skiff/internal/registry"
 )
 
@@ -200,6 +202,8 @@ func (s *Server) decodeResource(w http.ResponseWriter, r *http.Request, body []b
 		if obj, err = s.decodeProto(r, body, res); err != nil {
 			return nil, err
 		}
+	} else if obj = decodeCustomJSON(r, body, res.GVK()); obj != nil {
+		recordRequestObject(r.Context(), obj)
 	} else if obj, err = s.decodeBody(w, r, body, res.GVK(), res.New()); err != nil {
 		return nil, err
 	}
@@ -207,6 +211,28 @@ func (s *Server) decodeResource(w http.ResponseWriter, r *http.Request, body []b
 		return nil, err
 	}
 	return obj, nil
+}
+
+// decodeCustomJSON is the quick way to a custom object sent as JSON: the
+// object when the body is plain valid JSON of the expected kind, nil for
+// anything else, which decodeBody then decodes and words the errors of.
+func decodeCustomJSON(r *http.Request, body []byte, want schema.GroupVersionKind) runtime.Object {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != mediaJSON {
+			return nil
+		}
+	}
+	m, ok := objectjson.Decode(body)
+	if !ok {
+		return nil
+	}
+	if v, _ := m["apiVersion"].(string); v != want.GroupVersion().String() {
+		return nil
+	}
+	if k, _ := m["kind"].(string); k != want.Kind {
+		return nil
+	}
+	return &unstructured.Unstructured{Object: m}
 }
 
 // decodeProto reads a protobuf body of a kind skiff defines itself.

@@ -335,6 +335,11 @@ func (customCodec) Encode(obj runtime.Object) ([]byte, error) {
 }
 
 func (customCodec) Decode(data []byte) (runtime.Object, error) {
+	if m, ok := objectjson.Decode(data); ok {
+		if kind, _ := m["kind"].(string); kind != "" {
+			return &unstructured.Unstructured{Object: m}, nil
+		}
+	}
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("decode custom object: %w", err)
