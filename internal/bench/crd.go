@@ -43,6 +43,10 @@ type CRDConfig struct {
 	// Webhook adds the webhook figure: creates with a validating webhook
 	// served by the benchmark on loopback against creates without.
 	Webhook bool
+	// Settle is how long the server is left idle before each RSS reading:
+	// the target is idle memory, and a server gives back the heap a burst
+	// left free only once it has been quiet (see procmem.ReturnWhenIdle).
+	Settle time.Duration
 }
 
 // CRDResult holds the figures of one run.
@@ -192,7 +196,7 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 	}
 
 	// Many definitions: discovery, OpenAPI and memory.
-	res.RSSBefore = serverRSS(ctx, cs)
+	res.RSSBefore = idleRSS(ctx, cs, c.Settle)
 	for i := range c.CRDs {
 		plural, kind := fmt.Sprintf("things%d", i), fmt.Sprintf("Thing%d", i)
 		if _, err := defs.Create(ctx, benchCRD(group, plural, kind), metav1.CreateOptions{}); err != nil {
@@ -228,11 +232,21 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 		return nil, err
 	}
 	fmt.Fprintf(out, "/openapi/v3/apis/%s/v1 (%d kinds): p50 %s, p99 %s\n", group, len(made), res.OpenAPIV3.P50, res.OpenAPIV3.P99)
-	res.RSSAfter = serverRSS(ctx, cs)
+	res.RSSAfter = idleRSS(ctx, cs, c.Settle)
 	if c.CRDs > 0 && res.RSSBefore > 0 {
-		fmt.Fprintf(out, "server RSS %.1f MiB -> %.1f MiB with %d more definitions (%.2f MiB each)\n", res.RSSBefore/(1<<20), res.RSSAfter/(1<<20), c.CRDs, (res.RSSAfter-res.RSSBefore)/(1<<20)/float64(c.CRDs))
+		fmt.Fprintf(out, "server RSS (after %s idle) %.1f MiB -> %.1f MiB with %d more definitions (%.2f MiB each)\n", c.Settle, res.RSSBefore/(1<<20), res.RSSAfter/(1<<20), c.CRDs, (res.RSSAfter-res.RSSBefore)/(1<<20)/float64(c.CRDs))
 	}
 	return res, nil
+}
+
+// idleRSS reads the server's RSS after leaving it idle for settle.
+func idleRSS(ctx context.Context, cs *kubernetes.Clientset, settle time.Duration) float64 {
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-time.After(settle):
+	}
+	return serverRSS(ctx, cs)
 }
 
 func waitServed(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns string) error {

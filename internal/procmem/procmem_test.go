@@ -21,6 +21,8 @@ func TestShouldReturn(t *testing.T) {
 		{"quiet with much free heap", memSample{Allocs: 1 << 30}, memSample{Allocs: 1<<30 + 1<<20, Free: 300 << 20}, true},
 		{"busy", memSample{Allocs: 1 << 30}, memSample{Allocs: 2 << 30, Free: 300 << 20}, false},
 		{"quiet, little free heap", memSample{Allocs: 1 << 30}, memSample{Allocs: 1 << 30, Free: 10 << 20}, false},
+		{"quiet with much uncollected garbage", memSample{Allocs: 1 << 30}, memSample{Allocs: 1 << 30, Free: 10 << 20, Garbage: 200 << 20}, true},
+		{"busy with much garbage", memSample{Allocs: 1 << 30}, memSample{Allocs: 2 << 30, Garbage: 200 << 20}, false},
 	} {
 		if got := shouldReturn(c.prev, c.cur); got != c.want {
 			t.Errorf("%s: %v", c.name, got)
