@@ -52,6 +52,9 @@ const (
 	// BootstrapRemovePath (POST memberRequest, peerURL only) removes a
 	// leaving server's etcd member.
 	BootstrapRemovePath = "/skiff/v1/bootstrap/etcd-remove"
+	// BootstrapMembersPath (POST, no body) lists the etcd members, for a
+	// server that starts with etcd data to learn whether it is still one.
+	BootstrapMembersPath = "/skiff/v1/bootstrap/etcd-members"
 	// EtcdMembersPath (GET, cluster-admin) lists the etcd members.
 	EtcdMembersPath = "/skiff/v1/etcd-members"
 )
@@ -146,6 +149,12 @@ func (s *server) bootstrapHandlers(token join.Token) map[string]http.Handler {
 				return nil, fmt.Errorf("this server uses an external etcd: start the new server with the same --etcd-endpoints")
 			}
 			return s.addLearner(r.Context(), req)
+		}),
+		BootstrapMembersPath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
+			if s.etcd == nil {
+				return nil, fmt.Errorf("this server uses an external etcd")
+			}
+			return s.etcdMembers(r.Context())
 		}),
 		BootstrapRemovePath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
 			var req memberRequest
@@ -270,7 +279,9 @@ func fetchShared(ctx context.Context, cfg Config, c *joinClient) error {
 		if err != nil || !c.token.MatchesCA(der) {
 			return fmt.Errorf("the data dir %s belongs to another cluster (its CA is not the one the token names): use a fresh data dir to join", cfg.DataDir)
 		}
-		return nil
+		// This cluster's data dir (a restart, or a server that left
+		// and joins again): it is a member of a cluster of servers.
+		return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("joined through "+c.server+"\n"), 0o600)
 	}
 	var files map[string][]byte
 	if err := c.post(ctx, BootstrapPath, struct{}{}, &files); err != nil {
@@ -372,9 +383,23 @@ func (s *server) prepareCluster() error {
 	if err != nil {
 		return fmt.Errorf("--token: %w (the first server writes it to <data-dir>/%s)", err, serverTokenFile)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	restart := false
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "etcd")); err == nil {
+		restart = true
+	}
+	wait := 2 * time.Minute
+	if restart {
+		wait = 15 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	c, err := newJoinClient(ctx, cfg.JoinServer, token)
+	if err != nil && restart {
+		// A server that already holds its etcd data starts from it: the
+		// server it once joined through may be the one that is down.
+		s.log.Warn("the server to join through is not reachable; starting from this server's own etcd data", "server", cfg.JoinServer, "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -542,23 +567,57 @@ func (s *server) removeMember(ctx context.Context, peerURL string) error {
 	return fmt.Errorf("no etcd member has the peer address %s", peerURL)
 }
 
+// etcdMembers lists the etcd members by name.
+func (s *server) etcdMembers(ctx context.Context) ([]EtcdMember, error) {
+	list, err := s.client.MemberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []EtcdMember{}
+	for _, m := range list.Members {
+		out = append(out, EtcdMember{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 // membersHandler lists the etcd members (a skiff operation: cluster-admin).
 func (s *server) membersHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		list, err := s.client.MemberList(r.Context())
+		out, err := s.etcdMembers(r.Context())
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
-		out := []EtcdMember{}
-		for _, m := range list.Members {
-			out = append(out, EtcdMember{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		_ = json.NewEncoder(w).Encode(out)
 	})
+}
+
+// stillMember decides what a server that starts with etcd data and
+// --server does with that data: keep it while the cluster it joins through
+// lists this member's peer address (a plain restart), or set it aside and
+// join afresh when it does not (the cluster was restored from a snapshot
+// or reset, or this member was removed): such data can never rejoin, as
+// its member is not in the cluster's list. Not knowing (the other server
+// unreachable, or without quorum) keeps the data.
+func stillMember(members []EtcdMember, peerURL string) bool {
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			if u == peerURL {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// members lists the etcd members of the cluster c joins through.
+func (c *joinClient) members(ctx context.Context) ([]EtcdMember, error) {
+	var out []EtcdMember
+	err := c.post(ctx, BootstrapMembersPath, struct{}{}, &out)
+	return out, err
 }
 
 // Leave takes a stopped server out of its cluster of servers: another

@@ -70,3 +70,25 @@ func TestBootstrapEndpointsNeedTheServerToken(t *testing.T) {
 		})
 	}
 }
+
+func TestStillMember(t *testing.T) {
+	members := []EtcdMember{
+		{Name: "s1", PeerURLs: []string{"https://10.0.0.1:2380"}},
+		{Name: "s2", PeerURLs: []string{"https://10.0.0.2:2380"}, Learner: true},
+	}
+	for _, tc := range []struct {
+		name    string
+		members []EtcdMember
+		peer    string
+		want    bool
+	}{
+		{"listed: a plain restart keeps its data", members, "https://10.0.0.1:2380", true},
+		{"listed as a learner not yet promoted", members, "https://10.0.0.2:2380", true},
+		{"not listed: restored, reset or removed", members, "https://10.0.0.3:2380", false},
+		{"a one-member cluster restored elsewhere", members[:1], "https://10.0.0.2:2380", false},
+	} {
+		if got := stillMember(tc.members, tc.peer); got != tc.want {
+			t.Errorf("%s: stillMember = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -309,9 +309,14 @@ func (s *server) startEtcd(ctx context.Context) error {
 	}
 	etcdDir := filepath.Join(s.cfg.DataDir, "etcd")
 	var initialCluster string
+	peer := "https://" + net.JoinHostPort(peerHost, strconv.Itoa(s.cfg.EtcdPeerPort))
+	if _, err := os.Stat(etcdDir); err == nil && s.joiner != nil {
+		if err := s.rejoinIfRemoved(ctx, etcdDir, peer); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(etcdDir); os.IsNotExist(err) && s.joiner != nil {
 		var ans memberAnswer
-		peer := "https://" + net.JoinHostPort(peerHost, strconv.Itoa(s.cfg.EtcdPeerPort))
 		if err := s.joiner.addMember(ctx, memberRequest{Name: s.memberName(), PeerURL: peer}, &ans, s.log); err != nil {
 			return fmt.Errorf("join the etcd cluster: %w", err)
 		}
@@ -319,14 +324,18 @@ func (s *server) startEtcd(ctx context.Context) error {
 		s.log.Info("joining the etcd cluster as a learner", "initial_cluster", initialCluster)
 	}
 	if path := s.cfg.ClusterResetRestorePath; path != "" {
-		// The member's recorded peer address (any port: a one-member
-		// cluster never dials it).
-		port := s.cfg.EtcdPeerPort
-		if port == 0 {
-			port = 2380
+		// The member's recorded peer address: the advertised one for a
+		// server of several, which the others join through; any port on
+		// loopback for a lone server (a one-member cluster never dials it).
+		restored := peer
+		if !ha {
+			port := s.cfg.EtcdPeerPort
+			if port == 0 {
+				port = 2380
+			}
+			restored = fmt.Sprintf("https://127.0.0.1:%d", port)
 		}
-		peer := fmt.Sprintf("https://127.0.0.1:%d", port)
-		if _, err := storage.RestoreSnapshot(path, etcdDir, etcdMemberName, peer, s.log); err != nil {
+		if _, err := storage.RestoreSnapshot(path, etcdDir, s.memberName(), restored, s.log); err != nil {
 			return err
 		}
 	}
@@ -344,6 +353,28 @@ func (s *server) startEtcd(ctx context.Context) error {
 		s.log.Info("etcd member promoted", "id", fmt.Sprintf("%x", embedded.ID()))
 	}
 	s.etcd, s.client = embedded, embedded.Client()
+	return nil
+}
+
+// rejoinIfRemoved sets this server's etcd data aside (etcd.old-<time>)
+// when the cluster it joins through no longer lists its member (see
+// stillMember), so that it joins afresh as a learner.
+func (s *server) rejoinIfRemoved(ctx context.Context, etcdDir, peer string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	members, err := s.joiner.members(ctx)
+	if err != nil {
+		s.log.Warn("cannot list the etcd members of the server to join through; starting from this server's own etcd data", "server", s.joiner.server, "err", err)
+		return nil
+	}
+	if stillMember(members, peer) {
+		return nil
+	}
+	aside := etcdDir + ".old-" + time.Now().UTC().Format("20060102T150405")
+	if err := os.Rename(etcdDir, aside); err != nil {
+		return fmt.Errorf("set aside the etcd data of a removed member: %w", err)
+	}
+	s.log.Warn("this server's etcd member is not in the cluster it joins (restored, reset, or removed): its etcd data is set aside and it joins afresh", "set_aside", aside, "peer", peer)
 	return nil
 }
 
