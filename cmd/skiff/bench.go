@@ -54,7 +54,7 @@ func benchCommand() *cobra.Command {
 	cf.IntSliceVar(&ccfg.Workers, "workers", []int{64}, "concurrent creators")
 	cf.IntVar(&ccfg.CRDs, "crds", 200, "definitions installed for the discovery, OpenAPI and memory figures")
 	cf.IntVar(&ccfg.Readies, "readies", 5, "definitions timed from create to first object served")
-	cf.DurationVar(&ccfg.Settle, "settle", 65*time.Second, "idle time before each RSS reading (a quiet server returns free heap within two 30 s checks)")
+	cf.DurationVar(&ccfg.Settle, "settle", 100*time.Second, "idle time before each RSS reading (a quiet server gives back its free heap and garbage at the first 30 s check after a quiet 30 s)")
 	cf.IntVar(&ccfg.Requests, "requests", 100, "discovery and OpenAPI requests timed")
 	cf.BoolVar(&ccfg.Webhook, "webhook", true, "also time creates through a validating webhook served on loopback")
 	root.AddCommand(crd)

@@ -38,7 +38,7 @@ const crdFieldManager = "kube-apiserver"
 func (s *server) serveCustomResources(ctx context.Context) {
 	res := s.reg.Lookup(apiextensionsv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
 	cache := s.reg.Cache(res)
-	served := map[string]string{} // definition → what it was served from
+	served := map[string]servedFrom{}
 	var w *storage.Watcher
 	retry := time.NewTimer(0)
 	defer retry.Stop()
@@ -84,7 +84,7 @@ func (s *server) serveCustomResources(ctx context.Context) {
 
 // syncCustomResourcesSafely is one pass that, should it panic, is logged
 // and tried again rather than taking the API server down.
-func (s *server) syncCustomResourcesSafely(ctx context.Context, res *registry.Resource, cache *storage.Cache, served map[string]string) (again bool, err error) {
+func (s *server) syncCustomResourcesSafely(ctx context.Context, res *registry.Resource, cache *storage.Cache, served map[string]servedFrom) (again bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			again, err = true, fmt.Errorf("panic in a custom resource definitions pass: %v\n%s", p, debug.Stack())
@@ -95,7 +95,7 @@ func (s *server) syncCustomResourcesSafely(ctx context.Context, res *registry.Re
 
 // syncCustomResources is one pass over every definition; it says whether
 // another pass is due without an event (objects still being removed).
-func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource, cache *storage.Cache, served map[string]string) (bool, error) {
+func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource, cache *storage.Cache, served map[string]servedFrom) (bool, error) {
 	objs, _ := cache.Snapshot(storage.Filter{})
 	crds := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(objs))
 	for _, o := range objs {
@@ -138,14 +138,22 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 		granted[i] = view
 		// Served before Established is stored: a client that waits for
 		// the condition finds the resource at once.
-		if crd.Established(view) {
-			if key := servedKey(view); served[c.Name] != key {
+		// The key (the definition's JSON) is made again only for a
+		// definition that changed since it was served: a pass runs on every
+		// event, and making every key on each made installing many
+		// definitions quadratic.
+		if crd.Established(view) && !(unchanged && served[c.Name].rv == c.ResourceVersion) {
+			from := servedFrom{key: servedKey(view)}
+			if unchanged {
+				from.rv = c.ResourceVersion
+			}
+			if served[c.Name].key != from.key {
 				if err := s.reg.ServeCustom(view, crd.Terminating(view)); err != nil {
 					note(fmt.Errorf("serve %s: %w", c.Name, err))
 					continue
 				}
-				served[c.Name] = key
 			}
+			served[c.Name] = from
 		}
 		if !unchanged {
 			note(s.writeCRDStatus(ctx, res, c.Name, want))
@@ -172,6 +180,11 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 	}
 	return again, firstErr
 }
+
+// servedFrom is what a definition's resources were last served from: its
+// key (see servedKey) and, when the stored object itself was served, its
+// resourceVersion.
+type servedFrom struct{ rv, key string }
 
 // servedKey is what a definition is served from: a change of it serves the
 // definition anew.
