@@ -115,16 +115,21 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	ec.MaxWalFiles = 2
 	ec.QuotaBackendBytes = 8 << 30
 	ec.MaxRequestBytes = 4 << 20
+	stopReport := reportStart(log, cfg.DataDir, startProgressEvery)
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
+		stopReport()
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.DataDir, err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
+		stopReport()
 	case err := <-e.Err():
+		stopReport()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-time.After(60 * time.Second):
+		stopReport()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 60s", cfg.DataDir)
 	}
