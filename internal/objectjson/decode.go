@@ -118,20 +118,28 @@ func (d *decoder) object(depth int) (map[string]any, bool) {
 			return nil, false
 		}
 		m[k] = v
-		d.space()
-		if d.off >= len(d.data) {
-			return nil, false
-		}
-		switch d.data[d.off] {
-		case ',':
-			d.off++
-		case '}':
-			d.off++
-			return m, true
-		default:
-			return nil, false
+		if more, ok := d.separator('}'); !ok || !more {
+			return m, ok
 		}
 	}
+}
+
+// separator reads what follows a member or element: a comma (more to come)
+// or the closing bracket.
+func (d *decoder) separator(closing byte) (more, ok bool) {
+	d.space()
+	if d.off >= len(d.data) {
+		return false, false
+	}
+	switch d.data[d.off] {
+	case ',':
+		d.off++
+		return true, true
+	case closing:
+		d.off++
+		return false, true
+	}
+	return false, false
 }
 
 func (d *decoder) array(depth int) ([]any, bool) {
@@ -151,18 +159,8 @@ func (d *decoder) array(depth int) ([]any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		d.space()
-		if d.off >= len(d.data) {
-			return nil, false
-		}
-		switch d.data[d.off] {
-		case ',':
-			d.off++
-		case ']':
-			d.off++
-			return a, true
-		default:
-			return nil, false
+		if more, ok := d.separator(']'); !ok || !more {
+			return a, ok
 		}
 	}
 }
