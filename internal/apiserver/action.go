@@ -21,10 +21,10 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request, res *regist
 	if !slices.Contains(a.Verbs, ri.Verb) {
 		return apierrors.NewMethodNotSupported(res.GroupResource(), ri.Verb)
 	}
-	// These kinds have no Table form (upstream's storage for them has no
-	// table convertor): a client that accepts only a Table gets a 406,
-	// before anything is done.
-	if _, err := Negotiate(r.Header.Get("Accept"), false); err != nil {
+	// A kind without a Table form (upstream's storage for it has no table
+	// convertor: binding, eviction, the reviews): a client that accepts
+	// only a Table gets a 406, before anything is done.
+	if _, err := Negotiate(r.Header.Get("Accept"), a.Row != nil); err != nil {
 		return err
 	}
 	if ri.Verb == "get" {
@@ -36,7 +36,13 @@ func (s *Server) serveAction(w http.ResponseWriter, r *http.Request, res *regist
 		if err != nil {
 			return err
 		}
-		return s.respond(w, r, nil, http.StatusOK, view)
+		var table *registry.Resource
+		if a.Row != nil {
+			// The view's kind, for rows that carry the whole object.
+			table = &registry.Resource{GVR: a.Kind.GroupVersion().WithResource(""), Kind: a.Kind.Kind,
+				Columns: a.Columns, Row: func(o runtime.Object, _ bool) []any { return a.Row(o) }}
+		}
+		return s.respond(w, r, table, http.StatusOK, view)
 	}
 	body, err := readBody(r)
 	if err != nil {

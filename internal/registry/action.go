@@ -32,6 +32,10 @@ type Action struct {
 	// Created answers a result that is not a Status with 201, as the
 	// review APIs do.
 	Created bool
+	// Columns and Row are the view's Table form (nil: the kind has none,
+	// and a client that accepts only a Table gets a 406).
+	Columns []metav1.TableColumnDefinition
+	Row     func(view runtime.Object) []any
 }
 
 // created is the Status an action that creates nothing visible answers

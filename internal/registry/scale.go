@@ -25,7 +25,26 @@ func withScale(r *Resource) {
 		Act: func(ctx context.Context, g *Registry, ns, name string, body func(runtime.Object) (runtime.Object, error), o WriteOptions) (runtime.Object, error) {
 			return updateScale(ctx, g, r, ns, name, body, o, ScaleOf, setReplicas)
 		},
+		Columns: scaleColumns,
+		Row:     scaleRow,
 	})
+}
+
+// scaleColumns are upstream's Table columns of a built-in workload's Scale
+// (`kubectl get deployment NAME --subresource=scale`).
+var scaleColumns = []metav1.TableColumnDefinition{
+	nameCol,
+	col("Desired", "integer", 0, autoscalingv1.ScaleSpec{}.SwaggerDoc()["replicas"]),
+	col("Available", "integer", 0, autoscalingv1.ScaleStatus{}.SwaggerDoc()["replicas"]),
+	ageCol,
+}
+
+func scaleRow(view runtime.Object) []any {
+	sc, ok := view.(*autoscalingv1.Scale)
+	if !ok {
+		return []any{"", int64(0), int64(0), ""}
+	}
+	return []any{sc.Name, int64(sc.Spec.Replicas), int64(sc.Status.Replicas), age(sc.CreationTimestamp)}
 }
 
 // ScaleOf builds the autoscaling/v1 Scale of a workload. Every scalable

@@ -469,6 +469,10 @@ func TestAccessReviewsAndImpersonation(t *testing.T) {
 		[]byte(`{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"list","resource":"pods"}}}`)); code != http.StatusNotAcceptable {
 		t.Errorf("a review asked for as a Table: %d, want 406", code)
 	}
+	if code := rawStatus(t, s, http.MethodPost, "/api/v1/namespaces/default/pods/nobody/eviction", "application/json;as=Table;v=v1;g=meta.k8s.io", "application/json",
+		[]byte(`{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nobody"}}`)); code != http.StatusNotAcceptable {
+		t.Errorf("an eviction asked for as a Table: %d, want 406", code)
+	}
 	sar := func(user string, groups ...string) bool {
 		r, err := admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user, Groups: groups, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "b", Verb: "list", Resource: "pods"}}}, metav1.CreateOptions{})

@@ -101,6 +101,11 @@ func TestKubectlEverydayCommands(t *testing.T) {
 		if got != "5 front hello 2" {
 			t.Errorf("after label/annotate/scale: %q", got)
 		}
+		// The scale subresource has upstream's Table columns.
+		table := strings.Fields(s.mustKubectl("get", "deploy", "web", "-n", "demo", "--subresource=scale"))
+		if len(table) != 8 || strings.Join(table[:4], " ") != "NAME DESIRED AVAILABLE AGE" || table[4] != "web" || table[5] != "5" {
+			t.Errorf("kubectl get --subresource=scale: %q", table)
+		}
 		if _, _, err := s.kubectl("label", "deploy", "web", "-n", "demo", "bad key=x"); err == nil {
 			t.Error("invalid label key accepted")
 		}
