@@ -2,7 +2,8 @@
 // evaluates rules in: CRD validation rules (x-kubernetes-validations),
 // admission policies and webhook match conditions. It has the libraries
 // upstream gives those expressions (strings, lists, sets, regex, math,
-// encoders, IP and CIDR, optionals, and Kubernetes' list functions), and
+// encoders, IP and CIDR, optionals, and Kubernetes' list, quantity, URL and
+// format functions), and
 // the same cost limits: a rule whose estimated cost is over budget is
 // refused when it is written, and evaluation stops at the per-call limit.
 package cel
@@ -61,6 +62,7 @@ func newEnv(extra []cel.EnvOption, vars []Var) (*cel.Env, error) {
 		ext.Encoders(),
 		ext.Network(),
 		listsLibrary(),
+		kubeLibraries(),
 	}
 	opts = append(opts, extra...)
 	for _, v := range vars {

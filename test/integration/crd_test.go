@@ -64,6 +64,14 @@ spec:
               image: {type: string}
               replicas: {type: integer, minimum: 0, maximum: 10, default: 1}
               policy: {type: string, enum: [Allow, Forbid], default: Allow}
+              memory:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "isQuantity(self) && quantity(self).isLessThan(quantity('1Gi'))", message: memory must be a quantity under 1Gi}
+              homepage:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "isURL(self) && url(self).getScheme() == 'https' && !format.dns1123Subdomain().validate(url(self).getHostname()).hasValue()", message: homepage must be an https URL on a DNS name}
               port: {x-kubernetes-int-or-string: true}
               extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
               ports:
@@ -196,6 +204,7 @@ spec: {cronSpec: "* * * * *", policy: Forbid, replicas: 3}
 		t.Errorf("CEL transition rule: %v %s", err, errOut)
 	}
 
+
 	// Unknown fields: refused under Strict (kubectl's default), pruned
 	// without it.
 	unknown := `apiVersion: stable.example.com/v1
@@ -320,6 +329,26 @@ spec: {cronSpec: "* * * * *", colour: blue}
 	}
 	if code := rawStatus(t, s, http.MethodPost, "/apis/stable.example.com/v1/namespaces/default/crontabs", "", "application/vnd.kubernetes.protobuf", []byte("k8s\x00")); code != http.StatusUnsupportedMediaType {
 		t.Errorf("POST of protobuf: %d, want 415", code)
+	}
+
+	// Rules with Kubernetes' quantity, URL and format libraries (on an
+	// object of their own: the checks above count nightly's generations).
+	s.mustKubectlStdin(`apiVersion: stable.example.com/v1
+kind: CronTab
+metadata: {name: libs}
+spec: {cronSpec: "* * * * *"}
+`, "create", "-f", "-")
+	for _, tc := range []struct{ patch, refusal string }{
+		{`{"spec":{"memory":"512Mi","homepage":"https://example.com/docs"}}`, ""},
+		{`{"spec":{"memory":"2Gi"}}`, `spec.memory: Invalid value: "string": memory must be a quantity under 1Gi`},
+		{`{"spec":{"memory":"lots"}}`, `memory must be a quantity under 1Gi`},
+		{`{"spec":{"homepage":"http://example.com/"}}`, `spec.homepage: Invalid value: "string": homepage must be an https URL on a DNS name`},
+		{`{"spec":{"homepage":"https://Not_A_Host/"}}`, `homepage must be an https URL on a DNS name`},
+	} {
+		_, errOut, err := s.kubectl("patch", "ct", "libs", "--type=merge", "-p", tc.patch)
+		if tc.refusal == "" && err != nil || tc.refusal != "" && (err == nil || !strings.Contains(errOut, tc.refusal)) {
+			t.Errorf("patch %s: %v %s; want refusal %q", tc.patch, err, errOut, tc.refusal)
+		}
 	}
 
 	// kubectl explain reads the published schema.

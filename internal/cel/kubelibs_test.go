@@ -1,0 +1,84 @@
+package cel
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/cel-go/common/types"
+)
+
+// The quantity, url and format libraries answer as upstream's do.
+func TestKubernetesLibraries(t *testing.T) {
+	env, err := NewEnv(Var{Name: "self"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		expr string
+		want any // a Go value, or an error's text when wantErr
+		err  bool
+	}{
+		{`isQuantity("100Mi")`, true, false},
+		{`isQuantity("100 apples")`, false, false},
+		{`quantity("1Gi").isGreaterThan(quantity("1000Mi"))`, true, false},
+		{`quantity("500m").isLessThan(quantity("1"))`, true, false},
+		{`quantity("2").compareTo(quantity("2000m"))`, int64(0), false},
+		{`quantity("1.5").isInteger()`, false, false},
+		{`quantity("3k").asInteger()`, int64(3000), false},
+		{`quantity("1.5").asApproximateFloat()`, 1.5, false},
+		{`quantity("-2").sign()`, int64(-1), false},
+		{`quantity("1Gi").add(quantity("1Gi")) == quantity("2Gi")`, true, false},
+		{`quantity("5").sub(2) == quantity("3")`, true, false},
+		{`quantity("1.5").asInteger()`, "cannot convert value to integer", true},
+		{`quantity("many")`, "quantities must match", true},
+		{`isURL("https://example.com:8443/a%20b?x=1&x=2")`, true, false},
+		{`isURL("not a url")`, false, false},
+		{`url("https://example.com:8443/a%20b?x=1&x=2").getScheme()`, "https", false},
+		{`url("https://example.com:8443/a").getHost()`, "example.com:8443", false},
+		{`url("https://[::1]:80/").getHostname()`, "::1", false},
+		{`url("https://example.com:8443/a").getPort()`, "8443", false},
+		{`url("https://example.com/a%20b").getEscapedPath()`, "/a%20b", false},
+		{`url("https://example.com/?x=1&x=2").getQuery()["x"]`, []string{"1", "2"}, false},
+		{`format.dns1123Label().validate("my-name")`, nil, false},
+		{`format.dns1123Label().validate("My_Name").hasValue()`, true, false},
+		{`format.named("uuid").value().validate("nope").value()`, []string{"does not match the UUID format"}, false},
+		{`format.named("no-such-format").hasValue()`, false, false},
+		{`format.labelValue().validate("ok.value")`, nil, false},
+		{`format.datetime().validate("2026-12-05T10:00:00Z")`, nil, false},
+	} {
+		p, err := Compile(env, tc.expr, StaticEstimatedCostLimit, MaxRequestSizeBytes)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		out, _, err := p.Eval(map[string]any{"self": nil})
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), tc.want.(string)) {
+				t.Errorf("%s: %v, %v; want an error with %q", tc.expr, out, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		switch want := tc.want.(type) {
+		case nil:
+			if out != types.OptionalNone {
+				t.Errorf("%s = %v, want optional.none()", tc.expr, out)
+			}
+		case []string:
+			got, err := out.ConvertToNative(typeOfStrings)
+			if err != nil || strings.Join(got.([]string), "|") != strings.Join(want, "|") {
+				t.Errorf("%s = %v (%v), want %v", tc.expr, out, err, want)
+			}
+		default:
+			if out.Value() != want {
+				t.Errorf("%s = %v (%T), want %v", tc.expr, out.Value(), out.Value(), want)
+			}
+		}
+	}
+}
+
+var typeOfStrings = reflect.TypeOf([]string(nil))
