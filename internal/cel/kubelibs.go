@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 
+	"github.com/blang/semver/v4"
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -15,12 +17,13 @@ import (
 )
 
 // Kubernetes' own CEL libraries, as upstream gives them to CRD rules and
-// admission policies: quantity (resource quantities), url, and format
-// (named string formats). Their values are opaque types of these names.
+// admission policies: quantity (resource quantities), url, format (named
+// string formats) and semver. Their values are opaque types of these names.
 var (
 	QuantityType = cel.OpaqueType("kubernetes.Quantity")
 	URLType      = cel.OpaqueType("kubernetes.URL")
 	FormatType   = cel.OpaqueType("kubernetes.NamedFormat")
+	SemverType   = cel.OpaqueType("kubernetes.Semver")
 )
 
 // opaque is a value of one of the types above around a Go value.
@@ -51,8 +54,11 @@ func (o opaque) Equal(other ref.Val) ref.Val {
 	if !ok || p.t != o.t {
 		return types.MaybeNoSuchOverloadErr(other)
 	}
-	if a, ok := o.v.(*resource.Quantity); ok {
+	switch a := o.v.(type) {
+	case *resource.Quantity:
 		return types.Bool(a.Equal(*p.v.(*resource.Quantity)))
+	case semver.Version:
+		return types.Bool(a.Equals(p.v.(semver.Version)))
 	}
 	return types.Bool(reflect.DeepEqual(o.v, p.v))
 }
@@ -208,12 +214,105 @@ func (kubeLibs) CompileOptions() []cel.EnvOption {
 			return types.OptionalNone
 		}))),
 	}
+	opts = append(opts, semverOptions()...)
 	for name := range namedFormats {
 		opts = append(opts, cel.Function("format."+name, cel.Overload("format_"+name, nil, f, cel.FunctionBinding(func(...ref.Val) ref.Val {
 			return opaque{FormatType, name}
 		}))))
 	}
 	return opts
+}
+
+func semverOptions() []cel.EnvOption {
+	v, s := SemverType, cel.StringType
+	parse := func(args ...ref.Val) (semver.Version, ref.Val) {
+		str, ok := args[0].Value().(string)
+		if !ok {
+			return semver.Version{}, types.MaybeNoSuchOverloadErr(args[0])
+		}
+		normalize := false
+		if len(args) > 1 {
+			b, ok := args[1].(types.Bool)
+			if !ok {
+				return semver.Version{}, types.MaybeNoSuchOverloadErr(args[1])
+			}
+			normalize = bool(b)
+		}
+		if normalize {
+			str = normalizeSemver(str)
+		}
+		ver, err := semver.Parse(str)
+		if err != nil {
+			return semver.Version{}, types.NewErr("could not parse semver: %v", err)
+		}
+		return ver, nil
+	}
+	part := func(name string, get func(semver.Version) uint64) cel.EnvOption {
+		return cel.Function(name, cel.MemberOverload("semver_"+name, []*cel.Type{v}, cel.IntType, cel.UnaryBinding(func(a ref.Val) ref.Val {
+			ver, ok := a.Value().(semver.Version)
+			if !ok {
+				return types.MaybeNoSuchOverloadErr(a)
+			}
+			return types.Int(get(ver))
+		})))
+	}
+	cmp := func(name string, out *cel.Type, res func(int) ref.Val) cel.EnvOption {
+		return cel.Function(name, cel.MemberOverload("semver_"+name, []*cel.Type{v, v}, out, cel.BinaryBinding(func(a, b ref.Val) ref.Val {
+			x, ok := a.Value().(semver.Version)
+			y, ok2 := b.Value().(semver.Version)
+			if !ok || !ok2 {
+				return types.MaybeNoSuchOverloadErr(b)
+			}
+			return res(x.Compare(y))
+		})))
+	}
+	toSemver := func(args ...ref.Val) ref.Val {
+		ver, err := parse(args...)
+		if err != nil {
+			return err
+		}
+		return opaque{SemverType, ver}
+	}
+	isSemver := func(args ...ref.Val) ref.Val {
+		_, err := parse(args...)
+		return types.Bool(err == nil)
+	}
+	return []cel.EnvOption{
+		cel.Function("semver",
+			cel.Overload("string_to_semver", []*cel.Type{s}, v, cel.UnaryBinding(func(a ref.Val) ref.Val { return toSemver(a) })),
+			cel.Overload("string_bool_to_semver", []*cel.Type{s, cel.BoolType}, v, cel.BinaryBinding(func(a, b ref.Val) ref.Val { return toSemver(a, b) }))),
+		cel.Function("isSemver",
+			cel.Overload("is_semver_string", []*cel.Type{s}, cel.BoolType, cel.UnaryBinding(func(a ref.Val) ref.Val { return isSemver(a) })),
+			cel.Overload("is_semver_string_bool", []*cel.Type{s, cel.BoolType}, cel.BoolType, cel.BinaryBinding(func(a, b ref.Val) ref.Val { return isSemver(a, b) }))),
+		part("major", func(x semver.Version) uint64 { return x.Major }),
+		part("minor", func(x semver.Version) uint64 { return x.Minor }),
+		part("patch", func(x semver.Version) uint64 { return x.Patch }),
+		cmp("isGreaterThan", cel.BoolType, func(c int) ref.Val { return types.Bool(c > 0) }),
+		cmp("isLessThan", cel.BoolType, func(c int) ref.Val { return types.Bool(c < 0) }),
+		cmp("compareTo", cel.IntType, func(c int) ref.Val { return types.Int(c) }),
+	}
+}
+
+// normalizeSemver is what semver(s, true) accepts beyond strict semver: a
+// leading "v", a missing minor or patch (as 0), and leading zeros.
+func normalizeSemver(s string) string {
+	s = strings.TrimPrefix(s, "v")
+	core, rest := s, ""
+	if i := strings.IndexAny(s, "-+"); i >= 0 {
+		core, rest = s[:i], s[i:]
+	}
+	parts := strings.Split(core, ".")
+	for len(parts) < 3 {
+		parts = append(parts, "0")
+	}
+	for i, p := range parts {
+		if t := strings.TrimLeft(p, "0"); t != "" || p == "" {
+			parts[i] = t
+		} else {
+			parts[i] = "0"
+		}
+	}
+	return strings.Join(parts, ".") + rest
 }
 
 func quantityUnary(f func(*resource.Quantity) ref.Val) cel.OverloadOpt {

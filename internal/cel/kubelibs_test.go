@@ -46,6 +46,15 @@ func TestKubernetesLibraries(t *testing.T) {
 		{`format.named("no-such-format").hasValue()`, false, false},
 		{`format.labelValue().validate("ok.value")`, nil, false},
 		{`format.datetime().validate("2026-12-05T10:00:00Z")`, nil, false},
+		{`isSemver("1.2.3-rc.1+build")`, true, false},
+		{`isSemver("v1.2")`, false, false},
+		{`isSemver("v1.2", true)`, true, false},
+		{`semver("v01.2", true).major()`, int64(1), false},
+		{`semver("1.10.0").isGreaterThan(semver("1.9.3"))`, true, false},
+		{`semver("1.0.0-alpha").isLessThan(semver("1.0.0"))`, true, false},
+		{`semver("1.2.3").compareTo(semver("1.2.3"))`, int64(0), false},
+		{`semver("1.2.3").minor() + semver("1.2.3").patch()`, int64(5), false},
+		{`semver("1.2")`, "could not parse semver", true},
 	} {
 		p, err := Compile(env, tc.expr, StaticEstimatedCostLimit, MaxRequestSizeBytes)
 		if err != nil {
