@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/admission/webhook"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 )
 
 // Operation is what a request does to an object.
@@ -151,6 +152,9 @@ type Options struct {
 	PodSecurity PodSecurityConfig
 	// Webhooks calls admission webhooks (its resolver finds Services).
 	Webhooks *webhook.Client
+	// Authorizer answers admission policies' authorizer checks (nil:
+	// expressions that use the authorizer fail).
+	Authorizer authz.Authorizer
 }
 
 func (o Options) webhookClient() *webhook.Client {
@@ -178,13 +182,15 @@ var catalog = []entry{
 	{"StorageObjectInUseProtection", true, func(Objects, Options) Plugin { return storageObjectInUseProtection{} }},
 	{"RuntimeClass", true, func(o Objects, _ Options) Plugin { return &runtimeClass{objects: o} }},
 	{"DefaultIngressClass", true, func(o Objects, _ Options) Plugin { return &defaultClass{objects: o, kind: ingressClassDefault} }},
-	{"MutatingAdmissionPolicy", true, func(o Objects, _ Options) Plugin {
-		return &mutatingPolicies{objects: o, vap: &validatingPolicies{objects: o}}
+	{"MutatingAdmissionPolicy", true, func(o Objects, opts Options) Plugin {
+		return &mutatingPolicies{objects: o, vap: &validatingPolicies{objects: o, authorizer: opts.Authorizer}}
 	}},
 	{"MutatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
 		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true}
 	}},
-	{"ValidatingAdmissionPolicy", true, func(o Objects, _ Options) Plugin { return &validatingPolicies{objects: o} }},
+	{"ValidatingAdmissionPolicy", true, func(o Objects, opts Options) Plugin {
+		return &validatingPolicies{objects: o, authorizer: opts.Authorizer}
+	}},
 	{"ValidatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin { return &webhooks{objects: o, client: opts.webhookClient()} }},
 	{"ResourceQuota", true, func(o Objects, _ Options) Plugin { return &resourceQuota{objects: o} }},
 }

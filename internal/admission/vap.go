@@ -19,6 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	vapolicy "github.com/skiff-sh/skiff/internal/admission/policy"
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
+	skiffcel "github.com/skiff-sh/skiff/internal/cel"
 )
 
 var (
@@ -32,6 +35,8 @@ var (
 // warns or is audited as the binding's validationActions say.
 type validatingPolicies struct {
 	objects Objects
+	// authorizer answers the authorizer library's checks.
+	authorizer authz.Authorizer
 
 	mu       sync.Mutex
 	compiled map[types.UID]compiledPolicy
@@ -227,7 +232,28 @@ func (p *validatingPolicies) input(ctx context.Context, a *Attributes) (vapolicy
 		}
 	}
 	in.Request = requestVars(a)
+	if p.authorizer != nil {
+		ask := p.authorize(a.User)
+		in.Authorizer = skiffcel.NewAuthorizer(ask)
+		in.RequestResource = skiffcel.NewResourceCheck(ask, a.Resource.Group, a.Resource.Resource, a.Subresource, a.Namespace, a.Name)
+	}
 	return in, nil
+}
+
+// authorize answers the authorizer library's checks for user (or the
+// ServiceAccount a check names) with the server's authorizer, as upstream
+// does: allowed only on Allow, with the authorizer's reason.
+func (p *validatingPolicies) authorize(user auth.User) skiffcel.Authorize {
+	return func(c skiffcel.AuthzCheck) (bool, string, error) {
+		u := user
+		if ns, name, ok := strings.Cut(c.ServiceAccount, "/"); ok {
+			u = auth.User{Name: "system:serviceaccount:" + ns + ":" + name,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
+		}
+		d, reason := p.authorizer.Authorize(authz.Attributes{User: u, Verb: c.Verb, IsResource: c.Path == "", APIGroup: c.Group,
+			Resource: c.Resource, Subresource: c.Subresource, Namespace: c.Namespace, Name: c.Name, Path: c.Path})
+		return d == authz.Allow, reason, nil
+	}
 }
 
 func stringsAny(in []string) []any {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/authz"
 )
 
 // TestValidatingAdmissionPolicy: a policy limiting replicas by a param,
@@ -64,5 +65,50 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 	delete(objs, key(corev1.SchemeGroupVersion.WithResource("configmaps"), "prod", "limits"))
 	if err := p.Validate(context.Background(), deploy("prod", 1)); err == nil || !strings.Contains(err.Error(), "no params found") {
 		t.Errorf("missing param: %v", err)
+	}
+}
+
+// A policy's authorizer checks ask the server's authorizer as the request's
+// user: only a user who may update the deployment's scale subresource may
+// set more than one replica.
+func TestValidatingAdmissionPolicyAuthorizer(t *testing.T) {
+	objs := memObjects{}
+	objs.add(namespacesGVR, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "prod"}})
+	objs.add(policiesGVR, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "scalers", UID: "p2", Generation: 1},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{"CREATE"},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}}}}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "object.spec.replicas <= 1 || authorizer.requestResource.subresource('scale').check('update').allowed()",
+				Message:    "only scalers may ask for more than one replica"}},
+		}})
+	objs.add(bindingsGVR, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "scalers"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "scalers", ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}}})
+	var asked []authz.Attributes
+	p := &validatingPolicies{objects: objs, authorizer: authz.Func(func(a authz.Attributes) (authz.Decision, string) {
+		asked = append(asked, a)
+		if a.User.Name == "scaler" {
+			return authz.Allow, ""
+		}
+		return authz.NoOpinion, "no RBAC policy matched"
+	})}
+	deploy := func(user string, n int32) *Attributes {
+		return &Attributes{Operation: Create, Resource: appsv1.SchemeGroupVersion.WithResource("deployments"), Kind: appsv1.SchemeGroupVersion.WithKind("Deployment"),
+			Namespace: "prod", Name: "web", User: auth.User{Name: user},
+			Object: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "prod"}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(n)}}}
+	}
+	if err := p.Validate(context.Background(), deploy("scaler", 5)); err != nil {
+		t.Errorf("a scaler: %v", err)
+	}
+	want := authz.Attributes{User: auth.User{Name: "scaler"}, Verb: "update", IsResource: true, APIGroup: "apps", Resource: "deployments", Subresource: "scale", Namespace: "prod", Name: "web"}
+	if len(asked) != 1 || asked[0].Verb != want.Verb || asked[0].Subresource != "scale" || asked[0].Name != "web" || asked[0].APIGroup != "apps" || asked[0].User.Name != "scaler" {
+		t.Errorf("asked %+v, want %+v", asked, want)
+	}
+	if err := p.Validate(context.Background(), deploy("intern", 5)); err == nil || !strings.Contains(err.Error(), "only scalers may ask for more than one replica") {
+		t.Errorf("an intern: %v", err)
+	}
+	if err := p.Validate(context.Background(), deploy("intern", 1)); err != nil {
+		t.Errorf("an intern within the rule: %v", err)
 	}
 }

@@ -59,6 +59,8 @@ func (o opaque) Equal(other ref.Val) ref.Val {
 		return types.Bool(a.Equal(*p.v.(*resource.Quantity)))
 	case semver.Version:
 		return types.Bool(a.Equals(p.v.(semver.Version)))
+	case authzState:
+		return types.False // checks and decisions are not compared
 	}
 	return types.Bool(reflect.DeepEqual(o.v, p.v))
 }
@@ -215,6 +217,7 @@ func (kubeLibs) CompileOptions() []cel.EnvOption {
 		}))),
 	}
 	opts = append(opts, semverOptions()...)
+	opts = append(opts, authzOptions()...)
 	for name := range namedFormats {
 		opts = append(opts, cel.Function("format."+name, cel.Overload("format_"+name, nil, f, cel.FunctionBinding(func(...ref.Val) ref.Val {
 			return opaque{FormatType, name}

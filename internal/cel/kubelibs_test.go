@@ -1,6 +1,7 @@
 package cel
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,3 +92,56 @@ func TestKubernetesLibraries(t *testing.T) {
 }
 
 var typeOfStrings = reflect.TypeOf([]string(nil))
+
+// The authorizer library asks the Authorize it is given, as the request's
+// user or a ServiceAccount, and answers with its decision.
+func TestAuthorizerLibrary(t *testing.T) {
+	var asked []AuthzCheck
+	authorize := func(c AuthzCheck) (bool, string, error) {
+		asked = append(asked, c)
+		switch {
+		case c.Verb == "boom":
+			return false, "", errors.New("authorizer unavailable")
+		case c.ServiceAccount != "":
+			return false, "no RBAC policy matched", nil
+		}
+		return c.Resource == "deployments" || c.Path == "/healthz", "", nil
+	}
+	vars := append([]Var{{Name: "object"}}, AuthorizerVars()...)
+	env, err := NewEnv(vars...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{"object": nil, "authorizer": NewAuthorizer(authorize),
+		"authorizer.requestResource": NewResourceCheck(authorize, "apps", "deployments", "scale", "prod", "web")}
+	for _, tc := range []struct {
+		expr string
+		want any
+		last AuthzCheck
+	}{
+		{`authorizer.group('apps').resource('deployments').namespace('prod').name('web').check('update').allowed()`, true,
+			AuthzCheck{Verb: "update", Group: "apps", Resource: "deployments", Namespace: "prod", Name: "web"}},
+		{`authorizer.group('').resource('secrets').subresource('x').check('get').allowed()`, false,
+			AuthzCheck{Verb: "get", Resource: "secrets", Subresource: "x"}},
+		{`authorizer.path('/healthz').check('get').allowed()`, true, AuthzCheck{Verb: "get", Path: "/healthz"}},
+		{`authorizer.serviceAccount('ns', 'robot').group('apps').resource('deployments').check('list').reason()`, "no RBAC policy matched",
+			AuthzCheck{ServiceAccount: "ns/robot", Verb: "list", Group: "apps", Resource: "deployments"}},
+		{`authorizer.requestResource.check('patch').allowed()`, true,
+			AuthzCheck{Verb: "patch", Group: "apps", Resource: "deployments", Subresource: "scale", Namespace: "prod", Name: "web"}},
+		{`authorizer.group('').resource('pods').check('boom').errored()`, true, AuthzCheck{Verb: "boom", Resource: "pods"}},
+		{`authorizer.group('').resource('pods').check('boom').error()`, "authorizer unavailable", AuthzCheck{Verb: "boom", Resource: "pods"}},
+	} {
+		p, err := Compile(env, tc.expr, StaticEstimatedCostLimit, MaxRequestSizeBytes)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		out, _, err := p.Eval(in)
+		if err != nil || out.Value() != tc.want {
+			t.Errorf("%s = %v, %v; want %v", tc.expr, out, err, tc.want)
+		}
+		if len(asked) == 0 || asked[len(asked)-1] != tc.last {
+			t.Errorf("%s asked %+v, want %+v", tc.expr, asked, tc.last)
+		}
+	}
+}

@@ -508,6 +508,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	authn.Audiences = []string{issuer}
 	authn.Tokens = &satoken.Authenticator{Key: saKey, Objects: cacheObjects{s.reg}}
 	s.admissionOptions.Webhooks = &webhook.Client{Resolve: serviceEndpoint(s.reg)}
+	s.admissionOptions.Authorizer = authorizer
 	s.reg.Webhooks = s.admissionOptions.Webhooks
 	if s.reg.Admission, err = admission.New(s.reg.AdmissionObjects(), s.cfg.EnableAdmissionPlugins, s.cfg.DisableAdmissionPlugins, s.admissionOptions); err != nil {
 		return err

@@ -25,6 +25,8 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiff-sh/skiff/test/poll"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -390,6 +392,58 @@ spec: {validationActions: [Deny, Warn]}
 	if err == nil || !strings.Contains(errOut, "spec.policyName: Required value") || !strings.Contains(errOut, "must not contain both Deny and Warn") {
 		t.Errorf("bad binding: %v %s", err, errOut)
 	}
+
+	// The authorizer library asks RBAC as the request's user: only a user
+	// who may read Secrets in the namespace may write a ConfigMap labelled
+	// sensitive there (bob acts through impersonation, with edit but not
+	// the Secrets reader role).
+	s.mustKubectlStdin(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: sensitive}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  validations:
+  - expression: "!has(object.metadata.labels) || !('sensitive' in object.metadata.labels) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).check('list').allowed()"
+    message: only readers of Secrets may write sensitive ConfigMaps
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: sensitive}
+spec: {policyName: sensitive, validationActions: [Deny]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: configmaps, namespace: dev}
+rules:
+- {apiGroups: [""], resources: [configmaps], verbs: [create, get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-configmaps, namespace: dev}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmaps}
+subjects: [{kind: User, name: bob}]
+`, "apply", "-f", "-")
+	// Once bob's Role has reached the authorizer, he may create plain ones.
+	poll.Eventually(t, settle, func() error {
+		_, errOut, err := s.kubectl("create", "configmap", "plain", "-n", "dev", "--as=bob", "--dry-run=server", "-o", "name")
+		if err != nil {
+			return fmt.Errorf("%v %s", err, errOut)
+		}
+		return nil
+	})
+	_, errOut, err = s.kubectlStdin(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: keys, namespace: dev, labels: {sensitive: "yes"}}
+`, "create", "--as=bob", "-f", "-")
+	if err == nil || !strings.Contains(errOut, "ValidatingAdmissionPolicy 'sensitive' with binding 'sensitive' denied request: only readers of Secrets may write sensitive ConfigMaps") {
+		t.Errorf("bob, who may not list Secrets: %v %s", err, errOut)
+	}
+	s.mustKubectlStdin(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: keys, namespace: dev, labels: {sensitive: "yes"}}
+`, "create", "-f", "-")
 }
 
 // TestMutatingAdmissionPolicy: an apply-configuration mutation and a JSON

@@ -35,11 +35,12 @@ type validation struct {
 
 // env declares what policy expressions see.
 func env() (*cel.Env, error) {
-	return skiffcel.NewEnv(
-		skiffcel.Var{Name: "object"}, skiffcel.Var{Name: "oldObject"}, skiffcel.Var{Name: "request"},
-		skiffcel.Var{Name: "params"}, skiffcel.Var{Name: "namespaceObject"},
-		skiffcel.Var{Name: "variables", Type: cel.MapType(cel.StringType, cel.DynType)},
-	)
+	vars := append([]skiffcel.Var{
+		{Name: "object"}, {Name: "oldObject"}, {Name: "request"},
+		{Name: "params"}, {Name: "namespaceObject"},
+		{Name: "variables", Type: cel.MapType(cel.StringType, cel.DynType)},
+	}, skiffcel.AuthorizerVars()...)
+	return skiffcel.NewEnv(vars...)
 }
 
 // Compile compiles a policy's expressions.
@@ -82,6 +83,9 @@ func Compile(spec admissionregistrationv1.ValidatingAdmissionPolicySpec) *Compil
 // Input is what expressions see.
 type Input struct {
 	Object, OldObject, Request, Params, Namespace any
+	// Authorizer and RequestResource are the authorizer library's values
+	// for the request's user (nil: expressions that use them fail).
+	Authorizer, RequestResource any
 }
 
 // Violation is one failed validation.
@@ -106,6 +110,9 @@ func (c *Compiled) Evaluate(in Input) (Result, error) {
 		return Result{}, c.Err
 	}
 	vars := map[string]any{"object": in.Object, "oldObject": in.OldObject, "request": in.Request, "params": in.Params, "namespaceObject": in.Namespace}
+	if in.Authorizer != nil {
+		vars["authorizer"], vars["authorizer.requestResource"] = in.Authorizer, in.RequestResource
+	}
 	variables := map[string]any{}
 	vars["variables"] = variables
 	for _, m := range c.Conditions {
