@@ -124,22 +124,14 @@ func (kubeLibs) CompileOptions() []cel.EnvOption {
 	}
 	opts := []cel.EnvOption{
 		// quantity
-		cel.Function("quantity", cel.Overload("string_to_quantity", []*cel.Type{s}, q, cel.UnaryBinding(func(v ref.Val) ref.Val {
-			str, ok := v.Value().(string)
-			if !ok {
-				return types.MaybeNoSuchOverloadErr(v)
-			}
+		cel.Function("quantity", cel.Overload("string_to_quantity", []*cel.Type{s}, q, stringUnary(func(str string) ref.Val {
 			parsed, err := resource.ParseQuantity(str)
 			if err != nil {
 				return types.WrapErr(err)
 			}
 			return opaque{QuantityType, &parsed}
 		}))),
-		cel.Function("isQuantity", cel.Overload("is_quantity_string", []*cel.Type{s}, cel.BoolType, cel.UnaryBinding(func(v ref.Val) ref.Val {
-			str, ok := v.Value().(string)
-			if !ok {
-				return types.MaybeNoSuchOverloadErr(v)
-			}
+		cel.Function("isQuantity", cel.Overload("is_quantity_string", []*cel.Type{s}, cel.BoolType, stringUnary(func(str string) ref.Val {
 			_, err := resource.ParseQuantity(str)
 			return types.Bool(err == nil)
 		}))),
@@ -165,22 +157,14 @@ func (kubeLibs) CompileOptions() []cel.EnvOption {
 		quantityOp("compareTo", func(x, y *resource.Quantity) ref.Val { return types.Int(x.Cmp(*y)) }),
 
 		// url
-		cel.Function("url", cel.Overload("string_to_url", []*cel.Type{s}, u, cel.UnaryBinding(func(v ref.Val) ref.Val {
-			str, ok := v.Value().(string)
-			if !ok {
-				return types.MaybeNoSuchOverloadErr(v)
-			}
+		cel.Function("url", cel.Overload("string_to_url", []*cel.Type{s}, u, stringUnary(func(str string) ref.Val {
 			p, err := url.ParseRequestURI(str)
 			if err != nil {
 				return types.NewErr("URL parse error during conversion from string: %v", err)
 			}
 			return opaque{URLType, p}
 		}))),
-		cel.Function("isURL", cel.Overload("is_url_string", []*cel.Type{s}, cel.BoolType, cel.UnaryBinding(func(v ref.Val) ref.Val {
-			str, ok := v.Value().(string)
-			if !ok {
-				return types.MaybeNoSuchOverloadErr(v)
-			}
+		cel.Function("isURL", cel.Overload("is_url_string", []*cel.Type{s}, cel.BoolType, stringUnary(func(str string) ref.Val {
 			_, err := url.ParseRequestURI(str)
 			return types.Bool(err == nil)
 		}))),
@@ -194,11 +178,7 @@ func (kubeLibs) CompileOptions() []cel.EnvOption {
 		}, cel.MapType(s, cel.ListType(s))),
 
 		// format
-		cel.Function("format.named", cel.Overload("format_named", []*cel.Type{s}, cel.OptionalType(f), cel.UnaryBinding(func(v ref.Val) ref.Val {
-			name, ok := v.Value().(string)
-			if !ok {
-				return types.MaybeNoSuchOverloadErr(v)
-			}
+		cel.Function("format.named", cel.Overload("format_named", []*cel.Type{s}, cel.OptionalType(f), stringUnary(func(name string) ref.Val {
 			if _, known := namedFormats[name]; !known {
 				return types.OptionalNone
 			}
@@ -316,6 +296,17 @@ func normalizeSemver(s string) string {
 		}
 	}
 	return strings.Join(parts, ".") + rest
+}
+
+// stringUnary binds a function of one string argument.
+func stringUnary(f func(string) ref.Val) cel.OverloadOpt {
+	return cel.UnaryBinding(func(v ref.Val) ref.Val {
+		str, ok := v.Value().(string)
+		if !ok {
+			return types.MaybeNoSuchOverloadErr(v)
+		}
+		return f(str)
+	})
 }
 
 func quantityUnary(f func(*resource.Quantity) ref.Val) cel.OverloadOpt {

@@ -254,22 +254,15 @@ func (d *decoder) number() (any, bool) {
 	if d.data[d.off] == '-' {
 		d.off++
 	}
-	digits := d.off
-	for d.off < len(d.data) && d.data[d.off] >= '0' && d.data[d.off] <= '9' {
-		d.off++
-	}
-	if d.off == digits || d.data[digits] == '0' && d.off-digits > 1 {
+	first := d.off
+	if n := d.digits(); n == 0 || d.data[first] == '0' && n > 1 {
 		return nil, false // no digits, or a leading zero
 	}
 	frac := false
 	if d.off < len(d.data) && d.data[d.off] == '.' {
 		frac = true
 		d.off++
-		n := d.off
-		for d.off < len(d.data) && d.data[d.off] >= '0' && d.data[d.off] <= '9' {
-			d.off++
-		}
-		if d.off == n {
+		if d.digits() == 0 {
 			return nil, false
 		}
 	}
@@ -278,11 +271,7 @@ func (d *decoder) number() (any, bool) {
 		if d.off < len(d.data) && (d.data[d.off] == '+' || d.data[d.off] == '-') {
 			d.off++
 		}
-		n := d.off
-		for d.off < len(d.data) && d.data[d.off] >= '0' && d.data[d.off] <= '9' {
-			d.off++
-		}
-		if d.off == n {
+		if d.digits() == 0 {
 			return nil, false
 		}
 	}
@@ -297,4 +286,13 @@ func (d *decoder) number() (any, bool) {
 		return nil, false
 	}
 	return f, true
+}
+
+// digits skips a run of decimal digits and says how long it was.
+func (d *decoder) digits() int {
+	start := d.off
+	for d.off < len(d.data) && d.data[d.off] >= '0' && d.data[d.off] <= '9' {
+		d.off++
+	}
+	return d.off - start
 }
