@@ -186,12 +186,14 @@ var catalog = []entry{
 		return &mutatingPolicies{objects: o, vap: &validatingPolicies{objects: o, authorizer: opts.Authorizer}}
 	}},
 	{"MutatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
-		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true}
+		return &webhooks{objects: o, client: opts.webhookClient(), mutating: true, authorizer: opts.Authorizer}
 	}},
 	{"ValidatingAdmissionPolicy", true, func(o Objects, opts Options) Plugin {
 		return &validatingPolicies{objects: o, authorizer: opts.Authorizer}
 	}},
-	{"ValidatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin { return &webhooks{objects: o, client: opts.webhookClient()} }},
+	{"ValidatingAdmissionWebhook", true, func(o Objects, opts Options) Plugin {
+		return &webhooks{objects: o, client: opts.webhookClient(), authorizer: opts.Authorizer}
+	}},
 	{"ResourceQuota", true, func(o Objects, _ Options) Plugin { return &resourceQuota{objects: o} }},
 }
 

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/google/cel-go/common/types/ref"
+
 	vapolicy "github.com/skiff-sh/skiff/internal/admission/policy"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
@@ -233,24 +235,29 @@ func (p *validatingPolicies) input(ctx context.Context, a *Attributes) (vapolicy
 	}
 	in.Request = requestVars(a)
 	if p.authorizer != nil {
-		ask := p.authorize(a.User)
-		in.Authorizer = skiffcel.NewAuthorizer(ask)
-		in.RequestResource = skiffcel.NewResourceCheck(ask, a.Resource.Group, a.Resource.Resource, a.Subresource, a.Namespace, a.Name)
+		in.Authorizer, in.RequestResource = authorizerValues(p.authorizer, a)
 	}
 	return in, nil
 }
 
-// authorize answers the authorizer library's checks for user (or the
+// authorizerValues are the authorizer library's `authorizer` and
+// `authorizer.requestResource` for a's user and resource.
+func authorizerValues(z authz.Authorizer, a *Attributes) (authorizer, requestResource ref.Val) {
+	ask := authorizeAs(z, a.User)
+	return skiffcel.NewAuthorizer(ask), skiffcel.NewResourceCheck(ask, a.Resource.Group, a.Resource.Resource, a.Subresource, a.Namespace, a.Name)
+}
+
+// authorizeAs answers the authorizer library's checks for user (or the
 // ServiceAccount a check names) with the server's authorizer, as upstream
 // does: allowed only on Allow, with the authorizer's reason.
-func (p *validatingPolicies) authorize(user auth.User) skiffcel.Authorize {
+func authorizeAs(z authz.Authorizer, user auth.User) skiffcel.Authorize {
 	return func(c skiffcel.AuthzCheck) (bool, string, error) {
 		u := user
 		if ns, name, ok := strings.Cut(c.ServiceAccount, "/"); ok {
 			u = auth.User{Name: "system:serviceaccount:" + ns + ":" + name,
 				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
 		}
-		d, reason := p.authorizer.Authorize(authz.Attributes{User: u, Verb: c.Verb, IsResource: c.Path == "", APIGroup: c.Group,
+		d, reason := z.Authorize(authz.Attributes{User: u, Verb: c.Verb, IsResource: c.Path == "", APIGroup: c.Group,
 			Resource: c.Resource, Subresource: c.Subresource, Namespace: c.Namespace, Name: c.Name, Path: c.Path})
 		return d == authz.Allow, reason, nil
 	}

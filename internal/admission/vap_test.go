@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff-sh/skiff/internal/admission/webhook"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/authz"
 )
@@ -110,5 +111,26 @@ func TestValidatingAdmissionPolicyAuthorizer(t *testing.T) {
 	}
 	if err := p.Validate(context.Background(), deploy("intern", 1)); err != nil {
 		t.Errorf("an intern within the rule: %v", err)
+	}
+}
+
+// Webhook match conditions see the authorizer too: a webhook can be skipped
+// for users who may do something.
+func TestWebhookConditionAuthorizer(t *testing.T) {
+	w := &webhooks{objects: memObjects{}, authorizer: authz.Func(func(a authz.Attributes) (authz.Decision, string) {
+		if a.User.Name == "admin" && a.Resource == "nodes" && a.Verb == "delete" {
+			return authz.Allow, ""
+		}
+		return authz.NoOpinion, ""
+	})}
+	conds := []admissionregistrationv1.MatchCondition{{Name: "not-node-admins",
+		Expression: "!authorizer.group('').resource('nodes').check('delete').allowed()"}}
+	for user, want := range map[string]bool{"admin": false, "intern": true} {
+		a := &Attributes{Operation: Create, Resource: corev1.SchemeGroupVersion.WithResource("configmaps"), Kind: corev1.SchemeGroupVersion.WithKind("ConfigMap"),
+			Namespace: "default", Name: "x", User: auth.User{Name: user}, Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "default"}}}
+		got, err := webhook.ConditionsMet(conds, w.conditionVars(a))
+		if err != nil || got != want {
+			t.Errorf("%s: conditions met %v, %v; want %v", user, got, err, want)
+		}
 	}
 }

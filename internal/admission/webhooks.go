@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/internal/admission/webhook"
+	"github.com/skiff-sh/skiff/internal/authz"
 )
 
 var (
@@ -44,6 +45,8 @@ type webhooks struct {
 	objects  Objects
 	client   *webhook.Client
 	mutating bool
+	// authorizer answers match conditions' authorizer checks.
+	authorizer authz.Authorizer
 }
 
 func (w *webhooks) Handles(op Operation) bool {
@@ -111,7 +114,7 @@ func (w *webhooks) dispatch(ctx context.Context, a *Attributes) error {
 		}
 		if len(h.MatchConditions) > 0 {
 			if vars == nil {
-				vars = conditionVars(a)
+				vars = w.conditionVars(a)
 			}
 			ok, err := webhook.ConditionsMet(h.MatchConditions, vars)
 			if err != nil {
@@ -177,16 +180,16 @@ func requestVars(a *Attributes) map[string]any {
 	}
 }
 
-// conditionVars are what match conditions see of a.
-func conditionVars(a *Attributes) map[string]any {
+// conditionVars are what match conditions see of a (the authorizer
+// library's values too, when the server has an authorizer).
+func (w *webhooks) conditionVars(a *Attributes) map[string]any {
 	obj, _ := jsonForm(a.Object, a)
 	old, _ := jsonForm(a.OldObject, a)
-	return map[string]any{"object": obj, "oldObject": old, "request": map[string]any{
-		"kind":        map[string]any{"group": a.Kind.Group, "version": a.Kind.Version, "kind": a.Kind.Kind},
-		"resource":    map[string]any{"group": a.Resource.Group, "version": a.Resource.Version, "resource": a.Resource.Resource},
-		"subResource": a.Subresource, "name": a.Name, "namespace": a.Namespace, "operation": string(a.Operation), "dryRun": a.DryRun,
-		"userInfo": map[string]any{"username": a.User.Name, "uid": a.User.UID, "groups": stringsAny(a.User.Groups)},
-	}}
+	vars := map[string]any{"object": obj, "oldObject": old, "request": requestVars(a)}
+	if w.authorizer != nil {
+		vars["authorizer"], vars["authorizer.requestResource"] = authorizerValues(w.authorizer, a)
+	}
+	return vars
 }
 
 // review builds the AdmissionRequest for a (objects in their JSON form).

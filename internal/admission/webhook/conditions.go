@@ -13,7 +13,8 @@ import (
 
 // conditionEnv declares what match conditions see.
 var conditionEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return skiffcel.NewEnv(skiffcel.Var{Name: "object"}, skiffcel.Var{Name: "oldObject"}, skiffcel.Var{Name: "request"})
+	vars := append([]skiffcel.Var{{Name: "object"}, {Name: "oldObject"}, {Name: "request"}}, skiffcel.AuthorizerVars()...)
+	return skiffcel.NewEnv(vars...)
 })
 
 var compiled sync.Map // expression → *skiffcel.Program
