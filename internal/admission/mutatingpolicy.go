@@ -67,10 +67,10 @@ func (p *mutatingPolicies) program(m *admissionregistrationv1.MutatingAdmissionP
 		return c
 	}
 	c := compiledMutations{generation: m.Generation}
-	env, err := skiffcel.NewMutationEnv(
-		skiffcel.Var{Name: "object"}, skiffcel.Var{Name: "oldObject"}, skiffcel.Var{Name: "request"},
-		skiffcel.Var{Name: "params"}, skiffcel.Var{Name: "namespaceObject"},
-		skiffcel.Var{Name: "variables", Type: cel.MapType(cel.StringType, cel.DynType)})
+	env, err := skiffcel.NewMutationEnv(append([]skiffcel.Var{
+		{Name: "object"}, {Name: "oldObject"}, {Name: "request"},
+		{Name: "params"}, {Name: "namespaceObject"},
+		{Name: "variables", Type: cel.MapType(cel.StringType, cel.DynType)}}, skiffcel.AuthorizerVars()...)...)
 	compile := func(what, expr string) *skiffcel.Program {
 		if err != nil {
 			return nil
@@ -161,6 +161,9 @@ func (p *mutatingPolicies) apply(ctx context.Context, a *Attributes, m *admissio
 			return err
 		}
 		vars := map[string]any{"object": in.Object, "oldObject": in.OldObject, "request": in.Request, "params": param, "namespaceObject": in.Namespace}
+		if in.Authorizer != nil {
+			vars["authorizer"], vars["authorizer.requestResource"] = in.Authorizer, in.RequestResource
+		}
 		variables := map[string]any{}
 		vars["variables"] = variables
 		matched := true

@@ -470,6 +470,9 @@ spec:
   - patchType: JSONPatch
     jsonPatch:
       expression: '[JSONPatch{op: "add", path: "/metadata/labels/tier", value: "web"}]'
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/annotations/node-admin", value: string(authorizer.group("").resource("nodes").check("delete").allowed())}]'
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -484,7 +487,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Annotations["mutated-by"] != "admission-policy" || *d.Spec.Replicas != 3 || d.Labels["tier"] != "web" || d.Labels["app"] != "web" {
+	if d.Annotations["mutated-by"] != "admission-policy" || d.Annotations["node-admin"] != "true" || *d.Spec.Replicas != 3 || d.Labels["tier"] != "web" || d.Labels["app"] != "web" {
 		t.Errorf("mutated deployment: annotations %v, labels %v, replicas %d", d.Annotations, d.Labels, *d.Spec.Replicas)
 	}
 	if d.Spec.Template.Spec.Containers[0].TerminationMessagePolicy != "File" {
