@@ -25,7 +25,7 @@ type AuthzCheck struct {
 	// rather than the request's user.
 	ServiceAccount string
 	// Path is set for a non-resource request.
-	Path                                                 string
+	Path                                                string
 	Verb, Group, Resource, Subresource, Namespace, Name string
 }
 

@@ -204,7 +204,6 @@ spec: {cronSpec: "* * * * *", policy: Forbid, replicas: 3}
 		t.Errorf("CEL transition rule: %v %s", err, errOut)
 	}
 
-
 	// Unknown fields: refused under Strict (kubectl's default), pruned
 	// without it.
 	unknown := `apiVersion: stable.example.com/v1
