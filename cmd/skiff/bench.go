@@ -31,7 +31,7 @@ func benchCommand() *cobra.Command {
 	f.IntSliceVar(&cfg.Workers, "workers", []int{16, 64}, "concurrent creators")
 	f.IntVar(&cfg.Watchers, "watchers", 100, "watchers for the fan-out test")
 	f.IntVar(&cfg.Updates, "updates", 1000, "updates for the fan-out test")
-	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding")
+	f.IntVar(&cfg.Lists, "lists", 5, "LIST repetitions per encoding (0: none)")
 	f.StringVar(&cfg.Namespace, "namespace", "", "existing namespace to work in (default: a new one, deleted afterwards)")
 	root.AddCommand(api)
 

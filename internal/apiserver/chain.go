@@ -24,6 +24,8 @@ type stage func(http.Handler) http.Handler
 // chain is the request path, outermost first. The order is the point:
 //   - the request is parsed once, first, so every later stage (and the
 //     metrics of a request that fails early) sees its verb and resource;
+//   - a short request then moves to a warm goroutine (package warm), whose
+//     stack has already grown, for everything after parsing;
 //   - recovery and metrics wrap everything else, so a panic anywhere below
 //     becomes a 500 Status and is counted;
 //   - the CA certificate is public (a joining node fetches /cacerts
@@ -49,6 +51,7 @@ type stage func(http.Handler) http.Handler
 func (s *Server) chain() []stage {
 	return []stage{
 		s.withRequestInfo,
+		s.withWarmStack,
 		s.withRecovery,
 		s.withPublicPaths,
 		s.withAuthentication,
@@ -87,6 +90,19 @@ func (s *Server) withRequestInfo(next http.Handler) http.Handler {
 		watchParam := r.URL.Query().Get("watch")
 		ri := ParseRequest(r.Method, r.URL.Path, watchParam == "true" || watchParam == "1")
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
+	})
+}
+
+// withWarmStack serves a request that is not long-running on a warm
+// goroutine when one is idle. Watches, streams and proxies stay on their
+// own goroutines: they would hold a pool goroutine for their lifetime.
+func (s *Server) withWarmStack(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if longRunning(requestInfoFrom(r.Context()), r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.warm.TryRun(func() { next.ServeHTTP(w, r) })
 	})
 }
 

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/warm"
+
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/version"
@@ -123,9 +125,18 @@ type Server struct {
 	podTransport http.RoundTripper
 	// handler is the request path (chain.go).
 	handler http.Handler
+	// warm serves short requests on goroutines with grown stacks.
+	warm *warm.Pool
 	// ShuttingDown makes /readyz fail while the server drains.
 	ShuttingDown atomic.Bool
 }
+
+// warmRequestGoroutines bounds the goroutines kept for short requests:
+// enough for the requests a busy server has in flight at once (most wait on
+// etcd), few enough that their stacks (tens of KB each, shrunk by the
+// garbage collector while idle) do not show in RSS. Requests beyond them run
+// on net/http's own goroutine, as before.
+const warmRequestGoroutines = 128
 
 // New builds the server.
 func New(cfg Config) *Server {
@@ -150,6 +161,7 @@ func New(cfg Config) *Server {
 	}
 	s.docs()
 	s.podTransport = newPodTransport()
+	s.warm = warm.New(warmRequestGoroutines)
 	s.handler = build(s.chain(), http.HandlerFunc(s.route))
 	return s
 }

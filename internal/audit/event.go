@@ -62,11 +62,6 @@ type ResponseStatus struct {
 // MicroTime marshals as upstream's RFC 3339 with microseconds.
 type MicroTime time.Time
 
-// MarshalJSON implements json.Marshaler.
-func (t MicroTime) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Time(t).UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-}
-
 // Log writes events, one JSON line each.
 type Log struct {
 	mu sync.Mutex
@@ -94,14 +89,17 @@ func NewLog(c LogConfig) (*Log, error) {
 
 // Write records one event.
 func (l *Log) Write(e *Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
+	b, ok := e.appendJSON(make([]byte, 0, 1024))
+	if !ok {
+		var err error
+		if b, err = json.Marshal(e); err != nil {
+			return err
+		}
 	}
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err = l.w.Write(b)
+	_, err := l.w.Write(b)
 	return err
 }
 

@@ -133,6 +133,9 @@ func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error)
 		cs   *kubernetes.Clientset
 		name string
 	}{{jsonCS, "JSON"}, {cs, "protobuf"}} {
+		if c.Lists < 1 { // --lists 0: creates only
+			break
+		}
 		lr, n, err := timeLists(ctx, enc.cs, ns, c.Lists)
 		if err != nil {
 			return nil, err

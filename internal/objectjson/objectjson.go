@@ -27,7 +27,7 @@ func Append(dst []byte, v any) ([]byte, error) {
 	case nil:
 		return append(dst, "null"...), nil
 	case string:
-		return appendString(dst, v), nil
+		return AppendString(dst, v), nil
 	case bool:
 		return strconv.AppendBool(dst, v), nil
 	case int64:
@@ -72,7 +72,7 @@ func appendObject(dst []byte, m map[string]any) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = AppendString(dst, k)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = Append(dst, m[k]); err != nil {
@@ -119,9 +119,10 @@ var safe = func() (s [utf8.RuneSelf]bool) {
 	return s
 }()
 
-// appendString writes s quoted and escaped as encoding/json does with HTML
-// escaping on: invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are escaped.
-func appendString(dst []byte, s string) []byte {
+// AppendString appends s quoted and escaped as encoding/json does with
+// HTML escaping on: invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are
+// escaped.
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/skiff-sh/skiff/internal/warm"
 )
 
 // BenchmarkPodCreateManagedFields measures the managed-fields step of a pod
@@ -19,7 +21,7 @@ func BenchmarkPodCreateManagedFields(b *testing.B) {
 	pod := benchPod(podsResource(b))
 	for _, conv := range []string{"client-go", "registry"} {
 		fm := podFieldManager(b, conv)
-		warm := Fields{fm: fm, pool: newWarmPool(2)}
+		warm := Fields{fm: fm, pool: warm.New(2)}
 		for _, c := range []struct {
 			name   string
 			update func(live, obj runtime.Object) (runtime.Object, error)

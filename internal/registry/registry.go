@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/skiff-sh/skiff/internal/warm"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -37,7 +39,7 @@ type Registry struct {
 	stores    map[string]*storage.Store
 	caches    map[string]*storage.Cache
 	managers  map[managerKey]Fields
-	warm      *warmPool
+	warm      *warm.Pool
 	types     managedfields.TypeConverter
 	// Tokens issues ServiceAccount tokens and reviews tokens; nil refuses
 	// both (the API server sets it).
@@ -75,7 +77,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		stores:   map[string]*storage.Store{},
 		caches:   map[string]*storage.Cache{},
 		managers: map[managerKey]Fields{},
-		warm:     newWarmPool(goruntime.GOMAXPROCS(0)),
+		warm:     warm.New(goruntime.GOMAXPROCS(0)),
 		types:    newTypeConverter(scheme),
 	}
 	for _, r := range Catalog() {
