@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -69,16 +70,8 @@ func (e *Event) appendJSON(dst []byte) (_ []byte, ok bool) {
 	dst = append(dst, `,"stageTimestamp":`...)
 	dst = e.StageTimestamp.appendJSON(dst)
 	if len(e.Annotations) > 0 {
-		dst = append(dst, `,"annotations":{`...)
-		for i, k := range sortedKeys(e.Annotations) {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = objectjson.AppendString(dst, k)
-			dst = append(dst, ':')
-			dst = objectjson.AppendString(dst, e.Annotations[k])
-		}
-		dst = append(dst, '}')
+		dst = append(dst, `,"annotations":`...)
+		dst = appendMap(dst, e.Annotations, objectjson.AppendString)
 	}
 	return append(dst, '}'), true
 }
@@ -94,16 +87,8 @@ func (u *UserInfo) appendJSON(dst []byte) []byte {
 		dst = appendStrings(dst, u.Groups)
 	}
 	if len(u.Extra) > 0 {
-		dst = append(dst, `,"extra":{`...)
-		for i, k := range sortedKeys(u.Extra) {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = objectjson.AppendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendStrings(dst, u.Extra[k])
-		}
-		dst = append(dst, '}')
+		dst = append(dst, `,"extra":`...)
+		dst = appendMap(dst, u.Extra, appendStrings)
 	}
 	return append(dst, '}')
 }
@@ -132,13 +117,18 @@ func appendStrings(dst []byte, l []string) []byte {
 	return append(dst, ']')
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// appendMap appends m as encoding/json does a map: keys sorted.
+func appendMap[V any](dst []byte, m map[string]V, value func([]byte, V) []byte) []byte {
+	dst = append(dst, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = objectjson.AppendString(dst, k)
+		dst = append(dst, ':')
+		dst = value(dst, m[k])
 	}
-	slices.Sort(keys)
-	return keys
+	return append(dst, '}')
 }
 
 // microFormat is upstream's MicroTime layout: RFC 3339 with microseconds.
