@@ -196,7 +196,7 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 	}
 
 	// Many definitions: discovery, OpenAPI and memory.
-	res.RSSBefore = idleRSS(ctx, cs, c.Settle)
+	res.RSSBefore = idleRSS(ctx, cs, c.Settle, out)
 	for i := range c.CRDs {
 		plural, kind := fmt.Sprintf("things%d", i), fmt.Sprintf("Thing%d", i)
 		if _, err := defs.Create(ctx, benchCRD(group, plural, kind), metav1.CreateOptions{}); err != nil {
@@ -232,7 +232,7 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 		return nil, err
 	}
 	fmt.Fprintf(out, "/openapi/v3/apis/%s/v1 (%d kinds): p50 %s, p99 %s\n", group, len(made), res.OpenAPIV3.P50, res.OpenAPIV3.P99)
-	res.RSSAfter = idleRSS(ctx, cs, c.Settle)
+	res.RSSAfter = idleRSS(ctx, cs, c.Settle, out)
 	if c.CRDs > 0 && res.RSSBefore > 0 {
 		fmt.Fprintf(out, "server RSS (after %s idle) %.1f MiB -> %.1f MiB with %d more definitions (%.2f MiB each)\n", c.Settle, res.RSSBefore/(1<<20), res.RSSAfter/(1<<20), c.CRDs, (res.RSSAfter-res.RSSBefore)/(1<<20)/float64(c.CRDs))
 	}
@@ -240,7 +240,10 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 }
 
 // idleRSS reads the server's RSS after leaving it idle for settle.
-func idleRSS(ctx context.Context, cs *kubernetes.Clientset, settle time.Duration) float64 {
+func idleRSS(ctx context.Context, cs *kubernetes.Clientset, settle time.Duration, out io.Writer) float64 {
+	if settle > 0 { // said, so a long quiet wait does not look like a hang
+		fmt.Fprintf(out, "waiting %s for the server to settle before reading its RSS (--settle)\n", settle)
+	}
 	select {
 	case <-ctx.Done():
 		return 0
