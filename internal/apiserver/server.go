@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/skiff-sh/skiff/internal/warm"
-
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/version"
@@ -30,6 +28,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/flowcontrol"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/satoken"
+	"github.com/skiff-sh/skiff/internal/warm"
 )
 
 // maxBodyBytes is the largest request body accepted (3 MiB, as upstream).

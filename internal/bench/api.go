@@ -129,13 +129,14 @@ func RunAPI(ctx context.Context, c APIConfig, out io.Writer) (*APIResult, error)
 		}
 	}
 
-	for _, enc := range []struct {
+	encodings := []struct {
 		cs   *kubernetes.Clientset
 		name string
-	}{{jsonCS, "JSON"}, {cs, "protobuf"}} {
-		if c.Lists < 1 { // --lists 0: creates only
-			break
-		}
+	}{{jsonCS, "JSON"}, {cs, "protobuf"}}
+	if c.Lists < 1 { // --lists 0: creates only
+		encodings = nil
+	}
+	for _, enc := range encodings {
 		lr, n, err := timeLists(ctx, enc.cs, ns, c.Lists)
 		if err != nil {
 			return nil, err
