@@ -2,6 +2,7 @@ package objectjson
 
 import (
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -19,7 +20,9 @@ const maxDepth = 10000
 func Decode(data []byte) (map[string]any, bool) {
 	// One copy of the input as a string: plain strings, most of an object,
 	// are then slices of it rather than an allocation each.
-	d := decoder{data: data, str: string(data)}
+	d := decoders.Get().(*decoder)
+	defer d.release()
+	d.data, d.str, d.off = data, string(data), 0
 	d.space()
 	if d.off >= len(d.data) || d.data[d.off] != '{' {
 		return nil, false
@@ -35,10 +38,37 @@ func Decode(data []byte) (map[string]any, bool) {
 	return v, true
 }
 
+// decoders keeps decoders' stacks between calls.
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// release clears what the decoder still refers to and returns it to the
+// pool; stacks grown past a large object's needs are dropped.
+func (d *decoder) release() {
+	clear(d.members[:cap(d.members)])
+	clear(d.elements[:cap(d.elements)])
+	d.members, d.elements = d.members[:0], d.elements[:0]
+	if cap(d.members) > 1024 || cap(d.elements) > 1024 {
+		return
+	}
+	d.data, d.str = nil, ""
+	decoders.Put(d)
+}
+
 type decoder struct {
 	data []byte
 	str  string
 	off  int
+	// members and elements hold the parts of the objects and arrays being
+	// read, innermost last, so each map and slice is made once at its final
+	// size: growing a map of fifty fields rehashes it four times, the larger
+	// part of decoding a custom object before this.
+	members  []member
+	elements []any
+}
+
+type member struct {
+	key   string
+	value any
 }
 
 func (d *decoder) space() {
@@ -90,12 +120,12 @@ func (d *decoder) object(depth int) (map[string]any, bool) {
 		return nil, false
 	}
 	d.off++ // '{'
-	m := map[string]any{}
 	d.space()
 	if d.off < len(d.data) && d.data[d.off] == '}' {
 		d.off++
-		return m, true
+		return map[string]any{}, true
 	}
+	start := len(d.members)
 	for {
 		d.space()
 		if d.off >= len(d.data) || d.data[d.off] != '"' {
@@ -104,9 +134,6 @@ func (d *decoder) object(depth int) (map[string]any, bool) {
 		k, ok := d.string()
 		if !ok {
 			return nil, false
-		}
-		if _, dup := m[k]; dup {
-			return nil, false // the strict decoder reports duplicates
 		}
 		d.space()
 		if d.off >= len(d.data) || d.data[d.off] != ':' {
@@ -117,11 +144,25 @@ func (d *decoder) object(depth int) (map[string]any, bool) {
 		if !ok {
 			return nil, false
 		}
-		m[k] = v
-		if more, ok := d.separator('}'); !ok || !more {
-			return m, ok
+		d.members = append(d.members, member{k, v})
+		more, ok := d.separator('}')
+		if !ok {
+			return nil, false
+		}
+		if !more {
+			break
 		}
 	}
+	parts := d.members[start:]
+	m := make(map[string]any, len(parts))
+	for _, p := range parts {
+		m[p.key] = p.value
+	}
+	d.members = d.members[:start]
+	if len(m) != len(parts) {
+		return nil, false // a duplicate key: the strict decoder reports it
+	}
+	return m, true
 }
 
 // separator reads what follows a member or element: a comma (more to come)
@@ -147,22 +188,29 @@ func (d *decoder) array(depth int) ([]any, bool) {
 		return nil, false
 	}
 	d.off++ // '['
-	a := []any{}
 	d.space()
 	if d.off < len(d.data) && d.data[d.off] == ']' {
 		d.off++
-		return a, true
+		return []any{}, true
 	}
+	start := len(d.elements)
 	for {
 		v, ok := d.value(depth)
 		if !ok {
 			return nil, false
 		}
-		a = append(a, v)
-		if more, ok := d.separator(']'); !ok || !more {
-			return a, ok
+		d.elements = append(d.elements, v)
+		more, ok := d.separator(']')
+		if !ok {
+			return nil, false
+		}
+		if !more {
+			break
 		}
 	}
+	a := append([]any(nil), d.elements[start:]...)
+	d.elements = d.elements[:start]
+	return a, true
 }
 
 // string reads a quoted string. Plain strings are sliced out as they are;
