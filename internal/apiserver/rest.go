@@ -366,8 +366,12 @@ func partial(acc metav1.Object) *metav1.PartialObjectMetadata {
 }
 
 // withKind sets obj's kind to res's.
+// withKind sets obj's apiVersion and kind to res's; an object that has them
+// already is left untouched, as it may be shared with the watch cache.
 func withKind(res *registry.Resource, obj runtime.Object) runtime.Object {
-	obj.GetObjectKind().SetGroupVersionKind(res.GVK())
+	if k := obj.GetObjectKind(); k.GroupVersionKind() != res.GVK() {
+		k.SetGroupVersionKind(res.GVK())
+	}
 	return obj
 }
 

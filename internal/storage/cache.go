@@ -144,6 +144,9 @@ type Cache struct {
 func NewCache(store *Store, attrs AttrFunc, log *slog.Logger) *Cache {
 	c := &Cache{store: store, attrs: attrs, log: log, items: map[string]*Object{}, watchers: map[*Watcher]struct{}{}, now: time.Now}
 	c.cond = sync.NewCond(&c.mu)
+	if store != nil {
+		store.handoff = newHandoff()
+	}
 	return c
 }
 
@@ -202,13 +205,17 @@ func (c *Cache) follow(ctx context.Context) error {
 		for _, ev := range resp.Events {
 			key := string(ev.Kv.Key[len(c.store.prefix):])
 			if ev.Type == clientv3.EventTypeDelete {
+				c.store.handoff.saw(ev.Kv.ModRevision)
 				c.apply(key, nil, ev.Kv.ModRevision)
 				continue
 			}
-			obj, err := c.store.decode(ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
-			if err != nil {
-				c.log.Error("undecodable object in etcd", "key", string(ev.Kv.Key), "err", err)
-				continue
+			obj, ok := c.store.handoff.take(string(ev.Kv.Key), ev.Kv.ModRevision)
+			if !ok {
+				var err error
+				if obj, err = c.store.decode(ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision); err != nil {
+					c.log.Error("undecodable object in etcd", "key", string(ev.Kv.Key), "err", err)
+					continue
+				}
 			}
 			c.apply(key, obj, ev.Kv.ModRevision)
 		}

@@ -51,6 +51,9 @@ type Store struct {
 	// transformer seals values (nil: kept as encoded); swapped whole when
 	// the encryption configuration changes (a key rotation).
 	transformer atomic.Pointer[Transformer]
+	// handoff passes written objects to the store's watch cache (nil
+	// without one).
+	handoff *handoff
 }
 
 // SetTransformer makes the store seal what it writes and open what it
@@ -132,7 +135,11 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	if !resp.Succeeded {
 		return nil, apierrors.NewAlreadyExists(s.resource, nameOf(key))
 	}
-	return obj, setRV(obj, resp.Header.Revision)
+	if err := setRV(obj, resp.Header.Revision); err != nil {
+		return nil, err
+	}
+	s.handoff.put(full, obj, resp.Header.Revision)
+	return obj, nil
 }
 
 // Get reads the object at key.
