@@ -231,7 +231,7 @@ func (g *Registry) customFieldManagers(r *Resource) (map[string]Fields, error) {
 		if sub == "status" && !r.Status {
 			continue
 		}
-		fm, err := managedfields.NewDefaultCRDFieldManager(tc, customConverter{}, customDefaulter{r}, customCreater{}, r.GVK(), r.GVK().GroupVersion(), sub, customResetFields(r, sub))
+		fm, err := managedfields.NewDefaultCRDFieldManager(plainTypes{tc}, plainConverter{customConverter{}}, customDefaulter{r}, customCreater{}, r.GVK(), r.GVK().GroupVersion(), sub, customResetFields(r, sub))
 		if err != nil {
 			return nil, fmt.Errorf("field manager for %s: %w", r.GVK(), err)
 		}
@@ -315,6 +315,10 @@ func (customConverter) ConvertToVersion(in runtime.Object, gv runtime.GroupVersi
 	target, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
 	if !ok {
 		return nil, fmt.Errorf("no version of %s for %v", u.GroupVersionKind(), gv)
+	}
+	if target == u.GroupVersionKind() {
+		// The field manager only reads an object of its own version.
+		return u, nil
 	}
 	return withVersion(u, target), nil
 }

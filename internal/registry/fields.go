@@ -18,7 +18,10 @@ type Fields struct {
 
 // Update records manager's changes from live to obj in obj's managedFields.
 func (f Fields) Update(live, obj runtime.Object, manager string) (out runtime.Object, err error) {
-	f.pool.Run(func() { out, err = f.fm.Update(live, obj, manager) })
+	f.pool.Run(func() { out, err = f.fm.Update(asManaged(live), asManaged(obj), manager) })
+	if out != nil {
+		out = plainObject(out)
+	}
 	return out, err
 }
 

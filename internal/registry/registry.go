@@ -98,7 +98,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 			if sub == "status" && !r.Status {
 				continue
 			}
-			fm, err := managedfields.NewDefaultFieldManager(g.types, versionConverter{scheme}, defaulter{g}, scheme, r.GVK(), r.GVK().GroupVersion(), sub, resetFields(r, sub))
+			fm, err := managedfields.NewDefaultFieldManager(plainTypes{g.types}, plainConverter{versionConverter{scheme}}, defaulter{g}, scheme, r.GVK(), r.GVK().GroupVersion(), sub, resetFields(r, sub))
 			if err != nil {
 				return nil, fmt.Errorf("field manager for %s: %w", r.GVK(), err)
 			}
