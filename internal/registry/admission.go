@@ -27,7 +27,7 @@ func (g *Registry) admitCreate(ctx context.Context, r *Resource, obj runtime.Obj
 		return err
 	}
 	g.redefault(r, obj, attrs)
-	if errs := g.validate(r, obj, nil); len(errs) > 0 {
+	if errs := g.validate(ctx, r, obj, nil); len(errs) > 0 {
 		return apierrors.NewInvalid(r.GVK().GroupKind(), acc.GetName(), errs)
 	}
 	if r.OnCreate != nil {

@@ -107,10 +107,10 @@ func (g *Registry) ServeBuiltin(c *apiextensionsv1.CustomResourceDefinition, b B
 		if b.Validate == nil {
 			return
 		}
-		validate, validateUpdate := r.Validate, r.ValidateUpdate
+		validate, validateUpdate := r.Validate, r.ValidateUpdateWarning
 		r.Validate = func(obj runtime.Object) field.ErrorList { return append(validate(obj), b.Validate(obj)...) }
-		r.ValidateUpdate = func(obj, old runtime.Object) field.ErrorList {
-			return append(validateUpdate(obj, old), b.Validate(obj)...)
+		r.ValidateUpdateWarning = func(obj, old runtime.Object, warn func(string)) field.ErrorList {
+			return append(validateUpdate(obj, old, warn), b.Validate(obj)...)
 		}
 	})
 }

@@ -134,8 +134,10 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(st
 				cu.shape.Default(u.Object)
 			}
 		}
-		r.Validate = func(obj runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, nil) }
-		r.ValidateUpdate = func(obj, old runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, old) }
+		r.Validate = func(obj runtime.Object) field.ErrorList { return validateCustom(gvk, cu, obj, nil, nil) }
+		r.ValidateUpdateWarning = func(obj, old runtime.Object, warn func(string)) field.ErrorList {
+			return validateCustom(gvk, cu, obj, old, warn)
+		}
 		if v.Name != storage {
 			r.StorageGVK = schema.GroupVersionKind{Group: c.Spec.Group, Version: storage, Kind: names.Kind}
 			r.ToStorage = func(obj runtime.Object) (runtime.Object, error) { return withVersion(obj, r.StorageGVK), nil }
@@ -175,9 +177,11 @@ func customResources(c *apiextensionsv1.CustomResourceDefinition, nameFn func(st
 }
 
 // validateCustom checks a custom object: its kind and apiVersion are the
-// resource's, and it follows the version's schema.
-// CEL rules see the old object on update (transition rules).
-func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj, old runtime.Object) field.ErrorList {
+// resource's, and it follows the version's schema and CEL rules. On update
+// the rules see the old object (transition rules), and values unchanged
+// from it are ratcheted: their schema errors are dropped, their failed
+// rules only warn.
+func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj, old runtime.Object, warn func(string)) field.ErrorList {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("%T is not a custom object", obj))}
@@ -189,15 +193,36 @@ func validateCustom(gvk schema.GroupVersionKind, cu *Custom, obj, old runtime.Ob
 	if u.GetAPIVersion() != gvk.GroupVersion().String() {
 		errs = append(errs, field.Invalid(field.NewPath("apiVersion"), u.GetAPIVersion(), "must be "+gvk.GroupVersion().String()))
 	}
-	errs = append(errs, cu.validator.Validate(u.Object)...)
-	if len(errs) > 0 {
-		return errs // rules assume a value of the schema's shape
-	}
 	var oldObj map[string]any
 	if o, ok := old.(*unstructured.Unstructured); ok {
 		oldObj = o.Object
 	}
-	return cu.rules.Validate(u.Object, oldObj)
+	if oldObj != nil {
+		errs = append(errs, cu.validator.ValidateUpdate(u.Object, oldObj)...)
+	} else {
+		errs = append(errs, cu.validator.Validate(u.Object)...)
+	}
+	if cu.rules.Empty() {
+		return errs
+	}
+	if blockingErr(errs) {
+		// The rules were written for values of the schema's shape.
+		return append(errs, field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"))
+	}
+	return append(errs, cu.rules.Validate(u.Object, oldObj, warn)...)
+}
+
+// blockingErr reports whether errs holds an error after which upstream
+// does not run a definition's CEL rules: a wrong type, a missing required
+// field, a value outside its enum, or one too long or with too many items.
+func blockingErr(errs field.ErrorList) bool {
+	for _, e := range errs {
+		switch e.Type {
+		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
+			return true
+		}
+	}
+	return false
 }
 
 // withVersion is a copy of a custom object at another version of its kind

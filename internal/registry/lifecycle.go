@@ -154,7 +154,7 @@ func (g *Registry) setNamespace(r *Resource, acc metav1.Object, ns string) error
 	return nil
 }
 
-func (g *Registry) validate(r *Resource, obj, old runtime.Object) field.ErrorList {
+func (g *Registry) validate(ctx context.Context, r *Resource, obj, old runtime.Object) field.ErrorList {
 	errs := validateMeta(r, obj, old)
 	if old == nil {
 		if r.Validate != nil {
@@ -162,7 +162,9 @@ func (g *Registry) validate(r *Resource, obj, old runtime.Object) field.ErrorLis
 		}
 		return errs
 	}
-	if r.ValidateUpdate != nil {
+	if r.ValidateUpdateWarning != nil {
+		errs = append(errs, r.ValidateUpdateWarning(obj, old, func(msg string) { admission.Warn(ctx, msg) })...)
+	} else if r.ValidateUpdate != nil {
 		errs = append(errs, r.ValidateUpdate(obj, old)...)
 	} else if r.Validate != nil {
 		errs = append(errs, r.Validate(obj)...)
@@ -310,7 +312,7 @@ func (g *Registry) prepareUpdate(ctx context.Context, r *Resource, ns, name stri
 		}
 	}
 	if !isPart {
-		if errs := g.validate(r, obj, cur); len(errs) > 0 {
+		if errs := g.validate(ctx, r, obj, cur); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(r.GVK().GroupKind(), name, errs)
 		}
 	}

@@ -41,6 +41,10 @@ type Resource struct {
 	Default        func(obj runtime.Object)
 	Validate       func(obj runtime.Object) field.ErrorList
 	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// ValidateUpdateWarning, when set, replaces ValidateUpdate for a kind
+	// whose update validation also warns the client (custom resources:
+	// ratcheted CEL rules).
+	ValidateUpdateWarning func(obj, old runtime.Object, warn func(string)) field.ErrorList
 	// NameFn validates metadata.name ("" means DNS subdomain).
 	NameFn func(name string, prefix bool) []string
 	// Fields are the selectable fields beyond metadata.name/namespace.

@@ -736,3 +736,68 @@ func countKeys(t *testing.T, s *server, prefix string) int64 {
 	}
 	return resp.Count
 }
+
+// TestCRDValidationRatcheting: after a definition's schema is tightened,
+// stored objects stay writable: an update that leaves an invalid value as
+// it was passes (a CEL rule the value breaks becomes a warning), while
+// changing that value, or writing a new object, meets the new schema.
+func TestCRDValidationRatcheting(t *testing.T) {
+	s := startServer(t)
+	def := func(nameSchema string) string {
+		return `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ratchets.ratchet.example.com}
+spec:
+  group: ratchet.example.com
+  scope: Namespaced
+  names: {plural: ratchets, singular: ratchet, kind: Ratchet}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              name: ` + nameSchema + `
+              size: {type: integer}
+`
+	}
+	installCRD(t, s, def(`{type: string}`), "ratchets.ratchet.example.com")
+	s.mustKubectlStdin("apiVersion: ratchet.example.com/v1\nkind: Ratchet\nmetadata: {name: old, namespace: default}\nspec: {name: toolong, size: 1}\n", "apply", "-f", "-")
+	tight := `{type: string, maxLength: 3, x-kubernetes-validations: [{rule: "self.startsWith('x')", message: name must start with x}]}`
+	s.mustKubectlStdin(def(tight), "apply", "--server-side", "-f", "-")
+	newObject := "apiVersion: ratchet.example.com/v1\nkind: Ratchet\nmetadata: {name: new, namespace: default}\nspec: {name: toolong, size: 1}\n"
+	waitFor(t, 10*time.Second, "the tightened schema", func() bool {
+		_, stderr, err := s.kubectlStdin(newObject, "create", "-f", "-")
+		return err != nil && strings.Contains(stderr, "Too long: may not be more than 3 bytes")
+	})
+	patch := func(p string) (string, error) {
+		_, stderr, err := s.kubectl("patch", "ratchet", "old", "--type=merge", "-p", p)
+		return stderr, err
+	}
+	stderr, err := patch(`{"spec":{"size":2}}`)
+	if err != nil {
+		t.Fatalf("an update leaving the invalid name as it was: %v: %s", err, stderr)
+	}
+	if !strings.Contains(stderr, "Warning:") || !strings.Contains(stderr, "name must start with x") {
+		t.Errorf("the ratcheted rule did not warn: %q", stderr)
+	}
+	if got := s.mustKubectl("get", "ratchet", "old", "-o", "jsonpath={.spec.size}"); got != "2" {
+		t.Errorf("size after the update = %q, want 2", got)
+	}
+	for p, want := range map[string]string{
+		`{"spec":{"name":"toolonger"}}`: "Too long: may not be more than 3 bytes",
+		`{"spec":{"name":"abc"}}`:       "name must start with x",
+	} {
+		if stderr, err := patch(p); err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("patch %s: %v %q, want a refusal naming %q", p, err, stderr, want)
+		}
+	}
+	if stderr, err := patch(`{"spec":{"name":"xyz"}}`); err != nil {
+		t.Errorf("a valid name: %v %s", err, stderr)
+	}
+}

@@ -229,31 +229,45 @@ func minSerialized(items *apiextensionsv1.JSONSchemaPropsOrArray) uint64 {
 
 // Validate evaluates the rules over obj (and, on update, old): each rule
 // that does not hold is a field error at its value's path (and fieldPath),
-// with its message.
-func (r *Rules) Validate(obj, old map[string]any) field.ErrorList {
+// with its message. On update a rule without oldSelf that fails on a value
+// unchanged from old is ratcheted: warn gets the error instead.
+func (r *Rules) Validate(obj, old map[string]any, warn func(string)) field.ErrorList {
 	if r == nil || r.root == nil {
 		return nil
 	}
 	var errs field.ErrorList
 	budget := int64(skiffcel.RuntimeCELCostBudget)
 	var oldV any
+	var rc *ratchet
 	if old != nil {
 		oldV = old
+		rc = &ratchet{value: obj, old: old, paired: true}
 	}
-	r.root.validate(obj, oldV, old != nil, nil, &errs, &budget)
+	w := walk{errs: &errs, budget: &budget, warn: warn}
+	r.root.validate(w, obj, oldV, old != nil, nil, rc)
 	return errs
 }
 
-func (n *ruleNode) validate(v, old any, hasOld bool, path *field.Path, errs *field.ErrorList, budget *int64) {
+// Empty reports whether there are no rules.
+func (r *Rules) Empty() bool { return r == nil || r.root == nil }
+
+// walk is what one validation carries down the object.
+type walk struct {
+	errs   *field.ErrorList
+	budget *int64
+	warn   func(string)
+}
+
+func (n *ruleNode) validate(w walk, v, old any, hasOld bool, path *field.Path, rc *ratchet) {
 	if n == nil || v == nil {
 		return
 	}
 	for _, cr := range n.rules {
-		if *budget <= 0 {
-			*errs = append(*errs, field.Invalid(path, typeName(n.schema), "validation failed due to running out of cost budget, no further validation rules will be run"))
+		if *w.budget <= 0 {
+			*w.errs = append(*w.errs, field.Invalid(path, typeName(n.schema), "validation failed due to running out of cost budget, no further validation rules will be run"))
 			return
 		}
-		n.evalRule(cr, v, old, hasOld, path, errs, budget)
+		n.evalRule(w, cr, v, old, hasOld, path, rc)
 	}
 	switch v := v.(type) {
 	case map[string]any:
@@ -264,7 +278,7 @@ func (n *ruleNode) validate(v, old any, hasOld bool, path *field.Path, errs *fie
 				continue
 			}
 			ov, hasOV := oldMap[k]
-			c.validate(child, ov, hasOld && hasOV, childPath(path, k), errs, budget)
+			c.validate(w, child, ov, hasOld && hasOV, childPath(path, k), rc.field(k, child))
 		}
 		if n.additional != nil {
 			for k, child := range v {
@@ -272,7 +286,7 @@ func (n *ruleNode) validate(v, old any, hasOld bool, path *field.Path, errs *fie
 					continue
 				}
 				ov, hasOV := oldMap[k]
-				n.additional.validate(child, ov, hasOld && hasOV, path.Key(k), errs, budget)
+				n.additional.validate(w, child, ov, hasOld && hasOV, path.Key(k), rc.field(k, child))
 			}
 		}
 	case []any:
@@ -282,7 +296,7 @@ func (n *ruleNode) validate(v, old any, hasOld bool, path *field.Path, errs *fie
 		oldItems := correlate(n.schema, v, old)
 		for i, item := range v {
 			ov, hasOV := oldItems[i]
-			n.items.validate(item, ov, hasOld && hasOV, path.Index(i), errs, budget)
+			n.items.validate(w, item, ov, hasOld && hasOV, path.Index(i), rc.item(n.schema, i, item))
 		}
 	}
 }
@@ -333,7 +347,7 @@ func correlate(s *Props, items []any, old any) map[int]any {
 	return out
 }
 
-func (n *ruleNode) evalRule(cr compiledRule, v, old any, hasOld bool, path *field.Path, errs *field.ErrorList, budget *int64) {
+func (n *ruleNode) evalRule(w walk, cr compiledRule, v, old any, hasOld bool, path *field.Path, rc *ratchet) {
 	vars := map[string]any{"self": v}
 	if cr.transition {
 		switch {
@@ -348,29 +362,37 @@ func (n *ruleNode) evalRule(cr compiledRule, v, old any, hasOld bool, path *fiel
 		}
 	}
 	out, cost, err := cr.prog.Eval(vars)
-	*budget -= int64(cost)
+	*w.budget -= int64(cost)
 	p := path
 	if cr.rule.FieldPath != "" {
 		p = appendFieldPath(path, cr.rule.FieldPath)
 	}
 	if err != nil {
-		*errs = append(*errs, field.Invalid(p, typeName(n.schema), fmt.Sprintf("%s: %v", ruleOrMessage(cr.rule), err)))
+		*w.errs = append(*w.errs, field.Invalid(p, typeName(n.schema), fmt.Sprintf("%s: %v", ruleOrMessage(cr.rule), err)))
 		return
 	}
 	if b, ok := out.(types.Bool); ok && bool(b) {
 		return
 	}
 	msg := ruleMessage(cr, vars)
+	var e *field.Error
 	switch reason := cr.rule.Reason; {
 	case reason != nil && *reason == apiextensionsv1.FieldValueForbidden:
-		*errs = append(*errs, field.Forbidden(p, msg))
+		e = field.Forbidden(p, msg)
 	case reason != nil && *reason == apiextensionsv1.FieldValueRequired:
-		*errs = append(*errs, field.Required(p, msg))
+		e = field.Required(p, msg)
 	case reason != nil && *reason == apiextensionsv1.FieldValueDuplicate:
-		*errs = append(*errs, field.Duplicate(p, msg))
+		e = field.Duplicate(p, msg)
 	default:
-		*errs = append(*errs, field.Invalid(p, typeName(n.schema), msg))
+		e = field.Invalid(p, typeName(n.schema), msg)
 	}
+	if !cr.transition && rc.unchanged() {
+		if w.warn != nil {
+			w.warn(e.Error())
+		}
+		return
+	}
+	*w.errs = append(*w.errs, e)
 }
 
 // ruleMessage is the message of a broken rule: its messageExpression's

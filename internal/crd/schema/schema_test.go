@@ -248,7 +248,7 @@ func TestRules(t *testing.T) {
 				old = object(t, tc.old)
 			}
 			var got []string
-			for _, e := range rules.Validate(object(t, tc.obj), old) {
+			for _, e := range rules.Validate(object(t, tc.obj), old, nil) {
 				got = append(got, e.Error())
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
