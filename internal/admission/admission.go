@@ -51,6 +51,9 @@ type Attributes struct {
 	// Mutated is set by a mutating webhook or policy that changed Object:
 	// the registry defaults it again.
 	Mutated bool
+	// ApplyMerge merges an apply configuration into the object's JSON form
+	// by its kind's schema (nil: maps merged, everything else replaced).
+	ApplyMerge func(obj, cfg map[string]any) (map[string]any, error)
 }
 
 // Is says whether the request is to resource gvr itself (no subresource).

@@ -193,7 +193,7 @@ func (p *mutatingPolicies) apply(ctx context.Context, a *Attributes, m *admissio
 				return err
 			}
 			obj, _ := vars["object"].(map[string]any)
-			next, err := mutate(obj, mu.patchType, skiffcel.Native(out))
+			next, err := mutate(obj, mu.patchType, skiffcel.Native(out), a.ApplyMerge)
 			if err != nil {
 				return err
 			}
@@ -206,13 +206,17 @@ func (p *mutatingPolicies) apply(ctx context.Context, a *Attributes, m *admissio
 	return nil
 }
 
-// mutate applies one mutation's value to obj (its JSON form).
-func mutate(obj map[string]any, pt admissionregistrationv1.PatchType, value any) (map[string]any, error) {
+// mutate applies one mutation's value to obj (its JSON form); merge, when
+// set, merges apply configurations by the kind's schema.
+func mutate(obj map[string]any, pt admissionregistrationv1.PatchType, value any, merge func(obj, cfg map[string]any) (map[string]any, error)) (map[string]any, error) {
 	switch pt {
 	case admissionregistrationv1.PatchTypeApplyConfiguration:
 		cfg, ok := value.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("apply configuration must be an Object, got %T", value)
+		}
+		if merge != nil {
+			return merge(obj, cfg)
 		}
 		return mergeApply(runtime.DeepCopyJSON(obj), cfg), nil
 	case admissionregistrationv1.PatchTypeJSONPatch:

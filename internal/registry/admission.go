@@ -65,7 +65,7 @@ func (g *Registry) attributes(ctx context.Context, r *Resource, op admission.Ope
 	acc, _ := meta.Accessor(obj)
 	u, _ := auth.UserFrom(ctx)
 	return &admission.Attributes{Operation: op, Resource: r.GVR, Kind: r.GVK(), Subresource: o.Subresource,
-		Namespace: acc.GetNamespace(), Name: acc.GetName(), Object: obj, OldObject: old, DryRun: o.DryRun, User: u}
+		Namespace: acc.GetNamespace(), Name: acc.GetName(), Object: obj, OldObject: old, DryRun: o.DryRun, User: u, ApplyMerge: r.applyMerge}
 }
 
 // AdmissionObjects is what admission plugins read and write through: the

@@ -226,6 +226,7 @@ func (g *Registry) customFieldManagers(r *Resource) (map[string]Fields, error) {
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", r.GVK(), err)
 	}
+	r.applyMerge = applyMerger(tc, r.GVK())
 	out := map[string]Fields{}
 	for _, sub := range []string{"", "status"} {
 		if sub == "status" && !r.Status {

@@ -94,6 +94,7 @@ func New(client *clientv3.Client, scheme *runtime.Scheme, codec storage.Codec, a
 		if r.Virtual {
 			continue
 		}
+		r.applyMerge = applyMerger(g.types, r.GVK())
 		for _, sub := range []string{"", "status"} {
 			if sub == "status" && !r.Status {
 				continue

@@ -45,6 +45,10 @@ type Resource struct {
 	// whose update validation also warns the client (custom resources:
 	// ratcheted CEL rules).
 	ValidateUpdateWarning func(obj, old runtime.Object, warn func(string)) field.ErrorList
+
+	// applyMerge merges an apply configuration into an object of the kind
+	// (set with its field managers; see applyMerger).
+	applyMerge func(obj, cfg map[string]any) (map[string]any, error)
 	// NameFn validates metadata.name ("" means DNS subdomain).
 	NameFn func(name string, prefix bool) []string
 	// Fields are the selectable fields beyond metadata.name/namespace.

@@ -467,6 +467,11 @@ spec:
   - patchType: ApplyConfiguration
     applyConfiguration:
       expression: 'Object{metadata: Object.metadata{annotations: {"mutated-by": "admission-policy"}}, spec: Object.spec{replicas: 3}}'
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >-
+        Object{spec: Object.spec{template: Object.spec.template{spec: Object.spec.template.spec{
+        containers: [Object.spec.template.spec.containers{name: "sidecar", image: "busybox:side"}]}}}}
   - patchType: JSONPatch
     jsonPatch:
       expression: '[JSONPatch{op: "add", path: "/metadata/labels/tier", value: "web"}]'
@@ -492,6 +497,15 @@ spec:
 	}
 	if d.Spec.Template.Spec.Containers[0].TerminationMessagePolicy != "File" {
 		t.Errorf("defaults lost after mutation: %+v", d.Spec.Template.Spec.Containers[0])
+	}
+	// Containers merge by name, as server-side apply merges them: the
+	// configuration's sidecar joins the container the object had.
+	var names []string
+	for _, c := range d.Spec.Template.Spec.Containers {
+		names = append(names, c.Name+"="+c.Image)
+	}
+	if strings.Join(names, ",") != "busybox=busybox,sidecar=busybox:side" {
+		t.Errorf("containers after the apply configuration: %v", names)
 	}
 	other, err := s.client().AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
