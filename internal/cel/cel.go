@@ -42,6 +42,9 @@ type Var struct {
 // NewEnv is the base environment with vars declared.
 func NewEnv(vars ...Var) (*cel.Env, error) { return newEnv(nil, vars) }
 
+// NewEnvWith is NewEnv with more options (a rule's declared types).
+func NewEnvWith(opts []cel.EnvOption, vars ...Var) (*cel.Env, error) { return newEnv(opts, vars) }
+
 // NewMutationEnv is NewEnv where Object{...} and JSONPatch{...} values can
 // be built (mutating admission policies).
 func NewMutationEnv(vars ...Var) (*cel.Env, error) {

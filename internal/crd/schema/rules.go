@@ -43,14 +43,14 @@ var oldSelfRef = regexp.MustCompile(`\boldSelf\b`)
 // over budget; path is where s is in its definition.
 func CompileRules(s *Props, path *field.Path) (*Rules, field.ErrorList) {
 	var errs field.ErrorList
-	n := compileNode(s, path, &errs)
+	n := compileNode(s, path, true, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return &Rules{root: n}, nil
 }
 
-func compileNode(s *Props, path *field.Path, errs *field.ErrorList) *ruleNode {
+func compileNode(s *Props, path *field.Path, root bool, errs *field.ErrorList) *ruleNode {
 	if s == nil {
 		return nil
 	}
@@ -58,13 +58,13 @@ func compileNode(s *Props, path *field.Path, errs *field.ErrorList) *ruleNode {
 	has := false
 	for i, r := range s.XValidations {
 		rp := path.Child("x-kubernetes-validations").Index(i)
-		cr, err := compileRule(s, r)
+		cr, err := compileRule(s, r, path, root)
 		if err != nil {
 			*errs = append(*errs, field.Invalid(rp.Child("rule"), r.Rule, err.Error()))
 			continue
 		}
 		if r.MessageExpression != "" {
-			env, _ := ruleEnv(cr.optionalOld)
+			env, _ := ruleEnv(s, path, root, cr.optionalOld)
 			if cr.message, err = skiffcel.Compile(env, r.MessageExpression, skiffcel.StaticEstimatedCostLimit, maxSizeOf(s)); err != nil {
 				*errs = append(*errs, field.Invalid(rp.Child("messageExpression"), r.MessageExpression, err.Error()))
 				continue
@@ -82,7 +82,7 @@ func compileNode(s *Props, path *field.Path, errs *field.ErrorList) *ruleNode {
 	}
 	for k := range s.Properties {
 		p := s.Properties[k]
-		if c := compileNode(&p, path.Child("properties").Key(k), errs); c != nil {
+		if c := compileNode(&p, path.Child("properties").Key(k), false, errs); c != nil {
 			if n.props == nil {
 				n.props = map[string]*ruleNode{}
 			}
@@ -91,12 +91,12 @@ func compileNode(s *Props, path *field.Path, errs *field.ErrorList) *ruleNode {
 		}
 	}
 	if s.Items != nil && s.Items.Schema != nil {
-		if n.items = compileNode(s.Items.Schema, path.Child("items"), errs); n.items != nil {
+		if n.items = compileNode(s.Items.Schema, path.Child("items"), false, errs); n.items != nil {
 			has = true
 		}
 	}
 	if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
-		if n.additional = compileNode(s.AdditionalProperties.Schema, path.Child("additionalProperties"), errs); n.additional != nil {
+		if n.additional = compileNode(s.AdditionalProperties.Schema, path.Child("additionalProperties"), false, errs); n.additional != nil {
 			has = true
 		}
 	}
@@ -106,21 +106,24 @@ func compileNode(s *Props, path *field.Path, errs *field.ErrorList) *ruleNode {
 	return n
 }
 
-// ruleEnv declares self and oldSelf (optional when optionalOldSelf says).
-func ruleEnv(optionalOld bool) (*cel.Env, error) {
-	old := skiffcel.Var{Name: "oldSelf"}
+// ruleEnv declares self and oldSelf (optional when optionalOldSelf says)
+// with the type of s, the schema node at path (root: the object's).
+func ruleEnv(s *Props, path *field.Path, root, optionalOld bool) (*cel.Env, error) {
+	objects := map[string]map[string]*types.Type{}
+	self := selfType(s, typeNameOf(path.String()), root, objects)
+	old := skiffcel.Var{Name: "oldSelf", Type: self}
 	if optionalOld {
-		old.Type = cel.OptionalType(cel.DynType)
+		old.Type = cel.OptionalType(self)
 	}
-	return skiffcel.NewEnv(skiffcel.Var{Name: "self"}, old)
+	return skiffcel.NewEnvWith([]cel.EnvOption{withSelfTypes(objects)}, skiffcel.Var{Name: "self", Type: self}, old)
 }
 
-func compileRule(s *Props, r apiextensionsv1.ValidationRule) (compiledRule, error) {
+func compileRule(s *Props, r apiextensionsv1.ValidationRule, path *field.Path, root bool) (compiledRule, error) {
 	cr := compiledRule{rule: r, transition: oldSelfRef.MatchString(r.Rule), optionalOld: r.OptionalOldSelf != nil && *r.OptionalOldSelf}
 	if cr.optionalOld && !cr.transition {
 		return cr, fmt.Errorf("optionalOldSelf may only be set on rules that use oldSelf")
 	}
-	env, err := ruleEnv(cr.optionalOld)
+	env, err := ruleEnv(s, path, root, cr.optionalOld)
 	if err != nil {
 		return cr, err
 	}

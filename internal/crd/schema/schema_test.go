@@ -264,6 +264,10 @@ func TestRulesRefusedWhenWritten(t *testing.T) {
 		{"not a bool", `{type: object, x-kubernetes-validations: [{rule: "1 + 2"}]}`, "must evaluate to a bool"},
 		{"over the cost budget", `{type: object, properties: {l: {type: array, items: {type: string}}}, x-kubernetes-validations: [{rule: "self.l.all(a, self.l.all(b, a.size() == b.size()))"}]}`, "estimated rule cost exceeds budget"},
 		{"bad messageExpression", `{type: object, x-kubernetes-validations: [{rule: "true", messageExpression: "self.("}]}`, "messageExpression"},
+		{"a field the schema lacks", `{type: object, properties: {spec: {type: object, properties: {size: {type: integer}}, x-kubernetes-validations: [{rule: "self.sise > 0"}]}}}`, "undefined field 'sise'"},
+		{"a string compared with a number", `{type: object, properties: {name: {type: string}}, x-kubernetes-validations: [{rule: "self.name > 3"}]}`, "no matching overload"},
+		{"a list item's missing field", `{type: object, properties: {l: {type: array, maxItems: 3, items: {type: object, properties: {a: {type: string}}}}}, x-kubernetes-validations: [{rule: "self.l.all(i, i.b == 'x')"}]}`, "undefined field 'b'"},
+		{"oldSelf is typed too", `{type: object, properties: {count: {type: integer}}, x-kubernetes-validations: [{rule: "self.count >= oldSelf.cnt"}]}`, "undefined field 'cnt'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Props{}
@@ -275,6 +279,49 @@ func TestRulesRefusedWhenWritten(t *testing.T) {
 				t.Errorf("errors %v, want %q", errs, tc.want)
 			}
 		})
+	}
+}
+
+// TestTypedRulesAccepted: rules upstream accepts still compile with the
+// schema's types: metadata at the root, maps, lists of objects, optional
+// oldSelf, and the values whose run-time type can differ (numbers, times,
+// int-or-string, preserved fields, properties with escaped names) as dyn.
+func TestTypedRulesAccepted(t *testing.T) {
+	schema := `
+type: object
+x-kubernetes-validations:
+- rule: "self.metadata.name.startsWith('a') && self.kind == 'K' && self.spec.size >= 0"
+- rule: "!has(oldSelf.spec) || self.spec.size >= oldSelf.spec.size"
+  optionalOldSelf: false
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations:
+    - {rule: "self.ratio > 0.5 && self.ratio < 2"}
+    - {rule: "self.port == 80 || self.port == 'http'"}
+    - {rule: "timestamp(self.at) > timestamp('2020-01-01T00:00:00Z')"}
+    - {rule: "self.labels.all(k, self.labels[k].size() < 10) && self.items.exists(i, i.name == 'x')"}
+    - {rule: "self.extra.anything == 1 || true"}
+    - {rule: "self.odd.foo__dash__bar == 'x' || true"}
+    - {rule: "self.?maybe.orValue('') == ''"}
+    - {rule: "oldSelf.hasValue() ? self.size >= oldSelf.value().size : true", optionalOldSelf: true}
+    properties:
+      size: {type: integer}
+      ratio: {type: number}
+      port: {x-kubernetes-int-or-string: true}
+      at: {type: string, format: date-time}
+      maybe: {type: string}
+      labels: {type: object, maxProperties: 5, additionalProperties: {type: string, maxLength: 10}}
+      items: {type: array, maxItems: 5, items: {type: object, properties: {name: {type: string, maxLength: 10}}}}
+      extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+      odd: {type: object, properties: {foo-bar: {type: string}}}
+`
+	p := &Props{}
+	if err := yaml.Unmarshal([]byte(schema), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := CompileRules(p, nil); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 }
 
