@@ -2,6 +2,7 @@ package schema
 
 import (
 	"regexp"
+	"strings"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -56,14 +57,12 @@ func selfType(s *Props, name string, root bool, objects map[string]map[string]*t
 		}
 		fields := map[string]*types.Type{}
 		for k := range s.Properties {
-			if !celIdent.MatchString(k) || celReserved[k] {
-				// Upstream reaches such a property by an escaped name
-				// (foo__dash__bar); skiff does not yet, so the object
-				// stays untyped rather than refuse those rules.
-				return types.NewMapType(types.StringType, types.DynType)
+			name, ok := celFieldName(k)
+			if !ok {
+				continue // no CEL name reaches it, as upstream
 			}
 			p := s.Properties[k]
-			fields[k] = selfType(&p, name+"_"+k, false, objects)
+			fields[name] = selfType(&p, name+"_"+nameUnsafe.ReplaceAllString(k, "_"), false, objects)
 		}
 		if root {
 			meta := map[string]*types.Type{"name": types.StringType, "generateName": types.StringType}
@@ -77,7 +76,80 @@ func selfType(s *Props, name string, root bool, objects map[string]map[string]*t
 	return types.DynType
 }
 
-var celIdent = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+// celFieldName is the name a rule reaches property k by, upstream's
+// escaping: reserved words as __word__, and "__", ".", "-" and "/" spelled
+// out; false for names no CEL identifier can stand for.
+func celFieldName(k string) (string, bool) {
+	if celReserved[k] {
+		return "__" + k + "__", true
+	}
+	if !celEscapable.MatchString(k) {
+		return "", false
+	}
+	return celEscaper.Replace(k), true
+}
+
+var (
+	celEscapable = regexp.MustCompile(`^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$`)
+	celEscaper   = strings.NewReplacer("__", "__underscores__", ".", "__dot__", "-", "__dash__", "/", "__slash__")
+)
+
+// needsEscaping reports whether a value of s holds, anywhere, a property
+// whose CEL name is not its own: such values are handed to rules with
+// their keys renamed (escapedValue).
+func needsEscaping(s *Props) bool {
+	if s == nil {
+		return false
+	}
+	for k, p := range s.Properties {
+		if name, ok := celFieldName(k); !ok || name != k || needsEscaping(&p) {
+			return true
+		}
+	}
+	if s.Items != nil && needsEscaping(s.Items.Schema) {
+		return true
+	}
+	return s.AdditionalProperties != nil && needsEscaping(s.AdditionalProperties.Schema)
+}
+
+// escapedValue is v with the properties of its objects under their CEL
+// names (map keys stay as they are); v itself is not changed.
+func escapedValue(v any, s *Props) any {
+	if s == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
+			for k, e := range x {
+				out[k] = escapedValue(e, s.AdditionalProperties.Schema)
+			}
+			return out
+		}
+		for k, e := range x {
+			name, ok := celFieldName(k)
+			if !ok {
+				continue
+			}
+			if p, known := s.Properties[k]; known {
+				e = escapedValue(e, &p)
+			}
+			out[name] = e
+		}
+		return out
+	case []any:
+		if s.Items == nil || s.Items.Schema == nil {
+			return v
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = escapedValue(e, s.Items.Schema)
+		}
+		return out
+	}
+	return v
+}
 
 // celReserved are words a CEL field cannot be named without escaping.
 var celReserved = map[string]bool{

@@ -21,7 +21,9 @@ type Rules struct {
 }
 
 type ruleNode struct {
-	schema     *Props
+	schema *Props
+	// escape: values reach this node's rules with escaped property names.
+	escape     bool
 	rules      []compiledRule
 	props      map[string]*ruleNode
 	items      *ruleNode
@@ -54,7 +56,7 @@ func compileNode(s *Props, path *field.Path, root bool, errs *field.ErrorList) *
 	if s == nil {
 		return nil
 	}
-	n := &ruleNode{schema: s}
+	n := &ruleNode{schema: s, escape: len(s.XValidations) > 0 && needsEscaping(s)}
 	has := false
 	for i, r := range s.XValidations {
 		rp := path.Child("x-kubernetes-validations").Index(i)
@@ -176,17 +178,33 @@ func (e schemaSizes) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 		case "@keys":
 			return &checker.SizeEstimate{Min: 0, Max: skiffcel.MaxRequestSizeBytes}
 		default:
-			next, ok := s.Properties[p]
+			next, ok := propertyByCELName(s, p)
 			if !ok {
 				return nil
 			}
-			s = &next
+			s = next
 		}
 	}
 	if s == nil {
 		return nil
 	}
 	return &checker.SizeEstimate{Min: 0, Max: maxSizeOf(s)}
+}
+
+// propertyByCELName is the property of s a rule names name (its escaped
+// name where it has one).
+func propertyByCELName(s *Props, name string) (*Props, bool) {
+	if p, ok := s.Properties[name]; ok {
+		if n, _ := celFieldName(name); n == name {
+			return &p, true
+		}
+	}
+	for k, p := range s.Properties {
+		if n, ok := celFieldName(k); ok && n == name {
+			return &p, true
+		}
+	}
+	return nil, false
 }
 
 func (schemaSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
@@ -265,12 +283,16 @@ func (n *ruleNode) validate(w walk, v, old any, hasOld bool, path *field.Path, r
 	if n == nil || v == nil {
 		return
 	}
+	self, oldSelf := v, old
+	if n.escape {
+		self, oldSelf = escapedValue(v, n.schema), escapedValue(old, n.schema)
+	}
 	for _, cr := range n.rules {
 		if *w.budget <= 0 {
 			*w.errs = append(*w.errs, field.Invalid(path, typeName(n.schema), "validation failed due to running out of cost budget, no further validation rules will be run"))
 			return
 		}
-		n.evalRule(w, cr, v, old, hasOld, path, rc)
+		n.evalRule(w, cr, self, oldSelf, hasOld, path, rc)
 	}
 	switch v := v.(type) {
 	case map[string]any:

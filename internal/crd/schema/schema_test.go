@@ -325,6 +325,50 @@ properties:
 	}
 }
 
+// TestEscapedPropertyNames: rules reach properties whose names are not CEL
+// identifiers by upstream's escaped names, when checked and when run.
+func TestEscapedPropertyNames(t *testing.T) {
+	p := &Props{}
+	if err := yaml.Unmarshal([]byte(`
+type: object
+properties:
+  spec:
+    type: object
+    x-kubernetes-validations:
+    - {rule: "self.foo__dash__bar == 'ok'", message: foo-bar}
+    - {rule: "self.__namespace__ != 'kube-system'", message: namespace}
+    - {rule: "self.a__dot__b__slash__c.all(i, i.x__underscores__y > 0)", message: nested}
+    - {rule: "self.labels.all(k, k != 'bad-key')", message: map keys stay}
+    properties:
+      foo-bar: {type: string}
+      namespace: {type: string}
+      a.b/c: {type: array, maxItems: 3, items: {type: object, properties: {x__y: {type: integer}}}}
+      labels: {type: object, maxProperties: 3, additionalProperties: {type: string, maxLength: 5}}
+`), p); err != nil {
+		t.Fatal(err)
+	}
+	rules, errs := CompileRules(p, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	good := `spec: {foo-bar: ok, namespace: default, a.b/c: [{x__y: 1}], labels: {good-key: v}}`
+	for _, tc := range []struct{ obj, want string }{
+		{good, ""},
+		{`spec: {foo-bar: no, namespace: default, a.b/c: [{x__y: 1}], labels: {good-key: v}}`, "foo-bar"},
+		{`spec: {foo-bar: ok, namespace: kube-system, a.b/c: [{x__y: 1}], labels: {good-key: v}}`, "namespace"},
+		{`spec: {foo-bar: ok, namespace: default, a.b/c: [{x__y: 0}], labels: {good-key: v}}`, "nested"},
+		{`spec: {foo-bar: ok, namespace: default, a.b/c: [{x__y: 1}], labels: {bad-key: v}}`, "map keys stay"},
+	} {
+		var got []string
+		for _, e := range rules.Validate(object(t, tc.obj), nil, nil) {
+			got = append(got, e.Detail)
+		}
+		if want := []string{tc.want}; (tc.want == "" && len(got) != 0) || (tc.want != "" && !cmp.Equal(got, want)) {
+			t.Errorf("%s: errors %q, want %q", tc.obj, got, tc.want)
+		}
+	}
+}
+
 // benchObject is a validator of a 50-field spec and a valid object of it.
 func benchObject(tb testing.TB) (*Validator, map[string]any) {
 	props := map[string]Props{}
