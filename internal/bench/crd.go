@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -135,8 +136,21 @@ func RunCRD(ctx context.Context, c CRDConfig, out io.Writer) (*CRDResult, error)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		start := time.Now()
 		for _, n := range made {
 			_ = defs.Delete(cctx, n, metav1.DeleteOptions{})
+		}
+		// A definition is gone once its finalizer has run.
+		for _, n := range made {
+			for cctx.Err() == nil {
+				if _, err := defs.Get(cctx, n, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if len(made) > 0 {
+			fmt.Fprintf(out, "deleting %d definitions until all are gone: %s\n", len(made), time.Since(start).Round(time.Millisecond))
 		}
 	}()
 	ns := fmt.Sprintf("skiff-bench-crd-%d", run)
