@@ -384,13 +384,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, res *registr
 	var answer runtime.Object // a Table or metadata list (nil: the list itself)
 	switch {
 	case out.Table:
-		objs := make([]runtime.Object, 0, len(lr.items))
-		for _, it := range lr.items {
-			obj, err := s.reg.FromStorage(res, it.Obj)
-			if err != nil {
-				return err
-			}
-			objs = append(objs, obj)
+		stored := make([]runtime.Object, len(lr.items))
+		for i, it := range lr.items {
+			stored[i] = it.Obj
+		}
+		objs, err := s.reg.FromStorageBatch(res, stored)
+		if err != nil {
+			return err
 		}
 		tbl, err := s.tableFor(res, objs, o.IncludeObject, o.IncludeObject, false)
 		if err != nil {
@@ -461,8 +461,12 @@ func (s *Server) encodeList(res *registry.Resource, out Output, lr listResult) (
 		var buf bytes.Buffer
 		lmJSON, _ := json.Marshal(lm)
 		fmt.Fprintf(&buf, `{"kind":%q,"apiVersion":%q,"metadata":%s,"items":[`, listGVK.Kind, listGVK.GroupVersion().String(), lmJSON)
+		convs, err := s.convertUncached(res, lr.items, "json")
+		if err != nil {
+			return nil, err
+		}
 		for i, it := range lr.items {
-			b, err := s.encodedItem(res, it, "json")
+			b, err := s.encodedItemFrom(res, it, "json", convs[i])
 			if err != nil {
 				return nil, err
 			}
@@ -488,14 +492,22 @@ func (s *Server) encodeList(res *registry.Resource, out Output, lr listResult) (
 
 // encodedItem is the cached encoding of one object in res's version.
 func (s *Server) encodedItem(res *registry.Resource, it *storage.Object, format string) ([]byte, error) {
+	return s.encodedItemFrom(res, it, format, nil)
+}
+
+// encodedItemFrom is encodedItem with the object already converted to
+// res's version (conv; nil: converted here if its encoding is not kept).
+func (s *Server) encodedItemFrom(res *registry.Resource, it *storage.Object, format string, conv runtime.Object) ([]byte, error) {
 	key := format + ":" + res.GVK().GroupVersion().String()
 	return it.Encoded(key, func(obj runtime.Object) ([]byte, error) {
-		conv, err := s.reg.FromStorage(res, obj)
-		if err != nil {
-			return nil, err
+		if conv == nil {
+			var err error
+			if conv, err = s.reg.FromStorage(res, obj); err != nil {
+				return nil, err
+			}
 		}
-		if conv == obj {
-			conv = obj.DeepCopyObject()
+		if conv == obj && obj.GetObjectKind().GroupVersionKind() != res.GVK() {
+			conv = obj.DeepCopyObject() // the cache's object is never changed
 		}
 		withKind(res, conv)
 		switch format {
@@ -506,6 +518,35 @@ func (s *Server) encodedItem(res *registry.Resource, it *storage.Object, format 
 		}
 		return s.codecs.EncodeJSON(conv)
 	})
+}
+
+// convertUncached converts, in one batch, the items whose encoding in
+// format at res's version is not kept yet (a conversion webhook is then
+// called once per batch, not per object); the others are nil.
+func (s *Server) convertUncached(res *registry.Resource, items []*storage.Object, format string) ([]runtime.Object, error) {
+	if !s.reg.ConvertsInBatches(res) {
+		return make([]runtime.Object, len(items)), nil
+	}
+	key := format + ":" + res.GVK().GroupVersion().String()
+	var todo []runtime.Object
+	var at []int
+	for i, it := range items {
+		if !it.HasEncoded(key) {
+			todo, at = append(todo, it.Obj), append(at, i)
+		}
+	}
+	out := make([]runtime.Object, len(items))
+	if len(todo) == 0 {
+		return out, nil
+	}
+	convs, err := s.reg.FromStorageBatch(res, todo)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = convs[j]
+	}
+	return out, nil
 }
 
 func sortObjects(objs []runtime.Object) {

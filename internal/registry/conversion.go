@@ -61,22 +61,71 @@ func (g *Registry) withConversionWebhook(c *apiextensionsv1.CustomResourceDefini
 			}
 			return out, err
 		}
+		r.FromStorageBatch = func(objs []runtime.Object) ([]runtime.Object, error) {
+			out := make([]runtime.Object, len(objs))
+			var send []*unstructured.Unstructured
+			var at []int
+			for i, obj := range objs {
+				if u, ok := obj.(*unstructured.Unstructured); ok && u.GroupVersionKind() != gvk {
+					send, at = append(send, u), append(at, i)
+					continue
+				}
+				out[i] = withVersion(obj, gvk)
+			}
+			for start := 0; start < len(send); start += conversionBatch {
+				end := min(start+conversionBatch, len(send))
+				conv, err := g.callConversions(target, send[start:end], gvk)
+				if err != nil {
+					return nil, apierrors.NewInternalError(fmt.Errorf("conversion webhook for %s failed: %w", gvk, err))
+				}
+				for j, c := range conv {
+					out[at[start+j]] = c
+				}
+			}
+			if def != nil && schemaProps != nil {
+				for _, o := range out {
+					def(o)
+				}
+			}
+			return out, nil
+		}
 	}
 }
 
+// conversionBatch bounds the objects of one ConversionReview a list sends
+// (upstream sends a list whole; the bound keeps one request's size in
+// check).
+const conversionBatch = 500
+
 // callConversion sends one object to the conversion webhook.
 func (g *Registry) callConversion(cc admissionregistrationv1.WebhookClientConfig, obj *unstructured.Unstructured, to schema.GroupVersionKind) (runtime.Object, error) {
+	out, err := g.callConversions(cc, []*unstructured.Unstructured{obj}, to)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// callConversions sends objects to the conversion webhook in one
+// ConversionReview and checks what comes back: as many objects, in order,
+// at the version asked for, their metadata changed in labels and
+// annotations only.
+func (g *Registry) callConversions(cc admissionregistrationv1.WebhookClientConfig, objs []*unstructured.Unstructured, to schema.GroupVersionKind) ([]runtime.Object, error) {
 	if g.Webhooks == nil {
 		return nil, fmt.Errorf("no webhook client")
 	}
-	raw, err := obj.MarshalJSON()
-	if err != nil {
-		return nil, err
+	raws := make([]runtime.RawExtension, len(objs))
+	for i, obj := range objs {
+		raw, err := obj.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		raws[i] = runtime.RawExtension{Raw: raw}
 	}
 	uid := types.UID(uuid.NewString())
 	body, err := json.Marshal(apiextensionsv1.ConversionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "ConversionReview"},
-		Request:  &apiextensionsv1.ConversionRequest{UID: uid, DesiredAPIVersion: to.GroupVersion().String(), Objects: []runtime.RawExtension{{Raw: raw}}},
+		Request:  &apiextensionsv1.ConversionRequest{UID: uid, DesiredAPIVersion: to.GroupVersion().String(), Objects: raws},
 	})
 	if err != nil {
 		return nil, err
@@ -97,27 +146,31 @@ func (g *Registry) callConversion(cc admissionregistrationv1.WebhookClientConfig
 		return nil, fmt.Errorf("expected response.uid=%q, got %q", uid, resp.UID)
 	case resp.Result.Status != metav1.StatusSuccess:
 		return nil, fmt.Errorf("conversion webhook failed: %s", resp.Result.Message)
-	case len(resp.ConvertedObjects) != 1:
-		return nil, fmt.Errorf("expected 1 converted object, got %d", len(resp.ConvertedObjects))
+	case len(resp.ConvertedObjects) != len(objs):
+		return nil, fmt.Errorf("expected %d converted objects, got %d", len(objs), len(resp.ConvertedObjects))
 	}
-	converted := &unstructured.Unstructured{}
-	if err := converted.UnmarshalJSON(resp.ConvertedObjects[0].Raw); err != nil {
-		return nil, fmt.Errorf("invalid converted object: %w", err)
-	}
-	if converted.GroupVersionKind() != to {
-		return nil, fmt.Errorf("invalid converted object: expected %s, got %s", to, converted.GroupVersionKind())
-	}
-	// The webhook may change only labels and annotations of metadata.
-	meta := runtime.DeepCopyJSONValue(obj.Object["metadata"]).(map[string]any)
-	if m, ok := converted.Object["metadata"].(map[string]any); ok {
-		for _, k := range []string{"labels", "annotations"} {
-			if v, ok := m[k]; ok {
-				meta[k] = v
-			} else {
-				delete(meta, k)
+	converted := make([]runtime.Object, len(objs))
+	for i, raw := range resp.ConvertedObjects {
+		c := &unstructured.Unstructured{}
+		if err := c.UnmarshalJSON(raw.Raw); err != nil {
+			return nil, fmt.Errorf("invalid converted object: %w", err)
+		}
+		if c.GroupVersionKind() != to {
+			return nil, fmt.Errorf("invalid converted object: expected %s, got %s", to, c.GroupVersionKind())
+		}
+		// The webhook may change only labels and annotations of metadata.
+		meta := runtime.DeepCopyJSONValue(objs[i].Object["metadata"]).(map[string]any)
+		if m, ok := c.Object["metadata"].(map[string]any); ok {
+			for _, k := range []string{"labels", "annotations"} {
+				if v, ok := m[k]; ok {
+					meta[k] = v
+				} else {
+					delete(meta, k)
+				}
 			}
 		}
+		c.Object["metadata"] = meta
+		converted[i] = c
 	}
-	converted.Object["metadata"] = meta
 	return converted, nil
 }

@@ -404,6 +404,26 @@ func (g *Registry) FromStorage(r *Resource, obj runtime.Object) (runtime.Object,
 	return g.fromStorage(r, obj)
 }
 
+// FromStorageBatch converts stored objects to r's version, in one batch
+// where r's conversion can (a conversion webhook), else one by one.
+func (g *Registry) FromStorageBatch(r *Resource, objs []runtime.Object) ([]runtime.Object, error) {
+	if r.FromStorageBatch != nil {
+		return r.FromStorageBatch(objs)
+	}
+	out := make([]runtime.Object, len(objs))
+	for i, obj := range objs {
+		conv, err := g.fromStorage(r, obj)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = conv
+	}
+	return out, nil
+}
+
+// ConvertsInBatches reports whether r's objects convert better many at once.
+func (g *Registry) ConvertsInBatches(r *Resource) bool { return r.FromStorageBatch != nil }
+
 // managerSub is the field-manager subresource a write is tracked under.
 func managerSub(sub string) string {
 	if sub == "status" {

@@ -46,6 +46,10 @@ type Resource struct {
 	// ratcheted CEL rules).
 	ValidateUpdateWarning func(obj, old runtime.Object, warn func(string)) field.ErrorList
 
+	// FromStorageBatch, when set, converts many stored objects at once (a
+	// conversion webhook's one call per list); see Registry.FromStorageBatch.
+	FromStorageBatch func(objs []runtime.Object) ([]runtime.Object, error)
+
 	// applyMerge merges an apply configuration into an object of the kind
 	// (set with its field managers; see applyMerger).
 	applyMerge func(obj, cfg map[string]any) (map[string]any, error)

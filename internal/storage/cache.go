@@ -56,6 +56,14 @@ type Object struct {
 	enc   map[string][]byte
 }
 
+// HasEncoded reports whether the encoding in format is kept already.
+func (o *Object) HasEncoded(format string) bool {
+	o.encMu.Lock()
+	defer o.encMu.Unlock()
+	_, ok := o.enc[format]
+	return ok
+}
+
 // Encoded returns the encoding of o named format, computing it once.
 func (o *Object) Encoded(format string, encode func(runtime.Object) ([]byte, error)) ([]byte, error) {
 	o.encMu.Lock()

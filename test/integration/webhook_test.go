@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/skiff-sh/skiff/test/poll"
 
@@ -42,7 +45,9 @@ type webhookServer struct {
 	caPEM  []byte
 	mu     sync.Mutex
 	seen   []admissionv1.AdmissionRequest
-	server *http.Server
+	// conversions holds the number of objects of each ConversionReview.
+	conversions []int
+	server      *http.Server
 }
 
 // testCA makes a CA and a serving certificate for 127.0.0.1 (and any
@@ -130,6 +135,9 @@ func startWebhook(t *testing.T) *webhookServer {
 			http.Error(w, "bad review", http.StatusBadRequest)
 			return
 		}
+		ws.mu.Lock()
+		ws.conversions = append(ws.conversions, len(review.Request.Objects))
+		ws.mu.Unlock()
 		resp := &apiextensionsv1.ConversionResponse{UID: review.Request.UID, Result: metav1.Status{Status: metav1.StatusSuccess}}
 		for _, raw := range review.Request.Objects {
 			obj := map[string]any{}
@@ -573,6 +581,43 @@ spec: {host: db.internal, port: "5432"}
 	l := s.mustKubectl("get", "endpoints.v2.stable.example.com", "-o", "jsonpath={.items[*].spec.host}")
 	if l != "db.internal" {
 		t.Errorf("list at v2: %q", l)
+	}
+
+	// A list at another version than the stored one converts its objects in
+	// one ConversionReview; their encodings are kept, so listing again calls
+	// nothing; a Table converts in one call too.
+	s.mustKubectl("create", "namespace", "batch")
+	var manifest strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&manifest, "---\napiVersion: stable.example.com/v1\nkind: Endpoint\nmetadata: {name: e%02d, namespace: batch}\nspec: {hostPort: \"h%02d:80\"}\n", i, i)
+	}
+	s.mustKubectlStdin(manifest.String(), "create", "-f", "-")
+	calls := func() []int {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		out := ws.conversions
+		ws.conversions = nil
+		return out
+	}
+	calls()
+	v2 := dynamic.NewForConfigOrDie(s.restConfig()).Resource(schema.GroupVersionResource{Group: "stable.example.com", Version: "v2", Resource: "endpoints"}).Namespace("batch")
+	for round, want := range [][]int{{20}, nil} {
+		list, err := v2.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 20 || list.Items[3].Object["spec"].(map[string]any)["host"] != "h03" {
+			t.Fatalf("list at v2: %d items, %v", len(list.Items), list.Items[3].Object["spec"])
+		}
+		if got := calls(); !slices.Equal(got, want) {
+			t.Errorf("list %d: conversion reviews of %v objects, want %v", round+1, got, want)
+		}
+	}
+	if out := s.mustKubectl("get", "endpoints.v2.stable.example.com", "-n", "batch", "--no-headers"); len(strings.Split(strings.TrimSpace(out), "\n")) != 20 {
+		t.Errorf("table at v2:\n%s", out)
+	}
+	if got := calls(); !slices.Equal(got, []int{20}) {
+		t.Errorf("table: conversion reviews of %v objects, want [20]", got)
 	}
 }
 
