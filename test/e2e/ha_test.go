@@ -272,63 +272,71 @@ func TestHighAvailability(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	// A node that knows two of the servers (the first of which will die).
-	agentNetns, agentDir := hub+"-a1", filepath.Join(work, "a1")
-	run("netns", "add", agentNetns)
-	t.Cleanup(func() {
-		_ = exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "killall", "--data-dir", agentDir).Run()
-		killShims(agentDir)
-		unmountUnder(agentDir)
-		_ = exec.Command("ip", "netns", "del", agentNetns).Run()
-	})
-	run("-n", agentNetns, "link", "set", "lo", "up")
-	run("-n", agentNetns, "link", "add", "eth0", "type", "veth", "peer", "name", "a1", "netns", hub)
-	run("-n", agentNetns, "addr", "add", "10.80.0.10/24", "dev", "eth0")
-	run("-n", agentNetns, "link", "set", "eth0", "up")
-	run("-n", hub, "link", "set", "a1", "master", "br0")
-	run("-n", hub, "link", "set", "a1", "up")
-	nodeTok, _ := os.ReadFile(filepath.Join(first.dir, "node-token"))
-	agentLogs := &syncBuffer{}
-	agent := exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "agent", "--server", "https://10.80.0.1:6443,https://10.80.0.2:6443",
-		"--token", strings.TrimSpace(string(nodeTok)), "--data-dir", agentDir, "--node-name", "ha-node", "--node-ip", "10.80.0.10")
-	agent.Stdout, agent.Stderr = agentLogs, agentLogs
-	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = agent.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", tail(agentLogs.String(), 6000))
-		}
-	})
-	nodeReady := func(cs kubernetes.Interface) error {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "ha-node", metav1.GetOptions{})
+	// Two nodes: one knows two of the servers (the first of which will
+	// die), the other only the first: it learns the others from the
+	// kubernetes Service's endpoints.
+	nodeIsReady := func(cs kubernetes.Interface, name string) error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		if !nodeReady(n) {
-			return fmt.Errorf("ha-node not Ready: %+v", n.Status.Conditions)
+			return fmt.Errorf("%s not Ready: %+v", name, n.Status.Conditions)
 		}
 		return nil
 	}
-	poll.Eventually(t, 60*time.Second, func() error { return nodeReady(servers[1].client(t)) })
-	if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+agentNetns, skiffBin, "images", "import", "--data-dir", agentDir,
-		filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")).CombinedOutput(); err != nil {
-		t.Fatalf("import into ha-node: %v %s", err, out)
+	nodeTok, _ := os.ReadFile(filepath.Join(first.dir, "node-token"))
+	startAgent := func(link, node, ip, serverURLs string) {
+		netns, dir := hub+"-"+link, filepath.Join(work, link)
+		run("netns", "add", netns)
+		t.Cleanup(func() {
+			_ = exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "killall", "--data-dir", dir).Run()
+			killShims(dir)
+			unmountUnder(dir)
+			_ = exec.Command("ip", "netns", "del", netns).Run()
+		})
+		run("-n", netns, "link", "set", "lo", "up")
+		run("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", link, "netns", hub)
+		run("-n", netns, "addr", "add", ip+"/24", "dev", "eth0")
+		run("-n", netns, "link", "set", "eth0", "up")
+		run("-n", hub, "link", "set", link, "master", "br0")
+		run("-n", hub, "link", "set", link, "up")
+		logs := &syncBuffer{}
+		agent := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "agent", "--server", serverURLs,
+			"--token", strings.TrimSpace(string(nodeTok)), "--data-dir", dir, "--node-name", node, "--node-ip", ip)
+		agent.Stdout, agent.Stderr = logs, logs
+		agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = agent.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = agent.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = agent.Process.Kill()
+				<-done
+			}
+			if t.Failed() {
+				t.Logf("agent %s log:\n%s", node, tail(logs.String(), 6000))
+			}
+		})
+		poll.Eventually(t, 60*time.Second, func() error { return nodeIsReady(servers[1].client(t), node) })
+		if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "images", "import", "--data-dir", dir,
+			filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")).CombinedOutput(); err != nil {
+			t.Fatalf("import into %s: %v %s", node, err, out)
+		}
 	}
-	steady := busyboxPod("default", "steady", "while true; do sleep 1; done")
-	steady.Spec.NodeName = "ha-node"
-	if _, err := servers[1].client(t).CoreV1().Pods("default").Create(ctx, steady, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	startAgent("a1", "ha-node", "10.80.0.10", "https://10.80.0.1:6443,https://10.80.0.2:6443")
+	startAgent("a2", "ha-node2", "10.80.0.11", "https://10.80.0.1:6443")
+	for pod, node := range map[string]string{"steady": "ha-node", "steady2": "ha-node2"} {
+		p := busyboxPod("default", pod, "while true; do sleep 1; done")
+		p.Spec.NodeName = node
+		if _, err := servers[1].client(t).CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runningPod := func(cs kubernetes.Interface, name string) (*v1.Pod, error) {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
@@ -340,8 +348,9 @@ func TestHighAvailability(t *testing.T) {
 		}
 		return p, nil
 	}
-	var before *v1.Pod
+	var before, before2 *v1.Pod
 	poll.Eventually(t, 60*time.Second, func() (err error) { before, err = runningPod(servers[1].client(t), "steady"); return err })
+	poll.Eventually(t, 60*time.Second, func() (err error) { before2, err = runningPod(servers[1].client(t), "steady2"); return err })
 
 	if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -425,13 +434,24 @@ func TestHighAvailability(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Eventually(t, 60*time.Second, func() error { _, err := runningPod(servers[2].client(t), "after-failover"); return err })
-	time.Sleep(time.Until(killed.Add(45 * time.Second)))
-	if err := nodeReady(servers[2].client(t)); err != nil {
-		t.Errorf("45 s after its server died: %v", err)
+	// The node that knew only the dead server found the others.
+	fresh2 := busyboxPod("default", "after-failover2", "while true; do sleep 1; done")
+	fresh2.Spec.NodeName = "ha-node2"
+	if _, err := servers[2].client(t).CoreV1().Pods("default").Create(ctx, fresh2, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	if after, err := runningPod(servers[2].client(t), "steady"); err != nil || after.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID ||
-		after.Status.ContainerStatuses[0].RestartCount != 0 {
-		t.Errorf("the pod did not keep its container across the failover: %v %+v", err, after)
+	poll.Eventually(t, 60*time.Second, func() error { _, err := runningPod(servers[2].client(t), "after-failover2"); return err })
+	time.Sleep(time.Until(killed.Add(45 * time.Second)))
+	for _, node := range []string{"ha-node", "ha-node2"} {
+		if err := nodeIsReady(servers[2].client(t), node); err != nil {
+			t.Errorf("45 s after its server died: %v", err)
+		}
+	}
+	for pod, was := range map[string]*v1.Pod{"steady": before, "steady2": before2} {
+		if after, err := runningPod(servers[2].client(t), pod); err != nil || after.Status.ContainerStatuses[0].ContainerID != was.Status.ContainerStatuses[0].ContainerID ||
+			after.Status.ContainerStatuses[0].RestartCount != 0 {
+			t.Errorf("pod %s did not keep its container across the failover: %v %+v", pod, err, after)
+		}
 	}
 	poll.Eventually(t, 40*time.Second, func() error {
 		got, err := kubernetesEndpoints(servers[1].client(t))
