@@ -41,10 +41,10 @@ import (
 // webhookServer is an admission webhook served over HTTPS on loopback by
 // the test itself, with a certificate from its own CA.
 type webhookServer struct {
-	url    string
-	caPEM  []byte
-	mu     sync.Mutex
-	seen   []admissionv1.AdmissionRequest
+	url   string
+	caPEM []byte
+	mu    sync.Mutex
+	seen  []admissionv1.AdmissionRequest
 	// conversions holds the number of objects of each ConversionReview.
 	conversions []int
 	server      *http.Server
