@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -203,7 +204,7 @@ func (c *Cache) follow(ctx context.Context) error {
 	}
 	c.replace(kvs, rev)
 	c.log.Debug("watch cache primed", "resource", c.store.resource.String(), "objects", len(kvs), "listed", listed.String(), "took", time.Since(start).String())
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(c.streamContext(ctx))
 	defer cancel()
 	ch := c.store.client.Watch(wctx, c.store.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	for resp := range ch {
@@ -332,6 +333,20 @@ func (c *Cache) RV() int64 {
 	return c.rv
 }
 
+// streamContext is ctx as this cache's etcd watch stream is keyed: etcd's
+// client multiplexes the watches of one key (its outgoing metadata) over
+// one stream, and on the embedded server's in-process adapter a stream
+// stalls for good when many watches are cancelled at once while events
+// flow (its server side stops reading requests once 16 cancellations wait
+// to be answered, while the client's one goroutine waits to send the
+// next): deleting 200 definitions froze every cache. One stream per
+// cache keeps a burst of cancellations to streams that carry nothing
+// else. Progress requests go to the same stream, whose watch they report
+// for.
+func (c *Cache) streamContext(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "skiff-cache", c.store.prefix)
+}
+
 // WaitFresh blocks until the cache has applied revision rev, asking etcd for
 // a progress notification so that quiet resources catch up too.
 func (c *Cache) WaitFresh(ctx context.Context, rev int64) error {
@@ -342,7 +357,7 @@ func (c *Cache) WaitFresh(ctx context.Context, rev int64) error {
 	if fresh {
 		return nil
 	}
-	_ = c.store.client.RequestProgress(clientv3.WithRequireLeader(ctx))
+	_ = c.store.client.RequestProgress(c.streamContext(ctx))
 	timer := time.AfterFunc(freshWait, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
 	defer timer.Stop()
 	stop := context.AfterFunc(ctx, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
@@ -359,7 +374,7 @@ func (c *Cache) WaitFresh(ctx context.Context, rev int64) error {
 		}
 		if time.Since(asked) > 100*time.Millisecond {
 			asked = time.Now()
-			go func() { _ = c.store.client.RequestProgress(clientv3.WithRequireLeader(ctx)) }()
+			go func() { _ = c.store.client.RequestProgress(c.streamContext(ctx)) }()
 		}
 		c.cond.Wait()
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apiextensionsv1client "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/typed/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 )
 
 // cronTabCRD is a definition that exercises what a schema can say:
@@ -799,5 +803,109 @@ spec:
 	}
 	if stderr, err := patch(`{"spec":{"name":"xyz"}}`); err != nil {
 		t.Errorf("a valid name: %v %s", err, stderr)
+	}
+}
+
+// TestManyDefinitionsDeleted: deleting many definitions at once, while
+// other objects change, removes them all and leaves every watch cache
+// following etcd. On the embedded etcd's in-process client, the burst of
+// watch cancellations once stalled the stream all caches shared, and
+// definitions stayed Terminating for good.
+func TestManyDefinitionsDeleted(t *testing.T) {
+	s := startServer(t)
+	ext := apiextensionsclient.NewForConfigOrDie(s.restConfig()).ApiextensionsV1().CustomResourceDefinitions()
+	for round := range 2 {
+		deleteManyDefinitions(t, s, ext, round)
+	}
+}
+
+func deleteManyDefinitions(t *testing.T, s *server, ext apiextensionsv1client.CustomResourceDefinitionInterface, round int) {
+	// A stalled server fails the test, not hangs it.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const n = 150
+	names := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		plural := fmt.Sprintf("many%d", i)
+		names[i] = plural + ".many.example.com"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := ext.Create(ctx, &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: plural + ".many.example.com"},
+				Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "many.example.com", Scope: apiextensionsv1.NamespaceScoped,
+					Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Kind: fmt.Sprintf("Many%d", i)},
+					Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
+						Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}}}}}, metav1.CreateOptions{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "every definition established", func() bool {
+		l, err := ext.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		established := 0
+		for i := range l.Items {
+			if c := crdCondition(&l.Items[i], apiextensionsv1.Established); c != nil && c.Status == apiextensionsv1.ConditionTrue {
+				established++
+			}
+		}
+		return established == n
+	})
+	// Other writes flow while the definitions go.
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			cms := s.client().CoreV1().ConfigMaps("default")
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("flow-%d-%d-%d", round, w, i)}}, metav1.CreateOptions{})
+			}
+		}()
+	}
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ext.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+				t.Errorf("delete %s: %v", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	writers.Wait()
+	waitFor(t, 60*time.Second, "every definition gone", func() bool {
+		l, err := ext.List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 0
+	})
+	// The caches still follow etcd: an object written now is listed from
+	// the cache (resourceVersion 0) at once.
+	after := fmt.Sprintf("after-%d", round)
+	if _, err := s.client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: after}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the new object in the cache", func() bool {
+		l, err := s.client().CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{ResourceVersion: "0", FieldSelector: "metadata.name=" + after})
+		return err == nil && len(l.Items) == 1
+	})
+	if l, err := ext.List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err != nil || len(l.Items) != 0 {
+		t.Errorf("definitions in the cache after all were deleted: %d, %v", len(l.Items), err)
 	}
 }
