@@ -146,6 +146,7 @@ func (g *Registry) serveCustom(c *apiextensionsv1.CustomResourceDefinition, term
 		e = &customEntry{}
 		e.store = storage.NewStore(g.client, customCodec{}, "/registry/"+c.Spec.Group+"/"+c.Status.AcceptedNames.Plural+"/", schema.GroupResource{Group: c.Spec.Group, Resource: c.Status.AcceptedNames.Plural})
 		e.cache = storage.NewCache(e.store, g.customAttrs(e), g.Log)
+		e.cache.OwnStream() // custom resources come and go: see OwnStream
 		ctx, cancel := context.WithCancel(g.custom.ctx)
 		e.stop = cancel
 		go e.cache.Run(ctx)

@@ -136,6 +136,8 @@ type Cache struct {
 	store *Store
 	attrs AttrFunc
 	log   *slog.Logger
+	// ownStream: watch on a stream of its own (see streamContext).
+	ownStream bool
 
 	mu       sync.RWMutex
 	cond     *sync.Cond
@@ -335,17 +337,26 @@ func (c *Cache) RV() int64 {
 
 // streamContext is ctx as this cache's etcd watch stream is keyed: etcd's
 // client multiplexes the watches of one key (its outgoing metadata) over
-// one stream, and on the embedded server's in-process adapter a stream
-// stalls for good when many watches are cancelled at once while events
-// flow (its server side stops reading requests once 16 cancellations wait
+// one stream. On the embedded server's in-process adapter a stream stalls
+// for good when many of its watches are cancelled at once while events
+// flow (the server side stops reading requests once 16 cancellations wait
 // to be answered, while the client's one goroutine waits to send the
-// next): deleting 200 definitions froze every cache. One stream per
-// cache keeps a burst of cancellations to streams that carry nothing
-// else. Progress requests go to the same stream, whose watch they report
-// for.
+// next): deleting 200 definitions at once froze every cache. The caches of
+// custom resources, which come and go, therefore watch on streams of their
+// own (OwnStream; about 0.1 MiB each); the built-in caches, stopped only
+// with the server, share one. Progress requests go to the stream whose
+// watch they report for.
 func (c *Cache) streamContext(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "skiff-cache", c.store.prefix)
+	ctx = clientv3.WithRequireLeader(ctx)
+	if c.ownStream {
+		ctx = metadata.AppendToOutgoingContext(ctx, "skiff-cache", c.store.prefix)
+	}
+	return ctx
 }
+
+// OwnStream makes the cache watch etcd on a stream of its own (see
+// streamContext); call it before Run.
+func (c *Cache) OwnStream() { c.ownStream = true }
 
 // WaitFresh blocks until the cache has applied revision rev, asking etcd for
 // a progress notification so that quiet resources catch up too.
