@@ -156,7 +156,13 @@ func (s *server) syncCustomResources(ctx context.Context, res *registry.Resource
 			served[c.Name] = from
 		}
 		if !unchanged {
-			note(s.writeCRDStatus(ctx, res, c.Name, want))
+			// The status is made again from the stored definition: this
+			// pass's copy may lag behind it, and a status made from a stale
+			// copy would undo a newer one.
+			others := granted
+			note(s.writeCRDStatus(ctx, res, c.Name, func(fresh *apiextensionsv1.CustomResourceDefinition) apiextensionsv1.CustomResourceDefinitionStatus {
+				return crd.Status(fresh, others, now)
+			}))
 			continue
 		}
 		if !crd.Established(c) {
@@ -209,10 +215,14 @@ func sameStatus(a, b apiextensionsv1.CustomResourceDefinitionStatus) bool {
 	return apiequality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
-func (s *server) writeCRDStatus(ctx context.Context, res *registry.Resource, name string, st apiextensionsv1.CustomResourceDefinitionStatus) error {
+// writeCRDStatus sets the stored definition's status to what status makes
+// of it; one that already has it is left unwritten.
+func (s *server) writeCRDStatus(ctx context.Context, res *registry.Resource, name string, status func(*apiextensionsv1.CustomResourceDefinition) apiextensionsv1.CustomResourceDefinitionStatus) error {
 	_, _, err := s.reg.Update(ctx, res, "", name, func(cur runtime.Object) (runtime.Object, error) {
 		next := cur.(*apiextensionsv1.CustomResourceDefinition).DeepCopy()
-		next.Status = st
+		if st := status(next); !sameStatus(next.Status, st) {
+			next.Status = st
+		}
 		return next, nil
 	}, registry.WriteOptions{Subresource: "status", FieldManager: crdFieldManager}, false)
 	return err
