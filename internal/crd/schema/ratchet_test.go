@@ -36,6 +36,10 @@ properties:
       steps:
         type: array
         items: {type: string, maxLength: 2}
+      whole:
+        type: array
+        x-kubernetes-list-type: atomic
+        items: {type: string, maxLength: 2}
       label:
         type: string
         x-kubernetes-validations:
@@ -86,6 +90,11 @@ func TestValidationRatcheting(t *testing.T) {
 		{"plain list items out of place are validated",
 			`spec: {owner: a, name: long, size: 1, ports: [{name: a, port: 2000}, {name: b, port: 3000}], tags: [long, x], steps: [q, long], label: xa}`, old,
 			[]string{`spec.steps[1]: Too long: may not be more than 2 bytes`}, nil},
+		{"atomic list items have no old self",
+			`spec: {owner: a, whole: [long, q, z]}`, `spec: {owner: a, whole: [long, q]}`,
+			[]string{`spec.whole[0]: Too long: may not be more than 2 bytes`}, nil},
+		{"an unchanged atomic list passes",
+			`spec: {owner: b, whole: [long, q]}`, `spec: {owner: a, whole: [long, q]}`, nil, nil},
 		{"a missing required field of an unchanged object passes",
 			`spec: {name: long}`, `spec: {name: long}`, nil, nil},
 		{"a missing required field of a changed object does not",
