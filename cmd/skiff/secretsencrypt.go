@@ -64,6 +64,17 @@ func secretsEncryptCommand() *cobra.Command {
 			if args[0] == "rotate" {
 				fmt.Fprintf(out, "Rewritten:  %d Secrets\n", st.Rewritten)
 			}
+			if st.Generation > 0 {
+				fmt.Fprintf(out, "Generation: %d (shared by the servers)\n", st.Generation)
+			}
+			addrs := make([]string, 0, len(st.Servers))
+			for a := range st.Servers {
+				addrs = append(addrs, a)
+			}
+			sort.Strings(addrs)
+			for _, a := range addrs {
+				fmt.Fprintf(out, "Server %s: %s (generation %d)\n", a, st.Servers[a].WriteKey, st.Servers[a].Generation)
+			}
 			keys := make([]string, 0, len(st.Secrets))
 			for k := range st.Secrets {
 				keys = append(keys, k)

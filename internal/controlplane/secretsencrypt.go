@@ -32,23 +32,46 @@ type EncryptionStatus struct {
 	Secrets map[string]int `json:"secrets"`
 	// Rewritten is how many Secrets a rotation sealed again.
 	Rewritten int `json:"rewritten,omitempty"`
+	// Generation is the shared configuration's (servers share the data
+	// dir's keys through etcd; 0: not shared).
+	Generation int64 `json:"generation,omitempty"`
+	// Servers says which generation and write key each server holds,
+	// by address.
+	Servers map[string]ServerKeys `json:"servers,omitempty"`
 }
 
 // secretsEncryption runs the operations: status, and a rotation that adds
-// a key (written first, the old ones still read), seals every Secret with
-// it, then retires the old keys. Each step's configuration is saved before
-// it takes effect, so a crash at any point leaves every Secret readable.
+// a key (first only read, then written, the old ones still read), seals
+// every Secret with it, then retires the old keys. Each step goes to every
+// server through etcd (sharedencryption.go) and is saved before it takes
+// effect, so a crash at any point leaves every Secret readable.
 type secretsEncryption struct {
 	s  *server
 	mu sync.Mutex // one rotation at a time
-	// cfgMu guards s.encryption, which a rotation replaces.
+	// cfgMu guards s.encryption, which a rotation replaces, and shareErr.
 	cfgMu sync.Mutex
+	// secret seals the shared record (the server token).
+	secret string
+	// shareErr says why the shared record cannot be used (nil: it can).
+	shareErr error
 }
 
 func (e *secretsEncryption) current() *encryption.Config {
 	e.cfgMu.Lock()
 	defer e.cfgMu.Unlock()
 	return e.s.encryption
+}
+
+func (e *secretsEncryption) sharingError() error {
+	e.cfgMu.Lock()
+	defer e.cfgMu.Unlock()
+	return e.shareErr
+}
+
+func (e *secretsEncryption) setSharingError(err error) {
+	e.cfgMu.Lock()
+	e.shareErr = err
+	e.cfgMu.Unlock()
 }
 
 func (e *secretsEncryption) path() string {
@@ -98,6 +121,16 @@ func reply(w http.ResponseWriter, st EncryptionStatus, err error) {
 
 func (e *secretsEncryption) status(ctx context.Context) (EncryptionStatus, error) {
 	st := EncryptionStatus{Mode: e.mode(), WriteKey: e.current().WriteKey(), Secrets: map[string]int{}}
+	if e.shares() {
+		_, gen, _, err := e.record(ctx)
+		if err != nil {
+			return st, err
+		}
+		st.Generation = gen
+		if st.Servers, err = e.appliedBy(ctx); err != nil {
+			return st, err
+		}
+	}
 	prefix := "/registry/secrets/"
 	from := prefix
 	for {
@@ -115,34 +148,59 @@ func (e *secretsEncryption) status(ctx context.Context) (EncryptionStatus, error
 	}
 }
 
-// rotate: (1) save and load a config with a new key first; (2) seal every
-// Secret with it; (3) save and load the config without the old keys.
-// Killed after (1) the old keys still read; after (2) as well; (3) comes
-// only once nothing needs them.
+// rotate, in steps every live server takes before the next: (1) a new key
+// that only reads; (2) the new key writes, the old ones still read; then
+// every Secret is sealed with it here; (3) the old keys are retired.
+// Killed or failed anywhere, every Secret still reads on every server, and
+// rotating again finishes the job with another new key.
 func (e *secretsEncryption) rotate(ctx context.Context) (EncryptionStatus, error) {
-	if e.mode() != "default" {
+	if !e.shares() {
 		return EncryptionStatus{}, fmt.Errorf("rotation manages the data dir's key (--secrets-encryption); this server uses %s: change its keys there", map[string]string{"file": "--encryption-provider-config", "off": "no encryption"}[e.mode()])
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	next, _, err := encryption.WithNewKey(e.current(), time.Now())
+	base, gen, rev, err := e.record(ctx)
 	if err != nil {
 		return EncryptionStatus{}, err
 	}
-	if err := e.apply(next); err != nil {
+	staged, name, err := encryption.WithStagedKey(base, time.Now())
+	if err != nil {
+		return EncryptionStatus{}, err
+	}
+	writing, err := encryption.Promote(staged, name)
+	if err != nil {
+		return EncryptionStatus{}, err
+	}
+	if gen, rev, err = e.step(ctx, staged, gen, rev); err != nil {
+		return EncryptionStatus{}, err
+	}
+	if gen, rev, err = e.step(ctx, writing, gen, rev); err != nil {
 		return EncryptionStatus{}, err
 	}
 	n, err := e.s.reg.Rewrite(ctx, corev1.Resource("secrets"))
 	if err != nil {
 		return EncryptionStatus{}, fmt.Errorf("seal the Secrets with the new key (the old ones still read; run rotate again): %w", err)
 	}
-	if err := e.apply(encryption.WithoutOldKeys(next)); err != nil {
+	if _, _, err = e.step(ctx, encryption.WithoutOldKeys(writing), gen, rev); err != nil {
 		return EncryptionStatus{}, err
 	}
-	e.s.log.Info("secrets encryption key rotated", "key", next.WriteKey(), "rewritten", n)
+	e.s.log.Info("secrets encryption key rotated", "key", writing.WriteKey(), "rewritten", n)
 	st, err := e.status(ctx)
 	st.Rewritten = n
 	return st, err
+}
+
+// step publishes c as the generation after gen and waits until every live
+// server (this one too, through its follower) holds it.
+func (e *secretsEncryption) step(ctx context.Context, c *encryption.Config, gen, rev int64) (int64, int64, error) {
+	rev, err := e.publish(ctx, c, gen+1, rev)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := e.waitApplied(ctx, gen+1); err != nil {
+		return 0, 0, err
+	}
+	return gen + 1, rev, nil
 }
 
 // apply saves c as the data dir's configuration, then makes it the one

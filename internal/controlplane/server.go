@@ -105,6 +105,9 @@ type server struct {
 	nodeCreds    NodeCredentials
 	// encryption says which resources are encrypted in etcd (nil: none).
 	encryption *encryption.Config
+	// secrets shares the data dir's keys with the other servers and
+	// rotates them.
+	secrets *secretsEncryption
 	// audit records requests (nil: none are).
 	audit *apiserver.Audit
 	// admissionOptions configure admission plugins (PodSecurity).
@@ -401,6 +404,15 @@ func (s *server) startRegistry(ctx context.Context) error {
 	if err := s.reg.SetEncryption(s.encryption); err != nil {
 		return err
 	}
+	// The cluster's keys are this server's before any cache reads a
+	// Secret (a server down through a rotation catches up here).
+	s.secrets = &secretsEncryption{s: s}
+	var keysRev int64
+	if s.secrets.shares() {
+		if keysRev, err = s.secrets.join(ctx); err != nil {
+			return err
+		}
+	}
 	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	moved, err := s.reg.MigrateClusterIPs(mctx, s.client)
 	cancel()
@@ -416,6 +428,9 @@ func (s *server) startRegistry(ctx context.Context) error {
 		go c.Run(cacheCtx)
 	}
 	s.reg.RunCustom(cacheCtx)
+	if s.secrets.shares() {
+		go s.secrets.follow(cacheCtx, keysRev)
+	}
 	// APIService is served as a built-in definition of the registry's
 	// custom-resource machinery.
 	if err := s.reg.ServeBuiltin(apiServiceDefinition(), registry.Builtin{NameFn: registry.APIServiceName, Validate: validateAPIService, PatchStruct: aggregator.APIService{},
@@ -583,7 +598,7 @@ func (s *server) degraded() string {
 // operations are skiff's own endpoints (cluster-admin only): secrets
 // encryption and etcd snapshots.
 func (s *server) operations() map[string]http.Handler {
-	ops := (&secretsEncryption{s: s}).handlers()
+	ops := s.secrets.handlers()
 	maps.Copy(ops, s.snapshots.handlers())
 	ops[EtcdMembersPath] = s.membersHandler()
 	return ops

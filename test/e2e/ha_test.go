@@ -460,6 +460,9 @@ func TestHighAvailability(t *testing.T) {
 		}
 		return nil
 	})
+	// While it is down, the Secrets' key is rotated through one
+	// survivor: both survivors hold each step before the next.
+	newKey := rotateWhileOneIsDown(t, servers[1], servers[2])
 	// It comes back with its data dir and no flags of joining.
 	first.args = nil
 	first.start(t)
@@ -467,6 +470,8 @@ func TestHighAvailability(t *testing.T) {
 	if got, err := first.client(t).CoreV1().ConfigMaps("default").Get(ctx, "w0-0", metav1.GetOptions{}); err != nil {
 		t.Errorf("the returned server does not see what was written while it was away: %v %v", got, err)
 	}
+	// It loaded the rotated key before serving: the Secrets read there.
+	checkSecretsRead(t, first, newKey)
 	poll.Eventually(t, 30*time.Second, func() error {
 		got, err := kubernetesEndpoints(first.client(t))
 		if err != nil || strings.Join(got, ",") != strings.Join(all, ",") {
@@ -646,4 +651,83 @@ func restoreAndRejoin(t *testing.T, servers []*haServer, token string) {
 	if _, err := servers[2].client(t).CoreV1().ConfigMaps("precious").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-restore"}}, metav1.CreateOptions{}); err != nil {
 		t.Errorf("a write after the restore: %v", err)
 	}
+}
+
+// secretsEncrypt runs `skiff secrets-encrypt` against h.
+func (h *haServer) secretsEncrypt(args ...string) (string, error) {
+	argv := append([]string{"--net=/var/run/netns/" + h.netns, skiffBin, "secrets-encrypt", "--data-dir", h.dir}, args...)
+	out, err := exec.Command("nsenter", argv...).CombinedOutput()
+	return string(out), err
+}
+
+// rotateWhileOneIsDown writes Secrets, rotates their key through one
+// server and checks that every live server holds the new key and reads
+// every Secret; it answers the new write key.
+func rotateWhileOneIsDown(t *testing.T, through, other *haServer) string {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 20 {
+		sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rot-%d", i)}, StringData: map[string]string{"v": fmt.Sprintf("value-%d", i)}}
+		if _, err := other.client(t).CoreV1().Secrets("default").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := through.secretsEncrypt("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, before)
+	}
+	out, err := through.secretsEncrypt("rotate")
+	if err != nil {
+		t.Fatalf("rotate: %v\n%s\n%s", err, out, tail(through.logs.String(), 3000))
+	}
+	t.Logf("rotated through %s:\n%s", through.ip, out)
+	newKey := statusLine(out, "Write key:")
+	if newKey == "" || newKey == statusLine(before, "Write key:") || !strings.Contains(out, "Rewritten:  20 Secrets") {
+		t.Fatalf("before:\n%s\nafter:\n%s", before, out)
+	}
+	// Both live servers say they hold the last step; the dead one is
+	// still at an older generation.
+	st, err := other.secretsEncrypt("status")
+	if err != nil {
+		t.Fatalf("status through %s: %v\n%s", other.ip, err, st)
+	}
+	gen := statusLine(st, "Generation:")
+	for _, h := range []*haServer{through, other} {
+		if want := fmt.Sprintf("Server %s: %s (generation %s)", h.ip, newKey, strings.Fields(gen)[0]); !strings.Contains(st, want) {
+			t.Errorf("status lacks %q:\n%s", want, st)
+		}
+	}
+	if !strings.Contains(st, "Secrets sealed with "+newKey+": 20") {
+		t.Errorf("the Secrets are not all sealed with %s:\n%s", newKey, st)
+	}
+	checkSecretsRead(t, other, newKey)
+	return newKey
+}
+
+// checkSecretsRead: every Secret rotateWhileOneIsDown wrote reads through
+// h, and h writes with key.
+func checkSecretsRead(t *testing.T, h *haServer, key string) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 20 {
+		sec, err := h.client(t).CoreV1().Secrets("default").Get(ctx, fmt.Sprintf("rot-%d", i), metav1.GetOptions{})
+		if err != nil || string(sec.Data["v"]) != fmt.Sprintf("value-%d", i) {
+			t.Fatalf("secret rot-%d through %s: %v %v", i, h.ip, sec, err)
+		}
+	}
+	st, err := h.secretsEncrypt("status")
+	if err != nil || statusLine(st, "Write key:") != key {
+		t.Errorf("%s writes with another key than %s: %v\n%s", h.ip, key, err, st)
+	}
+}
+
+// statusLine is the value after prefix on the first line that starts
+// with it.
+func statusLine(out, prefix string) string {
+	for line := range strings.SplitSeq(out, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

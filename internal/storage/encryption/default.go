@@ -67,20 +67,19 @@ func Save(path string, c *Config) error {
 	return os.Rename(tmp, path)
 }
 
-// WithNewKey is c with a fresh key of its first provider put first, so it
-// writes with the new key and still reads with the old ones (the first
-// step of a rotation). The first provider must have keys.
-func WithNewKey(c *Config, now time.Time) (*Config, string, error) {
+// WithStagedKey is c with a fresh key added last to its first provider:
+// every server can then read what the key seals before any writes with it
+// (the first step of a rotation across several servers; Promote is the
+// second). The first provider must have keys. It answers the key's name.
+func WithStagedKey(c *Config, now time.Time) (*Config, string, error) {
 	next := c.clone()
 	if len(next.Resources) == 0 {
 		return nil, "", errors.New("the encryption configuration names no resources")
 	}
-	p := &next.Resources[0].Providers[0]
-	kc := p.keysConfig()
+	kc := next.Resources[0].Providers[0].keysConfig()
 	if kc == nil {
 		return nil, "", errors.New("the first provider is identity: nothing to rotate")
 	}
-	name, _ := p.keys()
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, "", err
@@ -91,8 +90,28 @@ func WithNewKey(c *Config, now time.Time) (*Config, string, error) {
 	for i := 1; slices.ContainsFunc(kc.Keys, func(k Key) bool { return k.Name == key.Name }); i++ {
 		key.Name = fmt.Sprintf("%s-%d", base, i)
 	}
-	kc.Keys = append([]Key{key}, kc.Keys...)
-	return next, name + ":" + key.Name, nil
+	kc.Keys = append(kc.Keys, key)
+	return next, key.Name, nil
+}
+
+// Promote is c with the first provider's key named name put first, so it
+// writes with that key and still reads with the others.
+func Promote(c *Config, name string) (*Config, error) {
+	next := c.clone()
+	if len(next.Resources) == 0 {
+		return nil, errors.New("the encryption configuration names no resources")
+	}
+	kc := next.Resources[0].Providers[0].keysConfig()
+	if kc == nil {
+		return nil, errors.New("the first provider is identity: it has no keys")
+	}
+	i := slices.IndexFunc(kc.Keys, func(k Key) bool { return k.Name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("the first provider has no key %q", name)
+	}
+	key := kc.Keys[i]
+	kc.Keys = append([]Key{key}, slices.Delete(kc.Keys, i, i+1)...)
+	return next, nil
 }
 
 // WithoutOldKeys is c with only the writing key left in its first provider

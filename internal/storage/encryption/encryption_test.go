@@ -161,26 +161,77 @@ func TestEnsureDefault(t *testing.T) {
 	}
 }
 
-// A rotation puts a new key first, keeps the old ones for reading, then
-// retires them; two within a second get distinct names.
+// A rotation stages a new key (read only), promotes it to write, then
+// retires the old ones; two within a second get distinct names.
 func TestRotationConfigs(t *testing.T) {
 	c := config(t, "  - secretbox: {keys: [{name: key-20261205000000, secret: "+key32+"}]}\n  - identity: {}\n")
 	at := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	next, name, err := WithNewKey(c, at)
-	if err != nil || name != "secretbox:key-20261205000000-1" || next.WriteKey() != name {
-		t.Fatalf("new key: %s %s %v", name, next.WriteKey(), err)
+	staged, name, err := WithStagedKey(c, at)
+	if err != nil || name != "key-20261205000000-1" || staged.WriteKey() != "secretbox:key-20261205000000" {
+		t.Fatalf("staged key: %s, writes with %s, %v", name, staged.WriteKey(), err)
+	}
+	if keys := staged.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 2 || keys[1].Name != name {
+		t.Errorf("keys after staging: %+v", keys)
+	}
+	next, err := Promote(staged, name)
+	if err != nil || next.WriteKey() != "secretbox:"+name {
+		t.Fatalf("promoted: %s %v", next.WriteKey(), err)
 	}
 	if keys := next.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 2 || keys[1].Name != "key-20261205000000" {
-		t.Errorf("keys after adding: %+v", keys)
+		t.Errorf("keys after promoting: %+v", keys)
 	}
-	if c.WriteKey() != "secretbox:key-20261205000000" {
-		t.Errorf("the original config changed: %s", c.WriteKey())
+	if _, err := Promote(staged, "key-missing"); err == nil || !strings.Contains(err.Error(), `no key "key-missing"`) {
+		t.Errorf("promoting a missing key: %v", err)
+	}
+	if c.WriteKey() != "secretbox:key-20261205000000" || staged.WriteKey() != "secretbox:key-20261205000000" {
+		t.Errorf("the original configs changed: %s, %s", c.WriteKey(), staged.WriteKey())
 	}
 	done := WithoutOldKeys(next)
-	if keys := done.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 1 || keys[0].Name != "key-20261205000000-1" || done.Resources[0].Providers[1].Identity == nil {
+	if keys := done.Resources[0].Providers[0].Secretbox.Keys; len(keys) != 1 || keys[0].Name != name || done.Resources[0].Providers[1].Identity == nil {
 		t.Errorf("after retiring: %+v", done.Resources[0])
+	}
+	if _, _, err := WithStagedKey(config(t, "  - identity: {}\n"), at); err == nil {
+		t.Error("staged a key for identity")
 	}
 	if KeyOf([]byte("k8s:enc:aesgcm:v1:two:xyz")) != "aesgcm:two" || KeyOf([]byte("k8s\x00plain")) != "identity" {
 		t.Error("KeyOf")
+	}
+}
+
+// The configuration servers share through etcd opens only with the token
+// it was sealed with, and unchanged.
+func TestSharedSealing(t *testing.T) {
+	c := config(t, "  - aesgcm: {keys: [{name: a, secret: "+key16+"}, {name: b, secret: "+key32+"}]}\n  - identity: {}\n")
+	sealed, err := SealShared(c, "tok.secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(key16)) || bytes.Contains(sealed, []byte("aesgcm")) {
+		t.Fatalf("the sealed record shows the keys: %q", sealed)
+	}
+	again, _ := SealShared(c, "tok.secret")
+	if bytes.Equal(sealed, again) {
+		t.Error("two seals of the same config are the same bytes (nonce reused)")
+	}
+	got, err := OpenShared(sealed, "tok.secret")
+	if err != nil || !Equal(got, c) {
+		t.Fatalf("opened: %+v %v", got, err)
+	}
+	if Equal(got, WithoutOldKeys(c)) {
+		t.Error("Equal ignores a retired key")
+	}
+	if _, err := OpenShared(sealed, "other.secret"); err == nil || !strings.Contains(err.Error(), "does not open with this server's token") {
+		t.Errorf("another token: %v", err)
+	}
+	bad := bytes.Clone(sealed)
+	bad[len(bad)-1] ^= 1
+	if _, err := OpenShared(bad, "tok.secret"); err == nil {
+		t.Error("a changed byte opened")
+	}
+	if _, err := OpenShared([]byte("plain"), "tok.secret"); err == nil || !strings.Contains(err.Error(), "not a sealed") {
+		t.Errorf("plain bytes: %v", err)
+	}
+	if _, err := SealShared(c, ""); err == nil {
+		t.Error("sealed without a token")
 	}
 }
