@@ -54,10 +54,17 @@ bin/kubectl-%: test/kubectl-compat/v%/go.mod test/kubectl-compat/v%/go.sum test/
 	$(GO) build -trimpath -o $(CURDIR)/$@ -ldflags "-s -w $$(for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do \
 		printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' $$p $$v $$p $$p $(word 2,$(subst ., ,$*)) $$p; done)" .
 
+# The previous skiff version, which the rolling-upgrade e2e test starts
+# its servers with before it upgrades them to this one: built from the
+# commit test/e2e/previous/commit names (the repository's history).
+PREVIOUS_BIN := bin/skiff-previous
+$(PREVIOUS_BIN): test/e2e/previous/commit test/e2e/previous/build.sh
+	test/e2e/previous/build.sh $(CURDIR)/$@
+
 # Every test: vet, then the unit tests (race detector on), the integration
 # tests (the real binary, real clients), the end-to-end tests (real
 # containerd, runc and CNI in network namespaces, and the kernel tests).
-test: build $(COMPAT_KUBECTLS)
+test: build $(COMPAT_KUBECTLS) $(PREVIOUS_BIN)
 	$(GO) vet ./...
 	$(GO) vet -tags kernel ./internal/proxy
 	$(MAKE) --no-print-directory unit RACE=-race
@@ -79,9 +86,9 @@ integration: build $(COMPAT_KUBECTLS)
 
 # Real containerd, runc and CNI, clusters in network namespaces (root), and
 # the kernel tests of the service proxy's nftables rules.
-e2e: build
+e2e: build $(PREVIOUS_BIN)
 	$(GO) test -count=1 -tags kernel -run 'InKernel|Rebuilt|Adopted' ./internal/proxy
-	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e
+	SKIFF_BIN=$(CURDIR)/$(BIN) SKIFF_PREVIOUS_BIN=$(CURDIR)/$(PREVIOUS_BIN) $(GO) test -count=1 -timeout 20m ./test/e2e
 
 # Explore beyond the seed corpus (the seeds run in `make test`).
 fuzz: build

@@ -19,7 +19,7 @@ import (
 // Secrets at rest, or to rotate its key, as the admin.
 func secretsEncryptCommand() *cobra.Command {
 	var dataDir, kubeconfig string
-	var timeout time.Duration
+	var timeout, serverWait time.Duration
 	cmd := &cobra.Command{
 		Use:       "secrets-encrypt status|rotate",
 		Short:     "Show how Secrets are encrypted in etcd, or rotate the key (a new key seals every Secret, then the old one is retired)",
@@ -45,7 +45,11 @@ func secretsEncryptCommand() *cobra.Command {
 			case "status":
 				body, err = rc.Get().AbsPath(controlplane.SecretsEncryptionPath).DoRaw(ctx)
 			case "rotate":
-				body, err = rc.Post().AbsPath(controlplane.SecretsEncryptionRotatePath).DoRaw(ctx)
+				req := rc.Post().AbsPath(controlplane.SecretsEncryptionRotatePath)
+				if serverWait > 0 {
+					req = req.Param("serverWait", serverWait.String())
+				}
+				body, err = req.DoRaw(ctx)
 			default:
 				return fmt.Errorf("unknown action %q: status or rotate", args[0])
 			}
@@ -90,5 +94,6 @@ func secretsEncryptCommand() *cobra.Command {
 	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff", "the server's data directory (for its admin kubeconfig)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of a cluster-admin (default: <data-dir>/admin.kubeconfig)")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "how long a rotation may take")
+	f.DurationVar(&serverWait, "server-wait", 0, "how long a rotation waits for every running server to load each step before it stops (default 1m; 1s to 10m)")
 	return cmd
 }

@@ -103,7 +103,14 @@ func (e *secretsEncryption) handlers() map[string]http.Handler {
 				http.Error(w, "POST only", http.StatusMethodNotAllowed)
 				return
 			}
-			st, err := e.rotate(r.Context())
+			wait, err := serverWait(r.URL.Query().Get("serverWait"))
+			if err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			st, err := e.rotate(r.Context(), wait)
 			reply(w, st, err)
 		}),
 	}
@@ -153,7 +160,7 @@ func (e *secretsEncryption) status(ctx context.Context) (EncryptionStatus, error
 // every Secret is sealed with it here; (3) the old keys are retired.
 // Killed or failed anywhere, every Secret still reads on every server, and
 // rotating again finishes the job with another new key.
-func (e *secretsEncryption) rotate(ctx context.Context) (EncryptionStatus, error) {
+func (e *secretsEncryption) rotate(ctx context.Context, wait time.Duration) (EncryptionStatus, error) {
 	if !e.shares() {
 		return EncryptionStatus{}, fmt.Errorf("rotation manages the data dir's key (--secrets-encryption); this server uses %s: change its keys there", map[string]string{"file": "--encryption-provider-config", "off": "no encryption"}[e.mode()])
 	}
@@ -171,17 +178,17 @@ func (e *secretsEncryption) rotate(ctx context.Context) (EncryptionStatus, error
 	if err != nil {
 		return EncryptionStatus{}, err
 	}
-	if gen, rev, err = e.step(ctx, staged, gen, rev); err != nil {
+	if gen, rev, err = e.step(ctx, staged, gen, rev, wait); err != nil {
 		return EncryptionStatus{}, err
 	}
-	if gen, rev, err = e.step(ctx, writing, gen, rev); err != nil {
+	if gen, rev, err = e.step(ctx, writing, gen, rev, wait); err != nil {
 		return EncryptionStatus{}, err
 	}
 	n, err := e.s.reg.Rewrite(ctx, corev1.Resource("secrets"))
 	if err != nil {
 		return EncryptionStatus{}, fmt.Errorf("seal the Secrets with the new key (the old ones still read; run rotate again): %w", err)
 	}
-	if _, _, err = e.step(ctx, encryption.WithoutOldKeys(writing), gen, rev); err != nil {
+	if _, _, err = e.step(ctx, encryption.WithoutOldKeys(writing), gen, rev, wait); err != nil {
 		return EncryptionStatus{}, err
 	}
 	e.s.log.Info("secrets encryption key rotated", "key", writing.WriteKey(), "rewritten", n)
@@ -190,14 +197,14 @@ func (e *secretsEncryption) rotate(ctx context.Context) (EncryptionStatus, error
 	return st, err
 }
 
-// step publishes c as the generation after gen and waits until every live
-// server (this one too, through its follower) holds it.
-func (e *secretsEncryption) step(ctx context.Context, c *encryption.Config, gen, rev int64) (int64, int64, error) {
+// step publishes c as the generation after gen and waits up to wait until
+// every live server (this one too, through its follower) holds it.
+func (e *secretsEncryption) step(ctx context.Context, c *encryption.Config, gen, rev int64, wait time.Duration) (int64, int64, error) {
 	rev, err := e.publish(ctx, c, gen+1, rev)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := e.waitApplied(ctx, gen+1); err != nil {
+	if err := e.waitApplied(ctx, gen+1, wait); err != nil {
 		return 0, 0, err
 	}
 	return gen + 1, rev, nil

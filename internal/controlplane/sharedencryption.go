@@ -29,8 +29,11 @@ const (
 	encryptionRecordKey     = "/skiff/secrets-encryption/config"
 	encryptionAppliedPrefix = "/skiff/secrets-encryption/applied/"
 	// encryptionApplyWait bounds the wait for every live server to
-	// hold a step of a rotation.
-	encryptionApplyWait = 60 * time.Second
+	// hold a step of a rotation, unless the request says otherwise
+	// (serverWait, within the bounds below).
+	encryptionApplyWait    = 60 * time.Second
+	encryptionApplyWaitMin = time.Second
+	encryptionApplyWaitMax = 10 * time.Minute
 	encryptionApplyPoll = 200 * time.Millisecond
 	encryptionFollowGap = time.Second
 )
@@ -253,9 +256,23 @@ func behind(live []string, applied map[string]ServerKeys, gen int64) []string {
 	return out
 }
 
-// waitApplied waits until every live server holds generation gen.
-func (e *secretsEncryption) waitApplied(ctx context.Context, gen int64) error {
-	deadline := time.Now().Add(encryptionApplyWait)
+// serverWait is a rotation's wait for the servers: the query parameter's
+// duration, or the default.
+func serverWait(param string) (time.Duration, error) {
+	if param == "" {
+		return encryptionApplyWait, nil
+	}
+	d, err := time.ParseDuration(param)
+	if err != nil || d < encryptionApplyWaitMin || d > encryptionApplyWaitMax {
+		return 0, fmt.Errorf("serverWait %q: a duration from %s to %s", param, encryptionApplyWaitMin, encryptionApplyWaitMax)
+	}
+	return d, nil
+}
+
+// waitApplied waits up to wait until every live server holds generation
+// gen.
+func (e *secretsEncryption) waitApplied(ctx context.Context, gen int64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for {
 		live, err := e.liveServers(ctx)
 		if err != nil {
@@ -270,7 +287,7 @@ func (e *secretsEncryption) waitApplied(ctx context.Context, gen int64) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("servers %s did not load the encryption keys of generation %d within %s (not running this skiff version? a stopped server loads them when it starts); every Secret still reads on every server: run rotate again once they do", strings.Join(late, ", "), gen, encryptionApplyWait)
+			return fmt.Errorf("servers %s did not load the encryption keys of generation %d within %s (not running this skiff version? a stopped server loads them when it starts); every Secret still reads on every server: run rotate again once they do", strings.Join(late, ", "), gen, wait)
 		}
 		select {
 		case <-ctx.Done():

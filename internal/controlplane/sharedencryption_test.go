@@ -2,7 +2,9 @@ package controlplane
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A rotation goes on only once every live server holds its step; servers
@@ -22,6 +24,19 @@ func TestBehind(t *testing.T) {
 	} {
 		if got := behind(tc.live, applied, tc.gen); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", name, got, tc.want)
+		}
+	}
+}
+
+func TestServerWait(t *testing.T) {
+	for param, want := range map[string]time.Duration{"": encryptionApplyWait, "5s": 5 * time.Second, "10m": 10 * time.Minute} {
+		if got, err := serverWait(param); err != nil || got != want {
+			t.Errorf("%q: %s %v, want %s", param, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0s", "500ms", "11m", "-5s", "soon"} {
+		if _, err := serverWait(bad); err == nil || !strings.Contains(err.Error(), "a duration from 1s to 10m0s") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,110 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/test/poll"
 )
-
-// haServer is one `skiff server` of a cluster of servers, in a network
-// namespace of its own on a bridge the test made.
-type haServer struct {
-	netns, ip, dir string
-	args           []string
-	// node, when set, runs the server's node agent as this Node.
-	node string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-}
-
-func (h *haServer) start(t *testing.T) {
-	t.Helper()
-	h.logs = &syncBuffer{}
-	argv := []string{"--net=/var/run/netns/" + h.netns, skiffBin, "server", "--data-dir", h.dir,
-		"--bind-address", "0.0.0.0", "--advertise-address", h.ip}
-	if h.node == "" {
-		argv = append(argv, "--disable-agent")
-	} else {
-		argv = append(argv, "--node-name", h.node, "--node-ip", h.ip)
-	}
-	argv = append(argv, h.args...)
-	h.cmd = exec.Command("nsenter", argv...)
-	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (h *haServer) kill() {
-	if h.cmd != nil && h.cmd.Process != nil && h.cmd.ProcessState == nil {
-		_ = h.cmd.Process.Kill()
-		_ = h.cmd.Wait()
-	}
-}
-
-func (h *haServer) stop() {
-	if h.cmd == nil || h.cmd.Process == nil || h.cmd.ProcessState != nil {
-		return
-	}
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// client reaches this server's API from inside its namespace; the admin
-// kubeconfig of any server works for all (they share the CA).
-func (h *haServer) client(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	return kubernetes.NewForConfigOrDie(h.restConfig(t))
-}
-
-func (h *haServer) restConfig(t *testing.T) *rest.Config {
-	t.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", filepath.Join(h.dir, "admin.kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	netns := h.netns
-	rc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialIn(ctx, netns, network, addr)
-	}
-	rc.Timeout = 10 * time.Second
-	return rc
-}
-
-// warnings collects the Warning headers a client receives.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, msg)
-}
-
-func (h *haServer) waitReady(t *testing.T, within time.Duration) {
-	t.Helper()
-	poll.Eventually(t, within, func() error {
-		if _, err := os.Stat(filepath.Join(h.dir, "admin.kubeconfig")); err != nil {
-			return fmt.Errorf("%s: no kubeconfig yet", h.ip)
-		}
-		body, err := h.client(t).Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
-		if err != nil || string(body) != "ok" {
-			return fmt.Errorf("%s not ready: %v %s\n%s", h.ip, err, body, tail(h.logs.String(), 2000))
-		}
-		return nil
-	})
-}
 
 func tail(s string, n int) string {
 	if len(s) > n {
@@ -158,59 +55,9 @@ func kubernetesEndpoints(cs kubernetes.Interface) ([]string, error) {
 // write is lost, the lease moves, the dead server leaves the endpoints; it
 // comes back with its data dir and rejoins without operator action.
 func TestHighAvailability(t *testing.T) {
-	hub := fmt.Sprintf("skiff-ha-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", hub)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", hub).Run() })
-	run("-n", hub, "link", "add", "br0", "type", "bridge")
-	run("-n", hub, "link", "set", "br0", "up")
-	work := t.TempDir()
-	// Registered first, so it runs after every other cleanup: nothing the
-	// test started may be left running.
-	t.Cleanup(func() {
-		if left := processesNaming(work); len(left) > 0 {
-			t.Errorf("processes left after the test: %v", left)
-			for _, p := range left {
-				var pid int
-				fmt.Sscanf(p, "%d:", &pid)
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
-	servers := make([]*haServer, 3)
-	for i := range servers {
-		h := &haServer{netns: fmt.Sprintf("%s-s%d", hub, i+1), ip: fmt.Sprintf("10.80.0.%d", i+1), dir: filepath.Join(work, fmt.Sprintf("s%d", i+1))}
-		servers[i] = h
-		run("netns", "add", h.netns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", h.netns).Run() })
-		run("-n", h.netns, "link", "set", "lo", "up")
-		run("-n", h.netns, "link", "add", "eth0", "type", "veth", "peer", "name", fmt.Sprintf("s%d", i+1), "netns", hub)
-		run("-n", h.netns, "addr", "add", h.ip+"/24", "dev", "eth0")
-		run("-n", h.netns, "link", "set", "eth0", "up")
-		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "master", "br0")
-		run("-n", hub, "link", "set", fmt.Sprintf("s%d", i+1), "up")
-		t.Cleanup(func() {
-			h.kill()
-			if h.node != "" {
-				// Its node agent's containerd, shims and pods outlive a
-				// killed server by design: take them down as an operator
-				// would.
-				_ = exec.Command("nsenter", "--net=/var/run/netns/"+h.netns, skiffBin, "killall", "--data-dir", h.dir).Run()
-			}
-			killShims(h.dir)
-			unmountUnder(h.dir)
-		})
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("server %s log:\n%s", h.ip, tail(h.logs.String(), 6000))
-			}
-		})
-	}
+	hn := newHANet(t, "ha", "10.80.0")
+	work := hn.work
+	servers := hn.servers(3)
 	// The second server also runs its node agent: deleting its Node
 	// removes its etcd member (the end of the test).
 	servers[1].node = "ha-s2"
@@ -275,62 +122,11 @@ func TestHighAvailability(t *testing.T) {
 	// Two nodes: one knows two of the servers (the first of which will
 	// die), the other only the first: it learns the others from the
 	// kubernetes Service's endpoints.
-	nodeIsReady := func(cs kubernetes.Interface, name string) error {
-		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if !nodeReady(n) {
-			return fmt.Errorf("%s not Ready: %+v", name, n.Status.Conditions)
-		}
-		return nil
-	}
 	nodeTok, _ := os.ReadFile(filepath.Join(first.dir, "node-token"))
-	startAgent := func(link, node, ip, serverURLs string) {
-		netns, dir := hub+"-"+link, filepath.Join(work, link)
-		run("netns", "add", netns)
-		t.Cleanup(func() {
-			_ = exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "killall", "--data-dir", dir).Run()
-			killShims(dir)
-			unmountUnder(dir)
-			_ = exec.Command("ip", "netns", "del", netns).Run()
-		})
-		run("-n", netns, "link", "set", "lo", "up")
-		run("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", link, "netns", hub)
-		run("-n", netns, "addr", "add", ip+"/24", "dev", "eth0")
-		run("-n", netns, "link", "set", "eth0", "up")
-		run("-n", hub, "link", "set", link, "master", "br0")
-		run("-n", hub, "link", "set", link, "up")
-		logs := &syncBuffer{}
-		agent := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "agent", "--server", serverURLs,
-			"--token", strings.TrimSpace(string(nodeTok)), "--data-dir", dir, "--node-name", node, "--node-ip", ip)
-		agent.Stdout, agent.Stderr = logs, logs
-		agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		if err := agent.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = agent.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = agent.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				_ = agent.Process.Kill()
-				<-done
-			}
-			if t.Failed() {
-				t.Logf("agent %s log:\n%s", node, tail(logs.String(), 6000))
-			}
-		})
-		poll.Eventually(t, 60*time.Second, func() error { return nodeIsReady(servers[1].client(t), node) })
-		if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "images", "import", "--data-dir", dir,
-			filepath.Join(filepath.Dir(cl.dataDir), "busybox.tar")).CombinedOutput(); err != nil {
-			t.Fatalf("import into %s: %v %s", node, err, out)
-		}
-	}
-	startAgent("a1", "ha-node", "10.80.0.10", "https://10.80.0.1:6443,https://10.80.0.2:6443")
-	startAgent("a2", "ha-node2", "10.80.0.11", "https://10.80.0.1:6443")
+	hn.nodeToken = strings.TrimSpace(string(nodeTok))
+	viaSecond := func() kubernetes.Interface { return servers[1].client(t) }
+	hn.agent(viaSecond, "a1", "ha-node", 10, "https://10.80.0.1:6443,https://10.80.0.2:6443", skiffBin)
+	hn.agent(viaSecond, "a2", "ha-node2", 11, "https://10.80.0.1:6443", skiffBin)
 	for pod, node := range map[string]string{"steady": "ha-node", "steady2": "ha-node2"} {
 		p := busyboxPod("default", pod, "while true; do sleep 1; done")
 		p.Spec.NodeName = node
@@ -338,16 +134,7 @@ func TestHighAvailability(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runningPod := func(cs kubernetes.Interface, name string) (*v1.Pod, error) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		if p.Status.Phase != v1.PodRunning || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
-			return nil, fmt.Errorf("pod %s: %s %+v", name, p.Status.Phase, p.Status.ContainerStatuses)
-		}
-		return p, nil
-	}
+	runningPod := func(cs kubernetes.Interface, name string) (*v1.Pod, error) { return runningPodIn(cs, "default", name) }
 	var before, before2 *v1.Pod
 	poll.Eventually(t, 60*time.Second, func() (err error) { before, err = runningPod(servers[1].client(t), "steady"); return err })
 	poll.Eventually(t, 60*time.Second, func() (err error) { before2, err = runningPod(servers[1].client(t), "steady2"); return err })

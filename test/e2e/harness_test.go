@@ -300,17 +300,7 @@ func (c *cluster) stop() {
 		}
 		cancel()
 	}
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-done
-		}
-	}
+	stopProcess(c.cmd)
 	killShims(c.dataDir)
 	unmountUnder(c.dataDir)
 	_ = exec.Command("ip", "netns", "del", c.netns).Run()

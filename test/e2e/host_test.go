@@ -5,9 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // secondHost makes a second machine for one test: a network namespace
@@ -66,23 +64,7 @@ func startAgent(t *testing.T, netns, dir string, args ...string) (logs *syncBuff
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := agent.Process.Pid
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = agent.Process.Kill()
-			<-done
-		}
-	}
+	stop = func() { stopProcess(agent) }
 	t.Cleanup(stop)
 	t.Cleanup(func() {
 		if t.Failed() {
