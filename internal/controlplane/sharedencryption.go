@@ -34,8 +34,8 @@ const (
 	encryptionApplyWait    = 60 * time.Second
 	encryptionApplyWaitMin = time.Second
 	encryptionApplyWaitMax = 10 * time.Minute
-	encryptionApplyPoll = 200 * time.Millisecond
-	encryptionFollowGap = time.Second
+	encryptionApplyPoll    = 200 * time.Millisecond
+	encryptionFollowGap    = time.Second
 )
 
 // encryptionRecord is the value of encryptionRecordKey.
