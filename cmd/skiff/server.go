@@ -125,7 +125,7 @@ func serverCommand() *cobra.Command {
 	f.BoolVar(&cfg.ClusterInit, "cluster-init", false, "make the embedded etcd the first member of a cluster of servers (peers on --advertise-address:--etcd-peer-port over TLS); others join with --server and --token")
 	f.StringVar(&cfg.JoinServer, "server", "", "join the cluster of servers that the server at this URL (https://host:6443) belongs to, with --token")
 	f.BoolVar(&leave, "leave", false, "instead of serving: take this (stopped) server out of its cluster of servers through the server --server names, and set its etcd data aside")
-	f.StringVar(&cfg.JoinToken, "token", "", "with --server: the server token (<data-dir>/server-token of a server of the cluster)")
+	f.StringVar(&cfg.JoinToken, "token", "", "with --server, or with --etcd-endpoints when a server already runs on that etcd: the server token (<data-dir>/server-token of a server of the cluster)")
 	f.BoolVar(&cfg.ClusterReset, "cluster-reset", false, "start the embedded etcd as a new one-member cluster keeping its data (recovers a cluster that lost quorum)")
 	f.StringVar(&cfg.ClusterResetRestorePath, "cluster-reset-restore-path", "", "with --cluster-reset: start from this etcd snapshot (checked before the data dir is touched; the replaced etcd dir is kept as etcd.old-<time>)")
 	f.StringVar(&diskReserve, "etcd-disk-reserve", "256Mi", "free space on the data dir's disk below which the embedded etcd refuses writes (reads go on; writes resume at twice this)")

@@ -127,18 +127,7 @@ func (s *server) bootstrapHandlers(token join.Token) map[string]http.Handler {
 	}
 	return map[string]http.Handler{
 		BootstrapPath: guard(func(http.ResponseWriter, *http.Request) (any, error) {
-			files := map[string][]byte{}
-			for _, f := range sharedFiles {
-				b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, f))
-				if errors.Is(err, os.ErrNotExist) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				files[f] = b
-			}
-			return files, nil
+			return readSharedFiles(s.cfg.DataDir)
 		}),
 		BootstrapMemberPath: guard(func(_ http.ResponseWriter, r *http.Request) (any, error) {
 			var req memberRequest
@@ -287,12 +276,37 @@ func fetchShared(ctx context.Context, cfg Config, c *joinClient) error {
 	if err := c.post(ctx, BootstrapPath, struct{}{}, &files); err != nil {
 		return err
 	}
+	if err := writeSharedFiles(cfg.DataDir, files); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("joined through "+c.server+"\n"), 0o600)
+}
+
+// readSharedFiles are the data dir's shared files that exist, by name.
+func readSharedFiles(dataDir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, f := range sharedFiles {
+		b, err := os.ReadFile(filepath.Join(dataDir, f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		files[f] = b
+	}
+	return files, nil
+}
+
+// writeSharedFiles writes the shared files given (mode 0600); names that
+// are not shared files are ignored.
+func writeSharedFiles(dataDir string, files map[string][]byte) error {
 	for _, f := range sharedFiles {
 		b, ok := files[f]
 		if !ok {
 			continue
 		}
-		path := filepath.Join(cfg.DataDir, f)
+		path := filepath.Join(dataDir, f)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return err
 		}
@@ -300,7 +314,7 @@ func fetchShared(ctx context.Context, cfg Config, c *joinClient) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("joined through "+c.server+"\n"), 0o600)
+	return nil
 }
 
 func firstCertDER(pemBytes []byte) ([]byte, error) {
@@ -368,13 +382,16 @@ func (s *server) prepareCluster() error {
 		return fmt.Errorf("--cluster-init starts a new cluster; --server joins one: give one of them")
 	}
 	if cfg.JoinServer != "" && len(cfg.EtcdEndpoints) > 0 {
-		return fmt.Errorf("--server joins the embedded etcd of another server; with --etcd-endpoints every server already shares the external etcd (and its token comes with --token only for agents)")
+		return fmt.Errorf("--server joins the embedded etcd of another server; with --etcd-endpoints servers share the external etcd: start the others with --etcd-endpoints and --token (the first server's server token) instead")
 	}
 	if cfg.ClusterInit {
 		if len(cfg.EtcdEndpoints) > 0 {
 			return fmt.Errorf("--cluster-init makes the embedded etcd a cluster; an external etcd (--etcd-endpoints) is one already")
 		}
 		return os.WriteFile(filepath.Join(cfg.DataDir, haMarker), []byte("cluster-init\n"), 0o600)
+	}
+	if len(cfg.EtcdEndpoints) > 0 {
+		return s.prepareExternal()
 	}
 	if cfg.JoinServer == "" {
 		return nil

@@ -57,7 +57,8 @@ type Config struct {
 	ClusterResetRestorePath string
 	// ClusterInit makes this server's embedded etcd the first member of a
 	// cluster of servers (peers on the advertise address); JoinServer and
-	// JoinToken (the first server's server-token) join another server's.
+	// JoinToken (the first server's server-token) join another server's;
+	// with EtcdEndpoints, JoinToken opens the cluster's files in that etcd.
 	ClusterInit bool
 	JoinServer  string
 	JoinToken   string

@@ -86,6 +86,9 @@ type server struct {
 	snapshots     *snapshots
 	// joiner is the server this one joins through (nil: not joining).
 	joiner *joinClient
+	// publishBootstrap: this server is the first on its external etcd
+	// and publishes the cluster's shared files there (datastore.go).
+	publishBootstrap bool
 	// stopCaches ends the watch caches' etcd watches.
 	stopCaches context.CancelFunc
 	// saKey signs ServiceAccount tokens.
@@ -277,22 +280,31 @@ func (s *server) clusterMember() bool {
 	return err == nil
 }
 
+// externalEtcdClient connects to the etcd cluster of --etcd-endpoints.
+func externalEtcdClient(cfg Config) (*clientv3.Client, error) {
+	var tlsCfg *tls.Config
+	if cfg.EtcdCAFile != "" || cfg.EtcdCertFile != "" {
+		info := transport.TLSInfo{CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile, TrustedCAFile: cfg.EtcdCAFile}
+		var err error
+		if tlsCfg, err = info.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("etcd client TLS: %w", err)
+		}
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: cfg.EtcdEndpoints, TLS: tlsCfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.EtcdEndpoints, err)
+	}
+	return client, nil
+}
+
 // startEtcd connects to the external etcd cluster, or starts the embedded
 // member: with --cluster-reset as a new one-member cluster, from the
 // snapshot --cluster-reset-restore-path names if set.
 func (s *server) startEtcd(ctx context.Context) error {
-	if endpoints := s.cfg.EtcdEndpoints; len(endpoints) > 0 {
-		var tlsCfg *tls.Config
-		if s.cfg.EtcdCAFile != "" || s.cfg.EtcdCertFile != "" {
-			info := transport.TLSInfo{CertFile: s.cfg.EtcdCertFile, KeyFile: s.cfg.EtcdKeyFile, TrustedCAFile: s.cfg.EtcdCAFile}
-			var err error
-			if tlsCfg, err = info.ClientConfig(); err != nil {
-				return fmt.Errorf("etcd client TLS: %w", err)
-			}
-		}
-		client, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop(), MaxCallSendMsgSize: 8 << 20, MaxCallRecvMsgSize: 512 << 20})
+	if len(s.cfg.EtcdEndpoints) > 0 {
+		client, err := externalEtcdClient(s.cfg)
 		if err != nil {
-			return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+			return err
 		}
 		s.client = client
 		return nil
@@ -534,6 +546,13 @@ func (s *server) startAPI(ctx context.Context) error {
 	fp, err := loadFrontProxy(s.cfg.DataDir)
 	if err != nil {
 		return err
+	}
+	// Every shared file exists now: the first server on an external etcd
+	// publishes them for the servers that come after it.
+	if s.publishBootstrap {
+		if err := s.publishBootstrapData(ctx, serverToken); err != nil {
+			return err
+		}
 	}
 	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
 	go s.keepAggregatedAPIs(feedCtx, fp)

@@ -228,7 +228,7 @@ func TestSharedSealing(t *testing.T) {
 	if _, err := OpenShared(bad, "tok.secret"); err == nil {
 		t.Error("a changed byte opened")
 	}
-	if _, err := OpenShared([]byte("plain"), "tok.secret"); err == nil || !strings.Contains(err.Error(), "not a sealed") {
+	if _, err := OpenShared([]byte("plain"), "tok.secret"); err == nil || !strings.Contains(err.Error(), "not sealed with a server token") {
 		t.Errorf("plain bytes: %v", err)
 	}
 	if _, err := SealShared(c, ""); err == nil {

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// sharedPrefix marks a configuration sealed for the servers of a cluster.
+// sharedPrefix marks what is sealed for the servers of a cluster.
 const sharedPrefix = "skiff:shared-encryption:v1:"
 
 // sharedSalt and sharedRounds derive the sealing key from the cluster's
@@ -41,11 +41,31 @@ func sharedAEAD(secret string) (cipher.AEAD, error) {
 // SealShared is c encrypted (AES-GCM) under a key derived from secret, the
 // form in which servers share their configuration through etcd.
 func SealShared(c *Config, secret string) ([]byte, error) {
-	aead, err := sharedAEAD(secret)
+	plain, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := yaml.Marshal(c)
+	return SealWithToken(plain, secret)
+}
+
+// OpenShared is the configuration SealShared sealed with the same secret,
+// checked as a configuration file is.
+func OpenShared(sealed []byte, secret string) (*Config, error) {
+	plain, err := OpenWithToken(sealed, secret)
+	if err != nil {
+		return nil, fmt.Errorf("the shared encryption configuration: %w", err)
+	}
+	c, err := parse(plain)
+	if err != nil {
+		return nil, fmt.Errorf("the shared encryption configuration: %w", err)
+	}
+	return c, nil
+}
+
+// SealWithToken encrypts plain (AES-GCM) under a key derived from secret
+// (a cluster's server token): what servers share through etcd.
+func SealWithToken(plain []byte, secret string) ([]byte, error) {
+	aead, err := sharedAEAD(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -57,26 +77,21 @@ func SealShared(c *Config, secret string) ([]byte, error) {
 	return aead.Seal(out, nonce, plain, []byte(sharedPrefix)), nil
 }
 
-// OpenShared is the configuration SealShared sealed with the same secret,
-// checked as a configuration file is.
-func OpenShared(sealed []byte, secret string) (*Config, error) {
+// OpenWithToken is what SealWithToken sealed with the same secret.
+func OpenWithToken(sealed []byte, secret string) ([]byte, error) {
 	aead, err := sharedAEAD(secret)
 	if err != nil {
 		return nil, err
 	}
 	rest, ok := bytes.CutPrefix(sealed, []byte(sharedPrefix))
 	if !ok || len(rest) < aead.NonceSize() {
-		return nil, errors.New("not a sealed encryption configuration")
+		return nil, errors.New("not sealed with a server token")
 	}
 	plain, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], []byte(sharedPrefix))
 	if err != nil {
-		return nil, errors.New("the shared encryption configuration does not open with this server's token (sealed by another cluster's servers?)")
+		return nil, errors.New("it does not open with this server's token (sealed by another cluster's servers?)")
 	}
-	c, err := parse(plain)
-	if err != nil {
-		return nil, fmt.Errorf("the shared encryption configuration: %w", err)
-	}
-	return c, nil
+	return plain, nil
 }
 
 // Equal tells whether two configurations hold the same resources,
