@@ -120,6 +120,9 @@ type server struct {
 	nodePKI atomic.Pointer[nodePKI]
 	// failed carries an error that ends the server (the API listener's).
 	failed chan error
+	// leaderless is when this server's etcd member was first seen without
+	// a leader (unix nanoseconds; 0: it has one).
+	leaderless atomic.Int64
 }
 
 // tlsSetup is the server's certificate material.
@@ -557,6 +560,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	s.extensionAuth = extensionAuthentication(s.ca.CertPEM, fp.caPEM)
 	go s.keepAggregatedAPIs(feedCtx, fp)
 	go s.keepMasterLease(feedCtx)
+	if s.etcd != nil {
+		go s.trackLeader(feedCtx)
+	}
 	if s.etcd != nil && s.clusterMember() {
 		go s.removeMembersOfDeletedNodes(feedCtx)
 	}
@@ -604,11 +610,49 @@ func (s *server) startAPI(ctx context.Context) error {
 	return nil
 }
 
+// leaderlessGrace is how long this server's etcd member may know no
+// leader before its answers warn that they may be stale; trackLeader
+// looks every leaderCheck.
+const (
+	leaderlessGrace = 3 * time.Second
+	leaderCheck     = 250 * time.Millisecond
+)
+
+// trackLeader records since when the embedded etcd member knows no leader,
+// until ctx ends.
+func (s *server) trackLeader(ctx context.Context) {
+	t := time.NewTicker(leaderCheck)
+	defer t.Stop()
+	for {
+		if s.etcd.HasLeader() {
+			s.leaderless.Store(0)
+		} else {
+			s.leaderless.CompareAndSwap(0, time.Now().UnixNano())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // degraded is the warning every answer carries while this server's etcd
 // member knows no leader (a minority: writes fail, reads come from caches
 // nothing updates).
 func (s *server) degraded() string {
-	if s.etcd == nil || s.etcd.HasLeader() {
+	if s.etcd == nil {
+		return ""
+	}
+	return staleWarning(s.etcd.HasLeader(), s.leaderless.Load(), time.Now())
+}
+
+// staleWarning is the warning for a member that has a leader or not, and
+// has had none since leaderless (unix nanoseconds; 0: not yet noticed): a
+// leader election (a server of several stopped) takes about a second, and
+// answers within it carry no warning.
+func staleWarning(hasLeader bool, leaderless int64, now time.Time) string {
+	if hasLeader || leaderless == 0 || now.Sub(time.Unix(0, leaderless)) < leaderlessGrace {
 		return ""
 	}
 	return "the cluster's etcd has lost its quorum: this server's answers may be stale and writes fail until a majority of the servers is back (or one is started with --cluster-reset)"

@@ -237,12 +237,71 @@ func removeNetwork(log *slog.Logger) []error {
 			errs = append(errs, fmt.Errorf("delete route %s: %w", routes[i].Dst, err))
 		}
 	}
+	errs = append(errs, removePodNetns(log)...)
 	if link, err := netlink.LinkByName(podBridge); err == nil {
 		if err := netlink.LinkDel(link); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", podBridge, err))
 		} else {
 			log.Info("removed the pod bridge", "link", podBridge)
 		}
+	}
+	return errs
+}
+
+// netnsDir holds the named network namespaces (ip netns, and the
+// runtime's pod namespaces).
+const netnsDir = "/var/run/netns"
+
+// removePodNetns removes the network namespaces of pods whose interfaces
+// still hang on the pod bridge: what the CNI plugins would have given back
+// had the runtime removed the pods (it could not be started again). The
+// containers are gone by now, so removing the name frees the namespace,
+// and its interface with it.
+func removePodNetns(log *slog.Logger) []error {
+	bridge, err := netlink.LinkByName(podBridge)
+	if err != nil {
+		return nil
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return []error{fmt.Errorf("links: %w", err)}
+	}
+	var ports []int
+	for _, l := range links {
+		if a := l.Attrs(); a.MasterIndex == bridge.Attrs().Index && a.NetNsID >= 0 {
+			ports = append(ports, a.NetNsID)
+		}
+	}
+	if len(ports) == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil {
+		return []error{fmt.Errorf("network namespaces: %w", err)}
+	}
+	named := map[string]int{}
+	for _, e := range entries {
+		f, err := os.Open(filepath.Join(netnsDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if id, err := netlink.GetNetNsIdByFd(int(f.Fd())); err == nil && id >= 0 {
+			named[e.Name()] = id
+		}
+		f.Close()
+	}
+	var errs []error
+	for _, name := range PodNetns(ports, named) {
+		path := filepath.Join(netnsDir, name)
+		if err := syscall.Unmount(path, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", path, err))
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
+			continue
+		}
+		log.Info("removed a pod network namespace the runtime left", "netns", name)
 	}
 	return errs
 }

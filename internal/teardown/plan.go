@@ -178,3 +178,21 @@ func PlanNat(chains []NatChain) NatPlan {
 	}
 	return p
 }
+
+// PodNetns are the named network namespaces (name to its id as this
+// namespace knows it) that hold the far end of a pod bridge port (the ids
+// of the ports' peers' namespaces), sorted.
+func PodNetns(portNsIDs []int, named map[string]int) []string {
+	ids := map[int]bool{}
+	for _, id := range portNsIDs {
+		ids[id] = true
+	}
+	var out []string
+	for name, id := range named {
+		if ids[id] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -2,6 +2,7 @@ package teardown
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -81,5 +82,24 @@ func TestPlanNat(t *testing.T) {
 	}
 	if p := PlanNat(nil); !p.Table {
 		t.Errorf("an empty table goes: %+v", p)
+	}
+}
+
+// Only the namespaces at the far end of the pod bridge's ports are pods':
+// the node's own and other named namespaces stay.
+func TestPodNetns(t *testing.T) {
+	named := map[string]int{"cni-b": 4, "cni-a": 2, "node-5": 0, "other": 7}
+	for name, tc := range map[string]struct {
+		ports []int
+		want  []string
+	}{
+		"two pods":             {[]int{2, 4}, []string{"cni-a", "cni-b"}},
+		"a port of no name":    {[]int{2, 9}, []string{"cni-a"}},
+		"no ports":             {nil, nil},
+		"two ports in one pod": {[]int{4, 4}, []string{"cni-b"}},
+	} {
+		if got := PodNetns(tc.ports, named); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", name, got, tc.want)
+		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 // volume, one with a hostPort), `skiff killall` leaves nothing of skiff
 // that ps, ip, nft or mount would show: no process of its data dir, no pod
 // bridge, veth, route or nftables rule in the node's network namespace, no
-// mount under the data dir, no pod network namespace without a process. A
+// mount under the data dir, no pod network namespace without a process.
+// The same when containerd cannot be started to remove the pods. A
 // second run finds nothing to do; `skiff uninstall --yes` then removes the
 // data dir.
 func TestKillallAndUninstall(t *testing.T) {
@@ -61,40 +62,63 @@ func TestKillallAndUninstall(t *testing.T) {
 		t.Fatal("no pod bridge while pods run")
 	}
 
-	killall := func() {
+	killall := func(env ...string) (string, error) {
 		t.Helper()
-		out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "killall", "--data-dir", dir).CombinedOutput()
-		if err != nil {
-			t.Fatalf("skiff killall: %v\n%s", err, out)
+		cmd := exec.Command("/usr/bin/nsenter", "--net=/var/run/netns/"+netns, skiffBin, "killall", "--data-dir", dir)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	nothingLeft := func(when string) {
+		t.Helper()
+		if pids := processesNaming(dir); len(pids) > 0 {
+			t.Errorf("%s: processes of the data dir left: %v", when, pids)
+		}
+		if links := inNetns("-o", "link"); strings.Contains(links, "cni0") || strings.Contains(links, "veth") {
+			t.Errorf("%s: links left:\n%s", when, links)
+		}
+		if routes := inNetns("route", "show", "proto", "77"); strings.TrimSpace(routes) != "" {
+			t.Errorf("%s: pod routes left:\n%s", when, routes)
+		}
+		if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, "nft", "list", "ruleset").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("%s: nftables rules left (%v):\n%s", when, err, out)
+		}
+		if got := mountsUnder(dir); len(got) > 0 {
+			t.Errorf("%s: mounts left: %v", when, got)
+		}
+		for name := range podNetns() {
+			if before[name] {
+				continue
+			}
+			if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil && len(bytes.TrimSpace(pids)) == 0 {
+				t.Errorf("%s: pod network namespace %s left with no process in it", when, name)
+			}
 		}
 	}
-	killall()
-	if pids := processesNaming(dir); len(pids) > 0 {
-		t.Errorf("processes of the data dir left: %v", pids)
+	if out, err := killall(); err != nil {
+		t.Fatalf("skiff killall: %v\n%s", err, out)
 	}
-	if links := inNetns("-o", "link"); strings.Contains(links, "cni0") || strings.Contains(links, "veth") {
-		t.Errorf("links left:\n%s", links)
+	nothingLeft("after killall")
+
+	// Again with pods running, but containerd cannot be started to
+	// remove them (not on the PATH): killall says so, and still leaves
+	// nothing, the pods' network namespaces included.
+	startAgent(t, netns, dir, "--node-name", "node-5", "--node-ip", ip, "--pod-cidr", "10.42.4.0/24")
+	waitNodeReady(t, "node-5")
+	waitRunningReady(t, ns, "with-secret")
+	waitRunningReady(t, ns, "web")
+	if len(podNetns()) <= len(before) {
+		t.Fatal("no pod network namespace while pods run: the test would prove nothing")
 	}
-	if routes := inNetns("route", "show", "proto", "77"); strings.TrimSpace(routes) != "" {
-		t.Errorf("pod routes left:\n%s", routes)
+	out, err := killall("PATH=/nonexistent")
+	if err == nil || !strings.Contains(out, "pods could not be removed through the runtime") || !strings.Contains(out, "removed a pod network namespace the runtime left") {
+		t.Errorf("killall without containerd: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, "nft", "list", "ruleset").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Errorf("nftables rules left (%v):\n%s", err, out)
+	nothingLeft("after killall without containerd")
+	if out, err := killall(); err != nil { // nothing left to do, and no error
+		t.Errorf("killall again: %v\n%s", err, out)
 	}
-	if got := mountsUnder(dir); len(got) > 0 {
-		t.Errorf("mounts left: %v", got)
-	}
-	for name := range podNetns() {
-		if before[name] {
-			continue
-		}
-		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil && len(bytes.TrimSpace(pids)) == 0 {
-			t.Errorf("pod network namespace %s left with no process in it", name)
-		}
-	}
-	killall() // nothing left to do, and no error
-	out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "uninstall", "--yes", "--data-dir", dir).CombinedOutput()
-	if err != nil {
+	if out, err := exec.Command("nsenter", "--net=/var/run/netns/"+netns, skiffBin, "uninstall", "--yes", "--data-dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("skiff uninstall: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
