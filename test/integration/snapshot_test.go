@@ -28,7 +28,8 @@ var savedSnapshot = regexp.MustCompile(`Snapshot (\S+) saved \((\d+) bytes\): (\
 // TestEtcdSnapshots: `skiff etcd-snapshot save` writes a snapshot of the
 // whole keyspace into the data dir, ls lists it, delete and prune remove
 // by name and retention; a namespace deleted after the snapshot is back
-// once the server starts with --cluster-reset --cluster-reset-restore-path,
+// once the server starts with --cluster-reset --cluster-reset-restore-path
+// (its Secrets too, though the key that sealed them was rotated away),
 // with resourceVersions that moved forward, never back; a corrupt
 // snapshot is refused before the data dir is touched; a bad schedule
 // refuses to start.
@@ -41,6 +42,9 @@ func TestEtcdSnapshots(t *testing.T) {
 	}
 	cm, err := cs.CoreV1().ConfigMaps("keep").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"color": "blue"}}, metav1.CreateOptions{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets("keep").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "token"}, StringData: map[string]string{"v": "sealed-before"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.etcdSnapshot("save")
@@ -86,6 +90,11 @@ func TestEtcdSnapshots(t *testing.T) {
 	// What happens after the snapshot is lost by the restore.
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "keep", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The Secrets' key rotated after the snapshot: its old key is retired
+	// from the data dir, and the restore must bring it back.
+	if out, err := s.secretsEncrypt("rotate"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, out)
 	}
 	poll.Eventually(t, settle, func() error {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, "keep", metav1.GetOptions{})
@@ -133,6 +142,9 @@ func TestEtcdSnapshots(t *testing.T) {
 	got, err := cs.CoreV1().ConfigMaps("keep").Get(ctx, "settings", metav1.GetOptions{})
 	if err != nil || got.Data["color"] != "blue" || got.UID != cm.UID {
 		t.Fatalf("restored configmap: %+v %v", got, err)
+	}
+	if sec, err := cs.CoreV1().Secrets("keep").Get(ctx, "token", metav1.GetOptions{}); err != nil || string(sec.Data["v"]) != "sealed-before" {
+		t.Errorf("a Secret sealed before the rotation, restored: %v %v", sec, err)
 	}
 	fresh, err := cs.CoreV1().ConfigMaps("keep").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after"}}, metav1.CreateOptions{})
 	if err != nil {
