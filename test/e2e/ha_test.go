@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,30 +150,7 @@ func TestHighAvailability(t *testing.T) {
 	holder := *lease.Spec.HolderIdentity
 
 	// Writers on the two survivors while the first server dies.
-	var acked sync.Map
-	var failures atomic.Int64
-	stopWriters := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		cs := servers[1+w%2].client(t)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stopWriters:
-					return
-				default:
-				}
-				name := fmt.Sprintf("w%d-%d", w, i)
-				if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err == nil {
-					acked.Store(name, true)
-				} else {
-					failures.Add(1)
-				}
-			}
-		}()
-	}
+	load := startWrites([]kubernetes.Interface{servers[1].client(t), servers[2].client(t), servers[1].client(t), servers[2].client(t)}, 0)
 	time.Sleep(time.Second)
 	killed := time.Now()
 	first.kill()
@@ -186,20 +161,8 @@ func TestHighAvailability(t *testing.T) {
 	})
 	t.Logf("API through a survivor %s after the kill", time.Since(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	close(stopWriters)
-	wg.Wait()
-	n := 0
-	acked.Range(func(k, _ any) bool {
-		n++
-		if _, err := servers[2].client(t).CoreV1().ConfigMaps("default").Get(ctx, k.(string), metav1.GetOptions{}); err != nil {
-			t.Errorf("acknowledged write %s lost: %v", k, err)
-		}
-		return true
-	})
-	t.Logf("%d acknowledged writes, all present; %d failed during the failover", n, failures.Load())
-	if n == 0 {
-		t.Fatal("no write was acknowledged")
-	}
+	n, failed := load.finish(t, servers[2].client(t))
+	t.Logf("%d acknowledged writes, all present; %d failed during the failover", n, failed)
 	// The controllers' lease moves to a survivor within its duration
 	// (if the dead server held it), and the dead server leaves the
 	// endpoints once its master lease expires.

@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -282,4 +284,59 @@ func (h *haServer) waitReady(t *testing.T, within time.Duration) {
 		}
 		return nil
 	})
+}
+
+// writeLoad creates ConfigMaps named w<worker>-<n> in default, one worker
+// per client, until finish, and remembers every write the API
+// acknowledged.
+type writeLoad struct {
+	acked    sync.Map
+	failures atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// startWrites starts a worker per client, each pausing between writes.
+func startWrites(clients []kubernetes.Interface, pause time.Duration) *writeLoad {
+	l := &writeLoad{stop: make(chan struct{})}
+	for w, cs := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(pause):
+				}
+				name := fmt.Sprintf("w%d-%d", w, i)
+				if _, err := cs.CoreV1().ConfigMaps("default").Create(context.Background(), &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err == nil {
+					l.acked.Store(name, true)
+				} else {
+					l.failures.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// finish stops the workers and checks through cs that every acknowledged
+// write is there; it answers how many were acknowledged and how many
+// failed. No acknowledged write at all ends the test.
+func (l *writeLoad) finish(t *testing.T, cs kubernetes.Interface) (acked int, failed int64) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	l.acked.Range(func(k, _ any) bool {
+		acked++
+		if _, err := cs.CoreV1().ConfigMaps("default").Get(context.Background(), k.(string), metav1.GetOptions{}); err != nil {
+			t.Errorf("acknowledged write %s lost: %v", k, err)
+		}
+		return true
+	})
+	if acked == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	return acked, l.failures.Load()
 }

@@ -7,8 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,31 +142,11 @@ func TestRollingUpgrade(t *testing.T) {
 	})
 
 	// Writers through every server, all through the upgrade.
-	var acked sync.Map
-	var failures atomic.Int64
-	stopWriters := make(chan struct{})
-	var wg sync.WaitGroup
+	var clients []kubernetes.Interface
 	for w := range 6 {
-		h := servers[w%3]
-		wcs := h.client(t)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stopWriters:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-				name := fmt.Sprintf("w%d-%d", w, i)
-				if _, err := wcs.CoreV1().ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err == nil {
-					acked.Store(name, true)
-				} else {
-					failures.Add(1)
-				}
-			}
-		}()
+		clients = append(clients, servers[w%3].client(t))
 	}
+	load := startWrites(clients, 20*time.Millisecond)
 
 	for i, h := range servers {
 		upgradeAt := time.Now()
@@ -184,20 +162,8 @@ func TestRollingUpgrade(t *testing.T) {
 			mixedVersions(t, h, servers[i+1], i)
 		}
 	}
-	close(stopWriters)
-	wg.Wait()
-	n := 0
-	acked.Range(func(k, _ any) bool {
-		n++
-		if _, err := servers[0].client(t).CoreV1().ConfigMaps("default").Get(ctx, k.(string), metav1.GetOptions{}); err != nil {
-			t.Errorf("acknowledged write %s lost: %v", k, err)
-		}
-		return true
-	})
-	t.Logf("%d acknowledged writes through the upgrade, all present; %d failed while their server restarted", n, failures.Load())
-	if n == 0 {
-		t.Fatal("no write was acknowledged")
-	}
+	n, failed := load.finish(t, servers[0].client(t))
+	t.Logf("%d acknowledged writes through the upgrade, all present; %d failed while their server restarted", n, failed)
 
 	// The node agent last (agents may be older than their servers, never
 	// newer): its pod keeps its container.
