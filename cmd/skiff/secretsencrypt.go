@@ -71,6 +71,9 @@ func secretsEncryptCommand() *cobra.Command {
 			if st.Generation > 0 {
 				fmt.Fprintf(out, "Generation: %d (shared by the servers)\n", st.Generation)
 			}
+			if st.SharedError != "" {
+				fmt.Fprintf(out, "Shared keys: not used here: %s\n", st.SharedError)
+			}
 			addrs := make([]string, 0, len(st.Servers))
 			for a := range st.Servers {
 				addrs = append(addrs, a)

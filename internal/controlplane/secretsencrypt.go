@@ -35,6 +35,8 @@ type EncryptionStatus struct {
 	// Generation is the shared configuration's (servers share the data
 	// dir's keys through etcd; 0: not shared).
 	Generation int64 `json:"generation,omitempty"`
+	// SharedError says why this server cannot use the shared keys.
+	SharedError string `json:"sharedError,omitempty"`
 	// Servers says which generation and write key each server holds,
 	// by address.
 	Servers map[string]ServerKeys `json:"servers,omitempty"`
@@ -129,11 +131,14 @@ func reply(w http.ResponseWriter, st EncryptionStatus, err error) {
 func (e *secretsEncryption) status(ctx context.Context) (EncryptionStatus, error) {
 	st := EncryptionStatus{Mode: e.mode(), WriteKey: e.current().WriteKey(), Secrets: map[string]int{}}
 	if e.shares() {
-		_, gen, _, err := e.record(ctx)
-		if err != nil {
-			return st, err
+		// A record this server cannot use is news, not a failure of
+		// the status: its own keys are still what it seals with.
+		if _, gen, _, err := e.record(ctx); err != nil {
+			st.SharedError = err.Error()
+		} else {
+			st.Generation = gen
 		}
-		st.Generation = gen
+		var err error
 		if st.Servers, err = e.appliedBy(ctx); err != nil {
 			return st, err
 		}

@@ -426,11 +426,12 @@ func rotateWhileOneIsDown(t *testing.T, through, other *haServer) string {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, before)
 	}
+	began := time.Now()
 	out, err := through.secretsEncrypt("rotate")
 	if err != nil {
 		t.Fatalf("rotate: %v\n%s\n%s", err, out, tail(through.logs.String(), 3000))
 	}
-	t.Logf("rotated through %s:\n%s", through.ip, out)
+	t.Logf("rotated through %s in %s:\n%s", through.ip, time.Since(began).Round(time.Millisecond), out)
 	newKey := statusLine(out, "Write key:")
 	if newKey == "" || newKey == statusLine(before, "Write key:") || !strings.Contains(out, "Rewritten:  20 Secrets") {
 		t.Fatalf("before:\n%s\nafter:\n%s", before, out)

@@ -225,6 +225,16 @@ func TestExternalEtcdServers(t *testing.T) {
 		}
 		return nil
 	})
+	// The etcd also holds the store's record of its Secrets' keys, sealed
+	// with another cluster's token: these servers say they cannot use it
+	// and refuse to rotate, sealing on with their own keys.
+	st, err := first.secretsEncrypt("status")
+	if err != nil || !strings.Contains(st, "Shared keys: not used here") || !strings.Contains(st, "does not open with this server's token") {
+		t.Errorf("status beside another cluster's keys: %v\n%s", err, st)
+	}
+	if out, err := first.secretsEncrypt("rotate"); err == nil || !strings.Contains(out, "does not open with this server's token") {
+		t.Errorf("rotate beside another cluster's keys: %v\n%s", err, out)
+	}
 	// Restarted, the second starts from its data dir without the token.
 	second.stop()
 	second.extraArgs = external
