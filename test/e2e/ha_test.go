@@ -161,7 +161,7 @@ func TestHighAvailability(t *testing.T) {
 	})
 	t.Logf("API through a survivor %s after the kill", time.Since(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	n, failed := load.finish(t, servers[2].client(t))
+	n, failed := load.finish(t, servers[2])
 	t.Logf("%d acknowledged writes, all present; %d failed during the failover", n, failed)
 	// The controllers' lease moves to a survivor within its duration
 	// (if the dead server held it), and the dead server leaves the

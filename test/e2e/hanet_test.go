@@ -321,13 +321,17 @@ func startWrites(clients []kubernetes.Interface, pause time.Duration) *writeLoad
 	return l
 }
 
-// finish stops the workers and checks through cs that every acknowledged
+// finish stops the workers and checks through h that every acknowledged
 // write is there; it answers how many were acknowledged and how many
 // failed. No acknowledged write at all ends the test.
-func (l *writeLoad) finish(t *testing.T, cs kubernetes.Interface) (acked int, failed int64) {
+func (l *writeLoad) finish(t *testing.T, h *haServer) (acked int, failed int64) {
 	t.Helper()
 	close(l.stop)
 	l.wg.Wait()
+	// Thousands of reads: without client-go's default limit of 5 a second.
+	rc := h.restConfig(t)
+	rc.QPS = -1
+	cs := kubernetes.NewForConfigOrDie(rc)
 	l.acked.Range(func(k, _ any) bool {
 		acked++
 		if _, err := cs.CoreV1().ConfigMaps("default").Get(context.Background(), k.(string), metav1.GetOptions{}); err != nil {

@@ -3,14 +3,18 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-sh/skiff/test/poll"
 )
 
 // TestKillallAndUninstall: on a node running pods (one with a Secret
@@ -45,8 +49,10 @@ func TestKillallAndUninstall(t *testing.T) {
 	web.Spec.NodeSelector, web.Spec.NodeName = nil, "node-5"
 	web.Spec.Containers[0].Ports[0].HostPort = 18080
 	createPod(t, web)
-	waitRunningReady(t, ns, "with-secret")
-	waitRunningReady(t, ns, "web")
+	first := map[string]string{}
+	for _, name := range []string{"with-secret", "web"} {
+		first[name] = waitRunningReady(t, ns, name).Status.ContainerStatuses[0].ContainerID
+	}
 	if got := mountsUnder(dir); len(got) == 0 {
 		t.Fatal("no mounts under the data dir while pods run: the test would prove nothing")
 	}
@@ -104,11 +110,22 @@ func TestKillallAndUninstall(t *testing.T) {
 	// remove them (not on the PATH): killall says so, and still leaves
 	// nothing, the pods' network namespaces included.
 	startAgent(t, netns, dir, "--node-name", "node-5", "--node-ip", ip, "--pod-cidr", "10.42.4.0/24")
-	waitNodeReady(t, "node-5")
-	waitRunningReady(t, ns, "with-secret")
-	waitRunningReady(t, ns, "web")
-	if len(podNetns()) <= len(before) {
-		t.Fatal("no pod network namespace while pods run: the test would prove nothing")
+	for name, was := range first {
+		// Running again in a new sandbox (the status the agent had
+		// reported before killall says Running too).
+		poll.Eventually(t, 60*time.Second, func() error {
+			p, err := cl.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].ContainerID == was || p.Status.ContainerStatuses[0].State.Running == nil {
+				return fmt.Errorf("pod %s not running again: %+v", name, p.Status.ContainerStatuses)
+			}
+			return nil
+		})
+	}
+	if len(podNetns()) < len(before)+2 {
+		t.Fatal("the pods' network namespaces are not there while they run: the test would prove nothing")
 	}
 	out, err := killall("PATH=/nonexistent")
 	if err == nil || !strings.Contains(out, "pods could not be removed through the runtime") || !strings.Contains(out, "removed a pod network namespace the runtime left") {

@@ -162,7 +162,7 @@ func TestRollingUpgrade(t *testing.T) {
 			mixedVersions(t, h, servers[i+1], i)
 		}
 	}
-	n, failed := load.finish(t, servers[0].client(t))
+	n, failed := load.finish(t, servers[0])
 	t.Logf("%d acknowledged writes through the upgrade, all present; %d failed while their server restarted", n, failed)
 
 	// The node agent last (agents may be older than their servers, never
