@@ -29,13 +29,19 @@ func previousCommit(t *testing.T) string {
 	return strings.TrimSpace(string(raw))[:7]
 }
 
-// kubectl runs this skiff's kubectl against h from inside its namespace.
+// kubectl runs this skiff's kubectl against h from inside its namespace
+// and answers what it printed on stdout (stderr goes into the error).
 func (h *haServer) kubectl(stdin string, args ...string) (string, error) {
 	argv := append([]string{"--net=/var/run/netns/" + h.netns, skiffBin, "kubectl", "--kubeconfig", filepath.Join(h.dir, "admin.kubeconfig")}, args...)
 	cmd := exec.Command("nsenter", argv...)
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return string(out), nil
 }
 
 func (h *haServer) gitCommit(t *testing.T) string {
